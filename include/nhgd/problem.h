@@ -1,0 +1,108 @@
+/* The problem interface: everything the engine needs to know about a bilevel problem, as a
+ * table of closed-form functions. A user defines a new problem by filling one of these. */
+#ifndef NHGD_PROBLEM_H
+#define NHGD_PROBLEM_H
+
+#include <stdint.h>
+#include "nhgd/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The bilevel problem solved by the engine:
+ *
+ *   inner  g(v, theta) = (1/n) sum_i w_i(v) l_i(theta) + R(v, theta)   over the training rows
+ *   outer  f(v, theta) = (1/n_val) sum_j f_j(theta) [+ terms in v]      over the validation rows
+ *
+ * theta has d entries and is replicated on every rank. v has p entries: replicated, or, when
+ * v_per_sample is set, one entry per training row, sharded with the rows (every callback
+ * then receives this rank's slice v[0 .. train.n_local)). The Hessian of R in theta must be
+ * diagonal. Row indices passed to callbacks are local (0 .. n_local-1) to the split.
+ * Callbacks are not collective unless stated; they return 0 or an nhgd_status. */
+typedef struct nhgd_problem nhgd_problem;
+struct nhgd_problem {
+  const char *name;
+  void *ctx;              /* the problem's own state */
+  const nhgd_data *data;  /* bound data; callbacks read data->train/val/test */
+  int64_t d;              /* inner dimension */
+  int64_t p;              /* outer dimension (global) */
+  int v_per_sample;       /* 1: p == train.n_global and v is sharded with the training rows */
+  int hess_rank;          /* q: columns of each per-sample Hessian factor */
+  int is_classifier;      /* 1: eval reports accuracy */
+
+  /* Initial values: theta (d) and this rank's v (p, or train.n_local if v_per_sample). */
+  int (*init)(const nhgd_problem *pb, double *theta, double *v);
+
+  /* Sum over the nb listed training rows of w_i(v) grad l_i(theta), written to g (d, zeroed
+   * by the callback), and sum of w_i(v) l_i(theta) to *loss. */
+  int (*inner_grad)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                    const int *rows, double *g, double *loss);
+
+  /* Per-sample gradients: column k of S (d x nb, column-major, ld = d) is grad l_{rows[k]}
+   * (unweighted) and c[k] = w_{rows[k]}(v). */
+  int (*sample_grads)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                      const int *rows, double *S, double *c);
+
+  /* Per-sample Hessian factors: Z (d x nb*q, ld = d) with columns k*q .. k*q+q-1 holding Z_k
+   * such that w_k Hess l_k(theta) = Z_k Z_k^T (the weight is included). */
+  int (*hess_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                      const int *rows, double *Z);
+
+  /* Hessian-vector product: HV (d, zeroed by the callback) = sum over the rows of
+   * w_i Hess l_i(theta) V. */
+  int (*hvp)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+             const int *rows, const double *V, double *HV);
+
+  /* Regulariser: *value = R(v, theta) (may be NULL), grad (may be NULL) += grad_theta R,
+   * hdiag (may be NULL) = diagonal of Hess_theta R (d entries, set). */
+  int (*reg)(const nhgd_problem *pb, const double *theta, const double *v, double *value,
+             double *grad, double *hdiag);
+
+  /* Outer terms over all local rows of split (data->val or data->test):
+   * *loss_sum = sum of per-row outer losses; if gtheta != NULL, gtheta (d, set) = sum of
+   * per-row gradients in theta; *correct (may be NULL) = rows classified right. The engine
+   * sums over ranks and divides by the split's n_global. */
+  int (*eval)(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
+              const double *v, double *loss_sum, double *gtheta, int64_t *correct);
+
+  /* Direct outer gradient grad_v f (this rank's entries, set), or NULL if f does not depend
+   * on v. For replicated v the result must be equal on every rank. */
+  int (*outer_grad_v)(const nhgd_problem *pb, const double *theta, const double *v,
+                      double *gv);
+
+  /* Cross term out = J^T u with J = d^2 g / (d theta d v) at (v, theta): this rank's p
+   * entries (or n_local entries if v_per_sample). For replicated v the result must be
+   * equal on every rank (a callback that needs data may allreduce over data->comm: then it
+   * is collective). */
+  int (*cross)(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
+               double *out);
+
+  /* Frees ctx; may be NULL. */
+  void (*destroy)(nhgd_problem *pb);
+};
+
+/* Parameters of the built-in problems. */
+typedef struct nhgd_problem_params {
+  double noise_sigma; /* ridge: sigma of the likelihood, default 1 */
+  double clean_reg;   /* hyperclean: r in r ||W||^2, default 1e-3 */
+  double v_init;      /* initial value of every v entry: ridge/logreg log-weights (default
+                         0), hyperclean logits (default 0) */
+} nhgd_problem_params;
+
+void nhgd_problem_params_default(nhgd_problem_params *pp);
+
+/* Not collective. Create a built-in problem ("ridge", "logreg", "hyperclean") bound to data.
+ * Errors: unknown name, or data of the wrong task (ridge needs regression targets, logreg
+ * and hyperclean need class labels). The problem is allocated; free with
+ * nhgd_problem_destroy. */
+int nhgd_problem_create(const char *name, const nhgd_data *data,
+                        const nhgd_problem_params *pp, nhgd_problem **out);
+
+/* Not collective. Calls pb->destroy, frees pb, sets *pb to NULL; NULL-safe. */
+void nhgd_problem_destroy(nhgd_problem **pb);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
