@@ -1,0 +1,72 @@
+/* Run options: one struct with defaults, filled from a file, the environment and the
+ * command line (in that order of precedence, later wins), validated once. */
+#ifndef NHGD_OPTIONS_H
+#define NHGD_OPTIONS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NHGD_PATH_MAX 4096
+
+typedef struct nhgd_options {
+  /* input, problem, method, output */
+  char data[NHGD_PATH_MAX];    /* input HDF5 file */
+  char problem[32];            /* ridge | logreg | hyperclean */
+  char estimator[32];          /* exact */
+  char output[NHGD_PATH_MAX];  /* output HDF5 file */
+  char metrics[NHGD_PATH_MAX]; /* JSON-lines metrics file, "" for none */
+  char v_from[NHGD_PATH_MAX];  /* start v from /v of this HDF5 file, "" for v_init */
+  /* outer loop */
+  int64_t outer_steps;
+  char outer_opt[16];      /* sgd | adam */
+  double outer_lr;
+  char outer_schedule[16]; /* const | invsqrt | inv */
+  double outer_decay;
+  double adam_beta1, adam_beta2, adam_eps;
+  /* inner loop */
+  int64_t inner_steps;
+  int64_t batch;
+  double inner_lr;
+  char inner_schedule[16]; /* const | inv | cosine */
+  double inner_decay;
+  int warm_start;
+  /* problems */
+  double noise_sigma, clean_reg, v_init;
+  /* distributed linear algebra */
+  int block_size; /* 0: automatic */
+  int grid_rows;  /* 0: automatic (near-square, rows <= columns) */
+  int hess_chunk; /* training rows per rank per all-gather when forming the exact Hessian */
+  /* misc */
+  uint64_t seed;
+  int eval_every; /* evaluate on the test split every this many outer steps (0: never) */
+  int log_level;  /* 0 error, 1 warn, 2 info, 3 debug */
+} nhgd_options;
+
+/* Set every field to its documented default. Not collective. */
+void nhgd_options_default(nhgd_options *o);
+
+/* Not collective (call it on every rank with the same arguments; the result is identical).
+ * Applies, in order: the file named by --config (or NHGD_CONFIG), environment variables
+ * NHGD_<NAME> (upper case, '-' as '_'), then argv[0..argc) of the form --name value or
+ * --name=value. Unknown names, malformed or out-of-range values are errors naming the
+ * option and its source. Sets *help when --help is present. */
+int nhgd_options_parse(nhgd_options *o, int argc, char **argv, int *help);
+
+/* Check cross-option constraints (e.g. batch >= 1). Not collective. */
+int nhgd_options_validate(const nhgd_options *o);
+
+/* Print every option with its default and description. */
+void nhgd_options_help(FILE *out);
+
+/* Call fn(name, value-as-text, arg) for every option (for logging and output attributes). */
+void nhgd_options_foreach(const nhgd_options *o,
+                          void (*fn)(const char *name, const char *value, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

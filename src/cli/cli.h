@@ -1,0 +1,13 @@
+/* Subcommands of the nhgd program. */
+#ifndef NHGD_CLI_H
+#define NHGD_CLI_H
+
+/* Exit codes of the program (documented in README.md). */
+enum { NHGD_EXIT_OK = 0, NHGD_EXIT_ERROR = 1, NHGD_EXIT_USAGE = 2 };
+
+/* `nhgd data KIND [options]`: collective over MPI_COMM_WORLD; rank 0 does the work. */
+int nhgd_cli_data(int argc, char **argv);
+/* Print the error recorded by libnhgd on rank 0. */
+void nhgd_cli_report_error(int rc);
+
+#endif

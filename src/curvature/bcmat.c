@@ -1,0 +1,203 @@
+/* Block-cyclic matrices on a BLACS grid: layout, BLAS-3 updates, ScaLAPACK Cholesky. */
+#include "curvature/bcmat.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "curvature/scalapack.h"
+
+int nhgd_grid_create(MPI_Comm comm, int nprow, nhgd_grid **out) {
+  *out = NULL;
+  int P;
+  MPI_Comm_size(comm, &P);
+  if (nprow <= 0) {
+    nprow = 1;
+    for (int r = 1; r * r <= P; ++r)
+      if (P % r == 0) nprow = r;
+  } else if (P % nprow != 0) {
+    NHGD_FAIL(NHGD_ERR_ARG, "option --grid-rows: %d does not divide the number of ranks %d",
+              nprow, P);
+  }
+  nhgd_grid *g;
+  NHGD_CHECK(nhgd_calloc(&g, 1, sizeof *g, "process grid"));
+  g->comm = comm;
+  g->nprow = nprow;
+  g->npcol = P / nprow;
+  g->blacs_handle = Csys2blacs_handle(comm);
+  g->ctxt = g->blacs_handle;
+  Cblacs_gridinit(&g->ctxt, "Row", g->nprow, g->npcol);
+  int pr, pc;
+  Cblacs_gridinfo(g->ctxt, &pr, &pc, &g->myrow, &g->mycol);
+  if (pr != g->nprow || pc != g->npcol) {
+    nhgd_free(&g);
+    NHGD_FAIL(NHGD_ERR_SCALAPACK, "BLACS could not create a %d x %d grid", nprow, P / nprow);
+  }
+  *out = g;
+  return NHGD_OK;
+}
+
+void nhgd_grid_destroy(nhgd_grid **g) {
+  if (!g || !*g) return;
+  Cblacs_gridexit((*g)->ctxt);
+  Cfree_blacs_system_handle((*g)->blacs_handle);
+  nhgd_free(g);
+}
+
+int nhgd_bcmat_auto_block(int n, const nhgd_grid *g) {
+  int pmax = g->nprow > g->npcol ? g->nprow : g->npcol;
+  int nb = (n + 2 * pmax - 1) / (2 * pmax); /* at least two blocks per process row/column */
+  if (nb > 64) nb = 64;
+  if (nb < 8) nb = 8;
+  return nb;
+}
+
+static int numroc(int n, int nb, int iproc, int nprocs) {
+  int zero = 0;
+  return numroc_(&n, &nb, &iproc, &zero, &nprocs);
+}
+
+int64_t nhgd_bcmat_local_bytes(int n, int nb, int nprow, int npcol) {
+  /* Process (0, 0) always holds the most blocks. */
+  return (int64_t)numroc(n, nb, 0, nprow) * numroc(n, nb, 0, npcol) * (int64_t)sizeof(double);
+}
+
+int nhgd_bcmat_create(const nhgd_grid *g, int n, int nb, nhgd_bcmat **out) {
+  *out = NULL;
+  if (n < 1 || nb < 1) NHGD_FAIL(NHGD_ERR_ARG, "block-cyclic matrix: n = %d, nb = %d", n, nb);
+  nhgd_bcmat *A;
+  int rc;
+  NHGD_CHECK(nhgd_calloc(&A, 1, sizeof *A, "block-cyclic matrix"));
+  A->grid = g;
+  A->n = n;
+  A->nb = nb;
+  A->mloc = numroc(n, nb, g->myrow, g->nprow);
+  A->nloc = numroc(n, nb, g->mycol, g->npcol);
+  A->lld = A->mloc > 1 ? A->mloc : 1;
+  int zero = 0, info = 0;
+  descinit_(A->desc, &n, &n, &nb, &nb, &zero, &zero, &g->ctxt, &A->lld, &info);
+  if (info) NHGD_RAISE(rc, fail, NHGD_ERR_SCALAPACK, "descinit failed with INFO = %d", info);
+  NHGD_TRY(rc, nhgd_calloc(&A->a, (size_t)A->lld * (size_t)(A->nloc > 0 ? A->nloc : 1),
+                           sizeof(double), "local part of the block-cyclic matrix"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&A->grow, (size_t)A->mloc, sizeof(int64_t), "row map"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&A->gcol, (size_t)A->nloc, sizeof(int64_t), "column map"), fail);
+  for (int il = 0; il < A->mloc; ++il)
+    A->grow[il] = ((int64_t)(il / nb) * g->nprow + g->myrow) * nb + il % nb;
+  for (int jl = 0; jl < A->nloc; ++jl)
+    A->gcol[jl] = ((int64_t)(jl / nb) * g->npcol + g->mycol) * nb + jl % nb;
+  *out = A;
+  return NHGD_OK;
+fail:
+  nhgd_bcmat_destroy(&A);
+  return rc;
+}
+
+void nhgd_bcmat_destroy(nhgd_bcmat **A) {
+  if (!A || !*A) return;
+  nhgd_free(&(*A)->a);
+  nhgd_free(&(*A)->grow);
+  nhgd_free(&(*A)->gcol);
+  nhgd_free(A);
+}
+
+void nhgd_bcmat_zero(nhgd_bcmat *A) {
+  memset(A->a, 0, (size_t)A->lld * (size_t)A->nloc * sizeof(double));
+}
+
+void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg) {
+  /* Local rows and columns are increasing in their global index: merge the two lists. */
+  int il = 0, jl = 0;
+  while (il < A->mloc && jl < A->nloc) {
+    if (A->grow[il] < A->gcol[jl]) {
+      ++il;
+    } else if (A->grow[il] > A->gcol[jl]) {
+      ++jl;
+    } else {
+      A->a[il + (size_t)jl * A->lld] += dg[A->grow[il]];
+      ++il;
+      ++jl;
+    }
+  }
+}
+
+int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int lower_only) {
+  if (A->mloc == 0 || A->nloc == 0 || k == 0) return NHGD_OK;
+  /* Local columns that meet the lower triangle: global column <= largest local row. */
+  int nloc = A->nloc;
+  if (lower_only) {
+    int64_t gmax = A->grow[A->mloc - 1];
+    while (nloc > 0 && A->gcol[nloc - 1] > gmax) --nloc;
+    if (nloc == 0) return NHGD_OK;
+  }
+  double *Zr, *Zc;
+  int rc;
+  NHGD_CHECK(nhgd_calloc(&Zr, (size_t)A->mloc * (size_t)k, sizeof(double), "gram rows"));
+  NHGD_TRY(rc, nhgd_calloc(&Zc, (size_t)nloc * (size_t)k, sizeof(double), "gram columns"), done);
+  for (int c = 0; c < k; ++c) {
+    const double *z = Z + (size_t)c * A->n;
+    double *zr = Zr + (size_t)c * A->mloc, *zc = Zc + (size_t)c * nloc;
+    for (int il = 0; il < A->mloc; ++il) zr[il] = z[A->grow[il]];
+    for (int jl = 0; jl < nloc; ++jl) zc[jl] = z[A->gcol[jl]];
+  }
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc, nloc, k, alpha, Zr, A->mloc, Zc,
+              nloc, 1.0, A->a, A->lld);
+  nhgd_free(&Zc);
+done:
+  nhgd_free(&Zr);
+  return rc;
+}
+
+int nhgd_bcmat_cholesky(nhgd_bcmat *A) {
+  int one = 1, info = 0;
+  pdpotrf_("L", &A->n, A->a, &one, &one, A->desc, &info, 1);
+  if (info > 0)
+    NHGD_FAIL(NHGD_ERR_NUMERIC,
+              "Cholesky factorisation failed: the %d x %d matrix is not positive definite "
+              "(leading minor %d)",
+              A->n, A->n, info);
+  if (info < 0) NHGD_FAIL(NHGD_ERR_SCALAPACK, "pdpotrf: argument error INFO = %d", info);
+  return NHGD_OK;
+}
+
+int nhgd_bcmat_solve(nhgd_bcmat *A, const double *b, double *x) {
+  const nhgd_grid *g = A->grid;
+  int one = 1, zero = 0, info = 0, rc = NHGD_OK;
+  int bl = numroc(1, A->nb, g->mycol, g->npcol); /* 1 on process column 0, else 0 */
+  int descb[9];
+  descinit_(descb, &A->n, &one, &A->nb, &A->nb, &zero, &zero, &g->ctxt, &A->lld, &info);
+  if (info) NHGD_FAIL(NHGD_ERR_SCALAPACK, "descinit (right-hand side) INFO = %d", info);
+  double *bloc;
+  NHGD_CHECK(nhgd_calloc(&bloc, (size_t)A->lld, sizeof(double), "right-hand side"));
+  if (bl)
+    for (int il = 0; il < A->mloc; ++il) bloc[il] = b[A->grow[il]];
+  pdpotrs_("L", &A->n, &one, A->a, &one, &one, A->desc, bloc, &one, &one, descb, &info, 1);
+  if (info) NHGD_RAISE(rc, done, NHGD_ERR_SCALAPACK, "pdpotrs: INFO = %d", info);
+  /* Each entry lives on exactly one process of column 0: a sum replicates it exactly. */
+  memset(x, 0, (size_t)A->n * sizeof(double));
+  if (bl)
+    for (int il = 0; il < A->mloc; ++il) x[A->grow[il]] = bloc[il];
+  if (MPI_Allreduce(MPI_IN_PLACE, x, A->n, MPI_DOUBLE, MPI_SUM, g->comm) != MPI_SUCCESS)
+    NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Allreduce of the solution failed");
+done:
+  nhgd_free(&bloc);
+  return rc;
+}
+
+int nhgd_bcmat_gather(const nhgd_bcmat *A, double *full) {
+  const nhgd_grid *g = A->grid;
+  int rank, rc = NHGD_OK;
+  MPI_Comm_rank(g->comm, &rank);
+  size_t nn = (size_t)A->n * (size_t)A->n;
+  double *buf;
+  NHGD_CHECK(nhgd_calloc(&buf, nn, sizeof(double), "gathered matrix"));
+  for (int jl = 0; jl < A->nloc; ++jl)
+    for (int il = 0; il < A->mloc; ++il)
+      buf[A->grow[il] + (size_t)A->gcol[jl] * A->n] = A->a[il + (size_t)jl * A->lld];
+  if (MPI_Reduce(rank == 0 ? MPI_IN_PLACE : buf, buf, (int)nn, MPI_DOUBLE, MPI_SUM, 0, g->comm) !=
+      MPI_SUCCESS)
+    rc = nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__, "MPI_Reduce of the matrix failed");
+  if (rank == 0 && !rc) memcpy(full, buf, nn * sizeof(double));
+  nhgd_free(&buf);
+  return rc;
+}

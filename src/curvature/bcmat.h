@@ -1,0 +1,60 @@
+/* The one module that knows the block-cyclic layout: BLACS grid, descriptors, index maps
+ * between global and local entries, and the ScaLAPACK factorisation and solve. */
+#ifndef NHGD_CURVATURE_BCMAT_H
+#define NHGD_CURVATURE_BCMAT_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+/* A 2-D BLACS process grid over all ranks of comm (row-major rank order). */
+typedef struct nhgd_grid {
+  MPI_Comm comm; /* the communicator the grid was made from (not owned) */
+  int ctxt, blacs_handle;
+  int nprow, npcol, myrow, mycol;
+} nhgd_grid;
+
+/* Collective. nprow = 0 chooses the largest divisor of P not above sqrt(P); otherwise
+ * nprow must divide P. */
+int nhgd_grid_create(MPI_Comm comm, int nprow, nhgd_grid **out);
+/* Collective; NULL-safe. */
+void nhgd_grid_destroy(nhgd_grid **g);
+
+/* A square n x n matrix distributed block-cyclically with square nb x nb blocks. */
+typedef struct nhgd_bcmat {
+  const nhgd_grid *grid;
+  int n, nb;
+  int mloc, nloc, lld; /* local rows, columns, leading dimension */
+  int desc[9];
+  double *a;     /* column-major mloc x nloc, a[il + jl*lld] */
+  int64_t *grow; /* global row of each local row (increasing) */
+  int64_t *gcol; /* global column of each local column (increasing) */
+} nhgd_bcmat;
+
+/* Block size used when the user gives 0: 64, smaller for small n so that every rank gets
+ * some blocks. */
+int nhgd_bcmat_auto_block(int n, const nhgd_grid *g);
+
+/* Collective over the grid. Allocates the local part (zeroed). */
+int nhgd_bcmat_create(const nhgd_grid *g, int n, int nb, nhgd_bcmat **out);
+void nhgd_bcmat_destroy(nhgd_bcmat **A);
+/* Bytes of the local part on the busiest rank for (n, nb) on grid g. */
+int64_t nhgd_bcmat_local_bytes(int n, int nb, int nprow, int npcol);
+
+void nhgd_bcmat_zero(nhgd_bcmat *A);
+/* A += diag(dg) with dg replicated (n entries). Not collective. */
+void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg);
+/* A += alpha Z Z^T for Z (n x k, ld n) replicated on every rank: each rank updates its own
+ * entries with one DGEMM (BLAS-3). Only the lower triangle's blocks are touched when
+ * lower_only is set (what a Cholesky with uplo = 'L' reads). Not collective. */
+int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int lower_only);
+/* Collective: Cholesky A = L L^T in place (lower). A non-positive-definite matrix is an
+ * NHGD_ERR_NUMERIC error naming the failing leading minor. */
+int nhgd_bcmat_cholesky(nhgd_bcmat *A);
+/* Collective: solve A x = b with the Cholesky factor; b and x replicated (n entries, may
+ * alias). */
+int nhgd_bcmat_solve(nhgd_bcmat *A, const double *b, double *x);
+/* Collective: gather the whole matrix to rank 0 of the grid (for tests and small n).
+ * full (n x n column-major) is written on rank 0 only; others may pass NULL. */
+int nhgd_bcmat_gather(const nhgd_bcmat *A, double *full);
+
+#endif

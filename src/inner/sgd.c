@@ -1,0 +1,72 @@
+/* Data-parallel inner SGD: global minibatches from the counter RNG, one allreduce a step. */
+#include <math.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "nhgd/errors.h"
+#include "outer/engine.h"
+
+double nhgd_inner_lr(const nhgd_options *o, int64_t t, int64_t T) {
+  if (!strcmp(o->inner_schedule, "inv")) return o->inner_lr / (1.0 + o->inner_decay * (double)t);
+  if (!strcmp(o->inner_schedule, "cosine"))
+    return o->inner_lr * 0.5 * (1.0 + cos(3.14159265358979323846 * (double)t / (double)T));
+  return o->inner_lr;
+}
+
+/* Local rows of the global minibatch of (k, t): every rank draws the same B global indices
+ * and keeps those it owns, so the trajectory does not depend on the number of ranks. */
+static int draw_batch(const nhgd_engine *e, int64_t k, int64_t t, int *rows) {
+  const nhgd_split *tr = &e->data->train;
+  int nb = 0;
+  for (int64_t slot = 0; slot < e->opt.batch; ++slot) {
+    int64_t i = (int64_t)nhgd_rng_below(e->opt.seed, NHGD_STREAM_BATCH, (uint64_t)k,
+                                        (uint64_t)t, (uint64_t)slot, (uint64_t)tr->n_global);
+    if (i >= tr->lo && i < tr->lo + tr->n_local) rows[nb++] = (int)(i - tr->lo);
+  }
+  return nb;
+}
+
+int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
+  const int64_t T = e->opt.inner_steps, d = e->d;
+  const nhgd_problem *pb = e->pb;
+  double *g = e->scratch; /* d gradient entries, then the loss */
+  double loss_acc = 0.0;
+  if (!e->opt.warm_start) memcpy(e->theta, e->theta_init, (size_t)d * sizeof(double));
+  for (int64_t t = 0; t < T; ++t) {
+    nhgd_timer_start(&e->timers, NHGD_T_SAMPLING);
+    int nb = draw_batch(e, k, t, e->rows);
+    nhgd_timer_stop(&e->timers, NHGD_T_SAMPLING);
+
+    nhgd_timer_start(&e->timers, NHGD_T_INNER_GRAD);
+    int rc = pb->inner_grad(pb, e->theta, e->v, nb, e->rows, g, &g[d]);
+    nhgd_timer_stop(&e->timers, NHGD_T_INNER_GRAD);
+    NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+
+    nhgd_timer_start(&e->timers, NHGD_T_ALLREDUCE);
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 1, MPI_DOUBLE, MPI_SUM, e->comm));
+    nhgd_timer_stop(&e->timers, NHGD_T_ALLREDUCE);
+
+    if (e->est && e->est->needs_observe) NHGD_CHECK(e->est->observe(e->est, e, e->theta, nb, e->rows));
+
+    nhgd_timer_start(&e->timers, NHGD_T_INNER_GRAD);
+    const double invB = 1.0 / (double)e->opt.batch;
+    for (int64_t j = 0; j < d; ++j) g[j] *= invB;
+    loss_acc = g[d] * invB;
+    NHGD_CHECK(pb->reg(pb, e->theta, e->v, NULL, g, NULL));
+    const double lr = nhgd_inner_lr(&e->opt, t, T);
+    int finite = 1;
+    for (int64_t j = 0; j < d; ++j) {
+      e->theta[j] -= lr * g[j];
+      finite &= isfinite(e->theta[j]);
+    }
+    nhgd_timer_stop(&e->timers, NHGD_T_INNER_GRAD);
+    /* theta is replicated and identical everywhere, so every rank reaches the same verdict. */
+    if (!finite)
+      NHGD_FAIL(NHGD_ERR_NUMERIC,
+                "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): "
+                "lower --inner-lr (now %g)",
+                (long long)k, (long long)t, e->opt.inner_lr);
+  }
+  e->last_inner_loss = T > 0 ? loss_acc : NAN;
+  return NHGD_OK;
+}

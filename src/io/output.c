@@ -1,0 +1,204 @@
+/* The output HDF5 file: theta, v, history, configuration, timing; written collectively. */
+#include "io/output.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "nhgd/version.h"
+#include "outer/engine.h"
+
+int nhgd_h5_write_vector(hid_t loc, const char *name, int64_t n_global, int64_t offset,
+                         int64_t count, const double *data) {
+  int rc = NHGD_OK;
+  hsize_t dims = (hsize_t)n_global, off = (hsize_t)offset, cnt = (hsize_t)count;
+  hid_t fs = H5Screate_simple(1, &dims, NULL), ms = -1, ds = -1, xp = -1;
+  NHGD_H5_TRY(rc, fs, done, "cannot create the dataspace of %s", name);
+  NHGD_H5_TRY(rc, ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, H5P_DEFAULT,
+                                  H5P_DEFAULT),
+              done, "cannot create dataset %s", name);
+  NHGD_H5_TRY(rc, ms = H5Screate_simple(1, &cnt, NULL), done, "dataspace");
+  if (count > 0) {
+    NHGD_H5_TRY(rc, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL), done,
+                "cannot select entries of %s", name);
+  } else {
+    H5Sselect_none(fs);
+    H5Sselect_none(ms);
+  }
+  NHGD_H5_TRY(rc, xp = H5Pcreate(H5P_DATASET_XFER), done, "transfer property list");
+  H5Pset_dxpl_mpio(xp, H5FD_MPIO_COLLECTIVE);
+  NHGD_H5_TRY(rc, H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, data), done,
+              "cannot write dataset %s", name);
+done:
+  if (xp >= 0) H5Pclose(xp);
+  if (ms >= 0) H5Sclose(ms);
+  if (ds >= 0) H5Dclose(ds);
+  if (fs >= 0) H5Sclose(fs);
+  return rc;
+}
+
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
+  int rc = NHGD_OK;
+  hid_t sp = H5Screate(H5S_SCALAR), at = -1;
+  NHGD_H5_TRY(rc, sp, done, "scalar dataspace");
+  NHGD_H5_TRY(rc, at = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT), done,
+              "cannot create attribute %s", name);
+  NHGD_H5_TRY(rc, H5Awrite(at, type, value), done, "cannot write attribute %s", name);
+done:
+  if (at >= 0) H5Aclose(at);
+  if (sp >= 0) H5Sclose(sp);
+  return rc;
+}
+
+int nhgd_h5_attr_string(hid_t obj, const char *name, const char *value) {
+  hid_t t = H5Tcopy(H5T_C_S1);
+  if (t < 0) NHGD_FAIL(NHGD_ERR_HDF5, "string type");
+  H5Tset_size(t, strlen(value) + 1);
+  H5Tset_strpad(t, H5T_STR_NULLTERM);
+  int rc = attr_write(obj, name, t, value);
+  H5Tclose(t);
+  return rc;
+}
+
+int nhgd_h5_attr_int(hid_t obj, const char *name, int64_t value) {
+  return attr_write(obj, name, H5T_NATIVE_INT64, &value);
+}
+
+int nhgd_h5_attr_double(hid_t obj, const char *name, double value) {
+  return attr_write(obj, name, H5T_NATIVE_DOUBLE, &value);
+}
+
+typedef struct {
+  hid_t group;
+  int rc;
+} config_writer;
+
+static void write_option(const char *name, const char *value, void *arg) {
+  config_writer *w = arg;
+  if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
+}
+
+/* A history column: the field at byte offset off of every record. */
+static int write_history(nhgd_engine *e, hid_t g, const char *name, size_t off, int is_int) {
+  int64_t n = e->hist_len;
+  double *col;
+  NHGD_CHECK(nhgd_calloc(&col, (size_t)(n ? n : 1), sizeof(double), "history column"));
+  for (int64_t i = 0; i < n; ++i) {
+    const char *rec = (const char *)&e->hist[i];
+    col[i] = is_int ? (double)*(const int64_t *)(rec + off) : *(const double *)(rec + off);
+  }
+  int rc = nhgd_h5_write_vector(g, name, n, 0, e->rank == 0 ? n : 0, col);
+  nhgd_free(&col);
+  return rc;
+}
+
+static int write_contents(nhgd_engine *e, hid_t f) {
+  int rc = NHGD_OK;
+  const int root = e->rank == 0;
+  hid_t g = -1;
+  NHGD_CHECK(nhgd_h5_attr_string(f, "format", "nhgd-output"));
+  NHGD_CHECK(nhgd_h5_attr_int(f, "format_version", NHGD_OUTPUT_FORMAT_VERSION));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "nhgd_version", NHGD_VERSION_STRING));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "git_revision", NHGD_GIT_REVISION));
+  NHGD_CHECK(nhgd_h5_attr_int(f, "ranks", e->size));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "problem", e->pb->name));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "estimator", e->est->name));
+  NHGD_CHECK(nhgd_h5_attr_int(f, "outer_steps_done", e->k));
+  NHGD_CHECK(nhgd_h5_write_vector(f, "theta", e->d, 0, root ? e->d : 0, e->theta));
+  int64_t voff = e->pb->v_per_sample ? e->data->train.lo : 0;
+  int64_t vcnt = e->pb->v_per_sample ? e->p_local : (root ? e->p : 0);
+  NHGD_CHECK(nhgd_h5_write_vector(f, "v", e->p, voff, vcnt, e->v));
+  if (e->have_hypergrad) {
+    NHGD_CHECK(nhgd_h5_write_vector(f, "hypergradient", e->p, voff, vcnt, e->h));
+    NHGD_CHECK(nhgd_h5_write_vector(f, "u", e->d, 0, root ? e->d : 0, e->u));
+  }
+  NHGD_H5_TRY(rc, g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
+              "cannot create group /config");
+  config_writer w = {g, NHGD_OK};
+  nhgd_options_foreach(&e->opt, write_option, &w);
+  NHGD_TRY(rc, w.rc, done);
+  H5Gclose(g);
+  NHGD_H5_TRY(rc, g = H5Gcreate2(f, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
+              "cannot create group /history");
+#define HIST(field, is_int)                                                                    \
+  NHGD_TRY(rc, write_history(e, g, #field, offsetof(nhgd_record, field), is_int), done)
+  HIST(step, 1);
+  HIST(val_loss, 0);
+  HIST(val_acc, 0);
+  HIST(test_loss, 0);
+  HIST(test_acc, 0);
+  HIST(inner_loss, 0);
+  HIST(hypergrad_norm, 0);
+  HIST(wall_time, 0);
+#undef HIST
+  H5Gclose(g);
+  double mn[NHGD_T_COUNT], avg[NHGD_T_COUNT], mx[NHGD_T_COUNT];
+  NHGD_CHECK(nhgd_timers_reduce(&e->timers, e->comm, mn, avg, mx));
+  NHGD_H5_TRY(rc, g = H5Gcreate2(f, "timing", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
+              "cannot create group /timing");
+  char names[256] = "";
+  for (int i = 0; i < NHGD_T_COUNT; ++i) {
+    strcat(names, i ? "," : "");
+    strcat(names, nhgd_stage_name(i));
+  }
+  NHGD_TRY(rc, nhgd_h5_attr_string(g, "stages", names), done);
+  NHGD_TRY(rc, nhgd_h5_write_vector(g, "min", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, mn), done);
+  NHGD_TRY(rc, nhgd_h5_write_vector(g, "avg", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, avg),
+           done);
+  NHGD_TRY(rc, nhgd_h5_write_vector(g, "max", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, mx), done);
+done:
+  if (g >= 0) H5Gclose(g);
+  return rc;
+}
+
+int nhgd_output_write(nhgd_engine *e, const char *path) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  nhgd_h5_quiet();
+  int rc = NHGD_OK;
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+  if (fapl < 0) NHGD_FAIL(NHGD_ERR_HDF5, "file access property list");
+  H5Pset_fapl_mpio(fapl, e->comm, MPI_INFO_NULL);
+  f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (f < 0)
+    NHGD_FAIL(NHGD_ERR_IO, "output %s: cannot create %s (missing folder or no permission?)", path,
+              tmp);
+  rc = write_contents(e, f);
+  if (H5Fclose(f) < 0 && !rc)
+    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "output %s: closing failed", tmp);
+  NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+  if (e->rank == 0 && rename(tmp, path) != 0)
+    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "output %s: cannot rename %s (%s)", path,
+                        tmp, strerror(errno));
+  return nhgd_error_agree(e->comm, rc);
+}
+
+int nhgd_h5_read_vector(const char *path, const char *name, int64_t n, double *out) {
+  nhgd_h5_quiet();
+  int rc = NHGD_OK;
+  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), ds = -1, sp = -1;
+  if (f < 0) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open as HDF5", path);
+  if (H5Lexists(f, name + (name[0] == '/'), H5P_DEFAULT) <= 0)
+    NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: no dataset %s", path, name);
+  NHGD_H5_TRY(rc, ds = H5Dopen2(f, name, H5P_DEFAULT), done, "%s: cannot open %s", path, name);
+  sp = H5Dget_space(ds);
+  hsize_t dims[2] = {0, 0};
+  int nd = H5Sget_simple_extent_ndims(sp);
+  if (nd != 1) NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: %s is %d-D, expected 1-D", path, name, nd);
+  H5Sget_simple_extent_dims(sp, dims, NULL);
+  if ((int64_t)dims[0] != n)
+    NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: %s has %llu entries, this problem needs %lld", path,
+               name, (unsigned long long)dims[0], (long long)n);
+  NHGD_H5_TRY(rc, H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), done,
+              "%s: cannot read %s", path, name);
+  for (int64_t i = 0; i < n; ++i)
+    if (out[i] != out[i] || out[i] - out[i] != 0.0)
+      NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: %s[%lld] is not finite", path, name, (long long)i);
+done:
+  if (sp >= 0) H5Sclose(sp);
+  if (ds >= 0) H5Dclose(ds);
+  H5Fclose(f);
+  return rc;
+}
