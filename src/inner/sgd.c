@@ -18,6 +18,10 @@ double nhgd_inner_lr(const nhgd_options *o, int64_t t, int64_t T) {
 static int draw_batch(const nhgd_engine *e, int64_t k, int64_t t, int *rows) {
   const nhgd_split *tr = &e->data->train;
   int nb = 0;
+  if (e->opt.batch == 0) { /* full batch: every row once, deterministic gradient descent */
+    for (int i = 0; i < tr->n_local; ++i) rows[i] = i;
+    return tr->n_local;
+  }
   for (int64_t slot = 0; slot < e->opt.batch; ++slot) {
     int64_t i = (int64_t)nhgd_rng_below(e->opt.seed, NHGD_STREAM_BATCH, (uint64_t)k,
                                         (uint64_t)t, (uint64_t)slot, (uint64_t)tr->n_global);
@@ -49,7 +53,8 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
     if (e->est && e->est->needs_observe) NHGD_CHECK(e->est->observe(e->est, e, e->theta, nb, e->rows));
 
     nhgd_timer_start(&e->timers, NHGD_T_INNER_GRAD);
-    const double invB = 1.0 / (double)e->opt.batch;
+    const double invB =
+        1.0 / (double)(e->opt.batch ? e->opt.batch : e->data->train.n_global);
     for (int64_t j = 0; j < d; ++j) g[j] *= invB;
     loss_acc = g[d] * invB;
     NHGD_CHECK(pb->reg(pb, e->theta, e->v, NULL, g, NULL));

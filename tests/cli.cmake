@@ -1,0 +1,6 @@
+# Tests of the nhgd program: bad input on every rank count.
+foreach(np 1 2 4)
+  nhgd_add_serial_test(cli_bad_input_np${np}
+    COMMAND bash ${NHGD_TEST_DIR}/cli/bad_input.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
+    LABELS "mpi;fast")
+endforeach()

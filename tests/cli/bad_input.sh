@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Bad input through the nhgd program on NP ranks: every case must exit non-zero (2 for usage
+# errors, 1 otherwise), print one clear message once, and never hang.
+# usage: bad_input.sh NHGD MPIRUN NP
+set -u
+nhgd=$1 mpirun=$2 np=$3
+dir=bad_input_np$np
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+export OPENBLAS_NUM_THREADS=1
+failures=0
+
+# expect CODE PHRASE -- nhgd arguments...
+expect() {
+  local code=$1 phrase=$2
+  shift 3
+  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >out.txt 2>err.txt
+  local got=$?
+  local count
+  count=$(grep -c -F -- "$phrase" err.txt)
+  if [ "$got" -eq 124 ]; then
+    echo "FAIL (hang) nhgd $*"
+    failures=$((failures + 1))
+  elif [ "$got" -ne "$code" ] || [ "$count" -ne 1 ]; then
+    echo "FAIL nhgd $*: exit $got (want $code), phrase '$phrase' seen $count times (want 1)"
+    sed 's/^/    /' err.txt | head -20
+    failures=$((failures + 1))
+  else
+    echo "ok   nhgd $* -> exit $got: $(grep -F -- "$phrase" err.txt | head -1)"
+  fi
+}
+
+"$nhgd" data synth --kind logistic --n-train 40 --n-val 20 --n-test 10 --features 5 \
+  --output cls.h5 >/dev/null || exit 1
+"$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 10 --features 5 \
+  --output reg.h5 >/dev/null || exit 1
+printf 'this is not an HDF5 file\n' >garbage.h5
+small="--outer-steps 1 --inner-steps 2 --batch 8 --log-level 1"
+
+expect 2 "unknown option --bogus" -- run --bogus 1
+expect 2 "option --batch (command line): value -5 is outside the range" -- run --batch -5
+expect 2 "option --estimator (command line): 'magic' is not one of" -- run --estimator magic
+expect 2 "option --inner-lr (command line): 'fast' is not a finite number" -- run --inner-lr fast
+expect 2 "unknown command 'fly'" -- fly
+expect 2 "unknown data kind" -- data nothing
+expect 1 "missing.h5" -- run --data missing.h5 $small
+expect 1 "garbage.h5" -- run --data garbage.h5 $small
+expect 1 "ridge" -- run --data cls.h5 --problem ridge $small --output o.h5
+expect 1 "regression" -- run --data reg.h5 --problem logreg $small --output o.h5
+expect 1 "no/such/dir" -- run --data cls.h5 --problem logreg $small --output no/such/dir/o.h5
+expect 1 "diverged" -- run --data reg.h5 --problem ridge --inner-lr 1e6 $small --output o.h5
+$mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" hypergrad --data cls.h5 \
+  --problem hyperclean $small --output hc.h5 >/dev/null 2>&1 || { echo "FAIL setup run"; exit 1; }
+expect 1 "has 40 entries, this problem needs 5" -- run --data cls.h5 --problem logreg $small \
+  --output o.h5 --v-from hc.h5
+expect 1 "no dataset /v" -- run --data cls.h5 --problem logreg $small --output o.h5 \
+  --v-from reg.h5
+expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
+
+echo "$failures failures"
+[ "$failures" -eq 0 ]

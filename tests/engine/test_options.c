@@ -1,0 +1,126 @@
+/* Options: defaults, precedence file < environment < argv, rejection of bad input. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/rng.h"
+#include "nhgd/errors.h"
+#include "nhgd/options.h"
+
+static int parse(nhgd_options *o, int argc, char **argv) {
+  nhgd_options_default(o);
+  nhgd_error_clear();
+  int help = 0;
+  int rc = nhgd_options_parse(o, argc, argv, &help);
+  if (!rc) rc = nhgd_options_validate(o);
+  return rc;
+}
+
+static void defaults_are_valid(void **state) {
+  nhgd_options o;
+  assert_int_equal(parse(&o, 0, NULL), 0);
+  assert_string_equal(o.problem, "hyperclean");
+  assert_int_equal(o.batch, 256);
+  assert_int_equal(o.warm_start, 1);
+}
+
+static void precedence(void **state) {
+  const char *path = "test_options.cfg";
+  FILE *f = fopen(path, "w");
+  fprintf(f, "# a comment\nbatch = 64\ninner-lr 0.5\n--outer-steps=3\n\nseed = 9  # trailing\n");
+  fclose(f);
+  setenv("NHGD_INNER_LR", "0.25", 1);
+  char *argv[] = {"--config", (char *)path, "--seed", "11", "--problem=ridge"};
+  nhgd_options o;
+  assert_int_equal(parse(&o, 5, argv), 0);
+  assert_int_equal(o.batch, 64);              /* file */
+  assert_true(o.inner_lr == 0.25);            /* environment beats file */
+  assert_int_equal(o.seed, 11);               /* command line beats file */
+  assert_string_equal(o.problem, "ridge");
+  unsetenv("NHGD_INNER_LR");
+  remove(path);
+}
+
+static void expect_error(int argc, char **argv, const char *phrase) {
+  nhgd_options o;
+  int rc = parse(&o, argc, argv);
+  assert_int_equal(rc, NHGD_ERR_ARG);
+  if (!strstr(nhgd_error_message(), phrase))
+    fail_msg("message '%s' lacks '%s'", nhgd_error_message(), phrase);
+}
+
+static void rejects_bad_input(void **state) {
+  char *a1[] = {"--no-such-option", "1"};
+  expect_error(2, a1, "unknown option --no-such-option");
+  char *a2[] = {"--batch", "-1"};
+  expect_error(2, a2, "outside the range");
+  char *a3[] = {"--batch", "12x"};
+  expect_error(2, a3, "not an integer");
+  char *a4[] = {"--inner-lr", "nan"};
+  expect_error(2, a4, "not a finite number");
+  char *a5[] = {"--problem", "lasso"};
+  expect_error(2, a5, "not one of ridge|logreg|hyperclean");
+  char *a6[] = {"--warm-start", "maybe"};
+  expect_error(2, a6, "not a boolean");
+  char *a7[] = {"--seed"};
+  expect_error(1, a7, "needs a value");
+  char *a8[] = {"stray"};
+  expect_error(1, a8, "unexpected argument");
+  char *a9[] = {"--seed", "-3"};
+  expect_error(2, a9, "must be non-negative");
+  char *a10[] = {"--config", "/nonexistent/file.cfg"};
+  nhgd_options o;
+  assert_int_equal(parse(&o, 2, a10), NHGD_ERR_IO);
+  FILE *f = fopen("bad.cfg", "w");
+  fprintf(f, "batch = 4\nbogus = 1\n");
+  fclose(f);
+  char *a11[] = {"--config", "bad.cfg"};
+  expect_error(2, a11, "bad.cfg line 2");
+  remove("bad.cfg");
+}
+
+static void help_lists_every_option(void **state) {
+  char buf[65536];
+  FILE *f = fmemopen(buf, sizeof buf, "w");
+  nhgd_options_help(f);
+  fclose(f);
+  const char *names[] = {"--data", "--problem", "--estimator", "--outer-steps", "--batch",
+                         "--inner-lr", "--seed", "--block-size", "--metrics", "--v-from"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+    assert_non_null(strstr(buf, names[i]));
+  assert_non_null(strstr(buf, "(default: 256)"));
+}
+
+static void rng_is_deterministic_and_uniform(void **state) {
+  assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) == nhgd_rng_uniform(1, 2, 3, 4, 5));
+  assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) != nhgd_rng_uniform(2, 2, 3, 4, 5));
+  int counts[10] = {0};
+  for (uint64_t i = 0; i < 100000; ++i) counts[nhgd_rng_below(3, 1, i, 0, 0, 10)]++;
+  for (int b = 0; b < 10; ++b) assert_in_range(counts[b], 9500, 10500);
+  double s = 0, s2 = 0;
+  for (uint64_t i = 0; i < 100000; ++i) {
+    double z = nhgd_rng_normal(3, 2, i, 0, 0);
+    s += z;
+    s2 += z * z;
+  }
+  assert_true(s / 1e5 > -0.02 && s / 1e5 < 0.02);
+  assert_true(s2 / 1e5 > 0.97 && s2 / 1e5 < 1.03);
+  int64_t perm[1000];
+  int seen[1000] = {0};
+  nhgd_rng_permutation(5, 3, 0, 1000, perm);
+  for (int i = 0; i < 1000; ++i) seen[perm[i]]++;
+  for (int i = 0; i < 1000; ++i) assert_int_equal(seen[i], 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(defaults_are_valid), cmocka_unit_test(precedence),
+      cmocka_unit_test(rejects_bad_input), cmocka_unit_test(help_lists_every_option),
+      cmocka_unit_test(rng_is_deterministic_and_uniform)};
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
