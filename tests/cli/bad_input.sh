@@ -47,7 +47,8 @@ expect 1 "garbage.h5" -- run --data garbage.h5 $small
 expect 1 "ridge" -- run --data cls.h5 --problem ridge $small --output o.h5
 expect 1 "regression" -- run --data reg.h5 --problem logreg $small --output o.h5
 expect 1 "no/such/dir" -- run --data cls.h5 --problem logreg $small --output no/such/dir/o.h5
-expect 1 "diverged" -- run --data reg.h5 --problem ridge --inner-lr 1e6 $small --output o.h5
+expect 1 "diverged" -- run --data reg.h5 --problem ridge --inner-lr 1e8 --outer-steps 1 \
+  --inner-steps 100 --batch 8 --log-level 1 --output o.h5
 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" hypergrad --data cls.h5 \
   --problem hyperclean $small --output hc.h5 >/dev/null 2>&1 || { echo "FAIL setup run"; exit 1; }
 expect 1 "has 40 entries, this problem needs 5" -- run --data cls.h5 --problem logreg $small \

@@ -2,6 +2,8 @@
 # `nhgd run` follows the same trajectory on 1 and NP ranks (1e-10 relative on theta, v and
 # the history) for every built-in problem. usage: rank_invariance.sh NHGD MPIRUN NP
 set -u
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
 nhgd=$1 mpirun=$2 np=$3
 here=$(cd "$(dirname "$0")/.." && pwd)
 dir=rank_invariance_np$np
@@ -23,7 +25,7 @@ for case in "ridge ridge.h5 --noise-sigma 0.5 --inner-lr 0.05" \
   run 1 "$nhgd" "${common[@]}" --output "$problem.np1.h5" || { status=1; continue; }
   run "$np" "$nhgd" "${common[@]}" --output "$problem.np$np.h5" || { status=1; continue; }
   echo "== $problem: 1 vs $np ranks"
-  python3 "$here/tools/compare_h5.py" "$problem.np$np.h5" "$problem.np1.h5" 1e-10 \
+  $python "$here/tools/compare_h5.py" "$problem.np$np.h5" "$problem.np1.h5" 1e-10 \
     /theta /v /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
 done
 exit $status

@@ -1,0 +1,371 @@
+/* Example: a user-defined bilevel problem written against the public interface only, with a
+ * self-check of every derivative by finite differences. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nhgd/problem.h"
+
+/* The problem: least squares with fixed per-feature penalty weights a_j and one tuned scale,
+ *
+ *   l_i(theta) = (y_i - x_i^T theta)^2 / 2,   w_i = 1,
+ *   R(v, theta) = (1/2) exp(v) sum_j a_j theta_j^2          (p = 1, v replicated),
+ *   f(v, theta) = (1/n_val) sum_j (y_j - x_j^T theta)^2 / 2 + (mu/2) v^2,
+ *
+ * where the (mu/2) v^2 hyperprior keeps the scale from running away; eval reports only the
+ * per-row part, outer_grad_v the derivative of the prior. */
+typedef struct custom_ctx {
+  double *a; /* per-feature penalty weights (d entries) */
+  double mu; /* strength of the prior on v */
+} custom_ctx;
+
+static double residual(const nhgd_split *s, int i, const double *theta) {
+  const double *x = s->X + (size_t)i * s->m;
+  double r = s->y_real[i];
+  for (int j = 0; j < s->m; j++)
+    r -= x[j] * theta[j];
+  return r;
+}
+
+static int c_init(const nhgd_problem *pb, double *theta, double *v) {
+  memset(theta, 0, (size_t)pb->d * sizeof(double));
+  v[0] = 0.0;
+  return 0;
+}
+
+static int c_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                        const int *rows, double *g, double *loss) {
+  const nhgd_split *s = &pb->data->train;
+  memset(g, 0, (size_t)pb->d * sizeof(double));
+  *loss = 0.0;
+  for (int k = 0; k < nb; k++) {
+    double r = residual(s, rows[k], theta);
+    const double *x = s->X + (size_t)rows[k] * s->m;
+    *loss += 0.5 * r * r;
+    for (int j = 0; j < s->m; j++)
+      g[j] -= r * x[j];
+  }
+  return 0;
+}
+
+static int c_sample_grads(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                          const int *rows, double *S, double *c) {
+  const nhgd_split *s = &pb->data->train;
+  for (int k = 0; k < nb; k++) {
+    double r = residual(s, rows[k], theta);
+    const double *x = s->X + (size_t)rows[k] * s->m;
+    for (int j = 0; j < s->m; j++)
+      S[(size_t)k * pb->d + j] = -r * x[j];
+    c[k] = 1.0;
+  }
+  return 0;
+}
+
+/* Hess l_i = x_i x_i^T: one factor column per row (hess_rank 1). */
+static int c_hess_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                          const int *rows, double *Z) {
+  const nhgd_split *s = &pb->data->train;
+  for (int k = 0; k < nb; k++)
+    memcpy(Z + (size_t)k * pb->d, s->X + (size_t)rows[k] * s->m, (size_t)s->m * sizeof(double));
+  return 0;
+}
+
+static int c_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                 const int *rows, const double *V, double *HV) {
+  const nhgd_split *s = &pb->data->train;
+  memset(HV, 0, (size_t)pb->d * sizeof(double));
+  for (int k = 0; k < nb; k++) {
+    const double *x = s->X + (size_t)rows[k] * s->m;
+    double xv = 0.0;
+    for (int j = 0; j < s->m; j++)
+      xv += x[j] * V[j];
+    for (int j = 0; j < s->m; j++)
+      HV[j] += xv * x[j];
+  }
+  return 0;
+}
+
+static int c_reg(const nhgd_problem *pb, const double *theta, const double *v, double *value,
+                 double *grad, double *hdiag) {
+  const custom_ctx *ctx = pb->ctx;
+  double ev = exp(v[0]), total = 0.0;
+  for (int64_t j = 0; j < pb->d; j++) {
+    total += 0.5 * ev * ctx->a[j] * theta[j] * theta[j];
+    if (grad) grad[j] += ev * ctx->a[j] * theta[j];
+    if (hdiag) hdiag[j] = ev * ctx->a[j];
+  }
+  if (value) *value = total;
+  return 0;
+}
+
+static int c_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
+                  const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
+  if (gtheta) memset(gtheta, 0, (size_t)pb->d * sizeof(double));
+  *loss_sum = 0.0;
+  for (int i = 0; i < split->n_local; i++) {
+    double r = residual(split, i, theta);
+    *loss_sum += 0.5 * r * r;
+    if (gtheta)
+      for (int j = 0; j < split->m; j++)
+        gtheta[j] -= r * split->X[(size_t)i * split->m + j];
+  }
+  if (correct) *correct = 0;
+  return 0;
+}
+
+static double prior_value(const custom_ctx *ctx, double v) {
+  return 0.5 * ctx->mu * v * v;
+}
+
+static int c_outer_grad_v(const nhgd_problem *pb, const double *theta, const double *v,
+                          double *gv) {
+  gv[0] = ((const custom_ctx *)pb->ctx)->mu * v[0];
+  return 0;
+}
+
+/* J = d(grad_theta R)/dv = exp(v) a .* theta, a single column. */
+static int c_cross(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
+                   double *out) {
+  const custom_ctx *ctx = pb->ctx;
+  double s = 0.0;
+  for (int64_t j = 0; j < pb->d; j++)
+    s += ctx->a[j] * theta[j] * u[j];
+  out[0] = exp(v[0]) * s;
+  return 0;
+}
+
+static void c_destroy(nhgd_problem *pb) {
+  custom_ctx *ctx = pb->ctx;
+  if (ctx) free(ctx->a);
+  free(ctx);
+  pb->ctx = NULL;
+}
+
+/* The problem is allocated with malloc so that nhgd_problem_destroy can free it. */
+static nhgd_problem *custom_problem_create(const nhgd_data *data, double mu) {
+  nhgd_problem *pb = calloc(1, sizeof *pb);
+  custom_ctx *ctx = calloc(1, sizeof *ctx);
+  double *a = calloc((size_t)data->m, sizeof(double));
+  if (!pb || !ctx || !a) {
+    free(pb);
+    free(ctx);
+    free(a);
+    return NULL;
+  }
+  for (int j = 0; j < data->m; j++)
+    a[j] = 1.0 + 0.5 * j; /* later features cost more */
+  ctx->a = a;
+  ctx->mu = mu;
+  pb->name = "weighted-ls";
+  pb->ctx = ctx;
+  pb->data = data;
+  pb->d = data->m;
+  pb->p = 1;
+  pb->v_per_sample = 0;
+  pb->hess_rank = 1;
+  pb->is_classifier = 0;
+  pb->init = c_init;
+  pb->inner_grad = c_inner_grad;
+  pb->sample_grads = c_sample_grads;
+  pb->hess_factors = c_hess_factors;
+  pb->hvp = c_hvp;
+  pb->reg = c_reg;
+  pb->eval = c_eval;
+  pb->outer_grad_v = c_outer_grad_v;
+  pb->cross = c_cross;
+  pb->destroy = c_destroy;
+  return pb;
+}
+
+/* ---- a tiny data set built by hand, partitioned over ranks like the data layer does ---- */
+
+#define M 4
+#define NTRAIN 12
+#define NVAL 6
+
+static void make_split(nhgd_split *s, int64_t n, int rank, int size, double shift) {
+  int64_t q = n / size, rem = n % size;
+  s->n_global = n;
+  s->lo = rank * q + (rank < rem ? rank : rem);
+  s->n_local = (int)(q + (rank < rem ? 1 : 0));
+  s->m = M;
+  s->X = calloc((size_t)s->n_local * M + 1, sizeof(double));
+  s->y_real = calloc((size_t)s->n_local + 1, sizeof(double));
+  s->y_class = NULL;
+  for (int i = 0; i < s->n_local; i++) {
+    double gi = (double)(s->lo + i) + shift;
+    double y = 0.1 * cos(3.0 * gi);
+    for (int j = 0; j < M; j++) {
+      double x = sin(1.3 * gi + 0.7 * j + 0.1);
+      s->X[(size_t)i * M + j] = x;
+      y += (j + 1) * 0.4 * x;
+    }
+    s->y_real[i] = y;
+  }
+}
+
+/* ---- finite-difference checks ---- */
+
+#define H 1e-6
+static int failures;
+
+static void expect(const char *what, const double *a, const double *b, int n) {
+  double err = 0.0, scale = 1e-2;
+  for (int i = 0; i < n; i++) {
+    err = fmax(err, fabs(a[i] - b[i]));
+    scale = fmax(scale, fmax(fabs(a[i]), fabs(b[i])));
+  }
+  if (!(err <= 1e-6 * scale)) {
+    fprintf(stderr, "custom problem: %s: relative error %.3e\n", what, err / scale);
+    failures++;
+  }
+}
+
+static double loss_at(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                      const int *rows) {
+  double g[M], loss;
+  pb->inner_grad(pb, theta, v, nb, rows, g, &loss);
+  return loss;
+}
+
+/* <(1/n) sum_i grad l_i + grad R, u> over this rank's rows: the data part does not depend on
+ * v, so its difference quotient in v is the cross term. */
+static double phi(const nhgd_problem *pb, const double *theta, double v, const double *u, int nb,
+                  const int *rows) {
+  double g[M], loss, s = 0.0;
+  pb->inner_grad(pb, theta, &v, nb, rows, g, &loss);
+  for (int j = 0; j < M; j++)
+    g[j] /= (double)pb->data->train.n_global;
+  pb->reg(pb, theta, &v, NULL, g, NULL);
+  for (int j = 0; j < M; j++)
+    s += g[j] * u[j];
+  return s;
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  nhgd_data data;
+  memset(&data, 0, sizeof data);
+  data.comm = MPI_COMM_WORLD;
+  MPI_Comm_rank(data.comm, &data.rank);
+  MPI_Comm_size(data.comm, &data.size);
+  data.task = NHGD_TASK_REGRESSION;
+  data.m = M;
+  make_split(&data.train, NTRAIN, data.rank, data.size, 0.0);
+  make_split(&data.val, NVAL, data.rank, data.size, 100.0);
+
+  nhgd_problem *pb = custom_problem_create(&data, 0.3);
+  if (!pb) {
+    fprintf(stderr, "custom problem: out of memory\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  const int n = data.train.n_local;
+  int rows[NTRAIN];
+  for (int i = 0; i < n; i++)
+    rows[i] = i;
+  double theta[M], v = 0.4, t[M], g[M], fd[M], loss;
+  for (int j = 0; j < M; j++)
+    theta[j] = 0.3 * j - 0.5;
+
+  /* inner gradient, per-sample gradients */
+  pb->inner_grad(pb, theta, &v, n, rows, g, &loss);
+  for (int j = 0; j < M; j++) {
+    memcpy(t, theta, sizeof t);
+    t[j] += H;
+    double lp = loss_at(pb, t, &v, n, rows);
+    t[j] -= 2 * H;
+    fd[j] = (lp - loss_at(pb, t, &v, n, rows)) / (2 * H);
+  }
+  expect("inner_grad", g, fd, M);
+  double S[M * NTRAIN], c[NTRAIN], sum[M] = {0};
+  pb->sample_grads(pb, theta, &v, n, rows, S, c);
+  for (int k = 0; k < n; k++)
+    for (int j = 0; j < M; j++)
+      sum[j] += c[k] * S[k * M + j];
+  expect("sample_grads", sum, g, M);
+
+  /* Hessian-vector product, Hessian factors */
+  double V[M] = {0.3, -1.0, 0.5, 2.0}, HV[M], gp[M], gm[M], ZZV[M] = {0}, Z[M * NTRAIN];
+  pb->hvp(pb, theta, &v, n, rows, V, HV);
+  for (int j = 0; j < M; j++)
+    t[j] = theta[j] + H * V[j];
+  pb->inner_grad(pb, t, &v, n, rows, gp, &loss);
+  for (int j = 0; j < M; j++)
+    t[j] = theta[j] - H * V[j];
+  pb->inner_grad(pb, t, &v, n, rows, gm, &loss);
+  for (int j = 0; j < M; j++)
+    fd[j] = (gp[j] - gm[j]) / (2 * H);
+  expect("hvp", HV, fd, M);
+  pb->hess_factors(pb, theta, &v, n, rows, Z);
+  for (int k = 0; k < n * pb->hess_rank; k++) {
+    double zv = 0.0;
+    for (int j = 0; j < M; j++)
+      zv += Z[k * M + j] * V[j];
+    for (int j = 0; j < M; j++)
+      ZZV[j] += Z[k * M + j] * zv;
+  }
+  expect("hess_factors", ZZV, HV, M);
+
+  /* regulariser: gradient and diagonal Hessian */
+  double rg[M] = {0}, hd[M], rv, rp, rm, rgp[M], rgm[M];
+  pb->reg(pb, theta, &v, &rv, rg, hd);
+  for (int j = 0; j < M; j++) {
+    memcpy(t, theta, sizeof t);
+    memset(rgp, 0, sizeof rgp);
+    memset(rgm, 0, sizeof rgm);
+    t[j] += H;
+    pb->reg(pb, t, &v, &rp, rgp, NULL);
+    t[j] -= 2 * H;
+    pb->reg(pb, t, &v, &rm, rgm, NULL);
+    fd[j] = (rp - rm) / (2 * H);
+    gp[j] = (rgp[j] - rgm[j]) / (2 * H);
+  }
+  expect("reg grad", rg, fd, M);
+  expect("reg hdiag", hd, gp, M);
+
+  /* outer terms: gradient in theta, gradient in v */
+  double ge[M], lp, lm;
+  pb->eval(pb, &data.val, theta, &v, &loss, ge, NULL);
+  for (int j = 0; j < M; j++) {
+    memcpy(t, theta, sizeof t);
+    t[j] += H;
+    pb->eval(pb, &data.val, t, &v, &lp, NULL, NULL);
+    t[j] -= 2 * H;
+    pb->eval(pb, &data.val, t, &v, &lm, NULL, NULL);
+    fd[j] = (lp - lm) / (2 * H);
+  }
+  expect("eval gtheta", ge, fd, M);
+  double gv, fdv;
+  const custom_ctx *ctx = pb->ctx;
+  pb->outer_grad_v(pb, theta, &v, &gv);
+  fdv = (prior_value(ctx, v + H) - prior_value(ctx, v - H)) / (2 * H);
+  expect("outer_grad_v", &gv, &fdv, 1);
+
+  /* cross term J^T u */
+  double u[M] = {1.0, -0.5, 0.25, 2.0}, out;
+  pb->cross(pb, theta, &v, u, &out);
+  fdv = (phi(pb, theta, v + H, u, n, rows) - phi(pb, theta, v - H, u, n, rows)) / (2 * H);
+  expect("cross", &out, &fdv, 1);
+
+  /* init */
+  pb->init(pb, t, &v);
+  for (int j = 0; j < M; j++)
+    if (t[j] != 0.0) failures++;
+
+  int total = 0;
+  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (data.rank == 0) {
+    if (total)
+      printf("custom problem: %d derivative check(s) FAILED\n", total);
+    else
+      printf("custom problem: derivative checks passed\n");
+  }
+  nhgd_problem_destroy(&pb);
+  free(data.train.X);
+  free(data.train.y_real);
+  free(data.val.X);
+  free(data.val.y_real);
+  MPI_Finalize();
+  return total ? 1 : 0;
+}

@@ -1,0 +1,201 @@
+/* Registry of the built-in problems, their parameters, and the helpers they share. */
+#include "problems/builtin.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "nhgd/errors.h"
+
+void nhgd_problem_params_default(nhgd_problem_params *pp) {
+  if (!pp) return;
+  pp->noise_sigma = 1.0;
+  pp->clean_reg = 1e-3;
+  pp->v_init = 0.0;
+}
+
+typedef struct nhgd_problem_entry {
+  const char *name;
+  nhgd_task task;
+  int (*setup)(nhgd_problem *pb);
+} nhgd_problem_entry;
+
+static const nhgd_problem_entry nhgd_problem_table[] = {
+    {"ridge", NHGD_TASK_REGRESSION, nhgd_problem_setup_ridge},
+    {"logreg", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_logreg},
+    {"hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_hyperclean},
+};
+#define NHGD_N_PROBLEMS ((int)(sizeof nhgd_problem_table / sizeof nhgd_problem_table[0]))
+#define NHGD_KNOWN_PROBLEMS "ridge, logreg, hyperclean"
+
+static const char *task_name(nhgd_task t) {
+  return t == NHGD_TASK_CLASSIFICATION ? "classification (class labels)"
+                                       : "regression (real-valued targets)";
+}
+
+/* The callbacks index arrays without further checks, so a malformed hand-built data set must
+ * be caught here rather than as an out-of-bounds read later. */
+static int check_split(const char *pname, const nhgd_data *data, const nhgd_split *sp,
+                       const char *sname) {
+  if (sp->n_local < 0 || sp->n_global < sp->n_local)
+    NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': split %s has inconsistent row counts", pname, sname);
+  if (sp->n_local == 0) return NHGD_OK;
+  if (sp->m != data->m)
+    NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': split %s has %d features, the data %d", pname, sname,
+              sp->m, data->m);
+  if (!sp->X) NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': split %s has no features", pname, sname);
+  if (data->task == NHGD_TASK_CLASSIFICATION) {
+    if (!sp->y_class)
+      NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': split %s has no class labels", pname, sname);
+    for (int i = 0; i < sp->n_local; i++)
+      if (sp->y_class[i] < 0 || sp->y_class[i] >= data->n_classes)
+        NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': split %s row %lld has label %d outside 0..%d",
+                  pname, sname, (long long)(sp->lo + i), (int)sp->y_class[i], data->n_classes - 1);
+  } else if (!sp->y_real) {
+    NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': split %s has no regression targets", pname, sname);
+  }
+  return NHGD_OK;
+}
+
+int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_problem_params *pp,
+                        nhgd_problem **out) {
+  if (!out) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_problem_create: out is NULL");
+  *out = NULL;
+  if (!name)
+    NHGD_FAIL(NHGD_ERR_ARG, "no problem name given (known problems: " NHGD_KNOWN_PROBLEMS ")");
+  if (!data) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': no data given", name);
+  const nhgd_problem_entry *e = NULL;
+  for (int k = 0; k < NHGD_N_PROBLEMS; k++)
+    if (strcmp(name, nhgd_problem_table[k].name) == 0) e = &nhgd_problem_table[k];
+  if (!e)
+    NHGD_FAIL(NHGD_ERR_ARG, "unknown problem '%s' (known problems: " NHGD_KNOWN_PROBLEMS ")", name);
+
+  const char *where = data->path[0] ? data->path : "given";
+  if (data->task != e->task)
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s' needs %s data, but the %s data is a %s task", e->name,
+              e->task == NHGD_TASK_CLASSIFICATION ? "classification" : "regression", where,
+              task_name(data->task));
+  if (data->m < 1) NHGD_FAIL(NHGD_ERR_DATA, "problem '%s': the data has no features", e->name);
+  if (data->task == NHGD_TASK_CLASSIFICATION && data->n_classes < 2)
+    NHGD_FAIL(NHGD_ERR_DATA, "problem '%s' needs at least 2 classes, the %s data has %d", e->name,
+              where, data->n_classes);
+  NHGD_CHECK(check_split(e->name, data, &data->train, "train"));
+  NHGD_CHECK(check_split(e->name, data, &data->val, "val"));
+  if (data->has_test) NHGD_CHECK(check_split(e->name, data, &data->test, "test"));
+
+  nhgd_problem_params defaults;
+  nhgd_problem_params_default(&defaults);
+  if (!pp) pp = &defaults;
+  if (!(isfinite(pp->noise_sigma) && pp->noise_sigma > 0))
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': noise_sigma must be positive and finite, got %g",
+              e->name, pp->noise_sigma);
+  if (!(isfinite(pp->clean_reg) && pp->clean_reg >= 0))
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': clean_reg must be >= 0 and finite, got %g", e->name,
+              pp->clean_reg);
+  if (!isfinite(pp->v_init))
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': v_init must be finite, got %g", e->name, pp->v_init);
+
+  nhgd_problem *pb = NULL;
+  nhgd_pb_ctx *ctx = NULL;
+  int rc = NHGD_OK;
+  NHGD_TRY(rc, nhgd_calloc(&pb, 1, sizeof *pb, "problem"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&ctx, 1, sizeof *ctx, "problem state"), fail);
+  ctx->sigma = pp->noise_sigma;
+  ctx->clean_reg = pp->clean_reg;
+  ctx->v_init = pp->v_init;
+  ctx->s.m = data->m;
+  ctx->s.C = data->task == NHGD_TASK_CLASSIFICATION ? data->n_classes : 1;
+  pb->name = e->name;
+  pb->ctx = ctx;
+  pb->data = data;
+  pb->destroy = nhgd_pb_destroy_ctx;
+  ctx = NULL;
+  NHGD_TRY(rc, e->setup(pb), fail);
+  *out = pb;
+  return NHGD_OK;
+fail:
+  nhgd_free(&ctx);
+  nhgd_problem_destroy(&pb);
+  return rc;
+}
+
+void nhgd_problem_destroy(nhgd_problem **pb) {
+  if (!pb || !*pb) return;
+  if ((*pb)->destroy) (*pb)->destroy(*pb);
+  nhgd_free(pb);
+}
+
+void nhgd_pb_destroy_ctx(nhgd_problem *pb) {
+  nhgd_pb_ctx *ctx = pb->ctx;
+  if (!ctx) return;
+  nhgd_pb_scratch_free(&ctx->s);
+  nhgd_free(&ctx);
+  pb->ctx = NULL;
+}
+
+int nhgd_pb_init(const nhgd_problem *pb, double *theta, double *v) {
+  if (!theta || !v) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': init needs theta and v", pb->name);
+  const nhgd_pb_ctx *ctx = pb->ctx;
+  for (int64_t j = 0; j < pb->d; j++)
+    theta[j] = 0.0;
+  int64_t nv = pb->v_per_sample ? pb->data->train.n_local : pb->p;
+  for (int64_t j = 0; j < nv; j++)
+    v[j] = ctx->v_init;
+  return NHGD_OK;
+}
+
+void nhgd_pb_scratch_free(nhgd_pb_scratch *s) {
+  nhgd_free(&s->xb);
+  nhgd_free(&s->za);
+  nhgd_free(&s->zb);
+  nhgd_free(&s->rw);
+  nhgd_free(&s->rl);
+  nhgd_free(&s->yc);
+  nhgd_free(&s->yr);
+  s->cap = 0;
+}
+
+int nhgd_pb_reserve(nhgd_pb_scratch *s, int nb) {
+  if (nb <= s->cap) return NHGD_OK;
+  if (nb > NHGD_PB_BLOCK)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "problem scratch asked for %d rows, more than the block %d", nb,
+              NHGD_PB_BLOCK);
+  /* Grow straight to the block size once batches exceed a quarter of it, so that a run with
+   * varying batch sizes reallocates at most a few times. */
+  int cap = nb > NHGD_PB_BLOCK / 4 ? NHGD_PB_BLOCK : nb;
+  nhgd_pb_scratch_free(s);
+  size_t m = (size_t)s->m, C = (size_t)s->C, n = (size_t)cap;
+  int rc = NHGD_OK;
+  NHGD_TRY(rc, nhgd_calloc(&s->xb, m * n, sizeof(double), "problem scratch (features)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->za, C * n, sizeof(double), "problem scratch (logits)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->zb, C * n, sizeof(double), "problem scratch (products)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->rw, n, sizeof(double), "problem scratch (weights)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->rl, n, sizeof(double), "problem scratch (losses)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->yc, n, sizeof(int32_t), "problem scratch (labels)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->yr, n, sizeof(double), "problem scratch (targets)"), fail);
+  s->cap = cap;
+  return NHGD_OK;
+fail:
+  nhgd_pb_scratch_free(s);
+  return rc;
+}
+
+int nhgd_pb_gather(const nhgd_split *sp, int nb, const int *rows, nhgd_pb_scratch *s) {
+  NHGD_CHECK(nhgd_pb_reserve(s, nb));
+  size_t m = (size_t)sp->m;
+  for (int k = 0; k < nb; k++) {
+    int i = rows[k];
+    if (i < 0 || i >= sp->n_local)
+      NHGD_FAIL(NHGD_ERR_ARG, "row index %d outside the %d local rows", i, sp->n_local);
+    memcpy(s->xb + (size_t)k * m, sp->X + (size_t)i * m, m * sizeof(double));
+    if (sp->y_class) s->yc[k] = sp->y_class[i];
+    if (sp->y_real) s->yr[k] = sp->y_real[i];
+  }
+  return NHGD_OK;
+}
+
+int nhgd_pb_check_batch(const nhgd_problem *pb, int nb, const int *rows) {
+  if (nb < 0) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': negative batch size %d", pb->name, nb);
+  if (nb > 0 && !rows) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': no row list given", pb->name);
+  return NHGD_OK;
+}
