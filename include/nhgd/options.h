@@ -40,6 +40,7 @@ typedef struct nhgd_options {
   int block_size; /* 0: automatic */
   int grid_rows;  /* 0: automatic (near-square, rows <= columns) */
   int hess_chunk; /* training rows per rank per all-gather when forming the exact Hessian */
+  int kron;       /* use the Kronecker structure of softmax problems when declared */
   /* misc */
   uint64_t seed;
   int eval_every; /* evaluate on the test split every this many outer steps (0: never) */

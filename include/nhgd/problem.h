@@ -80,6 +80,17 @@ struct nhgd_problem {
 
   /* Frees ctx; may be NULL. */
   void (*destroy)(nhgd_problem *pb);
+
+  /* Optional Kronecker structure of linear-softmax models (0 / NULL when absent): theta is
+   * W (kron_m x kron_c, column-major, d = kron_m * kron_c), the per-sample gradient is
+   * s_i = x_i (x) r_i and w_i Hess l_i = (x_i x_i^T) (x) A_i. kron_factors fills, for the nb
+   * listed rows, any of (each may be NULL): X (kron_m x nb) the features, R (kron_c x nb) the
+   * unweighted residuals r_i, A (kron_c^2 x nb) w_i A_i (column-major kron_c x kron_c per
+   * row), c (nb) the weights w_i. The engine then needs O(m + C) numbers per sample instead
+   * of O(d) and forms curvature blocks with C times fewer flops. */
+  int kron_m, kron_c;
+  int (*kron_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                      const int *rows, double *X, double *R, double *A, double *c);
 };
 
 /* Parameters of the built-in problems. */

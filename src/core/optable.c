@@ -219,9 +219,13 @@ void nhgd_optable_format(const nhgd_opt_spec *s, const void *base, char *buf, si
   case OPT_U64:
     snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p);
     break;
-  case OPT_REAL:
-    snprintf(buf, len, "%.17g", *(const double *)p);
+  case OPT_REAL: {
+    /* Shortest of 15 or 17 digits that reads back as the same double. */
+    double x = *(const double *)p;
+    snprintf(buf, len, "%.15g", x);
+    if (strtod(buf, NULL) != x) snprintf(buf, len, "%.17g", x);
     break;
+  }
   case OPT_STR:
   case OPT_CHOICE:
     snprintf(buf, len, "%s", p);

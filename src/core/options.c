@@ -50,6 +50,8 @@ static const nhgd_opt_spec run_specs[] = {
      "rows of the process grid (0: automatic, near-square)"},
     {"hess-chunk", OPT_INT, F(hess_chunk), "32", 1, 1 << 20, NULL,
      "training rows per rank per all-gather when forming the exact Hessian"},
+    {"kron", OPT_BOOL, F(kron), "1", NORANGE, NULL,
+     "use the Kronecker structure of softmax problems (0: generic per-sample factors)"},
     {"seed", OPT_U64, F(seed), "0", NORANGE, NULL, "seed of the minibatch sampler"},
     {"eval-every", OPT_INT, F(eval_every), "1", 0, 1 << 30, NULL,
      "evaluate on the test split every this many outer steps (0: never)"},

@@ -148,6 +148,61 @@ done:
   return rc;
 }
 
+/* Local index ranges of each class: global indices j + c*m are increasing in the local
+ * order, so class c occupies the contiguous local range [first[c], first[c+1]). */
+static void class_ranges(const int64_t *g, int nl, int m, int C, int *first) {
+  int l = 0;
+  for (int c = 0; c <= C; ++c) {
+    while (l < nl && g[l] < (int64_t)c * m) ++l;
+    first[c] = l;
+  }
+}
+
+int nhgd_bcmat_add_kron(nhgd_bcmat *A, int m, int C, const double *X, const double *Acc, int k,
+                        double alpha, int lower_only) {
+  if ((int64_t)m * C != A->n)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "Kronecker update: m*C = %d*%d is not n = %d", m, C, A->n);
+  if (A->mloc == 0 || A->nloc == 0 || k == 0) return NHGD_OK;
+  int rc = NHGD_OK;
+  int *rfirst = NULL, *cfirst = NULL;
+  double *Xr = NULL, *Xc = NULL, *T = NULL;
+  NHGD_TRY(rc, nhgd_calloc(&rfirst, (size_t)C + 1, sizeof(int), "class ranges"), done);
+  NHGD_TRY(rc, nhgd_calloc(&cfirst, (size_t)C + 1, sizeof(int), "class ranges"), done);
+  NHGD_TRY(rc, nhgd_calloc(&Xr, (size_t)A->mloc * k, sizeof(double), "Kronecker rows"), done);
+  NHGD_TRY(rc, nhgd_calloc(&Xc, (size_t)A->nloc * k, sizeof(double), "Kronecker columns"), done);
+  NHGD_TRY(rc, nhgd_calloc(&T, (size_t)A->nloc * k, sizeof(double), "Kronecker scaled"), done);
+  class_ranges(A->grow, A->mloc, m, C, rfirst);
+  class_ranges(A->gcol, A->nloc, m, C, cfirst);
+  for (int s = 0; s < k; ++s) {
+    const double *x = X + (size_t)s * m;
+    for (int il = 0; il < A->mloc; ++il) Xr[il + (size_t)s * A->mloc] = x[A->grow[il] % m];
+    for (int jl = 0; jl < A->nloc; ++jl) Xc[jl + (size_t)s * A->nloc] = x[A->gcol[jl] % m];
+  }
+  for (int c2 = 0; c2 < C; ++c2) {
+    int q0 = cfirst[c2], nq = cfirst[c2 + 1] - q0;
+    if (nq == 0) continue;
+    for (int c1 = lower_only ? c2 : 0; c1 < C; ++c1) {
+      int r0 = rfirst[c1], nr = rfirst[c1 + 1] - r0;
+      if (nr == 0) continue;
+      for (int s = 0; s < k; ++s) {
+        const double a = Acc[c1 + (size_t)c2 * C + (size_t)s * C * C];
+        const double *xc = Xc + q0 + (size_t)s * A->nloc;
+        double *t = T + (size_t)s * nq;
+        for (int jl = 0; jl < nq; ++jl) t[jl] = a * xc[jl];
+      }
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, nr, nq, k, alpha, Xr + r0, A->mloc, T,
+                  nq, 1.0, A->a + r0 + (size_t)q0 * A->lld, A->lld);
+    }
+  }
+done:
+  nhgd_free(&rfirst);
+  nhgd_free(&cfirst);
+  nhgd_free(&Xr);
+  nhgd_free(&Xc);
+  nhgd_free(&T);
+  return rc;
+}
+
 int nhgd_bcmat_cholesky(nhgd_bcmat *A) {
   int one = 1, info = 0;
   pdpotrf_("L", &A->n, A->a, &one, &one, A->desc, &info, 1);

@@ -47,6 +47,13 @@ void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg);
  * entries with one DGEMM (BLAS-3). Only the lower triangle's blocks are touched when
  * lower_only is set (what a Cholesky with uplo = 'L' reads). Not collective. */
 int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int lower_only);
+/* A += alpha sum_s (x_s x_s^T) (x) A_s for n = m*C with global index j + c*m (a column-major
+ * m x C matrix flattened): X (m x k) and Acc (C*C x k, each column a column-major C x C
+ * matrix) replicated. Each rank forms only its own entries, class block by class block, with
+ * one DGEMM each: 2 n^2 k flops in all instead of the 2 n^2 k C of the factored form.
+ * lower_only skips the class blocks above the diagonal. Not collective. */
+int nhgd_bcmat_add_kron(nhgd_bcmat *A, int m, int C, const double *X, const double *Acc, int k,
+                        double alpha, int lower_only);
 /* Collective: Cholesky A = L L^T in place (lower). A non-positive-definite matrix is an
  * NHGD_ERR_NUMERIC error naming the failing leading minor. */
 int nhgd_bcmat_cholesky(nhgd_bcmat *A);

@@ -16,6 +16,9 @@ typedef struct exact_state {
   double *Zall;  /* d x P*chunk*q: every rank's factors of one round */
   int *counts, *displs;
   int chunk;
+  /* Kronecker route (softmax problems): features and w_i A_i per row instead of factors. */
+  int kron, m, C;
+  double *Xloc, *Aloc, *Xall, *Aall;
 } exact_state;
 
 static void exact_destroy(nhgd_estimator *est) {
@@ -27,10 +30,31 @@ static void exact_destroy(nhgd_estimator *est) {
   nhgd_free(&s->Zall);
   nhgd_free(&s->counts);
   nhgd_free(&s->displs);
+  nhgd_free(&s->Xloc);
+  nhgd_free(&s->Aloc);
+  nhgd_free(&s->Xall);
+  nhgd_free(&s->Aall);
   nhgd_free(&est->state);
 }
 
 static int exact_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
+  return NHGD_OK;
+}
+
+/* All-gather ncol columns of height len from every rank into all (rank order); *total is
+ * the number of columns gathered. */
+static int gather_columns(exact_state *s, nhgd_engine *e, const double *mine, int len, int ncol,
+                          double *all, int *total) {
+  int count = len * ncol;
+  NHGD_MPI_CHECK(MPI_Allgather(&count, 1, MPI_INT, s->counts, 1, MPI_INT, e->comm));
+  int sum = 0;
+  for (int p = 0; p < e->size; ++p) {
+    s->displs[p] = sum;
+    sum += s->counts[p];
+  }
+  NHGD_MPI_CHECK(MPI_Allgatherv(mine, count, MPI_DOUBLE, all, s->counts, s->displs, MPI_DOUBLE,
+                                e->comm));
+  *total = sum / len;
   return NHGD_OK;
 }
 
@@ -54,18 +78,21 @@ static int form_hessian(exact_state *s, nhgd_engine *e, const double *theta) {
     if (nr > s->chunk) nr = s->chunk;
     int *rows = e->rows;
     for (int i = 0; i < nr; ++i) rows[i] = first + i;
-    int rc = nr ? pb->hess_factors(pb, theta, e->v, nr, rows, s->Zloc) : NHGD_OK;
-    NHGD_CHECK(nhgd_error_agree(e->comm, rc));
-    int mine = (int)(d * (size_t)nr * (size_t)q);
-    NHGD_MPI_CHECK(MPI_Allgather(&mine, 1, MPI_INT, s->counts, 1, MPI_INT, e->comm));
-    int total = 0;
-    for (int p = 0; p < e->size; ++p) {
-      s->displs[p] = total;
-      total += s->counts[p];
+    if (s->kron) {
+      int rc = nr ? pb->kron_factors(pb, theta, e->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL)
+                  : NHGD_OK;
+      NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+      int total;
+      NHGD_CHECK(gather_columns(s, e, s->Xloc, s->m, nr, s->Xall, &total));
+      NHGD_CHECK(gather_columns(s, e, s->Aloc, s->C * s->C, nr, s->Aall, &total));
+      NHGD_CHECK(nhgd_bcmat_add_kron(s->H, s->m, s->C, s->Xall, s->Aall, total, scale, 1));
+    } else {
+      int rc = nr ? pb->hess_factors(pb, theta, e->v, nr, rows, s->Zloc) : NHGD_OK;
+      NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+      int total;
+      NHGD_CHECK(gather_columns(s, e, s->Zloc, (int)d, nr * q, s->Zall, &total));
+      NHGD_CHECK(nhgd_bcmat_add_gram(s->H, s->Zall, total, scale, 1));
     }
-    NHGD_MPI_CHECK(MPI_Allgatherv(s->Zloc, mine, MPI_DOUBLE, s->Zall, s->counts, s->displs,
-                                  MPI_DOUBLE, e->comm));
-    NHGD_CHECK(nhgd_bcmat_add_gram(s->H, s->Zall, (int)(total / (int)d), scale, 1));
   }
   return NHGD_OK;
 }
@@ -94,8 +121,13 @@ int nhgd_estimator_exact_init(nhgd_estimator *est, nhgd_engine *e) {
   est->needs_observe = 0;
   if (e->d > INT_MAX) NHGD_FAIL(NHGD_ERR_ARG, "exact: d = %lld is too large", (long long)e->d);
   const int d = (int)e->d, q = e->pb->hess_rank;
-  s->chunk = e->opt.hess_chunk;
-  if ((double)d * s->chunk * q * e->size > (double)INT_MAX)
+  s->kron = e->opt.kron && e->pb->kron_factors != NULL;
+  s->m = e->pb->kron_m;
+  s->C = e->pb->kron_c;
+  /* The Kronecker route moves m + C^2 numbers per row instead of d*q: larger rounds. */
+  s->chunk = s->kron ? 16 * e->opt.hess_chunk : e->opt.hess_chunk;
+  const double per_row = s->kron ? (double)s->m + (double)s->C * s->C : (double)d * q;
+  if (per_row * s->chunk * e->size > (double)INT_MAX)
     NHGD_FAIL(NHGD_ERR_ARG,
               "exact: --hess-chunk %d is too large for d = %d (the all-gathered block would "
               "exceed 2^31 entries)",
@@ -104,15 +136,24 @@ int nhgd_estimator_exact_init(nhgd_estimator *est, nhgd_engine *e) {
   NHGD_CHECK(nhgd_engine_grid(e, &g));
   int nb = e->opt.block_size ? e->opt.block_size : nhgd_bcmat_auto_block(d, g);
   double bytes = (double)nhgd_bcmat_local_bytes(d, nb, g->nprow, g->npcol) +
-                 8.0 * d * (double)s->chunk * q * (1.0 + e->size);
+                 8.0 * per_row * s->chunk * (1.0 + e->size);
   nhgd_log(NHGD_LOG_INFO,
-           "exact: %d x %d Hessian on a %d x %d grid, block %d; %.1f MiB per rank (busiest)",
-           d, d, g->nprow, g->npcol, nb, bytes / 1048576.0);
+           "exact: %d x %d Hessian on a %d x %d grid, block %d, %s route; %.1f MiB per rank "
+           "(busiest)",
+           d, d, g->nprow, g->npcol, nb, s->kron ? "Kronecker" : "factored", bytes / 1048576.0);
   NHGD_CHECK(nhgd_bcmat_create(g, d, nb, &s->H));
   NHGD_CHECK(nhgd_calloc(&s->hdiag, (size_t)d, sizeof(double), "Hessian diagonal"));
-  NHGD_CHECK(nhgd_calloc(&s->Zloc, (size_t)d * s->chunk * q, sizeof(double), "Hessian factors"));
-  NHGD_CHECK(nhgd_calloc(&s->Zall, (size_t)d * s->chunk * q * e->size, sizeof(double),
-                         "gathered Hessian factors"));
+  if (s->kron) {
+    const size_t m = (size_t)s->m, C2 = (size_t)s->C * s->C, rows = (size_t)s->chunk;
+    NHGD_CHECK(nhgd_calloc(&s->Xloc, m * rows, sizeof(double), "Hessian features"));
+    NHGD_CHECK(nhgd_calloc(&s->Aloc, C2 * rows, sizeof(double), "Hessian class factors"));
+    NHGD_CHECK(nhgd_calloc(&s->Xall, m * rows * e->size, sizeof(double), "gathered features"));
+    NHGD_CHECK(nhgd_calloc(&s->Aall, C2 * rows * e->size, sizeof(double), "gathered factors"));
+  } else {
+    NHGD_CHECK(nhgd_calloc(&s->Zloc, (size_t)d * s->chunk * q, sizeof(double), "Hessian factors"));
+    NHGD_CHECK(nhgd_calloc(&s->Zall, (size_t)d * s->chunk * q * e->size, sizeof(double),
+                           "gathered Hessian factors"));
+  }
   NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)e->size, sizeof(int), "counts"));
   NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)e->size, sizeof(int), "displacements"));
   return NHGD_OK;

@@ -78,6 +78,9 @@ int nhgd_softmax_hess_factors(const nhgd_problem *pb, nhgd_row_weight wf, const 
                               const double *v, int nb, const int *rows, double *Z);
 int nhgd_softmax_hvp(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
                      const double *v, int nb, const int *rows, const double *V, double *HV);
+int nhgd_softmax_kron_factors(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
+                              const double *v, int nb, const int *rows, double *X, double *R,
+                              double *A, double *c);
 /* Unweighted cross-entropy over all local rows of split. */
 int nhgd_softmax_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
                       double *loss_sum, double *gtheta, int64_t *correct);

@@ -32,6 +32,11 @@ static int hc_hess_factors(const nhgd_problem *pb, const double *theta, const do
   return nhgd_softmax_hess_factors(pb, clean_weight, theta, v, nb, rows, Z);
 }
 
+static int hc_kron(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                   const int *rows, double *X, double *R, double *A, double *c) {
+  return nhgd_softmax_kron_factors(pb, clean_weight, theta, v, nb, rows, X, R, A, c);
+}
+
 static int hc_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                   const int *rows, const double *V, double *HV) {
   return nhgd_softmax_hvp(pb, clean_weight, theta, v, nb, rows, V, HV);
@@ -100,5 +105,8 @@ int nhgd_problem_setup_hyperclean(nhgd_problem *pb) {
   pb->eval = hc_eval;
   pb->outer_grad_v = NULL;
   pb->cross = hc_cross;
+  pb->kron_m = pb->data->m;
+  pb->kron_c = pb->data->n_classes;
+  pb->kron_factors = hc_kron;
   return NHGD_OK;
 }

@@ -20,6 +20,11 @@ static int logreg_hess_factors(const nhgd_problem *pb, const double *theta, cons
   return nhgd_softmax_hess_factors(pb, NULL, theta, v, nb, rows, Z);
 }
 
+static int logreg_kron(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                  const int *rows, double *X, double *R, double *A, double *c) {
+  return nhgd_softmax_kron_factors(pb, NULL, theta, v, nb, rows, X, R, A, c);
+}
+
 static int logreg_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                       const int *rows, const double *V, double *HV) {
   return nhgd_softmax_hvp(pb, NULL, theta, v, nb, rows, V, HV);
@@ -77,5 +82,8 @@ int nhgd_problem_setup_logreg(nhgd_problem *pb) {
   pb->eval = logreg_eval;
   pb->outer_grad_v = NULL;
   pb->cross = logreg_cross;
+  pb->kron_m = pb->data->m;
+  pb->kron_c = pb->data->n_classes;
+  pb->kron_factors = logreg_kron;
   return NHGD_OK;
 }

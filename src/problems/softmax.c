@@ -141,6 +141,34 @@ int nhgd_softmax_hess_factors(const nhgd_problem *pb, nhgd_row_weight wf, const 
   return NHGD_OK;
 }
 
+int nhgd_softmax_kron_factors(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
+                              const double *v, int nb, const int *rows, double *X, double *R,
+                              double *A, double *c) {
+  NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
+  nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
+  const size_t m = (size_t)s->m, C = (size_t)s->C;
+  for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
+    int nk = block_len(nb, b0);
+    NHGD_CHECK(forward_block(pb, theta, nk, rows + b0, 0));
+    row_weights(wf, v, nk, rows + b0, s->rw);
+    if (X) memcpy(X + (size_t)b0 * m, s->xb, (size_t)nk * m * sizeof(double));
+    if (c) memcpy(c + b0, s->rw, (size_t)nk * sizeof(double));
+    for (int k = 0; A && k < nk; k++) {
+      /* w_k (diag(p) - p p^T), column-major C x C. */
+      const double *p = s->za + (size_t)k * C;
+      double *a = A + (size_t)(b0 + k) * C * C;
+      for (size_t c2 = 0; c2 < C; c2++)
+        for (size_t c1 = 0; c1 < C; c1++)
+          a[c1 + c2 * C] = s->rw[k] * ((c1 == c2 ? p[c1] : 0.0) - p[c1] * p[c2]);
+    }
+    if (R) {
+      nhgd_softmax_residuals(s->C, nk, s->za, s->yc, NULL);
+      memcpy(R + (size_t)b0 * C, s->za, (size_t)nk * C * sizeof(double));
+    }
+  }
+  return NHGD_OK;
+}
+
 int nhgd_softmax_hvp(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
                      const double *v, int nb, const int *rows, const double *V, double *HV) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));

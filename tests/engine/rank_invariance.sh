@@ -27,5 +27,12 @@ for case in "ridge ridge.h5 --noise-sigma 0.5 --inner-lr 0.05" \
   echo "== $problem: 1 vs $np ranks"
   $python "$here/tools/compare_h5.py" "$problem.np$np.h5" "$problem.np1.h5" 1e-10 \
     /theta /v /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
+  if [ "$problem" != ridge ]; then
+    # The Kronecker-structured Hessian and the generic factored one give the same run.
+    run "$np" "$nhgd" "${common[@]}" --kron 0 --output "$problem.factored.h5" || status=1
+    echo "== $problem: Kronecker (1 rank) vs factored Hessian ($np ranks)"
+    $python "$here/tools/compare_h5.py" "$problem.factored.h5" "$problem.np1.h5" 1e-10 \
+      /theta /v /history/val_loss /history/hypergrad_norm || status=1
+  fi
 done
 exit $status

@@ -98,6 +98,48 @@ static void check_case(int n, int nb, int nprow, int k) {
   nhgd_grid_destroy(&g);
 }
 
+/* The Kronecker update equals the dense sum of (x x^T) (x) A_s, in full and lower-only. */
+static void check_kron(int m, int C, int nb, int nprow, int k) {
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  const int n = m * C;
+  nhgd_grid *g = NULL;
+  nhgd_bcmat *A = NULL;
+  if (nhgd_grid_create(MPI_COMM_WORLD, nprow, &g) || nhgd_bcmat_create(g, n, nb, &A)) {
+    EXPECT(0, "kron setup failed: %s", nhgd_error_message());
+    return;
+  }
+  double *X = malloc(sizeof(double) * m * k), *Acc = malloc(sizeof(double) * C * C * k);
+  for (int i = 0; i < m * k; ++i) X[i] = nhgd_rng_normal(3, 1, (uint64_t)i, 0, 0);
+  for (int i = 0; i < C * C * k; ++i) Acc[i] = nhgd_rng_normal(3, 2, (uint64_t)i, 0, 0);
+  double *ref = calloc((size_t)n * n, sizeof(double));
+  for (int s = 0; s < k; ++s)
+    for (int c2 = 0; c2 < C; ++c2)
+      for (int c1 = 0; c1 < C; ++c1)
+        for (int j2 = 0; j2 < m; ++j2)
+          for (int j1 = 0; j1 < m; ++j1)
+            ref[(j1 + c1 * m) + (size_t)(j2 + c2 * m) * n] +=
+                -0.3 * X[j1 + s * m] * X[j2 + s * m] * Acc[c1 + c2 * C + s * C * C];
+  double *full = rank == 0 ? malloc(sizeof(double) * n * n) : NULL;
+  for (int lower = 0; lower <= 1; ++lower) {
+    nhgd_bcmat_zero(A);
+    int rc = nhgd_bcmat_add_kron(A, m, C, X, Acc, k, -0.3, lower);
+    EXPECT(!rc, "add_kron failed: %s", nhgd_error_message());
+    nhgd_bcmat_gather(A, full);
+    if (rank == 0) {
+      double err = 0.0;
+      for (int j = 0; j < n; ++j)
+        for (int i = lower ? j : 0; i < n; ++i)
+          err = fmax(err, fabs(full[i + (size_t)j * n] - ref[i + (size_t)j * n]));
+      EXPECT(err < 1e-12 * k, "kron m=%d C=%d nb=%d grid %dx%d lower=%d: max error %g", m, C, nb,
+             g->nprow, g->npcol, lower, err);
+    }
+  }
+  free(full), free(ref), free(X), free(Acc);
+  nhgd_bcmat_destroy(&A);
+  nhgd_grid_destroy(&g);
+}
+
 static void check_not_spd(void) {
   nhgd_grid *g = NULL;
   nhgd_bcmat *A = NULL;
@@ -126,6 +168,9 @@ int main(int argc, char **argv) {
     if (P % nprow) continue;
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; ++c)
       check_case(sizes[c][0], sizes[c][1], nprow, sizes[c][2]);
+    check_kron(7, 3, 4, nprow, 11);
+    check_kron(13, 5, 8, nprow, 6);
+    check_kron(5, 1, 3, nprow, 4);
   }
   check_not_spd();
   int total = 0;

@@ -284,6 +284,50 @@ static void test_hess_factors(void **state) {
   free(ZZV);
 }
 
+/* The Kronecker factors reproduce the per-sample gradients (s_k = x_k (x) r_k) and the
+ * weighted Hessian (sum_k (x_k x_k^T) (x) A_k V == hvp); ridge declares no such structure. */
+static void test_kron_factors(void **state) {
+  fx *f = *state;
+  if (!f->pb->kron_factors) {
+    assert_string_equal(f->pb->name, "ridge");
+    assert_int_equal(f->pb->kron_m, 0);
+    return;
+  }
+  const int m = f->pb->kron_m, C = f->pb->kron_c;
+  assert_int_equal((int64_t)m * C, f->d);
+  double *X = vec((int64_t)m * NB), *R = vec((int64_t)C * NB), *A = vec((int64_t)C * C * NB);
+  double c[NB], c2[NB], *S = vec(f->d * NB), *V = vec(f->d), *HV = vec(f->d), *KV = vec(f->d);
+  assert_int_equal(f->pb->kron_factors(f->pb, f->theta, f->v, NB, batch_rows, X, R, A, c), 0);
+  assert_int_equal(f->pb->sample_grads(f->pb, f->theta, f->v, NB, batch_rows, S, c2), 0);
+  double *ks = vec(f->d);
+  for (int k = 0; k < NB; k++) {
+    assert_true(c[k] == c2[k]);
+    for (int cc = 0; cc < C; cc++)
+      for (int j = 0; j < m; j++) ks[j + cc * m] = X[j + k * m] * R[cc + k * C];
+    expect_close(ks, S + (size_t)k * f->d, f->d, EXACT_RTOL, 1e-14, "x (x) r vs sample_grads");
+  }
+  td_fill(V, f->d, SEED, 8, 1.0);
+  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
+  for (int k = 0; k < NB; k++) {
+    /* (x x^T (x) A) vec(V) = vec(x x^T V A^T) with V reshaped m x C. */
+    const double *x = X + (size_t)k * m, *a = A + (size_t)k * C * C;
+    for (int c1 = 0; c1 < C; c1++) {
+      double xv = 0.0;
+      for (int c3 = 0; c3 < C; c3++) {
+        double t = 0.0;
+        for (int j = 0; j < m; j++) t += x[j] * V[j + c3 * m];
+        xv += a[c1 + c3 * C] * t;
+      }
+      for (int j = 0; j < m; j++) KV[j + c1 * m] += x[j] * xv;
+    }
+  }
+  expect_close(KV, HV, f->d, EXACT_RTOL, 1e-12, "Kronecker Hessian vs hvp");
+  /* Every output may be omitted. */
+  assert_int_equal(f->pb->kron_factors(f->pb, f->theta, f->v, NB, batch_rows, NULL, R, NULL, NULL),
+                   0);
+  free(X), free(R), free(A), free(S), free(V), free(HV), free(KV), free(ks);
+}
+
 static double reg_value(const fx *f, const double *theta, const double *v) {
   double val = NAN;
   assert_int_equal(f->pb->reg(f->pb, theta, v, &val, NULL, NULL), 0);
@@ -664,7 +708,8 @@ static void test_create_errors(void **state) {
 #define PROBLEM_TESTS                                                                              \
   cmocka_unit_test(test_dims_init), cmocka_unit_test(test_inner_grad_fd),                          \
       cmocka_unit_test(test_sample_grads), cmocka_unit_test(test_hvp_fd),                          \
-      cmocka_unit_test(test_hess_factors), cmocka_unit_test(test_reg_fd),                          \
+      cmocka_unit_test(test_hess_factors), cmocka_unit_test(test_kron_factors),                    \
+      cmocka_unit_test(test_reg_fd),                          \
       cmocka_unit_test(test_eval_fd), cmocka_unit_test(test_cross_fd),                             \
       cmocka_unit_test(test_huge_logits), cmocka_unit_test(test_empty_batch),                      \
       cmocka_unit_test(test_bad_row), cmocka_unit_test(test_blocks)
