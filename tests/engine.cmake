@@ -11,3 +11,5 @@ foreach(np 2 4)
             ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;fast")
 endforeach()
+nhgd_test_program(test_efim_routes engine/test_efim_routes.c)
+nhgd_add_mpi_test(efim_routes COMMAND $<TARGET_FILE:test_efim_routes> LABELS fast)

@@ -41,6 +41,15 @@ typedef struct nhgd_options {
   int grid_rows;  /* 0: automatic (near-square, rows <= columns) */
   int hess_chunk; /* training rows per rank per all-gather when forming the exact Hessian */
   int kron;       /* use the Kronecker structure of softmax problems when declared */
+  /* the NHGD estimator */
+  char efim_route[16];    /* auto | online | accumulate | gram | dense */
+  double efim_damping;    /* lambda_F added to D */
+  double efim_weight_exp; /* c_s = w_s^exp */
+  char efim_mode[8];      /* mean | ema */
+  double efim_beta;       /* ema: in (0, 1) */
+  char cross_mode[16];    /* end | average: where J is evaluated */
+  int overlap;            /* fold step t into the EFIM while SGD takes step t+1 */
+  double mem_per_rank;    /* MiB a rank may use (0: from MemAvailable) */
   /* misc */
   uint64_t seed;
   int eval_every; /* evaluate on the test split every this many outer steps (0: never) */

@@ -14,7 +14,7 @@ static const nhgd_opt_spec run_specs[] = {
     {"data", OPT_STR, F(data), "fashion_mnist.h5", NORANGE, NULL, "input HDF5 file"},
     {"problem", OPT_CHOICE, F(problem), "hyperclean", NORANGE, "ridge|logreg|hyperclean",
      "bilevel problem"},
-    {"estimator", OPT_CHOICE, F(estimator), "exact", NORANGE, "exact",
+    {"estimator", OPT_CHOICE, F(estimator), "exact", NORANGE, "nhgd|exact",
      "estimator of u = H^-1 grad_theta f"},
     {"output", OPT_STR, F(output), "nhgd_out.h5", NORANGE, NULL, "output HDF5 file"},
     {"metrics", OPT_STR, F(metrics), "", NORANGE, NULL,
@@ -52,6 +52,23 @@ static const nhgd_opt_spec run_specs[] = {
      "training rows per rank per all-gather when forming the exact Hessian"},
     {"kron", OPT_BOOL, F(kron), "1", NORANGE, NULL,
      "use the Kronecker structure of softmax problems (0: generic per-sample factors)"},
+    {"efim-route", OPT_CHOICE, F(efim_route), "auto", NORANGE,
+     "auto|online|accumulate|gram|dense",
+     "nhgd: how M^-1 g is kept (auto: cheapest by the cost model; dense: test reference)"},
+    {"efim-damping", OPT_REAL, F(efim_damping), "0", 0, 1e300, NULL,
+     "nhgd: lambda_F added to the diagonal D = Hess R + lambda_F I"},
+    {"efim-weight-exp", OPT_REAL, F(efim_weight_exp), "1", 0, 16, NULL,
+     "nhgd: per-sample Fisher weight c = w^exp of the inner sample weight w"},
+    {"efim-mode", OPT_CHOICE, F(efim_mode), "mean", NORANGE, "mean|ema",
+     "nhgd: F is the mean over the inner loop, or a moving average over its steps"},
+    {"efim-beta", OPT_REAL, F(efim_beta), "0.9", -1e300, 1e300, NULL,
+     "nhgd: moving-average factor, in (0, 1) (with --efim-mode ema)"},
+    {"cross-mode", OPT_CHOICE, F(cross_mode), "end", NORANGE, "end|average",
+     "evaluate J at the last inner iterate or at the average of the inner iterates"},
+    {"overlap", OPT_BOOL, F(overlap), "1", NORANGE, NULL,
+     "nhgd: gather step t's per-sample gradients while SGD takes step t+1"},
+    {"mem-per-rank", OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
+     "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)"},
     {"seed", OPT_U64, F(seed), "0", NORANGE, NULL, "seed of the minibatch sampler"},
     {"eval-every", OPT_INT, F(eval_every), "1", 0, 1 << 30, NULL,
      "evaluate on the test split every this many outer steps (0: never)"},
@@ -75,6 +92,12 @@ int nhgd_options_parse(nhgd_options *o, int argc, char **argv, int *help) {
 int nhgd_options_validate(const nhgd_options *o) {
   if (!o->data[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --data: an input file is required");
   if (!o->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --output: an output file is required");
+  if (!strcmp(o->efim_mode, "ema") && !(o->efim_beta > 0.0 && o->efim_beta < 1.0))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "
+              "inverse update divides by beta (beta = 0 divides by zero and keeps only the last "
+              "step), and beta = 1 never lets a sample in",
+              o->efim_beta);
   return NHGD_OK;
 }
 

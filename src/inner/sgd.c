@@ -36,6 +36,8 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
   double *g = e->scratch; /* d gradient entries, then the loss */
   double loss_acc = 0.0;
   if (!e->opt.warm_start) memcpy(e->theta, e->theta_init, (size_t)d * sizeof(double));
+  const int average = !strcmp(e->opt.cross_mode, "average");
+  if (average) memset(e->theta_sum, 0, (size_t)d * sizeof(double));
   for (int64_t t = 0; t < T; ++t) {
     nhgd_timer_start(&e->timers, NHGD_T_SAMPLING);
     int nb = draw_batch(e, k, t, e->rows);
@@ -64,6 +66,8 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
       e->theta[j] -= lr * g[j];
       finite &= isfinite(e->theta[j]);
     }
+    if (average)
+      for (int64_t j = 0; j < d; ++j) e->theta_sum[j] += e->theta[j];
     nhgd_timer_stop(&e->timers, NHGD_T_INNER_GRAD);
     /* theta is replicated and identical everywhere, so every rank reaches the same verdict. */
     if (!finite)

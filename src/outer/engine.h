@@ -32,6 +32,7 @@ typedef struct nhgd_estimator {
 int nhgd_estimator_create(nhgd_engine *e, nhgd_estimator **out);
 void nhgd_estimator_destroy(nhgd_estimator **est);
 int nhgd_estimator_exact_init(nhgd_estimator *est, nhgd_engine *e);
+int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e);
 
 /* One row of the run history. */
 typedef struct nhgd_record {
@@ -55,6 +56,8 @@ struct nhgd_engine {
   double *adam_m, *adam_s;    /* p_local */
   int64_t k;                  /* outer steps completed */
   double last_inner_loss;
+  double *theta_sum;  /* d: sum of the inner iterates (cross mode average) */
+  double comm_bytes;  /* bytes this rank received in estimator communication */
   nhgd_estimator *est;
   nhgd_grid *grid; /* created on first use by estimators that need one */
   nhgd_timers timers;

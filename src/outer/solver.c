@@ -72,6 +72,7 @@ static int engine_alloc(nhgd_engine *e) {
   NHGD_CHECK(nhgd_calloc(&e->theta_init, d, sizeof(double), "initial theta"));
   NHGD_CHECK(nhgd_calloc(&e->u, d, sizeof(double), "u"));
   NHGD_CHECK(nhgd_calloc(&e->gval, d, sizeof(double), "validation gradient"));
+  NHGD_CHECK(nhgd_calloc(&e->theta_sum, d, sizeof(double), "sum of inner iterates"));
   NHGD_CHECK(nhgd_calloc(&e->scratch, d + 2, sizeof(double), "scratch"));
   NHGD_CHECK(nhgd_calloc(&e->v, pl, sizeof(double), "v"));
   NHGD_CHECK(nhgd_calloc(&e->h, pl, sizeof(double), "hypergradient"));
@@ -154,7 +155,13 @@ static int hypergradient(nhgd_engine *e, nhgd_record *rec) {
     rc = pb->outer_grad_v(pb, e->theta, e->v, e->h);
   else
     memset(e->h, 0, (size_t)e->p_local * sizeof(double));
-  if (!rc) rc = pb->cross(pb, e->theta, e->v, e->u, e->jt);
+  /* J at the last iterate, or at the Polyak average of the inner iterates. */
+  const double *theta_j = e->theta;
+  if (!rc && !strcmp(e->opt.cross_mode, "average") && e->opt.inner_steps > 0) {
+    for (int64_t j = 0; j < e->d; ++j) e->theta_sum[j] /= (double)e->opt.inner_steps;
+    theta_j = e->theta_sum;
+  }
+  if (!rc) rc = pb->cross(pb, theta_j, e->v, e->u, e->jt);
   double sq = 0.0;
   if (!rc)
     for (int64_t j = 0; j < e->p_local; ++j) {
@@ -295,6 +302,7 @@ void nhgd_solver_destroy(nhgd_solver **ps) {
   nhgd_free(&e->theta_init);
   nhgd_free(&e->u);
   nhgd_free(&e->gval);
+  nhgd_free(&e->theta_sum);
   nhgd_free(&e->scratch);
   nhgd_free(&e->v);
   nhgd_free(&e->h);

@@ -1,0 +1,135 @@
+/* Fashion-MNIST hyper-cleaning data (ALGORITHM.md section 6) behind `nhgd data
+ * fashion-mnist`. */
+#include "nhgd/data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/rng.h"
+#include "core/util.h"
+#include "data/data_internal.h"
+
+void nhgd_fmnist_options_default(nhgd_fmnist_options *o) {
+  memset(o, 0, sizeof *o);
+  snprintf(o->dir, sizeof o->dir, "/usr/share/datasets/fashion-mnist");
+  snprintf(o->output, sizeof o->output, "fashion_mnist.h5");
+  o->n_train = 20000;
+  o->n_val = 5000;
+  o->corruption = 0.5;
+  o->seed = 0;
+  o->standardize = 1;
+}
+
+/* dir/base.gz if it exists (Debian ships the compressed files), else dir/base. */
+static int find_file(const char *dir, const char *base, char *out, size_t len) {
+  if ((size_t)snprintf(out, len, "%s/%s.gz", dir, base) >= len)
+    NHGD_FAIL(NHGD_ERR_ARG, "%s: directory name too long", dir);
+  if (access(out, R_OK) == 0) return NHGD_OK;
+  snprintf(out, len, "%s/%s", dir, base);
+  if (access(out, R_OK) == 0) return NHGD_OK;
+  NHGD_FAIL(NHGD_ERR_IO, "%s: neither %s nor %s.gz is there (or readable)", dir, base, base);
+}
+
+int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o) {
+  if (!o->dir[0]) NHGD_FAIL(NHGD_ERR_ARG, "fashion-mnist: no directory of IDX files given");
+  if (!o->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "fashion-mnist: no output file given");
+  if (o->n_train < 1 || o->n_val < 1)
+    NHGD_FAIL(NHGD_ERR_ARG, "fashion-mnist: n_train = %lld and n_val = %lld must both be >= 1",
+              (long long)o->n_train, (long long)o->n_val);
+  if (!(o->corruption >= 0 && o->corruption <= 1))
+    NHGD_FAIL(NHGD_ERR_ARG, "fashion-mnist: corruption = %g must be in [0, 1]", o->corruption);
+
+  int rc = NHGD_OK, n_classes = 0;
+  char paths[4][4200];
+  static const char *const bases[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+  nhgd_idx img = {0}, lab = {0}, timg = {0}, tlab = {0};
+  nhgd_wsplit train = {0}, val = {0}, test = {0};
+  int64_t *perm = NULL;
+  int32_t *y_clean = NULL;
+  int8_t *corrupted = NULL;
+  nhgd_h5w w = {.file = H5I_INVALID_HID};
+
+  for (int i = 0; i < 4; ++i)
+    NHGD_TRY(rc, find_file(o->dir, bases[i], paths[i], sizeof paths[i]), done);
+  NHGD_TRY(rc, nhgd_idx_read_pair(paths[0], paths[1], &img, &lab), done);
+  NHGD_TRY(rc, nhgd_idx_read_pair(paths[2], paths[3], &timg, &tlab), done);
+  NHGD_TRY(rc, nhgd_idx_classes(&lab, paths[1], &n_classes), done);
+  if (timg.dims[1] != img.dims[1] || timg.dims[2] != img.dims[2])
+    NHGD_RAISE(rc, done, NHGD_ERR_DATA,
+               "%s: images are %lld x %lld but those of %s are %lld x %lld", paths[2],
+               (long long)timg.dims[1], (long long)timg.dims[2], paths[0], (long long)img.dims[1],
+               (long long)img.dims[2]);
+  for (int64_t i = 0; i < tlab.dims[0]; ++i)
+    if (tlab.data[i] >= n_classes)
+      NHGD_RAISE(rc, done, NHGD_ERR_DATA,
+                 "%s: label %d of item %lld is not among the classes 0..%d", paths[3], tlab.data[i],
+                 (long long)i, n_classes - 1);
+  const int64_t N = img.dims[0];
+  if (o->n_train > N - o->n_val)
+    NHGD_RAISE(rc, done, NHGD_ERR_ARG,
+               "fashion-mnist: n_train + n_val = %lld exceeds the %lld training images in %s",
+               (long long)(o->n_train + o->n_val), (long long)N, paths[0]);
+  const int m = (int)(img.dims[1] * img.dims[2]);
+
+  /* One permutation of all training images: its first n_train entries are the training
+   * rows and the next n_val the validation rows, so the two never overlap. */
+  NHGD_TRY(rc, nhgd_calloc(&perm, (size_t)N, sizeof *perm, "row permutation"), done);
+  nhgd_rng_permutation(o->seed, NHGD_STREAM_SPLIT, 0, N, perm);
+  NHGD_TRY(rc, nhgd_wsplit_alloc(&train, o->n_train, m, 1, "training rows"), done);
+  NHGD_TRY(rc, nhgd_wsplit_alloc(&val, o->n_val, m, 1, "validation rows"), done);
+  NHGD_TRY(rc, nhgd_wsplit_alloc(&test, timg.dims[0], m, 1, "test rows"), done);
+  nhgd_idx_gather(&img, &lab, perm, o->n_train, &train);
+  nhgd_idx_gather(&img, &lab, perm + o->n_train, o->n_val, &val);
+  for (int64_t i = 0; i < timg.dims[0]; ++i)
+    perm[i] = i;
+  nhgd_idx_gather(&timg, &tlab, perm, timg.dims[0], &test);
+
+  /* Hyper-cleaning corruption: a redrawn label is uniform over all classes, so it keeps its
+   * true value with probability 1/n_classes; the mask records redraws, not changes. */
+  NHGD_TRY(rc, nhgd_calloc(&y_clean, (size_t)o->n_train, sizeof *y_clean, "clean labels"), done);
+  NHGD_TRY(rc, nhgd_calloc(&corrupted, (size_t)o->n_train, 1, "corruption mask"), done);
+  int64_t n_corrupted = 0;
+  for (int64_t i = 0; i < o->n_train; ++i) {
+    y_clean[i] = train.y_class[i];
+    if (nhgd_rng_uniform(o->seed, NHGD_STREAM_CORRUPT, (uint64_t)i, 0, 0) < o->corruption) {
+      train.y_class[i] = (int32_t)nhgd_rng_below(o->seed, NHGD_STREAM_CORRUPT, (uint64_t)i, 1, 0,
+                                                 (uint64_t)n_classes);
+      corrupted[i] = 1;
+      ++n_corrupted;
+    }
+  }
+  if (o->standardize) NHGD_TRY(rc, nhgd_data_standardize(&train, &val, &test), done);
+
+  NHGD_TRY(rc, nhgd_h5w_create(&w, o->output), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "n_classes", n_classes), done);
+  NHGD_TRY(rc, nhgd_h5w_split(&w, "train", &train, 1), done);
+  NHGD_TRY(rc, nhgd_h5w_int32s(&w, "/train/y_clean", o->n_train, y_clean), done);
+  NHGD_TRY(rc, nhgd_h5w_int8s(&w, "/train/corrupted", o->n_train, corrupted), done);
+  NHGD_TRY(rc, nhgd_h5w_split(&w, "val", &val, 1), done);
+  NHGD_TRY(rc, nhgd_h5w_split(&w, "test", &test, 1), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "generator", "fashion-mnist"), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "source_dir", o->dir), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "n_train", o->n_train), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "n_val", o->n_val), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "n_test", timg.dims[0]), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_double(&w, "corruption", o->corruption), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "n_corrupted", n_corrupted), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_u64(&w, "seed", o->seed), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "standardize", o->standardize ? 1 : 0), done);
+done:
+  rc = nhgd_h5w_finish(&w, rc);
+  nhgd_free(&perm);
+  nhgd_free(&y_clean);
+  nhgd_free(&corrupted);
+  nhgd_wsplit_free(&train);
+  nhgd_wsplit_free(&val);
+  nhgd_wsplit_free(&test);
+  nhgd_idx_free(&img);
+  nhgd_idx_free(&lab);
+  nhgd_idx_free(&timg);
+  nhgd_idx_free(&tlab);
+  return rc;
+}

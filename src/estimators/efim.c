@@ -1,0 +1,163 @@
+/* EFIM route planning: a flop and byte model per route, calibrated by one timed DGEMM. */
+#include "estimators/efim.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "outer/engine.h"
+
+/* Network bandwidth assumed by the model (bytes/s per rank): only the ratio to the DGEMM rate
+ * matters, and the routes' communication differs by orders of magnitude. */
+#define NHGD_MODEL_BANDWIDTH 2.0e9
+/* ScaLAPACK's Cholesky runs at about half the DGEMM rate on these block sizes. */
+#define NHGD_MODEL_CHOLESKY_EFFICIENCY 0.5
+
+static const char *const route_names[NHGD_ROUTE_COUNT] = {"online", "accumulate", "gram",
+                                                          "dense"};
+
+const char *nhgd_route_name(int route) {
+  return route >= 0 && route < NHGD_ROUTE_COUNT ? route_names[route] : "?";
+}
+
+int nhgd_engine_mem_budget(nhgd_engine *e, double *bytes) {
+  double mine = e->opt.mem_per_rank * 1048576.0;
+  if (mine <= 0.0) {
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(e->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
+      MPI_Comm_size(node, &local);
+      MPI_Comm_free(&node);
+    }
+    double avail = 0.0;
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) {
+      char key[64];
+      double kib;
+      while (fscanf(f, "%63s %lf kB", key, &kib) == 2)
+        if (!strcmp(key, "MemAvailable:")) avail = kib * 1024.0;
+      fclose(f);
+    }
+    if (avail <= 0.0) avail = 4.0 * 1073741824.0; /* unknown system: assume 4 GiB */
+    mine = 0.9 * avail / local;
+  }
+  NHGD_MPI_CHECK(MPI_Allreduce(&mine, bytes, 1, MPI_DOUBLE, MPI_MIN, e->comm));
+  return NHGD_OK;
+}
+
+/* DGEMM rate of one rank, agreed (minimum) over ranks so all make the same choice. */
+static int calibrate(nhgd_engine *e, double *rate) {
+  const int n = 384;
+  double *a, *c;
+  NHGD_CHECK(nhgd_calloc(&a, (size_t)n * n, sizeof(double), "calibration"));
+  int rc = nhgd_calloc(&c, (size_t)n * n, sizeof(double), "calibration");
+  if (rc) {
+    nhgd_free(&a);
+    return rc;
+  }
+  for (int i = 0; i < n * n; ++i) a[i] = 1.0 / (1 + i % 7);
+  double best = INFINITY;
+  for (int rep = 0; rep < 3; ++rep) {
+    double t0 = MPI_Wtime();
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, a, n, a, n, 0.0, c, n);
+    double dt = MPI_Wtime() - t0;
+    if (dt < best) best = dt;
+  }
+  nhgd_free(&a);
+  nhgd_free(&c);
+  double mine = 2.0 * n * n * (double)n / (best > 1e-9 ? best : 1e-9);
+  NHGD_MPI_CHECK(MPI_Allreduce(&mine, rate, 1, MPI_DOUBLE, MPI_MIN, e->comm));
+  return NHGD_OK;
+}
+
+static int route_of(const char *name) {
+  for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
+    if (!strcmp(name, route_names[r])) return r;
+  return -1;
+}
+
+int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
+  memset(plan, 0, sizeof *plan);
+  const double P = e->size, d = (double)e->d, T = (double)e->opt.inner_steps;
+  const double B = e->opt.batch ? (double)e->opt.batch : (double)e->data->train.n_global;
+  const double N = T * B;
+  const double m = kron ? e->pb->kron_m : 0, C = kron ? e->pb->kron_c : 0;
+  const double w = 1.0 + (kron ? m + C : d); /* doubles per sample in transit */
+  NHGD_CHECK(calibrate(e, &plan->gemm_rate));
+  NHGD_CHECK(nhgd_engine_mem_budget(e, &plan->budget));
+  const double R = plan->gemm_rate, BW = NHGD_MODEL_BANDWIDTH;
+  const double chol = NHGD_MODEL_CHOLESKY_EFFICIENCY;
+  const double gather = B * w * 8.0; /* every rank receives every sample */
+  /* Workspace every route keeps: U, W (d x B), the packed samples and the B x B system. */
+  const double base = 8.0 * (3.0 * d * B + 2.0 * B * w + B * B);
+  const double dd_local = 8.0 * d * d / P * 1.15; /* block-cyclic d x d, with block rounding */
+  const double nn_local = 8.0 * N * N / P * 1.15;
+  const double gram_kernel = kron ? 2.0 * N * N * (m + C) : 2.0 * N * N * d;
+
+  plan->flops[NHGD_ROUTE_ONLINE] = T * 4.0 * d * d * B / P + 2.0 * d * d / P + T * 2.0 * d * B * B;
+  plan->bytes_comm[NHGD_ROUTE_ONLINE] = gather + 2.0 * 8.0 * d * B;
+  plan->bytes_mem[NHGD_ROUTE_ONLINE] = base + dd_local;
+
+  plan->flops[NHGD_ROUTE_ACCUMULATE] = T * 2.0 * d * d * B / P + d * d * d / 3.0 / P / chol;
+  plan->bytes_comm[NHGD_ROUTE_ACCUMULATE] = gather;
+  plan->bytes_mem[NHGD_ROUTE_ACCUMULATE] = base + dd_local;
+
+  plan->flops[NHGD_ROUTE_GRAM] = gram_kernel / P + N * N * N / 3.0 / P / chol + 4.0 * N * d;
+  plan->bytes_comm[NHGD_ROUTE_GRAM] = gather;
+  plan->bytes_mem[NHGD_ROUTE_GRAM] =
+      base + 8.0 * N * w + nn_local + 16.0 * (kron ? (m > C ? m : C) : d) * N / sqrt(P);
+
+  plan->flops[NHGD_ROUTE_DENSE] = T * d * d * B + d * d * d / 3.0;
+  plan->bytes_comm[NHGD_ROUTE_DENSE] = gather;
+  plan->bytes_mem[NHGD_ROUTE_DENSE] = base + 8.0 * d * d;
+
+  for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
+    plan->seconds[r] = plan->flops[r] / R + T * plan->bytes_comm[r] / BW;
+
+  int forced = route_of(e->opt.efim_route);
+  int best = -1;
+  if (forced >= 0) {
+    best = forced;
+  } else {
+    for (int r = 0; r < NHGD_ROUTE_DENSE; ++r) /* dense is a test reference, never chosen */
+      if (plan->bytes_mem[r] <= plan->budget && (best < 0 || plan->seconds[r] < plan->seconds[best]))
+        best = r;
+  }
+  nhgd_log(NHGD_LOG_INFO,
+           "efim: d = %.0f, N = T*B = %.0f*%.0f = %.0f samples, %s per-sample form; DGEMM %.1f "
+           "GFLOP/s per rank, budget %.0f MiB per rank",
+           d, T, B, N, kron ? "Kronecker" : "dense", R / 1e9, plan->budget / 1048576.0);
+  for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
+    nhgd_log(NHGD_LOG_INFO,
+             "efim: route %-10s predicted %9.3f s per outer step, %9.3g flops per rank, %9.3g "
+             "bytes received per inner step, %8.1f MiB per rank%s",
+             route_names[r], plan->seconds[r], plan->flops[r], plan->bytes_comm[r],
+             plan->bytes_mem[r] / 1048576.0, plan->bytes_mem[r] > plan->budget ? " (does not fit)" : "");
+  if (best < 0 || plan->bytes_mem[best] > plan->budget) {
+    int r = best >= 0 ? best : NHGD_ROUTE_GRAM;
+    if (best < 0) /* the route that scales best with ranks */
+      r = plan->bytes_mem[NHGD_ROUTE_ACCUMULATE] < plan->bytes_mem[NHGD_ROUTE_GRAM]
+              ? NHGD_ROUTE_ACCUMULATE
+              : NHGD_ROUTE_GRAM;
+    /* Memory that shrinks with the rank count: the block-cyclic part. */
+    double fixed = plan->bytes_mem[r] - (r == NHGD_ROUTE_GRAM ? nn_local : dd_local);
+    double scaled = (r == NHGD_ROUTE_GRAM ? nn_local : dd_local) * P;
+    double pmin = fixed < plan->budget && r != NHGD_ROUTE_DENSE ? ceil(scaled / (plan->budget - fixed)) : -1;
+    char hint[160] = "no rank count fits: lower --batch or --inner-steps, or raise --mem-per-rank";
+    if (pmin > 0)
+      snprintf(hint, sizeof hint, "the smallest rank count that fits is %.0f (at this memory per rank)",
+               pmin);
+    NHGD_FAIL(NHGD_ERR_MEM,
+              "nhgd: route %s needs %.1f MiB per rank on %d ranks but %.1f MiB are available "
+              "(--mem-per-rank); %s",
+              route_names[r], plan->bytes_mem[r] / 1048576.0, e->size, plan->budget / 1048576.0, hint);
+  }
+  plan->route = best;
+  nhgd_log(NHGD_LOG_INFO, "efim: using route %s (%s)", route_names[best],
+           forced >= 0 ? "--efim-route" : "cheapest predicted that fits");
+  return NHGD_OK;
+}

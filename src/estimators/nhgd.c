@@ -1,0 +1,490 @@
+/* Estimator `nhgd`: u = M^{-1} g with M = D + sum_t omega_t sum_{i in B_t} c_i s_i s_i^T, the
+ * empirical Fisher of the per-sample gradients inner SGD computed, kept up to date during the
+ * inner loop by one of four routes (ALGORITHM.md 2.1):
+ *   online      Woodbury update of the block-cyclic inverse A = M^{-1} after every step
+ *   accumulate  block-cyclic sum of outer products, one Cholesky and one solve at the end
+ *   gram        the N x N system I + U^T D^{-1} U (block-cyclic), no d x d matrix at all
+ *   dense       every rank holds M densely: the reference the tests compare against
+ * Step weights: omega_t = 1/(T B) (plain mean) or (1-beta) beta^(T-1-t) / B (moving average);
+ * both are known when step t is observed, so every route yields the same M. */
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/util.h"
+#include "estimators/efim.h"
+#include "outer/engine.h"
+
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
+void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
+             double *b, const int *ldb, int *info, size_t len);
+
+typedef struct nhgd_state {
+  int route;
+  int kron;  /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
+  int sep;   /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
+  int m, C, d;
+  int64_t T, B; /* inner steps, global batch */
+  int width;    /* doubles per sample in transit: 1 + m + C or 1 + d */
+  int bmax;     /* most samples one rank can own in a step */
+  double *dg, *dinv, *a, *b; /* D, D^{-1}, separable factors */
+  /* one step in transit */
+  double *packed_loc, *packed_all;
+  double *Xloc, *Rloc, *cloc;
+  int *counts, *displs;
+  int pending, pending_total;
+  MPI_Request req;
+  int64_t t;
+  /* d x B workspace: scaled sample columns U, and W = A U (online) */
+  double *U, *W, *S;
+  nhgd_bcmat *A; /* online: M^{-1}; accumulate: F */
+  /* gram: stored samples (packed) and the N x N system */
+  double *store;
+  int64_t nstored, cap;
+  nhgd_bcmat *K;
+  double *Mdense; /* dense reference */
+  double bytes;   /* communicated by this rank in the current inner loop */
+} nhgd_state;
+
+static int grid_block(nhgd_engine *e, int n, nhgd_grid **g, int *nb) {
+  NHGD_CHECK(nhgd_engine_grid(e, g));
+  *nb = e->opt.block_size ? e->opt.block_size : nhgd_bcmat_auto_block(n, *g);
+  return NHGD_OK;
+}
+
+static void nhgd_destroy(nhgd_estimator *est) {
+  nhgd_state *s = est->state;
+  if (!s) return;
+  if (s->pending) MPI_Wait(&s->req, MPI_STATUS_IGNORE);
+  nhgd_bcmat_destroy(&s->A);
+  nhgd_bcmat_destroy(&s->K);
+  double **bufs[] = {&s->dg, &s->dinv, &s->a, &s->b, &s->packed_loc, &s->packed_all, &s->Xloc,
+                     &s->Rloc, &s->cloc, &s->U, &s->W, &s->S, &s->store, &s->Mdense};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) nhgd_free(bufs[i]);
+  nhgd_free(&s->counts);
+  nhgd_free(&s->displs);
+  nhgd_free(&est->state);
+}
+
+/* D = Hess R + damping, and the separable form of D^{-1} when it exists. */
+static int set_damping(nhgd_state *s, nhgd_engine *e, const double *theta) {
+  NHGD_CHECK(e->pb->reg(e->pb, theta, e->v, NULL, NULL, s->dg));
+  for (int j = 0; j < s->d; ++j) {
+    s->dg[j] += e->opt.efim_damping;
+    if (!(s->dg[j] > 0.0))
+      NHGD_FAIL(NHGD_ERR_NUMERIC,
+                "nhgd: D = Hess R + damping has a non-positive entry %g at %d; raise "
+                "--efim-damping",
+                s->dg[j], j);
+    s->dinv[j] = 1.0 / s->dg[j];
+  }
+  s->sep = 0;
+  if (s->kron) {
+    /* D^{-1}[j + c m] = a_j b_c ? */
+    s->sep = 1;
+    for (int j = 0; j < s->m; ++j) s->a[j] = s->dinv[j];
+    for (int c = 0; c < s->C; ++c) s->b[c] = s->dinv[(size_t)c * s->m] / s->dinv[0];
+    for (int c = 0; c < s->C && s->sep; ++c)
+      for (int j = 0; j < s->m; ++j) {
+        double want = s->dinv[j + (size_t)c * s->m], got = s->a[j] * s->b[c];
+        if (fabs(want - got) > 1e-14 * fabs(want)) {
+          s->sep = 0;
+          break;
+        }
+      }
+  }
+  return NHGD_OK;
+}
+
+static int nhgd_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
+  nhgd_state *s = est->state;
+  s->t = 0;
+  s->nstored = 0;
+  s->bytes = 0.0;
+  NHGD_CHECK(set_damping(s, e, e->theta));
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE:
+    nhgd_bcmat_zero(s->A);
+    nhgd_bcmat_add_diag(s->A, s->dinv);
+    break;
+  case NHGD_ROUTE_ACCUMULATE:
+    nhgd_bcmat_zero(s->A);
+    break;
+  case NHGD_ROUTE_DENSE:
+    memset(s->Mdense, 0, (size_t)s->d * s->d * sizeof(double));
+    break;
+  default:
+    break;
+  }
+  return NHGD_OK;
+}
+
+/* Weight of every sample of step t in M. */
+static double step_weight(const nhgd_state *s, const nhgd_options *o, int64_t t) {
+  if (!strcmp(o->efim_mode, "ema"))
+    return (1.0 - o->efim_beta) * pow(o->efim_beta, (double)(s->T - 1 - t)) / (double)s->B;
+  return 1.0 / ((double)s->T * (double)s->B);
+}
+
+/* Column of U for one packed sample [scale, x, r] or [scale, s]: scale * s when scaled,
+ * else s itself. */
+static void unpack_column(const nhgd_state *s, const double *p, double *u, int scaled) {
+  const double sc = scaled ? p[0] : 1.0;
+  if (s->kron) {
+    const double *x = p + 1, *r = p + 1 + s->m;
+    for (int c = 0; c < s->C; ++c)
+      for (int j = 0; j < s->m; ++j) u[j + (size_t)c * s->m] = sc * x[j] * r[c];
+  } else {
+    for (int j = 0; j < s->d; ++j) u[j] = sc * p[1 + j];
+  }
+}
+
+/* A <- A - (A U)(I + U^T A U)^{-1}(A U)^T on the block-cyclic A. Communication: one
+ * allreduce of d x nb numbers. */
+static int woodbury(nhgd_state *s, nhgd_engine *e, int nb) {
+  nhgd_bcmat *A = s->A;
+  const size_t d = (size_t)s->d;
+  double *Uc = s->S + (size_t)nb * nb; /* nloc x nb gathered columns, after the nb x nb S */
+  for (int c = 0; c < nb; ++c)
+    for (int jl = 0; jl < A->nloc; ++jl) Uc[jl + (size_t)c * A->nloc] = s->U[A->gcol[jl] + c * d];
+  memset(s->W, 0, d * nb * sizeof(double));
+  if (A->mloc > 0 && A->nloc > 0) {
+    /* Rows of A U from this rank's columns, written straight into place: the sum over ranks
+     * adds the column blocks of each process row. */
+    double *Wp = s->packed_all; /* mloc x nb scratch, large enough (see init) */
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, A->mloc, nb, A->nloc, 1.0, A->a,
+                A->lld, Uc, A->nloc, 0.0, Wp, A->mloc);
+    for (int c = 0; c < nb; ++c)
+      for (int il = 0; il < A->mloc; ++il) s->W[A->grow[il] + c * d] = Wp[il + (size_t)c * A->mloc];
+  }
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->W, (int)(d * nb), MPI_DOUBLE, MPI_SUM, e->comm));
+  s->bytes += 2.0 * 8.0 * (double)d * nb;
+  /* S = I + U^T W, factor, Y = W L^{-T}, A -= Y Y^T. */
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nb, nb, (int)d, 1.0, s->U, (int)d, s->W,
+              (int)d, 0.0, s->S, nb);
+  for (int i = 0; i < nb; ++i) s->S[i + (size_t)i * nb] += 1.0;
+  int info = 0;
+  dpotrf_("L", &nb, s->S, &nb, &info, 1);
+  if (info)
+    NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd online: I + U^T A U is not positive definite (minor %d)",
+              info);
+  cblas_dtrsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)d, nb, 1.0,
+              s->S, nb, s->W, (int)d);
+  return nhgd_bcmat_add_gram(A, s->W, nb, -1.0, 0);
+}
+
+/* Fold the gathered samples of one step into the route's state. */
+static int apply_step(nhgd_state *s, nhgd_engine *e, int total) {
+  const double *P = s->packed_all;
+  if (s->route == NHGD_ROUTE_GRAM) {
+    if (s->nstored + total > s->cap)
+      NHGD_FAIL(NHGD_ERR_INTERNAL, "nhgd gram: more samples than planned (%lld > %lld)",
+                (long long)(s->nstored + total), (long long)s->cap);
+    memcpy(s->store + (size_t)s->nstored * s->width, P, (size_t)total * s->width * sizeof(double));
+    s->nstored += total;
+    return NHGD_OK;
+  }
+  const size_t d = (size_t)s->d;
+  /* Process the step in slices of at most bslice samples (the U workspace). */
+  for (int c0 = 0; c0 < total; c0 += (int)s->B) {
+    int nb = total - c0 < (int)s->B ? total - c0 : (int)s->B;
+    for (int c = 0; c < nb; ++c) unpack_column(s, P + (size_t)(c0 + c) * s->width, s->U + c * d, 1);
+    switch (s->route) {
+    case NHGD_ROUTE_ONLINE:
+      NHGD_CHECK(woodbury(s, e, nb));
+      break;
+    case NHGD_ROUTE_ACCUMULATE:
+      NHGD_CHECK(nhgd_bcmat_add_gram(s->A, s->U, nb, 1.0, 1));
+      break;
+    default: /* dense reference: lower triangle of the full matrix */
+      cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, (int)d, nb, 1.0, s->U, (int)d, 1.0,
+                  s->Mdense, (int)d);
+      break;
+    }
+  }
+  return NHGD_OK;
+}
+
+static int finish_pending(nhgd_state *s, nhgd_engine *e) {
+  if (!s->pending) return NHGD_OK;
+  NHGD_MPI_CHECK(MPI_Wait(&s->req, MPI_STATUS_IGNORE));
+  s->pending = 0;
+  return apply_step(s, e, s->pending_total);
+}
+
+static int nhgd_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta, int nb,
+                        const int *rows) {
+  nhgd_state *s = est->state;
+  const nhgd_problem *pb = e->pb;
+  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
+  int rc = finish_pending(s, e);
+  if (rc) goto done;
+  if (nb > s->bmax)
+    NHGD_RAISE(rc, done, NHGD_ERR_INTERNAL, "nhgd: %d samples on one rank, planned %d", nb,
+               s->bmax);
+  if (s->kron)
+    rc = pb->kron_factors(pb, theta, e->v, nb, rows, s->Xloc, s->Rloc, NULL, s->cloc);
+  else
+    rc = pb->sample_grads(pb, theta, e->v, nb, rows, s->Xloc, s->cloc);
+  rc = nhgd_error_agree(e->comm, rc);
+  if (rc) goto done;
+  const double omega = step_weight(s, &e->opt, s->t);
+  const int len = s->width - 1;
+  for (int k = 0; k < nb; ++k) {
+    double *p = s->packed_loc + (size_t)k * s->width;
+    double c = s->cloc[k];
+    p[0] = sqrt(omega * (e->opt.efim_weight_exp == 1.0 ? c : pow(c, e->opt.efim_weight_exp)));
+    if (s->kron) {
+      memcpy(p + 1, s->Xloc + (size_t)k * s->m, (size_t)s->m * sizeof(double));
+      memcpy(p + 1 + s->m, s->Rloc + (size_t)k * s->C, (size_t)s->C * sizeof(double));
+    } else {
+      memcpy(p + 1, s->Xloc + (size_t)k * len, (size_t)len * sizeof(double));
+    }
+  }
+  int mine = nb * s->width;
+  if (MPI_Allgather(&mine, 1, MPI_INT, s->counts, 1, MPI_INT, e->comm) != MPI_SUCCESS)
+    NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Allgather of sample counts failed");
+  int sum = 0;
+  for (int p = 0; p < e->size; ++p) {
+    s->displs[p] = sum;
+    sum += s->counts[p];
+  }
+  s->bytes += 8.0 * (double)(sum - mine) + 4.0 * e->size;
+  if (MPI_Iallgatherv(s->packed_loc, mine, MPI_DOUBLE, s->packed_all, s->counts, s->displs,
+                      MPI_DOUBLE, e->comm, &s->req) != MPI_SUCCESS)
+    NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Iallgatherv of per-sample gradients failed");
+  s->pending = 1;
+  s->pending_total = sum / s->width;
+  ++s->t;
+  /* Without overlap the step is folded in at once; with it, while SGD takes the next step. */
+  if (!e->opt.overlap) rc = finish_pending(s, e);
+done:
+  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  return rc;
+}
+
+/* u = A g for the block-cyclic A (online route). */
+static int apply_inverse(nhgd_state *s, nhgd_engine *e, const double *g, double *u) {
+  nhgd_bcmat *A = s->A;
+  double *gc = s->U, *ul = s->W; /* nloc and mloc scratch */
+  for (int jl = 0; jl < A->nloc; ++jl) gc[jl] = g[A->gcol[jl]];
+  memset(u, 0, (size_t)s->d * sizeof(double));
+  if (A->mloc > 0 && A->nloc > 0) {
+    cblas_dgemv(CblasColMajor, CblasNoTrans, A->mloc, A->nloc, 1.0, A->a, A->lld, gc, 1, 0.0, ul,
+                1);
+    for (int il = 0; il < A->mloc; ++il) u[A->grow[il]] = ul[il];
+  }
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, u, s->d, MPI_DOUBLE, MPI_SUM, e->comm));
+  return NHGD_OK;
+}
+
+/* Gram route: u = D^{-1} g - D^{-1} U (I + U^T D^{-1} U)^{-1} U^T D^{-1} g over the N stored
+ * samples, with the N x N system block-cyclic and each rank forming only its own entries. */
+static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u) {
+  const int N = (int)s->nstored, d = s->d, m = s->m, C = s->C, w = s->width;
+  const double *P = s->store;
+  int rc = NHGD_OK;
+  for (int j = 0; j < d; ++j) u[j] = s->dinv[j] * g[j];
+  if (N == 0) return NHGD_OK;
+  nhgd_grid *grid;
+  int nb = 0;
+  NHGD_CHECK(grid_block(e, N, &grid, &nb));
+  NHGD_CHECK(nhgd_bcmat_create(grid, N, nb, &s->K));
+  nhgd_bcmat *K = s->K;
+  double *L = NULL, *Rt = NULL, *tz = NULL;
+  /* K_ij = delta_ij + sc_i sc_j <s_i, D^{-1} s_j>. */
+  if (K->mloc > 0 && K->nloc > 0) {
+    if (s->sep) {
+      /* <s_i, D^{-1} s_j> = (x_i^T diag(a) x_j)(r_i^T diag(b) r_j). */
+      const int lr = K->mloc > K->nloc ? K->mloc : K->nloc;
+      NHGD_TRY(rc, nhgd_calloc(&L, (size_t)(m > C ? m : C) * lr * 2, sizeof(double), "gram rows"),
+               done);
+      NHGD_TRY(rc, nhgd_calloc(&Rt, (size_t)K->mloc * K->nloc, sizeof(double), "gram block"),
+               done);
+      double *Lr = L, *Lc = L + (size_t)(m > C ? m : C) * lr;
+      for (int pass = 0; pass < 2; ++pass) {
+        const int len = pass ? C : m, off = pass ? 1 + m : 1;
+        const double *sc = pass ? s->b : s->a;
+        for (int il = 0; il < K->mloc; ++il) {
+          const double *p = P + (size_t)K->grow[il] * w + off;
+          for (int j = 0; j < len; ++j) Lr[j + (size_t)il * len] = sc[j] * p[j];
+        }
+        for (int jl = 0; jl < K->nloc; ++jl) {
+          const double *p = P + (size_t)K->gcol[jl] * w + off;
+          memcpy(Lc + (size_t)jl * len, p, (size_t)len * sizeof(double));
+        }
+        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, K->mloc, K->nloc, len, 1.0, Lr, len,
+                    Lc, len, 0.0, pass ? Rt : K->a, pass ? K->mloc : K->lld);
+      }
+      for (int jl = 0; jl < K->nloc; ++jl)
+        for (int il = 0; il < K->mloc; ++il) K->a[il + (size_t)jl * K->lld] *= Rt[il + (size_t)jl * K->mloc];
+    } else {
+      /* Form the d-vectors of this rank's rows and columns of K. */
+      const int lr = K->mloc > K->nloc ? K->mloc : K->nloc;
+      NHGD_TRY(rc, nhgd_calloc(&L, (size_t)d * lr * 2, sizeof(double), "gram columns"), done);
+      double *Lr = L, *Lc = L + (size_t)d * lr;
+      for (int il = 0; il < K->mloc; ++il) {
+        double *col = Lr + (size_t)il * d;
+        unpack_column(s, P + (size_t)K->grow[il] * w, col, 0);
+        for (int j = 0; j < d; ++j) col[j] *= s->dinv[j];
+      }
+      for (int jl = 0; jl < K->nloc; ++jl)
+        unpack_column(s, P + (size_t)K->gcol[jl] * w, Lc + (size_t)jl * d, 0);
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, K->mloc, K->nloc, d, 1.0, Lr, d, Lc, d,
+                  0.0, K->a, K->lld);
+    }
+    for (int jl = 0; jl < K->nloc; ++jl)
+      for (int il = 0; il < K->mloc; ++il) {
+        const double si = P[(size_t)K->grow[il] * w], sj = P[(size_t)K->gcol[jl] * w];
+        K->a[il + (size_t)jl * K->lld] *= si * sj;
+      }
+  }
+  {
+    double *ones;
+    NHGD_TRY(rc, nhgd_calloc(&ones, (size_t)N, sizeof(double), "identity"), done);
+    for (int i = 0; i < N; ++i) ones[i] = 1.0;
+    nhgd_bcmat_add_diag(K, ones);
+    nhgd_free(&ones);
+  }
+  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+  rc = nhgd_bcmat_cholesky(K);
+  /* t_i = sc_i <s_i, D^{-1} g>; z = K^{-1} t; u -= D^{-1} sum_i z_i sc_i s_i. */
+  if (!rc) rc = nhgd_calloc(&tz, (size_t)N, sizeof(double), "gram right-hand side");
+  if (!rc) {
+    double *sample = s->U; /* d scratch */
+    for (int i = 0; i < N; ++i) {
+      unpack_column(s, P + (size_t)i * w, sample, 1);
+      tz[i] = cblas_ddot(d, sample, 1, u, 1);
+    }
+    rc = nhgd_bcmat_solve(K, tz, tz);
+  }
+  if (!rc) {
+    double *corr = s->W; /* d scratch */
+    memset(corr, 0, (size_t)d * sizeof(double));
+    double *sample = s->U;
+    for (int i = 0; i < N; ++i) {
+      unpack_column(s, P + (size_t)i * w, sample, 1);
+      cblas_daxpy(d, tz[i], sample, 1, corr, 1);
+    }
+    for (int j = 0; j < d; ++j) u[j] -= s->dinv[j] * corr[j];
+  }
+  nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
+done:
+  nhgd_free(&L);
+  nhgd_free(&Rt);
+  nhgd_free(&tz);
+  nhgd_bcmat_destroy(&s->K);
+  return rc;
+}
+
+static int dense_solve(nhgd_state *s, const double *g, double *u) {
+  const int d = s->d, one = 1;
+  int info = 0;
+  for (int j = 0; j < d; ++j) s->Mdense[j + (size_t)j * d] += s->dg[j];
+  memcpy(u, g, (size_t)d * sizeof(double));
+  dpotrf_("L", &d, s->Mdense, &d, &info, 1);
+  if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd dense: M is not positive definite (minor %d)", info);
+  dpotrs_("L", &d, &one, s->Mdense, &d, u, &d, &info, 1);
+  return NHGD_OK;
+}
+
+static int nhgd_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
+                      double *u) {
+  nhgd_state *s = est->state;
+  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
+  int rc = finish_pending(s, e);
+  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  NHGD_CHECK(rc);
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE:
+    nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+    rc = apply_inverse(s, e, g, u);
+    nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+    break;
+  case NHGD_ROUTE_ACCUMULATE:
+    nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+    nhgd_bcmat_add_diag(s->A, s->dg);
+    rc = nhgd_bcmat_cholesky(s->A);
+    if (!rc) rc = nhgd_bcmat_solve(s->A, g, u);
+    nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+    break;
+  case NHGD_ROUTE_GRAM:
+    nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
+    rc = gram_solve(s, e, g, u);
+    nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+    break;
+  default:
+    nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+    rc = dense_solve(s, g, u);
+    nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+    break;
+  }
+  e->comm_bytes += s->bytes;
+  return rc;
+}
+
+int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
+  nhgd_state *s;
+  NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator"));
+  est->state = s;
+  est->destroy = nhgd_destroy;
+  est->begin = nhgd_begin;
+  est->observe = nhgd_observe;
+  est->solve = nhgd_solve;
+  est->needs_observe = 1;
+  const nhgd_problem *pb = e->pb;
+  const nhgd_options *o = &e->opt;
+  if (e->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)e->d);
+  s->d = (int)e->d;
+  s->kron = o->kron && pb->kron_factors != NULL;
+  s->m = s->kron ? pb->kron_m : 0;
+  s->C = s->kron ? pb->kron_c : 0;
+  s->T = o->inner_steps;
+  s->B = o->batch ? o->batch : e->data->train.n_global;
+  s->width = 1 + (s->kron ? s->m + s->C : s->d);
+  /* Minibatches are drawn with replacement: one rank may own all B samples of a step. */
+  s->bmax = (int)s->B;
+  nhgd_efim_plan plan;
+  NHGD_CHECK(nhgd_efim_plan_route(e, s->kron, &plan));
+  s->route = plan.route;
+  const size_t d = (size_t)s->d, B = (size_t)s->B, w = (size_t)s->width;
+  NHGD_CHECK(nhgd_calloc(&s->dg, d, sizeof(double), "D"));
+  NHGD_CHECK(nhgd_calloc(&s->dinv, d, sizeof(double), "D^-1"));
+  NHGD_CHECK(nhgd_calloc(&s->a, s->m ? (size_t)s->m : 1, sizeof(double), "D^-1 rows"));
+  NHGD_CHECK(nhgd_calloc(&s->b, s->C ? (size_t)s->C : 1, sizeof(double), "D^-1 columns"));
+  NHGD_CHECK(nhgd_calloc(&s->packed_loc, (size_t)s->bmax * w, sizeof(double), "packed samples"));
+  /* packed_all also serves as the mloc x B product scratch of the online route. */
+  size_t all = B * w > d * B ? B * w : d * B;
+  NHGD_CHECK(nhgd_calloc(&s->packed_all, all, sizeof(double), "gathered samples"));
+  NHGD_CHECK(nhgd_calloc(&s->Xloc, (size_t)s->bmax * (s->kron ? (size_t)s->m : d), sizeof(double),
+                         "sample features"));
+  NHGD_CHECK(nhgd_calloc(&s->Rloc, (size_t)s->bmax * (s->kron ? (size_t)s->C : 1), sizeof(double),
+                         "sample residuals"));
+  NHGD_CHECK(nhgd_calloc(&s->cloc, (size_t)s->bmax, sizeof(double), "sample weights"));
+  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)e->size, sizeof(int), "counts"));
+  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)e->size, sizeof(int), "displacements"));
+  NHGD_CHECK(nhgd_calloc(&s->U, d * (B > 1 ? B : 1), sizeof(double), "U"));
+  NHGD_CHECK(nhgd_calloc(&s->W, d * (B > 1 ? B : 1), sizeof(double), "W"));
+  NHGD_CHECK(nhgd_calloc(&s->S, B * B + d * B, sizeof(double), "small system"));
+  nhgd_grid *g;
+  int nb = 0;
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE:
+  case NHGD_ROUTE_ACCUMULATE:
+    NHGD_CHECK(grid_block(e, s->d, &g, &nb));
+    NHGD_CHECK(nhgd_bcmat_create(g, s->d, nb, &s->A));
+    break;
+  case NHGD_ROUTE_GRAM:
+    s->cap = s->T * (int64_t)s->B;
+    NHGD_CHECK(nhgd_calloc(&s->store, (size_t)s->cap * w, sizeof(double), "stored samples"));
+    break;
+  default:
+    NHGD_CHECK(nhgd_calloc(&s->Mdense, d * d, sizeof(double), "dense M"));
+    break;
+  }
+  return NHGD_OK;
+}
