@@ -87,6 +87,7 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
                        nhgd_problem *pb, nhgd_solver **out) {
   *out = NULL;
   NHGD_CHECK(nhgd_options_validate(o));
+  nhgd_log_init(comm, o->log_level);
   nhgd_solver *s;
   int rc = nhgd_calloc(&s, 1, sizeof *s, "solver");
   NHGD_CHECK(nhgd_error_agree(comm, rc));

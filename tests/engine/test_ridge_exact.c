@@ -8,54 +8,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/ridge_oracle.h"
 #include "nhgd/nhgd.h"
-
-void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
-void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
-             double *b, const int *ldb, int *info, size_t len);
-
-static double *read_all(hid_t f, const char *name, hsize_t *rows, hsize_t *cols) {
-  hid_t ds = H5Dopen2(f, name, H5P_DEFAULT), sp = H5Dget_space(ds);
-  hsize_t dims[2] = {1, 1};
-  H5Sget_simple_extent_dims(sp, dims, NULL);
-  if (H5Sget_simple_extent_ndims(sp) == 1) dims[1] = 1;
-  double *a = malloc(sizeof(double) * dims[0] * dims[1]);
-  H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, a);
-  H5Sclose(sp);
-  H5Dclose(ds);
-  *rows = dims[0];
-  *cols = dims[1];
-  return a;
-}
 
 /* Closed-form hypergradient (m entries) and u = A^{-1} grad_theta f. */
 static void closed_form(const char *path, double sigma, double v0, double *h, double *u) {
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  hsize_t n, m, nv, one;
-  double *X = read_all(f, "/train/X", &n, &m), *y = read_all(f, "/train/y", &n, &one);
-  double *Xv = read_all(f, "/val/X", &nv, &m), *yv = read_all(f, "/val/y", &nv, &one);
-  H5Fclose(f);
-  int M = (int)m, info = 0, ione = 1;
-  double *A = calloc(m * m, sizeof(double)), *th = calloc(m, sizeof(double));
-  double *g = calloc(m, sizeof(double));
-  const double s2 = sigma * sigma, ev = exp(v0);
-  for (hsize_t i = 0; i < n; ++i)
-    for (hsize_t a = 0; a < m; ++a) {
-      th[a] += X[i * m + a] * y[i] / (n * s2);
-      for (hsize_t b = 0; b < m; ++b) A[a + b * m] += X[i * m + a] * X[i * m + b] / (n * s2);
-    }
-  for (hsize_t a = 0; a < m; ++a) A[a + a * m] += ev;
-  dpotrf_("L", &M, A, &M, &info, 1);
-  dpotrs_("L", &M, &ione, A, &M, th, &M, &info, 1);
-  for (hsize_t j = 0; j < nv; ++j) {
-    double r = yv[j];
-    for (hsize_t a = 0; a < m; ++a) r -= Xv[j * m + a] * th[a];
-    for (hsize_t a = 0; a < m; ++a) g[a] -= r * Xv[j * m + a] / nv;
-  }
-  memcpy(u, g, sizeof(double) * m);
-  dpotrs_("L", &M, &ione, A, &M, u, &M, &info, 1);
-  for (hsize_t a = 0; a < m; ++a) h[a] = -ev * th[a] * u[a];
-  free(X), free(y), free(Xv), free(yv), free(A), free(th), free(g);
+  ridge_full r;
+  ridge_full_read(path, &r);
+  const int m = (int)r.m;
+  double *A = malloc(sizeof(double) * m * m), *th = malloc(sizeof(double) * m);
+  double *g = malloc(sizeof(double) * m);
+  ridge_theta_star(&r, sigma, v0, th);
+  ridge_val_grad(&r, th, g);
+  ridge_hessian_nll(&r, sigma, A);
+  for (int a = 0; a < m; ++a) A[a + a * m] += exp(v0);
+  ridge_spd_solve(A, g, u, m);
+  for (int a = 0; a < m; ++a) h[a] = -exp(v0) * th[a] * u[a];
+  ridge_full_free(&r);
+  free(A), free(th), free(g);
 }
 
 static double rel(const double *a, const double *b, int n) {
