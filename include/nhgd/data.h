@@ -48,7 +48,8 @@ typedef struct nhgd_data {
  * NULL. */
 int nhgd_data_load(MPI_Comm comm, const char *path, nhgd_data **out);
 
-/* Not collective. Frees the data and sets *data to NULL; NULL-safe. */
+/* Collective (frees the duplicated communicator). Frees the data and sets *data to NULL;
+ * NULL-safe. */
 void nhgd_data_destroy(nhgd_data **data);
 
 /* Rows [lo, lo+n) owned by rank r of P for a split of n_global rows. Not collective. */

@@ -123,25 +123,32 @@ void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg) {
 
 int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int lower_only) {
   if (A->mloc == 0 || A->nloc == 0 || k == 0) return NHGD_OK;
-  /* Local columns that meet the lower triangle: global column <= largest local row. */
-  int nloc = A->nloc;
-  if (lower_only) {
-    int64_t gmax = A->grow[A->mloc - 1];
-    while (nloc > 0 && A->gcol[nloc - 1] > gmax) --nloc;
-    if (nloc == 0) return NHGD_OK;
-  }
   double *Zr, *Zc;
   int rc;
   NHGD_CHECK(nhgd_calloc(&Zr, (size_t)A->mloc * (size_t)k, sizeof(double), "gram rows"));
-  NHGD_TRY(rc, nhgd_calloc(&Zc, (size_t)nloc * (size_t)k, sizeof(double), "gram columns"), done);
+  NHGD_TRY(rc, nhgd_calloc(&Zc, (size_t)A->nloc * (size_t)k, sizeof(double), "gram columns"),
+           done);
   for (int c = 0; c < k; ++c) {
     const double *z = Z + (size_t)c * A->n;
-    double *zr = Zr + (size_t)c * A->mloc, *zc = Zc + (size_t)c * nloc;
+    double *zr = Zr + (size_t)c * A->mloc, *zc = Zc + (size_t)c * A->nloc;
     for (int il = 0; il < A->mloc; ++il) zr[il] = z[A->grow[il]];
-    for (int jl = 0; jl < nloc; ++jl) zc[jl] = z[A->gcol[jl]];
+    for (int jl = 0; jl < A->nloc; ++jl) zc[jl] = z[A->gcol[jl]];
   }
-  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc, nloc, k, alpha, Zr, A->mloc, Zc,
-              nloc, 1.0, A->a, A->lld);
+  if (!lower_only) {
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc, A->nloc, k, alpha, Zr, A->mloc,
+                Zc, A->nloc, 1.0, A->a, A->lld);
+  } else {
+    /* One DGEMM per local column block, over the local rows at or below its first global
+     * column: about half the flops, and what a Cholesky with uplo = 'L' reads. */
+    int il0 = 0;
+    for (int j0 = 0; j0 < A->nloc; j0 += A->nb) {
+      int nj = A->nloc - j0 < A->nb ? A->nloc - j0 : A->nb;
+      while (il0 < A->mloc && A->grow[il0] < A->gcol[j0]) ++il0;
+      if (il0 == A->mloc) break;
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc - il0, nj, k, alpha, Zr + il0,
+                  A->mloc, Zc + j0, A->nloc, 1.0, A->a + il0 + (size_t)j0 * A->lld, A->lld);
+    }
+  }
   nhgd_free(&Zc);
 done:
   nhgd_free(&Zr);

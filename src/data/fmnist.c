@@ -1,5 +1,4 @@
-/* Fashion-MNIST hyper-cleaning data (ALGORITHM.md section 6) behind `nhgd data
- * fashion-mnist`. */
+/* Fashion-MNIST hyper-cleaning data (ALGORITHM.md section 6) behind `nhgd data fashion-mnist`. */
 #include "nhgd/data.h"
 
 #include <math.h>

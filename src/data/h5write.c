@@ -1,5 +1,4 @@
-/* Serial HDF5 writer shared by all `nhgd data` writers: temporary file, datasets, attributes,
- * atomic rename into place. */
+/* Serial HDF5 writer shared by every `nhgd data` writer: temporary file, then rename. */
 #include "data/data_internal.h"
 
 #include <errno.h>

@@ -1,5 +1,4 @@
-/* IDX files (gzip-compressed or plain): a strict reader, and the importer of a user's
- * image/label files behind `nhgd data import-idx`. */
+/* IDX files (gzip or plain): a strict reader and the `nhgd data import-idx` importer. */
 #include "nhgd/data.h"
 
 #include <errno.h>
@@ -86,16 +85,19 @@ int nhgd_idx_read(const char *path, int ndim, nhgd_idx *out) {
   }
   NHGD_TRY(rc, nhgd_calloc(&out->data, (size_t)total, 1, path), done);
   got = read_bytes(g, out->data, total, &zerr);
+  /* Sizes of a gzip file are counted after decompression: say so, or "holds 66 bytes" of a
+   * 5 kB file would puzzle. */
+  const char *unit = gzdirect(g) ? "" : " uncompressed";
   if (zerr)
     NHGD_RAISE(rc, done, NHGD_ERR_DATA,
-               "%s: truncated or damaged: expected %lld bytes (header %s) but could read only "
+               "%s: truncated or damaged: expected %lld%s bytes (header %s) but could read only "
                "%lld: %s",
-               path, (long long)(head_len + total), shape, (long long)(head_len + got),
+               path, (long long)(head_len + total), unit, shape, (long long)(head_len + got),
                gz_message(g));
   if (got < total)
     NHGD_RAISE(rc, done, NHGD_ERR_DATA,
-               "%s: truncated: expected %lld bytes (header %s) but the file holds %lld", path,
-               (long long)(head_len + total), shape, (long long)(head_len + got));
+               "%s: truncated: expected %lld%s bytes (header %s) but the file holds %lld", path,
+               (long long)(head_len + total), unit, shape, (long long)(head_len + got));
   /* A longer file than promised usually means a wrong header: refuse it too. */
   int64_t extra = 0;
   for (;;) {
@@ -106,8 +108,9 @@ int nhgd_idx_read(const char *path, int ndim, nhgd_idx *out) {
   }
   if (extra > 0)
     NHGD_RAISE(rc, done, NHGD_ERR_DATA,
-               "%s: expected %lld bytes (header %s) but the file holds %lld (trailing data)", path,
-               (long long)(head_len + total), shape, (long long)(head_len + total + extra));
+               "%s: expected %lld%s bytes (header %s) but the file holds %lld (trailing data)",
+               path, (long long)(head_len + total), unit, shape,
+               (long long)(head_len + total + extra));
 done:
   gzclose(g);
   if (rc) nhgd_idx_free(out);

@@ -1,5 +1,4 @@
-/* Synthetic ridge and logistic (softmax) data with known true parameters, behind `nhgd data
- * synth`. */
+/* Synthetic ridge and logistic data with known true parameters (`nhgd data synth`). */
 #include "nhgd/data.h"
 
 #include <math.h>

@@ -45,7 +45,7 @@ typedef struct nhgd_state {
   int64_t nstored, cap;
   nhgd_bcmat *K;
   double *Mdense; /* dense reference */
-  double bytes;   /* communicated by this rank in the current inner loop */
+  double bytes;   /* payload this rank received from collectives in the current inner loop */
 } nhgd_state;
 
 static int grid_block(nhgd_engine *e, int n, nhgd_grid **g, int *nb) {
@@ -160,7 +160,7 @@ static int woodbury(nhgd_state *s, nhgd_engine *e, int nb) {
       for (int il = 0; il < A->mloc; ++il) s->W[A->grow[il] + c * d] = Wp[il + (size_t)c * A->mloc];
   }
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->W, (int)(d * nb), MPI_DOUBLE, MPI_SUM, e->comm));
-  s->bytes += 2.0 * 8.0 * (double)d * nb;
+  s->bytes += 8.0 * (double)d * nb; /* the reduced d x nb result */
   /* S = I + U^T W, factor, Y = W L^{-T}, A -= Y Y^T. */
   cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nb, nb, (int)d, 1.0, s->U, (int)d, s->W,
               (int)d, 0.0, s->S, nb);
@@ -251,7 +251,7 @@ static int nhgd_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta
     s->displs[p] = sum;
     sum += s->counts[p];
   }
-  s->bytes += 8.0 * (double)(sum - mine) + 4.0 * e->size;
+  s->bytes += 8.0 * (double)(sum - mine) + 4.0 * (e->size - 1); /* others' samples, counts */
   if (MPI_Iallgatherv(s->packed_loc, mine, MPI_DOUBLE, s->packed_all, s->counts, s->displs,
                       MPI_DOUBLE, e->comm, &s->req) != MPI_SUCCESS)
     NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Iallgatherv of per-sample gradients failed");
@@ -424,6 +424,7 @@ static int nhgd_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, 
     break;
   }
   e->comm_bytes += s->bytes;
+  e->comm_steps += s->t;
   return rc;
 }
 

@@ -9,7 +9,8 @@ typedef int (*nhgd_estimator_init_fn)(nhgd_estimator *est, nhgd_engine *e);
 static const struct {
   const char *name;
   nhgd_estimator_init_fn init;
-} registry[] = {{"exact", nhgd_estimator_exact_init}, {"nhgd", nhgd_estimator_nhgd_init}};
+} registry[] = {{"exact", nhgd_estimator_exact_init}, {"nhgd", nhgd_estimator_nhgd_init},
+               {"none", nhgd_estimator_none_init}};
 
 int nhgd_estimator_create(nhgd_engine *e, nhgd_estimator **out) {
   *out = NULL;

@@ -105,6 +105,10 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   NHGD_CHECK(nhgd_h5_attr_string(f, "problem", e->pb->name));
   NHGD_CHECK(nhgd_h5_attr_string(f, "estimator", e->est->name));
   NHGD_CHECK(nhgd_h5_attr_int(f, "outer_steps_done", e->k));
+  /* Estimator communication: payload bytes received per rank per inner step (rank mean). */
+  double per_step = e->comm_steps ? e->comm_bytes / (double)e->comm_steps : 0.0;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &per_step, 1, MPI_DOUBLE, MPI_SUM, e->comm));
+  NHGD_CHECK(nhgd_h5_attr_double(f, "estimator_bytes_per_inner_step", per_step / e->size));
   NHGD_CHECK(nhgd_h5_write_vector(f, "theta", e->d, 0, root ? e->d : 0, e->theta));
   int64_t voff = e->pb->v_per_sample ? e->data->train.lo : 0;
   int64_t vcnt = e->pb->v_per_sample ? e->p_local : (root ? e->p : 0);

@@ -33,6 +33,7 @@ int nhgd_estimator_create(nhgd_engine *e, nhgd_estimator **out);
 void nhgd_estimator_destroy(nhgd_estimator **est);
 int nhgd_estimator_exact_init(nhgd_estimator *est, nhgd_engine *e);
 int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e);
+int nhgd_estimator_none_init(nhgd_estimator *est, nhgd_engine *e);
 
 /* One row of the run history. */
 typedef struct nhgd_record {
@@ -57,7 +58,8 @@ struct nhgd_engine {
   int64_t k;                  /* outer steps completed */
   double last_inner_loss;
   double *theta_sum;  /* d: sum of the inner iterates (cross mode average) */
-  double comm_bytes;  /* bytes this rank received in estimator communication */
+  double comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
+  int64_t comm_steps; /* inner steps those bytes cover */
   nhgd_estimator *est;
   nhgd_grid *grid; /* created on first use by estimators that need one */
   nhgd_timers timers;

@@ -62,6 +62,24 @@ static void check_case(int n, int nb, int nprow, int k) {
     EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: gram/diag max error %g", n, nb,
            g->nprow, g->npcol, err);
   }
+  /* The lower-only update touches every entry on and below the diagonal like the full one. */
+  {
+    nhgd_bcmat *Lo = NULL;
+    nhgd_bcmat_create(g, n, nb, &Lo);
+    nhgd_bcmat_add_diag(Lo, dg);
+    nhgd_bcmat_add_gram(Lo, Z, k, 0.7, 1);
+    double *lo = rank == 0 ? malloc(sizeof(double) * n * n) : NULL;
+    nhgd_bcmat_gather(Lo, lo);
+    if (rank == 0) {
+      double err = 0.0;
+      for (int j = 0; j < n; ++j)
+        for (int i = j; i < n; ++i) err = fmax(err, fabs(lo[i + j * n] - ref[i + j * n]));
+      EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: lower-only gram max error %g", n, nb,
+             g->nprow, g->npcol, err);
+    }
+    free(lo);
+    nhgd_bcmat_destroy(&Lo);
+  }
   /* Solve against dense LAPACK. */
   double *b = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n);
   for (int i = 0; i < n; ++i) b[i] = nhgd_rng_normal(7, 11, (uint64_t)i, 0, 0);
