@@ -56,6 +56,14 @@ expect 1 "has 40 entries, this problem needs 5" -- run --data cls.h5 --problem l
 expect 1 "no dataset /v" -- run --data cls.h5 --problem logreg $small --output o.h5 \
   --v-from reg.h5
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
+expect 2 "beta = 0 divides by zero" -- run --data cls.h5 --efim-mode ema --efim-beta 0
+expect 2 "needs beta in (0, 1)" -- run --data cls.h5 --efim-mode ema --efim-beta 1
+"$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 0 --features 300 \
+  --output wide.h5 >/dev/null || exit 1
+expect 1 "the smallest rank count that fits is 14" -- run --data wide.h5 --problem ridge \
+  --estimator nhgd --efim-route accumulate --mem-per-rank 0.15 $small --output o.h5
+expect 1 "no rank count fits" -- run --data wide.h5 --problem ridge --estimator nhgd \
+  --mem-per-rank 0.001 $small --output o.h5
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `nhgd run` follows the same trajectory on 1 and NP ranks (1e-10 relative on theta, v and
-# the history) for every built-in problem. usage: rank_invariance.sh NHGD MPIRUN NP
+# `nhgd run` follows the same trajectory on 1 and NP ranks (1e-10 relative on theta, v, u and
+# the history) for every built-in problem, with the exact and the NHGD estimators. usage: rank_invariance.sh NHGD MPIRUN NP
 set -u
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
@@ -15,23 +15,27 @@ run() { $mpirun --oversubscribe --allow-run-as-root -n "$@"; }
 "$nhgd" data synth --kind logistic --n-train 203 --n-val 61 --n-test 40 --features 6 \
   --classes 4 --seed 4 --output logistic.h5 >/dev/null || exit 1
 status=0
-for case in "ridge ridge.h5 --noise-sigma 0.5 --inner-lr 0.05" \
-  "logreg logistic.h5 --inner-lr 0.5" "hyperclean logistic.h5 --inner-lr 0.5"; do
+for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
+  "logreg logistic.h5 exact --inner-lr 0.5" "hyperclean logistic.h5 exact --inner-lr 0.5" \
+  "ridge ridge.h5 nhgd --noise-sigma 0.5 --inner-lr 0.05" \
+  "logreg logistic.h5 nhgd --inner-lr 0.5 --efim-route online" \
+  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route gram --cross-mode average"; do
   set -- $case
-  problem=$1 data=$2
-  shift 2
-  common=(run --problem "$problem" --data "$data" --estimator exact --outer-steps 4
+  problem=$1 data=$2 estimator=$3
+  shift 3
+  common=(run --problem "$problem" --data "$data" --estimator "$estimator" --outer-steps 4
     --inner-steps 15 --batch 32 --seed 7 --log-level 1 "$@")
-  run 1 "$nhgd" "${common[@]}" --output "$problem.np1.h5" || { status=1; continue; }
-  run "$np" "$nhgd" "${common[@]}" --output "$problem.np$np.h5" || { status=1; continue; }
-  echo "== $problem: 1 vs $np ranks"
-  $python "$here/tools/compare_h5.py" "$problem.np$np.h5" "$problem.np1.h5" 1e-10 \
-    /theta /v /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
+  tag=$problem.$estimator
+  run 1 "$nhgd" "${common[@]}" --output "$tag.np1.h5" || { status=1; continue; }
+  run "$np" "$nhgd" "${common[@]}" --output "$tag.np$np.h5" || { status=1; continue; }
+  echo "== $problem with $estimator: 1 vs $np ranks"
+  $python "$here/tools/compare_h5.py" "$tag.np$np.h5" "$tag.np1.h5" 1e-10 \
+    /theta /v /u /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
   if [ "$problem" != ridge ]; then
-    # The Kronecker-structured Hessian and the generic factored one give the same run.
-    run "$np" "$nhgd" "${common[@]}" --kron 0 --output "$problem.factored.h5" || status=1
-    echo "== $problem: Kronecker (1 rank) vs factored Hessian ($np ranks)"
-    $python "$here/tools/compare_h5.py" "$problem.factored.h5" "$problem.np1.h5" 1e-10 \
+    # The Kronecker-structured curvature and the generic per-sample form give the same run.
+    run "$np" "$nhgd" "${common[@]}" --kron 0 --output "$tag.factored.h5" || status=1
+    echo "== $problem with $estimator: Kronecker (1 rank) vs generic form ($np ranks)"
+    $python "$here/tools/compare_h5.py" "$tag.factored.h5" "$tag.np1.h5" 1e-10 \
       /theta /v /history/val_loss /history/hypergrad_norm || status=1
   fi
 done

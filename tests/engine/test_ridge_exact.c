@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
   nhgd_options_default(&o);
   snprintf(o.data, sizeof o.data, "%s", path);
   snprintf(o.problem, sizeof o.problem, "ridge");
+  snprintf(o.estimator, sizeof o.estimator, "exact");
   snprintf(o.output, sizeof o.output, "ridge_exact_out_np%d.h5", P);
   o.batch = 0; /* full-batch gradient descent converges to theta* to machine precision */
   o.inner_steps = 3000;

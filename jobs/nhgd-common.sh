@@ -1,0 +1,168 @@
+# Launch, signal forwarding and self-requeue shared by the nhgd batch scripts (sourced, not run).
+# shellcheck shell=bash
+#
+# The scripts that source this call nhgd_job_main RUN_DIR [nhgd options...]. It starts
+#   LAUNCHER nhgd run --checkpoint-dir RUN_DIR/checkpoints --restart auto
+#                     --output RUN_DIR/output.h5 --metrics RUN_DIR/metrics.jsonl OPTIONS...
+# in the background and waits for it. SIGUSR1 or SIGTERM to this shell (sbatch
+# --signal=B:USR1@T, scancel --batch --signal=USR1, the time limit) is passed on as SIGUSR1 to
+# the launcher, which passes it to every rank: the program writes a checkpoint and exits 75.
+# Exit 75 ("checkpointed, resubmit me") makes the job requeue itself; SLURM then starts this
+# script again and the program resumes from the newest checkpoint. The function returns the
+# program's exit code (0 when the run is complete).
+#
+# Knobs (environment): NHGD_BIN, NHGD_LAUNCH (mpirun|srun), NHGD_MPIRUN_ARGS, NHGD_SRUN_ARGS,
+# NHGD_NTASKS (ranks when not under SLURM), NHGD_REQUEUE (0: never requeue). No `set -e`
+# here: a trapped signal interrupts `wait` with a non-zero status that is not an error.
+
+# One timestamped line on the job's output.
+nhgd_log() {
+  printf '[nhgd-job %s] %s\n' "$(date '+%F %T')" "$*"
+}
+
+# The directory of the batch scripts: the one this file was sourced from.
+nhgd_jobs_dir() {
+  dirname -- "${BASH_SOURCE[0]}"
+}
+
+# The program: NHGD_BIN, else nhgd on PATH, else the repository's build/nhgd.
+nhgd_find_bin() {
+  local jobs_dir=$1
+  if [ -n "${NHGD_BIN:-}" ]; then
+    echo "$NHGD_BIN"
+  elif command -v nhgd >/dev/null 2>&1; then
+    command -v nhgd
+  else
+    echo "$(cd "$jobs_dir/.." && pwd)/build/nhgd"
+  fi
+}
+
+# The launcher command for NHGD_LAUNCH, into the array nhgd_launcher.
+nhgd_make_launcher() {
+  local n=${SLURM_NTASKS:-${NHGD_NTASKS:-2}} extra=()
+  case "${NHGD_LAUNCH:-mpirun}" in
+  mpirun)
+    # Open MPI takes the slots from the allocation; root needs its explicit consent.
+    read -r -a extra <<<"${NHGD_MPIRUN_ARGS:-}"
+    nhgd_launcher=(mpirun -n "$n")
+    [ "$(id -u)" -ne 0 ] || nhgd_launcher+=(--allow-run-as-root)
+    [ -n "${SLURM_JOB_ID:-}" ] || nhgd_launcher+=(--oversubscribe)
+    nhgd_launcher+=("${extra[@]}")
+    ;;
+  srun)
+    # Debian's Open MPI works with PMIx only (pmi2 and none fail).
+    read -r -a extra <<<"${NHGD_SRUN_ARGS:-}"
+    nhgd_launcher=(srun --mpi=pmix -n "$n" "${extra[@]}")
+    ;;
+  *)
+    nhgd_log "error: NHGD_LAUNCH must be mpirun or srun, not '${NHGD_LAUNCH}'"
+    return 2
+    ;;
+  esac
+}
+
+# Signal handler: remember the signal and pass SIGUSR1 on to the launcher (if it runs yet).
+nhgd_on_signal() {
+  nhgd_signalled=$1
+  nhgd_interrupted=1
+  if [ -n "${nhgd_pid:-}" ]; then
+    nhgd_log "received SIG$1: asking the program (launcher pid $nhgd_pid) to checkpoint and stop"
+    kill -USR1 "$nhgd_pid" 2>/dev/null
+  else
+    nhgd_log "received SIG$1 before the program started: it will be passed on at launch"
+  fi
+}
+
+# Put this job back in the queue after a checkpoint, unless requeueing is off, the job was
+# submitted with --no-requeue, or it is being cancelled (a requeue would undo the cancel).
+nhgd_requeue() {
+  local info state flag
+  if [ -z "${SLURM_JOB_ID:-}" ]; then
+    nhgd_log "checkpointed (exit 75); not under SLURM: run the same command again to resume"
+    return
+  fi
+  if [ "${NHGD_REQUEUE:-1}" = 0 ]; then
+    nhgd_log "checkpointed (exit 75); NHGD_REQUEUE=0: not requeueing (resubmit to resume)"
+    return
+  fi
+  info=$(scontrol show job "$SLURM_JOB_ID" 2>/dev/null)
+  state=$(sed -n 's/^ *JobState=\([A-Z_]*\).*/\1/p' <<<"$info" | head -n 1)
+  flag=$(sed -n 's/^ *Requeue=\([0-9]*\).*/\1/p' <<<"$info" | head -n 1)
+  if [ "$flag" = 0 ]; then
+    nhgd_log "checkpointed (exit 75); the job was submitted with --no-requeue: resubmit to resume"
+    return
+  fi
+  if [ "$state" = CANCELLED ]; then
+    nhgd_log "checkpointed (exit 75); the job is being cancelled: not requeueing"
+    return
+  fi
+  # The launcher has exited; nothing else of ours may outlive the requeue, which ends this
+  # script. SIGKILL, so that reaping them cannot block.
+  local p
+  for p in $(jobs -p); do
+    kill -KILL "$p" 2>/dev/null
+  done
+  wait 2>/dev/null
+  nhgd_log "checkpointed (exit 75): requeueing job $SLURM_JOB_ID (restart $((${SLURM_RESTART_COUNT:-0} + 1)))"
+  if ! scontrol requeue "$SLURM_JOB_ID"; then
+    nhgd_log "error: scontrol requeue $SLURM_JOB_ID failed: resubmit to resume from the checkpoint"
+    return
+  fi
+  # The requeue ends this script; give SLURM the moment it needs.
+  sleep 30
+}
+
+# nhgd_job_main RUN_DIR [nhgd options...]: run (or resume) the solver in RUN_DIR.
+nhgd_job_main() {
+  local run_dir=$1 jobs_dir bin rc
+  shift
+  jobs_dir=$(nhgd_jobs_dir)
+  bin=$(nhgd_find_bin "$jobs_dir")
+  nhgd_make_launcher || return 2
+  export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
+  nhgd_log "job ${SLURM_JOB_ID:-none}${SLURM_ARRAY_TASK_ID:+ (array ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID})} on $(hostname)" \
+    "SLURM_RESTART_COUNT=${SLURM_RESTART_COUNT:-0} run dir $run_dir"
+  if [ ! -x "$bin" ]; then
+    nhgd_log "error: the program $bin is not executable (set NHGD_BIN)"
+    return 2
+  fi
+  if ! mkdir -p "$run_dir/checkpoints"; then
+    nhgd_log "error: cannot create $run_dir/checkpoints"
+    return 1
+  fi
+  local cmd=("${nhgd_launcher[@]}" "$bin" run --checkpoint-dir "$run_dir/checkpoints" --restart auto
+    --output "$run_dir/output.h5" --metrics "$run_dir/metrics.jsonl" "$@")
+  nhgd_log "command: ${cmd[*]}"
+
+  nhgd_pid="" nhgd_signalled="" nhgd_interrupted=0
+  trap 'nhgd_on_signal USR1' USR1
+  trap 'nhgd_on_signal TERM' TERM
+  "${cmd[@]}" &
+  nhgd_pid=$!
+  if [ -n "$nhgd_signalled" ]; then
+    kill -USR1 "$nhgd_pid" 2>/dev/null
+  fi
+  # A trapped signal makes `wait` return early (status > 128) while the program still
+  # runs: wait again until it has really exited; bash keeps its status.
+  while :; do
+    nhgd_interrupted=0
+    wait "$nhgd_pid"
+    rc=$?
+    [ "$nhgd_interrupted" = 1 ] || break
+  done
+  nhgd_pid=""
+  # From here SIGTERM (SLURM ending the job, or the requeue) may end this script at once;
+  # a late SIGUSR1 must not kill it before it has requeued the job.
+  trap '' USR1
+  trap - TERM
+  case $rc in
+  0) nhgd_log "the program exited 0: run complete (output $run_dir/output.h5)" ;;
+  75)
+    nhgd_log "the program exited 75: checkpoint written${nhgd_signalled:+ after SIG$nhgd_signalled}"
+    nhgd_requeue
+    ;;
+  *) nhgd_log "error: the program exited $rc${nhgd_signalled:+ after SIG$nhgd_signalled}" ;;
+  esac
+  trap - USR1
+  return "$rc"
+}
