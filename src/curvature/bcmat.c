@@ -121,6 +121,9 @@ void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg) {
   }
 }
 
+/* Columns per DGEMM of the lower-only update. */
+#define NHGD_GRAM_PANEL 256
+
 int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int lower_only) {
   if (A->mloc == 0 || A->nloc == 0 || k == 0) return NHGD_OK;
   double *Zr, *Zc;
@@ -138,11 +141,14 @@ int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc, A->nloc, k, alpha, Zr, A->mloc,
                 Zc, A->nloc, 1.0, A->a, A->lld);
   } else {
-    /* One DGEMM per local column block, over the local rows at or below its first global
-     * column: about half the flops, and what a Cholesky with uplo = 'L' reads. */
+    /* One DGEMM per panel of local columns, over the local rows at or below the panel's
+     * first global column: about half the flops, and what a Cholesky with uplo = 'L' reads.
+     * Panels of several blocks keep the DGEMMs wide; the few upper entries they also touch
+     * cost a few per cent. */
+    const int panel = A->nb * (NHGD_GRAM_PANEL / A->nb > 1 ? NHGD_GRAM_PANEL / A->nb : 1);
     int il0 = 0;
-    for (int j0 = 0; j0 < A->nloc; j0 += A->nb) {
-      int nj = A->nloc - j0 < A->nb ? A->nloc - j0 : A->nb;
+    for (int j0 = 0; j0 < A->nloc; j0 += panel) {
+      int nj = A->nloc - j0 < panel ? A->nloc - j0 : panel;
       while (il0 < A->mloc && A->grow[il0] < A->gcol[j0]) ++il0;
       if (il0 == A->mloc) break;
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc - il0, nj, k, alpha, Zr + il0,
