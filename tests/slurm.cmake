@@ -19,7 +19,7 @@ foreach(t signal_requeue array chain time_limit)
   set(timeout 900)
   if(t STREQUAL "time_limit")
     set(labels "slurm;slow")
-    set(timeout 1500)
+    set(timeout 1800)
   endif()
   nhgd_add_serial_test(slurm_${t}
     COMMAND bash ${NHGD_TEST_DIR}/slurm/${t}.sh $<TARGET_FILE:nhgd_cli> ${PROJECT_SOURCE_DIR}

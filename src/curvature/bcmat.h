@@ -4,6 +4,7 @@
 #define NHGD_CURVATURE_BCMAT_H
 
 #include <mpi.h>
+#include <hdf5.h>
 #include <stdint.h>
 
 /* A 2-D BLACS process grid over all ranks of comm (row-major rank order). */
@@ -63,5 +64,13 @@ int nhgd_bcmat_solve(nhgd_bcmat *A, const double *b, double *x);
 /* Collective: gather the whole matrix to rank 0 of the grid (for tests and small n).
  * full (n x n column-major) is written on rank 0 only; others may pass NULL. */
 int nhgd_bcmat_gather(const nhgd_bcmat *A, double *full);
+
+/* Collective: write A as the n x n float64 dataset name under loc, stored column-major
+ * (dataset[j][i] = A[i][j]; attribute storage_order says so), each rank writing its blocks
+ * through at most four regular hyperslabs, with Fletcher32 checksums. The file does not
+ * depend on the grid or block size. */
+int nhgd_bcmat_h5_write(const nhgd_bcmat *A, hid_t loc, const char *name);
+/* Collective: read such a dataset into A (any grid and block size); the size must match. */
+int nhgd_bcmat_h5_read(nhgd_bcmat *A, hid_t loc, const char *name);
 
 #endif

@@ -9,66 +9,6 @@
 #include "nhgd/version.h"
 #include "outer/engine.h"
 
-int nhgd_h5_write_vector(hid_t loc, const char *name, int64_t n_global, int64_t offset,
-                         int64_t count, const double *data) {
-  int rc = NHGD_OK;
-  hsize_t dims = (hsize_t)n_global, off = (hsize_t)offset, cnt = (hsize_t)count;
-  hid_t fs = H5Screate_simple(1, &dims, NULL), ms = -1, ds = -1, xp = -1;
-  NHGD_H5_TRY(rc, fs, done, "cannot create the dataspace of %s", name);
-  NHGD_H5_TRY(rc, ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, H5P_DEFAULT,
-                                  H5P_DEFAULT),
-              done, "cannot create dataset %s", name);
-  NHGD_H5_TRY(rc, ms = H5Screate_simple(1, &cnt, NULL), done, "dataspace");
-  if (count > 0) {
-    NHGD_H5_TRY(rc, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL), done,
-                "cannot select entries of %s", name);
-  } else {
-    H5Sselect_none(fs);
-    H5Sselect_none(ms);
-  }
-  NHGD_H5_TRY(rc, xp = H5Pcreate(H5P_DATASET_XFER), done, "transfer property list");
-  H5Pset_dxpl_mpio(xp, H5FD_MPIO_COLLECTIVE);
-  NHGD_H5_TRY(rc, H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, data), done,
-              "cannot write dataset %s", name);
-done:
-  if (xp >= 0) H5Pclose(xp);
-  if (ms >= 0) H5Sclose(ms);
-  if (ds >= 0) H5Dclose(ds);
-  if (fs >= 0) H5Sclose(fs);
-  return rc;
-}
-
-static int attr_write(hid_t obj, const char *name, hid_t type, const void *value) {
-  int rc = NHGD_OK;
-  hid_t sp = H5Screate(H5S_SCALAR), at = -1;
-  NHGD_H5_TRY(rc, sp, done, "scalar dataspace");
-  NHGD_H5_TRY(rc, at = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT), done,
-              "cannot create attribute %s", name);
-  NHGD_H5_TRY(rc, H5Awrite(at, type, value), done, "cannot write attribute %s", name);
-done:
-  if (at >= 0) H5Aclose(at);
-  if (sp >= 0) H5Sclose(sp);
-  return rc;
-}
-
-int nhgd_h5_attr_string(hid_t obj, const char *name, const char *value) {
-  hid_t t = H5Tcopy(H5T_C_S1);
-  if (t < 0) NHGD_FAIL(NHGD_ERR_HDF5, "string type");
-  H5Tset_size(t, strlen(value) + 1);
-  H5Tset_strpad(t, H5T_STR_NULLTERM);
-  int rc = attr_write(obj, name, t, value);
-  H5Tclose(t);
-  return rc;
-}
-
-int nhgd_h5_attr_int(hid_t obj, const char *name, int64_t value) {
-  return attr_write(obj, name, H5T_NATIVE_INT64, &value);
-}
-
-int nhgd_h5_attr_double(hid_t obj, const char *name, double value) {
-  return attr_write(obj, name, H5T_NATIVE_DOUBLE, &value);
-}
-
 typedef struct {
   hid_t group;
   int rc;
@@ -179,30 +119,3 @@ int nhgd_output_write(nhgd_engine *e, const char *path) {
   return nhgd_error_agree(e->comm, rc);
 }
 
-int nhgd_h5_read_vector(const char *path, const char *name, int64_t n, double *out) {
-  nhgd_h5_quiet();
-  int rc = NHGD_OK;
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), ds = -1, sp = -1;
-  if (f < 0) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open as HDF5", path);
-  if (H5Lexists(f, name + (name[0] == '/'), H5P_DEFAULT) <= 0)
-    NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: no dataset %s", path, name);
-  NHGD_H5_TRY(rc, ds = H5Dopen2(f, name, H5P_DEFAULT), done, "%s: cannot open %s", path, name);
-  sp = H5Dget_space(ds);
-  hsize_t dims[2] = {0, 0};
-  int nd = H5Sget_simple_extent_ndims(sp);
-  if (nd != 1) NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: %s is %d-D, expected 1-D", path, name, nd);
-  H5Sget_simple_extent_dims(sp, dims, NULL);
-  if ((int64_t)dims[0] != n)
-    NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: %s has %llu entries, this problem needs %lld", path,
-               name, (unsigned long long)dims[0], (long long)n);
-  NHGD_H5_TRY(rc, H5Dread(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out), done,
-              "%s: cannot read %s", path, name);
-  for (int64_t i = 0; i < n; ++i)
-    if (out[i] != out[i] || out[i] - out[i] != 0.0)
-      NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: %s[%lld] is not finite", path, name, (long long)i);
-done:
-  if (sp >= 0) H5Sclose(sp);
-  if (ds >= 0) H5Dclose(ds);
-  H5Fclose(f);
-  return rc;
-}

@@ -1,5 +1,6 @@
 /* Block-cyclic matrix: gram updates, diagonal, Cholesky and solve against dense LAPACK, on
  * every grid shape the rank count allows and block sizes that do not divide n. */
+#include <hdf5.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -158,6 +159,43 @@ static void check_kron(int m, int C, int nb, int nprow, int k) {
   nhgd_grid_destroy(&g);
 }
 
+/* A matrix written block-cyclically on one grid reads back on another (grid shape and block
+ * size independent file). */
+static void check_h5(int n, int nb_w, int nprow_w, int nb_r, int nprow_r) {
+  int rank;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  nhgd_grid *gw = NULL, *gr = NULL;
+  nhgd_bcmat *W = NULL, *R = NULL;
+  nhgd_grid_create(MPI_COMM_WORLD, nprow_w, &gw);
+  nhgd_grid_create(MPI_COMM_WORLD, nprow_r, &gr);
+  nhgd_bcmat_create(gw, n, nb_w, &W);
+  nhgd_bcmat_create(gr, n, nb_r, &R);
+  for (int jl = 0; jl < W->nloc; ++jl)
+    for (int il = 0; il < W->mloc; ++il)
+      W->a[il + (size_t)jl * W->lld] = (double)W->grow[il] + 1000.0 * (double)W->gcol[jl];
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL);
+  hid_t f = H5Fcreate("bcmat_io.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  int rc = nhgd_bcmat_h5_write(W, f, "A");
+  H5Fclose(f);
+  EXPECT(!rc, "h5 write failed: %s", nhgd_error_message());
+  f = H5Fopen("bcmat_io.h5", H5F_ACC_RDONLY, fapl);
+  rc = nhgd_bcmat_h5_read(R, f, "A");
+  H5Fclose(f);
+  H5Pclose(fapl);
+  EXPECT(!rc, "h5 read failed: %s", nhgd_error_message());
+  int bad = 0;
+  for (int jl = 0; jl < R->nloc; ++jl)
+    for (int il = 0; il < R->mloc; ++il)
+      bad += R->a[il + (size_t)jl * R->lld] != (double)R->grow[il] + 1000.0 * (double)R->gcol[jl];
+  EXPECT(!bad, "n=%d written nb %d grid rows %d, read nb %d grid rows %d: %d wrong entries", n,
+         nb_w, nprow_w, nb_r, nprow_r, bad);
+  nhgd_bcmat_destroy(&W);
+  nhgd_bcmat_destroy(&R);
+  nhgd_grid_destroy(&gw);
+  nhgd_grid_destroy(&gr);
+}
+
 static void check_not_spd(void) {
   nhgd_grid *g = NULL;
   nhgd_bcmat *A = NULL;
@@ -191,6 +229,12 @@ int main(int argc, char **argv) {
     check_kron(5, 1, 3, nprow, 4);
   }
   check_not_spd();
+  for (int nprow = 1; nprow <= P; ++nprow) {
+    if (P % nprow) continue;
+    check_h5(37, 4, nprow, 6, P / nprow);
+    check_h5(64, 8, 1, 5, nprow);
+    check_h5(3, 8, nprow, 1, 1);
+  }
   int total = 0;
   MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rank == 0) printf("bcmat on %d ranks: %s\n", P, total ? "FAILED" : "all checks passed");

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 t_make_data "$W/data.h5"
-opts=(--data "$W/data.h5" --problem hyperclean --outer-steps 40 --inner-steps 2000)
+opts=(--data "$W/data.h5" --problem hyperclean --outer-steps 30 --inner-steps 5000)
 seeds=(11 12 13)
 printf -- '--seed %s\n' "${seeds[@]}" >"$W/params.txt"
 

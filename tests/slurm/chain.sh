@@ -4,7 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 t_make_data "$W/data.h5"
-opts=(--data "$W/data.h5" --problem hyperclean --outer-steps 120 --inner-steps 2000)
+opts=(--data "$W/data.h5" --problem hyperclean --outer-steps 100 --inner-steps 5000)
 t_direct "$W/direct.h5" "${opts[@]}"
 
 export NHGD_RUN_DIR=$W/run NHGD_ARGS="${opts[*]}"

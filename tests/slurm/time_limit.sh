@@ -5,7 +5,7 @@
 
 t_make_data "$W/data.h5"
 # About 2.5 minutes of work at 2 ranks: more than one 2-minute allocation.
-opts=(--data "$W/data.h5" --problem hyperclean --outer-steps 600 --inner-steps 2000)
+opts=(--data "$W/data.h5" --problem hyperclean --outer-steps 650 --inner-steps 5000)
 t_direct "$W/direct.h5" "${opts[@]}"
 
 export NHGD_RUN_DIR=$W/run NHGD_ARGS="${opts[*]}"
@@ -15,7 +15,7 @@ t_submit --job-name=t-timelimit --time=2 --signal=B:USR1@60 --output="$W/job-%j.
   "$SRC/jobs/nhgd.sbatch"
 id=$T_ID
 log=$W/job-$id.out
-t_wait_final "$id" 1000
+t_wait_final "$id" 1200
 [ "$T_STATE $T_EXIT" = "COMPLETED 0:0" ] ||
   t_fail "job $id ended $T_STATE with exit code $T_EXIT, expected COMPLETED 0:0"
 grep -q "received SIGUSR1" "$log" || t_fail "$log: the batch script never got SIGUSR1 from SLURM"

@@ -1,0 +1,34 @@
+/* Small HDF5 helpers shared by the output and checkpoint writers. */
+#ifndef NHGD_IO_H5UTIL_H
+#define NHGD_IO_H5UTIL_H
+
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Dataset creation property list; chunked with Fletcher32 checksums when checksum is set. */
+hid_t nhgd_h5_dcpl(int rank, const hsize_t *dims, int checksum);
+
+/* Collective: write a 1-D float64 dataset of n_global entries, this rank's entries
+ * [offset, offset+count) from data (count may be 0); _ex adds Fletcher32 checksums. */
+int nhgd_h5_write_vector(hid_t loc, const char *name, int64_t n_global, int64_t offset,
+                         int64_t count, const double *data);
+int nhgd_h5_write_vector_ex(hid_t loc, const char *name, int64_t n_global, int64_t offset,
+                            int64_t count, const double *data, int checksum);
+/* Collective: read entries [offset, offset+count) of a 1-D dataset that must have n_global
+ * entries. */
+int nhgd_h5_read_vector_coll(hid_t loc, const char *name, int64_t n_global, int64_t offset,
+                             int64_t count, double *out);
+/* Not collective: read the whole 1-D float64 dataset name of exactly n entries from path,
+ * all finite. */
+int nhgd_h5_read_vector(const char *path, const char *name, int64_t n, double *out);
+
+/* Collective: scalar attributes. */
+int nhgd_h5_attr_string(hid_t obj, const char *name, const char *value);
+int nhgd_h5_attr_int(hid_t obj, const char *name, int64_t value);
+int nhgd_h5_attr_double(hid_t obj, const char *name, double value);
+int nhgd_h5_attr_read_int(hid_t obj, const char *name, int64_t *value);
+int nhgd_h5_attr_read_double(hid_t obj, const char *name, double *value);
+int nhgd_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t len);
+
+#endif
