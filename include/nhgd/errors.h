@@ -20,7 +20,9 @@ typedef enum nhgd_status {
   NHGD_ERR_SCALAPACK = 7, /* ScaLAPACK/BLACS reported an error */
   NHGD_ERR_NUMERIC = 8,   /* NaN/Inf during the solve, or a matrix that is not positive definite */
   NHGD_ERR_INTERNAL = 9,  /* a bug: an invariant of libnhgd itself was violated */
-  NHGD_ERR_OTHER_RANK = 10 /* not used as a final status: marks "failed elsewhere" in agreement */
+  NHGD_ERR_OTHER_RANK = 10, /* not used as a final status: marks "failed elsewhere" in agreement */
+  NHGD_STOPPED = 11         /* not an error: a checkpoint was written and the run stopped on
+                               request (signal or --halt-after); resume with --restart auto */
 } nhgd_status;
 
 /* Short name of a status code ("invalid argument", ...). Not collective. */

@@ -50,6 +50,14 @@ typedef struct nhgd_options {
   char cross_mode[16];    /* end | average: where J is evaluated */
   int overlap;            /* fold step t into the EFIM while SGD takes step t+1 */
   double mem_per_rank;    /* MiB a rank may use (0: from MemAvailable) */
+  /* checkpoint and restart */
+  char checkpoint_dir[NHGD_PATH_MAX]; /* "" disables checkpoints */
+  int checkpoint_every;               /* outer steps between checkpoints (0: at stop/end only) */
+  int checkpoint_every_inner;         /* inner steps between checkpoints (0: none inside) */
+  double checkpoint_seconds;          /* seconds between checkpoints (0: off) */
+  int keep;                           /* checkpoints kept */
+  char restart[NHGD_PATH_MAX];        /* auto | never | path of one checkpoint */
+  int64_t halt_after;                 /* stop with a checkpoint after this many inner steps */
   /* misc */
   uint64_t seed;
   int eval_every; /* evaluate on the test split every this many outer steps (0: never) */

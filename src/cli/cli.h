@@ -3,7 +3,7 @@
 #define NHGD_CLI_H
 
 /* Exit codes of the program (documented in README.md). */
-enum { NHGD_EXIT_OK = 0, NHGD_EXIT_ERROR = 1, NHGD_EXIT_USAGE = 2 };
+enum { NHGD_EXIT_OK = 0, NHGD_EXIT_ERROR = 1, NHGD_EXIT_USAGE = 2, NHGD_EXIT_CHECKPOINTED = 75 };
 
 /* `nhgd data KIND [options]`: collective over MPI_COMM_WORLD; rank 0 does the work. */
 int nhgd_cli_data(int argc, char **argv);

@@ -80,8 +80,22 @@ static int solve(const char *cmd, int argc, char **argv) {
   }
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, &o, data, pb, &s);
   if (!rc) rc = !strcmp(cmd, "run") ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
+  /* Stopped on request after a checkpoint: still write what has been done so far. */
+  const int stopped = rc == NHGD_STOPPED;
+  if (stopped) {
+    nhgd_error_clear();
+    rc = NHGD_OK;
+  }
   if (!rc) rc = nhgd_solver_write(s, o.output);
   if (!rc) rc = nhgd_solver_report(s);
+  if (!rc && stopped) {
+    nhgd_log(NHGD_LOG_INFO, "stopped after a checkpoint; continue with --restart auto (exit %d)",
+             NHGD_EXIT_CHECKPOINTED);
+    nhgd_solver_destroy(&s);
+    nhgd_problem_destroy(&pb);
+    nhgd_data_destroy(&data);
+    return NHGD_EXIT_CHECKPOINTED;
+  }
   if (!rc) {
     double acc = nhgd_solver_test_accuracy(s);
     if (acc == acc) nhgd_log(NHGD_LOG_INFO, "final test accuracy %.4f", acc);

@@ -15,10 +15,11 @@ static int nhgd_code;
 static const char *const nhgd_status_names[] = {
     "success",        "invalid argument",   "out of memory", "input/output error",
     "bad input data", "MPI error",          "HDF5 error",    "ScaLAPACK error",
-    "numerical failure", "internal error", "failed on another rank"};
+    "numerical failure", "internal error", "failed on another rank",
+    "stopped after a checkpoint"};
 
 const char *nhgd_strerror(int code) {
-  if (code < 0 || code > NHGD_ERR_OTHER_RANK) return "unknown error";
+  if (code < 0 || code > NHGD_STOPPED) return "unknown error";
   return nhgd_status_names[code];
 }
 

@@ -69,6 +69,20 @@ static const nhgd_opt_spec run_specs[] = {
      "nhgd: gather step t's per-sample gradients while SGD takes step t+1"},
     {"mem-per-rank", OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
      "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)"},
+    {"checkpoint-dir", OPT_STR, F(checkpoint_dir), "", NORANGE, NULL,
+     "folder for checkpoints (\"\": no checkpoints; signals then end the run)"},
+    {"checkpoint-every", OPT_INT, F(checkpoint_every), "1", 0, 1 << 30, NULL,
+     "outer steps between checkpoints (0: only when stopped and at the end)"},
+    {"checkpoint-every-inner", OPT_INT, F(checkpoint_every_inner), "0", 0, 1 << 30, NULL,
+     "inner steps between checkpoints inside an inner loop (0: none)"},
+    {"checkpoint-seconds", OPT_REAL, F(checkpoint_seconds), "0", 0, 1e9, NULL,
+     "seconds between checkpoints, at the next inner step (0: off)"},
+    {"keep", OPT_INT, F(keep), "3", 1, 1 << 20, NULL, "checkpoints kept in --checkpoint-dir"},
+    {"restart", OPT_STR, F(restart), "auto", NORANGE, NULL,
+     "auto: continue from the newest valid checkpoint in --checkpoint-dir; never: start "
+     "afresh (refused if the folder holds checkpoints); or the path of one checkpoint"},
+    {"halt-after", OPT_I64, F(halt_after), "0", 0, 1e15, NULL,
+     "checkpoint and stop (exit 75) after this many inner steps of this process (0: never)"},
     {"seed", OPT_U64, F(seed), "0", NORANGE, NULL, "seed of the minibatch sampler"},
     {"eval-every", OPT_INT, F(eval_every), "1", 0, 1 << 30, NULL,
      "evaluate on the test split every this many outer steps (0: never)"},
@@ -92,6 +106,8 @@ int nhgd_options_parse(nhgd_options *o, int argc, char **argv, int *help) {
 int nhgd_options_validate(const nhgd_options *o) {
   if (!o->data[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --data: an input file is required");
   if (!o->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --output: an output file is required");
+  if (!o->checkpoint_dir[0] && o->halt_after > 0)
+    NHGD_FAIL(NHGD_ERR_ARG, "option --halt-after needs --checkpoint-dir (nothing to resume from)");
   if (!strcmp(o->efim_mode, "ema") && !(o->efim_beta > 0.0 && o->efim_beta < 1.0))
     NHGD_FAIL(NHGD_ERR_ARG,
               "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "estimators/efim.h"
+#include "io/h5util.h"
 #include "outer/engine.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
@@ -69,10 +70,9 @@ static void nhgd_destroy(nhgd_estimator *est) {
 }
 
 /* D = Hess R + damping, and the separable form of D^{-1} when it exists. */
-static int set_damping(nhgd_state *s, nhgd_engine *e, const double *theta) {
-  NHGD_CHECK(e->pb->reg(e->pb, theta, e->v, NULL, NULL, s->dg));
+/* D^{-1} and its separable form from D (in s->dg). */
+static int derive_damping(nhgd_state *s) {
   for (int j = 0; j < s->d; ++j) {
-    s->dg[j] += e->opt.efim_damping;
     if (!(s->dg[j] > 0.0))
       NHGD_FAIL(NHGD_ERR_NUMERIC,
                 "nhgd: D = Hess R + damping has a non-positive entry %g at %d; raise "
@@ -96,6 +96,13 @@ static int set_damping(nhgd_state *s, nhgd_engine *e, const double *theta) {
       }
   }
   return NHGD_OK;
+}
+
+/* D = Hess R + damping at theta. */
+static int set_damping(nhgd_state *s, nhgd_engine *e, const double *theta) {
+  NHGD_CHECK(e->pb->reg(e->pb, theta, e->v, NULL, NULL, s->dg));
+  for (int j = 0; j < s->d; ++j) s->dg[j] += e->opt.efim_damping;
+  return derive_damping(s);
 }
 
 static int nhgd_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
@@ -428,6 +435,69 @@ static int nhgd_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, 
   return rc;
 }
 
+/* Checkpoint: the running state of the current inner loop (after folding in the step in
+ * flight). Everything is written in a grid-independent layout. */
+static int nhgd_save(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+  nhgd_state *s = est->state;
+  const int root = e->rank == 0;
+  NHGD_CHECK(finish_pending(s, e));
+  NHGD_CHECK(nhgd_h5_attr_string(g, "route", nhgd_route_name(s->route)));
+  NHGD_CHECK(nhgd_h5_attr_int(g, "steps", s->t));
+  NHGD_CHECK(nhgd_h5_attr_int(g, "stored", s->nstored));
+  NHGD_CHECK(nhgd_h5_attr_int(g, "width", s->width));
+  NHGD_CHECK(nhgd_h5_attr_double(g, "bytes", s->bytes));
+  NHGD_CHECK(nhgd_h5_write_vector_ex(g, "D", s->d, 0, root ? s->d : 0, s->dg, 1));
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE:
+  case NHGD_ROUTE_ACCUMULATE:
+    return nhgd_bcmat_h5_write(s->A, g, "matrix");
+  case NHGD_ROUTE_GRAM: {
+    int64_t n = s->nstored * s->width;
+    return nhgd_h5_write_vector_ex(g, "samples", n, 0, root ? n : 0, s->store, 1);
+  }
+  default: {
+    int64_t n = (int64_t)s->d * s->d;
+    return nhgd_h5_write_vector_ex(g, "matrix", n, 0, root ? n : 0, s->Mdense, 1);
+  }
+  }
+}
+
+static int nhgd_load(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+  nhgd_state *s = est->state;
+  char route[32];
+  int64_t steps, stored, width;
+  NHGD_CHECK(nhgd_h5_attr_read_string(g, "route", route, sizeof route));
+  if (strcmp(route, nhgd_route_name(s->route)))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "the checkpoint holds the running state of route %s, this run uses route %s: "
+              "continue with --efim-route %s",
+              route, nhgd_route_name(s->route), route);
+  NHGD_CHECK(nhgd_h5_attr_read_int(g, "steps", &steps));
+  NHGD_CHECK(nhgd_h5_attr_read_int(g, "stored", &stored));
+  NHGD_CHECK(nhgd_h5_attr_read_int(g, "width", &width));
+  NHGD_CHECK(nhgd_h5_attr_read_double(g, "bytes", &s->bytes));
+  if (width != s->width || stored > s->cap || steps > s->T)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's estimator state does not fit this run");
+  s->t = steps;
+  s->nstored = stored;
+  s->pending = 0;
+  NHGD_CHECK(nhgd_h5_read_vector_coll(g, "D", s->d, 0, s->d, s->dg));
+  NHGD_CHECK(derive_damping(s));
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE:
+  case NHGD_ROUTE_ACCUMULATE:
+    return nhgd_bcmat_h5_read(s->A, g, "matrix");
+  case NHGD_ROUTE_GRAM: {
+    int64_t n = s->nstored * s->width;
+    return nhgd_h5_read_vector_coll(g, "samples", n, 0, n, s->store);
+  }
+  default: {
+    int64_t n = (int64_t)s->d * s->d;
+    return nhgd_h5_read_vector_coll(g, "matrix", n, 0, n, s->Mdense);
+  }
+  }
+}
+
 int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
   nhgd_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator"));
@@ -436,6 +506,8 @@ int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
   est->begin = nhgd_begin;
   est->observe = nhgd_observe;
   est->solve = nhgd_solve;
+  est->save = nhgd_save;
+  est->load = nhgd_load;
   est->needs_observe = 1;
   const nhgd_problem *pb = e->pb;
   const nhgd_options *o = &e->opt;

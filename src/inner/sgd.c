@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "core/signals.h"
+#include "io/checkpoint.h"
 #include "nhgd/errors.h"
 #include "outer/engine.h"
 
@@ -30,15 +32,20 @@ static int draw_batch(const nhgd_engine *e, int64_t k, int64_t t, int *rows) {
   return nb;
 }
 
-int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
+int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
   const int64_t T = e->opt.inner_steps, d = e->d;
   const nhgd_problem *pb = e->pb;
-  double *g = e->scratch; /* d gradient entries, then the loss */
-  double loss_acc = 0.0;
-  if (!e->opt.warm_start) memcpy(e->theta, e->theta_init, (size_t)d * sizeof(double));
+  const int ckpt = e->opt.checkpoint_dir[0] != '\0';
+  /* d gradient entries, then the loss, a stop request and a timed-checkpoint request: the
+   * requests ride on the gradient's allreduce, so every rank sees them at the same step. */
+  double *g = e->scratch;
+  double loss_acc = e->last_inner_loss;
   const int average = !strcmp(e->opt.cross_mode, "average");
-  if (average) memset(e->theta_sum, 0, (size_t)d * sizeof(double));
-  for (int64_t t = 0; t < T; ++t) {
+  if (t0 == 0) {
+    if (!e->opt.warm_start) memcpy(e->theta, e->theta_init, (size_t)d * sizeof(double));
+    if (average) memset(e->theta_sum, 0, (size_t)d * sizeof(double));
+  }
+  for (int64_t t = t0; t < T; ++t) {
     nhgd_timer_start(&e->timers, NHGD_T_SAMPLING);
     int nb = draw_batch(e, k, t, e->rows);
     nhgd_timer_stop(&e->timers, NHGD_T_SAMPLING);
@@ -47,12 +54,18 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
     int rc = pb->inner_grad(pb, e->theta, e->v, nb, e->rows, g, &g[d]);
     nhgd_timer_stop(&e->timers, NHGD_T_INNER_GRAD);
     NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+    g[d + 1] = ckpt && nhgd_signal_count() > 0 ? 1.0 : 0.0;
+    g[d + 2] = ckpt && e->rank == 0 && e->opt.checkpoint_seconds > 0 &&
+                       MPI_Wtime() - e->last_ckpt_time >= e->opt.checkpoint_seconds
+                   ? 1.0
+                   : 0.0;
 
     nhgd_timer_start(&e->timers, NHGD_T_ALLREDUCE);
-    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 1, MPI_DOUBLE, MPI_SUM, e->comm));
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 3, MPI_DOUBLE, MPI_SUM, e->comm));
     nhgd_timer_stop(&e->timers, NHGD_T_ALLREDUCE);
 
-    if (e->est && e->est->needs_observe) NHGD_CHECK(e->est->observe(e->est, e, e->theta, nb, e->rows));
+    if (e->est && e->est->needs_observe)
+      NHGD_CHECK(e->est->observe(e->est, e, e->theta, nb, e->rows));
 
     nhgd_timer_start(&e->timers, NHGD_T_INNER_GRAD);
     const double invB =
@@ -75,6 +88,16 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k) {
                 "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): "
                 "lower --inner-lr (now %g)",
                 (long long)k, (long long)t, e->opt.inner_lr);
+    ++e->steps_run;
+    if (!ckpt) continue;
+    const int stop = g[d + 1] > 0.0 || (e->opt.halt_after > 0 && e->steps_run >= e->opt.halt_after);
+    const int due = g[d + 2] > 0.0 ||
+                    (e->opt.checkpoint_every_inner > 0 && (t + 1) % e->opt.checkpoint_every_inner == 0);
+    if (stop || due) {
+      e->last_inner_loss = loss_acc;
+      NHGD_CHECK(nhgd_checkpoint_write(e, t + 1, 0));
+      if (stop) return NHGD_STOPPED;
+    }
   }
   e->last_inner_loss = T > 0 ? loss_acc : NAN;
   return NHGD_OK;

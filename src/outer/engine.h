@@ -25,6 +25,10 @@ typedef struct nhgd_estimator {
   /* u (d, replicated) from g = grad_theta f (d, replicated) at theta. */
   int (*solve)(struct nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
                double *u);
+  /* Checkpoint hooks (may be NULL for stateless estimators): save the running state of the
+   * current inner loop into an HDF5 group, load it back. Collective. */
+  int (*save)(struct nhgd_estimator *est, nhgd_engine *e, hid_t group);
+  int (*load)(struct nhgd_estimator *est, nhgd_engine *e, hid_t group);
   void (*destroy)(struct nhgd_estimator *est);
 } nhgd_estimator;
 
@@ -67,14 +71,23 @@ struct nhgd_engine {
   nhgd_record *hist;
   int64_t hist_len, hist_cap;
   int have_hypergrad;
+  /* checkpoint and restart */
+  int resumed;            /* state came from a checkpoint */
+  int64_t resume_t;       /* inner steps of outer step k already done at restart */
+  int64_t steps_run;      /* inner steps taken by this process (for --halt-after) */
+  double last_ckpt_time;  /* MPI_Wtime of the last checkpoint (for --checkpoint-seconds) */
   FILE *metrics;
 };
 
 /* Collective: the process grid, created on first call. */
 int nhgd_engine_grid(nhgd_engine *e, nhgd_grid **g);
 
-/* Collective: T inner SGD steps of outer step k, from e->theta (updated in place). */
-int nhgd_inner_loop(nhgd_engine *e, int64_t k);
+/* Collective: inner SGD steps t0 .. T-1 of outer step k, from e->theta (updated in place).
+ * Returns NHGD_STOPPED after a checkpoint when a stop was requested. */
+int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0);
+
+/* Append a record to the history. */
+int nhgd_engine_push_record(nhgd_engine *e, const nhgd_record *r);
 
 /* Step size of inner step t of T. */
 double nhgd_inner_lr(const nhgd_options *o, int64_t t, int64_t T);

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/signals.h"
 #include "core/util.h"
+#include "io/checkpoint.h"
 #include "io/output.h"
 #include "outer/engine.h"
 
@@ -73,7 +75,7 @@ static int engine_alloc(nhgd_engine *e) {
   NHGD_CHECK(nhgd_calloc(&e->u, d, sizeof(double), "u"));
   NHGD_CHECK(nhgd_calloc(&e->gval, d, sizeof(double), "validation gradient"));
   NHGD_CHECK(nhgd_calloc(&e->theta_sum, d, sizeof(double), "sum of inner iterates"));
-  NHGD_CHECK(nhgd_calloc(&e->scratch, d + 2, sizeof(double), "scratch"));
+  NHGD_CHECK(nhgd_calloc(&e->scratch, d + 3, sizeof(double), "scratch"));
   NHGD_CHECK(nhgd_calloc(&e->v, pl, sizeof(double), "v"));
   NHGD_CHECK(nhgd_calloc(&e->h, pl, sizeof(double), "hypergradient"));
   NHGD_CHECK(nhgd_calloc(&e->jt, pl, sizeof(double), "cross term J^T u"));
@@ -114,9 +116,23 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   NHGD_TRY(rc, nhgd_error_agree(e->comm, rc), fail);
   memcpy(e->theta_init, e->theta, (size_t)e->d * sizeof(double));
   if (o->v_from[0]) NHGD_TRY(rc, load_v(e, o->v_from), fail);
+  char ckpt[4200] = "";
+  if (o->checkpoint_dir[0]) {
+    NHGD_TRY(rc, nhgd_checkpoint_prepare(e), fail);
+    NHGD_TRY(rc, nhgd_checkpoint_find(e, ckpt, sizeof ckpt), fail);
+    if (ckpt[0] && !strcmp(o->efim_route, "auto")) {
+      /* Continue on the route the checkpoint's running state belongs to. */
+      char route[sizeof e->opt.efim_route];
+      NHGD_TRY(rc, nhgd_checkpoint_peek(e, ckpt, "route", route, sizeof route), fail);
+      if (route[0]) snprintf(e->opt.efim_route, sizeof e->opt.efim_route, "%s", route);
+    }
+    nhgd_signals_install();
+  }
   NHGD_TRY(rc, nhgd_estimator_create(e, &e->est), fail);
+  if (ckpt[0]) NHGD_TRY(rc, nhgd_checkpoint_load(e, ckpt), fail);
+  e->last_ckpt_time = MPI_Wtime();
   if (o->metrics[0] && e->rank == 0) {
-    e->metrics = fopen(o->metrics, "w");
+    e->metrics = fopen(o->metrics, e->resumed ? "a" : "w");
     if (!e->metrics)
       rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "metrics file %s: cannot open (%s)",
                           o->metrics, strerror(errno));
@@ -129,7 +145,7 @@ fail:
   return rc;
 }
 
-static int push_record(nhgd_engine *e, const nhgd_record *r) {
+int nhgd_engine_push_record(nhgd_engine *e, const nhgd_record *r) {
   if (e->hist_len == e->hist_cap) {
     int64_t cap = e->hist_cap ? 2 * e->hist_cap : 64;
     nhgd_record *n;
@@ -146,8 +162,13 @@ static int push_record(nhgd_engine *e, const nhgd_record *r) {
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
 static int hypergradient(nhgd_engine *e, nhgd_record *rec) {
   const nhgd_problem *pb = e->pb;
-  if (e->est->begin) NHGD_CHECK(e->est->begin(e->est, e, e->k));
-  NHGD_CHECK(nhgd_inner_loop(e, e->k));
+  /* After a restart inside an inner loop, continue it where it stopped. */
+  const int64_t t0 = e->resume_t;
+  e->resume_t = 0;
+  if (t0 == 0 && e->est->begin) NHGD_CHECK(e->est->begin(e->est, e, e->k));
+  int rc_inner = nhgd_inner_loop(e, e->k, t0);
+  if (rc_inner == NHGD_STOPPED) return NHGD_STOPPED;
+  NHGD_CHECK(rc_inner);
   NHGD_CHECK(nhgd_engine_eval(e, &e->data->val, &rec->val_loss, &rec->val_acc, e->gval));
   NHGD_CHECK(e->est->solve(e->est, e, e->theta, e->gval, e->u));
   nhgd_timer_start(&e->timers, NHGD_T_HYPERGRAD);
@@ -208,14 +229,34 @@ static int sync_replicated(nhgd_engine *e) {
   return NHGD_OK;
 }
 
+/* Collective: after outer step k, should a checkpoint be written, and should the run stop?
+ * Signals may reach some ranks only: agree. */
+static int boundary_requests(nhgd_engine *e, int *stop, int *timed) {
+  int flags[2] = {nhgd_signal_count() > 0,
+                  e->rank == 0 && e->opt.checkpoint_seconds > 0 &&
+                      MPI_Wtime() - e->last_ckpt_time >= e->opt.checkpoint_seconds};
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, e->comm));
+  *stop = flags[0];
+  *timed = flags[1];
+  return NHGD_OK;
+}
+
 int nhgd_solver_run(nhgd_solver *s) {
   nhgd_engine *e = &s->e;
   const int64_t K = e->opt.outer_steps;
+  const int ckpt = e->opt.checkpoint_dir[0] != '\0';
   nhgd_log(NHGD_LOG_INFO, "run: problem %s, estimator %s, d = %lld, p = %lld, %d ranks",
            e->pb->name, e->est->name, (long long)e->d, (long long)e->p, e->size);
+  if (e->resumed && e->k >= K) {
+    nhgd_log(NHGD_LOG_INFO, "run already complete: %lld of %lld outer steps done",
+             (long long)e->k, (long long)K);
+    return NHGD_OK;
+  }
   while (e->k < K) {
     nhgd_record rec = {.step = e->k, .test_loss = NAN, .test_acc = NAN};
-    NHGD_CHECK(hypergradient(e, &rec));
+    int rc = hypergradient(e, &rec);
+    if (rc == NHGD_STOPPED) return NHGD_STOPPED;
+    NHGD_CHECK(rc);
     nhgd_outer_step(e, e->h);
     NHGD_CHECK(sync_replicated(e));
     ++e->k;
@@ -223,8 +264,16 @@ int nhgd_solver_run(nhgd_solver *s) {
         (e->k % e->opt.eval_every == 0 || e->k == K))
       NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
     rec.wall_time = MPI_Wtime() - e->t_start;
-    NHGD_CHECK(push_record(e, &rec));
+    NHGD_CHECK(nhgd_engine_push_record(e, &rec));
     log_progress(e, &rec, K);
+    if (!ckpt) continue;
+    int stop = 0, timed = 0;
+    NHGD_CHECK(boundary_requests(e, &stop, &timed));
+    stop |= e->opt.halt_after > 0 && e->steps_run >= e->opt.halt_after;
+    if (stop || timed || e->k == K ||
+        (e->opt.checkpoint_every > 0 && e->k % e->opt.checkpoint_every == 0))
+      NHGD_CHECK(nhgd_checkpoint_write(e, 0, e->k == K));
+    if (stop && e->k < K) return NHGD_STOPPED;
   }
   return NHGD_OK;
 }
@@ -236,7 +285,7 @@ int nhgd_solver_hypergrad(nhgd_solver *s) {
   if (e->data->has_test)
     NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
   rec.wall_time = MPI_Wtime() - e->t_start;
-  NHGD_CHECK(push_record(e, &rec));
+  NHGD_CHECK(nhgd_engine_push_record(e, &rec));
   nhgd_log(NHGD_LOG_INFO, "hypergradient at v: |h| = %.6e, |u| computed by %s, val_loss %.6g",
            rec.hypergrad_norm, e->est->name, rec.val_loss);
   return NHGD_OK;
