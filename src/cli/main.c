@@ -30,7 +30,10 @@ static void usage(FILE *out) {
           "  hypergrad  one inner loop at the given v; write the hypergradient and u\n"
           "  data       write input files: nhgd data {fashion-mnist|import-idx|import-libsvm|"
           "synth} --help\n"
+          "  info FILE  what an input, output or checkpoint file holds\n"
           "  --version  print the version\n\n"
+          "exit codes: 0 done, 1 error, 2 usage error, 75 checkpointed and stopped (resume\n"
+          "with --restart auto)\n\n"
           "Options of run and hypergrad (file < environment NHGD_<NAME> < command line;\n"
           "--config FILE reads 'name = value' lines):\n",
           NHGD_VERSION_STRING);
@@ -122,6 +125,8 @@ int main(int argc, char **argv) {
     code = NHGD_EXIT_OK;
   } else if (!strcmp(argv[1], "run") || !strcmp(argv[1], "hypergrad")) {
     code = solve(argv[1], argc - 2, argv + 2);
+  } else if (!strcmp(argv[1], "info")) {
+    code = nhgd_cli_info(argc - 2, argv + 2);
   } else if (!strcmp(argv[1], "data")) {
     code = nhgd_cli_data(argc - 2, argv + 2);
   } else {

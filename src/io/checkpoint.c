@@ -218,6 +218,10 @@ static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
   NHGD_CHECK(nhgd_h5_write_vector_ex(f, "v", e->p, voff, vcnt, e->v, 1));
   NHGD_CHECK(nhgd_h5_write_vector_ex(f, "adam_m", e->p, voff, vcnt, e->adam_m, 1));
   NHGD_CHECK(nhgd_h5_write_vector_ex(f, "adam_s", e->p, voff, vcnt, e->adam_s, 1));
+  /* The last hypergradient and u, so that the output of a finished run can be rewritten. */
+  NHGD_CHECK(nhgd_h5_attr_int(f, "have_hypergradient", e->have_hypergrad));
+  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "hypergradient", e->p, voff, vcnt, e->h, 1));
+  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "u", d, 0, root ? d : 0, e->u, 1));
   /* History: HIST_FIELDS numbers per record, in nhgd_record order. */
   double *hist;
   NHGD_CHECK(nhgd_calloc(&hist, (size_t)(e->hist_len ? e->hist_len : 1) * HIST_FIELDS,
@@ -438,6 +442,11 @@ static int read_state(nhgd_engine *e, hid_t f, const char *path, int64_t *t, int
   NHGD_CHECK(nhgd_h5_read_vector_coll(f, "v", e->p, voff, e->p_local, e->v));
   NHGD_CHECK(nhgd_h5_read_vector_coll(f, "adam_m", e->p, voff, e->p_local, e->adam_m));
   NHGD_CHECK(nhgd_h5_read_vector_coll(f, "adam_s", e->p, voff, e->p_local, e->adam_s));
+  int64_t have;
+  NHGD_CHECK(nhgd_h5_attr_read_int(f, "have_hypergradient", &have));
+  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "hypergradient", e->p, voff, e->p_local, e->h));
+  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "u", dd, 0, dd, e->u));
+  e->have_hypergrad = (int)have;
   /* History: k records. */
   double *hist;
   NHGD_CHECK(nhgd_calloc(&hist, (size_t)(k ? k : 1) * HIST_FIELDS, sizeof(double), "history"));

@@ -36,6 +36,7 @@ int nhgd_h5_write_vector_ex(hid_t loc, const char *name, int64_t n_global, int64
               "dataset properties of %s", name);
   NHGD_H5_TRY(rc, ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT),
               done, "cannot create dataset %s", name);
+  if (n_global == 0) goto done; /* an empty dataset: nothing to transfer */
   NHGD_H5_TRY(rc, ms = H5Screate_simple(1, &cnt, NULL), done, "dataspace");
   if (count > 0) {
     NHGD_H5_TRY(rc, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL), done,
@@ -103,6 +104,7 @@ int nhgd_h5_read_vector_coll(hid_t loc, const char *name, int64_t n_global, int6
     NHGD_RAISE(rc, done, NHGD_ERR_DATA, "dataset %s has %llu entries, expected %lld", name,
                (unsigned long long)dims[0], (long long)n_global);
   hsize_t off = (hsize_t)offset, cnt = (hsize_t)count;
+  if (n_global == 0) goto done;
   NHGD_H5_TRY(rc, ms = H5Screate_simple(1, &cnt, NULL), done, "dataspace");
   if (count > 0) {
     NHGD_H5_TRY(rc, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL), done,

@@ -19,6 +19,7 @@ t_log "chain: ${ids[*]}"
 # SIGUSR1 as --signal=B:USR1 would send it, and the link ends after its checkpoint.
 t_wait_state "${ids[0]}" RUNNING 180
 t_wait_checkpoint "$W/run" "${ids[0]}" 180
+t_wait_progress "$W/job-${ids[0]}.out" 2 "${ids[0]}" 180
 scancel --batch --signal=USR1 "${ids[0]}" || t_fail "scancel --batch --signal=USR1 ${ids[0]} failed"
 t_log "sent SIGUSR1 to link 1 (job ${ids[0]})"
 

@@ -163,6 +163,18 @@ t_wait_checkpoint() { # t_wait_checkpoint RUN_DIR JOBID TIMEOUT
   done
 }
 
+# Wait until the job log shows outer step K done (a progress line 'outer K/N'): a signal
+# after that stops the run past step 1, so a resumed start is told from one that started over.
+t_wait_progress() { # t_wait_progress LOG K JOBID TIMEOUT
+  local log=$1 k=$2 id=$3 end=$((SECONDS + $4))
+  while :; do
+    grep -qE " outer $k/" "$log" 2>/dev/null && return 0
+    [ -z "$(t_final_line "$id")" ] || t_fail "job $id ended before outer step $k (see $log)"
+    [ $SECONDS -lt $end ] || t_fail "job $id: no progress line 'outer $k/N' in $log after $4 s"
+    sleep 0.5
+  done
+}
+
 # The job log shows a start after a requeue that resumed (its first progress line is past
 # outer step 1) rather than starting over.
 t_check_resumed() { # t_check_resumed LOG RESTART_COUNT

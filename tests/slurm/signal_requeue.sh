@@ -13,6 +13,7 @@ id=$T_ID
 log=$W/job-$id.out
 t_wait_state "$id" RUNNING 180
 t_wait_checkpoint "$W/run" "$id" 180
+t_wait_progress "$log" 2 "$id" 180
 scancel --batch --signal=USR1 "$id" || t_fail "scancel --batch --signal=USR1 $id failed"
 t_log "sent SIGUSR1 to the batch script of job $id"
 

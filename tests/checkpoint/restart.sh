@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Stop and resume equals an uninterrupted run bit for bit (every EFIM route and `exact`, a
+# stop inside an inner loop and between outer steps, by --halt-after and by SIGUSR1); resume
+# on another rank count agrees to 1e-10; damaged checkpoints are skipped; a changed
+# configuration and --restart never over old checkpoints are refused.
+# usage: restart.sh NHGD MPIRUN NP
+set -u
+nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/.." && pwd)
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+dir=restart_np$np
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+export OPENBLAS_NUM_THREADS=1
+failures=0
+run() { # ranks args...
+  local n=$1
+  shift
+  timeout 300 $mpirun --oversubscribe --allow-run-as-root -n "$n" "$nhgd" "$@" >>log.txt 2>&1
+}
+same() { # tolerance a b label
+  if $python "$here/tools/compare_h5.py" "$2" "$3" "$1" /theta /v /u /history/val_loss \
+    /history/hypergrad_norm >cmp.txt 2>&1; then
+    echo "ok   $4"
+  else
+    echo "FAIL $4"
+    sed 's/^/    /' cmp.txt
+    failures=$((failures + 1))
+  fi
+}
+expect_exit() { # code got label
+  if [ "$2" -ne "$1" ]; then
+    echo "FAIL $3: exit $2, expected $1"
+    tail -5 log.txt | sed 's/^/    /'
+    failures=$((failures + 1))
+  fi
+}
+"$nhgd" data synth --kind logistic --n-train 301 --n-val 83 --n-test 40 --features 6 \
+  --classes 3 --seed 2 --output d.h5 >/dev/null || exit 1
+base=(run --data d.h5 --problem hyperclean --outer-steps 4 --inner-steps 7 --batch 16
+  --inner-lr 0.5 --log-level 1)
+other=$((np == 1 ? 2 : 1))
+for est in online accumulate gram exact; do
+  if [ "$est" = exact ]; then cfg=(--estimator exact); else cfg=(--estimator nhgd --efim-route "$est"); fi
+  run "$np" "${base[@]}" "${cfg[@]}" --output ref_$est.h5 || { echo "FAIL reference $est"; failures=$((failures + 1)); continue; }
+  for halt in 3 7 10; do
+    rm -rf ck
+    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after "$halt"
+    expect_exit 75 $? "$est: first stop after $halt steps"
+    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after 5
+    expect_exit 75 $? "$est: second stop"
+    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck
+    expect_exit 0 $? "$est: resume to the end"
+    same 0 a.h5 ref_$est.h5 "$est: stops after $halt and 5 more inner steps, bit-identical on $np ranks"
+  done
+  # Stop on np ranks, continue on another count.
+  rm -rf ck
+  run "$np" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck --halt-after 10
+  expect_exit 75 $? "$est: stop before changing the rank count"
+  run "$other" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck
+  expect_exit 0 $? "$est: resume on $other ranks"
+  same 1e-10 b.h5 ref_$est.h5 "$est: stopped on $np ranks, finished on $other, within 1e-10"
+done
+
+# SIGUSR1 to the launcher: checkpoint at the next inner step, exit 75, resume bit-identical.
+cfg=(--estimator nhgd --efim-route online)
+long=(run --data d.h5 --problem hyperclean --outer-steps 300 --inner-steps 7 --batch 16
+  --inner-lr 0.5 --log-level 2)
+run "$np" "${long[@]}" "${cfg[@]}" --output ref_sig.h5
+rm -rf ck
+: >log.txt
+$mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${long[@]}" "${cfg[@]}" \
+  --output s.h5 --checkpoint-dir ck --checkpoint-every 0 >>log.txt 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do grep -q "outer 2/" log.txt 2>/dev/null && break; sleep 0.05; done
+kill -USR1 "$pid"
+wait "$pid"
+expect_exit 75 $? "SIGUSR1 to mpirun"
+run "$np" "${long[@]}" "${cfg[@]}" --output s.h5 --checkpoint-dir ck
+expect_exit 0 $? "resume after SIGUSR1"
+same 0 s.h5 ref_sig.h5 "stopped by SIGUSR1 and resumed: bit-identical"
+
+# Damaged checkpoints are skipped: truncate the newest, flip a byte in the next.
+cfg=(--estimator nhgd --efim-route accumulate)
+run "$np" "${base[@]}" "${cfg[@]}" --output ref_dmg.h5
+rm -rf ck
+run "$np" "${base[@]}" "${cfg[@]}" --output c.h5 --checkpoint-dir ck --checkpoint-every-inner 2 \
+  --keep 5 --halt-after 17
+expect_exit 75 $? "stop before damaging"
+newest=$(ls ck/ckpt-*.h5 | sort | tail -1)
+second=$(ls ck/ckpt-*.h5 | sort | tail -2 | head -1)
+size=$(stat -c %s "$newest")
+truncate -s $((size / 2)) "$newest"
+printf '\xff' | dd of="$second" bs=1 seek=$((size / 3)) conv=notrunc status=none
+: >log.txt
+run "$np" "${base[@]}" "${cfg[@]}" --output c.h5 --checkpoint-dir ck --keep 5 --log-level 2
+expect_exit 0 $? "resume past damaged checkpoints"
+n_skip=$(grep -c "skipping checkpoint" log.txt)
+if [ "$n_skip" -ne 2 ] || ! grep -q "truncated" log.txt || ! grep -q "damaged" log.txt; then
+  echo "FAIL damaged checkpoints: expected two skips (truncated, damaged), log says:"
+  grep -i "skipping\|restarted" log.txt | sed 's/^/    /'
+  failures=$((failures + 1))
+else
+  echo "ok   truncated and flipped-byte checkpoints skipped: $(grep -o 'restarted from [^:]*' log.txt)"
+fi
+same 0 c.h5 ref_dmg.h5 "finished from the older valid checkpoint: bit-identical"
+
+# Refusals: a changed trajectory option; --restart never over old checkpoints.
+: >log.txt
+run "$np" "${base[@]}" "${cfg[@]}" --output c.h5 --checkpoint-dir ck --inner-lr 0.25
+rc=$?
+expect_exit 1 $rc "changed --inner-lr"
+grep -q "was written with --inner-lr 0.5 but this run has --inner-lr 0.25" log.txt ||
+  { echo "FAIL changed option: message"; failures=$((failures + 1)); }
+run "$np" "${base[@]}" "${cfg[@]}" --output c.h5 --checkpoint-dir ck --restart never
+expect_exit 1 $? "--restart never over checkpoints"
+grep -q "holds .* checkpoint(s) of an earlier run" log.txt ||
+  { echo "FAIL restart never: message"; failures=$((failures + 1)); }
+# A run that is complete says so and rewrites its output.
+: >log.txt
+run "$np" "${base[@]}" "${cfg[@]}" --output c2.h5 --checkpoint-dir ck --keep 5 --log-level 2
+expect_exit 0 $? "restart of a complete run"
+grep -q "already complete" log.txt || { echo "FAIL complete run: message"; failures=$((failures + 1)); }
+same 0 c2.h5 ref_dmg.h5 "output of a complete run rewritten: bit-identical"
+
+echo "$failures failures"
+[ "$failures" -eq 0 ]
