@@ -1,0 +1,3 @@
+# The installed library, headers, CMake package and pkg-config file work for another project.
+nhgd_add_serial_test(install_consumer
+  COMMAND bash ${NHGD_TEST_DIR}/install/consumer.sh ${PROJECT_BINARY_DIR} ${PROJECT_SOURCE_DIR})
