@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "io/h5util.h"
+#include "io/output.h"
 #include "nhgd/version.h"
 #include "outer/engine.h"
 
@@ -180,16 +181,6 @@ int nhgd_checkpoint_prepare(nhgd_engine *e) {
 
 /* ---- writing ---- */
 
-typedef struct {
-  hid_t group;
-  int rc;
-} attr_writer;
-
-static void write_option(const char *name, const char *value, void *arg) {
-  attr_writer *w = arg;
-  if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
-}
-
 static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
   const int root = e->rank == 0;
   int rc = NHGD_OK;
@@ -238,9 +229,7 @@ static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
   NHGD_CHECK(rc);
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create /config");
-  attr_writer w = {g, NHGD_OK};
-  nhgd_options_foreach(&e->opt, write_option, &w);
-  NHGD_TRY(rc, w.rc, done);
+  NHGD_TRY(rc, nhgd_output_write_options(g, &e->opt), done);
   H5Gclose(g);
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "estimator", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create /estimator");

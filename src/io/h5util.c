@@ -21,6 +21,25 @@ hid_t nhgd_h5_dcpl(int rank, const hsize_t *dims, int checksum) {
   return dcpl;
 }
 
+/* This rank's entries [off, off+cnt) of a 1-D file space (none if cnt is 0), the matching
+ * memory space, and a collective transfer property list. */
+static int select_range(hid_t fs, hsize_t off, hsize_t cnt, hid_t *ms, hid_t *xp,
+                        const char *name) {
+  *ms = H5Screate_simple(1, &cnt, NULL);
+  if (*ms < 0) NHGD_FAIL(NHGD_ERR_HDF5, "memory space of %s", name);
+  if (cnt > 0) {
+    if (H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL) < 0)
+      NHGD_FAIL(NHGD_ERR_HDF5, "cannot select entries of %s", name);
+  } else {
+    H5Sselect_none(fs);
+    H5Sselect_none(*ms);
+  }
+  *xp = H5Pcreate(H5P_DATASET_XFER);
+  if (*xp < 0) NHGD_FAIL(NHGD_ERR_HDF5, "transfer property list of %s", name);
+  H5Pset_dxpl_mpio(*xp, H5FD_MPIO_COLLECTIVE);
+  return NHGD_OK;
+}
+
 int nhgd_h5_write_vector(hid_t loc, const char *name, int64_t n_global, int64_t offset,
                          int64_t count, const double *data) {
   return nhgd_h5_write_vector_ex(loc, name, n_global, offset, count, data, 0);
@@ -37,16 +56,7 @@ int nhgd_h5_write_vector_ex(hid_t loc, const char *name, int64_t n_global, int64
   NHGD_H5_TRY(rc, ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT),
               done, "cannot create dataset %s", name);
   if (n_global == 0) goto done; /* an empty dataset: nothing to transfer */
-  NHGD_H5_TRY(rc, ms = H5Screate_simple(1, &cnt, NULL), done, "dataspace");
-  if (count > 0) {
-    NHGD_H5_TRY(rc, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL), done,
-                "cannot select entries of %s", name);
-  } else {
-    H5Sselect_none(fs);
-    H5Sselect_none(ms);
-  }
-  NHGD_H5_TRY(rc, xp = H5Pcreate(H5P_DATASET_XFER), done, "transfer property list");
-  H5Pset_dxpl_mpio(xp, H5FD_MPIO_COLLECTIVE);
+  NHGD_TRY(rc, select_range(fs, off, cnt, &ms, &xp, name), done);
   NHGD_H5_TRY(rc, H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, data), done,
               "cannot write dataset %s", name);
 done:
@@ -105,16 +115,7 @@ int nhgd_h5_read_vector_coll(hid_t loc, const char *name, int64_t n_global, int6
                (unsigned long long)dims[0], (long long)n_global);
   hsize_t off = (hsize_t)offset, cnt = (hsize_t)count;
   if (n_global == 0) goto done;
-  NHGD_H5_TRY(rc, ms = H5Screate_simple(1, &cnt, NULL), done, "dataspace");
-  if (count > 0) {
-    NHGD_H5_TRY(rc, H5Sselect_hyperslab(fs, H5S_SELECT_SET, &off, NULL, &cnt, NULL), done,
-                "cannot select entries of %s", name);
-  } else {
-    H5Sselect_none(fs);
-    H5Sselect_none(ms);
-  }
-  NHGD_H5_TRY(rc, xp = H5Pcreate(H5P_DATASET_XFER), done, "transfer property list");
-  H5Pset_dxpl_mpio(xp, H5FD_MPIO_COLLECTIVE);
+  NHGD_TRY(rc, select_range(fs, off, cnt, &ms, &xp, name), done);
   NHGD_H5_TRY(rc, H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, out), done,
               "cannot read dataset %s (damaged? checksum mismatch?)", name);
 done:

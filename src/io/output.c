@@ -19,6 +19,12 @@ static void write_option(const char *name, const char *value, void *arg) {
   if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
 }
 
+int nhgd_output_write_options(hid_t group, const nhgd_options *o) {
+  config_writer w = {group, NHGD_OK};
+  nhgd_options_foreach(o, write_option, &w);
+  return w.rc;
+}
+
 /* A history column: the field at byte offset off of every record. */
 static int write_history(nhgd_engine *e, hid_t g, const char *name, size_t off, int is_int) {
   int64_t n = e->hist_len;
@@ -59,9 +65,7 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   }
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create group /config");
-  config_writer w = {g, NHGD_OK};
-  nhgd_options_foreach(&e->opt, write_option, &w);
-  NHGD_TRY(rc, w.rc, done);
+  NHGD_TRY(rc, nhgd_output_write_options(g, &e->opt), done);
   H5Gclose(g);
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create group /history");

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "io/h5util.h"
+#include "nhgd/options.h"
 
 struct nhgd_engine;
 
@@ -14,5 +15,8 @@ struct nhgd_engine;
 /* Collective: write the output of the run (layout in README.md) to path, through a
  * temporary file renamed once every rank has succeeded. */
 int nhgd_output_write(struct nhgd_engine *e, const char *path);
+
+/* Collective: every option as a string attribute of group. */
+int nhgd_output_write_options(hid_t group, const nhgd_options *o);
 
 #endif
