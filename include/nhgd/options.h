@@ -16,7 +16,7 @@ typedef struct nhgd_options {
   /* input, problem, method, output */
   char data[NHGD_PATH_MAX];    /* input HDF5 file */
   char problem[32];            /* ridge | logreg | hyperclean */
-  char estimator[32];          /* exact */
+  char estimator[32];          /* nhgd | exact | cg | neumann | soba | none */
   char output[NHGD_PATH_MAX];  /* output HDF5 file */
   char metrics[NHGD_PATH_MAX]; /* JSON-lines metrics file, "" for none */
   char v_from[NHGD_PATH_MAX];  /* start v from /v of this HDF5 file, "" for v_init */
@@ -50,6 +50,12 @@ typedef struct nhgd_options {
   char cross_mode[16];    /* end | average: where J is evaluated */
   int overlap;            /* fold step t into the EFIM while SGD takes step t+1 */
   double mem_per_rank;    /* MiB a rank may use (0: from MemAvailable) */
+  /* the baseline estimators cg, neumann, soba */
+  int hvp_steps;      /* cg: CG iterations Q; neumann: terms Q of the series */
+  int64_t hvp_batch;  /* cg, neumann: rows per Hessian-vector product (0: all) */
+  int hvp_warm;       /* cg: start from the previous outer step's u */
+  double neumann_eta; /* neumann: step eta of the series */
+  double soba_rho;    /* soba: step rho of the z update */
   /* checkpoint and restart */
   char checkpoint_dir[NHGD_PATH_MAX]; /* "" disables checkpoints */
   int checkpoint_every;               /* outer steps between checkpoints (0: at stop/end only) */

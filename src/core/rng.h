@@ -11,7 +11,8 @@ enum {
   NHGD_STREAM_SPLIT = 2,   /* data-file shuffles: (pass, index, 0) */
   NHGD_STREAM_CORRUPT = 3, /* label corruption: (row, draw, 0) */
   NHGD_STREAM_SYNTH = 4,   /* synthetic data: (what, row, column) */
-  NHGD_STREAM_INIT = 5     /* parameter initialisation */
+  NHGD_STREAM_INIT = 5,    /* parameter initialisation */
+  NHGD_STREAM_HVP = 6      /* Hessian-vector product minibatches: (outer k, product j, slot) */
 };
 
 /* Four independent 64-bit words for (seed, stream, a, b, c). */

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "estimators/baseline.h"
 #include "outer/engine.h"
 
 typedef int (*nhgd_estimator_init_fn)(nhgd_estimator *est, nhgd_engine *e);
@@ -10,7 +11,8 @@ static const struct {
   const char *name;
   nhgd_estimator_init_fn init;
 } registry[] = {{"exact", nhgd_estimator_exact_init}, {"nhgd", nhgd_estimator_nhgd_init},
-               {"none", nhgd_estimator_none_init}};
+                {"cg", nhgd_estimator_cg_init},       {"neumann", nhgd_estimator_neumann_init},
+                {"soba", nhgd_estimator_soba_init},   {"none", nhgd_estimator_none_init}};
 
 int nhgd_estimator_create(nhgd_engine *e, nhgd_estimator **out) {
   *out = NULL;

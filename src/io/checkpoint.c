@@ -31,7 +31,8 @@ static const char *const trajectory_options[] = {
     "outer-decay", "adam-beta1",     "adam-beta2",   "adam-eps",        "inner-steps",
     "batch",       "inner-lr",       "inner-schedule", "inner-decay",   "warm-start",
     "noise-sigma", "clean-reg",      "v-init",       "kron",            "efim-damping",
-    "efim-weight-exp", "efim-mode",  "efim-beta",    "cross-mode",      "seed"};
+    "efim-weight-exp", "efim-mode",  "efim-beta",    "cross-mode",      "seed",
+    "hvp-steps",   "hvp-batch",      "hvp-warm",     "neumann-eta",     "soba-rho"};
 
 static int is_trajectory_option(const char *name) {
   for (size_t i = 0; i < sizeof trajectory_options / sizeof trajectory_options[0]; ++i)

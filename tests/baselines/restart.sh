@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Stop and resume with the baseline estimators (cg with stochastic products and warm start,
+# stochastic neumann, soba) equals an uninterrupted run bit for bit: a stop inside the inner
+# loop of outer step 1 resumed from the estimator's saved state, and a resume from the
+# checkpoint between outer steps 0 and 1, where the state carried across outer steps (cg's
+# warm start, soba's z) comes from the engine's u. (A stop costs Open MPI about two seconds:
+# one per estimator, so the resume between outer steps uses the reference run's checkpoint.)
+# usage: restart.sh NHGD MPIRUN NP
+set -u
+nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/.." && pwd)
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+dir=baselines_restart_np$np
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+export OPENBLAS_NUM_THREADS=1
+failures=0
+run() { # args...
+  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >>log.txt 2>&1
+}
+same() { # a b label
+  if $python "$here/tools/compare_h5.py" "$1" "$2" 0 /theta /v /u /history/val_loss \
+    /history/hypergrad_norm >cmp.txt 2>&1; then
+    echo "ok   $3"
+  else
+    echo "FAIL $3"
+    sed 's/^/    /' cmp.txt
+    failures=$((failures + 1))
+  fi
+}
+expect_exit() { # code got label
+  if [ "$2" -ne "$1" ]; then
+    echo "FAIL $3: exit $2, expected $1"
+    tail -5 log.txt | sed 's/^/    /'
+    failures=$((failures + 1))
+  fi
+}
+"$nhgd" data synth --kind logistic --n-train 301 --n-val 83 --n-test 40 --features 6 \
+  --classes 3 --seed 2 --output d.h5 >/dev/null || exit 1
+# 5 inner steps per outer step: checkpoint position = 5 k + t.
+base=(run --data d.h5 --problem hyperclean --outer-steps 4 --inner-steps 5 --batch 16
+  --inner-lr 0.5 --seed 3 --log-level 1)
+for est in cg neumann soba; do
+  case $est in
+  cg) cfg=(--estimator cg --hvp-steps 6 --hvp-batch 24 --hvp-warm 1) ;;
+  neumann) cfg=(--estimator neumann --hvp-steps 6 --hvp-batch 24 --neumann-eta 0.2) ;;
+  soba) cfg=(--estimator soba --soba-rho 0.1) ;;
+  esac
+  # The reference also leaves a checkpoint after every outer step (position 5 k).
+  rm -rf ck ref_ck
+  run "${base[@]}" "${cfg[@]}" --output ref_$est.h5 --checkpoint-dir ref_ck --keep 10 ||
+    { echo "FAIL reference $est"; failures=$((failures + 1)); continue; }
+  run "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after 7
+  expect_exit 75 $? "$est: stop inside outer step 1"
+  run "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck
+  expect_exit 0 $? "$est: resume inside outer step 1"
+  same a.h5 ref_$est.h5 "$est: stopped inside outer step 1 and resumed: bit-identical on $np ranks"
+  run "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ref_ck \
+    --restart ref_ck/ckpt-000000000005.h5
+  expect_exit 0 $? "$est: resume between outer steps 0 and 1"
+  same b.h5 ref_$est.h5 "$est: resumed between outer steps 0 and 1: bit-identical on $np ranks"
+done
+echo "$failures failures"
+[ "$failures" -eq 0 ]
