@@ -39,7 +39,19 @@ nhgd_find_bin() {
 
 # The launcher command for NHGD_LAUNCH, into the array nhgd_launcher.
 nhgd_make_launcher() {
-  local n=${SLURM_NTASKS:-${NHGD_NTASKS:-2}} extra=()
+  local n=${SLURM_NTASKS:-${NHGD_NTASKS:-2}} extra=() cpus over=0
+  # More ranks than CPUs (--ntasks=4 --overcommit on 2 cores): Open MPI counts the
+  # allocation's 4 slots, does not see the oversubscription, and its ranks busy-poll each
+  # other off the cores (100x slower, measured). Make them yield when idle.
+  cpus=$(nproc 2>/dev/null || echo 1)
+  if [ -n "${SLURM_CPUS_ON_NODE:-}" ] && [ "$SLURM_CPUS_ON_NODE" -lt "$cpus" ]; then
+    cpus=$SLURM_CPUS_ON_NODE
+  fi
+  if [ "$n" -gt "$cpus" ]; then
+    over=1
+    export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
+    nhgd_log "$n ranks on $cpus CPUs: OMPI_MCA_mpi_yield_when_idle=$OMPI_MCA_mpi_yield_when_idle"
+  fi
   case "${NHGD_LAUNCH:-mpirun}" in
   mpirun)
     # Open MPI takes the slots from the allocation; root needs its explicit consent.
@@ -47,6 +59,7 @@ nhgd_make_launcher() {
     nhgd_launcher=(mpirun -n "$n")
     [ "$(id -u)" -ne 0 ] || nhgd_launcher+=(--allow-run-as-root)
     [ -n "${SLURM_JOB_ID:-}" ] || nhgd_launcher+=(--oversubscribe)
+    [ $over -eq 0 ] || nhgd_launcher+=(--bind-to none)
     nhgd_launcher+=("${extra[@]}")
     ;;
   srun)
