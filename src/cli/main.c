@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "core/log.h"
+#include "core/signals.h"
 #include "nhgd/nhgd.h"
 
 static int world_rank(void) {
@@ -58,6 +59,9 @@ static int solve(const char *cmd, int argc, char **argv) {
     if (world_rank() == 0) usage(stdout);
     return NHGD_EXIT_OK;
   }
+  /* With checkpoints, a stop request that arrives while the data is still loading must not
+   * kill the ranks: it is honoured at the first inner step. */
+  if (o.checkpoint_dir[0]) nhgd_signals_install();
   nhgd_log_init(MPI_COMM_WORLD, o.log_level);
   int P;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
