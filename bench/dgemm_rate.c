@@ -24,8 +24,10 @@ int main(int argc, char **argv) {
   const int reps = argc > 4 ? atoi(argv[4]) : 5;
   double *a = malloc(sizeof(double) * m * k), *b = malloc(sizeof(double) * n * k);
   double *c = calloc((size_t)m * n, sizeof(double)), *t = malloc(sizeof(double) * reps);
-  for (long i = 0; i < (long)m * k; ++i) a[i] = 1.0 / (1 + i % 13);
-  for (long i = 0; i < (long)n * k; ++i) b[i] = 1.0 / (1 + i % 7);
+  for (long i = 0; i < (long)m * k; ++i)
+    a[i] = 1.0 / (1 + i % 13);
+  for (long i = 0; i < (long)n * k; ++i)
+    b[i] = 1.0 / (1 + i % 7);
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0, a, m, b, n, 1.0, c, m);
   for (int r = 0; r < reps; ++r) {
     MPI_Barrier(MPI_COMM_WORLD);

@@ -62,13 +62,13 @@ int nhgd_partition_owner(int64_t n_global, int P, int64_t i);
 
 /* Fashion-MNIST with the hyper-cleaning protocol (ALGORITHM.md section 6). */
 typedef struct nhgd_fmnist_options {
-  char dir[4096];      /* folder with the four IDX files (.gz or plain) */
-  char output[4096];   /* HDF5 file to write */
-  int64_t n_train;     /* default 20000 */
-  int64_t n_val;       /* default 5000 */
-  double corruption;   /* probability that a training label is replaced, default 0.5 */
-  uint64_t seed;       /* default 0 */
-  int standardize;     /* default 1 */
+  char dir[4096];    /* folder with the four IDX files (.gz or plain) */
+  char output[4096]; /* HDF5 file to write */
+  int64_t n_train;   /* default 20000 */
+  int64_t n_val;     /* default 5000 */
+  double corruption; /* probability that a training label is replaced, default 0.5 */
+  uint64_t seed;     /* default 0 */
+  int standardize;   /* default 1 */
 } nhgd_fmnist_options;
 void nhgd_fmnist_options_default(nhgd_fmnist_options *o);
 int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o);
@@ -90,8 +90,8 @@ typedef struct nhgd_import_libsvm_options {
   char input[4096]; /* required */
   char test[4096];  /* optional */
   char output[4096];
-  int64_t features;  /* 0: the largest index seen */
-  int regression;    /* 1: float targets; 0: classes, distinct labels mapped to 0..C-1 */
+  int64_t features; /* 0: the largest index seen */
+  int regression;   /* 1: float targets; 0: classes, distinct labels mapped to 0..C-1 */
   double val_fraction, test_fraction; /* test_fraction used when no test file is given */
   uint64_t seed;
   int standardize;

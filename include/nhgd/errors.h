@@ -54,35 +54,35 @@ int nhgd_error_agree(MPI_Comm comm, int local_status);
 #define NHGD_FAIL(code, ...) return nhgd_error_set((code), __FILE__, __LINE__, __VA_ARGS__)
 
 /* Evaluate a call returning a status; on failure, add this site to the trace and return. */
-#define NHGD_CHECK(call)                                                                       \
-  do {                                                                                         \
-    int nhgd_rc_ = (call);                                                                     \
-    if (nhgd_rc_) return nhgd_error_trace(nhgd_rc_, __FILE__, __LINE__);                       \
+#define NHGD_CHECK(call)                                                                           \
+  do {                                                                                             \
+    int nhgd_rc_ = (call);                                                                         \
+    if (nhgd_rc_) return nhgd_error_trace(nhgd_rc_, __FILE__, __LINE__);                           \
   } while (0)
 
 /* Same, but store the status in rc and jump to label (for functions that must clean up). */
-#define NHGD_TRY(rc, call, label)                                                              \
-  do {                                                                                         \
-    (rc) = (call);                                                                             \
-    if (rc) {                                                                                  \
-      nhgd_error_trace((rc), __FILE__, __LINE__);                                              \
-      goto label;                                                                              \
-    }                                                                                          \
+#define NHGD_TRY(rc, call, label)                                                                  \
+  do {                                                                                             \
+    (rc) = (call);                                                                                 \
+    if (rc) {                                                                                      \
+      nhgd_error_trace((rc), __FILE__, __LINE__);                                                  \
+      goto label;                                                                                  \
+    }                                                                                              \
   } while (0)
 
 /* Set a new error in rc and jump to label. */
-#define NHGD_RAISE(rc, label, code, ...)                                                       \
-  do {                                                                                         \
-    (rc) = nhgd_error_set((code), __FILE__, __LINE__, __VA_ARGS__);                            \
-    goto label;                                                                                \
+#define NHGD_RAISE(rc, label, code, ...)                                                           \
+  do {                                                                                             \
+    (rc) = nhgd_error_set((code), __FILE__, __LINE__, __VA_ARGS__);                                \
+    goto label;                                                                                    \
   } while (0)
 
 /* Check an MPI call; MPI errors are returned (the library sets MPI_ERRORS_RETURN). */
-#define NHGD_MPI_CHECK(call)                                                                   \
-  do {                                                                                         \
-    int nhgd_mrc_ = (call);                                                                    \
-    if (nhgd_mrc_ != MPI_SUCCESS)                                                              \
-      return nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__, "MPI call failed: %s", #call);   \
+#define NHGD_MPI_CHECK(call)                                                                       \
+  do {                                                                                             \
+    int nhgd_mrc_ = (call);                                                                        \
+    if (nhgd_mrc_ != MPI_SUCCESS)                                                                  \
+      return nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__, "MPI call failed: %s", #call);       \
   } while (0)
 
 #ifdef __cplusplus

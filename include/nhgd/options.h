@@ -22,7 +22,7 @@ typedef struct nhgd_options {
   char v_from[NHGD_PATH_MAX];  /* start v from /v of this HDF5 file, "" for v_init */
   /* outer loop */
   int64_t outer_steps;
-  char outer_opt[16];      /* sgd | adam */
+  char outer_opt[16]; /* sgd | adam */
   double outer_lr;
   char outer_schedule[16]; /* const | invsqrt | inv */
   double outer_decay;

@@ -23,13 +23,13 @@ extern "C" {
 typedef struct nhgd_problem nhgd_problem;
 struct nhgd_problem {
   const char *name;
-  void *ctx;              /* the problem's own state */
-  const nhgd_data *data;  /* bound data; callbacks read data->train/val/test */
-  int64_t d;              /* inner dimension */
-  int64_t p;              /* outer dimension (global) */
-  int v_per_sample;       /* 1: p == train.n_global and v is sharded with the training rows */
-  int hess_rank;          /* q: columns of each per-sample Hessian factor */
-  int is_classifier;      /* 1: eval reports accuracy */
+  void *ctx;             /* the problem's own state */
+  const nhgd_data *data; /* bound data; callbacks read data->train/val/test */
+  int64_t d;             /* inner dimension */
+  int64_t p;             /* outer dimension (global) */
+  int v_per_sample;      /* 1: p == train.n_global and v is sharded with the training rows */
+  int hess_rank;         /* q: columns of each per-sample Hessian factor */
+  int is_classifier;     /* 1: eval reports accuracy */
 
   /* Initial values: theta (d) and this rank's v (p, or train.n_local if v_per_sample). */
   int (*init)(const nhgd_problem *pb, double *theta, double *v);
@@ -51,8 +51,8 @@ struct nhgd_problem {
 
   /* Hessian-vector product: HV (d, zeroed by the callback) = sum over the rows of
    * w_i Hess l_i(theta) V. */
-  int (*hvp)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-             const int *rows, const double *V, double *HV);
+  int (*hvp)(const nhgd_problem *pb, const double *theta, const double *v, int nb, const int *rows,
+             const double *V, double *HV);
 
   /* Regulariser: *value = R(v, theta) (may be NULL), grad (may be NULL) += grad_theta R,
    * hdiag (may be NULL) = diagonal of Hess_theta R (d entries, set). */
@@ -63,13 +63,12 @@ struct nhgd_problem {
    * *loss_sum = sum of per-row outer losses; if gtheta != NULL, gtheta (d, set) = sum of
    * per-row gradients in theta; *correct (may be NULL) = rows classified right. The engine
    * sums over ranks and divides by the split's n_global. */
-  int (*eval)(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
-              const double *v, double *loss_sum, double *gtheta, int64_t *correct);
+  int (*eval)(const nhgd_problem *pb, const nhgd_split *split, const double *theta, const double *v,
+              double *loss_sum, double *gtheta, int64_t *correct);
 
   /* Direct outer gradient grad_v f (this rank's entries, set), or NULL if f does not depend
    * on v. For replicated v the result must be equal on every rank. */
-  int (*outer_grad_v)(const nhgd_problem *pb, const double *theta, const double *v,
-                      double *gv);
+  int (*outer_grad_v)(const nhgd_problem *pb, const double *theta, const double *v, double *gv);
 
   /* Cross term out = J^T u with J = d^2 g / (d theta d v) at (v, theta): this rank's p
    * entries (or n_local entries if v_per_sample). For replicated v the result must be
@@ -107,8 +106,8 @@ void nhgd_problem_params_default(nhgd_problem_params *pp);
  * Errors: unknown name, or data of the wrong task (ridge needs regression targets, logreg
  * and hyperclean need class labels). The problem is allocated; free with
  * nhgd_problem_destroy. */
-int nhgd_problem_create(const char *name, const nhgd_data *data,
-                        const nhgd_problem_params *pp, nhgd_problem **out);
+int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_problem_params *pp,
+                        nhgd_problem **out);
 
 /* Not collective. Calls pb->destroy, frees pb, sets *pb to NULL; NULL-safe. */
 void nhgd_problem_destroy(nhgd_problem **pb);

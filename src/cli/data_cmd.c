@@ -23,7 +23,7 @@ static const nhgd_opt_spec fmnist_specs[] = {
      "standardise features with the train mean and deviation"},
     {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
 
-#define FI(field)                                                                              \
+#define FI(field)                                                                                  \
   offsetof(nhgd_import_idx_options, field), sizeof(((nhgd_import_idx_options *)0)->field)
 static const nhgd_opt_spec idx_specs[] = {
     {"images", OPT_STR, FI(images), "", NORANGE, NULL, "IDX image file (required)"},
@@ -38,7 +38,7 @@ static const nhgd_opt_spec idx_specs[] = {
      "standardise features with the train mean and deviation (else pixel/255)"},
     {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
 
-#define FL(field)                                                                              \
+#define FL(field)                                                                                  \
   offsetof(nhgd_import_libsvm_options, field), sizeof(((nhgd_import_libsvm_options *)0)->field)
 static const nhgd_opt_spec libsvm_specs[] = {
     {"input", OPT_STR, FL(input), "", NORANGE, NULL, "LIBSVM text file (required)"},

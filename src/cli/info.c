@@ -24,7 +24,8 @@ static void print_attr_value(hid_t at) {
              n <= 16) {
     double v[16];
     if (H5Aread(at, H5T_NATIVE_DOUBLE, v) >= 0)
-      for (hssize_t i = 0; i < n; ++i) printf("%s%.10g", i ? ", " : "", v[i]);
+      for (hssize_t i = 0; i < n; ++i)
+        printf("%s%.10g", i ? ", " : "", v[i]);
   } else {
     printf("(%lld values)", (long long)n);
   }
@@ -52,9 +53,12 @@ static herr_t print_object(hid_t root, const char *name, const H5O_info_t *info,
   hsize_t dims[8];
   int nd = H5Sget_simple_extent_dims(sp, dims, NULL);
   printf("  /%s  %s", name,
-         H5Tget_class(t) == H5T_FLOAT ? "float" : H5Tget_class(t) == H5T_INTEGER ? "int" : "other");
+         H5Tget_class(t) == H5T_FLOAT     ? "float"
+         : H5Tget_class(t) == H5T_INTEGER ? "int"
+                                          : "other");
   printf("%zu [", 8 * H5Tget_size(t));
-  for (int i = 0; i < nd; ++i) printf("%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
+  for (int i = 0; i < nd; ++i)
+    printf("%s%llu", i ? " x " : "", (unsigned long long)dims[i]);
   printf("]\n");
   H5Tclose(t);
   H5Sclose(sp);
@@ -89,7 +93,7 @@ static int info(const char *path) {
     }
     if (ff) fclose(ff);
     printf("checksum: %s\n", ok && c == want && total == size ? "ok (CRC-32 matches)"
-                                                                : "MISMATCH: the file is damaged");
+                                                              : "MISMATCH: the file is damaged");
   }
   printf("attributes:\n");
   H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, "  ");

@@ -12,11 +12,18 @@ static char nhgd_msg[NHGD_MSG_LEN];
 static char nhgd_where[NHGD_WHERE_LEN];
 static int nhgd_code;
 
-static const char *const nhgd_status_names[] = {
-    "success",        "invalid argument",   "out of memory", "input/output error",
-    "bad input data", "MPI error",          "HDF5 error",    "ScaLAPACK error",
-    "numerical failure", "internal error", "failed on another rank",
-    "stopped after a checkpoint"};
+static const char *const nhgd_status_names[] = {"success",
+                                                "invalid argument",
+                                                "out of memory",
+                                                "input/output error",
+                                                "bad input data",
+                                                "MPI error",
+                                                "HDF5 error",
+                                                "ScaLAPACK error",
+                                                "numerical failure",
+                                                "internal error",
+                                                "failed on another rank",
+                                                "stopped after a checkpoint"};
 
 const char *nhgd_strerror(int code) {
   if (code < 0 || code > NHGD_STOPPED) return "unknown error";
@@ -75,7 +82,8 @@ int nhgd_error_agree(MPI_Comm comm, int local_status) {
   /* Lowest failing rank, or size if none failed. */
   int mine = local_status ? rank : size, first = size;
   if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm) != MPI_SUCCESS) {
-    return nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__, "MPI_Allreduce failed while agreeing on an error");
+    return nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__,
+                          "MPI_Allreduce failed while agreeing on an error");
   }
   if (first == size) return NHGD_OK;
   int code = local_status;

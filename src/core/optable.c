@@ -35,8 +35,8 @@ static int check_range(const nhgd_opt_spec *s, double x, const char *value, cons
   return NHGD_OK;
 }
 
-int nhgd_optable_set(const nhgd_opt_spec *specs, void *base, const char *name,
-                     const char *value, const char *source) {
+int nhgd_optable_set(const nhgd_opt_spec *specs, void *base, const char *name, const char *value,
+                     const char *source) {
   const nhgd_opt_spec *s = find(specs, name, strlen(name));
   if (!s) NHGD_FAIL(NHGD_ERR_ARG, "unknown option --%s (%s); see --help", name, source);
   char *p = (char *)base + s->offset;
@@ -71,8 +71,7 @@ int nhgd_optable_set(const nhgd_opt_spec *specs, void *base, const char *name,
   case OPT_REAL: {
     double x = strtod(value, &end);
     if (errno || end == value || *end || !isfinite(x))
-      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not a finite number", name, source,
-                value);
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not a finite number", name, source, value);
     NHGD_CHECK(check_range(s, x, value, source));
     *(double *)p = x;
     break;
@@ -114,9 +113,11 @@ void nhgd_optable_defaults(const nhgd_opt_spec *specs, void *base) {
 }
 
 static char *trim(char *s) {
-  while (isspace((unsigned char)*s)) ++s;
+  while (isspace((unsigned char)*s))
+    ++s;
   char *e = s + strlen(s);
-  while (e > s && isspace((unsigned char)e[-1])) --e;
+  while (e > s && isspace((unsigned char)e[-1]))
+    --e;
   *e = '\0';
   return s;
 }

@@ -24,8 +24,8 @@ typedef struct nhgd_opt_spec {
 /* Set every field from its default text. */
 void nhgd_optable_defaults(const nhgd_opt_spec *specs, void *base);
 /* Set one option from text; source names where the value came from (for messages). */
-int nhgd_optable_set(const nhgd_opt_spec *specs, void *base, const char *name,
-                     const char *value, const char *source);
+int nhgd_optable_set(const nhgd_opt_spec *specs, void *base, const char *name, const char *value,
+                     const char *source);
 /* Options file: lines "name = value" (or "name value"); '#' starts a comment. */
 int nhgd_optable_file(const nhgd_opt_spec *specs, void *base, const char *path);
 /* Environment variables PREFIX<NAME> with NAME upper case and '-' as '_'. */

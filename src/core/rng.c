@@ -9,7 +9,8 @@ void nhgd_rng4(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t 
   philox4x64_key_t key = {{seed, stream}};
   philox4x64_ctr_t ctr = {{a, b, c, 0}};
   philox4x64_ctr_t r = philox4x64(ctr, key);
-  for (int i = 0; i < 4; ++i) out[i] = r.v[i];
+  for (int i = 0; i < 4; ++i)
+    out[i] = r.v[i];
 }
 
 static double to_unit(uint64_t w) {
@@ -44,9 +45,9 @@ double nhgd_rng_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, u
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
 }
 
-void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t n,
-                          int64_t *perm) {
-  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t n, int64_t *perm) {
+  for (int64_t i = 0; i < n; ++i)
+    perm[i] = i;
   for (int64_t i = n - 1; i > 0; --i) {
     int64_t j = (int64_t)nhgd_rng_below(seed, stream, pass, (uint64_t)i, 0, (uint64_t)i + 1);
     int64_t t = perm[i];

@@ -16,8 +16,7 @@ enum {
 };
 
 /* Four independent 64-bit words for (seed, stream, a, b, c). */
-void nhgd_rng4(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c,
-               uint64_t out[4]);
+void nhgd_rng4(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c, uint64_t out[4]);
 /* Uniform double in [0, 1) with 53 random bits. */
 double nhgd_rng_uniform(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c);
 /* Uniform integer in [0, n), n >= 1 (rejection sampling, exactly uniform). */
@@ -26,7 +25,6 @@ uint64_t nhgd_rng_below(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, 
 /* Standard normal draw (Box-Muller on two words). */
 double nhgd_rng_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c);
 /* Fisher-Yates permutation of 0..n-1 into perm, reproducible from (seed, stream, pass). */
-void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t n,
-                          int64_t *perm);
+void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t n, int64_t *perm);
 
 #endif

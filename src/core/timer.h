@@ -26,7 +26,6 @@ const char *nhgd_stage_name(int stage);
 void nhgd_timer_start(nhgd_timers *t, nhgd_stage s);
 void nhgd_timer_stop(nhgd_timers *t, nhgd_stage s);
 /* Collective: min, avg, max over the ranks of comm for every stage. */
-int nhgd_timers_reduce(const nhgd_timers *t, MPI_Comm comm, double *mn, double *avg,
-                       double *mx);
+int nhgd_timers_reduce(const nhgd_timers *t, MPI_Comm comm, double *mn, double *avg, double *mx);
 
 #endif

@@ -12,9 +12,9 @@ int nhgd_calloc(void *pptr, size_t n, size_t size, const char *what);
 void nhgd_free(void *pptr);
 
 /* HDF5 identifiers are negative on failure. */
-#define NHGD_H5_TRY(rc, expr, label, ...)                                                      \
-  do {                                                                                         \
-    if ((expr) < 0) NHGD_RAISE(rc, label, NHGD_ERR_HDF5, __VA_ARGS__);                         \
+#define NHGD_H5_TRY(rc, expr, label, ...)                                                          \
+  do {                                                                                             \
+    if ((expr) < 0) NHGD_RAISE(rc, label, NHGD_ERR_HDF5, __VA_ARGS__);                             \
   } while (0)
 
 /* Silence HDF5's own error stack printing (we report errors ourselves). Not collective. */

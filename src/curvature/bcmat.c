@@ -20,8 +20,8 @@ int nhgd_grid_create(MPI_Comm comm, int nprow, nhgd_grid **out) {
     for (int r = 1; r * r <= P; ++r)
       if (P % r == 0) nprow = r;
   } else if (P % nprow != 0) {
-    NHGD_FAIL(NHGD_ERR_ARG, "option --grid-rows: %d does not divide the number of ranks %d",
-              nprow, P);
+    NHGD_FAIL(NHGD_ERR_ARG, "option --grid-rows: %d does not divide the number of ranks %d", nprow,
+              P);
   }
   nhgd_grid *g;
   NHGD_CHECK(nhgd_calloc(&g, 1, sizeof *g, "process grid"));
@@ -81,8 +81,10 @@ int nhgd_bcmat_create(const nhgd_grid *g, int n, int nb, nhgd_bcmat **out) {
   int zero = 0, info = 0;
   descinit_(A->desc, &n, &n, &nb, &nb, &zero, &zero, &g->ctxt, &A->lld, &info);
   if (info) NHGD_RAISE(rc, fail, NHGD_ERR_SCALAPACK, "descinit failed with INFO = %d", info);
-  NHGD_TRY(rc, nhgd_calloc(&A->a, (size_t)A->lld * (size_t)(A->nloc > 0 ? A->nloc : 1),
-                           sizeof(double), "local part of the block-cyclic matrix"), fail);
+  NHGD_TRY(rc,
+           nhgd_calloc(&A->a, (size_t)A->lld * (size_t)(A->nloc > 0 ? A->nloc : 1), sizeof(double),
+                       "local part of the block-cyclic matrix"),
+           fail);
   NHGD_TRY(rc, nhgd_calloc(&A->grow, (size_t)A->mloc, sizeof(int64_t), "row map"), fail);
   NHGD_TRY(rc, nhgd_calloc(&A->gcol, (size_t)A->nloc, sizeof(int64_t), "column map"), fail);
   for (int il = 0; il < A->mloc; ++il)
@@ -132,13 +134,14 @@ int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int
   double *Zr, *Zc;
   int rc;
   NHGD_CHECK(nhgd_calloc(&Zr, (size_t)A->mloc * (size_t)k, sizeof(double), "gram rows"));
-  NHGD_TRY(rc, nhgd_calloc(&Zc, (size_t)A->nloc * (size_t)k, sizeof(double), "gram columns"),
-           done);
+  NHGD_TRY(rc, nhgd_calloc(&Zc, (size_t)A->nloc * (size_t)k, sizeof(double), "gram columns"), done);
   for (int c = 0; c < k; ++c) {
     const double *z = Z + (size_t)c * A->n;
     double *zr = Zr + (size_t)c * A->mloc, *zc = Zc + (size_t)c * A->nloc;
-    for (int il = 0; il < A->mloc; ++il) zr[il] = z[A->grow[il]];
-    for (int jl = 0; jl < A->nloc; ++jl) zc[jl] = z[A->gcol[jl]];
+    for (int il = 0; il < A->mloc; ++il)
+      zr[il] = z[A->grow[il]];
+    for (int jl = 0; jl < A->nloc; ++jl)
+      zc[jl] = z[A->gcol[jl]];
   }
   if (!lower_only) {
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc, A->nloc, k, alpha, Zr, A->mloc,
@@ -152,7 +155,8 @@ int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int
     int il0 = 0;
     for (int j0 = 0; j0 < A->nloc; j0 += panel) {
       int nj = A->nloc - j0 < panel ? A->nloc - j0 : panel;
-      while (il0 < A->mloc && A->grow[il0] < A->gcol[j0]) ++il0;
+      while (il0 < A->mloc && A->grow[il0] < A->gcol[j0])
+        ++il0;
       if (il0 == A->mloc) break;
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, A->mloc - il0, nj, k, alpha, Zr + il0,
                   A->mloc, Zc + j0, A->nloc, 1.0, A->a + il0 + (size_t)j0 * A->lld, A->lld);
@@ -169,7 +173,8 @@ done:
 static void class_ranges(const int64_t *g, int nl, int m, int C, int *first) {
   int l = 0;
   for (int c = 0; c <= C; ++c) {
-    while (l < nl && g[l] < (int64_t)c * m) ++l;
+    while (l < nl && g[l] < (int64_t)c * m)
+      ++l;
     first[c] = l;
   }
 }
@@ -191,8 +196,10 @@ int nhgd_bcmat_add_kron(nhgd_bcmat *A, int m, int C, const double *X, const doub
   class_ranges(A->gcol, A->nloc, m, C, cfirst);
   for (int s = 0; s < k; ++s) {
     const double *x = X + (size_t)s * m;
-    for (int il = 0; il < A->mloc; ++il) Xr[il + (size_t)s * A->mloc] = x[A->grow[il] % m];
-    for (int jl = 0; jl < A->nloc; ++jl) Xc[jl + (size_t)s * A->nloc] = x[A->gcol[jl] % m];
+    for (int il = 0; il < A->mloc; ++il)
+      Xr[il + (size_t)s * A->mloc] = x[A->grow[il] % m];
+    for (int jl = 0; jl < A->nloc; ++jl)
+      Xc[jl + (size_t)s * A->nloc] = x[A->gcol[jl] % m];
   }
   for (int c2 = 0; c2 < C; ++c2) {
     int q0 = cfirst[c2], nq = cfirst[c2 + 1] - q0;
@@ -204,7 +211,8 @@ int nhgd_bcmat_add_kron(nhgd_bcmat *A, int m, int C, const double *X, const doub
         const double a = Acc[c1 + (size_t)c2 * C + (size_t)s * C * C];
         const double *xc = Xc + q0 + (size_t)s * A->nloc;
         double *t = T + (size_t)s * nq;
-        for (int jl = 0; jl < nq; ++jl) t[jl] = a * xc[jl];
+        for (int jl = 0; jl < nq; ++jl)
+          t[jl] = a * xc[jl];
       }
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, nr, nq, k, alpha, Xr + r0, A->mloc, T,
                   nq, 1.0, A->a + r0 + (size_t)q0 * A->lld, A->lld);
@@ -241,13 +249,15 @@ int nhgd_bcmat_solve(nhgd_bcmat *A, const double *b, double *x) {
   double *bloc;
   NHGD_CHECK(nhgd_calloc(&bloc, (size_t)A->lld, sizeof(double), "right-hand side"));
   if (bl)
-    for (int il = 0; il < A->mloc; ++il) bloc[il] = b[A->grow[il]];
+    for (int il = 0; il < A->mloc; ++il)
+      bloc[il] = b[A->grow[il]];
   pdpotrs_("L", &A->n, &one, A->a, &one, &one, A->desc, bloc, &one, &one, descb, &info, 1);
   if (info) NHGD_RAISE(rc, done, NHGD_ERR_SCALAPACK, "pdpotrs: INFO = %d", info);
   /* Each entry lives on exactly one process of column 0: a sum replicates it exactly. */
   memset(x, 0, (size_t)A->n * sizeof(double));
   if (bl)
-    for (int il = 0; il < A->mloc; ++il) x[A->grow[il]] = bloc[il];
+    for (int il = 0; il < A->mloc; ++il)
+      x[A->grow[il]] = bloc[il];
   if (MPI_Allreduce(MPI_IN_PLACE, x, A->n, MPI_DOUBLE, MPI_SUM, g->comm) != MPI_SUCCESS)
     NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Allreduce of the solution failed");
 done:

@@ -16,8 +16,7 @@
 /* ScaLAPACK's Cholesky runs at about half the DGEMM rate on these block sizes. */
 #define NHGD_MODEL_CHOLESKY_EFFICIENCY 0.5
 
-static const char *const route_names[NHGD_ROUTE_COUNT] = {"online", "accumulate", "gram",
-                                                          "dense"};
+static const char *const route_names[NHGD_ROUTE_COUNT] = {"online", "accumulate", "gram", "dense"};
 
 const char *nhgd_route_name(int route) {
   return route >= 0 && route < NHGD_ROUTE_COUNT ? route_names[route] : "?";
@@ -59,7 +58,8 @@ static int calibrate(nhgd_engine *e, double *rate) {
     nhgd_free(&a);
     return rc;
   }
-  for (int i = 0; i < n * n; ++i) a[i] = 1.0 / (1 + i % 7);
+  for (int i = 0; i < n * n; ++i)
+    a[i] = 1.0 / (1 + i % 7);
   double best = INFINITY;
   for (int rep = 0; rep < 3; ++rep) {
     double t0 = MPI_Wtime();
@@ -124,7 +124,8 @@ int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
     best = forced;
   } else {
     for (int r = 0; r < NHGD_ROUTE_DENSE; ++r) /* dense is a test reference, never chosen */
-      if (plan->bytes_mem[r] <= plan->budget && (best < 0 || plan->seconds[r] < plan->seconds[best]))
+      if (plan->bytes_mem[r] <= plan->budget &&
+          (best < 0 || plan->seconds[r] < plan->seconds[best]))
         best = r;
   }
   nhgd_log(NHGD_LOG_INFO,
@@ -136,7 +137,8 @@ int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
              "efim: route %-10s predicted %9.3f s per outer step, %9.3g flops per rank, %9.3g "
              "bytes received per inner step, %8.1f MiB per rank%s",
              route_names[r], plan->seconds[r], plan->flops[r], plan->bytes_comm[r],
-             plan->bytes_mem[r] / 1048576.0, plan->bytes_mem[r] > plan->budget ? " (does not fit)" : "");
+             plan->bytes_mem[r] / 1048576.0,
+             plan->bytes_mem[r] > plan->budget ? " (does not fit)" : "");
   if (best < 0 || plan->bytes_mem[best] > plan->budget) {
     int r = best >= 0 ? best : NHGD_ROUTE_GRAM;
     if (best < 0) /* the route that scales best with ranks */
@@ -146,15 +148,17 @@ int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
     /* Memory that shrinks with the rank count: the block-cyclic part. */
     double fixed = plan->bytes_mem[r] - (r == NHGD_ROUTE_GRAM ? nn_local : dd_local);
     double scaled = (r == NHGD_ROUTE_GRAM ? nn_local : dd_local) * P;
-    double pmin = fixed < plan->budget && r != NHGD_ROUTE_DENSE ? ceil(scaled / (plan->budget - fixed)) : -1;
+    double pmin =
+        fixed < plan->budget && r != NHGD_ROUTE_DENSE ? ceil(scaled / (plan->budget - fixed)) : -1;
     char hint[160] = "no rank count fits: lower --batch or --inner-steps, or raise --mem-per-rank";
     if (pmin > 0)
-      snprintf(hint, sizeof hint, "the smallest rank count that fits is %.0f (at this memory per rank)",
-               pmin);
+      snprintf(hint, sizeof hint,
+               "the smallest rank count that fits is %.0f (at this memory per rank)", pmin);
     NHGD_FAIL(NHGD_ERR_MEM,
               "nhgd: route %s needs %.1f MiB per rank on %d ranks but %.1f MiB are available "
               "(--mem-per-rank); %s",
-              route_names[r], plan->bytes_mem[r] / 1048576.0, e->size, plan->budget / 1048576.0, hint);
+              route_names[r], plan->bytes_mem[r] / 1048576.0, e->size, plan->budget / 1048576.0,
+              hint);
   }
   plan->route = best;
   nhgd_log(NHGD_LOG_INFO, "efim: using route %s (%s)", route_names[best],

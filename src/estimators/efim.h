@@ -7,19 +7,24 @@
 
 struct nhgd_engine;
 
-enum { NHGD_ROUTE_ONLINE = 0, NHGD_ROUTE_ACCUMULATE, NHGD_ROUTE_GRAM, NHGD_ROUTE_DENSE,
-       NHGD_ROUTE_COUNT };
+enum {
+  NHGD_ROUTE_ONLINE = 0,
+  NHGD_ROUTE_ACCUMULATE,
+  NHGD_ROUTE_GRAM,
+  NHGD_ROUTE_DENSE,
+  NHGD_ROUTE_COUNT
+};
 
 const char *nhgd_route_name(int route);
 
 typedef struct nhgd_efim_plan {
   int route;
-  double seconds[NHGD_ROUTE_COUNT]; /* predicted per outer step, per rank */
-  double flops[NHGD_ROUTE_COUNT];   /* per rank */
+  double seconds[NHGD_ROUTE_COUNT];    /* predicted per outer step, per rank */
+  double flops[NHGD_ROUTE_COUNT];      /* per rank */
   double bytes_comm[NHGD_ROUTE_COUNT]; /* received per rank per inner step */
   double bytes_mem[NHGD_ROUTE_COUNT];  /* per rank */
-  double gemm_rate;                 /* calibrated flop/s of one rank */
-  double budget;                    /* bytes available per rank */
+  double gemm_rate;                    /* calibrated flop/s of one rank */
+  double budget;                       /* bytes available per rank */
 } nhgd_efim_plan;
 
 /* Collective. Predict every route's cost for this run; choose --efim-route or the cheapest

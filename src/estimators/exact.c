@@ -52,8 +52,8 @@ static int gather_columns(exact_state *s, nhgd_engine *e, const double *mine, in
     s->displs[p] = sum;
     sum += s->counts[p];
   }
-  NHGD_MPI_CHECK(MPI_Allgatherv(mine, count, MPI_DOUBLE, all, s->counts, s->displs, MPI_DOUBLE,
-                                e->comm));
+  NHGD_MPI_CHECK(
+      MPI_Allgatherv(mine, count, MPI_DOUBLE, all, s->counts, s->displs, MPI_DOUBLE, e->comm));
   *total = sum / len;
   return NHGD_OK;
 }
@@ -77,10 +77,11 @@ static int form_hessian(exact_state *s, nhgd_engine *e, const double *theta) {
     if (nr < 0) nr = 0;
     if (nr > s->chunk) nr = s->chunk;
     int *rows = e->rows;
-    for (int i = 0; i < nr; ++i) rows[i] = first + i;
+    for (int i = 0; i < nr; ++i)
+      rows[i] = first + i;
     if (s->kron) {
-      int rc = nr ? pb->kron_factors(pb, theta, e->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL)
-                  : NHGD_OK;
+      int rc =
+          nr ? pb->kron_factors(pb, theta, e->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL) : NHGD_OK;
       NHGD_CHECK(nhgd_error_agree(e->comm, rc));
       int total;
       NHGD_CHECK(gather_columns(s, e, s->Xloc, s->m, nr, s->Xall, &total));
@@ -97,8 +98,8 @@ static int form_hessian(exact_state *s, nhgd_engine *e, const double *theta) {
   return NHGD_OK;
 }
 
-static int exact_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta,
-                       const double *g, double *u) {
+static int exact_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
+                       double *u) {
   exact_state *s = est->state;
   nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
   int rc = form_hessian(s, e, theta);

@@ -24,12 +24,12 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, c
 
 typedef struct nhgd_state {
   int route;
-  int kron;  /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
-  int sep;   /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
+  int kron; /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
+  int sep;  /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
   int m, C, d;
-  int64_t T, B; /* inner steps, global batch */
-  int width;    /* doubles per sample in transit: 1 + m + C or 1 + d */
-  int bmax;     /* most samples one rank can own in a step */
+  int64_t T, B;              /* inner steps, global batch */
+  int width;                 /* doubles per sample in transit: 1 + m + C or 1 + d */
+  int bmax;                  /* most samples one rank can own in a step */
   double *dg, *dinv, *a, *b; /* D, D^{-1}, separable factors */
   /* one step in transit */
   double *packed_loc, *packed_all;
@@ -61,9 +61,10 @@ static void nhgd_destroy(nhgd_estimator *est) {
   if (s->pending) MPI_Wait(&s->req, MPI_STATUS_IGNORE);
   nhgd_bcmat_destroy(&s->A);
   nhgd_bcmat_destroy(&s->K);
-  double **bufs[] = {&s->dg, &s->dinv, &s->a, &s->b, &s->packed_loc, &s->packed_all, &s->Xloc,
-                     &s->Rloc, &s->cloc, &s->U, &s->W, &s->S, &s->store, &s->Mdense};
-  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i) nhgd_free(bufs[i]);
+  double **bufs[] = {&s->dg,   &s->dinv, &s->a, &s->b, &s->packed_loc, &s->packed_all, &s->Xloc,
+                     &s->Rloc, &s->cloc, &s->U, &s->W, &s->S,          &s->store,      &s->Mdense};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+    nhgd_free(bufs[i]);
   nhgd_free(&s->counts);
   nhgd_free(&s->displs);
   nhgd_free(&est->state);
@@ -84,8 +85,10 @@ static int derive_damping(nhgd_state *s) {
   if (s->kron) {
     /* D^{-1}[j + c m] = a_j b_c ? */
     s->sep = 1;
-    for (int j = 0; j < s->m; ++j) s->a[j] = s->dinv[j];
-    for (int c = 0; c < s->C; ++c) s->b[c] = s->dinv[(size_t)c * s->m] / s->dinv[0];
+    for (int j = 0; j < s->m; ++j)
+      s->a[j] = s->dinv[j];
+    for (int c = 0; c < s->C; ++c)
+      s->b[c] = s->dinv[(size_t)c * s->m] / s->dinv[0];
     for (int c = 0; c < s->C && s->sep; ++c)
       for (int j = 0; j < s->m; ++j) {
         double want = s->dinv[j + (size_t)c * s->m], got = s->a[j] * s->b[c];
@@ -101,7 +104,8 @@ static int derive_damping(nhgd_state *s) {
 /* D = Hess R + damping at theta. */
 static int set_damping(nhgd_state *s, nhgd_engine *e, const double *theta) {
   NHGD_CHECK(e->pb->reg(e->pb, theta, e->v, NULL, NULL, s->dg));
-  for (int j = 0; j < s->d; ++j) s->dg[j] += e->opt.efim_damping;
+  for (int j = 0; j < s->d; ++j)
+    s->dg[j] += e->opt.efim_damping;
   return derive_damping(s);
 }
 
@@ -142,9 +146,11 @@ static void unpack_column(const nhgd_state *s, const double *p, double *u, int s
   if (s->kron) {
     const double *x = p + 1, *r = p + 1 + s->m;
     for (int c = 0; c < s->C; ++c)
-      for (int j = 0; j < s->m; ++j) u[j + (size_t)c * s->m] = sc * x[j] * r[c];
+      for (int j = 0; j < s->m; ++j)
+        u[j + (size_t)c * s->m] = sc * x[j] * r[c];
   } else {
-    for (int j = 0; j < s->d; ++j) u[j] = sc * p[1 + j];
+    for (int j = 0; j < s->d; ++j)
+      u[j] = sc * p[1 + j];
   }
 }
 
@@ -155,23 +161,26 @@ static int woodbury(nhgd_state *s, nhgd_engine *e, int nb) {
   const size_t d = (size_t)s->d;
   double *Uc = s->S + (size_t)nb * nb; /* nloc x nb gathered columns, after the nb x nb S */
   for (int c = 0; c < nb; ++c)
-    for (int jl = 0; jl < A->nloc; ++jl) Uc[jl + (size_t)c * A->nloc] = s->U[A->gcol[jl] + c * d];
+    for (int jl = 0; jl < A->nloc; ++jl)
+      Uc[jl + (size_t)c * A->nloc] = s->U[A->gcol[jl] + c * d];
   memset(s->W, 0, d * nb * sizeof(double));
   if (A->mloc > 0 && A->nloc > 0) {
     /* Rows of A U from this rank's columns, written straight into place: the sum over ranks
      * adds the column blocks of each process row. */
     double *Wp = s->packed_all; /* mloc x nb scratch, large enough (see init) */
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, A->mloc, nb, A->nloc, 1.0, A->a,
-                A->lld, Uc, A->nloc, 0.0, Wp, A->mloc);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, A->mloc, nb, A->nloc, 1.0, A->a, A->lld,
+                Uc, A->nloc, 0.0, Wp, A->mloc);
     for (int c = 0; c < nb; ++c)
-      for (int il = 0; il < A->mloc; ++il) s->W[A->grow[il] + c * d] = Wp[il + (size_t)c * A->mloc];
+      for (int il = 0; il < A->mloc; ++il)
+        s->W[A->grow[il] + c * d] = Wp[il + (size_t)c * A->mloc];
   }
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->W, (int)(d * nb), MPI_DOUBLE, MPI_SUM, e->comm));
   s->bytes += 8.0 * (double)d * nb; /* the reduced d x nb result */
   /* S = I + U^T W, factor, Y = W L^{-T}, A -= Y Y^T. */
   cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nb, nb, (int)d, 1.0, s->U, (int)d, s->W,
               (int)d, 0.0, s->S, nb);
-  for (int i = 0; i < nb; ++i) s->S[i + (size_t)i * nb] += 1.0;
+  for (int i = 0; i < nb; ++i)
+    s->S[i + (size_t)i * nb] += 1.0;
   int info = 0;
   dpotrf_("L", &nb, s->S, &nb, &info, 1);
   if (info)
@@ -197,7 +206,8 @@ static int apply_step(nhgd_state *s, nhgd_engine *e, int total) {
   /* Process the step in slices of at most bslice samples (the U workspace). */
   for (int c0 = 0; c0 < total; c0 += (int)s->B) {
     int nb = total - c0 < (int)s->B ? total - c0 : (int)s->B;
-    for (int c = 0; c < nb; ++c) unpack_column(s, P + (size_t)(c0 + c) * s->width, s->U + c * d, 1);
+    for (int c = 0; c < nb; ++c)
+      unpack_column(s, P + (size_t)(c0 + c) * s->width, s->U + c * d, 1);
     switch (s->route) {
     case NHGD_ROUTE_ONLINE:
       NHGD_CHECK(woodbury(s, e, nb));
@@ -276,12 +286,14 @@ done:
 static int apply_inverse(nhgd_state *s, nhgd_engine *e, const double *g, double *u) {
   nhgd_bcmat *A = s->A;
   double *gc = s->U, *ul = s->W; /* nloc and mloc scratch */
-  for (int jl = 0; jl < A->nloc; ++jl) gc[jl] = g[A->gcol[jl]];
+  for (int jl = 0; jl < A->nloc; ++jl)
+    gc[jl] = g[A->gcol[jl]];
   memset(u, 0, (size_t)s->d * sizeof(double));
   if (A->mloc > 0 && A->nloc > 0) {
     cblas_dgemv(CblasColMajor, CblasNoTrans, A->mloc, A->nloc, 1.0, A->a, A->lld, gc, 1, 0.0, ul,
                 1);
-    for (int il = 0; il < A->mloc; ++il) u[A->grow[il]] = ul[il];
+    for (int il = 0; il < A->mloc; ++il)
+      u[A->grow[il]] = ul[il];
   }
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, u, s->d, MPI_DOUBLE, MPI_SUM, e->comm));
   return NHGD_OK;
@@ -293,7 +305,8 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
   const int N = (int)s->nstored, d = s->d, m = s->m, C = s->C, w = s->width;
   const double *P = s->store;
   int rc = NHGD_OK;
-  for (int j = 0; j < d; ++j) u[j] = s->dinv[j] * g[j];
+  for (int j = 0; j < d; ++j)
+    u[j] = s->dinv[j] * g[j];
   if (N == 0) return NHGD_OK;
   nhgd_grid *grid;
   int nb = 0;
@@ -308,15 +321,15 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
       const int lr = K->mloc > K->nloc ? K->mloc : K->nloc;
       NHGD_TRY(rc, nhgd_calloc(&L, (size_t)(m > C ? m : C) * lr * 2, sizeof(double), "gram rows"),
                done);
-      NHGD_TRY(rc, nhgd_calloc(&Rt, (size_t)K->mloc * K->nloc, sizeof(double), "gram block"),
-               done);
+      NHGD_TRY(rc, nhgd_calloc(&Rt, (size_t)K->mloc * K->nloc, sizeof(double), "gram block"), done);
       double *Lr = L, *Lc = L + (size_t)(m > C ? m : C) * lr;
       for (int pass = 0; pass < 2; ++pass) {
         const int len = pass ? C : m, off = pass ? 1 + m : 1;
         const double *sc = pass ? s->b : s->a;
         for (int il = 0; il < K->mloc; ++il) {
           const double *p = P + (size_t)K->grow[il] * w + off;
-          for (int j = 0; j < len; ++j) Lr[j + (size_t)il * len] = sc[j] * p[j];
+          for (int j = 0; j < len; ++j)
+            Lr[j + (size_t)il * len] = sc[j] * p[j];
         }
         for (int jl = 0; jl < K->nloc; ++jl) {
           const double *p = P + (size_t)K->gcol[jl] * w + off;
@@ -326,7 +339,8 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
                     Lc, len, 0.0, pass ? Rt : K->a, pass ? K->mloc : K->lld);
       }
       for (int jl = 0; jl < K->nloc; ++jl)
-        for (int il = 0; il < K->mloc; ++il) K->a[il + (size_t)jl * K->lld] *= Rt[il + (size_t)jl * K->mloc];
+        for (int il = 0; il < K->mloc; ++il)
+          K->a[il + (size_t)jl * K->lld] *= Rt[il + (size_t)jl * K->mloc];
     } else {
       /* Form the d-vectors of this rank's rows and columns of K. */
       const int lr = K->mloc > K->nloc ? K->mloc : K->nloc;
@@ -335,7 +349,8 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
       for (int il = 0; il < K->mloc; ++il) {
         double *col = Lr + (size_t)il * d;
         unpack_column(s, P + (size_t)K->grow[il] * w, col, 0);
-        for (int j = 0; j < d; ++j) col[j] *= s->dinv[j];
+        for (int j = 0; j < d; ++j)
+          col[j] *= s->dinv[j];
       }
       for (int jl = 0; jl < K->nloc; ++jl)
         unpack_column(s, P + (size_t)K->gcol[jl] * w, Lc + (size_t)jl * d, 0);
@@ -351,7 +366,8 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
   {
     double *ones;
     NHGD_TRY(rc, nhgd_calloc(&ones, (size_t)N, sizeof(double), "identity"), done);
-    for (int i = 0; i < N; ++i) ones[i] = 1.0;
+    for (int i = 0; i < N; ++i)
+      ones[i] = 1.0;
     nhgd_bcmat_add_diag(K, ones);
     nhgd_free(&ones);
   }
@@ -376,7 +392,8 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
       unpack_column(s, P + (size_t)i * w, sample, 1);
       cblas_daxpy(d, tz[i], sample, 1, corr, 1);
     }
-    for (int j = 0; j < d; ++j) u[j] -= s->dinv[j] * corr[j];
+    for (int j = 0; j < d; ++j)
+      u[j] -= s->dinv[j] * corr[j];
   }
   nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
   nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
@@ -391,7 +408,8 @@ done:
 static int dense_solve(nhgd_state *s, const double *g, double *u) {
   const int d = s->d, one = 1;
   int info = 0;
-  for (int j = 0; j < d; ++j) s->Mdense[j + (size_t)j * d] += s->dg[j];
+  for (int j = 0; j < d; ++j)
+    s->Mdense[j + (size_t)j * d] += s->dg[j];
   memcpy(u, g, (size_t)d * sizeof(double));
   dpotrf_("L", &d, s->Mdense, &d, &info, 1);
   if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd dense: M is not positive definite (minor %d)", info);

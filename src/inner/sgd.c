@@ -21,12 +21,13 @@ static int draw_batch(const nhgd_engine *e, int64_t k, int64_t t, int *rows) {
   const nhgd_split *tr = &e->data->train;
   int nb = 0;
   if (e->opt.batch == 0) { /* full batch: every row once, deterministic gradient descent */
-    for (int i = 0; i < tr->n_local; ++i) rows[i] = i;
+    for (int i = 0; i < tr->n_local; ++i)
+      rows[i] = i;
     return tr->n_local;
   }
   for (int64_t slot = 0; slot < e->opt.batch; ++slot) {
-    int64_t i = (int64_t)nhgd_rng_below(e->opt.seed, NHGD_STREAM_BATCH, (uint64_t)k,
-                                        (uint64_t)t, (uint64_t)slot, (uint64_t)tr->n_global);
+    int64_t i = (int64_t)nhgd_rng_below(e->opt.seed, NHGD_STREAM_BATCH, (uint64_t)k, (uint64_t)t,
+                                        (uint64_t)slot, (uint64_t)tr->n_global);
     if (i >= tr->lo && i < tr->lo + tr->n_local) rows[nb++] = (int)(i - tr->lo);
   }
   return nb;
@@ -68,9 +69,9 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
       NHGD_CHECK(e->est->observe(e->est, e, e->theta, nb, e->rows));
 
     nhgd_timer_start(&e->timers, NHGD_T_INNER_GRAD);
-    const double invB =
-        1.0 / (double)(e->opt.batch ? e->opt.batch : e->data->train.n_global);
-    for (int64_t j = 0; j < d; ++j) g[j] *= invB;
+    const double invB = 1.0 / (double)(e->opt.batch ? e->opt.batch : e->data->train.n_global);
+    for (int64_t j = 0; j < d; ++j)
+      g[j] *= invB;
     loss_acc = g[d] * invB;
     NHGD_CHECK(pb->reg(pb, e->theta, e->v, NULL, g, NULL));
     const double lr = nhgd_inner_lr(&e->opt, t, T);
@@ -80,7 +81,8 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
       finite &= isfinite(e->theta[j]);
     }
     if (average)
-      for (int64_t j = 0; j < d; ++j) e->theta_sum[j] += e->theta[j];
+      for (int64_t j = 0; j < d; ++j)
+        e->theta_sum[j] += e->theta[j];
     nhgd_timer_stop(&e->timers, NHGD_T_INNER_GRAD);
     /* theta is replicated and identical everywhere, so every rank reaches the same verdict. */
     if (!finite)
@@ -91,8 +93,8 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
     ++e->steps_run;
     if (!ckpt) continue;
     const int stop = g[d + 1] > 0.0 || (e->opt.halt_after > 0 && e->steps_run >= e->opt.halt_after);
-    const int due = g[d + 2] > 0.0 ||
-                    (e->opt.checkpoint_every_inner > 0 && (t + 1) % e->opt.checkpoint_every_inner == 0);
+    const int due = g[d + 2] > 0.0 || (e->opt.checkpoint_every_inner > 0 &&
+                                       (t + 1) % e->opt.checkpoint_every_inner == 0);
     if (stop || due) {
       e->last_inner_loss = loss_acc;
       NHGD_CHECK(nhgd_checkpoint_write(e, t + 1, 0));

@@ -27,12 +27,12 @@
 
 /* Options that shape the trajectory: a checkpoint only continues a run that agrees on all. */
 static const char *const trajectory_options[] = {
-    "problem",     "estimator",      "outer-opt",    "outer-lr",        "outer-schedule",
-    "outer-decay", "adam-beta1",     "adam-beta2",   "adam-eps",        "inner-steps",
-    "batch",       "inner-lr",       "inner-schedule", "inner-decay",   "warm-start",
-    "noise-sigma", "clean-reg",      "v-init",       "kron",            "efim-damping",
-    "efim-weight-exp", "efim-mode",  "efim-beta",    "cross-mode",      "seed",
-    "hvp-steps",   "hvp-batch",      "hvp-warm",     "neumann-eta",     "soba-rho"};
+    "problem",         "estimator",  "outer-opt",      "outer-lr",    "outer-schedule",
+    "outer-decay",     "adam-beta1", "adam-beta2",     "adam-eps",    "inner-steps",
+    "batch",           "inner-lr",   "inner-schedule", "inner-decay", "warm-start",
+    "noise-sigma",     "clean-reg",  "v-init",         "kron",        "efim-damping",
+    "efim-weight-exp", "efim-mode",  "efim-beta",      "cross-mode",  "seed",
+    "hvp-steps",       "hvp-batch",  "hvp-warm",       "neumann-eta", "soba-rho"};
 
 static int is_trajectory_option(const char *name) {
   for (size_t i = 0; i < sizeof trajectory_options / sizeof trajectory_options[0]; ++i)
@@ -220,7 +220,7 @@ static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
                          sizeof(double), "history"));
   for (int64_t i = 0; i < e->hist_len; ++i) {
     const nhgd_record *r = &e->hist[i];
-    double row[HIST_FIELDS] = {(double)r->step, r->val_loss,  r->val_acc,        r->test_loss,
+    double row[HIST_FIELDS] = {(double)r->step, r->val_loss,   r->val_acc,        r->test_loss,
                                r->test_acc,     r->inner_loss, r->hypergrad_norm, r->wall_time};
     memcpy(hist + i * HIST_FIELDS, row, sizeof row);
   }
@@ -360,8 +360,7 @@ int nhgd_checkpoint_peek(nhgd_engine *e, const char *path, const char *attr, cha
   value[0] = '\0';
   if (e->rank == 0) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0)
-      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path);
+    if (f < 0) rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path);
     hid_t g = rc ? -1 : H5Gopen2(f, "estimator", H5P_DEFAULT);
     if (g >= 0) {
       if (H5Aexists(g, attr) > 0) rc = nhgd_h5_attr_read_string(g, attr, value, len);
@@ -408,8 +407,7 @@ static int read_state(nhgd_engine *e, hid_t f, const char *path, int64_t *t, int
   NHGD_CHECK(nhgd_h5_attr_read_int(f, "n_val", &nval));
   NHGD_CHECK(nhgd_h5_attr_read_double(f, "elapsed", &elapsed));
   NHGD_CHECK(nhgd_h5_attr_read_double(f, "last_inner_loss", &e->last_inner_loss));
-  if (d != e->d || p != e->p || ntr != e->data->train.n_global ||
-      nval != e->data->val.n_global)
+  if (d != e->d || p != e->p || ntr != e->data->train.n_global || nval != e->data->val.n_global)
     NHGD_FAIL(NHGD_ERR_ARG,
               "checkpoint %s is of another problem or data: d = %lld, p = %lld, %lld train and "
               "%lld validation rows; this run has %lld, %lld, %lld and %lld",

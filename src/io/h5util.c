@@ -99,7 +99,6 @@ int nhgd_h5_attr_double(hid_t obj, const char *name, double value) {
   return attr_write(obj, name, H5T_NATIVE_DOUBLE, &value);
 }
 
-
 int nhgd_h5_read_vector_coll(hid_t loc, const char *name, int64_t n_global, int64_t offset,
                              int64_t count, double *out) {
   int rc = NHGD_OK;

@@ -69,7 +69,7 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   H5Gclose(g);
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create group /history");
-#define HIST(field, is_int)                                                                    \
+#define HIST(field, is_int)                                                                        \
   NHGD_TRY(rc, write_history(e, g, #field, offsetof(nhgd_record, field), is_int), done)
   HIST(step, 1);
   HIST(val_loss, 0);
@@ -92,8 +92,7 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   }
   NHGD_TRY(rc, nhgd_h5_attr_string(g, "stages", names), done);
   NHGD_TRY(rc, nhgd_h5_write_vector(g, "min", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, mn), done);
-  NHGD_TRY(rc, nhgd_h5_write_vector(g, "avg", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, avg),
-           done);
+  NHGD_TRY(rc, nhgd_h5_write_vector(g, "avg", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, avg), done);
   NHGD_TRY(rc, nhgd_h5_write_vector(g, "max", NHGD_T_COUNT, 0, root ? NHGD_T_COUNT : 0, mx), done);
 done:
   if (g >= 0) H5Gclose(g);
@@ -122,4 +121,3 @@ int nhgd_output_write(nhgd_engine *e, const char *path) {
                         tmp, strerror(errno));
   return nhgd_error_agree(e->comm, rc);
 }
-

@@ -72,10 +72,10 @@ struct nhgd_engine {
   int64_t hist_len, hist_cap;
   int have_hypergrad;
   /* checkpoint and restart */
-  int resumed;            /* state came from a checkpoint */
-  int64_t resume_t;       /* inner steps of outer step k already done at restart */
-  int64_t steps_run;      /* inner steps taken by this process (for --halt-after) */
-  double last_ckpt_time;  /* MPI_Wtime of the last checkpoint (for --checkpoint-seconds) */
+  int resumed;           /* state came from a checkpoint */
+  int64_t resume_t;      /* inner steps of outer step k already done at restart */
+  int64_t steps_run;     /* inner steps taken by this process (for --halt-after) */
+  double last_ckpt_time; /* MPI_Wtime of the last checkpoint (for --checkpoint-seconds) */
   FILE *metrics;
 };
 
@@ -94,8 +94,7 @@ double nhgd_inner_lr(const nhgd_options *o, int64_t t, int64_t T);
 
 /* Collective: evaluate split (val or test) at (theta, v): mean loss, accuracy (NaN for
  * regression) and, if g != NULL, the mean outer gradient in theta (replicated). */
-int nhgd_engine_eval(nhgd_engine *e, const nhgd_split *split, double *loss, double *acc,
-                     double *g);
+int nhgd_engine_eval(nhgd_engine *e, const nhgd_split *split, double *loss, double *acc, double *g);
 
 /* Outer optimiser: one step v -= lr_k * direction(h) on this rank's entries. */
 void nhgd_outer_step(nhgd_engine *e, const double *h);

@@ -22,6 +22,7 @@ void nhgd_outer_step(nhgd_engine *e, const double *h) {
       e->v[j] -= lr * (e->adam_m[j] / c1) / (sqrt(e->adam_s[j] / c2) + o->adam_eps);
     }
   } else {
-    for (int64_t j = 0; j < e->p_local; ++j) e->v[j] -= lr * h[j];
+    for (int64_t j = 0; j < e->p_local; ++j)
+      e->v[j] -= lr * h[j];
   }
 }

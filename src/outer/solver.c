@@ -45,7 +45,8 @@ int nhgd_engine_eval(nhgd_engine *e, const nhgd_split *split, double *loss, doub
   *loss = buf[d] / n;
   if (acc) *acc = pb->is_classifier ? buf[d + 1] / n : NAN;
   if (g)
-    for (int64_t j = 0; j < d; ++j) g[j] = buf[j] / n;
+    for (int64_t j = 0; j < d; ++j)
+      g[j] = buf[j] / n;
   return NHGD_OK;
 }
 
@@ -106,8 +107,8 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   e->t_start = MPI_Wtime();
   if (pb->v_per_sample && pb->p != data->train.n_global)
     rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
-                        "problem %s: per-sample v needs p = %lld training rows, has %lld",
-                        pb->name, (long long)data->train.n_global, (long long)pb->p);
+                        "problem %s: per-sample v needs p = %lld training rows, has %lld", pb->name,
+                        (long long)data->train.n_global, (long long)pb->p);
   if (!rc && (e->d > (int64_t)1 << 30 || e->p > (int64_t)1 << 30))
     rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__, "problem too large: d = %lld, p = %lld",
                         (long long)e->d, (long long)e->p);
@@ -180,7 +181,8 @@ static int hypergradient(nhgd_engine *e, nhgd_record *rec) {
   /* J at the last iterate, or at the Polyak average of the inner iterates. */
   const double *theta_j = e->theta;
   if (!rc && !strcmp(e->opt.cross_mode, "average") && e->opt.inner_steps > 0) {
-    for (int64_t j = 0; j < e->d; ++j) e->theta_sum[j] /= (double)e->opt.inner_steps;
+    for (int64_t j = 0; j < e->d; ++j)
+      e->theta_sum[j] /= (double)e->opt.inner_steps;
     theta_j = e->theta_sum;
   }
   if (!rc) rc = pb->cross(pb, theta_j, e->v, e->u, e->jt);
@@ -207,8 +209,10 @@ static void log_progress(nhgd_engine *e, const nhgd_record *r, int64_t K) {
   double elapsed = r->wall_time;
   double left = e->k > 0 ? elapsed / (double)e->k * (double)(K - e->k) : NAN;
   char acc[64] = "";
-  if (!isnan(r->test_acc)) snprintf(acc, sizeof acc, " test_acc %.4f", r->test_acc);
-  else if (!isnan(r->test_loss)) snprintf(acc, sizeof acc, " test_loss %.6g", r->test_loss);
+  if (!isnan(r->test_acc))
+    snprintf(acc, sizeof acc, " test_acc %.4f", r->test_acc);
+  else if (!isnan(r->test_loss))
+    snprintf(acc, sizeof acc, " test_loss %.6g", r->test_loss);
   nhgd_log(NHGD_LOG_INFO, "outer %lld/%lld val_loss %.6g%s |h| %.3e elapsed %.1fs left %.1fs",
            (long long)e->k, (long long)K, r->val_loss, acc, r->hypergrad_norm, elapsed, left);
   if (e->metrics) {
@@ -216,8 +220,8 @@ static void log_progress(nhgd_engine *e, const nhgd_record *r, int64_t K) {
             "{\"outer_step\": %lld, \"val_loss\": %.17g, \"val_acc\": %.17g, \"test_loss\": "
             "%.17g, \"test_acc\": %.17g, \"inner_loss\": %.17g, \"hypergrad_norm\": %.17g, "
             "\"wall_time\": %.6f}\n",
-            (long long)r->step, r->val_loss, r->val_acc, r->test_loss, r->test_acc,
-            r->inner_loss, r->hypergrad_norm, r->wall_time);
+            (long long)r->step, r->val_loss, r->val_acc, r->test_loss, r->test_acc, r->inner_loss,
+            r->hypergrad_norm, r->wall_time);
     fflush(e->metrics);
   }
 }
@@ -248,8 +252,8 @@ int nhgd_solver_run(nhgd_solver *s) {
   nhgd_log(NHGD_LOG_INFO, "run: problem %s, estimator %s, d = %lld, p = %lld, %d ranks",
            e->pb->name, e->est->name, (long long)e->d, (long long)e->p, e->size);
   if (e->resumed && e->k >= K) {
-    nhgd_log(NHGD_LOG_INFO, "run already complete: %lld of %lld outer steps done",
-             (long long)e->k, (long long)K);
+    nhgd_log(NHGD_LOG_INFO, "run already complete: %lld of %lld outer steps done", (long long)e->k,
+             (long long)K);
     return NHGD_OK;
   }
   while (e->k < K) {
@@ -260,8 +264,7 @@ int nhgd_solver_run(nhgd_solver *s) {
     nhgd_outer_step(e, e->h);
     NHGD_CHECK(sync_replicated(e));
     ++e->k;
-    if (e->data->has_test && e->opt.eval_every > 0 &&
-        (e->k % e->opt.eval_every == 0 || e->k == K))
+    if (e->data->has_test && e->opt.eval_every > 0 && (e->k % e->opt.eval_every == 0 || e->k == K))
       NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
     rec.wall_time = MPI_Wtime() - e->t_start;
     NHGD_CHECK(nhgd_engine_push_record(e, &rec));
@@ -303,17 +306,17 @@ int nhgd_solver_report(nhgd_solver *s) {
   nhgd_engine *e = &s->e;
   double mn[NHGD_T_COUNT], avg[NHGD_T_COUNT], mx[NHGD_T_COUNT];
   NHGD_CHECK(nhgd_timers_reduce(&e->timers, e->comm, mn, avg, mx));
-  nhgd_log(NHGD_LOG_INFO, "timing (seconds over %d ranks): %-11s %10s %10s %10s", e->size,
-           "stage", "min", "avg", "max");
+  nhgd_log(NHGD_LOG_INFO, "timing (seconds over %d ranks): %-11s %10s %10s %10s", e->size, "stage",
+           "min", "avg", "max");
   for (int i = 0; i < NHGD_T_COUNT; ++i)
-    nhgd_log(NHGD_LOG_INFO, "timing: %-11s %10.3f %10.3f %10.3f", nhgd_stage_name(i), mn[i],
-             avg[i], mx[i]);
+    nhgd_log(NHGD_LOG_INFO, "timing: %-11s %10.3f %10.3f %10.3f", nhgd_stage_name(i), mn[i], avg[i],
+             mx[i]);
   nhgd_log(NHGD_LOG_INFO, "timing: %-11s %10.3f", "total", MPI_Wtime() - e->t_start);
   if (e->metrics) {
     fprintf(e->metrics, "{\"timing\": {");
     for (int i = 0; i < NHGD_T_COUNT; ++i)
-      fprintf(e->metrics, "%s\"%s\": [%.6f, %.6f, %.6f]", i ? ", " : "", nhgd_stage_name(i),
-              mn[i], avg[i], mx[i]);
+      fprintf(e->metrics, "%s\"%s\": [%.6f, %.6f, %.6f]", i ? ", " : "", nhgd_stage_name(i), mn[i],
+              avg[i], mx[i]);
     fprintf(e->metrics, "}, \"ranks\": %d}\n", e->size);
     fflush(e->metrics);
   }

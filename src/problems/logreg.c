@@ -21,7 +21,7 @@ static int logreg_hess_factors(const nhgd_problem *pb, const double *theta, cons
 }
 
 static int logreg_kron(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                  const int *rows, double *X, double *R, double *A, double *c) {
+                       const int *rows, double *X, double *R, double *A, double *c) {
   return nhgd_softmax_kron_factors(pb, NULL, theta, v, nb, rows, X, R, A, c);
 }
 

@@ -54,8 +54,8 @@ static inline void ridge_spd_solve(const double *A, const double *b, double *x, 
   free(L);
 }
 
-void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
-            double *w, double *work, const int *lwork, int *info, size_t l1, size_t l2);
+void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+            double *work, const int *lwork, int *info, size_t l1, size_t l2);
 
 /* Smallest eigenvalue of a symmetric m x m matrix (not modified), m <= 64. */
 static inline double ridge_lambda_min(const double *A, int m) {
@@ -81,9 +81,11 @@ static inline void ridge_theta_star(const ridge_full *r, double sigma, double v,
   const hsize_t n = r->n, m = r->m;
   double *H = malloc(sizeof(double) * m * m), *rhs = calloc(m, sizeof(double));
   ridge_hessian_nll(r, sigma, H);
-  for (hsize_t a = 0; a < m; ++a) H[a + a * m] += exp(v);
+  for (hsize_t a = 0; a < m; ++a)
+    H[a + a * m] += exp(v);
   for (hsize_t i = 0; i < n; ++i)
-    for (hsize_t a = 0; a < m; ++a) rhs[a] += r->X[i * m + a] * r->y[i] / (n * sigma * sigma);
+    for (hsize_t a = 0; a < m; ++a)
+      rhs[a] += r->X[i * m + a] * r->y[i] / (n * sigma * sigma);
   ridge_spd_solve(H, rhs, theta, (int)m);
   free(H), free(rhs);
 }
@@ -94,8 +96,10 @@ static inline void ridge_val_grad(const ridge_full *r, const double *theta, doub
   memset(g, 0, sizeof(double) * m);
   for (hsize_t j = 0; j < nv; ++j) {
     double e = r->yv[j];
-    for (hsize_t a = 0; a < m; ++a) e -= r->Xv[j * m + a] * theta[a];
-    for (hsize_t a = 0; a < m; ++a) g[a] -= e * r->Xv[j * m + a] / nv;
+    for (hsize_t a = 0; a < m; ++a)
+      e -= r->Xv[j * m + a] * theta[a];
+    for (hsize_t a = 0; a < m; ++a)
+      g[a] -= e * r->Xv[j * m + a] / nv;
   }
 }
 

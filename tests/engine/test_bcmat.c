@@ -16,13 +16,13 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, c
              double *b, const int *ldb, int *info, size_t len);
 
 static int failures = 0;
-#define EXPECT(cond, ...)                                                                      \
-  do {                                                                                         \
-    if (!(cond)) {                                                                             \
-      fprintf(stderr, __VA_ARGS__);                                                            \
-      fputc('\n', stderr);                                                                     \
-      ++failures;                                                                              \
-    }                                                                                          \
+#define EXPECT(cond, ...)                                                                          \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fputc('\n', stderr);                                                                         \
+      ++failures;                                                                                  \
+    }                                                                                              \
   } while (0)
 
 static void check_case(int n, int nb, int nprow, int k) {
@@ -42,8 +42,10 @@ static void check_case(int n, int nb, int nprow, int k) {
   }
   /* Replicated Z (n x k) and diagonal, identical on every rank (counter RNG). */
   double *Z = malloc(sizeof(double) * n * k), *dg = malloc(sizeof(double) * n);
-  for (int i = 0; i < n * k; ++i) Z[i] = nhgd_rng_normal(7, 9, (uint64_t)i, (uint64_t)n, 0);
-  for (int i = 0; i < n; ++i) dg[i] = 0.5 + nhgd_rng_uniform(7, 10, (uint64_t)i, 0, 0);
+  for (int i = 0; i < n * k; ++i)
+    Z[i] = nhgd_rng_normal(7, 9, (uint64_t)i, (uint64_t)n, 0);
+  for (int i = 0; i < n; ++i)
+    dg[i] = 0.5 + nhgd_rng_uniform(7, 10, (uint64_t)i, 0, 0);
   nhgd_bcmat_add_diag(A, dg);
   /* Two gram updates (the second with a different scale) to check accumulation. */
   nhgd_bcmat_add_gram(A, Z, k / 2, 0.7, 0);
@@ -53,15 +55,17 @@ static void check_case(int n, int nb, int nprow, int k) {
   for (int j = 0; j < n; ++j)
     for (int i = 0; i < n; ++i) {
       double s = i == j ? dg[i] : 0.0;
-      for (int c = 0; c < k; ++c) s += 0.7 * Z[i + (size_t)c * n] * Z[j + (size_t)c * n];
+      for (int c = 0; c < k; ++c)
+        s += 0.7 * Z[i + (size_t)c * n] * Z[j + (size_t)c * n];
       ref[i + (size_t)j * n] = s;
     }
   nhgd_bcmat_gather(A, full);
   if (rank == 0) {
     double err = 0.0;
-    for (int i = 0; i < n * n; ++i) err = fmax(err, fabs(full[i] - ref[i]));
-    EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: gram/diag max error %g", n, nb,
-           g->nprow, g->npcol, err);
+    for (int i = 0; i < n * n; ++i)
+      err = fmax(err, fabs(full[i] - ref[i]));
+    EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: gram/diag max error %g", n, nb, g->nprow,
+           g->npcol, err);
   }
   /* The lower-only update touches every entry on and below the diagonal like the full one. */
   {
@@ -74,7 +78,8 @@ static void check_case(int n, int nb, int nprow, int k) {
     if (rank == 0) {
       double err = 0.0;
       for (int j = 0; j < n; ++j)
-        for (int i = j; i < n; ++i) err = fmax(err, fabs(lo[i + j * n] - ref[i + j * n]));
+        for (int i = j; i < n; ++i)
+          err = fmax(err, fabs(lo[i + j * n] - ref[i + j * n]));
       EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: lower-only gram max error %g", n, nb,
              g->nprow, g->npcol, err);
     }
@@ -83,7 +88,8 @@ static void check_case(int n, int nb, int nprow, int k) {
   }
   /* Solve against dense LAPACK. */
   double *b = malloc(sizeof(double) * n), *x = malloc(sizeof(double) * n);
-  for (int i = 0; i < n; ++i) b[i] = nhgd_rng_normal(7, 11, (uint64_t)i, 0, 0);
+  for (int i = 0; i < n; ++i)
+    b[i] = nhgd_rng_normal(7, 11, (uint64_t)i, 0, 0);
   int rc = nhgd_bcmat_cholesky(A);
   EXPECT(!rc, "cholesky failed: %s", nhgd_error_message());
   rc = nhgd_bcmat_solve(A, b, x);
@@ -98,8 +104,8 @@ static void check_case(int n, int nb, int nprow, int k) {
     num += (x[i] - xr[i]) * (x[i] - xr[i]);
     den += xr[i] * xr[i];
   }
-  EXPECT(sqrt(num / den) < 1e-10, "n=%d nb=%d grid %dx%d: solve relative error %g", n, nb,
-         g->nprow, g->npcol, sqrt(num / den));
+  EXPECT(sqrt(num / den) < 1e-10, "n=%d nb=%d grid %dx%d: solve relative error %g", n, nb, g->nprow,
+         g->npcol, sqrt(num / den));
   /* Every rank holds the same x. */
   double *x0 = malloc(sizeof(double) * n);
   memcpy(x0, x, sizeof(double) * n);
@@ -129,8 +135,10 @@ static void check_kron(int m, int C, int nb, int nprow, int k) {
     return;
   }
   double *X = malloc(sizeof(double) * m * k), *Acc = malloc(sizeof(double) * C * C * k);
-  for (int i = 0; i < m * k; ++i) X[i] = nhgd_rng_normal(3, 1, (uint64_t)i, 0, 0);
-  for (int i = 0; i < C * C * k; ++i) Acc[i] = nhgd_rng_normal(3, 2, (uint64_t)i, 0, 0);
+  for (int i = 0; i < m * k; ++i)
+    X[i] = nhgd_rng_normal(3, 1, (uint64_t)i, 0, 0);
+  for (int i = 0; i < C * C * k; ++i)
+    Acc[i] = nhgd_rng_normal(3, 2, (uint64_t)i, 0, 0);
   double *ref = calloc((size_t)n * n, sizeof(double));
   for (int s = 0; s < k; ++s)
     for (int c2 = 0; c2 < C; ++c2)
@@ -202,7 +210,8 @@ static void check_not_spd(void) {
   nhgd_grid_create(MPI_COMM_WORLD, 0, &g);
   nhgd_bcmat_create(g, 13, 4, &A);
   double dg[13];
-  for (int i = 0; i < 13; ++i) dg[i] = i == 5 ? -1.0 : 1.0;
+  for (int i = 0; i < 13; ++i)
+    dg[i] = i == 5 ? -1.0 : 1.0;
   nhgd_bcmat_add_diag(A, dg);
   nhgd_error_clear();
   int rc = nhgd_bcmat_cholesky(A);
@@ -219,7 +228,8 @@ int main(int argc, char **argv) {
   int rank, P;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  const int sizes[][3] = {{1, 1, 3}, {7, 2, 5}, {50, 8, 20}, {61, 7, 30}, {130, 16, 40}, {200, 64, 9}};
+  const int sizes[][3] = {{1, 1, 3},   {7, 2, 5},     {50, 8, 20},
+                          {61, 7, 30}, {130, 16, 40}, {200, 64, 9}};
   for (int nprow = 1; nprow <= P; ++nprow) {
     if (P % nprow) continue;
     for (size_t c = 0; c < sizeof sizes / sizeof sizes[0]; ++c)

@@ -113,16 +113,15 @@ int main(int argc, char **argv) {
                 if (rank_ == 0)
                   fprintf(stderr,
                           "FAIL %s route %s kron %d %s grid %dx%d nb %d: relative error %.3e\n",
-                          problems[ip], routes[r], kron, ema ? "ema" : "mean", nprow, P / nprow,
-                          nb, err);
+                          problems[ip], routes[r], kron, ema ? "ema" : "mean", nprow, P / nprow, nb,
+                          err);
               }
             }
           }
         }
   nhgd_data_destroy(&ridge);
   nhgd_data_destroy(&cls);
-  if (rank_ == 0)
-    printf("efim routes on %d ranks: %d cases, %d failures\n", P, cases, failures);
+  if (rank_ == 0) printf("efim routes on %d ranks: %d cases, %d failures\n", P, cases, failures);
   MPI_Finalize();
   return failures ? 1 : 0;
 }

@@ -38,9 +38,9 @@ static void precedence(void **state) {
   char *argv[] = {"--config", (char *)path, "--seed", "11", "--problem=ridge"};
   nhgd_options o;
   assert_int_equal(parse(&o, 5, argv), 0);
-  assert_int_equal(o.batch, 64);              /* file */
-  assert_true(o.inner_lr == 0.25);            /* environment beats file */
-  assert_int_equal(o.seed, 11);               /* command line beats file */
+  assert_int_equal(o.batch, 64);   /* file */
+  assert_true(o.inner_lr == 0.25); /* environment beats file */
+  assert_int_equal(o.seed, 11);    /* command line beats file */
   assert_string_equal(o.problem, "ridge");
   unsetenv("NHGD_INNER_LR");
   remove(path);
@@ -89,8 +89,8 @@ static void help_lists_every_option(void **state) {
   FILE *f = fmemopen(buf, sizeof buf, "w");
   nhgd_options_help(f);
   fclose(f);
-  const char *names[] = {"--data", "--problem", "--estimator", "--outer-steps", "--batch",
-                         "--inner-lr", "--seed", "--block-size", "--metrics", "--v-from"};
+  const char *names[] = {"--data",     "--problem", "--estimator",  "--outer-steps", "--batch",
+                         "--inner-lr", "--seed",    "--block-size", "--metrics",     "--v-from"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
     assert_non_null(strstr(buf, names[i]));
   assert_non_null(strstr(buf, "(default: 256)"));
@@ -100,8 +100,10 @@ static void rng_is_deterministic_and_uniform(void **state) {
   assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) == nhgd_rng_uniform(1, 2, 3, 4, 5));
   assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) != nhgd_rng_uniform(2, 2, 3, 4, 5));
   int counts[10] = {0};
-  for (uint64_t i = 0; i < 100000; ++i) counts[nhgd_rng_below(3, 1, i, 0, 0, 10)]++;
-  for (int b = 0; b < 10; ++b) assert_in_range(counts[b], 9500, 10500);
+  for (uint64_t i = 0; i < 100000; ++i)
+    counts[nhgd_rng_below(3, 1, i, 0, 0, 10)]++;
+  for (int b = 0; b < 10; ++b)
+    assert_in_range(counts[b], 9500, 10500);
   double s = 0, s2 = 0;
   for (uint64_t i = 0; i < 100000; ++i) {
     double z = nhgd_rng_normal(3, 2, i, 0, 0);
@@ -113,8 +115,10 @@ static void rng_is_deterministic_and_uniform(void **state) {
   int64_t perm[1000];
   int seen[1000] = {0};
   nhgd_rng_permutation(5, 3, 0, 1000, perm);
-  for (int i = 0; i < 1000; ++i) seen[perm[i]]++;
-  for (int i = 0; i < 1000; ++i) assert_int_equal(seen[i], 1);
+  for (int i = 0; i < 1000; ++i)
+    seen[perm[i]]++;
+  for (int i = 0; i < 1000; ++i)
+    assert_int_equal(seen[i], 1);
 }
 
 int main(void) {

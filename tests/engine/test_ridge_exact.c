@@ -21,9 +21,11 @@ static void closed_form(const char *path, double sigma, double v0, double *h, do
   ridge_theta_star(&r, sigma, v0, th);
   ridge_val_grad(&r, th, g);
   ridge_hessian_nll(&r, sigma, A);
-  for (int a = 0; a < m; ++a) A[a + a * m] += exp(v0);
+  for (int a = 0; a < m; ++a)
+    A[a + a * m] += exp(v0);
   ridge_spd_solve(A, g, u, m);
-  for (int a = 0; a < m; ++a) h[a] = -exp(v0) * th[a] * u[a];
+  for (int a = 0; a < m; ++a)
+    h[a] = -exp(v0) * th[a] * u[a];
   ridge_full_free(&r);
   free(A), free(th), free(g);
 }

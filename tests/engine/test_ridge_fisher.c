@@ -10,8 +10,8 @@
  * The first term, b, is the bias left by the Fisher-Hessian mismatch at the iterates (and the
  * damping): it does not shrink with N. The second is the sampling error:
  *   ||E M^{-1} (F_N - Fbar) z|| <= ||E|| / lambda_min(M) * ||(F_N - Fbar) z||,
- * and E||(F_N - Fbar) z||^2 = V / N with V = (1/T) sum_t mean_i ||(s_i s_i^T - F_inf(theta_t)) z||^2
- * for independent draws. The bound asserted at every N is
+ * and E||(F_N - Fbar) z||^2 = V / N with V = (1/T) sum_t mean_i ||(s_i s_i^T - F_inf(theta_t))
+ * z||^2 for independent draws. The bound asserted at every N is
  *   ||h_nhgd - h_exact|| <= ||b|| + 3 ||E|| sqrt(V / N) / lambda_min(M)
  * (three standard deviations of the sampling term). The run takes K outer steps with the
  * outer step size 0 (v fixed): the first K-1 (at least 256 inner steps in all) bring theta to
@@ -34,7 +34,8 @@
 
 static double norm(const double *x, int n) {
   double s = 0;
-  for (int i = 0; i < n; ++i) s += x[i] * x[i];
+  for (int i = 0; i < n; ++i)
+    s += x[i] * x[i];
   return sqrt(s);
 }
 
@@ -114,18 +115,22 @@ int main(int argc, char **argv) {
                                     (uint64_t)n);
         const double *x = full.X + (size_t)i * m;
         double e = full.y[i];
-        for (int j = 0; j < m; ++j) e -= x[j] * theta[j];
+        for (int j = 0; j < m; ++j)
+          e -= x[j] * theta[j];
         for (int a = 0; a < m; ++a) {
           double sa = -e * x[a] / s2;
           grad[a] += sa / B;
           if (last)
-            for (int b = 0; b < m; ++b) FN[a + b * m] += sa * (-e * x[b] / s2) / ((double)T * B);
+            for (int b = 0; b < m; ++b)
+              FN[a + b * m] += sa * (-e * x[b] / s2) / ((double)T * B);
         }
       }
-      for (int j = 0; j < m; ++j) theta[j] -= lr * (grad[j] + ev * theta[j]);
+      for (int j = 0; j < m; ++j)
+        theta[j] -= lr * (grad[j] + ev * theta[j]);
     }
     double dth = 0;
-    for (int j = 0; j < m; ++j) dth = fmax(dth, fabs(theta[j] - theta_T[j]));
+    for (int j = 0; j < m; ++j)
+      dth = fmax(dth, fabs(theta[j] - theta_T[j]));
     if (!(dth < 1e-10 * (1 + norm(theta, m)))) {
       printf("FAIL: replayed theta_T differs from the engine's by %g\n", dth);
       fail = 1;
@@ -136,13 +141,16 @@ int main(int argc, char **argv) {
     ridge_hessian_nll(&full, sigma, Hn);
     double H[M_FEAT * M_FEAT];
     memcpy(H, Hn, sizeof H);
-    for (int j = 0; j < m; ++j) H[j + j * m] += ev;
+    for (int j = 0; j < m; ++j)
+      H[j + j * m] += ev;
     ridge_spd_solve(H, g, w, m);
     memcpy(Mm, FN, sizeof Mm);
-    for (int j = 0; j < m; ++j) Mm[j + j * m] += ev + lambda;
+    for (int j = 0; j < m; ++j)
+      Mm[j + j * m] += ev + lambda;
     ridge_spd_solve(Mm, g, u, m);
     double du = 0;
-    for (int j = 0; j < m; ++j) du = fmax(du, fabs(u[j] - u_nhgd[j]));
+    for (int j = 0; j < m; ++j)
+      du = fmax(du, fabs(u[j] - u_nhgd[j]));
     double ucheck = du / norm(u, m);
     if (!(ucheck < 1e-10)) {
       printf("FAIL: engine u differs from M^{-1} g of the replayed samples by %.3e\n", ucheck);
@@ -155,14 +163,17 @@ int main(int argc, char **argv) {
       for (int i = 0; i < n; ++i) {
         const double *x = full.X + (size_t)i * m;
         double e = full.y[i];
-        for (int j = 0; j < m; ++j) e -= x[j] * th[j];
+        for (int j = 0; j < m; ++j)
+          e -= x[j] * th[j];
         const double c = e * e / (s2 * s2) / ((double)n * T);
         for (int a = 0; a < m; ++a)
-          for (int b = 0; b < m; ++b) Fbar[a + b * m] += c * x[a] * x[b];
+          for (int b = 0; b < m; ++b)
+            Fbar[a + b * m] += c * x[a] * x[b];
       }
     }
     memcpy(Mbar, Fbar, sizeof Mbar);
-    for (int j = 0; j < m; ++j) Mbar[j + j * m] += ev + lambda;
+    for (int j = 0; j < m; ++j)
+      Mbar[j + j * m] += ev + lambda;
     ridge_spd_solve(Mbar, g, z, m);
     for (int t = 0; t < T; ++t) {
       const double *th = traj + (size_t)t * m;
@@ -170,13 +181,16 @@ int main(int argc, char **argv) {
       for (int i = 0; i < n; ++i) {
         const double *x = full.X + (size_t)i * m;
         double e = full.y[i], xz = 0;
-        for (int j = 0; j < m; ++j) e -= x[j] * th[j], xz += x[j] * z[j];
-        for (int j = 0; j < m; ++j) Fz[j] += e * e * xz / (s2 * s2) * x[j] / n;
+        for (int j = 0; j < m; ++j)
+          e -= x[j] * th[j], xz += x[j] * z[j];
+        for (int j = 0; j < m; ++j)
+          Fz[j] += e * e * xz / (s2 * s2) * x[j] / n;
       }
       for (int i = 0; i < n; ++i) {
         const double *x = full.X + (size_t)i * m;
         double e = full.y[i], xz = 0, sq = 0;
-        for (int j = 0; j < m; ++j) e -= x[j] * th[j], xz += x[j] * z[j];
+        for (int j = 0; j < m; ++j)
+          e -= x[j] * th[j], xz += x[j] * z[j];
         for (int j = 0; j < m; ++j) {
           double dv = e * e * xz / (s2 * s2) * x[j] - Fz[j];
           sq += dv * dv;
@@ -190,13 +204,17 @@ int main(int argc, char **argv) {
     for (int i = 0; i < n; ++i) {
       const double *x = full.X + (size_t)i * m;
       double e = full.y[i];
-      for (int j = 0; j < m; ++j) e -= x[j] * tstar[j];
+      for (int j = 0; j < m; ++j)
+        e -= x[j] * tstar[j];
       for (int a = 0; a < m; ++a)
-        for (int b = 0; b < m; ++b) Fs[a + b * m] += e * e / (s2 * s2) / n * x[a] * x[b];
+        for (int b = 0; b < m; ++b)
+          Fs[a + b * m] += e * e / (s2 * s2) / n * x[a] * x[b];
     }
-    for (int j = 0; j < m; ++j) Fs[j + j * m] += ev + lambda;
+    for (int j = 0; j < m; ++j)
+      Fs[j + j * m] += ev + lambda;
     ridge_spd_solve(Fs, g, zs, m);
-    for (int j = 0; j < m; ++j) bstar[j] = -ev * theta_T[j] * (zs[j] - w[j]);
+    for (int j = 0; j < m; ++j)
+      bstar[j] = -ev * theta_T[j] * (zs[j] - w[j]);
     /* b = -E (Mbar^{-1} - H^{-1}) g = -E (z - w). */
     double bvec[M_FEAT], Enorm = 0;
     for (int j = 0; j < m; ++j) {
@@ -206,12 +224,13 @@ int main(int argc, char **argv) {
     const double lmin = ridge_lambda_min(Mm, m);
     const double N = (double)T * B, hn = norm(h[1], m);
     double diff[M_FEAT];
-    for (int j = 0; j < m; ++j) diff[j] = h[0][j] - h[1][j];
+    for (int j = 0; j < m; ++j)
+      diff[j] = h[0][j] - h[1][j];
     double gap = norm(diff, m) / hn;
     double bias = norm(bvec, m) / hn;
     double samp = 3.0 * Enorm * sqrt(V / N) / lmin / hn;
-    printf("| %.0f | %.3e | %.3e | %.3e | %.3e | %.3e | %.1e |\n", N, gap, bias, samp,
-           bias + samp, norm(bstar, m) / hn, ucheck);
+    printf("| %.0f | %.3e | %.3e | %.3e | %.3e | %.3e | %.1e |\n", N, gap, bias, samp, bias + samp,
+           norm(bstar, m) / hn, ucheck);
     if (!(gap <= bias + samp)) {
       printf("FAIL: at N = %.0f the gap %.3e exceeds the bound %.3e\n", N, gap, bias + samp);
       fail = 1;

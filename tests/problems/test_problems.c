@@ -303,7 +303,8 @@ static void test_kron_factors(void **state) {
   for (int k = 0; k < NB; k++) {
     assert_true(c[k] == c2[k]);
     for (int cc = 0; cc < C; cc++)
-      for (int j = 0; j < m; j++) ks[j + cc * m] = X[j + k * m] * R[cc + k * C];
+      for (int j = 0; j < m; j++)
+        ks[j + cc * m] = X[j + k * m] * R[cc + k * C];
     expect_close(ks, S + (size_t)k * f->d, f->d, EXACT_RTOL, 1e-14, "x (x) r vs sample_grads");
   }
   td_fill(V, f->d, SEED, 8, 1.0);
@@ -315,10 +316,12 @@ static void test_kron_factors(void **state) {
       double xv = 0.0;
       for (int c3 = 0; c3 < C; c3++) {
         double t = 0.0;
-        for (int j = 0; j < m; j++) t += x[j] * V[j + c3 * m];
+        for (int j = 0; j < m; j++)
+          t += x[j] * V[j + c3 * m];
         xv += a[c1 + c3 * C] * t;
       }
-      for (int j = 0; j < m; j++) KV[j + c1 * m] += x[j] * xv;
+      for (int j = 0; j < m; j++)
+        KV[j + c1 * m] += x[j] * xv;
     }
   }
   expect_close(KV, HV, f->d, EXACT_RTOL, 1e-12, "Kronecker Hessian vs hvp");
@@ -709,10 +712,10 @@ static void test_create_errors(void **state) {
   cmocka_unit_test(test_dims_init), cmocka_unit_test(test_inner_grad_fd),                          \
       cmocka_unit_test(test_sample_grads), cmocka_unit_test(test_hvp_fd),                          \
       cmocka_unit_test(test_hess_factors), cmocka_unit_test(test_kron_factors),                    \
-      cmocka_unit_test(test_reg_fd),                          \
-      cmocka_unit_test(test_eval_fd), cmocka_unit_test(test_cross_fd),                             \
-      cmocka_unit_test(test_huge_logits), cmocka_unit_test(test_empty_batch),                      \
-      cmocka_unit_test(test_bad_row), cmocka_unit_test(test_blocks)
+      cmocka_unit_test(test_reg_fd), cmocka_unit_test(test_eval_fd),                               \
+      cmocka_unit_test(test_cross_fd), cmocka_unit_test(test_huge_logits),                         \
+      cmocka_unit_test(test_empty_batch), cmocka_unit_test(test_bad_row),                          \
+      cmocka_unit_test(test_blocks)
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
