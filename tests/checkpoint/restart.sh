@@ -7,34 +7,16 @@
 set -u
 nhgd=$1 mpirun=$2 np=$3
 here=$(cd "$(dirname "$0")/.." && pwd)
-python=python3
-[ -x /usr/bin/python3 ] && python=/usr/bin/python3
 dir=restart_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
-export OPENBLAS_NUM_THREADS=1
-failures=0
+# shellcheck source=../tools/restart_lib.sh
+source "$here/tools/restart_lib.sh"
 run() { # ranks args...
   local n=$1
   shift
   timeout 300 $mpirun --oversubscribe --allow-run-as-root -n "$n" "$nhgd" "$@" >>log.txt 2>&1
 }
-same() { # tolerance a b label
-  if $python "$here/tools/compare_h5.py" "$2" "$3" "$1" /theta /v /u /history/val_loss \
-    /history/hypergrad_norm >cmp.txt 2>&1; then
-    echo "ok   $4"
-  else
-    echo "FAIL $4"
-    sed 's/^/    /' cmp.txt
-    failures=$((failures + 1))
-  fi
-}
-expect_exit() { # code got label
-  if [ "$2" -ne "$1" ]; then
-    echo "FAIL $3: exit $2, expected $1"
-    tail -5 log.txt | sed 's/^/    /'
-    failures=$((failures + 1))
-  fi
-}
+same() { same_tol "$@"; } # tolerance a b label
 "$nhgd" data synth --kind logistic --n-train 301 --n-val 83 --n-test 40 --features 6 \
   --classes 3 --seed 2 --output d.h5 >/dev/null || exit 1
 base=(run --data d.h5 --problem hyperclean --outer-steps 4 --inner-steps 7 --batch 16
