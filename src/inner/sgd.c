@@ -37,8 +37,9 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
   const int64_t T = e->opt.inner_steps, d = e->d;
   const nhgd_problem *pb = e->pb;
   const int ckpt = e->opt.checkpoint_dir[0] != '\0';
-  /* d gradient entries, then the loss, a stop request and a timed-checkpoint request: the
-   * requests ride on the gradient's allreduce, so every rank sees them at the same step. */
+  /* d gradient entries, then the loss, a stop request, a timed-checkpoint request and a
+   * failure flag: they ride on the gradient's allreduce, so every rank sees them at the same
+   * step without a collective of their own. */
   double *g = e->scratch;
   double loss_acc = e->last_inner_loss;
   const int average = !strcmp(e->opt.cross_mode, "average");
@@ -54,7 +55,7 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
     nhgd_timer_start(&e->timers, NHGD_T_INNER_GRAD);
     int rc = pb->inner_grad(pb, e->theta, e->v, nb, e->rows, g, &g[d]);
     nhgd_timer_stop(&e->timers, NHGD_T_INNER_GRAD);
-    NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+    g[d + 3] = rc ? 1.0 : 0.0; /* a failure anywhere, also carried by the allreduce */
     g[d + 1] = ckpt && nhgd_signal_count() > 0 ? 1.0 : 0.0;
     g[d + 2] = ckpt && e->rank == 0 && e->opt.checkpoint_seconds > 0 &&
                        MPI_Wtime() - e->last_ckpt_time >= e->opt.checkpoint_seconds
@@ -62,8 +63,10 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
                    : 0.0;
 
     nhgd_timer_start(&e->timers, NHGD_T_ALLREDUCE);
-    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 3, MPI_DOUBLE, MPI_SUM, e->comm));
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 4, MPI_DOUBLE, MPI_SUM, e->comm));
     nhgd_timer_stop(&e->timers, NHGD_T_ALLREDUCE);
+    /* Every rank saw the same flag: agree on the message only when something failed. */
+    if (g[d + 3] > 0.0) NHGD_CHECK(nhgd_error_agree(e->comm, rc));
 
     if (e->est && e->est->needs_observe)
       NHGD_CHECK(e->est->observe(e->est, e, e->theta, nb, e->rows));

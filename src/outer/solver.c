@@ -76,7 +76,7 @@ static int engine_alloc(nhgd_engine *e) {
   NHGD_CHECK(nhgd_calloc(&e->u, d, sizeof(double), "u"));
   NHGD_CHECK(nhgd_calloc(&e->gval, d, sizeof(double), "validation gradient"));
   NHGD_CHECK(nhgd_calloc(&e->theta_sum, d, sizeof(double), "sum of inner iterates"));
-  NHGD_CHECK(nhgd_calloc(&e->scratch, d + 3, sizeof(double), "scratch"));
+  NHGD_CHECK(nhgd_calloc(&e->scratch, d + 4, sizeof(double), "scratch"));
   NHGD_CHECK(nhgd_calloc(&e->v, pl, sizeof(double), "v"));
   NHGD_CHECK(nhgd_calloc(&e->h, pl, sizeof(double), "hypergradient"));
   NHGD_CHECK(nhgd_calloc(&e->jt, pl, sizeof(double), "cross term J^T u"));
