@@ -170,7 +170,7 @@ int nhgd_checkpoint_prepare(nhgd_engine *e) {
       size_t n = strlen(de->d_name);
       if (n > 4 && !strncmp(de->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX)) &&
           !strcmp(de->d_name + n - 4, ".tmp")) {
-        char p[4200];
+        char p[NHGD_PATH_MAX + 512];
         snprintf(p, sizeof p, "%s/%s", e->opt.checkpoint_dir, de->d_name);
         remove(p);
       }
