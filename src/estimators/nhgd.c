@@ -239,17 +239,15 @@ static int nhgd_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta
   int rc = finish_pending(s, e);
   if (rc) goto done;
   if (nb > s->bmax)
-    NHGD_RAISE(rc, done, NHGD_ERR_INTERNAL, "nhgd: %d samples on one rank, planned %d", nb,
-               s->bmax);
-  if (s->kron)
+    rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
+                        "nhgd: %d samples on one rank, planned %d", nb, s->bmax);
+  else if (s->kron)
     rc = pb->kron_factors(pb, theta, e->v, nb, rows, s->Xloc, s->Rloc, NULL, s->cloc);
   else
     rc = pb->sample_grads(pb, theta, e->v, nb, rows, s->Xloc, s->cloc);
-  rc = nhgd_error_agree(e->comm, rc);
-  if (rc) goto done;
   const double omega = step_weight(s, &e->opt, s->t);
   const int len = s->width - 1;
-  for (int k = 0; k < nb; ++k) {
+  for (int k = 0; !rc && k < nb; ++k) {
     double *p = s->packed_loc + (size_t)k * s->width;
     double c = s->cloc[k];
     p[0] = sqrt(omega * (e->opt.efim_weight_exp == 1.0 ? c : pow(c, e->opt.efim_weight_exp)));
@@ -260,9 +258,16 @@ static int nhgd_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta
       memcpy(p + 1, s->Xloc + (size_t)k * len, (size_t)len * sizeof(double));
     }
   }
-  int mine = nb * s->width;
+  /* The counts exchanged for the all-gather also carry a failure (-1), so a step costs no
+   * collective of its own for agreeing on errors. */
+  int mine = rc ? -1 : nb * s->width;
   if (MPI_Allgather(&mine, 1, MPI_INT, s->counts, 1, MPI_INT, e->comm) != MPI_SUCCESS)
     NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Allgather of sample counts failed");
+  for (int p = 0; p < e->size; ++p)
+    if (s->counts[p] < 0) {
+      rc = nhgd_error_agree(e->comm, rc);
+      goto done;
+    }
   int sum = 0;
   for (int p = 0; p < e->size; ++p) {
     s->displs[p] = sum;
