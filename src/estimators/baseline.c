@@ -23,6 +23,7 @@ int nhgd_hvp_init(nhgd_hvp *h, nhgd_engine *e, int64_t batch, const char *who) {
   const int64_t n_local = e->data->train.n_local;
   const int64_t cap = batch > n_local ? batch : n_local;
   NHGD_CHECK(nhgd_calloc(&h->rows, (size_t)(cap > 0 ? cap : 1), sizeof(int), "HVP rows"));
+  NHGD_CHECK(nhgd_calloc(&h->sum, (size_t)h->d + 1, sizeof(double), "HVP sum"));
   NHGD_CHECK(nhgd_calloc(&h->hdiag, (size_t)h->d, sizeof(double), "Hessian of R"));
   return NHGD_OK;
 }
@@ -30,6 +31,7 @@ int nhgd_hvp_init(nhgd_hvp *h, nhgd_engine *e, int64_t batch, const char *who) {
 void nhgd_hvp_free(nhgd_hvp *h) {
   nhgd_free(&h->rows);
   nhgd_free(&h->hdiag);
+  nhgd_free(&h->sum);
 }
 
 double nhgd_hvp_draw(nhgd_hvp *h, const nhgd_engine *e, int64_t k, int64_t j) {
@@ -59,12 +61,15 @@ int nhgd_hvp_apply(nhgd_hvp *h, nhgd_engine *e, const double *theta, int nb, con
   const int64_t d = h->d;
   int rc = NHGD_OK;
   if (nb > 0)
-    rc = pb->hvp(pb, theta, e->v, nb, rows, x, out);
+    rc = pb->hvp(pb, theta, e->v, nb, rows, x, h->sum);
   else
-    memset(out, 0, (size_t)d * sizeof(double));
-  /* A failure on one rank must not leave the others waiting in the allreduce. */
-  NHGD_CHECK(nhgd_error_agree(e->comm, rc));
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, out, (int)d, MPI_DOUBLE, MPI_SUM, e->comm));
+    memset(h->sum, 0, (size_t)d * sizeof(double));
+  /* A failure rides on the product's allreduce: no rank is left waiting, and no extra
+   * collective per product. */
+  h->sum[d] = rc ? 1.0 : 0.0;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, h->sum, (int)d + 1, MPI_DOUBLE, MPI_SUM, e->comm));
+  if (h->sum[d] > 0.0) NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+  memcpy(out, h->sum, (size_t)d * sizeof(double));
   h->bytes += 8.0 * (double)d;
   ++h->products;
   const double invB = 1.0 / B;

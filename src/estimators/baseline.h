@@ -22,6 +22,7 @@ typedef struct nhgd_hvp {
   int *rows;     /* local rows of the current draw */
   int nb;        /* how many */
   double *hdiag; /* d: diagonal of Hess R at the theta of the last nhgd_hvp_point */
+  double *sum;   /* d + 1: local product, then its sum over ranks, and a failure flag */
   double bytes;  /* payload this rank received from the products' allreduces */
   int64_t products;
 } nhgd_hvp;
