@@ -186,11 +186,7 @@ static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
   const int root = e->rank == 0;
   int rc = NHGD_OK;
   hid_t g = -1;
-  NHGD_CHECK(nhgd_h5_attr_string(f, "format", "nhgd-checkpoint"));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "format_version", NHGD_CHECKPOINT_FORMAT_VERSION));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "nhgd_version", NHGD_VERSION_STRING));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "git_revision", NHGD_GIT_REVISION));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "ranks", e->size));
+  NHGD_CHECK(nhgd_h5_write_header(f, "nhgd-checkpoint", NHGD_CHECKPOINT_FORMAT_VERSION, e->size));
   NHGD_CHECK(nhgd_h5_attr_int(f, "outer_step", e->k));
   NHGD_CHECK(nhgd_h5_attr_int(f, "inner_step", t));
   NHGD_CHECK(nhgd_h5_attr_int(f, "complete", complete));

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "nhgd/version.h"
 
 /* Dataset creation properties: chunked with Fletcher32 checksums when checksum is set. */
 hid_t nhgd_h5_dcpl(int rank, const hsize_t *dims, int checksum) {
@@ -191,4 +192,12 @@ done:
   if (ds >= 0) H5Dclose(ds);
   H5Fclose(f);
   return rc;
+}
+
+int nhgd_h5_write_header(hid_t f, const char *format, int64_t version, int ranks) {
+  NHGD_CHECK(nhgd_h5_attr_string(f, "format", format));
+  NHGD_CHECK(nhgd_h5_attr_int(f, "format_version", version));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "nhgd_version", NHGD_VERSION_STRING));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "git_revision", NHGD_GIT_REVISION));
+  return nhgd_h5_attr_int(f, "ranks", ranks);
 }

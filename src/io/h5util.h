@@ -31,4 +31,8 @@ int nhgd_h5_attr_read_int(hid_t obj, const char *name, int64_t *value);
 int nhgd_h5_attr_read_double(hid_t obj, const char *name, double *value);
 int nhgd_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t len);
 
+/* Collective: the attributes every file nhgd writes starts with: format, format_version,
+ * nhgd_version, git_revision, ranks. */
+int nhgd_h5_write_header(hid_t f, const char *format, int64_t version, int ranks);
+
 #endif

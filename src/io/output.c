@@ -43,11 +43,7 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   int rc = NHGD_OK;
   const int root = e->rank == 0;
   hid_t g = -1;
-  NHGD_CHECK(nhgd_h5_attr_string(f, "format", "nhgd-output"));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "format_version", NHGD_OUTPUT_FORMAT_VERSION));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "nhgd_version", NHGD_VERSION_STRING));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "git_revision", NHGD_GIT_REVISION));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "ranks", e->size));
+  NHGD_CHECK(nhgd_h5_write_header(f, "nhgd-output", NHGD_OUTPUT_FORMAT_VERSION, e->size));
   NHGD_CHECK(nhgd_h5_attr_string(f, "problem", e->pb->name));
   NHGD_CHECK(nhgd_h5_attr_string(f, "estimator", e->est->name));
   NHGD_CHECK(nhgd_h5_attr_int(f, "outer_steps_done", e->k));
