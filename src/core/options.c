@@ -65,7 +65,7 @@ static const nhgd_opt_spec run_specs[] = {
     {"hvp-steps", OPT_INT, F(hvp_steps), "20", 1, 1 << 20, NULL,
      "cg: conjugate-gradient iterations Q; neumann: terms Q of the series"},
     {"hvp-batch", OPT_I64, F(hvp_batch), "0", 0, 2147483647, NULL,
-     "cg, neumann: training rows per Hessian-vector product, a fresh draw each (0: all rows)"},
+     "training rows of the sampled Hessian (0: all rows): cg one draw per solve, neumann a fresh draw per term"},
     {"hvp-warm", OPT_BOOL, F(hvp_warm), "1", NORANGE, NULL,
      "cg: start from the previous outer step's u (0: from u = 0)"},
     {"neumann-eta", OPT_REAL, F(neumann_eta), "0.1", 1e-300, 1e12, NULL,

@@ -72,6 +72,7 @@ int nhgd_hvp_apply(nhgd_hvp *h, nhgd_engine *e, const double *theta, int nb, con
   memcpy(out, h->sum, (size_t)d * sizeof(double));
   h->bytes += 8.0 * (double)d;
   ++h->products;
+  e->samples += B;
   const double invB = 1.0 / B;
   for (int64_t j = 0; j < d; ++j)
     out[j] = out[j] * invB + h->hdiag[j] * x[j];

@@ -3,14 +3,17 @@
  * objective,
  *   H_S v = (1/B) sum_{i in S} w_i Hess l_i(theta_T) v + Hess R(theta_T) v,
  * S all training rows (--hvp-batch 0: deterministic CG, which reaches H^{-1} g in at most d
- * iterations up to rounding) or a fresh global minibatch of --hvp-batch rows per product,
- * drawn from the counter RNG keyed by (seed, outer k, product j, slot) so that the result does
- * not depend on the number of ranks. One MPI_Allreduce of d doubles per product.
+ * iterations up to rounding) or one global minibatch of --hvp-batch rows per solve, drawn
+ * from the counter RNG keyed by (seed, outer k, 0, slot) so that the result does not depend
+ * on the number of ranks. Every product of a solve uses the same minibatch: CG then solves
+ * H_S u = g with a fixed matrix and keeps its conjugacy (a fresh draw per product would make
+ * the search directions conjugate to no single matrix). One MPI_Allreduce of d doubles per
+ * product.
  *
  * Warm start (--hvp-warm 1): iterate from the previous outer step's u. That is the engine's
  * u (e->u), which every checkpoint holds, so a run resumed between outer steps starts from
  * the same vector; begin() copies it, and save/load carry the copy through a stop inside an
- * inner loop. The extra product for the initial residual g - H u0 is product j = 0. */
+ * inner loop. The initial residual g - H u0 costs one extra product. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,13 +58,14 @@ static int cg_run(cg_state *s, nhgd_engine *e, const double *theta, const double
   NHGD_CHECK(nhgd_hvp_point(&s->hvp, e, theta));
   const double gg = nhgd_baseline_dot(d, g, g);
   const double tol2 = 1e-24 * gg; /* stop when |r| <= 1e-12 |g| */
-  int64_t j = 0;                  /* products taken: the key of the next minibatch */
+  int64_t j = 0;                  /* products taken */
+  const double B = nhgd_hvp_draw(&s->hvp, e, k, 0);
   int start = 0;
   for (int64_t i = 0; i < d; ++i)
     start |= s->x0[i] != 0.0;
   memcpy(x, s->x0, (size_t)d * sizeof(double));
   if (start) {
-    double B = nhgd_hvp_draw(&s->hvp, e, k, j++);
+    ++j;
     NHGD_CHECK(nhgd_hvp_apply(&s->hvp, e, theta, s->hvp.nb, s->hvp.rows, B, x, Ap));
     for (int64_t i = 0; i < d; ++i)
       r[i] = g[i] - Ap[i];
@@ -72,7 +76,7 @@ static int cg_run(cg_state *s, nhgd_engine *e, const double *theta, const double
   double rr = nhgd_baseline_dot(d, r, r);
   int q = 0;
   for (; q < s->Q && rr > tol2; ++q) {
-    double B = nhgd_hvp_draw(&s->hvp, e, k, j++);
+    ++j;
     NHGD_CHECK(nhgd_hvp_apply(&s->hvp, e, theta, s->hvp.nb, s->hvp.rows, B, p, Ap));
     const double pAp = nhgd_baseline_dot(d, p, Ap);
     if (!(pAp > 0.0) || !isfinite(pAp))
@@ -154,7 +158,7 @@ int nhgd_estimator_cg_init(nhgd_estimator *est, nhgd_engine *e) {
     NHGD_CHECK(nhgd_calloc(bufs[i], d, sizeof(double), "cg vectors"));
   char rows[64] = "all training rows";
   if (o->hvp_batch)
-    snprintf(rows, sizeof rows, "a fresh minibatch of %lld rows", (long long)o->hvp_batch);
+    snprintf(rows, sizeof rows, "one minibatch of %lld rows per solve", (long long)o->hvp_batch);
   nhgd_log(NHGD_LOG_INFO,
            "cg: up to %d conjugate-gradient iterations per outer step (stop at |r| <= 1e-12 "
            "|g|), %s start, each Hessian-vector product over %s%s; d = %lld",

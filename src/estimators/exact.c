@@ -105,6 +105,7 @@ static int exact_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta,
   int rc = form_hessian(s, e, theta);
   nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
   NHGD_CHECK(rc);
+  e->samples += (double)e->data->train.n_global; /* one Hessian factor per training row */
   nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
   rc = nhgd_bcmat_cholesky(s->H);
   if (!rc) rc = nhgd_bcmat_solve(s->H, g, u);

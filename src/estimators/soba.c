@@ -56,6 +56,7 @@ static int val_grad(soba_state *s, nhgd_engine *e, const double *theta) {
   nhgd_timer_stop(&e->timers, NHGD_T_EVAL);
   NHGD_CHECK(rc);
   s->bytes += 8.0 * (double)s->d;
+  e->samples += (double)val->n_global;
   const double inv = 1.0 / (double)val->n_global;
   for (int64_t j = 0; j < s->d; ++j)
     s->gval[j] *= inv;

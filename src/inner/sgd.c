@@ -94,6 +94,7 @@ int nhgd_inner_loop(nhgd_engine *e, int64_t k, int64_t t0) {
                 "lower --inner-lr (now %g)",
                 (long long)k, (long long)t, e->opt.inner_lr);
     ++e->steps_run;
+    e->samples += e->opt.batch ? (double)e->opt.batch : (double)e->data->train.n_global;
     if (!ckpt) continue;
     const int stop = g[d + 1] > 0.0 || (e->opt.halt_after > 0 && e->steps_run >= e->opt.halt_after);
     const int due = g[d + 2] > 0.0 || (e->opt.checkpoint_every_inner > 0 &&

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".h5"
-#define HIST_FIELDS 8
+#define HIST_FIELDS 9 /* format 1 had 8: no samples column */
 
 /* Options that shape the trajectory: a checkpoint only continues a run that agrees on all. */
 static const char *const trajectory_options[] = {
@@ -192,6 +193,7 @@ static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
   NHGD_CHECK(nhgd_h5_attr_int(f, "complete", complete));
   NHGD_CHECK(nhgd_h5_attr_double(f, "elapsed", MPI_Wtime() - e->t_start));
   NHGD_CHECK(nhgd_h5_attr_double(f, "last_inner_loss", e->last_inner_loss));
+  NHGD_CHECK(nhgd_h5_attr_double(f, "samples", e->samples));
   NHGD_CHECK(nhgd_h5_attr_int(f, "d", e->d));
   NHGD_CHECK(nhgd_h5_attr_int(f, "p", e->p));
   NHGD_CHECK(nhgd_h5_attr_int(f, "n_train", e->data->train.n_global));
@@ -216,8 +218,9 @@ static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
                          sizeof(double), "history"));
   for (int64_t i = 0; i < e->hist_len; ++i) {
     const nhgd_record *r = &e->hist[i];
-    double row[HIST_FIELDS] = {(double)r->step, r->val_loss,   r->val_acc,        r->test_loss,
-                               r->test_acc,     r->inner_loss, r->hypergrad_norm, r->wall_time};
+    double row[HIST_FIELDS] = {(double)r->step,   r->val_loss,  r->val_acc,
+                               r->test_loss,      r->test_acc,  r->inner_loss,
+                               r->hypergrad_norm, r->wall_time, r->samples};
     memcpy(hist + i * HIST_FIELDS, row, sizeof row);
   }
   rc = nhgd_h5_write_vector_ex(f, "history", e->hist_len * HIST_FIELDS, 0,
@@ -403,6 +406,12 @@ static int read_state(nhgd_engine *e, hid_t f, const char *path, int64_t *t, int
   NHGD_CHECK(nhgd_h5_attr_read_int(f, "n_val", &nval));
   NHGD_CHECK(nhgd_h5_attr_read_double(f, "elapsed", &elapsed));
   NHGD_CHECK(nhgd_h5_attr_read_double(f, "last_inner_loss", &e->last_inner_loss));
+  /* Format 1 had no work counter: it stays unknown (NaN) for the rest of the run. */
+  int64_t version;
+  NHGD_CHECK(nhgd_h5_attr_read_int(f, "format_version", &version));
+  const int fields = version >= 2 ? HIST_FIELDS : HIST_FIELDS - 1;
+  e->samples = NAN;
+  if (version >= 2) NHGD_CHECK(nhgd_h5_attr_read_double(f, "samples", &e->samples));
   if (d != e->d || p != e->p || ntr != e->data->train.n_global || nval != e->data->val.n_global)
     NHGD_FAIL(NHGD_ERR_ARG,
               "checkpoint %s is of another problem or data: d = %lld, p = %lld, %lld train and "
@@ -434,11 +443,12 @@ static int read_state(nhgd_engine *e, hid_t f, const char *path, int64_t *t, int
   /* History: k records. */
   double *hist;
   NHGD_CHECK(nhgd_calloc(&hist, (size_t)(k ? k : 1) * HIST_FIELDS, sizeof(double), "history"));
-  int rc = nhgd_h5_read_vector_coll(f, "history", k * HIST_FIELDS, 0, k * HIST_FIELDS, hist);
+  int rc = nhgd_h5_read_vector_coll(f, "history", k * fields, 0, k * fields, hist);
   e->hist_len = 0;
   for (int64_t i = 0; !rc && i < k; ++i) {
-    const double *h = hist + i * HIST_FIELDS;
-    nhgd_record r = {(int64_t)h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]};
+    const double *h = hist + i * fields;
+    nhgd_record r = {(int64_t)h[0],          h[1], h[2], h[3], h[4], h[5], h[6], h[7],
+                     fields > 8 ? h[8] : NAN};
     rc = nhgd_engine_push_record(e, &r);
   }
   nhgd_free(&hist);

@@ -7,7 +7,7 @@
 
 struct nhgd_engine;
 
-#define NHGD_CHECKPOINT_FORMAT_VERSION 1
+#define NHGD_CHECKPOINT_FORMAT_VERSION 2 /* 2: work counter "samples" */
 
 /* Collective: create --checkpoint-dir and remove leftovers of interrupted writes. */
 int nhgd_checkpoint_prepare(struct nhgd_engine *e);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/util.h"
 #include "nhgd/version.h"
@@ -51,6 +52,11 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   double per_step = e->comm_steps ? e->comm_bytes / (double)e->comm_steps : 0.0;
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &per_step, 1, MPI_DOUBLE, MPI_SUM, e->comm));
   NHGD_CHECK(nhgd_h5_attr_double(f, "estimator_bytes_per_inner_step", per_step / e->size));
+  /* Peak resident memory of the largest rank so far (Linux reports ru_maxrss in KiB). */
+  struct rusage ru;
+  double rss = getrusage(RUSAGE_SELF, &ru) == 0 ? (double)ru.ru_maxrss / 1024.0 : 0.0;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_DOUBLE, MPI_MAX, e->comm));
+  NHGD_CHECK(nhgd_h5_attr_double(f, "max_rss_mib", rss));
   NHGD_CHECK(nhgd_h5_write_vector(f, "theta", e->d, 0, root ? e->d : 0, e->theta));
   int64_t voff = e->pb->v_per_sample ? e->data->train.lo : 0;
   int64_t vcnt = e->pb->v_per_sample ? e->p_local : (root ? e->p : 0);
@@ -75,6 +81,7 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   HIST(inner_loss, 0);
   HIST(hypergrad_norm, 0);
   HIST(wall_time, 0);
+  HIST(samples, 0);
 #undef HIST
   H5Gclose(g);
   double mn[NHGD_T_COUNT], avg[NHGD_T_COUNT], mx[NHGD_T_COUNT];

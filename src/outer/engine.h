@@ -43,6 +43,7 @@ int nhgd_estimator_none_init(nhgd_estimator *est, nhgd_engine *e);
 typedef struct nhgd_record {
   int64_t step;
   double val_loss, val_acc, test_loss, test_acc, inner_loss, hypergrad_norm, wall_time;
+  double samples; /* per-sample gradients and Hessian-vector products used so far (all ranks) */
 } nhgd_record;
 
 struct nhgd_engine {
@@ -64,6 +65,10 @@ struct nhgd_engine {
   double *theta_sum;  /* d: sum of the inner iterates (cross mode average) */
   double comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
   int64_t comm_steps; /* inner steps those bytes cover */
+  /* Work counter, replicated: per-sample gradients (inner SGD, validation gradients) plus
+   * per-sample Hessian(-vector) evaluations (baselines, exact) used so far. NHGD adds nothing:
+   * it reuses the inner loop's per-sample gradients. */
+  double samples;
   nhgd_estimator *est;
   nhgd_grid *grid; /* created on first use by estimators that need one */
   nhgd_timers timers;

@@ -171,6 +171,7 @@ static int hypergradient(nhgd_engine *e, nhgd_record *rec) {
   if (rc_inner == NHGD_STOPPED) return NHGD_STOPPED;
   NHGD_CHECK(rc_inner);
   NHGD_CHECK(nhgd_engine_eval(e, &e->data->val, &rec->val_loss, &rec->val_acc, e->gval));
+  e->samples += (double)e->data->val.n_global;
   NHGD_CHECK(e->est->solve(e->est, e, e->theta, e->gval, e->u));
   nhgd_timer_start(&e->timers, NHGD_T_HYPERGRAD);
   int rc = NHGD_OK;
@@ -219,9 +220,9 @@ static void log_progress(nhgd_engine *e, const nhgd_record *r, int64_t K) {
     fprintf(e->metrics,
             "{\"outer_step\": %lld, \"val_loss\": %.17g, \"val_acc\": %.17g, \"test_loss\": "
             "%.17g, \"test_acc\": %.17g, \"inner_loss\": %.17g, \"hypergrad_norm\": %.17g, "
-            "\"wall_time\": %.6f}\n",
+            "\"wall_time\": %.6f, \"samples\": %.17g}\n",
             (long long)r->step, r->val_loss, r->val_acc, r->test_loss, r->test_acc, r->inner_loss,
-            r->hypergrad_norm, r->wall_time);
+            r->hypergrad_norm, r->wall_time, r->samples);
     fflush(e->metrics);
   }
 }
@@ -267,6 +268,7 @@ int nhgd_solver_run(nhgd_solver *s) {
     if (e->data->has_test && e->opt.eval_every > 0 && (e->k % e->opt.eval_every == 0 || e->k == K))
       NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
     rec.wall_time = MPI_Wtime() - e->t_start;
+    rec.samples = e->samples;
     NHGD_CHECK(nhgd_engine_push_record(e, &rec));
     log_progress(e, &rec, K);
     if (!ckpt) continue;
@@ -288,6 +290,7 @@ int nhgd_solver_hypergrad(nhgd_solver *s) {
   if (e->data->has_test)
     NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
   rec.wall_time = MPI_Wtime() - e->t_start;
+  rec.samples = e->samples;
   NHGD_CHECK(nhgd_engine_push_record(e, &rec));
   nhgd_log(NHGD_LOG_INFO, "hypergradient at v: |h| = %.6e, |u| computed by %s, val_loss %.6g",
            rec.hypergrad_norm, e->est->name, rec.val_loss);

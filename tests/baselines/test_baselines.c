@@ -170,8 +170,8 @@ static void dense_cg(const dense *D, int64_t B, uint64_t seed, int Q, double *x)
     rr += r[a] * r[a];
   }
   gg = rr;
-  for (int q = 0, j = 0; q < Q && rr > 1e-24 * gg; ++q) {
-    dense_hvp(D, B, seed, 0, j++, p, Ap);
+  for (int q = 0; q < Q && rr > 1e-24 * gg; ++q) {
+    dense_hvp(D, B, seed, 0, 0, p, Ap); /* one minibatch per solve */
     double pAp = 0, rn = 0;
     for (int a = 0; a < m; ++a)
       pAp += p[a] * Ap[a];

@@ -8,7 +8,7 @@ failures=0
 # same_tol TOL A B LABEL: the outputs A and B agree on theta, v, u and the history.
 same_tol() {
   if $python "$here/tools/compare_h5.py" "$2" "$3" "$1" /theta /v /u /history/val_loss \
-    /history/hypergrad_norm >cmp.txt 2>&1; then
+    /history/hypergrad_norm /history/samples >cmp.txt 2>&1; then
     echo "ok   $4"
   else
     echo "FAIL $4"

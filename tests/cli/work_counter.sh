@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The work counter /history/samples (per-sample gradients and Hessian-vector products used
+# so far, all ranks together) against its formula for every estimator, on NP ranks, and
+# across a stop and resume. With K outer steps of T inner steps of batch B, n training and
+# n_v validation rows, one outer step costs T B (SGD) + n_v (validation gradient) plus
+#   nhgd 0 (it reuses SGD's per-sample gradients)    exact n (one Hessian factor per row)
+#   cg   (Q + 1) b or Q b (warm or cold start)        neumann (Q - 1) b
+#   soba T B + n_v (a Hessian-vector product per inner step, g_val at the loop's start)
+# usage: work_counter.sh NHGD MPIRUN NP
+set -u
+nhgd=$1 mpirun=$2 np=$3
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
+dir=work_counter_np$np
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+export OPENBLAS_NUM_THREADS=1
+run() { timeout 300 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" --log-level 1; }
+"$nhgd" data synth --kind logistic --features 6 --classes 3 --n-train 300 --n-val 40 \
+  --n-test 50 --seed 2 --output d.h5 >/dev/null || exit 1
+K=3 T=4 B=16 Q=5 b=32 n=300 nv=40
+common=(run --data d.h5 --problem logreg --outer-steps $K --inner-steps $T --batch $B
+  --inner-lr 0.1 --outer-lr 0.05 --hvp-steps $Q --hvp-batch $b --neumann-eta 0.05)
+failures=0
+check() { # name file expected-per-step
+  local got
+  got=$($python -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r'); print(' '.join('%.0f' % x for x in f['history/samples']))" "$2")
+  local want="" k
+  for ((k = 1; k <= K; ++k)); do want="$want $((k * $3))"; done
+  want=${want# }
+  if [ "$got" = "$want" ]; then
+    echo "ok   $1: samples $got"
+  else
+    echo "FAIL $1: samples '$got', want '$want'"
+    failures=$((failures + 1))
+  fi
+}
+base=$((T * B + nv))
+for est in nhgd exact cg neumann soba; do
+  "$nhgd" "${common[@]}" --estimator "$est" --output "$est.h5" || {
+    echo "FAIL $est: run failed"
+    failures=$((failures + 1))
+    continue
+  }
+done
+check nhgd nhgd.h5 $base
+check exact exact.h5 $((base + n))
+# cg warm-starts from the previous u: the first solve starts from u = 0 (Q products), the
+# later ones need one product more for the initial residual.
+got=$($python -c "import h5py, sys; f = h5py.File(sys.argv[1], 'r'); print(' '.join('%.0f' % x for x in f['history/samples']))" cg.h5)
+want="$((base + Q * b)) $((2 * base + Q * b + (Q + 1) * b)) $((3 * base + Q * b + 2 * (Q + 1) * b))"
+if [ "$got" = "$want" ]; then echo "ok   cg: samples $got"; else
+  echo "FAIL cg: samples '$got', want '$want'"
+  failures=$((failures + 1))
+fi
+check neumann neumann.h5 $((base + (Q - 1) * b))
+check soba soba.h5 $((base + T * B + nv))
+# Stopped inside an inner loop and resumed: the counter continues where it stopped.
+"$nhgd" "${common[@]}" --estimator soba --checkpoint-dir ck --halt-after 6 --output r.h5
+[ $? -eq 75 ] || { echo "FAIL soba stop: exit code"; failures=$((failures + 1)); }
+"$nhgd" "${common[@]}" --estimator soba --checkpoint-dir ck --output r.h5 || failures=$((failures + 1))
+check "soba stopped and resumed" r.h5 $((base + T * B + nv))
+[ "$failures" -eq 0 ] && echo "all work-counter checks passed" || echo "$failures failure(s)"
+exit $((failures > 0))
