@@ -4,13 +4,13 @@ set -u
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$bench_dir/.." && pwd)
 build=${NHGD_BUILD:-$root/build}
-results=$bench_dir/results
+results=${NHGD_BENCH_RESULTS:-$bench_dir/results}
 work=${NHGD_BENCH_WORK:-$root/build/bench-work}
 mkdir -p "$results" "$work"
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py and numpy live there
 export OPENBLAS_NUM_THREADS=1 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-if [ ! -x "$build/nhgd" ] || [ ! -x "$build/bench/dgemm_rate" ]; then
+if [ ! -x "$build/nhgd" ] || [ ! -x "$build/bench/dgemm_rate" ] || [ ! -x "$build/bench/comm_rate" ]; then
   cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
   cmake --build "$build" -j "$(nproc)" >/dev/null
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up: install missing Debian 12 packages, build, then either run the main
-# job (`demo`) or the test suite (`test`). Usage: scripts/setup.sh {demo|test} [ranks]
+# job (`demo`), the test suite (`test`) or the benchmark suite (`bench`, about 40 minutes;
+# `bench-quick` for a short check). Usage: scripts/setup.sh {demo|test|bench|bench-quick} [ranks]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-demo}
@@ -9,6 +10,7 @@ ranks=${2:-2}
 packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev
   libscalapack-openmpi-dev libopenblas-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
   librandom123-dev libcmocka-dev dataset-fashion-mnist python3 python3-numpy python3-h5py)
+[[ $mode == bench* ]] && packages+=(python3-matplotlib)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,8 +56,14 @@ test)
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j "$jobs" -L fast)
   ;;
+bench | bench-quick)
+  build build
+  quick=()
+  [ "$mode" = bench-quick ] && quick=(--quick)
+  bench/suite.sh "${quick[@]}" --ranks "$ranks"
+  ;;
 *)
-  echo "usage: scripts/setup.sh {demo|test} [ranks]" >&2
+  echo "usage: scripts/setup.sh {demo|test|bench|bench-quick} [ranks]" >&2
   exit 2
   ;;
 esac

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The benchmark suite: every estimator side by side on the same data, machine and clock.
+# Runs the sections in bench/suite/, fits the scaling model, then writes CSV files, PNG plots
+# and summary.md to bench/results/suite/ and the results section of README.md.
+# usage: bench/suite.sh [--quick] [--ranks P] [section ...]
+#   sections: fmnist hpo accuracy scaling kernels (default: all); --quick: one seed and short
+#   runs, a check that everything works (its numbers are not for quoting).
+source "$(dirname "$0")/common.sh"
+args="$*"
+quick=0
+P=2
+sections=()
+while [ $# -gt 0 ]; do
+  case $1 in
+  --quick) quick=1 ;;
+  --ranks) P=$2 && shift ;;
+  fmnist | hpo | accuracy | scaling | kernels) sections+=("$1") ;;
+  *)
+    echo "usage: bench/suite.sh [--quick] [--ranks P] [fmnist|hpo|accuracy|scaling|kernels ...]" >&2
+    exit 2
+    ;;
+  esac
+  shift
+done
+[ ${#sections[@]} -gt 0 ] || sections=(fmnist hpo accuracy scaling kernels)
+if ! $python -c "import matplotlib, h5py, numpy" 2>/dev/null; then
+  echo "suite: $python needs matplotlib, h5py and numpy (Debian: python3-matplotlib python3-h5py python3-numpy)" >&2
+  exit 1
+fi
+export NHGD_SUITE_OUT=$results/suite NHGD_SUITE_QUICK=$quick NHGD_SUITE_RANKS=$P
+out=$NHGD_SUITE_OUT
+mkdir -p "$out"
+start=$(date +%s)
+# A section run alone keeps the other sections' results and settings.
+meta=$out/meta.txt
+touch "$meta"
+for s in "${sections[@]}"; do
+  sed -i "/^setting\.$s=/d" "$meta"
+  [ "$s" = fmnist ] && sed -i '/^fmnist_targets=/d' "$meta"
+done
+grep '^setting\.\|^fmnist_targets=' "$meta" >"$meta.keep" || true
+{
+  echo "machine=$(machine_record)"
+  echo "date=$(date -u +%Y-%m-%d)"
+  echo "commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')"
+  echo "command=bench/suite.sh${args:+ $args}"
+  echo "ranks=$P"
+  echo "quick=$quick"
+  cat "$meta.keep"
+} >"$meta"
+rm -f "$meta.keep"
+for s in "${sections[@]}"; do
+  echo "suite: $s ($(date -u +%H:%M:%S))"
+  bash "$bench_dir/suite/$s.sh" || {
+    echo "suite: section $s failed" >&2
+    exit 1
+  }
+done
+if [ -f "$out/scaling.csv" ]; then
+  $python "$bench_dir/suite/model.py" "$out" || exit 1
+fi
+echo "minutes=$((($(date +%s) - start + 59) / 60))" >>"$meta"
+$python "$bench_dir/suite/report.py" "$out" "$root/README.md" || exit 1
+echo "suite: done in $((($(date +%s) - start) / 60)) min; summary in $out/summary.md"

@@ -1,0 +1,47 @@
+# Shared set-up of the suite's sections (sourced after bench/common.sh): where results go,
+# quick mode, and helpers that turn output files into CSV rows.
+out=${NHGD_SUITE_OUT:-$results/suite}
+quick=${NHGD_SUITE_QUICK:-0}
+mkdir -p "$out"
+P=${NHGD_SUITE_RANKS:-2}
+cores=$(nproc)
+
+# pick FULL QUICK: the value for this mode.
+pick() { if [ "$quick" = 1 ]; then echo "$2"; else echo "$1"; fi; }
+
+# fmnist_data SEED CORRUPTION [extra data options]: path of a Fashion-MNIST protocol file,
+# written on first use.
+fmnist_data() {
+  local seed=$1 corr=$2
+  shift 2
+  local tag
+  tag=$(echo "$*" | tr -c 'a-zA-Z0-9\n' '_')
+  local f=$work/fmnist_s${seed}_c${corr}${tag}.h5
+  [ -f "$f" ] || "$nhgd" data fashion-mnist --seed "$seed" --corruption "$corr" "$@" \
+    --output "$f" >/dev/null || exit 1
+  echo "$f"
+}
+
+# history_rows FILE PREFIX COLUMNS: one CSV line per outer step of an output file, PREFIX
+# then the /history columns named (comma separated), step counted from 1.
+history_rows() {
+  $python - "$@" <<'PY'
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+prefix, cols = sys.argv[2], sys.argv[3].split(",")
+h = f["history"]
+for i in range(len(h["step"])):
+    vals = [str(int(h["step"][i]) + 1) if c == "step" else repr(float(h[c][i])) for c in cols]
+    print(prefix + "," + ",".join(vals))
+PY
+}
+
+# nhgd_run P ARGS...: the solver on P ranks, quiet; stops the suite on failure.
+nhgd_run() {
+  local np=$1
+  shift
+  mpirun_n "$np" "$nhgd" "$@" --log-level 1 || {
+    echo "suite: nhgd $* failed" >&2
+    exit 1
+  }
+}
