@@ -17,13 +17,18 @@ fi
 nhgd=$build/nhgd
 mpirun_n() { mpirun --oversubscribe -n "$@"; }
 
-# machine_record: a markdown paragraph saying where and when the numbers were measured.
-machine_record() {
+# machine_desc: host, CPU, cores, memory, MPI and BLAS threads.
+machine_desc() {
   local cpu
   cpu=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
-  echo "Measured on $(hostname) ($cpu, $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB)," \
-    "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')," \
-    "Open MPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}'), OPENBLAS_NUM_THREADS=1."
+  echo "$(hostname) ($cpu, $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB)," \
+    "Open MPI $(mpirun --version 2>/dev/null | head -1 | awk '{print $NF}'), OPENBLAS_NUM_THREADS=1"
+}
+
+# machine_record: a markdown paragraph saying where and when the numbers were measured.
+machine_record() {
+  echo "Measured on $(machine_desc)," \
+    "$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')."
 }
 
 # h5get FILE EXPR: evaluate a Python expression on the open file f (h5py), print it.

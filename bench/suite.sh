@@ -3,6 +3,8 @@
 # Runs the sections in bench/suite/, fits the scaling model, then writes CSV files, PNG plots
 # and summary.md to bench/results/suite/ and the results section of README.md.
 # usage: bench/suite.sh [--quick] [--ranks P] [section ...]
+#   environment: NHGD_BENCH_RESULTS (folder of results/, default bench/results),
+#   NHGD_SUITE_README (README to update, default the project's), NHGD_BUILD, NHGD_BENCH_WORK
 #   sections: fmnist hpo accuracy scaling kernels (default: all); --quick: one seed and short
 #   runs, a check that everything works (its numbers are not for quoting).
 source "$(dirname "$0")/common.sh"
@@ -35,12 +37,12 @@ start=$(date +%s)
 meta=$out/meta.txt
 touch "$meta"
 for s in "${sections[@]}"; do
-  sed -i "/^setting\.$s=/d" "$meta"
+  sed -i "/^setting\.$s=/d; /^run\.$s=/d" "$meta"
   [ "$s" = fmnist ] && sed -i '/^fmnist_targets=/d' "$meta"
 done
-grep '^setting\.\|^fmnist_targets=' "$meta" >"$meta.keep" || true
+grep '^setting\.\|^run\.\|^fmnist_targets=' "$meta" >"$meta.keep" || true
 {
-  echo "machine=$(machine_record)"
+  echo "machine=$(machine_desc)"
   echo "date=$(date -u +%Y-%m-%d)"
   echo "commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')"
   echo "command=bench/suite.sh${args:+ $args}"
@@ -55,10 +57,13 @@ for s in "${sections[@]}"; do
     echo "suite: section $s failed" >&2
     exit 1
   }
+  # When and at which commit each section's numbers were measured (sections can be rerun
+  # alone).
+  echo "run.$s=$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short HEAD)" >>"$meta"
 done
 if [ -f "$out/scaling.csv" ]; then
   $python "$bench_dir/suite/model.py" "$out" || exit 1
 fi
 echo "minutes=$((($(date +%s) - start + 59) / 60))" >>"$meta"
-$python "$bench_dir/suite/report.py" "$out" "$root/README.md" || exit 1
+$python "$bench_dir/suite/report.py" "$out" "${NHGD_SUITE_README:-$root/README.md}" || exit 1
 echo "suite: done in $((($(date +%s) - start) / 60)) min; summary in $out/summary.md"

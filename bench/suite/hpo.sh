@@ -11,18 +11,19 @@ echo "dataset,method,seed,step,wall_time,samples,val_loss,test_loss,test_acc,l2"
 cols=step,wall_time,samples,val_loss,test_loss,test_acc
 o=$work/suite_hpo.h5
 
-# dataset NAME DATA SEED K EXACT(0/1) GRID-VALUES COMMON-OPTIONS...
+# dataset NAME DATA SEED K EXACT(0/1) GRID-VALUES ETA COMMON-OPTIONS...
+# ETA: neumann's eta and soba's rho (below 2 / lambda_max of the inner Hessian).
 dataset() {
-  local name=$1 data=$2 s=$3 K=$4 with_exact=$5 grid=$6
-  shift 6
+  local name=$1 data=$2 s=$3 K=$4 with_exact=$5 grid=$6 eta=$7
+  shift 7
   local m
   for m in nhgd exact cg neumann soba; do
     [ "$m" = exact ] && [ "$with_exact" = 0 ] && continue
     local extra=""
     case $m in
     cg) extra="--hvp-steps 10 --hvp-batch 512" ;;
-    neumann) extra="--hvp-steps 20 --hvp-batch 512 --neumann-eta 0.1" ;;
-    soba) extra="--soba-rho 0.1" ;;
+    neumann) extra="--hvp-steps 20 --hvp-batch 512 --neumann-eta $eta" ;;
+    soba) extra="--soba-rho $eta" ;;
     esac
     # shellcheck disable=SC2086
     nhgd_run "$P" run --data "$data" --problem logreg --seed "$s" --outer-steps "$K" \
@@ -57,11 +58,13 @@ for s in $seeds; do
   syn=$work/hpo_synth_$s.h5
   [ -f "$syn" ] || "$nhgd" data synth --kind logistic --features 200 --classes 5 --n-train 1000 \
     --n-val 1000 --n-test 5000 --seed "$s" --output "$syn" >/dev/null || exit 1
-  dataset synthetic "$syn" "$s" "$K_syn" 1 "$syn_grid" --inner-steps 20 --batch 64 \
+  dataset synthetic "$syn" "$s" "$K_syn" 1 "$syn_grid" 0.1 --inner-steps 20 --batch 64 \
     --inner-lr 0.1 --outer-lr 0.1 --v-init -4
   fm=$(fmnist_data "$s" 0 --n-train 2000)
   # exact on Fashion-MNIST (d = 7,840: a 4 s Cholesky per outer step here) for seed 0 only.
-  dataset fmnist "$fm" "$s" "$K_fm" $((s == 0)) "$fm_grid" --inner-steps 20 --batch 128 \
+  # With eta = 0.1 neumann warns that its series grows at the first outer step (eta above
+  # 2 / lambda_max there), so eta = rho = 0.05.
+  dataset fmnist "$fm" "$s" "$K_fm" $((s == 0)) "$fm_grid" 0.05 --inner-steps 20 --batch 128 \
     --inner-lr 0.1 --outer-lr 0.1 --v-init -4
 done
-echo "setting.hpo=Problem logreg (mean cross-entropy + (1/2) sum_j exp(v_j) ||W_j||^2, v one log-weight per feature), outer Adam 0.1 from v = -4, 20 inner SGD steps of step 0.1 per outer step, warm start, $P ranks, seeds $seeds. synthetic: nhgd data synth --kind logistic, 200 features, 5 classes (d = 1,000), 1,000 train, 1,000 validation, 5,000 test rows, batch 64, $K_syn outer steps. fmnist: Fashion-MNIST with clean labels, 2,000 train rows, 5,000 validation rows, 10,000 test images (d = 7,840, p = 784), batch 128, $K_fm outer steps, exact on seed 0 only. cg: --hvp-steps 10 --hvp-batch 512; neumann: --hvp-steps 20 --hvp-batch 512 --neumann-eta 0.1; soba: --soba-rho 0.1. grid: one shared weight exp(v) for v in {$syn_grid} (synthetic) and {$fm_grid} (fmnist), each point the same outer x inner SGD steps with the outer step size 0; its time and work are the sums over the points run so far." >>"$out/meta.txt"
+echo "setting.hpo=Problem logreg (mean cross-entropy + (1/2) sum_j exp(v_j) ||W_j||^2, v one log-weight per feature), outer Adam 0.1 from v = -4, 20 inner SGD steps of step 0.1 per outer step, warm start, $P ranks, seeds $seeds. synthetic: nhgd data synth --kind logistic, 200 features, 5 classes (d = 1,000), 1,000 train, 1,000 validation, 5,000 test rows, batch 64, $K_syn outer steps. fmnist: Fashion-MNIST with clean labels, 2,000 train rows, 5,000 validation rows, 10,000 test images (d = 7,840, p = 784), batch 128, $K_fm outer steps, exact on seed 0 only. cg: --hvp-steps 10 --hvp-batch 512; neumann: --hvp-steps 20 --hvp-batch 512 --neumann-eta eta; soba: --soba-rho eta, eta = 0.1 (synthetic) and 0.05 (fmnist: 0.1 makes neumann warn that its series grows, i.e. eta > 2 / lambda_max). grid: one shared weight exp(v) for v in {$syn_grid} (synthetic) and {$fm_grid} (fmnist), each point the same outer x inner SGD steps with the outer step size 0; its time and work are the sums over the points run so far." >>"$out/meta.txt"

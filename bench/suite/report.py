@@ -458,7 +458,10 @@ def fmnist_report(rows, ctx):
               "samples (per-sample gradients + Hessian-vector products)", "test accuracy",
               "Test accuracy against work (median over seeds)"),
              ("fmnist_valloss_time.png", "wall_time", "val_loss", "wall time (s)",
-              "validation loss", "Validation loss against wall time (median over seeds)")]
+              "validation loss", "Validation loss against wall time (median over seeds)"),
+             ("fmnist_valloss_samples.png", "samples", "val_loss",
+              "samples (per-sample gradients + Hessian-vector products)", "validation loss",
+              "Validation loss against work (median over seeds)")]
     for name, xkey, ykey, xlabel, ylabel, title in plots:
         plot_fmnist(runs, finals, xkey, ykey, xlabel, ylabel, title, ctx.path(name))
     final_table = fmnist_final_table(runs, finals)
@@ -1002,15 +1005,25 @@ def build_section(ctx, key, title, csv_name, text_columns, report):
     return Section(title, [f"Settings: {settings}", ""] + summary, readme)
 
 
+def section_runs(ctx):
+    """Lines saying when and at which commit each section was measured (sections can be rerun
+    alone; meta.txt keys run.<section>)."""
+    runs = sorted((k[4:], v) for k, v in ctx.meta.items() if k.startswith("run.") and v)
+    if not runs:
+        return []
+    return (["Sections measured: " + "; ".join(f"{name} {when}" for name, when in runs) + ".",
+             ""])
+
+
 def write_summary(ctx, sections):
     """RESULTS_DIR/summary.md: provenance, the note on timings, then every section."""
     quick = " Run with `--quick` (short check)." if ctx.get("quick", "0") == "1" else ""
     lines = ["# Benchmark suite results", "",
              f"Machine: {sentence(ctx.get('machine'))}. Date: {ctx.get('date')}. "
              f"Commit: {ctx.get('commit')}. Command: `{ctx.get('command')}`. "
-             f"Ranks: {ctx.get('ranks')}.{quick}", "",
-             "Timings are medians over seeds or repeats, all measured in this one run on a "
-             "shared 2-core machine: compare them as ratios within the run, not as absolute "
+             f"Ranks: {ctx.get('ranks')}.{quick}", ""] + section_runs(ctx) + [
+             "Timings are medians over seeds or repeats, each section measured in one run on a "
+             "shared 2-core machine: compare them as ratios within a section, not as absolute "
              "speeds.", ""]
     for section in sections.values():
         lines += [f"## {section.title}", ""] + section.summary + [""]
