@@ -38,7 +38,8 @@ int main(int argc, char **argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   const int reps = argc > 1 ? atoi(argv[1]) : 9;
   const int nmax = 1 << 22;
-  double *buf = calloc((size_t)nmax, sizeof(double)), *out = calloc((size_t)nmax + P, sizeof(double));
+  double *buf = calloc((size_t)nmax, sizeof(double)),
+         *out = calloc((size_t)nmax + P, sizeof(double));
   double *t = malloc(sizeof(double) * (size_t)(reps > 0 ? reps : 1));
   if (!buf || !out || !t || reps < 1) {
     if (rank == 0) fprintf(stderr, "comm_rate: out of memory or repeats < 1\n");

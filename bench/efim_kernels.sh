@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # EFIM update throughput of the online and accumulate routes for d = 1,000 .. 8,000, next to
 # the DGEMM rate measured in the same run, and the bytes each route received per inner step
-# against the O(B d) model. usage: bench/efim_kernels.sh [ranks]   (default 2: one per core)
+# against the O(B d) model. usage: bench/efim_kernels.sh [ranks] ["d values"]   (default 2: one
+# per core; d = 1,000 .. 8,000)
 source "$(dirname "$0")/common.sh"
 P=${1:-2}
+DS=${2:-"1000 2000 4000 8000"}
 B=256
 T=6
 out=$results/efim_kernels.md
 csv=$results/efim_kernels.csv
 echo "d,route,ranks,batch,steps,seconds_per_step,gflops_per_rank,dgemm_gflops_per_rank,fraction,bytes_per_step,model_bytes_per_step" >"$csv"
-for d in 1000 2000 4000 8000; do
+for d in $DS; do
   data=$work/efim_ridge_$d.h5
   [ -f "$data" ] || "$nhgd" data synth --kind ridge --features "$d" --n-train 1024 --n-val 64 \
     --n-test 0 --seed 1 --output "$data" >/dev/null

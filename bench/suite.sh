@@ -15,7 +15,13 @@ sections=()
 while [ $# -gt 0 ]; do
   case $1 in
   --quick) quick=1 ;;
-  --ranks) P=$2 && shift ;;
+  --ranks)
+    [[ ${2:-} =~ ^[1-9][0-9]*$ ]] || {
+      echo "suite: --ranks needs a positive whole number" >&2
+      exit 2
+    }
+    P=$2 && shift
+    ;;
   fmnist | hpo | accuracy | scaling | kernels) sections+=("$1") ;;
   *)
     echo "usage: bench/suite.sh [--quick] [--ranks P] [fmnist|hpo|accuracy|scaling|kernels ...]" >&2
@@ -53,16 +59,21 @@ grep '^setting\.\|^run\.\|^fmnist_targets=' "$meta" >"$meta.keep" || true
 rm -f "$meta.keep"
 for s in "${sections[@]}"; do
   echo "suite: $s ($(date -u +%H:%M:%S))"
+  t0=$(date +%s)
   bash "$bench_dir/suite/$s.sh" || {
     echo "suite: section $s failed" >&2
     exit 1
   }
   # When and at which commit each section's numbers were measured (sections can be rerun
   # alone).
-  echo "run.$s=$(date -u +%Y-%m-%dT%H:%MZ), commit $(git -C "$root" rev-parse --short HEAD)" >>"$meta"
+  mode=""
+  [ "$quick" = 1 ] && mode=", --quick"
+  echo "run.$s=$(date -u +%Y-%m-%d), commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes'), $P ranks, $((($(date +%s) - t0 + 59) / 60)) min$mode" >>"$meta"
 done
 if [ -f "$out/scaling.csv" ]; then
   $python "$bench_dir/suite/model.py" "$out" || exit 1
+  sed -i '/^setting\.model=/d' "$meta"
+  echo "setting.model=bench/suite/model.py fitted to scaling.csv, comm.csv and dgemm.csv of the scaling section (assumptions below)." >>"$meta"
 fi
 echo "minutes=$((($(date +%s) - start + 59) / 60))" >>"$meta"
 $python "$bench_dir/suite/report.py" "$out" "${NHGD_SUITE_README:-$root/README.md}" || exit 1

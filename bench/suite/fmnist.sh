@@ -20,30 +20,31 @@ csv=$out/fmnist.csv
 echo "method,seed,step,wall_time,samples,test_acc,val_loss" >"$csv"
 cols=step,wall_time,samples,test_acc,val_loss
 for s in $seeds; do
-  noisy=$(fmnist_data "$s" 0.5)
-  clean=$(fmnist_data "$s" 0)
+  noisy=$(fmnist_data "$s" 0.5) || exit 1
+  clean=$(fmnist_data "$s" 0) || exit 1
   o=$work/suite_fmnist.h5
   # Floor and ceiling: every sample weight fixed at sigmoid(0) (outer step size 0), the same
   # inner SGD as the estimators' runs.
   nhgd_run "$P" run --config "$cfg" --data "$noisy" --seed "$s" --outer-steps "$K" \
     --estimator none --outer-lr 0 --output "$o"
-  history_rows "$o" "noisy,$s" $cols >>"$csv"
+  history_rows "$o" "noisy,$s" $cols >>"$csv" || exit 1
   nhgd_run "$P" run --config "$cfg" --data "$clean" --seed "$s" --outer-steps "$K" \
     --estimator none --outer-lr 0 --output "$o"
-  history_rows "$o" "clean,$s" $cols >>"$csv"
+  history_rows "$o" "clean,$s" $cols >>"$csv" || exit 1
   for m in nhgd cg neumann soba; do
     # shellcheck disable=SC2086
     nhgd_run "$P" run --config "$cfg" --data "$noisy" --seed "$s" --outer-steps "$K" \
       ${est[$m]} --output "$o"
-    history_rows "$o" "$m,$s" $cols >>"$csv"
+    history_rows "$o" "$m,$s" $cols >>"$csv" || exit 1
   done
 done
 for s in $exact_seeds; do
   o=$work/suite_fmnist.h5
   # shellcheck disable=SC2086
-  nhgd_run "$P" run --config "$cfg" --data "$(fmnist_data "$s" 0.5)" --seed "$s" \
+  data=$(fmnist_data "$s" 0.5) || exit 1
+  nhgd_run "$P" run --config "$cfg" --data "$data" --seed "$s" \
     --outer-steps "$K_exact" ${est[exact]} --output "$o"
-  history_rows "$o" "exact,$s" $cols >>"$csv"
+  history_rows "$o" "exact,$s" $cols >>"$csv" || exit 1
 done
 {
   echo "setting.fmnist=Protocol of ALGORITHM.md section 6: 20,000 train rows with half the labels redrawn, 5,000 clean validation rows, the 10,000 test images, linear 784 x 10 model, r = 1e-3; the main job's settings (jobs/hyperclean_fmnist.cfg: outer Adam 0.1, $K outer steps, 20 inner SGD steps of batch 256, step 0.1, warm start) on $P ranks; seeds $seeds (the seed sets the data draw and the minibatches), exact on seeds $exact_seeds with $K_exact outer steps. Estimators: nhgd (default settings, route chosen by the cost model), exact, ${est[cg]}, ${est[neumann]}, ${est[soba]} (eta and rho equal to the inner step size, which inner SGD shows is below 2 / lambda_max). noisy: plain model on the noisy labels (every weight sigmoid(0), outer step 0); clean: the same on a copy of the data with no label noise."

@@ -3,6 +3,7 @@
 out=${NHGD_SUITE_OUT:-$results/suite}
 quick=${NHGD_SUITE_QUICK:-0}
 mkdir -p "$out"
+set -o pipefail # a failed step inside a pipe into a CSV stops the section
 P=${NHGD_SUITE_RANKS:-2}
 cores=$(nproc)
 

@@ -110,6 +110,7 @@ def work(case):
         elif route == "gram":
             w["gram"] = 2.0 * N * N * ((m + C) if case["kron"] else d) / P
             w["chol"] = N**3 / 3.0 / P
+            w["gram_apply"] = 4.0 * N * d  # t = S^T D^-1 g and the correction, on every rank
     return w
 
 
@@ -121,7 +122,8 @@ def comm_by_stage(case, mach):
     if est == "cg":
         t["solve"] = (HVP_STEPS + 1) * mach.allreduce(8.0 * d, P)
     if est == "nhgd":
-        width = 1 + ((m + C) if case["kron"] and route == "gram" else d)
+        # Samples travel as (x_i, r_i) whenever the problem has the Kronecker form.
+        width = 1 + ((m + C) if case["kron"] else d)
         t["curvature"] = T * mach.allgather(8.0 * B * width, P)
         if route == "online":
             t["curvature"] += T * mach.allreduce(8.0 * d * B, P)
@@ -136,7 +138,7 @@ def comm_time(case, mach):
 RATES = {
     "sgd": "inner_grad", "update": "inner_grad", "hypergrad": "hypergrad", "eval": "eval",
     "hvp": "solve", "online": "curvature", "accumulate": "curvature", "gram": "curvature",
-    "chol": "solve",
+    "chol": "solve", "gram_apply": "solve",
 }
 
 
@@ -148,8 +150,8 @@ def predict(case, rates, mach):
     sec = {k: v / rates[k] * over for k, v in w.items()}
     parts = {
         "sgd": sec.get("sgd", 0) + sec.get("update", 0),
-        "curvature": sum(sec.get(k, 0) for k in ("online", "accumulate", "gram", "hvp")),
-        "solve": sec.get("chol", 0),
+        "curvature": sum(sec.get(k, 0) for k in ("online", "accumulate", "gram")),
+        "solve": sum(sec.get(k, 0) for k in ("chol", "gram_apply", "hvp")),
         "other": sec.get("hypergrad", 0) + sec.get("eval", 0),
         "comm": comm_time(case, mach),
     }
@@ -166,7 +168,8 @@ def memory_mib(case):
     if case["route"] in ("online", "accumulate"):
         extra = 8.0 * d * d / P * 1.15
     else:
-        extra = 8.0 * N * N / P * 1.15 + 8.0 * N * width
+        extra = (8.0 * N * N / P * 1.15 + 8.0 * N * width
+                 + 16.0 * (max(m, C) if case["kron"] else d) * N / math.sqrt(P))
     return (base + extra) / 1048576.0
 
 
@@ -261,9 +264,9 @@ def assumptions(rates, comm, peak, missing, ratios, cores):
         "Model: time per outer step = inner SGD (T steps of B/P per-sample gradients, 4 d flops "
         "each, plus the d-vector update) + the estimator's work (the solver's own cost model, "
         "src/estimators/efim.c: online 4 d^2 B/P + 2 d B^2 per inner step; accumulate d^2 B/P per "
-        "inner step and a d^3/3P Cholesky; gram 2 N^2 (m + C)/P with the Kronecker form or "
-        "2 N^2 d/P without, and an N^3/3P Cholesky, N = T B; cg (Q + 1) HVPs of 8 d flops per "
-        "row) + the hypergradient's cross term and the validation gradient + communication "
+        "inner step (the lower triangle) and a d^3/3P Cholesky; gram 2 N^2 (m + C)/P with the "
+        "Kronecker form or 2 N^2 d/P without, an N^3/3P Cholesky and 4 N d on every rank, N = "
+        "T B; cg (Q + 1) HVPs of 8 d flops per row) + the hypergradient's cross term and the validation gradient + communication "
         "(inner SGD's all-reduce of d + 4 doubles per step, the all-gather of B per-sample "
         "gradients per step, the online route's all-reduce of d B doubles per step, cg's "
         "all-reduce per HVP).",
@@ -289,7 +292,8 @@ def assumptions(rates, comm, peak, missing, ratios, cores):
         "Cluster prediction (kind=predict), assumptions: nodes of "
         f"{RANKS_PER_NODE} ranks, each rank computing at this machine's fitted per-rank rates "
         "(one core per rank, OPENBLAS_NUM_THREADS=1); within a node collectives cost what "
-        "4 ranks cost here (optimistic for 32); between nodes a ring over a "
+        "4 ranks cost here (themselves oversubscribed on 2 cores; how 32 ranks on one node "
+        "compare is not known from these measurements); between nodes a ring over a "
         f"{NET_BANDWIDTH * 8 / 1e9:.0f} Gb/s network with {NET_LATENCY * 1e6:.0f} us latency, "
         "no overlap of communication and compute, no contention. Problem: a linear softmax "
         f"model with C = {N_CLASS} classes and d = m C parameters (the main job's shape at d = "
@@ -297,7 +301,9 @@ def assumptions(rates, comm, peak, missing, ratios, cores):
         f"per row (hyper-cleaning), B = {PREDICT_B}, T = {PREDICT_T}; routes online, "
         "accumulate and gram with dense per-sample gradients (what a model without the "
         "Kronecker form costs), and gram-kron with it (what the solver picks for this problem). "
-        "Memory per rank: the solver's memory model plus the data shard. Not modelled: "
+        "Memory per rank: the solver's memory model plus the data shard. The fitted stage "
+        "rates come from stage totals over all outer steps, first step's set-up included, "
+        "while sec_per_outer excludes the first step. Not modelled: "
         "load imbalance, the block-cyclic layout's granularity on many ranks, ScaLAPACK's "
         "efficiency at 2,048 ranks, file I/O and checkpoints.",
     ]

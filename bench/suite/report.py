@@ -538,7 +538,7 @@ def hpo_report(rows, ctx):
         for method in ordered(runs, ESTIMATORS):
             last = last_rows(runs[method], "seed")
             finals[method] = (median(column(last, "test_loss")),
-                              median(column(last, "wall_time")))
+                              median(column(last, "wall_time")), len(last))
             table.append([label(method), len(last), fmt(median(column(last, "val_loss")), ".4f"),
                           fmt(finals[method][0], ".4f"),
                           fmt(median(column(last, "test_acc")), ".4f"),
@@ -571,7 +571,11 @@ def hpo_report(rows, ctx):
 def hpo_readme_line(dataset, finals, grid):
     """One line: the estimators' lowest final test loss (and NHGD's) against the grid's best."""
     parts = []
-    ranked = sorted((f for f in finals if finite(finals[f][0])), key=lambda m: finals[m][0])
+    # Rank only the estimators run on every seed (exact may have fewer: its medians are over
+    # other seeds and not comparable).
+    most = max((finals[f][2] for f in finals), default=0)
+    ranked = sorted((f for f in finals if finite(finals[f][0]) and finals[f][2] == most),
+                    key=lambda m: finals[m][0])
     if ranked:
         best = ranked[0]
         parts.append(f"lowest final test loss among estimators {label(best)} "
@@ -587,7 +591,10 @@ def hpo_readme_line(dataset, finals, grid):
                      f"({fmt_seconds(grid['wall_time'])} s for {fmt_plain(grid['points'])} points)")
     else:
         parts.append("grid search not run")
-    return f"- **HPO, {dataset}** (medians over seeds): " + "; ".join(parts) + "."
+    fewer = [f"{label(f)} ran on {plural(finals[f][2], 'seed')} only (table in the summary)"
+             for f in finals if finals[f][2] < most]
+    return (f"- **HPO, {dataset}** (medians over {plural(most, 'seed')}): " + "; ".join(parts + fewer)
+            + ".")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1019,8 +1026,8 @@ def write_summary(ctx, sections):
     """RESULTS_DIR/summary.md: provenance, the note on timings, then every section."""
     quick = " Run with `--quick` (short check)." if ctx.get("quick", "0") == "1" else ""
     lines = ["# Benchmark suite results", "",
-             f"Machine: {sentence(ctx.get('machine'))}. Date: {ctx.get('date')}. "
-             f"Commit: {ctx.get('commit')}. Command: `{ctx.get('command')}`. "
+             f"Machine: {sentence(ctx.get('machine'))}. Last invocation: {ctx.get('date')}, "
+             f"commit {ctx.get('commit')}, command `{ctx.get('command')}`. "
              f"Ranks: {ctx.get('ranks')}.{quick}", ""] + section_runs(ctx) + [
              "Timings are medians over seeds or repeats, each section measured in one run on a "
              "shared 2-core machine: compare them as ratios within a section, not as absolute "
@@ -1034,11 +1041,15 @@ def write_summary(ctx, sections):
 def readme_block(ctx, sections):
     """The README's results section: provenance line, Fashion-MNIST tables and plot, then one
     line per other headline."""
-    minutes = ctx.get("minutes", "")
-    duration = f"about {minutes} minutes; " if minutes else ""
-    quick = " This run used `--quick`." if ctx.get("quick", "0") == "1" else ""
-    intro = (f"Produced by `bench/suite.sh` on {sentence(ctx.get('machine'))}, "
-             f"{ctx.get('date')}, commit {ctx.get('commit')}; rerun with `bench/suite.sh` "
+    runs = {k[4:]: v for k, v in ctx.meta.items() if k.startswith("run.") and v}
+    # Each run line ends "..., N min[, --quick]": the whole suite takes their sum.
+    total = sum(int(m.group(1)) for m in (re.search(r"(\d+) min", v) for v in runs.values()) if m)
+    duration = f"about {total} minutes; " if total else ""
+    quick = (" Some sections ran with `--quick`: not numbers to quote."
+             if any("--quick" in v for v in runs.values()) else "")
+    measured = "; ".join(f"{name}: {when}" for name, when in sorted(runs.items()))
+    intro = (f"Produced by `bench/suite.sh` on {sentence(ctx.get('machine'))} (sections "
+             f"measured: {measured or 'unknown'}); rerun with `bench/suite.sh` "
              f"({duration}`bench/suite.sh --quick` for a short check).{quick} Full tables and "
              f"plots: {ctx.from_readme('summary.md')}.")
     headlines = [line for key in ("hpo", "accuracy", "scaling", "kernels")

@@ -38,9 +38,10 @@ vals = [per_outer] + [stages.get(c, float("nan")) / K for c in cols]
 vals += [f.attrs["estimator_bytes_per_inner_step"], f.attrs["max_rss_mib"]]
 print(sys.argv[2] + "," + ",".join(f"{v:.6g}" for v in vals))
 PY
+  [ $? -eq 0 ] || exit 1
 }
 
-full=$(fmnist_data 0 0.5)
+full=$(fmnist_data 0 0.5) || exit 1
 for r in $(seq 1 "$repeats"); do
   for np in $ranks; do
     # Strong: the same 20,000 rows and global batch 256 on every rank count.
@@ -49,7 +50,7 @@ for r in $(seq 1 "$repeats"); do
       measure strong "$np" "$full" 20000 256 $est "$r" --hvp-steps 10 --hvp-batch 2048
     done
     # Weak: 5,000 rows and 64 of the batch per rank.
-    weak=$(fmnist_data 0 0.5 --n-train $((5000 * np)))
+    weak=$(fmnist_data 0 0.5 --n-train $((5000 * np))) || exit 1
     for est in "none auto" "cg auto" "nhgd gram"; do
       # shellcheck disable=SC2086
       measure weak "$np" "$weak" $((5000 * np)) $((64 * np)) $est "$r" --hvp-steps 10 \
@@ -68,4 +69,4 @@ for np in 1 2; do
     echo "$np,${shape// /,},$(mpirun_n "$np" "$build/bench/dgemm_rate" $shape 5)" >>"$out/dgemm.csv"
   done
 done
-echo "setting.scaling=The main job's problem (hyper-cleaning, jobs/hyperclean_fmnist.cfg) with $K outer steps of $T inner steps, no test evaluation, on 1, 2 and 4 ranks ($cores cores: 4 ranks are oversubscribed), $repeats repeat(s), medians. Strong: 20,000 training rows, global batch 256, estimators none, cg (--hvp-steps 10 --hvp-batch 2048) and nhgd on each of its routes gram, accumulate, online. Weak: 5,000 rows and 64 of the batch per rank (cg: --hvp-batch 512 per rank), nhgd on the gram route, which the cost model picks. sec_per_outer = wall time between the end of the first and of the last outer step over $((K - 1)) step(s); stage times = the slowest rank's total over all $K outer steps / $K; bytes = payload each rank received from the estimator's collectives per inner step; memory = peak resident set of the largest rank." >>"$out/meta.txt"
+echo "setting.scaling=The main job's problem (hyper-cleaning, jobs/hyperclean_fmnist.cfg) with $K outer steps of $T inner steps, no test evaluation, on 1, 2 and 4 ranks ($cores cores: 4 ranks are oversubscribed), $repeats repeat(s), medians. Strong: 20,000 training rows, global batch 256, estimators none, cg (--hvp-steps 10 --hvp-batch 2048) and nhgd on each of its routes gram, accumulate, online. Weak: 5,000 rows and 64 of the batch per rank (cg: --hvp-batch 512 per rank), nhgd on the gram route, which the cost model picks. sec_per_outer = wall time between the end of the first and of the last outer step over $((K - 1)) step(s); stage times = the slowest rank's total over all $K outer steps / $K; bytes = the estimator's collective payload per rank per inner step as the solver counts it (an all-reduce counts its vector once, also on 1 rank); memory = peak resident set of the largest rank." >>"$out/meta.txt"

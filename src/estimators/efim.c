@@ -102,7 +102,8 @@ int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
   plan->bytes_comm[NHGD_ROUTE_ONLINE] = gather + 2.0 * 8.0 * d * B;
   plan->bytes_mem[NHGD_ROUTE_ONLINE] = base + dd_local;
 
-  plan->flops[NHGD_ROUTE_ACCUMULATE] = T * 2.0 * d * d * B / P + d * d * d / 3.0 / P / chol;
+  /* Only the lower triangle of F += U U^T is formed: d^2 B flops per step, not 2 d^2 B. */
+  plan->flops[NHGD_ROUTE_ACCUMULATE] = T * d * d * B / P + d * d * d / 3.0 / P / chol;
   plan->bytes_comm[NHGD_ROUTE_ACCUMULATE] = gather;
   plan->bytes_mem[NHGD_ROUTE_ACCUMULATE] = base + dd_local;
 

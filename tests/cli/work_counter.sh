@@ -18,7 +18,7 @@ run() { timeout 300 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd"
 "$nhgd" data synth --kind logistic --features 6 --classes 3 --n-train 300 --n-val 40 \
   --n-test 50 --seed 2 --output d.h5 >/dev/null || exit 1
 K=3 T=4 B=16 Q=5 b=32 n=300 nv=40
-common=(run --data d.h5 --problem logreg --outer-steps $K --inner-steps $T --batch $B
+common=(--data d.h5 --problem logreg --outer-steps $K --inner-steps $T --batch $B
   --inner-lr 0.1 --outer-lr 0.05 --hvp-steps $Q --hvp-batch $b --neumann-eta 0.05)
 failures=0
 check() { # name file expected-per-step
@@ -36,7 +36,7 @@ check() { # name file expected-per-step
 }
 base=$((T * B + nv))
 for est in nhgd exact cg neumann soba; do
-  "$nhgd" "${common[@]}" --estimator "$est" --output "$est.h5" || {
+  run run "${common[@]}" --estimator "$est" --output "$est.h5" || {
     echo "FAIL $est: run failed"
     failures=$((failures + 1))
     continue
@@ -55,9 +55,9 @@ fi
 check neumann neumann.h5 $((base + (Q - 1) * b))
 check soba soba.h5 $((base + T * B + nv))
 # Stopped inside an inner loop and resumed: the counter continues where it stopped.
-"$nhgd" "${common[@]}" --estimator soba --checkpoint-dir ck --halt-after 6 --output r.h5
+run run "${common[@]}" --estimator soba --checkpoint-dir ck --halt-after 6 --output r.h5
 [ $? -eq 75 ] || { echo "FAIL soba stop: exit code"; failures=$((failures + 1)); }
-"$nhgd" "${common[@]}" --estimator soba --checkpoint-dir ck --output r.h5 || failures=$((failures + 1))
+run run "${common[@]}" --estimator soba --checkpoint-dir ck --output r.h5 || failures=$((failures + 1))
 check "soba stopped and resumed" r.h5 $((base + T * B + nv))
 [ "$failures" -eq 0 ] && echo "all work-counter checks passed" || echo "$failures failure(s)"
 exit $((failures > 0))
