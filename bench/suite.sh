@@ -68,7 +68,7 @@ for s in "${sections[@]}"; do
   # alone).
   mode=""
   [ "$quick" = 1 ] && mode=", --quick"
-  echo "run.$s=$(date -u +%Y-%m-%d), commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes'), $P ranks, $((($(date +%s) - t0 + 59) / 60)) min$mode" >>"$meta"
+  echo "run.$s=$(date -u +%Y-%m-%d), commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet -- . ':!bench/results' ':!README.md' || echo '+changes'), $P ranks, $((($(date +%s) - t0 + 59) / 60)) min$mode" >>"$meta"
 done
 if [ -f "$out/scaling.csv" ]; then
   $python "$bench_dir/suite/model.py" "$out" || exit 1
