@@ -50,7 +50,7 @@ grep '^setting\.\|^run\.\|^fmnist_targets=' "$meta" >"$meta.keep" || true
 {
   echo "machine=$(machine_desc)"
   echo "date=$(date -u +%Y-%m-%d)"
-  echo "commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet || echo '+changes')"
+  echo "commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet -- . ':!bench/results' ':!README.md' || echo '+changes')"
   echo "command=bench/suite.sh${args:+ $args}"
   echo "ranks=$P"
   echo "quick=$quick"
