@@ -35,3 +35,14 @@ machine_record() {
 h5get() {
   $python -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'r'); print($2)" "$1"
 }
+
+# stage_seconds FILE STAGE: the slowest rank's total seconds in a timing stage of an output.
+stage_seconds() {
+  $python - "$1" "$2" <<'PY'
+import sys, h5py
+t = h5py.File(sys.argv[1], "r")["timing"]
+names = t.attrs["stages"]
+names = (names.decode() if isinstance(names, bytes) else str(names)).split(",")
+print(t["max"][names.index(sys.argv[2])])
+PY
+}

@@ -25,7 +25,7 @@ for d in $DS; do
     mpirun_n "$P" "$nhgd" hypergrad --data "$data" --problem ridge --estimator nhgd \
       --efim-route "$route" --inner-steps "$T" --batch "$B" --inner-lr 1e-4 --overlap 0 \
       --log-level 1 --output "$o" || exit 1
-    runs+=("$route $(h5get "$o" "f['timing/max'][3] / $T") $(h5get "$o" "f.attrs['estimator_bytes_per_inner_step']")")
+    runs+=("$route $($python -c "print($(stage_seconds "$o" curvature) / $T)") $(h5get "$o" "f.attrs['estimator_bytes_per_inner_step']")")
   done
   dg=$($python -c "print(max($dg, $(dgemm)))")
   for run in "${runs[@]}"; do

@@ -37,6 +37,8 @@ if ! $python -c "import matplotlib, h5py, numpy" 2>/dev/null; then
 fi
 export NHGD_SUITE_OUT=$results/suite NHGD_SUITE_QUICK=$quick NHGD_SUITE_RANKS=$P
 out=$NHGD_SUITE_OUT
+# dirty: "+changes" when the code differs from the commit (the suite's own outputs aside).
+dirty() { git -C "$root" diff --quiet -- . ':!bench/results' ':!README.md' || echo '+changes'; }
 mkdir -p "$out"
 start=$(date +%s)
 # A section run alone keeps the other sections' results and settings.
@@ -50,7 +52,7 @@ grep '^setting\.\|^run\.\|^fmnist_targets=' "$meta" >"$meta.keep" || true
 {
   echo "machine=$(machine_desc)"
   echo "date=$(date -u +%Y-%m-%d)"
-  echo "commit=$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet -- . ':!bench/results' ':!README.md' || echo '+changes')"
+  echo "commit=$(git -C "$root" rev-parse --short HEAD)$(dirty)"
   echo "command=bench/suite.sh${args:+ $args}"
   echo "ranks=$P"
   echo "quick=$quick"
@@ -68,7 +70,7 @@ for s in "${sections[@]}"; do
   # alone).
   mode=""
   [ "$quick" = 1 ] && mode=", --quick"
-  echo "run.$s=$(date -u +%Y-%m-%d), commit $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet -- . ':!bench/results' ':!README.md' || echo '+changes'), $P ranks, $((($(date +%s) - t0 + 59) / 60)) min$mode" >>"$meta"
+  echo "run.$s=$(date -u +%Y-%m-%d), commit $(git -C "$root" rev-parse --short HEAD)$(dirty), $P ranks, $((($(date +%s) - t0 + 59) / 60)) min$mode" >>"$meta"
 done
 if [ -f "$out/scaling.csv" ]; then
   $python "$bench_dir/suite/model.py" "$out" || exit 1

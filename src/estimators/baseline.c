@@ -79,6 +79,12 @@ int nhgd_hvp_apply(nhgd_hvp *h, nhgd_engine *e, const double *theta, int nb, con
   return NHGD_OK;
 }
 
+void nhgd_hvp_account(nhgd_hvp *h, nhgd_engine *e) {
+  e->comm_bytes += h->bytes;
+  e->comm_steps += e->opt.inner_steps;
+  h->bytes = 0.0;
+}
+
 double nhgd_baseline_dot(int64_t d, const double *a, const double *b) {
   return cblas_ddot((int)d, a, 1, b, 1);
 }

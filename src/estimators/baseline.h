@@ -47,6 +47,10 @@ int nhgd_hvp_point(nhgd_hvp *h, nhgd_engine *e, const double *theta);
 int nhgd_hvp_apply(nhgd_hvp *h, nhgd_engine *e, const double *theta, int nb, const int *rows,
                    double B, const double *x, double *out);
 
+/* After a solve of an outer step: charge the products' traffic to the engine's counters
+ * (spread over the step's inner steps) and reset it. */
+void nhgd_hvp_account(nhgd_hvp *h, nhgd_engine *e);
+
 /* Dot product and squared norm of replicated d-vectors (the same on every rank). */
 double nhgd_baseline_dot(int64_t d, const double *a, const double *b);
 

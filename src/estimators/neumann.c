@@ -80,9 +80,7 @@ static int neumann_solve(nhgd_estimator *est, nhgd_engine *e, const double *thet
   nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
   int rc = neumann_run(s, e, theta, g);
   nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
-  e->comm_bytes += s->hvp.bytes;
-  e->comm_steps += e->opt.inner_steps;
-  s->hvp.bytes = 0.0;
+  nhgd_hvp_account(&s->hvp, e);
   NHGD_CHECK(rc);
   memcpy(u, s->acc, (size_t)s->d * sizeof(double));
   return NHGD_OK;
