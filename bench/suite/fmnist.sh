@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Suite section 1: hyper-cleaning on Fashion-MNIST (ALGORITHM.md section 6) with every
+# Suite section 1: hyper-cleaning on Fashion-MNIST (docs/algorithm.md section 6) with every
 # estimator, several seeds, and plain models on the noisy labels (floor) and on clean labels
 # (ceiling). Writes fmnist.csv: one row per outer step of every run.
 source "$(dirname "$0")/../common.sh"
@@ -47,6 +47,6 @@ for s in $exact_seeds; do
   history_rows "$o" "exact,$s" $cols >>"$csv" || exit 1
 done
 {
-  echo "setting.fmnist=Protocol of ALGORITHM.md section 6: 20,000 train rows with half the labels redrawn, 5,000 clean validation rows, the 10,000 test images, linear 784 x 10 model, r = 1e-3; the main job's settings (jobs/hyperclean_fmnist.cfg: outer Adam 0.1, $K outer steps, 20 inner SGD steps of batch 256, step 0.1, warm start) on $P ranks; seeds $seeds (the seed sets the data draw and the minibatches), exact on seeds $exact_seeds with $K_exact outer steps. Estimators: nhgd (default settings, route chosen by the cost model), exact, ${est[cg]}, ${est[neumann]}, ${est[soba]} (eta and rho equal to the inner step size, which inner SGD shows is below 2 / lambda_max). noisy: plain model on the noisy labels (every weight sigmoid(0), outer step 0); clean: the same on a copy of the data with no label noise."
+  echo "setting.fmnist=Protocol of docs/algorithm.md section 6: 20,000 train rows with half the labels redrawn, 5,000 clean validation rows, the 10,000 test images, linear 784 x 10 model, r = 1e-3; the main job's settings (jobs/hyperclean_fmnist.cfg: outer Adam 0.1, $K outer steps, 20 inner SGD steps of batch 256, step 0.1, warm start) on $P ranks; seeds $seeds (the seed sets the data draw and the minibatches), exact on seeds $exact_seeds with $K_exact outer steps. Estimators: nhgd (default settings, route chosen by the cost model), exact, ${est[cg]}, ${est[neumann]}, ${est[soba]} (eta and rho equal to the inner step size, which inner SGD shows is below 2 / lambda_max). noisy: plain model on the noisy labels (every weight sigmoid(0), outer step 0); clean: the same on a copy of the data with no label noise."
   echo "fmnist_targets=0.80,0.81,0.82"
 } >>"$out/meta.txt"

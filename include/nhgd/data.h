@@ -3,6 +3,8 @@
 #ifndef NHGD_DATA_H
 #define NHGD_DATA_H
 
+#include "nhgd/export.h"
+
 #include <mpi.h>
 #include <stdint.h>
 
@@ -46,32 +48,43 @@ typedef struct nhgd_data {
  * finite values, at least as many rows as ranks in every split. On error every rank
  * returns the same status and message (naming the file, dataset and problem) and *out is
  * NULL. */
-int nhgd_data_load(MPI_Comm comm, const char *path, nhgd_data **out);
+NHGD_API int nhgd_data_load(MPI_Comm comm, const char *path, nhgd_data **out);
 
 /* Collective (frees the duplicated communicator). Frees the data and sets *data to NULL;
  * NULL-safe. */
-void nhgd_data_destroy(nhgd_data **data);
+NHGD_API void nhgd_data_destroy(nhgd_data **data);
 
 /* Rows [lo, lo+n) owned by rank r of P for a split of n_global rows. Not collective. */
-void nhgd_partition(int64_t n_global, int P, int r, int64_t *lo, int64_t *n);
+NHGD_API void nhgd_partition(int64_t n_global, int P, int r, int64_t *lo, int64_t *n);
 
 /* Rank that owns global row i. Not collective. */
-int nhgd_partition_owner(int64_t n_global, int P, int64_t i);
+NHGD_API int nhgd_partition_owner(int64_t n_global, int P, int64_t i);
 
 /* ---- Writers behind `nhgd data` (run on one process; not collective) ---- */
 
-/* Fashion-MNIST with the hyper-cleaning protocol (ALGORITHM.md section 6). */
+/* Fashion-MNIST with the hyper-cleaning protocol (docs/algorithm.md section 6). */
 typedef struct nhgd_fmnist_options {
   char dir[4096];    /* folder with the four IDX files (.gz or plain) */
   char output[4096]; /* HDF5 file to write */
-  int64_t n_train;   /* default 20000 */
-  int64_t n_val;     /* default 5000 */
-  double corruption; /* probability that a training label is replaced, default 0.5 */
-  uint64_t seed;     /* default 0 */
-  int standardize;   /* default 1 */
+  int64_t n_train;   /* training rows */
+  int64_t n_val;     /* validation rows */
+  double corruption; /* probability that a training label is replaced */
+  uint64_t seed;     /* seed of the split and the corruption */
+  int standardize;   /* standardise features with the train mean and deviation */
 } nhgd_fmnist_options;
-void nhgd_fmnist_options_default(nhgd_fmnist_options *o);
-int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o);
+/* The defaults of nhgd_fmnist_options, the one place they are written: used by
+ * nhgd_fmnist_options_default and, as text, by `nhgd data fashion-mnist` (so each must stay
+ * a plain literal that the command line parses back to the same value). */
+#define NHGD_FMNIST_DEFAULT_DIR "/usr/share/datasets/fashion-mnist"
+#define NHGD_FMNIST_DEFAULT_OUTPUT "fashion_mnist.h5"
+#define NHGD_FMNIST_DEFAULT_N_TRAIN 20000
+#define NHGD_FMNIST_DEFAULT_N_VAL 5000
+#define NHGD_FMNIST_DEFAULT_CORRUPTION 0.5
+#define NHGD_FMNIST_DEFAULT_SEED 0
+#define NHGD_FMNIST_DEFAULT_STANDARDIZE 1
+/* Set every field of *o to its default above. */
+NHGD_API void nhgd_fmnist_options_default(nhgd_fmnist_options *o);
+NHGD_API int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o);
 
 /* A user's IDX image/label files split into train/val (and test from separate files). */
 typedef struct nhgd_import_idx_options {
@@ -82,8 +95,8 @@ typedef struct nhgd_import_idx_options {
   uint64_t seed;
   int standardize; /* default 1 */
 } nhgd_import_idx_options;
-void nhgd_import_idx_options_default(nhgd_import_idx_options *o);
-int nhgd_data_import_idx(const nhgd_import_idx_options *o);
+NHGD_API void nhgd_import_idx_options_default(nhgd_import_idx_options *o);
+NHGD_API int nhgd_data_import_idx(const nhgd_import_idx_options *o);
 
 /* A LIBSVM text file ("label idx:value ..." per line, 1-based indices). */
 typedef struct nhgd_import_libsvm_options {
@@ -96,8 +109,8 @@ typedef struct nhgd_import_libsvm_options {
   uint64_t seed;
   int standardize;
 } nhgd_import_libsvm_options;
-void nhgd_import_libsvm_options_default(nhgd_import_libsvm_options *o);
-int nhgd_data_import_libsvm(const nhgd_import_libsvm_options *o);
+NHGD_API void nhgd_import_libsvm_options_default(nhgd_import_libsvm_options *o);
+NHGD_API int nhgd_data_import_libsvm(const nhgd_import_libsvm_options *o);
 
 /* Synthetic ridge (linear-Gaussian) or logistic (softmax) data with the true parameters
  * stored under /truth. */
@@ -109,8 +122,8 @@ typedef struct nhgd_synth_options {
   double noise; /* ridge: noise standard deviation sigma */
   uint64_t seed;
 } nhgd_synth_options;
-void nhgd_synth_options_default(nhgd_synth_options *o);
-int nhgd_data_synth(const nhgd_synth_options *o);
+NHGD_API void nhgd_synth_options_default(nhgd_synth_options *o);
+NHGD_API int nhgd_data_synth(const nhgd_synth_options *o);
 
 #ifdef __cplusplus
 }

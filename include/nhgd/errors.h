@@ -2,6 +2,8 @@
 #ifndef NHGD_ERRORS_H
 #define NHGD_ERRORS_H
 
+#include "nhgd/export.h"
+
 #include <mpi.h>
 
 #ifdef __cplusplus
@@ -26,29 +28,29 @@ typedef enum nhgd_status {
 } nhgd_status;
 
 /* Short name of a status code ("invalid argument", ...). Not collective. */
-const char *nhgd_strerror(int code);
+NHGD_API const char *nhgd_strerror(int code);
 
 /* Record an error: the first message set since the last nhgd_error_clear() is kept, later
  * ones only add their location to the trace. Returns code. Not collective. */
-int nhgd_error_set(int code, const char *file, int line, const char *fmt, ...)
+NHGD_API int nhgd_error_set(int code, const char *file, int line, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
 
 /* Add a call-site to the trace of the recorded error; returns code. Not collective. */
-int nhgd_error_trace(int code, const char *file, int line);
+NHGD_API int nhgd_error_trace(int code, const char *file, int line);
 
 /* The recorded message ("" if none) and its trace of call sites. Not collective. */
-const char *nhgd_error_message(void);
-const char *nhgd_error_where(void);
-void nhgd_error_clear(void);
+NHGD_API const char *nhgd_error_message(void);
+NHGD_API const char *nhgd_error_where(void);
+NHGD_API void nhgd_error_clear(void);
 
 /* Collective over comm. Every rank passes its local status; all ranks return the same
  * status: 0 if every rank passed 0, otherwise the code of the lowest failing rank, whose
  * message then becomes the recorded message on every rank. Call it before the next
  * collective operation after anything that can fail on some ranks only. */
-int nhgd_error_agree(MPI_Comm comm, int local_status);
+NHGD_API int nhgd_error_agree(MPI_Comm comm, int local_status);
 
 /* Return early with a new error. */
 #define NHGD_FAIL(code, ...) return nhgd_error_set((code), __FILE__, __LINE__, __VA_ARGS__)

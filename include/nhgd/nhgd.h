@@ -4,6 +4,8 @@
 
 #include "nhgd/data.h"
 #include "nhgd/errors.h"
+#include "nhgd/export.h"
+#include "nhgd/log.h"
 #include "nhgd/options.h"
 #include "nhgd/problem.h"
 #include "nhgd/solver.h"

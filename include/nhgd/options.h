@@ -1,10 +1,15 @@
-/* Run options: one struct with defaults, filled from a file, the environment and the
- * command line (in that order of precedence, later wins), validated once. */
+/* Options: a handle holding blocks of typed options, each block a table of specs (name,
+ * type, default, range, help, whether it shapes the trajectory) owned by the module that
+ * reads it. Values come from a file, the environment and the command line (in that order of
+ * precedence, later wins) and are read back by name with typed getters. */
 #ifndef NHGD_OPTIONS_H
 #define NHGD_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+
+#include "nhgd/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -12,83 +17,93 @@ extern "C" {
 
 #define NHGD_PATH_MAX 4096
 
-typedef struct nhgd_options {
-  /* input, problem, method, output */
-  char data[NHGD_PATH_MAX];    /* input HDF5 file */
-  char problem[32];            /* ridge | logreg | hyperclean */
-  char estimator[32];          /* nhgd | exact | cg | neumann | soba | none */
-  char output[NHGD_PATH_MAX];  /* output HDF5 file */
-  char metrics[NHGD_PATH_MAX]; /* JSON-lines metrics file, "" for none */
-  char v_from[NHGD_PATH_MAX];  /* start v from /v of this HDF5 file, "" for v_init */
-  /* outer loop */
-  int64_t outer_steps;
-  char outer_opt[16]; /* sgd | adam */
-  double outer_lr;
-  char outer_schedule[16]; /* const | invsqrt | inv */
-  double outer_decay;
-  double adam_beta1, adam_beta2, adam_eps;
-  /* inner loop */
-  int64_t inner_steps;
-  int64_t batch;
-  double inner_lr;
-  char inner_schedule[16]; /* const | inv | cosine */
-  double inner_decay;
-  int warm_start;
-  /* problems */
-  double noise_sigma, clean_reg, v_init;
-  /* distributed linear algebra */
-  int block_size; /* 0: automatic */
-  int grid_rows;  /* 0: automatic (near-square, rows <= columns) */
-  int hess_chunk; /* training rows per rank per all-gather when forming the exact Hessian */
-  int kron;       /* use the Kronecker structure of softmax problems when declared */
-  /* the NHGD estimator */
-  char efim_route[16];    /* auto | online | accumulate | gram | dense */
-  double efim_damping;    /* lambda_F added to D */
-  double efim_weight_exp; /* c_s = w_s^exp */
-  char efim_mode[8];      /* mean | ema */
-  double efim_beta;       /* ema: in (0, 1) */
-  char cross_mode[16];    /* end | average: where J is evaluated */
-  int overlap;            /* fold step t into the EFIM while SGD takes step t+1 */
-  double mem_per_rank;    /* MiB a rank may use (0: from MemAvailable) */
-  /* the baseline estimators cg, neumann, soba */
-  int hvp_steps;      /* cg: CG iterations Q; neumann: terms Q of the series */
-  int64_t hvp_batch;  /* cg, neumann: rows per Hessian-vector product (0: all) */
-  int hvp_warm;       /* cg: start from the previous outer step's u */
-  double neumann_eta; /* neumann: step eta of the series */
-  double soba_rho;    /* soba: step rho of the z update */
-  /* checkpoint and restart */
-  char checkpoint_dir[NHGD_PATH_MAX]; /* "" disables checkpoints */
-  int checkpoint_every;               /* outer steps between checkpoints (0: at stop/end only) */
-  int checkpoint_every_inner;         /* inner steps between checkpoints (0: none inside) */
-  double checkpoint_seconds;          /* seconds between checkpoints (0: off) */
-  int keep;                           /* checkpoints kept */
-  char restart[NHGD_PATH_MAX];        /* auto | never | path of one checkpoint */
-  int64_t halt_after;                 /* stop with a checkpoint after this many inner steps */
-  /* misc */
-  uint64_t seed;
-  int eval_every; /* evaluate on the test split every this many outer steps (0: never) */
-  int log_level;  /* 0 error, 1 warn, 2 info, 3 debug */
-} nhgd_options;
+typedef struct nhgd_options nhgd_options;
 
-/* Set every field to its documented default. Not collective. */
-void nhgd_options_default(nhgd_options *o);
+typedef enum {
+  NHGD_OPT_INT,   /* int */
+  NHGD_OPT_I64,   /* int64_t */
+  NHGD_OPT_U64,   /* uint64_t */
+  NHGD_OPT_REAL,  /* double */
+  NHGD_OPT_BOOL,  /* int, 0 or 1 */
+  NHGD_OPT_STR,   /* char[size] */
+  NHGD_OPT_CHOICE /* char[size], one of the '|'-separated choices */
+} nhgd_opt_type;
+
+/* The option changes the run's trajectory: a checkpoint continues only a run that agrees. */
+#define NHGD_OPT_TRAJECTORY 1u
+
+/* One option of a block: where it lives in the block's struct (offset, and for strings the
+ * buffer size), its default as text and its valid range (inclusive; ignored when
+ * min > max). A table ends with an entry whose name is NULL. */
+typedef struct nhgd_option_spec {
+  const char *name;
+  nhgd_opt_type type;
+  size_t offset;
+  size_t size;
+  const char *def;
+  double min, max;
+  const char *choices;
+  const char *help;
+  unsigned flags;
+} nhgd_option_spec;
+
+/* Cross-option check of one block, given the whole set (NHGD_OK or an NHGD_ERR_ARG error). */
+typedef int (*nhgd_option_check)(const void *block, const nhgd_options *all);
+
+/* A block: a name, its table, the size of the struct the offsets point into, and an
+ * optional check. */
+typedef struct nhgd_option_block {
+  const char *name;
+  const nhgd_option_spec *specs;
+  size_t size;
+  nhgd_option_check check;
+} nhgd_option_block;
+
+/* Not collective. An empty set (for a program's own options). */
+NHGD_API int nhgd_options_create(nhgd_options **out);
+/* Not collective. The options of `nhgd run`: the solver's, the problems', and each
+ * registered estimator's block, all at their defaults. */
+NHGD_API int nhgd_options_create_run(nhgd_options **out);
+/* Not collective. Add a block (its struct allocated, zeroed and set to the defaults). The
+ * names of its options must be new to the set. */
+NHGD_API int nhgd_options_add_block(nhgd_options *o, const nhgd_option_block *block);
+/* Not collective. A deep copy. */
+NHGD_API int nhgd_options_copy(const nhgd_options *o, nhgd_options **out);
+/* NULL-safe; sets *o to NULL. */
+NHGD_API void nhgd_options_destroy(nhgd_options **o);
 
 /* Not collective (call it on every rank with the same arguments; the result is identical).
- * Applies, in order: the file named by --config (or NHGD_CONFIG), environment variables
- * NHGD_<NAME> (upper case, '-' as '_'), then argv[0..argc) of the form --name value or
- * --name=value. Unknown names, malformed or out-of-range values are errors naming the
- * option and its source. Sets *help when --help is present. */
-int nhgd_options_parse(nhgd_options *o, int argc, char **argv, int *help);
+ * Applies, in order: the file named by --config (or the environment variable
+ * <PREFIX>CONFIG), environment variables <PREFIX><NAME> (upper case, '-' as '_'), then
+ * argv[0..argc) of the form --name value or --name=value. env_prefix NULL reads no
+ * environment. Unknown names, malformed or out-of-range values are errors naming the option
+ * and its source. Sets *help when --help is present. */
+NHGD_API int nhgd_options_parse(nhgd_options *o, int argc, char **argv, const char *env_prefix,
+                                int *help);
+/* Set one option from text; source names where the value came from (for messages). */
+NHGD_API int nhgd_options_set(nhgd_options *o, const char *name, const char *value,
+                              const char *source);
+/* Typed setters and getters by name. An unknown name or a type that does not fit is an
+ * NHGD_ERR_ARG error. get_int reads INT, I64, U64 and BOOL options; get_string STR and
+ * CHOICE options (the pointer lives as long as the set and the value). */
+NHGD_API int nhgd_options_set_int(nhgd_options *o, const char *name, int64_t value);
+NHGD_API int nhgd_options_set_real(nhgd_options *o, const char *name, double value);
+NHGD_API int nhgd_options_set_string(nhgd_options *o, const char *name, const char *value);
+NHGD_API int nhgd_options_get_int(const nhgd_options *o, const char *name, int64_t *value);
+NHGD_API int nhgd_options_get_real(const nhgd_options *o, const char *name, double *value);
+NHGD_API int nhgd_options_get_string(const nhgd_options *o, const char *name, const char **value);
+/* The struct of a block, for the module that owns it (NULL if the set has no such block). */
+NHGD_API const void *nhgd_options_block(const nhgd_options *o, const char *block);
 
-/* Check cross-option constraints (e.g. batch >= 1). Not collective. */
-int nhgd_options_validate(const nhgd_options *o);
-
-/* Print every option with its default and description. */
-void nhgd_options_help(FILE *out);
-
-/* Call fn(name, value-as-text, arg) for every option (for logging and output attributes). */
-void nhgd_options_foreach(const nhgd_options *o,
-                          void (*fn)(const char *name, const char *value, void *arg), void *arg);
+/* Run every block's check. Not collective. */
+NHGD_API int nhgd_options_validate(const nhgd_options *o);
+/* Print every option with its default, range or choices, and description. */
+NHGD_API void nhgd_options_help(const nhgd_options *o, FILE *out);
+/* Call fn(name, value-as-text, flags, arg) for every option, block by block. */
+NHGD_API void nhgd_options_foreach(const nhgd_options *o,
+                                   void (*fn)(const char *name, const char *value, unsigned flags,
+                                              void *arg),
+                                   void *arg);
 
 #ifdef __cplusplus
 }

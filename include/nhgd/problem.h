@@ -3,6 +3,10 @@
 #ifndef NHGD_PROBLEM_H
 #define NHGD_PROBLEM_H
 
+#include "nhgd/export.h"
+
+#include "nhgd/options.h"
+
 #include <stdint.h>
 #include "nhgd/data.h"
 
@@ -100,17 +104,22 @@ typedef struct nhgd_problem_params {
                          0), hyperclean logits (default 0) */
 } nhgd_problem_params;
 
-void nhgd_problem_params_default(nhgd_problem_params *pp);
+NHGD_API void nhgd_problem_params_default(nhgd_problem_params *pp);
 
 /* Not collective. Create a built-in problem ("ridge", "logreg", "hyperclean") bound to data.
  * Errors: unknown name, or data of the wrong task (ridge needs regression targets, logreg
  * and hyperclean need class labels). The problem is allocated; free with
  * nhgd_problem_destroy. */
-int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_problem_params *pp,
-                        nhgd_problem **out);
+NHGD_API int nhgd_problem_create(const char *name, const nhgd_data *data,
+                                 const nhgd_problem_params *pp, nhgd_problem **out);
+
+/* Not collective. The same, with the name and parameters from the problem block of run
+ * options (--problem, --noise-sigma, --clean-reg, --v-init). */
+NHGD_API int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *data,
+                                              nhgd_problem **out);
 
 /* Not collective. Calls pb->destroy, frees pb, sets *pb to NULL; NULL-safe. */
-void nhgd_problem_destroy(nhgd_problem **pb);
+NHGD_API void nhgd_problem_destroy(nhgd_problem **pb);
 
 #ifdef __cplusplus
 }

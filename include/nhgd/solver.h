@@ -2,6 +2,8 @@
 #ifndef NHGD_SOLVER_H
 #define NHGD_SOLVER_H
 
+#include "nhgd/export.h"
+
 #include <mpi.h>
 #include "nhgd/data.h"
 #include "nhgd/options.h"
@@ -13,43 +15,75 @@ extern "C" {
 
 typedef struct nhgd_solver nhgd_solver;
 
-/* Collective over comm (which must be the communicator the data was loaded on). Binds the
- * options, data and problem (not owned: keep them alive until destroy), initialises theta
- * and v (from --v-from when set) and creates the estimator. */
-int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
-                       nhgd_problem *pb, nhgd_solver **out);
+/* One outer step's record (also a row of the output's /history). */
+typedef struct nhgd_progress {
+  int64_t step;
+  double val_loss, val_acc, test_loss, test_acc, inner_loss, hypergrad_norm, wall_time;
+  double samples; /* per-sample gradients and Hessian-vector products used so far (all ranks) */
+} nhgd_progress;
+
+/* Called on every rank after each outer step, with the same record everywhere. */
+typedef void (*nhgd_progress_fn)(const nhgd_progress *p, void *arg);
+
+/* Collective over comm, which must have the same ranks in the same order as the
+ * communicator the data was loaded on (the solver works on a duplicate of it). Copies the
+ * options (from nhgd_options_create_run), binds the data and problem (not owned: keep them
+ * alive until destroy), initialises theta and v (from --v-from when set), continues from a
+ * checkpoint when --checkpoint-dir holds one, and creates the estimator. */
+NHGD_API int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
+                                nhgd_problem *pb, nhgd_solver **out);
 
 /* Collective. Run the remaining outer steps: inner SGD, estimator, hypergradient, outer
  * step, progress line and metrics per step. */
-int nhgd_solver_run(nhgd_solver *s);
+NHGD_API int nhgd_solver_run(nhgd_solver *s);
 
 /* Collective. One inner loop at the current v, then u and the hypergradient, no outer step
  * (what `nhgd hypergrad` does). */
-int nhgd_solver_hypergrad(nhgd_solver *s);
+NHGD_API int nhgd_solver_hypergrad(nhgd_solver *s);
 
 /* Collective. Write the output HDF5 file (see README: /theta, /v, /history, /config, and
  * /hypergradient, /u after nhgd_solver_hypergrad). Written under a temporary name and
  * renamed once every rank has succeeded. */
-int nhgd_solver_write(nhgd_solver *s, const char *path);
+NHGD_API int nhgd_solver_write(nhgd_solver *s, const char *path);
 
 /* Collective. Print the table of timing stages (min/avg/max over ranks) on rank 0. */
-int nhgd_solver_report(nhgd_solver *s);
+NHGD_API int nhgd_solver_report(nhgd_solver *s);
+
+/* Collective. The number of timing stages and, for each stage i < n, its name and min, avg,
+ * max seconds over the ranks (arrays of at least n entries; NULL to ask only for n). */
+NHGD_API int nhgd_solver_timing(nhgd_solver *s, int *n, const char **names, double *mn, double *avg,
+                                double *mx);
+
+/* Not collective: did the solver continue from a checkpoint? */
+NHGD_API int nhgd_solver_resumed(const nhgd_solver *s);
+
+/* Not collective: call fn(record, arg) after every outer step (NULL: none). */
+NHGD_API void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg);
+
+/* Async-signal-safe, not collective: ask the running solver to write a checkpoint at its
+ * next inner step and return NHGD_STOPPED (only with --checkpoint-dir; any rank's request
+ * counts). A signal handler may call it. */
+NHGD_API void nhgd_request_stop(void);
+
+/* Not collective: is the checkpoint file at path complete and undamaged (checksum file,
+ * size, CRC-32, format)? An NHGD_ERR_DATA error says what is wrong. */
+NHGD_API int nhgd_checkpoint_verify(const char *path);
 
 /* Read-only views (not collective): theta (d entries), this rank's v (p entries, or the
  * training rows it owns when v is per sample), the last u (d) and this rank's hypergradient
  * entries (same layout as v). */
-const double *nhgd_solver_theta(const nhgd_solver *s);
-const double *nhgd_solver_v(const nhgd_solver *s);
-const double *nhgd_solver_u(const nhgd_solver *s);
-const double *nhgd_solver_hypergradient(const nhgd_solver *s);
+NHGD_API const double *nhgd_solver_theta(const nhgd_solver *s);
+NHGD_API const double *nhgd_solver_v(const nhgd_solver *s);
+NHGD_API const double *nhgd_solver_u(const nhgd_solver *s);
+NHGD_API const double *nhgd_solver_hypergradient(const nhgd_solver *s);
 /* Number of entries of this rank's v slice. */
-int64_t nhgd_solver_v_local(const nhgd_solver *s);
+NHGD_API int64_t nhgd_solver_v_local(const nhgd_solver *s);
 /* Validation loss and test accuracy of the last outer step (NaN when not evaluated). */
-double nhgd_solver_val_loss(const nhgd_solver *s);
-double nhgd_solver_test_accuracy(const nhgd_solver *s);
+NHGD_API double nhgd_solver_val_loss(const nhgd_solver *s);
+NHGD_API double nhgd_solver_test_accuracy(const nhgd_solver *s);
 
 /* Collective; NULL-safe. */
-void nhgd_solver_destroy(nhgd_solver **s);
+NHGD_API void nhgd_solver_destroy(nhgd_solver **s);
 
 #ifdef __cplusplus
 }

@@ -4,74 +4,83 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "core/optable.h"
+#include "cli.h"
 #include "nhgd/nhgd.h"
 
 #define NORANGE 1, 0
+/* The text of a numeric default macro, e.g. "20000" for NHGD_FMNIST_DEFAULT_N_TRAIN. */
+#define DEFAULT_TEXT_(x) #x
+#define DEFAULT_TEXT(x) DEFAULT_TEXT_(x)
 #define FM(field) offsetof(nhgd_fmnist_options, field), sizeof(((nhgd_fmnist_options *)0)->field)
-static const nhgd_opt_spec fmnist_specs[] = {
-    {"dir", OPT_STR, FM(dir), "/usr/share/datasets/fashion-mnist", NORANGE, NULL,
-     "folder with the four Fashion-MNIST IDX files (.gz or plain)"},
-    {"output", OPT_STR, FM(output), "fashion_mnist.h5", NORANGE, NULL, "HDF5 file to write"},
-    {"n-train", OPT_I64, FM(n_train), "20000", 1, 60000, NULL, "training rows"},
-    {"n-val", OPT_I64, FM(n_val), "5000", 1, 60000, NULL, "validation rows"},
-    {"corruption", OPT_REAL, FM(corruption), "0.5", 0, 1, NULL,
-     "probability that a training label is replaced by a uniform draw"},
-    {"seed", OPT_U64, FM(seed), "0", NORANGE, NULL, "seed of the split and the corruption"},
-    {"standardize", OPT_BOOL, FM(standardize), "1", NORANGE, NULL,
-     "standardise features with the train mean and deviation"},
-    {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
+static const nhgd_option_spec fmnist_specs[] = {
+    {"dir", NHGD_OPT_STR, FM(dir), NHGD_FMNIST_DEFAULT_DIR, NORANGE, NULL,
+     "folder with the four Fashion-MNIST IDX files (.gz or plain)", 0},
+    {"output", NHGD_OPT_STR, FM(output), NHGD_FMNIST_DEFAULT_OUTPUT, NORANGE, NULL,
+     "HDF5 file to write", 0},
+    {"n-train", NHGD_OPT_I64, FM(n_train), DEFAULT_TEXT(NHGD_FMNIST_DEFAULT_N_TRAIN), 1, 60000,
+     NULL, "training rows", 0},
+    {"n-val", NHGD_OPT_I64, FM(n_val), DEFAULT_TEXT(NHGD_FMNIST_DEFAULT_N_VAL), 1, 60000, NULL,
+     "validation rows", 0},
+    {"corruption", NHGD_OPT_REAL, FM(corruption), DEFAULT_TEXT(NHGD_FMNIST_DEFAULT_CORRUPTION), 0,
+     1, NULL, "probability that a training label is replaced by a uniform draw", 0},
+    {"seed", NHGD_OPT_U64, FM(seed), DEFAULT_TEXT(NHGD_FMNIST_DEFAULT_SEED), NORANGE, NULL,
+     "seed of the split and the corruption", 0},
+    {"standardize", NHGD_OPT_BOOL, FM(standardize), DEFAULT_TEXT(NHGD_FMNIST_DEFAULT_STANDARDIZE),
+     NORANGE, NULL, "standardise features with the train mean and deviation", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
 #define FI(field)                                                                                  \
   offsetof(nhgd_import_idx_options, field), sizeof(((nhgd_import_idx_options *)0)->field)
-static const nhgd_opt_spec idx_specs[] = {
-    {"images", OPT_STR, FI(images), "", NORANGE, NULL, "IDX image file (required)"},
-    {"labels", OPT_STR, FI(labels), "", NORANGE, NULL, "IDX label file (required)"},
-    {"test-images", OPT_STR, FI(test_images), "", NORANGE, NULL, "IDX test images (optional)"},
-    {"test-labels", OPT_STR, FI(test_labels), "", NORANGE, NULL, "IDX test labels (optional)"},
-    {"output", OPT_STR, FI(output), "imported.h5", NORANGE, NULL, "HDF5 file to write"},
-    {"val-fraction", OPT_REAL, FI(val_fraction), "0.2", 1e-9, 0.999999, NULL,
-     "fraction of the rows that go to /val"},
-    {"seed", OPT_U64, FI(seed), "0", NORANGE, NULL, "seed of the split"},
-    {"standardize", OPT_BOOL, FI(standardize), "1", NORANGE, NULL,
-     "standardise features with the train mean and deviation (else pixel/255)"},
-    {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
+static const nhgd_option_spec idx_specs[] = {
+    {"images", NHGD_OPT_STR, FI(images), "", NORANGE, NULL, "IDX image file (required)", 0},
+    {"labels", NHGD_OPT_STR, FI(labels), "", NORANGE, NULL, "IDX label file (required)", 0},
+    {"test-images", NHGD_OPT_STR, FI(test_images), "", NORANGE, NULL, "IDX test images (optional)",
+     0},
+    {"test-labels", NHGD_OPT_STR, FI(test_labels), "", NORANGE, NULL, "IDX test labels (optional)",
+     0},
+    {"output", NHGD_OPT_STR, FI(output), "imported.h5", NORANGE, NULL, "HDF5 file to write", 0},
+    {"val-fraction", NHGD_OPT_REAL, FI(val_fraction), "0.2", 1e-9, 0.999999, NULL,
+     "fraction of the rows that go to /val", 0},
+    {"seed", NHGD_OPT_U64, FI(seed), "0", NORANGE, NULL, "seed of the split", 0},
+    {"standardize", NHGD_OPT_BOOL, FI(standardize), "1", NORANGE, NULL,
+     "standardise features with the train mean and deviation (else pixel/255)", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
 #define FL(field)                                                                                  \
   offsetof(nhgd_import_libsvm_options, field), sizeof(((nhgd_import_libsvm_options *)0)->field)
-static const nhgd_opt_spec libsvm_specs[] = {
-    {"input", OPT_STR, FL(input), "", NORANGE, NULL, "LIBSVM text file (required)"},
-    {"test", OPT_STR, FL(test), "", NORANGE, NULL, "LIBSVM test file (optional)"},
-    {"output", OPT_STR, FL(output), "imported.h5", NORANGE, NULL, "HDF5 file to write"},
-    {"features", OPT_I64, FL(features), "0", 0, 1e9, NULL, "feature count (0: largest index)"},
-    {"regression", OPT_BOOL, FL(regression), "0", NORANGE, NULL,
-     "real targets (else class labels mapped to 0..C-1)"},
-    {"val-fraction", OPT_REAL, FL(val_fraction), "0.2", 1e-9, 0.999999, NULL,
-     "fraction of the training rows that go to /val"},
-    {"test-fraction", OPT_REAL, FL(test_fraction), "0.2", 0, 0.999999, NULL,
-     "fraction that goes to /test when no --test file is given"},
-    {"seed", OPT_U64, FL(seed), "0", NORANGE, NULL, "seed of the split"},
-    {"standardize", OPT_BOOL, FL(standardize), "1", NORANGE, NULL,
-     "standardise features with the train mean and deviation"},
-    {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
+static const nhgd_option_spec libsvm_specs[] = {
+    {"input", NHGD_OPT_STR, FL(input), "", NORANGE, NULL, "LIBSVM text file (required)", 0},
+    {"test", NHGD_OPT_STR, FL(test), "", NORANGE, NULL, "LIBSVM test file (optional)", 0},
+    {"output", NHGD_OPT_STR, FL(output), "imported.h5", NORANGE, NULL, "HDF5 file to write", 0},
+    {"features", NHGD_OPT_I64, FL(features), "0", 0, 1e9, NULL, "feature count (0: largest index)",
+     0},
+    {"regression", NHGD_OPT_BOOL, FL(regression), "0", NORANGE, NULL,
+     "real targets (else class labels mapped to 0..C-1)", 0},
+    {"val-fraction", NHGD_OPT_REAL, FL(val_fraction), "0.2", 1e-9, 0.999999, NULL,
+     "fraction of the training rows that go to /val", 0},
+    {"test-fraction", NHGD_OPT_REAL, FL(test_fraction), "0.2", 0, 0.999999, NULL,
+     "fraction that goes to /test when no --test file is given", 0},
+    {"seed", NHGD_OPT_U64, FL(seed), "0", NORANGE, NULL, "seed of the split", 0},
+    {"standardize", NHGD_OPT_BOOL, FL(standardize), "1", NORANGE, NULL,
+     "standardise features with the train mean and deviation", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
 #define FS(field) offsetof(nhgd_synth_options, field), sizeof(((nhgd_synth_options *)0)->field)
-static const nhgd_opt_spec synth_specs[] = {
-    {"kind", OPT_CHOICE, FS(kind), "ridge", NORANGE, "ridge|logistic", "generated model"},
-    {"output", OPT_STR, FS(output), "synth.h5", NORANGE, NULL, "HDF5 file to write"},
-    {"n-train", OPT_I64, FS(n_train), "1000", 1, 1e12, NULL, "training rows"},
-    {"n-val", OPT_I64, FS(n_val), "500", 1, 1e12, NULL, "validation rows"},
-    {"n-test", OPT_I64, FS(n_test), "500", 0, 1e12, NULL, "test rows (0: no /test)"},
-    {"features", OPT_INT, FS(features), "20", 1, 1e8, NULL, "features m"},
-    {"classes", OPT_INT, FS(classes), "3", 2, 1e6, NULL, "classes C (logistic)"},
-    {"noise", OPT_REAL, FS(noise), "1", 0, 1e300, NULL, "noise deviation sigma (ridge)"},
-    {"seed", OPT_U64, FS(seed), "0", NORANGE, NULL, "seed of the generator"},
-    {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
+static const nhgd_option_spec synth_specs[] = {
+    {"kind", NHGD_OPT_CHOICE, FS(kind), "ridge", NORANGE, "ridge|logistic", "generated model", 0},
+    {"output", NHGD_OPT_STR, FS(output), "synth.h5", NORANGE, NULL, "HDF5 file to write", 0},
+    {"n-train", NHGD_OPT_I64, FS(n_train), "1000", 1, 1e12, NULL, "training rows", 0},
+    {"n-val", NHGD_OPT_I64, FS(n_val), "500", 1, 1e12, NULL, "validation rows", 0},
+    {"n-test", NHGD_OPT_I64, FS(n_test), "500", 0, 1e12, NULL, "test rows (0: no /test)", 0},
+    {"features", NHGD_OPT_INT, FS(features), "20", 1, 1e8, NULL, "features m", 0},
+    {"classes", NHGD_OPT_INT, FS(classes), "3", 2, 1e6, NULL, "classes C (logistic)", 0},
+    {"noise", NHGD_OPT_REAL, FS(noise), "1", 0, 1e300, NULL, "noise deviation sigma (ridge)", 0},
+    {"seed", NHGD_OPT_U64, FS(seed), "0", NORANGE, NULL, "seed of the generator", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
 typedef struct {
   const char *name;
-  const nhgd_opt_spec *specs;
+  const nhgd_option_spec *specs;
   size_t size;
   const char *what;
 } data_kind;
@@ -113,32 +122,30 @@ int nhgd_cli_data(int argc, char **argv) {
     }
     return argc > 0 && !strcmp(argv[0], "--help") ? NHGD_EXIT_OK : NHGD_EXIT_USAGE;
   }
-  /* Large enough for every options struct above. */
-  union {
-    nhgd_fmnist_options f;
-    nhgd_import_idx_options i;
-    nhgd_import_libsvm_options l;
-    nhgd_synth_options s;
-  } opts;
-  memset(&opts, 0, sizeof opts);
-  nhgd_optable_defaults(kinds[k].specs, &opts);
-  int help = 0, rc = NHGD_OK;
-  const char *cfg = nhgd_optable_config_path(argc - 1, argv + 1, NULL);
-  if (cfg) rc = nhgd_optable_file(kinds[k].specs, &opts, cfg);
-  if (!rc) rc = nhgd_optable_argv(kinds[k].specs, &opts, argc - 1, argv + 1, &help);
+  const nhgd_option_block block = {kinds[k].name, kinds[k].specs, kinds[k].size, NULL};
+  nhgd_options *o = NULL;
+  int help = 0;
+  int rc = nhgd_options_create(&o);
+  if (!rc) rc = nhgd_options_add_block(o, &block);
+  if (!rc) rc = nhgd_options_parse(o, argc - 1, argv + 1, NULL, &help);
   if (rc) {
     nhgd_cli_report_error(rc);
+    nhgd_options_destroy(&o);
     return NHGD_EXIT_USAGE;
   }
   if (help) {
     if (rank == 0) {
       printf("nhgd data %s: %s\noptions:\n", kinds[k].name, kinds[k].what);
-      nhgd_optable_help(kinds[k].specs, stdout);
+      nhgd_options_help(o, stdout);
     }
+    nhgd_options_destroy(&o);
     return NHGD_EXIT_OK;
   }
-  if (rank == 0) rc = run_kind(k, &opts);
+  /* The library's own options struct of this kind, filled from the block. */
+  void *opts = (void *)nhgd_options_block(o, kinds[k].name);
+  if (rank == 0) rc = run_kind(k, opts);
   rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
+  nhgd_options_destroy(&o);
   if (rc) {
     nhgd_cli_report_error(rc);
     return NHGD_EXIT_ERROR;

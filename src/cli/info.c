@@ -3,10 +3,9 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
-#include <zlib.h>
 
-#include "cli/cli.h"
-#include "core/util.h"
+#include "cli.h"
+#include "nhgd/nhgd.h"
 
 static void print_attr_value(hid_t at) {
   hid_t t = H5Aget_type(at), sp = H5Aget_space(at);
@@ -67,7 +66,7 @@ static herr_t print_object(hid_t root, const char *name, const H5O_info_t *info,
 }
 
 static int info(const char *path) {
-  nhgd_h5_quiet();
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) {
     fprintf(stderr, "nhgd: error: %s: not a readable HDF5 file\n", path);
@@ -78,22 +77,13 @@ static int info(const char *path) {
   snprintf(crcpath, sizeof crcpath, "%s.crc32", path);
   FILE *cf = fopen(crcpath, "r");
   if (cf) {
-    unsigned long want = 0;
-    long long size = -1;
-    int ok = fscanf(cf, "%lx %lld", &want, &size) == 2;
     fclose(cf);
-    FILE *ff = fopen(path, "rb");
-    unsigned char buf[1 << 16];
-    uLong c = crc32(0L, Z_NULL, 0);
-    long long total = 0;
-    size_t got;
-    while (ff && (got = fread(buf, 1, sizeof buf, ff)) > 0) {
-      c = crc32(c, buf, (uInt)got);
-      total += (long long)got;
-    }
-    if (ff) fclose(ff);
-    printf("checksum: %s\n", ok && c == want && total == size ? "ok (CRC-32 matches)"
-                                                              : "MISMATCH: the file is damaged");
+    int rc = nhgd_checkpoint_verify(path);
+    if (rc)
+      printf("checksum: MISMATCH: the file is damaged (%s)\n", nhgd_error_message());
+    else
+      printf("checksum: ok (CRC-32 matches)\n");
+    nhgd_error_clear();
   }
   printf("attributes:\n");
   H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, NULL, print_attr, "  ");

@@ -1,12 +1,96 @@
 /* The nhgd program: run, hypergrad and data subcommands on top of libnhgd. */
+#include <errno.h>
 #include <mpi.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/cli.h"
-#include "core/log.h"
-#include "core/signals.h"
+#include "cli.h"
+#include "nhgd/log.h"
 #include "nhgd/nhgd.h"
+
+/* The program's own options: where the input is and where the results go. */
+typedef struct cli_opts {
+  char data[NHGD_PATH_MAX];
+  char output[NHGD_PATH_MAX];
+  char metrics[NHGD_PATH_MAX];
+} cli_opts;
+
+#define F(field) offsetof(cli_opts, field), sizeof(((cli_opts *)0)->field)
+static const nhgd_option_spec cli_specs[] = {
+    {"data", NHGD_OPT_STR, F(data), "fashion_mnist.h5", 1, 0, NULL, "input HDF5 file", 0},
+    {"output", NHGD_OPT_STR, F(output), "nhgd_out.h5", 1, 0, NULL, "output HDF5 file", 0},
+    {"metrics", NHGD_OPT_STR, F(metrics), "", 1, 0, NULL,
+     "JSON-lines metrics file, one line per outer step (\"\": none)", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+#undef F
+
+static int cli_check(const void *block, const nhgd_options *all) {
+  const cli_opts *c = block;
+  if (!c->data[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --data: an input file is required");
+  if (!c->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --output: an output file is required");
+  return NHGD_OK;
+}
+
+static const nhgd_option_block cli_block = {"cli", cli_specs, sizeof(cli_opts), cli_check};
+
+/* The options of run and hypergrad: the library's and the program's own. */
+static int run_options(nhgd_options **o) {
+  NHGD_CHECK(nhgd_options_create_run(o));
+  int rc = nhgd_options_add_block(*o, &cli_block);
+  if (rc) nhgd_options_destroy(o);
+  return rc;
+}
+
+/* SIGUSR1 and SIGTERM ask the solver for a checkpoint and a stop at its next inner step. A
+ * signal only sets a flag, so one that arrives during a checkpoint write changes nothing
+ * until the write is done. */
+static void on_stop_signal(int sig) {
+  (void)sig;
+  nhgd_request_stop();
+}
+
+static void install_stop_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}
+
+/* The metrics file: one JSON object per outer step, then one with the timing table. */
+static void write_metrics_line(const nhgd_progress *r, void *arg) {
+  FILE *f = arg;
+  fprintf(f,
+          "{\"outer_step\": %lld, \"val_loss\": %.17g, \"val_acc\": %.17g, \"test_loss\": "
+          "%.17g, \"test_acc\": %.17g, \"inner_loss\": %.17g, \"hypergrad_norm\": %.17g, "
+          "\"wall_time\": %.6f, \"samples\": %.17g}\n",
+          (long long)r->step, r->val_loss, r->val_acc, r->test_loss, r->test_acc, r->inner_loss,
+          r->hypergrad_norm, r->wall_time, r->samples);
+  fflush(f);
+}
+
+/* Collective (the timing table is reduced over the ranks); rank 0 writes. */
+static int write_metrics_timing(nhgd_solver *s, FILE *f) {
+  int n = 0;
+  NHGD_CHECK(nhgd_solver_timing(s, &n, NULL, NULL, NULL, NULL));
+  const char *names[32];
+  double mn[32], avg[32], mx[32];
+  if (n > 32) n = 32;
+  NHGD_CHECK(nhgd_solver_timing(s, &n, names, mn, avg, mx));
+  if (!f) return NHGD_OK;
+  fprintf(f, "{\"timing\": {");
+  for (int i = 0; i < n; ++i)
+    fprintf(f, "%s\"%s\": [%.6f, %.6f, %.6f]", i ? ", " : "", names[i], mn[i], avg[i], mx[i]);
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  fprintf(f, "}, \"ranks\": %d}\n", P);
+  fflush(f);
+  return NHGD_OK;
+}
 
 static int world_rank(void) {
   int r;
@@ -38,54 +122,68 @@ static void usage(FILE *out) {
           "Options of run and hypergrad (file < environment NHGD_<NAME> < command line;\n"
           "--config FILE reads 'name = value' lines):\n",
           NHGD_VERSION_STRING);
-  nhgd_options_help(out);
+  nhgd_options *o = NULL;
+  if (run_options(&o) == NHGD_OK) nhgd_options_help(o, out);
+  nhgd_options_destroy(&o);
 }
 
-static void log_option(const char *name, const char *value, void *arg) {
+static void log_option(const char *name, const char *value, unsigned flags, void *arg) {
   nhgd_log(NHGD_LOG_INFO, "config: %s = %s", name, value);
 }
 
 static int solve(const char *cmd, int argc, char **argv) {
-  nhgd_options o;
-  nhgd_options_default(&o);
+  nhgd_options *o = NULL;
   int help = 0;
-  int rc = nhgd_options_parse(&o, argc, argv, &help);
-  if (!rc) rc = nhgd_options_validate(&o);
+  int rc = run_options(&o);
+  if (!rc) rc = nhgd_options_parse(o, argc, argv, "NHGD_", &help);
+  if (!rc) rc = nhgd_options_validate(o);
   if (rc) {
     nhgd_cli_report_error(rc);
+    nhgd_options_destroy(&o);
     return NHGD_EXIT_USAGE;
   }
   if (help) {
     if (world_rank() == 0) usage(stdout);
+    nhgd_options_destroy(&o);
     return NHGD_EXIT_OK;
   }
+  const cli_opts *co = nhgd_options_block(o, "cli");
+  const char *ckpt_dir = "";
+  int64_t level = NHGD_LOG_INFO;
+  nhgd_options_get_string(o, "checkpoint-dir", &ckpt_dir);
+  nhgd_options_get_int(o, "log-level", &level);
   /* With checkpoints, a stop request that arrives while the data is still loading must not
    * kill the ranks: it is honoured at the first inner step. */
-  if (o.checkpoint_dir[0]) nhgd_signals_install();
-  nhgd_log_init(MPI_COMM_WORLD, o.log_level);
+  if (ckpt_dir[0]) install_stop_signals();
+  nhgd_log_init(MPI_COMM_WORLD, (int)level);
   int P;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   nhgd_log(NHGD_LOG_INFO, "nhgd %s (%s) %s on %d ranks", NHGD_VERSION_STRING, NHGD_GIT_REVISION,
            cmd, P);
-  nhgd_options_foreach(&o, log_option, NULL);
+  nhgd_options_foreach(o, log_option, NULL);
 
   nhgd_data *data = NULL;
   nhgd_problem *pb = NULL;
   nhgd_solver *s = NULL;
-  rc = nhgd_data_load(MPI_COMM_WORLD, o.data, &data);
+  FILE *metrics = NULL;
+  rc = nhgd_data_load(MPI_COMM_WORLD, co->data, &data);
   if (!rc) {
     nhgd_log(NHGD_LOG_INFO, "data %s: %lld train, %lld val, %lld test rows, %d features, %s",
-             o.data, (long long)data->train.n_global, (long long)data->val.n_global,
+             co->data, (long long)data->train.n_global, (long long)data->val.n_global,
              (long long)(data->has_test ? data->test.n_global : 0), data->m,
              data->task == NHGD_TASK_CLASSIFICATION ? "classification" : "regression");
-    nhgd_problem_params pp;
-    nhgd_problem_params_default(&pp);
-    pp.noise_sigma = o.noise_sigma;
-    pp.clean_reg = o.clean_reg;
-    pp.v_init = o.v_init;
-    rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(o.problem, data, &pp, &pb));
+    rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create_from_options(o, data, &pb));
   }
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, &o, data, pb, &s);
+  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
+  if (!rc && co->metrics[0] && world_rank() == 0) {
+    /* A resumed run appends to the metrics of the run it continues. */
+    metrics = fopen(co->metrics, nhgd_solver_resumed(s) ? "a" : "w");
+    if (!metrics)
+      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "metrics file %s: cannot open (%s)",
+                          co->metrics, strerror(errno));
+  }
+  if (s) rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
+  if (!rc && metrics) nhgd_solver_set_progress(s, write_metrics_line, metrics);
   if (!rc) rc = !strcmp(cmd, "run") ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
   /* Stopped on request after a checkpoint: still write what has been done so far. */
   const int stopped = rc == NHGD_STOPPED;
@@ -93,27 +191,26 @@ static int solve(const char *cmd, int argc, char **argv) {
     nhgd_error_clear();
     rc = NHGD_OK;
   }
-  if (!rc) rc = nhgd_solver_write(s, o.output);
+  if (!rc) rc = nhgd_solver_write(s, co->output);
   if (!rc) rc = nhgd_solver_report(s);
-  if (!rc && stopped) {
+  if (!rc) rc = write_metrics_timing(s, metrics);
+  if (!rc && stopped)
     nhgd_log(NHGD_LOG_INFO, "stopped after a checkpoint; continue with --restart auto (exit %d)",
              NHGD_EXIT_CHECKPOINTED);
-    nhgd_solver_destroy(&s);
-    nhgd_problem_destroy(&pb);
-    nhgd_data_destroy(&data);
-    return NHGD_EXIT_CHECKPOINTED;
-  }
-  if (!rc) {
+  if (!rc && !stopped) {
     double acc = nhgd_solver_test_accuracy(s);
     if (acc == acc) nhgd_log(NHGD_LOG_INFO, "final test accuracy %.4f", acc);
     nhgd_log(NHGD_LOG_INFO, "final validation loss %.6g; output written to %s",
-             nhgd_solver_val_loss(s), o.output);
+             nhgd_solver_val_loss(s), co->output);
   }
   if (rc) nhgd_cli_report_error(rc);
+  if (metrics) fclose(metrics);
   nhgd_solver_destroy(&s);
   nhgd_problem_destroy(&pb);
   nhgd_data_destroy(&data);
-  return rc ? NHGD_EXIT_ERROR : NHGD_EXIT_OK;
+  nhgd_options_destroy(&o);
+  if (rc) return NHGD_EXIT_ERROR;
+  return stopped ? NHGD_EXIT_CHECKPOINTED : NHGD_EXIT_OK;
 }
 
 int main(int argc, char **argv) {

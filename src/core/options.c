@@ -1,141 +1,416 @@
-/* The run options: table of names, defaults, ranges and help; parsing and validation. */
+/* The option set behind the public nhgd_options handle: blocks of specs, defaults, parsing
+ * from files, the environment and argv, typed access, help and validation. */
 #include "nhgd/options.h"
 
-#include <stddef.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
-#include "core/optable.h"
+#include "core/util.h"
 #include "nhgd/errors.h"
 
-#define F(field) offsetof(nhgd_options, field), sizeof(((nhgd_options *)0)->field)
-#define NORANGE 1, 0
+#define NHGD_MAX_BLOCKS 16
 
-static const nhgd_opt_spec run_specs[] = {
-    {"data", OPT_STR, F(data), "fashion_mnist.h5", NORANGE, NULL, "input HDF5 file"},
-    {"problem", OPT_CHOICE, F(problem), "hyperclean", NORANGE, "ridge|logreg|hyperclean",
-     "bilevel problem"},
-    {"estimator", OPT_CHOICE, F(estimator), "nhgd", NORANGE, "nhgd|exact|cg|neumann|soba|none",
-     "estimator of u = H^-1 grad_theta f (none: u = 0, plain inner SGD for timing baselines)"},
-    {"output", OPT_STR, F(output), "nhgd_out.h5", NORANGE, NULL, "output HDF5 file"},
-    {"metrics", OPT_STR, F(metrics), "", NORANGE, NULL,
-     "JSON-lines metrics file, one line per outer step (\"\": none)"},
-    {"v-from", OPT_STR, F(v_from), "", NORANGE, NULL,
-     "start from /v of this HDF5 file (\"\": every entry = --v-init)"},
-    {"outer-steps", OPT_I64, F(outer_steps), "30", 1, 1e12, NULL, "outer steps K"},
-    {"outer-opt", OPT_CHOICE, F(outer_opt), "adam", NORANGE, "sgd|adam", "outer optimiser"},
-    {"outer-lr", OPT_REAL, F(outer_lr), "0.1", 0, 1e12, NULL, "outer step size"},
-    {"outer-schedule", OPT_CHOICE, F(outer_schedule), "const", NORANGE, "const|invsqrt|inv",
-     "outer step-size schedule: lr, lr/sqrt(1+decay*k), lr/(1+decay*k)"},
-    {"outer-decay", OPT_REAL, F(outer_decay), "0.1", 0, 1e12, NULL, "outer schedule decay"},
-    {"adam-beta1", OPT_REAL, F(adam_beta1), "0.9", 0, 0.999999, NULL, "Adam beta1"},
-    {"adam-beta2", OPT_REAL, F(adam_beta2), "0.999", 0, 0.99999999, NULL, "Adam beta2"},
-    {"adam-eps", OPT_REAL, F(adam_eps), "1e-8", 1e-300, 1, NULL, "Adam epsilon"},
-    {"inner-steps", OPT_I64, F(inner_steps), "20", 0, 1e12, NULL, "inner SGD steps T"},
-    {"batch", OPT_I64, F(batch), "256", 0, 2147483647, NULL,
-     "global minibatch size B, drawn with replacement (0: full batch, every row once)"},
-    {"inner-lr", OPT_REAL, F(inner_lr), "0.1", 1e-300, 1e12, NULL, "inner step size"},
-    {"inner-schedule", OPT_CHOICE, F(inner_schedule), "const", NORANGE, "const|inv|cosine",
-     "inner step-size schedule: lr, lr/(1+decay*t), cosine from lr to 0 over T"},
-    {"inner-decay", OPT_REAL, F(inner_decay), "0.01", 0, 1e12, NULL, "inner schedule decay"},
-    {"warm-start", OPT_BOOL, F(warm_start), "1", NORANGE, NULL,
-     "start each inner loop from the last theta (0: from the initial theta)"},
-    {"noise-sigma", OPT_REAL, F(noise_sigma), "1", 1e-300, 1e300, NULL,
-     "ridge: noise standard deviation sigma of the likelihood"},
-    {"clean-reg", OPT_REAL, F(clean_reg), "1e-3", 0, 1e300, NULL,
-     "hyperclean: r in the regulariser r ||W||^2"},
-    {"v-init", OPT_REAL, F(v_init), "0", -1e6, 1e6, NULL, "initial value of every entry of v"},
-    {"block-size", OPT_INT, F(block_size), "0", 0, 4096, NULL,
-     "block-cyclic block size (0: automatic)"},
-    {"grid-rows", OPT_INT, F(grid_rows), "0", 0, 1 << 20, NULL,
-     "rows of the process grid (0: automatic, near-square)"},
-    {"hess-chunk", OPT_INT, F(hess_chunk), "32", 1, 1 << 20, NULL,
-     "training rows per rank per all-gather when forming the exact Hessian"},
-    {"kron", OPT_BOOL, F(kron), "1", NORANGE, NULL,
-     "use the Kronecker structure of softmax problems (0: generic per-sample factors)"},
-    {"efim-route", OPT_CHOICE, F(efim_route), "auto", NORANGE, "auto|online|accumulate|gram|dense",
-     "nhgd: how M^-1 g is kept (auto: cheapest by the cost model; dense: test reference)"},
-    {"efim-damping", OPT_REAL, F(efim_damping), "0.01", 0, 1e300, NULL,
-     "nhgd: lambda_F added to the diagonal D = Hess R + lambda_F I"},
-    {"efim-weight-exp", OPT_REAL, F(efim_weight_exp), "1", 0, 16, NULL,
-     "nhgd: per-sample Fisher weight c = w^exp of the inner sample weight w"},
-    {"efim-mode", OPT_CHOICE, F(efim_mode), "mean", NORANGE, "mean|ema",
-     "nhgd: F is the mean over the inner loop, or a moving average over its steps"},
-    {"efim-beta", OPT_REAL, F(efim_beta), "0.9", -1e300, 1e300, NULL,
-     "nhgd: moving-average factor, in (0, 1) (with --efim-mode ema)"},
-    {"hvp-steps", OPT_INT, F(hvp_steps), "20", 1, 1 << 20, NULL,
-     "cg: conjugate-gradient iterations Q; neumann: terms Q of the series"},
-    {"hvp-batch", OPT_I64, F(hvp_batch), "0", 0, 2147483647, NULL,
-     "training rows of the sampled Hessian (0: all rows): cg one draw per solve, neumann a fresh draw per term"},
-    {"hvp-warm", OPT_BOOL, F(hvp_warm), "1", NORANGE, NULL,
-     "cg: start from the previous outer step's u (0: from u = 0)"},
-    {"neumann-eta", OPT_REAL, F(neumann_eta), "0.1", 1e-300, 1e12, NULL,
-     "neumann: step eta of u = eta sum_q prod_j (I - eta H_j) g (needs eta < 2 / lambda_max(H))"},
-    {"soba-rho", OPT_REAL, F(soba_rho), "0.05", 1e-300, 1e12, NULL,
-     "soba: step rho of z -= rho (H_batch z - g) after every inner step (needs rho < 2 / "
-     "lambda_max(H))"},
-    {"cross-mode", OPT_CHOICE, F(cross_mode), "end", NORANGE, "end|average",
-     "evaluate J at the last inner iterate or at the average of the inner iterates"},
-    {"overlap", OPT_BOOL, F(overlap), "1", NORANGE, NULL,
-     "nhgd: gather step t's per-sample gradients while SGD takes step t+1"},
-    {"mem-per-rank", OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
-     "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)"},
-    {"checkpoint-dir", OPT_STR, F(checkpoint_dir), "", NORANGE, NULL,
-     "folder for checkpoints (\"\": no checkpoints; signals then end the run)"},
-    {"checkpoint-every", OPT_INT, F(checkpoint_every), "1", 0, 1 << 30, NULL,
-     "outer steps between checkpoints (0: only when stopped and at the end)"},
-    {"checkpoint-every-inner", OPT_INT, F(checkpoint_every_inner), "0", 0, 1 << 30, NULL,
-     "inner steps between checkpoints inside an inner loop (0: none)"},
-    {"checkpoint-seconds", OPT_REAL, F(checkpoint_seconds), "0", 0, 1e9, NULL,
-     "seconds between checkpoints, at the next inner step (0: off)"},
-    {"keep", OPT_INT, F(keep), "3", 1, 1 << 20, NULL, "checkpoints kept in --checkpoint-dir"},
-    {"restart", OPT_STR, F(restart), "auto", NORANGE, NULL,
-     "auto: continue from the newest valid checkpoint in --checkpoint-dir; never: start "
-     "afresh (refused if the folder holds checkpoints); or the path of one checkpoint"},
-    {"halt-after", OPT_I64, F(halt_after), "0", 0, 1e15, NULL,
-     "checkpoint and stop (exit 75) after this many inner steps of this process (0: never)"},
-    {"seed", OPT_U64, F(seed), "0", NORANGE, NULL, "seed of the minibatch sampler"},
-    {"eval-every", OPT_INT, F(eval_every), "1", 0, 1 << 30, NULL,
-     "evaluate on the test split every this many outer steps (0: never)"},
-    {"log-level", OPT_INT, F(log_level), "2", 0, 3, NULL, "0 error, 1 warn, 2 info, 3 debug"},
-    {NULL, OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL}};
+typedef struct {
+  nhgd_option_block def;
+  void *base;
+} opt_block;
 
-void nhgd_options_default(nhgd_options *o) {
-  memset(o, 0, sizeof *o);
-  nhgd_optable_defaults(run_specs, o);
+struct nhgd_options {
+  opt_block blocks[NHGD_MAX_BLOCKS];
+  int nblocks;
+};
+
+/* The spec of name (len characters) and the struct it lives in, or NULL. */
+static const nhgd_option_spec *find(const nhgd_options *o, const char *name, size_t len,
+                                    void **base) {
+  for (int b = 0; b < o->nblocks; ++b)
+    for (const nhgd_option_spec *s = o->blocks[b].def.specs; s->name; ++s)
+      if (strlen(s->name) == len && strncmp(s->name, name, len) == 0) {
+        if (base) *base = o->blocks[b].base;
+        return s;
+      }
+  return NULL;
 }
 
-int nhgd_options_parse(nhgd_options *o, int argc, char **argv, int *help) {
-  if (help) *help = 0;
-  const char *cfg = nhgd_optable_config_path(argc, argv, "NHGD_CONFIG");
-  if (cfg && *cfg) NHGD_CHECK(nhgd_optable_file(run_specs, o, cfg));
-  NHGD_CHECK(nhgd_optable_env(run_specs, o, "NHGD_"));
-  NHGD_CHECK(nhgd_optable_argv(run_specs, o, argc, argv, help));
+static int in_choices(const char *choices, const char *v) {
+  size_t n = strlen(v);
+  for (const char *c = choices; *c;) {
+    const char *bar = strchr(c, '|');
+    size_t len = bar ? (size_t)(bar - c) : strlen(c);
+    if (len == n && strncmp(c, v, n) == 0) return 1;
+    if (!bar) break;
+    c = bar + 1;
+  }
+  return 0;
+}
+
+static int check_range(const nhgd_option_spec *s, double x, const char *value, const char *source) {
+  if (s->min <= s->max && (x < s->min || x > s->max))
+    NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): value %s is outside the range [%g, %g]", s->name,
+              source, value, s->min, s->max);
   return NHGD_OK;
+}
+
+static int set_spec(const nhgd_option_spec *s, void *base, const char *value, const char *source) {
+  const char *name = s->name;
+  char *p = (char *)base + s->offset;
+  char *end = NULL;
+  errno = 0;
+  switch (s->type) {
+  case NHGD_OPT_INT:
+  case NHGD_OPT_I64: {
+    long long x = strtoll(value, &end, 10);
+    if (errno || end == value || *end)
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not an integer", name, source, value);
+    NHGD_CHECK(check_range(s, (double)x, value, source));
+    if (s->type == NHGD_OPT_INT) {
+      if (x < INT32_MIN || x > INT32_MAX)
+        NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): %s does not fit in int", name, source, value);
+      *(int *)p = (int)x;
+    } else {
+      *(int64_t *)p = (int64_t)x;
+    }
+    break;
+  }
+  case NHGD_OPT_U64: {
+    if (value[0] == '-')
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' must be non-negative", name, source, value);
+    unsigned long long x = strtoull(value, &end, 10);
+    if (errno || end == value || *end)
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not an unsigned integer", name, source,
+                value);
+    *(uint64_t *)p = (uint64_t)x;
+    break;
+  }
+  case NHGD_OPT_REAL: {
+    double x = strtod(value, &end);
+    if (errno || end == value || *end || !isfinite(x))
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not a finite number", name, source, value);
+    NHGD_CHECK(check_range(s, x, value, source));
+    *(double *)p = x;
+    break;
+  }
+  case NHGD_OPT_BOOL: {
+    int x;
+    if (!strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes") ||
+        !strcmp(value, "on"))
+      x = 1;
+    else if (!strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no") ||
+             !strcmp(value, "off"))
+      x = 0;
+    else
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not a boolean (1/0, true/false)", name,
+                source, value);
+    *(int *)p = x;
+    break;
+  }
+  case NHGD_OPT_CHOICE:
+    if (!in_choices(s->choices, value))
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): '%s' is not one of %s", name, source, value,
+                s->choices);
+    /* fall through */
+  case NHGD_OPT_STR:
+    if (strlen(value) >= s->size)
+      NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): value longer than %zu characters", name, source,
+                s->size - 1);
+    memcpy(p, value, strlen(value) + 1);
+    break;
+  }
+  return NHGD_OK;
+}
+
+int nhgd_options_create(nhgd_options **out) {
+  return nhgd_calloc(out, 1, sizeof **out, "options");
+}
+
+int nhgd_options_add_block(nhgd_options *o, const nhgd_option_block *block) {
+  if (o->nblocks == NHGD_MAX_BLOCKS)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "options: more than %d blocks", NHGD_MAX_BLOCKS);
+  for (const nhgd_option_spec *s = block->specs; s->name; ++s)
+    if (find(o, s->name, strlen(s->name), NULL))
+      NHGD_FAIL(NHGD_ERR_INTERNAL, "options: --%s of block %s is defined twice", s->name,
+                block->name);
+  void *base;
+  NHGD_CHECK(nhgd_calloc(&base, 1, block->size ? block->size : 1, "option block"));
+  for (const nhgd_option_spec *s = block->specs; s->name; ++s) {
+    int rc = set_spec(s, base, s->def, "default");
+    if (rc) {
+      nhgd_free(&base);
+      return nhgd_error_trace(rc, __FILE__, __LINE__);
+    }
+  }
+  o->blocks[o->nblocks].def = *block;
+  o->blocks[o->nblocks].base = base;
+  ++o->nblocks;
+  return NHGD_OK;
+}
+
+int nhgd_options_copy(const nhgd_options *o, nhgd_options **out) {
+  NHGD_CHECK(nhgd_options_create(out));
+  for (int b = 0; b < o->nblocks; ++b) {
+    int rc = nhgd_options_add_block(*out, &o->blocks[b].def);
+    if (rc) {
+      nhgd_options_destroy(out);
+      return nhgd_error_trace(rc, __FILE__, __LINE__);
+    }
+    memcpy((*out)->blocks[b].base, o->blocks[b].base, o->blocks[b].def.size);
+  }
+  return NHGD_OK;
+}
+
+void nhgd_options_destroy(nhgd_options **o) {
+  if (!o || !*o) return;
+  for (int b = 0; b < (*o)->nblocks; ++b)
+    nhgd_free(&(*o)->blocks[b].base);
+  nhgd_free(o);
+}
+
+const void *nhgd_options_block(const nhgd_options *o, const char *block) {
+  for (int b = 0; b < o->nblocks; ++b)
+    if (!strcmp(o->blocks[b].def.name, block)) return o->blocks[b].base;
+  return NULL;
+}
+
+int nhgd_options_set(nhgd_options *o, const char *name, const char *value, const char *source) {
+  void *base;
+  const nhgd_option_spec *s = find(o, name, strlen(name), &base);
+  if (!s) NHGD_FAIL(NHGD_ERR_ARG, "unknown option --%s (%s); see --help", name, source);
+  return set_spec(s, base, value, source);
+}
+
+static void format_spec(const nhgd_option_spec *s, const void *base, char *buf, size_t len) {
+  const char *p = (const char *)base + s->offset;
+  switch (s->type) {
+  case NHGD_OPT_INT:
+  case NHGD_OPT_BOOL:
+    snprintf(buf, len, "%d", *(const int *)p);
+    break;
+  case NHGD_OPT_I64:
+    snprintf(buf, len, "%" PRId64, *(const int64_t *)p);
+    break;
+  case NHGD_OPT_U64:
+    snprintf(buf, len, "%" PRIu64, *(const uint64_t *)p);
+    break;
+  case NHGD_OPT_REAL: {
+    /* Shortest of 15 or 17 digits that reads back as the same double. */
+    double x = *(const double *)p;
+    snprintf(buf, len, "%.15g", x);
+    if (strtod(buf, NULL) != x) snprintf(buf, len, "%.17g", x);
+    break;
+  }
+  case NHGD_OPT_STR:
+  case NHGD_OPT_CHOICE:
+    snprintf(buf, len, "%s", p);
+    break;
+  }
+}
+
+/* Typed access goes through the text form, so ranges and choices are checked the same way
+ * whatever the source. */
+int nhgd_options_set_int(nhgd_options *o, const char *name, int64_t value) {
+  char buf[32];
+  snprintf(buf, sizeof buf, "%" PRId64, value);
+  return nhgd_options_set(o, name, buf, "program");
+}
+
+int nhgd_options_set_real(nhgd_options *o, const char *name, double value) {
+  char buf[40];
+  snprintf(buf, sizeof buf, "%.17g", value);
+  return nhgd_options_set(o, name, buf, "program");
+}
+
+int nhgd_options_set_string(nhgd_options *o, const char *name, const char *value) {
+  return nhgd_options_set(o, name, value, "program");
+}
+
+static int typed(const nhgd_options *o, const char *name, const void **p,
+                 const nhgd_option_spec **spec) {
+  void *base;
+  const nhgd_option_spec *s = find(o, name, strlen(name), &base);
+  if (!s) NHGD_FAIL(NHGD_ERR_ARG, "unknown option --%s", name);
+  *p = (const char *)base + s->offset;
+  *spec = s;
+  return NHGD_OK;
+}
+
+int nhgd_options_get_int(const nhgd_options *o, const char *name, int64_t *value) {
+  const void *p;
+  const nhgd_option_spec *s;
+  NHGD_CHECK(typed(o, name, &p, &s));
+  switch (s->type) {
+  case NHGD_OPT_INT:
+  case NHGD_OPT_BOOL:
+    *value = *(const int *)p;
+    return NHGD_OK;
+  case NHGD_OPT_I64:
+    *value = *(const int64_t *)p;
+    return NHGD_OK;
+  case NHGD_OPT_U64:
+    *value = (int64_t) * (const uint64_t *)p;
+    return NHGD_OK;
+  default:
+    NHGD_FAIL(NHGD_ERR_ARG, "option --%s is not an integer option", name);
+  }
+}
+
+int nhgd_options_get_real(const nhgd_options *o, const char *name, double *value) {
+  const void *p;
+  const nhgd_option_spec *s;
+  NHGD_CHECK(typed(o, name, &p, &s));
+  if (s->type != NHGD_OPT_REAL) NHGD_FAIL(NHGD_ERR_ARG, "option --%s is not a real option", name);
+  *value = *(const double *)p;
+  return NHGD_OK;
+}
+
+int nhgd_options_get_string(const nhgd_options *o, const char *name, const char **value) {
+  const void *p;
+  const nhgd_option_spec *s;
+  NHGD_CHECK(typed(o, name, &p, &s));
+  if (s->type != NHGD_OPT_STR && s->type != NHGD_OPT_CHOICE)
+    NHGD_FAIL(NHGD_ERR_ARG, "option --%s is not a string option", name);
+  *value = (const char *)p;
+  return NHGD_OK;
+}
+
+static char *trim(char *s) {
+  while (isspace((unsigned char)*s))
+    ++s;
+  char *e = s + strlen(s);
+  while (e > s && isspace((unsigned char)e[-1]))
+    --e;
+  *e = '\0';
+  return s;
+}
+
+/* Options file: lines "name = value" (or "name value"); '#' starts a comment. */
+static int parse_file(nhgd_options *o, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) NHGD_FAIL(NHGD_ERR_IO, "options file %s: cannot open (%s)", path, strerror(errno));
+  char line[8192], source[4200];
+  int lineno = 0, rc = NHGD_OK;
+  while (fgets(line, sizeof line, f)) {
+    ++lineno;
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *s = trim(line);
+    if (!*s) continue;
+    if (s[0] == '-' && s[1] == '-') s += 2;
+    size_t klen = strcspn(s, "= \t");
+    char *v = s + klen;
+    char saved = *v;
+    *v = '\0';
+    if (saved) v = trim(v + 1);
+    if (*v == '=') v = trim(v + 1);
+    snprintf(source, sizeof source, "%s line %d", path, lineno);
+    if (!*v) {
+      rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__, "option --%s (%s): missing value", s,
+                          source);
+      break;
+    }
+    rc = nhgd_options_set(o, s, v, source);
+    if (rc) break;
+  }
+  fclose(f);
+  return rc;
+}
+
+/* Environment variables PREFIX<NAME> with NAME upper case and '-' as '_'. */
+static int parse_env(nhgd_options *o, const char *prefix) {
+  char var[256];
+  for (int b = 0; b < o->nblocks; ++b)
+    for (const nhgd_option_spec *s = o->blocks[b].def.specs; s->name; ++s) {
+      size_t n = (size_t)snprintf(var, sizeof var, "%s", prefix);
+      for (const char *c = s->name; *c && n + 1 < sizeof var; ++c)
+        var[n++] = *c == '-' ? '_' : (char)toupper((unsigned char)*c);
+      var[n] = '\0';
+      const char *v = getenv(var);
+      if (v) {
+        char source[300];
+        snprintf(source, sizeof source, "environment %s", var);
+        NHGD_CHECK(set_spec(s, o->blocks[b].base, v, source));
+      }
+    }
+  return NHGD_OK;
+}
+
+/* argv of "--name value" / "--name=value"; --help sets *help; --config is skipped. */
+static int parse_argv(nhgd_options *o, int argc, char **argv, int *help) {
+  for (int i = 0; i < argc; ++i) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      if (help) *help = 1;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0)
+      NHGD_FAIL(NHGD_ERR_ARG, "unexpected argument '%s' (options look like --name value)", a);
+    const char *name = a + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *value;
+    if (eq) {
+      value = eq + 1;
+    } else {
+      if (i + 1 >= argc) NHGD_FAIL(NHGD_ERR_ARG, "option %s needs a value", a);
+      value = argv[++i];
+    }
+    if (len == 6 && !strncmp(name, "config", 6)) continue;
+    char key[128];
+    if (len >= sizeof key) NHGD_FAIL(NHGD_ERR_ARG, "unknown option %s; see --help", a);
+    memcpy(key, name, len);
+    key[len] = '\0';
+    NHGD_CHECK(nhgd_options_set(o, key, value, "command line"));
+  }
+  return NHGD_OK;
+}
+
+int nhgd_options_parse(nhgd_options *o, int argc, char **argv, const char *env_prefix, int *help) {
+  if (help) *help = 0;
+  const char *cfg = NULL;
+  for (int i = 0; i < argc && !cfg; ++i) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) cfg = argv[i + 1];
+    if (!strncmp(argv[i], "--config=", 9)) cfg = argv[i] + 9;
+  }
+  if (!cfg && env_prefix) {
+    char var[256];
+    snprintf(var, sizeof var, "%sCONFIG", env_prefix);
+    cfg = getenv(var);
+  }
+  if (cfg && *cfg) NHGD_CHECK(parse_file(o, cfg));
+  if (env_prefix) NHGD_CHECK(parse_env(o, env_prefix));
+  return parse_argv(o, argc, argv, help);
 }
 
 int nhgd_options_validate(const nhgd_options *o) {
-  if (!o->data[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --data: an input file is required");
-  if (!o->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "option --output: an output file is required");
-  if (!o->checkpoint_dir[0] && o->halt_after > 0)
-    NHGD_FAIL(NHGD_ERR_ARG, "option --halt-after needs --checkpoint-dir (nothing to resume from)");
-  if (!strcmp(o->efim_mode, "ema") && !(o->efim_beta > 0.0 && o->efim_beta < 1.0))
-    NHGD_FAIL(NHGD_ERR_ARG,
-              "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "
-              "inverse update divides by beta (beta = 0 divides by zero and keeps only the last "
-              "step), and beta = 1 never lets a sample in",
-              o->efim_beta);
+  for (int b = 0; b < o->nblocks; ++b)
+    if (o->blocks[b].def.check) NHGD_CHECK(o->blocks[b].def.check(o->blocks[b].base, o));
   return NHGD_OK;
 }
 
-void nhgd_options_help(FILE *out) {
-  nhgd_optable_help(run_specs, out);
+void nhgd_options_help(const nhgd_options *o, FILE *out) {
+  for (int b = 0; b < o->nblocks; ++b)
+    for (const nhgd_option_spec *s = o->blocks[b].def.specs; s->name; ++s) {
+      char range[160] = "";
+      if (s->type == NHGD_OPT_CHOICE)
+        snprintf(range, sizeof range, " {%s}", s->choices);
+      else if (s->min <= s->max && s->type != NHGD_OPT_BOOL)
+        snprintf(range, sizeof range, " [%g, %g]", s->min, s->max);
+      fprintf(out, "  --%-18s %s%s (default: %s)\n", s->name, s->help, range,
+              s->def[0] ? s->def : "\"\"");
+    }
 }
 
 void nhgd_options_foreach(const nhgd_options *o,
-                          void (*fn)(const char *name, const char *value, void *arg), void *arg) {
+                          void (*fn)(const char *name, const char *value, unsigned flags,
+                                     void *arg),
+                          void *arg) {
   char buf[NHGD_PATH_MAX + 64];
-  for (const nhgd_opt_spec *s = run_specs; s->name; ++s) {
-    nhgd_optable_format(s, o, buf, sizeof buf);
-    fn(s->name, buf, arg);
-  }
+  for (int b = 0; b < o->nblocks; ++b)
+    for (const nhgd_option_spec *s = o->blocks[b].def.specs; s->name; ++s) {
+      format_spec(s, o->blocks[b].base, buf, sizeof buf);
+      fn(s->name, buf, s->flags, arg);
+    }
 }

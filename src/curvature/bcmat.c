@@ -110,6 +110,48 @@ void nhgd_bcmat_zero(nhgd_bcmat *A) {
   memset(A->a, 0, (size_t)A->lld * (size_t)A->nloc * sizeof(double));
 }
 
+size_t nhgd_bcmat_apply_work(const nhgd_bcmat *A, int k) {
+  return (size_t)(A->mloc + A->nloc) * (size_t)(k > 0 ? k : 1);
+}
+
+static int apply(const nhgd_bcmat *A, const double *X, int k, double *Y, double *work, int gemv) {
+  const size_t n = (size_t)A->n;
+  double *Xc = work, *Yr = work + (size_t)A->nloc * k; /* local columns of X, rows of Y */
+  for (int c = 0; c < k; ++c)
+    for (int jl = 0; jl < A->nloc; ++jl)
+      Xc[jl + (size_t)c * A->nloc] = X[A->gcol[jl] + c * n];
+  memset(Y, 0, n * (size_t)k * sizeof(double));
+  if (A->mloc > 0 && A->nloc > 0) {
+    /* This rank's share of its rows of A X, written straight into place: the sum over ranks
+     * adds the column blocks of each process row. */
+    if (gemv)
+      cblas_dgemv(CblasColMajor, CblasNoTrans, A->mloc, A->nloc, 1.0, A->a, A->lld, Xc, 1, 0.0, Yr,
+                  1);
+    else
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, A->mloc, k, A->nloc, 1.0, A->a, A->lld,
+                  Xc, A->nloc, 0.0, Yr, A->mloc);
+    for (int c = 0; c < k; ++c)
+      for (int il = 0; il < A->mloc; ++il)
+        Y[A->grow[il] + c * n] = Yr[il + (size_t)c * A->mloc];
+  }
+  NHGD_MPI_CHECK(
+      MPI_Allreduce(MPI_IN_PLACE, Y, (int)(n * (size_t)k), MPI_DOUBLE, MPI_SUM, A->grid->comm));
+  return NHGD_OK;
+}
+
+int nhgd_bcmat_apply(const nhgd_bcmat *A, const double *X, int k, double *Y, double *work) {
+  return apply(A, X, k, Y, work, 0);
+}
+
+int nhgd_bcmat_apply_vector(const nhgd_bcmat *A, const double *x, double *y, double *work) {
+  return apply(A, x, 1, y, work, 1);
+}
+
+int nhgd_bcmat_fill(nhgd_bcmat *A, nhgd_bcmat_fill_fn fill, void *arg) {
+  if (A->mloc == 0 || A->nloc == 0) return NHGD_OK;
+  return fill(arg, A->mloc, A->grow, A->nloc, A->gcol, A->a, A->lld);
+}
+
 void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg) {
   /* Local rows and columns are increasing in their global index: merge the two lists. */
   int il = 0, jl = 0;

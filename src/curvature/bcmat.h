@@ -55,6 +55,20 @@ int nhgd_bcmat_add_gram(nhgd_bcmat *A, const double *Z, int k, double alpha, int
  * lower_only skips the class blocks above the diagonal. Not collective. */
 int nhgd_bcmat_add_kron(nhgd_bcmat *A, int m, int C, const double *X, const double *Acc, int k,
                         double alpha, int lower_only);
+/* Collective: Y = A X for X (n x k, ld n) replicated on every rank; Y (n x k, ld n) comes
+ * out replicated (one MPI_Allreduce of n k doubles). work holds at least
+ * (local rows + local columns) * k doubles: nhgd_bcmat_apply_work(A, k). */
+int nhgd_bcmat_apply(const nhgd_bcmat *A, const double *X, int k, double *Y, double *work);
+size_t nhgd_bcmat_apply_work(const nhgd_bcmat *A, int k);
+/* The same for one vector (k = 1, by a matrix-vector product). */
+int nhgd_bcmat_apply_vector(const nhgd_bcmat *A, const double *x, double *y, double *work);
+
+/* Not collective: fill this rank's entries. fill receives the global indices of the local
+ * rows (mloc of them) and columns (nloc) and writes entry (i, j) at a[i + j * lld]. */
+typedef int (*nhgd_bcmat_fill_fn)(void *arg, int mloc, const int64_t *rows, int nloc,
+                                  const int64_t *cols, double *a, int lld);
+int nhgd_bcmat_fill(nhgd_bcmat *A, nhgd_bcmat_fill_fn fill, void *arg);
+
 /* Collective: Cholesky A = L L^T in place (lower). A non-positive-definite matrix is an
  * NHGD_ERR_NUMERIC error naming the failing leading minor. */
 int nhgd_bcmat_cholesky(nhgd_bcmat *A);

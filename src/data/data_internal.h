@@ -96,4 +96,18 @@ int nhgd_idx_classes(const nhgd_idx *lab, const char *path, int *n_classes);
 void nhgd_idx_gather(const nhgd_idx *img, const nhgd_idx *lab, const int64_t *rows, int64_t n,
                      nhgd_wsplit *out);
 
+/* What an IDX writer (fashion-mnist in fmnist.c, import-idx in idx.c) holds while it runs:
+ * the training and test images and labels as read, the splits made of them, a row
+ * permutation and the output file. Start from {.w = {.file = H5I_INVALID_HID}}, all else
+ * zero. */
+typedef struct nhgd_idx_writer {
+  nhgd_idx img, lab, timg, tlab;
+  nhgd_wsplit train, val, test;
+  int64_t *perm;
+  nhgd_h5w w;
+} nhgd_idx_writer;
+/* End an IDX writer: finish its file with status (see nhgd_h5w_finish) and free everything
+ * it holds. Returns the final status. */
+int nhgd_idx_writer_end(nhgd_idx_writer *iw, int status);
+
 #endif

@@ -164,6 +164,19 @@ void nhgd_idx_gather(const nhgd_idx *img, const nhgd_idx *lab, const int64_t *ro
   }
 }
 
+int nhgd_idx_writer_end(nhgd_idx_writer *iw, int status) {
+  status = nhgd_h5w_finish(&iw->w, status);
+  nhgd_free(&iw->perm);
+  nhgd_wsplit_free(&iw->train);
+  nhgd_wsplit_free(&iw->val);
+  nhgd_wsplit_free(&iw->test);
+  nhgd_idx_free(&iw->img);
+  nhgd_idx_free(&iw->lab);
+  nhgd_idx_free(&iw->timg);
+  nhgd_idx_free(&iw->tlab);
+  return status;
+}
+
 void nhgd_import_idx_options_default(nhgd_import_idx_options *o) {
   memset(o, 0, sizeof *o);
   snprintf(o->output, sizeof o->output, "data.h5");
@@ -194,69 +207,59 @@ int nhgd_data_import_idx(const nhgd_import_idx_options *o) {
 
   int rc = NHGD_OK, n_classes = 0;
   const int has_test = o->test_images[0] != '\0';
-  nhgd_idx img = {0}, lab = {0}, timg = {0}, tlab = {0};
-  nhgd_wsplit train = {0}, val = {0}, test = {0};
-  int64_t *perm = NULL;
-  nhgd_h5w w = {.file = H5I_INVALID_HID};
+  nhgd_idx_writer iw = {.w = {.file = H5I_INVALID_HID}};
 
-  NHGD_TRY(rc, nhgd_idx_read_pair(o->images, o->labels, &img, &lab), done);
-  NHGD_TRY(rc, nhgd_idx_classes(&lab, o->labels, &n_classes), done);
+  NHGD_TRY(rc, nhgd_idx_read_pair(o->images, o->labels, &iw.img, &iw.lab), done);
+  NHGD_TRY(rc, nhgd_idx_classes(&iw.lab, o->labels, &n_classes), done);
   if (has_test) {
-    NHGD_TRY(rc, nhgd_idx_read_pair(o->test_images, o->test_labels, &timg, &tlab), done);
-    if (timg.dims[1] != img.dims[1] || timg.dims[2] != img.dims[2])
+    NHGD_TRY(rc, nhgd_idx_read_pair(o->test_images, o->test_labels, &iw.timg, &iw.tlab), done);
+    if (iw.timg.dims[1] != iw.img.dims[1] || iw.timg.dims[2] != iw.img.dims[2])
       NHGD_RAISE(rc, done, NHGD_ERR_DATA,
                  "%s: images are %lld x %lld but those of %s are %lld x %lld", o->test_images,
-                 (long long)timg.dims[1], (long long)timg.dims[2], o->images,
-                 (long long)img.dims[1], (long long)img.dims[2]);
-    NHGD_TRY(rc, check_test_labels(&tlab, o->test_labels, n_classes), done);
+                 (long long)iw.timg.dims[1], (long long)iw.timg.dims[2], o->images,
+                 (long long)iw.img.dims[1], (long long)iw.img.dims[2]);
+    NHGD_TRY(rc, check_test_labels(&iw.tlab, o->test_labels, n_classes), done);
   }
-  const int64_t N = img.dims[0], n_val = llround(o->val_fraction * (double)N), n_train = N - n_val;
+  const int64_t N = iw.img.dims[0], n_val = llround(o->val_fraction * (double)N),
+                n_train = N - n_val;
   if (n_val < 1 || n_train < 1)
     NHGD_RAISE(rc, done, NHGD_ERR_DATA,
                "%s: %lld images are too few to split with val_fraction %g (need at least one "
                "training and one validation row)",
                o->images, (long long)N, o->val_fraction);
-  const int m = (int)(img.dims[1] * img.dims[2]);
+  const int m = (int)(iw.img.dims[1] * iw.img.dims[2]);
 
-  NHGD_TRY(rc, nhgd_calloc(&perm, (size_t)N, sizeof *perm, "row permutation"), done);
-  nhgd_rng_permutation(o->seed, NHGD_STREAM_SPLIT, 0, N, perm);
-  NHGD_TRY(rc, nhgd_wsplit_alloc(&train, n_train, m, 1, "training rows"), done);
-  NHGD_TRY(rc, nhgd_wsplit_alloc(&val, n_val, m, 1, "validation rows"), done);
-  nhgd_idx_gather(&img, &lab, perm, n_train, &train);
-  nhgd_idx_gather(&img, &lab, perm + n_train, n_val, &val);
+  NHGD_TRY(rc, nhgd_calloc(&iw.perm, (size_t)N, sizeof *iw.perm, "row permutation"), done);
+  nhgd_rng_permutation(o->seed, NHGD_STREAM_SPLIT, 0, N, iw.perm);
+  NHGD_TRY(rc, nhgd_wsplit_alloc(&iw.train, n_train, m, 1, "training rows"), done);
+  NHGD_TRY(rc, nhgd_wsplit_alloc(&iw.val, n_val, m, 1, "validation rows"), done);
+  nhgd_idx_gather(&iw.img, &iw.lab, iw.perm, n_train, &iw.train);
+  nhgd_idx_gather(&iw.img, &iw.lab, iw.perm + n_train, n_val, &iw.val);
   if (has_test) {
-    nhgd_free(&perm);
-    NHGD_TRY(rc, nhgd_calloc(&perm, (size_t)timg.dims[0], sizeof *perm, "test rows"), done);
-    for (int64_t i = 0; i < timg.dims[0]; ++i)
-      perm[i] = i;
-    NHGD_TRY(rc, nhgd_wsplit_alloc(&test, timg.dims[0], m, 1, "test rows"), done);
-    nhgd_idx_gather(&timg, &tlab, perm, timg.dims[0], &test);
+    nhgd_free(&iw.perm);
+    NHGD_TRY(rc, nhgd_calloc(&iw.perm, (size_t)iw.timg.dims[0], sizeof *iw.perm, "test rows"),
+             done);
+    for (int64_t i = 0; i < iw.timg.dims[0]; ++i)
+      iw.perm[i] = i;
+    NHGD_TRY(rc, nhgd_wsplit_alloc(&iw.test, iw.timg.dims[0], m, 1, "test rows"), done);
+    nhgd_idx_gather(&iw.timg, &iw.tlab, iw.perm, iw.timg.dims[0], &iw.test);
   }
   if (o->standardize)
-    NHGD_TRY(rc, nhgd_data_standardize(&train, &val, has_test ? &test : NULL), done);
+    NHGD_TRY(rc, nhgd_data_standardize(&iw.train, &iw.val, has_test ? &iw.test : NULL), done);
 
-  NHGD_TRY(rc, nhgd_h5w_create(&w, o->output), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "n_classes", n_classes), done);
-  NHGD_TRY(rc, nhgd_h5w_split(&w, "train", &train, 1), done);
-  NHGD_TRY(rc, nhgd_h5w_split(&w, "val", &val, 1), done);
-  if (has_test) NHGD_TRY(rc, nhgd_h5w_split(&w, "test", &test, 1), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "generator", "import-idx"), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "images", o->images), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "labels", o->labels), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "test_images", o->test_images), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_string(&w, "test_labels", o->test_labels), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_double(&w, "val_fraction", o->val_fraction), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_u64(&w, "seed", o->seed), done);
-  NHGD_TRY(rc, nhgd_h5w_attr_int(&w, "standardize", o->standardize ? 1 : 0), done);
+  NHGD_TRY(rc, nhgd_h5w_create(&iw.w, o->output), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&iw.w, "n_classes", n_classes), done);
+  NHGD_TRY(rc, nhgd_h5w_split(&iw.w, "train", &iw.train, 1), done);
+  NHGD_TRY(rc, nhgd_h5w_split(&iw.w, "val", &iw.val, 1), done);
+  if (has_test) NHGD_TRY(rc, nhgd_h5w_split(&iw.w, "test", &iw.test, 1), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&iw.w, "generator", "import-idx"), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&iw.w, "images", o->images), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&iw.w, "labels", o->labels), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&iw.w, "test_images", o->test_images), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_string(&iw.w, "test_labels", o->test_labels), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_double(&iw.w, "val_fraction", o->val_fraction), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_u64(&iw.w, "seed", o->seed), done);
+  NHGD_TRY(rc, nhgd_h5w_attr_int(&iw.w, "standardize", o->standardize ? 1 : 0), done);
 done:
-  rc = nhgd_h5w_finish(&w, rc);
-  nhgd_free(&perm);
-  nhgd_wsplit_free(&train);
-  nhgd_wsplit_free(&val);
-  nhgd_wsplit_free(&test);
-  nhgd_idx_free(&img);
-  nhgd_idx_free(&lab);
-  nhgd_idx_free(&timg);
-  nhgd_idx_free(&tlab);
-  return rc;
+  return nhgd_idx_writer_end(&iw, rc);
 }

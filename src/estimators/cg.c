@@ -1,4 +1,4 @@
-/* Estimator `cg` (AID-CG, optimise then approximate; ALGORITHM.md 5): after the inner loop,
+/* Estimator `cg` (AID-CG, optimise then approximate; docs/algorithm.md 5): after the inner loop,
  * solve H u = g by Q conjugate-gradient iterations with Hessian-vector products of the inner
  * objective,
  *   H_S v = (1/B) sum_{i in S} w_i Hess l_i(theta_T) v + Hess R(theta_T) v,
@@ -11,21 +11,26 @@
  * product.
  *
  * Warm start (--hvp-warm 1): iterate from the previous outer step's u. That is the engine's
- * u (e->u), which every checkpoint holds, so a run resumed between outer steps starts from
- * the same vector; begin() copies it, and save/load carry the copy through a stop inside an
- * inner loop. The initial residual g - H u0 costs one extra product. */
+ * u (the context's u_prev), which every checkpoint holds, so a run resumed between outer steps
+ * starts from the same vector; begin() copies it, and save/load carry the copy through a stop
+ * inside an inner loop. The initial residual g - H u0 costs one extra product. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "estimators/baseline.h"
-#include "io/h5util.h"
+
+/* Options of cg's own (the shared --hvp-steps and --hvp-batch come from the hvp block). */
+typedef struct cg_opts {
+  int warm;
+} cg_opts;
 
 typedef struct cg_state {
   nhgd_hvp hvp;
-  int64_t d;
+  int64_t d, k;
   int Q, warm;
   double *x0;             /* warm start of the current outer step */
   double *x, *r, *p, *Ap; /* CG vectors */
@@ -41,10 +46,11 @@ static void cg_destroy(nhgd_estimator *est) {
   nhgd_free(&est->state);
 }
 
-static int cg_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
+static int cg_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
   cg_state *s = est->state;
+  s->k = k;
   if (s->warm)
-    memcpy(s->x0, e->u, (size_t)s->d * sizeof(double));
+    memcpy(s->x0, est->ctx->u_prev, (size_t)s->d * sizeof(double));
   else
     memset(s->x0, 0, (size_t)s->d * sizeof(double));
   return NHGD_OK;
@@ -52,21 +58,22 @@ static int cg_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
 
 /* x = H^{-1} g by CG from x0; every vector is replicated, so every rank takes the same
  * decisions. */
-static int cg_run(cg_state *s, nhgd_engine *e, const double *theta, const double *g) {
-  const int64_t d = s->d, k = e->k;
+static int cg_run(void *state, nhgd_est_ctx *c, const double *theta, const double *g) {
+  cg_state *s = state;
+  const int64_t d = s->d, k = s->k;
   double *x = s->x, *r = s->r, *p = s->p, *Ap = s->Ap;
-  NHGD_CHECK(nhgd_hvp_point(&s->hvp, e, theta));
+  NHGD_CHECK(nhgd_hvp_point(&s->hvp, c, theta));
   const double gg = nhgd_baseline_dot(d, g, g);
   const double tol2 = 1e-24 * gg; /* stop when |r| <= 1e-12 |g| */
   int64_t j = 0;                  /* products taken */
-  const double B = nhgd_hvp_draw(&s->hvp, e, k, 0);
+  const double B = nhgd_hvp_draw(&s->hvp, c, k, 0);
   int start = 0;
   for (int64_t i = 0; i < d; ++i)
     start |= s->x0[i] != 0.0;
   memcpy(x, s->x0, (size_t)d * sizeof(double));
   if (start) {
     ++j;
-    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, e, theta, s->hvp.nb, s->hvp.rows, B, x, Ap));
+    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, c, theta, s->hvp.nb, s->hvp.rows, B, x, Ap));
     for (int64_t i = 0; i < d; ++i)
       r[i] = g[i] - Ap[i];
   } else {
@@ -77,7 +84,7 @@ static int cg_run(cg_state *s, nhgd_engine *e, const double *theta, const double
   int q = 0;
   for (; q < s->Q && rr > tol2; ++q) {
     ++j;
-    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, e, theta, s->hvp.nb, s->hvp.rows, B, p, Ap));
+    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, c, theta, s->hvp.nb, s->hvp.rows, B, p, Ap));
     const double pAp = nhgd_baseline_dot(d, p, Ap);
     if (!(pAp > 0.0) || !isfinite(pAp))
       NHGD_FAIL(NHGD_ERR_NUMERIC,
@@ -104,35 +111,23 @@ static int cg_run(cg_state *s, nhgd_engine *e, const double *theta, const double
   return NHGD_OK;
 }
 
-static int cg_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
-                    double *u) {
+static int cg_solve(nhgd_estimator *est, const double *theta, const double *g, double *u) {
   cg_state *s = est->state;
-  nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
-  int rc = cg_run(s, e, theta, g);
-  nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
-  nhgd_hvp_account(&s->hvp, e);
-  NHGD_CHECK(rc);
-  memcpy(u, s->x, (size_t)s->d * sizeof(double));
-  return NHGD_OK;
+  return nhgd_hvp_solve(&s->hvp, est->ctx, cg_run, s, theta, g, s->x, u);
 }
 
-static int cg_save(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+static int cg_save(nhgd_estimator *est, nhgd_section *sec) {
   cg_state *s = est->state;
-  NHGD_CHECK(nhgd_baseline_save_setting(g, "hvp-steps", s->Q));
-  NHGD_CHECK(nhgd_baseline_save_setting(g, "hvp-batch", (double)s->hvp.batch));
-  NHGD_CHECK(nhgd_baseline_save_setting(g, "hvp-warm", s->warm));
-  return nhgd_h5_write_vector_ex(g, "warm_start", s->d, 0, e->rank == 0 ? s->d : 0, s->x0, 1);
+  return nhgd_section_put_vector(sec, "warm_start", s->d, s->x0);
 }
 
-static int cg_load(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+static int cg_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   cg_state *s = est->state;
-  NHGD_CHECK(nhgd_baseline_check_setting(g, "hvp-steps", s->Q));
-  NHGD_CHECK(nhgd_baseline_check_setting(g, "hvp-batch", (double)s->hvp.batch));
-  NHGD_CHECK(nhgd_baseline_check_setting(g, "hvp-warm", s->warm));
-  return nhgd_h5_read_vector_coll(g, "warm_start", s->d, 0, s->d, s->x0);
+  s->k = k;
+  return nhgd_section_get_vector(sec, "warm_start", s->d, s->x0);
 }
 
-int nhgd_estimator_cg_init(nhgd_estimator *est, nhgd_engine *e) {
+static int cg_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   cg_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "cg estimator"));
   est->state = s;
@@ -142,29 +137,38 @@ int nhgd_estimator_cg_init(nhgd_estimator *est, nhgd_engine *e) {
   est->save = cg_save;
   est->load = cg_load;
   est->needs_observe = 0;
-  const nhgd_options *o = &e->opt;
-  if (o->hvp_steps < 1)
-    NHGD_FAIL(NHGD_ERR_ARG, "cg: --hvp-steps %d: at least one CG iteration is needed",
-              o->hvp_steps);
-  NHGD_CHECK(nhgd_hvp_init(&s->hvp, e, o->hvp_batch, "cg"));
-  s->d = e->d;
-  s->Q = o->hvp_steps;
-  s->warm = o->hvp_warm;
+  const nhgd_hvp_opts *o = nhgd_options_block(c->options, "hvp");
+  const cg_opts *own = c->opt;
+  if (o->steps < 1)
+    NHGD_FAIL(NHGD_ERR_ARG, "cg: --hvp-steps %d: at least one CG iteration is needed", o->steps);
+  NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, o->batch, "cg"));
+  s->d = c->d;
+  s->Q = o->steps;
+  s->warm = own->warm;
   const size_t d = (size_t)s->d;
   double **bufs[] = {&s->x0, &s->x, &s->r, &s->p, &s->Ap};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     NHGD_CHECK(nhgd_calloc(bufs[i], d, sizeof(double), "cg vectors"));
   char rows[64] = "all training rows";
-  if (o->hvp_batch)
-    snprintf(rows, sizeof rows, "one minibatch of %lld rows per solve", (long long)o->hvp_batch);
+  if (o->batch)
+    snprintf(rows, sizeof rows, "one minibatch of %lld rows per solve", (long long)o->batch);
   nhgd_log(NHGD_LOG_INFO,
            "cg: up to %d conjugate-gradient iterations per outer step (stop at |r| <= 1e-12 "
            "|g|), %s start, each Hessian-vector product over %s%s; d = %lld",
            s->Q, s->warm ? "warm" : "cold", rows,
-           o->hvp_batch ? " (stochastic CG)" : " (deterministic CG)", (long long)s->d);
-  if (!o->hvp_batch && s->Q < s->d)
+           o->batch ? " (stochastic CG)" : " (deterministic CG)", (long long)s->d);
+  if (!o->batch && s->Q < s->d)
     nhgd_log(NHGD_LOG_INFO,
              "cg: --hvp-steps %d < d = %lld: CG may stop before it reaches H^-1 g exactly", s->Q,
              (long long)s->d);
   return NHGD_OK;
 }
+
+static const nhgd_option_spec cg_specs[] = {
+    {"hvp-warm", NHGD_OPT_BOOL, offsetof(cg_opts, warm), sizeof(int), "1", 1, 0, NULL,
+     "cg: start from the previous outer step's u (0: from u = 0)", NHGD_OPT_TRAJECTORY},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+
+static const nhgd_option_block cg_options = {"cg", cg_specs, sizeof(cg_opts), NULL};
+
+const nhgd_estimator_desc nhgd_estimator_cg = {"cg", cg_init, &cg_options};

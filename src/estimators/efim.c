@@ -8,7 +8,6 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "outer/engine.h"
 
 /* Network bandwidth assumed by the model (bytes/s per rank): only the ratio to the DGEMM rate
  * matters, and the routes' communication differs by orders of magnitude. */
@@ -22,13 +21,12 @@ const char *nhgd_route_name(int route) {
   return route >= 0 && route < NHGD_ROUTE_COUNT ? route_names[route] : "?";
 }
 
-int nhgd_engine_mem_budget(nhgd_engine *e, double *bytes) {
-  double mine = e->opt.mem_per_rank * 1048576.0;
+int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes) {
+  double mine = mib * 1048576.0;
   if (mine <= 0.0) {
     MPI_Comm node;
     int local = 1;
-    if (MPI_Comm_split_type(e->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) ==
-        MPI_SUCCESS) {
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
       MPI_Comm_size(node, &local);
       MPI_Comm_free(&node);
     }
@@ -44,12 +42,12 @@ int nhgd_engine_mem_budget(nhgd_engine *e, double *bytes) {
     if (avail <= 0.0) avail = 4.0 * 1073741824.0; /* unknown system: assume 4 GiB */
     mine = 0.9 * avail / local;
   }
-  NHGD_MPI_CHECK(MPI_Allreduce(&mine, bytes, 1, MPI_DOUBLE, MPI_MIN, e->comm));
+  NHGD_MPI_CHECK(MPI_Allreduce(&mine, bytes, 1, MPI_DOUBLE, MPI_MIN, comm));
   return NHGD_OK;
 }
 
 /* DGEMM rate of one rank, agreed (minimum) over ranks so all make the same choice. */
-static int calibrate(nhgd_engine *e, double *rate) {
+static int calibrate(MPI_Comm comm, double *rate) {
   const int n = 384;
   double *a, *c;
   NHGD_CHECK(nhgd_calloc(&a, (size_t)n * n, sizeof(double), "calibration"));
@@ -70,7 +68,7 @@ static int calibrate(nhgd_engine *e, double *rate) {
   nhgd_free(&a);
   nhgd_free(&c);
   double mine = 2.0 * n * n * (double)n / (best > 1e-9 ? best : 1e-9);
-  NHGD_MPI_CHECK(MPI_Allreduce(&mine, rate, 1, MPI_DOUBLE, MPI_MIN, e->comm));
+  NHGD_MPI_CHECK(MPI_Allreduce(&mine, rate, 1, MPI_DOUBLE, MPI_MIN, comm));
   return NHGD_OK;
 }
 
@@ -80,15 +78,16 @@ static int route_of(const char *name) {
   return -1;
 }
 
-int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
+int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *route, int kron,
+                         nhgd_efim_plan *plan) {
   memset(plan, 0, sizeof *plan);
-  const double P = e->size, d = (double)e->d, T = (double)e->opt.inner_steps;
-  const double B = e->opt.batch ? (double)e->opt.batch : (double)e->data->train.n_global;
+  const double P = c->size, d = (double)c->d, T = (double)c->inner_steps;
+  const double B = (double)nhgd_est_batch_rows(c);
   const double N = T * B;
-  const double m = kron ? e->pb->kron_m : 0, C = kron ? e->pb->kron_c : 0;
+  const double m = kron ? c->pb->kron_m : 0, C = kron ? c->pb->kron_c : 0;
   const double w = 1.0 + (kron ? m + C : d); /* doubles per sample in transit */
-  NHGD_CHECK(calibrate(e, &plan->gemm_rate));
-  NHGD_CHECK(nhgd_engine_mem_budget(e, &plan->budget));
+  NHGD_CHECK(calibrate(c->comm, &plan->gemm_rate));
+  NHGD_CHECK(nhgd_mem_budget(c->comm, o->mem_per_rank, &plan->budget));
   const double R = plan->gemm_rate, BW = NHGD_MODEL_BANDWIDTH;
   const double chol = NHGD_MODEL_CHOLESKY_EFFICIENCY;
   const double gather = B * w * 8.0; /* every rank receives every sample */
@@ -119,7 +118,7 @@ int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
   for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
     plan->seconds[r] = plan->flops[r] / R + T * plan->bytes_comm[r] / BW;
 
-  int forced = route_of(e->opt.efim_route);
+  int forced = route_of(route);
   int best = -1;
   if (forced >= 0) {
     best = forced;
@@ -158,7 +157,7 @@ int nhgd_efim_plan_route(nhgd_engine *e, int kron, nhgd_efim_plan *plan) {
     NHGD_FAIL(NHGD_ERR_MEM,
               "nhgd: route %s needs %.1f MiB per rank on %d ranks but %.1f MiB are available "
               "(--mem-per-rank); %s",
-              route_names[r], plan->bytes_mem[r] / 1048576.0, e->size, plan->budget / 1048576.0,
+              route_names[r], plan->bytes_mem[r] / 1048576.0, c->size, plan->budget / 1048576.0,
               hint);
   }
   plan->route = best;

@@ -3,14 +3,20 @@
  * every other estimator's error. */
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/util.h"
-#include "outer/engine.h"
+#include "estimators/estimator.h"
+
+typedef struct exact_opts {
+  int hess_chunk; /* training rows per rank per all-gather */
+} exact_opts;
 
 typedef struct exact_state {
   nhgd_bcmat *H;
+  int *rows;     /* local rows of one round */
   double *hdiag; /* d */
   double *Zloc;  /* d x chunk*q: this rank's factors of one round */
   double *Zall;  /* d x P*chunk*q: every rank's factors of one round */
@@ -26,6 +32,7 @@ static void exact_destroy(nhgd_estimator *est) {
   if (!s) return;
   nhgd_bcmat_destroy(&s->H);
   nhgd_free(&s->hdiag);
+  nhgd_free(&s->rows);
   nhgd_free(&s->Zloc);
   nhgd_free(&s->Zall);
   nhgd_free(&s->counts);
@@ -37,38 +44,34 @@ static void exact_destroy(nhgd_estimator *est) {
   nhgd_free(&est->state);
 }
 
-static int exact_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
-  return NHGD_OK;
-}
-
 /* All-gather ncol columns of height len from every rank into all (rank order); *total is
  * the number of columns gathered. */
-static int gather_columns(exact_state *s, nhgd_engine *e, const double *mine, int len, int ncol,
+static int gather_columns(exact_state *s, nhgd_est_ctx *c, const double *mine, int len, int ncol,
                           double *all, int *total) {
   int count = len * ncol;
-  NHGD_MPI_CHECK(MPI_Allgather(&count, 1, MPI_INT, s->counts, 1, MPI_INT, e->comm));
+  NHGD_MPI_CHECK(MPI_Allgather(&count, 1, MPI_INT, s->counts, 1, MPI_INT, c->comm));
   int sum = 0;
-  for (int p = 0; p < e->size; ++p) {
+  for (int p = 0; p < c->size; ++p) {
     s->displs[p] = sum;
     sum += s->counts[p];
   }
   NHGD_MPI_CHECK(
-      MPI_Allgatherv(mine, count, MPI_DOUBLE, all, s->counts, s->displs, MPI_DOUBLE, e->comm));
+      MPI_Allgatherv(mine, count, MPI_DOUBLE, all, s->counts, s->displs, MPI_DOUBLE, c->comm));
   *total = sum / len;
   return NHGD_OK;
 }
 
 /* H = (1/n) sum_i Z_i Z_i^T + Hess R, lower triangle, summed into the block-cyclic layout:
  * rounds of `chunk` rows per rank, all-gathered, each rank updating only its own blocks. */
-static int form_hessian(exact_state *s, nhgd_engine *e, const double *theta) {
-  const nhgd_problem *pb = e->pb;
-  const nhgd_split *tr = &e->data->train;
+static int form_hessian(exact_state *s, nhgd_est_ctx *c, const double *theta) {
+  const nhgd_problem *pb = c->pb;
+  const nhgd_split *tr = &c->data->train;
   const int q = pb->hess_rank;
-  const size_t d = (size_t)e->d;
+  const size_t d = (size_t)c->d;
   int local_rounds = (tr->n_local + s->chunk - 1) / s->chunk, rounds;
-  NHGD_MPI_CHECK(MPI_Allreduce(&local_rounds, &rounds, 1, MPI_INT, MPI_MAX, e->comm));
+  NHGD_MPI_CHECK(MPI_Allreduce(&local_rounds, &rounds, 1, MPI_INT, MPI_MAX, c->comm));
   nhgd_bcmat_zero(s->H);
-  NHGD_CHECK(pb->reg(pb, theta, e->v, NULL, NULL, s->hdiag));
+  NHGD_CHECK(pb->reg(pb, theta, c->v, NULL, NULL, s->hdiag));
   nhgd_bcmat_add_diag(s->H, s->hdiag);
   const double scale = 1.0 / (double)tr->n_global;
   for (int r = 0; r < rounds; ++r) {
@@ -76,87 +79,97 @@ static int form_hessian(exact_state *s, nhgd_engine *e, const double *theta) {
     int nr = tr->n_local - first;
     if (nr < 0) nr = 0;
     if (nr > s->chunk) nr = s->chunk;
-    int *rows = e->rows;
+    int *rows = s->rows;
     for (int i = 0; i < nr; ++i)
       rows[i] = first + i;
     if (s->kron) {
       int rc =
-          nr ? pb->kron_factors(pb, theta, e->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL) : NHGD_OK;
-      NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+          nr ? pb->kron_factors(pb, theta, c->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL) : NHGD_OK;
+      NHGD_CHECK(nhgd_error_agree(c->comm, rc));
       int total;
-      NHGD_CHECK(gather_columns(s, e, s->Xloc, s->m, nr, s->Xall, &total));
-      NHGD_CHECK(gather_columns(s, e, s->Aloc, s->C * s->C, nr, s->Aall, &total));
+      NHGD_CHECK(gather_columns(s, c, s->Xloc, s->m, nr, s->Xall, &total));
+      NHGD_CHECK(gather_columns(s, c, s->Aloc, s->C * s->C, nr, s->Aall, &total));
       NHGD_CHECK(nhgd_bcmat_add_kron(s->H, s->m, s->C, s->Xall, s->Aall, total, scale, 1));
     } else {
-      int rc = nr ? pb->hess_factors(pb, theta, e->v, nr, rows, s->Zloc) : NHGD_OK;
-      NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+      int rc = nr ? pb->hess_factors(pb, theta, c->v, nr, rows, s->Zloc) : NHGD_OK;
+      NHGD_CHECK(nhgd_error_agree(c->comm, rc));
       int total;
-      NHGD_CHECK(gather_columns(s, e, s->Zloc, (int)d, nr * q, s->Zall, &total));
+      NHGD_CHECK(gather_columns(s, c, s->Zloc, (int)d, nr * q, s->Zall, &total));
       NHGD_CHECK(nhgd_bcmat_add_gram(s->H, s->Zall, total, scale, 1));
     }
   }
   return NHGD_OK;
 }
 
-static int exact_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
-                       double *u) {
+static int exact_solve(nhgd_estimator *est, const double *theta, const double *g, double *u) {
   exact_state *s = est->state;
-  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
-  int rc = form_hessian(s, e, theta);
-  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  nhgd_est_ctx *c = est->ctx;
+  nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
+  int rc = form_hessian(s, c, theta);
+  nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
   NHGD_CHECK(rc);
-  e->samples += (double)e->data->train.n_global; /* one Hessian factor per training row */
-  nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+  *c->samples += (double)c->data->train.n_global; /* one Hessian factor per training row */
+  nhgd_timer_start(c->timers, NHGD_T_SOLVE);
   rc = nhgd_bcmat_cholesky(s->H);
   if (!rc) rc = nhgd_bcmat_solve(s->H, g, u);
-  nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+  nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
   return rc;
 }
 
-int nhgd_estimator_exact_init(nhgd_estimator *est, nhgd_engine *e) {
+static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   exact_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "exact estimator"));
   est->state = s;
   est->destroy = exact_destroy;
-  est->begin = exact_begin;
   est->solve = exact_solve;
   est->needs_observe = 0;
-  if (e->d > INT_MAX) NHGD_FAIL(NHGD_ERR_ARG, "exact: d = %lld is too large", (long long)e->d);
-  const int d = (int)e->d, q = e->pb->hess_rank;
-  s->kron = e->opt.kron && e->pb->kron_factors != NULL;
-  s->m = e->pb->kron_m;
-  s->C = e->pb->kron_c;
+  if (c->d > INT_MAX) NHGD_FAIL(NHGD_ERR_ARG, "exact: d = %lld is too large", (long long)c->d);
+  const int d = (int)c->d, q = c->pb->hess_rank;
+  const exact_opts *o = c->opt;
+  s->kron = c->kron && c->pb->kron_factors != NULL;
+  s->m = c->pb->kron_m;
+  s->C = c->pb->kron_c;
   /* The Kronecker route moves m + C^2 numbers per row instead of d*q: larger rounds. */
-  s->chunk = s->kron ? 16 * e->opt.hess_chunk : e->opt.hess_chunk;
+  s->chunk = s->kron ? 16 * o->hess_chunk : o->hess_chunk;
   const double per_row = s->kron ? (double)s->m + (double)s->C * s->C : (double)d * q;
-  if (per_row * s->chunk * e->size > (double)INT_MAX)
+  if (per_row * s->chunk * c->size > (double)INT_MAX)
     NHGD_FAIL(NHGD_ERR_ARG,
               "exact: --hess-chunk %d is too large for d = %d (the all-gathered block would "
               "exceed 2^31 entries)",
               s->chunk, d);
   nhgd_grid *g;
-  NHGD_CHECK(nhgd_engine_grid(e, &g));
-  int nb = e->opt.block_size ? e->opt.block_size : nhgd_bcmat_auto_block(d, g);
+  NHGD_CHECK(nhgd_est_grid(c, &g));
+  int nb = c->block_size ? c->block_size : nhgd_bcmat_auto_block(d, g);
   double bytes = (double)nhgd_bcmat_local_bytes(d, nb, g->nprow, g->npcol) +
-                 8.0 * per_row * s->chunk * (1.0 + e->size);
+                 8.0 * per_row * s->chunk * (1.0 + c->size);
   nhgd_log(NHGD_LOG_INFO,
            "exact: %d x %d Hessian on a %d x %d grid, block %d, %s route; %.1f MiB per rank "
            "(busiest)",
            d, d, g->nprow, g->npcol, nb, s->kron ? "Kronecker" : "factored", bytes / 1048576.0);
   NHGD_CHECK(nhgd_bcmat_create(g, d, nb, &s->H));
   NHGD_CHECK(nhgd_calloc(&s->hdiag, (size_t)d, sizeof(double), "Hessian diagonal"));
+  NHGD_CHECK(nhgd_calloc(&s->rows, (size_t)s->chunk, sizeof(int), "Hessian rows"));
   if (s->kron) {
     const size_t m = (size_t)s->m, C2 = (size_t)s->C * s->C, rows = (size_t)s->chunk;
     NHGD_CHECK(nhgd_calloc(&s->Xloc, m * rows, sizeof(double), "Hessian features"));
     NHGD_CHECK(nhgd_calloc(&s->Aloc, C2 * rows, sizeof(double), "Hessian class factors"));
-    NHGD_CHECK(nhgd_calloc(&s->Xall, m * rows * e->size, sizeof(double), "gathered features"));
-    NHGD_CHECK(nhgd_calloc(&s->Aall, C2 * rows * e->size, sizeof(double), "gathered factors"));
+    NHGD_CHECK(nhgd_calloc(&s->Xall, m * rows * c->size, sizeof(double), "gathered features"));
+    NHGD_CHECK(nhgd_calloc(&s->Aall, C2 * rows * c->size, sizeof(double), "gathered factors"));
   } else {
     NHGD_CHECK(nhgd_calloc(&s->Zloc, (size_t)d * s->chunk * q, sizeof(double), "Hessian factors"));
-    NHGD_CHECK(nhgd_calloc(&s->Zall, (size_t)d * s->chunk * q * e->size, sizeof(double),
+    NHGD_CHECK(nhgd_calloc(&s->Zall, (size_t)d * s->chunk * q * c->size, sizeof(double),
                            "gathered Hessian factors"));
   }
-  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)e->size, sizeof(int), "counts"));
-  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)e->size, sizeof(int), "displacements"));
+  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)c->size, sizeof(int), "counts"));
+  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)c->size, sizeof(int), "displacements"));
   return NHGD_OK;
 }
+
+static const nhgd_option_spec exact_specs[] = {
+    {"hess-chunk", NHGD_OPT_INT, offsetof(exact_opts, hess_chunk), sizeof(int), "32", 1, 1 << 20,
+     NULL, "training rows per rank per all-gather when forming the exact Hessian", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+
+static const nhgd_option_block exact_options = {"exact", exact_specs, sizeof(exact_opts), NULL};
+
+const nhgd_estimator_desc nhgd_estimator_exact = {"exact", exact_init, &exact_options};

@@ -1,4 +1,4 @@
-/* Estimator `neumann` (stocBiO; ALGORITHM.md 5): after the inner loop, u is Q terms of the
+/* Estimator `neumann` (stocBiO; docs/algorithm.md 5): after the inner loop, u is Q terms of the
  * Neumann series of H^{-1} = eta sum_{q>=0} (I - eta H)^q applied to g, with a fresh
  * stochastic Hessian in every factor:
  *   u = eta sum_{q=0}^{Q-1} prod_{j=1}^{q} (I - eta H_j) g     (the q = 0 product is I),
@@ -7,9 +7,10 @@
  * training rows (--hvp-batch 0) or a fresh global minibatch drawn from the counter RNG keyed
  * by (seed, outer k, product j, slot), independent of the number of ranks. One
  * MPI_Allreduce of d doubles per product. The series converges when eta < 2 / lambda_max(H);
- * its truncation error is (I - eta H)^Q H^{-1} g. Nothing is carried between outer steps:
- * the checkpoint hooks only record the settings. */
+ * its truncation error is (I - eta H)^Q H^{-1} g. Nothing is carried between outer steps
+ * or through the inner loop, so a checkpoint holds nothing of it. */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,9 +18,13 @@
 #include "core/util.h"
 #include "estimators/baseline.h"
 
+typedef struct neumann_opts {
+  double eta;
+} neumann_opts;
+
 typedef struct neumann_state {
   nhgd_hvp hvp;
-  int64_t d;
+  int64_t d, k;
   int Q;
   double eta;
   double *p, *Hp, *acc;
@@ -36,17 +41,24 @@ static void neumann_destroy(nhgd_estimator *est) {
   nhgd_free(&est->state);
 }
 
-static int neumann_run(neumann_state *s, nhgd_engine *e, const double *theta, const double *g) {
-  const int64_t d = s->d, k = e->k;
+static int neumann_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
+  neumann_state *s = est->state;
+  s->k = k;
+  return NHGD_OK;
+}
+
+static int neumann_run(void *state, nhgd_est_ctx *c, const double *theta, const double *g) {
+  neumann_state *s = state;
+  const int64_t d = s->d, k = s->k;
   const double eta = s->eta;
   double *p = s->p, *Hp = s->Hp, *acc = s->acc;
-  NHGD_CHECK(nhgd_hvp_point(&s->hvp, e, theta));
+  NHGD_CHECK(nhgd_hvp_point(&s->hvp, c, theta));
   memcpy(p, g, (size_t)d * sizeof(double));
   for (int64_t i = 0; i < d; ++i)
     acc[i] = eta * p[i];
   for (int q = 1; q < s->Q; ++q) {
-    double B = nhgd_hvp_draw(&s->hvp, e, k, q - 1);
-    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, e, theta, s->hvp.nb, s->hvp.rows, B, p, Hp));
+    double B = nhgd_hvp_draw(&s->hvp, c, k, q - 1);
+    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, c, theta, s->hvp.nb, s->hvp.rows, B, p, Hp));
     int finite = 1;
     for (int64_t i = 0; i < d; ++i) {
       p[i] -= eta * Hp[i];
@@ -74,62 +86,60 @@ static int neumann_run(neumann_state *s, nhgd_engine *e, const double *theta, co
   return NHGD_OK;
 }
 
-static int neumann_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
-                         double *u) {
+static int neumann_solve(nhgd_estimator *est, const double *theta, const double *g, double *u) {
   neumann_state *s = est->state;
-  nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
-  int rc = neumann_run(s, e, theta, g);
-  nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
-  nhgd_hvp_account(&s->hvp, e);
-  NHGD_CHECK(rc);
-  memcpy(u, s->acc, (size_t)s->d * sizeof(double));
+  return nhgd_hvp_solve(&s->hvp, est->ctx, neumann_run, s, theta, g, s->acc, u);
+}
+
+/* Stateless within an inner loop: a resumed one only needs to know its outer step. */
+static int neumann_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
+  neumann_state *s = est->state;
+  s->k = k;
   return NHGD_OK;
 }
 
-static int neumann_save(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
-  neumann_state *s = est->state;
-  NHGD_CHECK(nhgd_baseline_save_setting(g, "hvp-steps", s->Q));
-  NHGD_CHECK(nhgd_baseline_save_setting(g, "hvp-batch", (double)s->hvp.batch));
-  return nhgd_baseline_save_setting(g, "neumann-eta", s->eta);
-}
-
-static int neumann_load(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
-  neumann_state *s = est->state;
-  NHGD_CHECK(nhgd_baseline_check_setting(g, "hvp-steps", s->Q));
-  NHGD_CHECK(nhgd_baseline_check_setting(g, "hvp-batch", (double)s->hvp.batch));
-  return nhgd_baseline_check_setting(g, "neumann-eta", s->eta);
-}
-
-int nhgd_estimator_neumann_init(nhgd_estimator *est, nhgd_engine *e) {
+static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   neumann_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "neumann estimator"));
   est->state = s;
   est->destroy = neumann_destroy;
   est->solve = neumann_solve;
-  est->save = neumann_save;
+  est->begin = neumann_begin;
   est->load = neumann_load;
   est->needs_observe = 0;
-  const nhgd_options *o = &e->opt;
-  if (o->hvp_steps < 1)
+  const nhgd_hvp_opts *o = nhgd_options_block(c->options, "hvp");
+  const neumann_opts *own = c->opt;
+  if (o->steps < 1)
     NHGD_FAIL(NHGD_ERR_ARG, "neumann: --hvp-steps %d: the series needs at least one term",
-              o->hvp_steps);
-  if (!(o->neumann_eta > 0.0) || !isfinite(o->neumann_eta))
+              o->steps);
+  if (!(own->eta > 0.0) || !isfinite(own->eta))
     NHGD_FAIL(NHGD_ERR_ARG,
               "neumann: --neumann-eta %g: the step of the series must be positive and finite",
-              o->neumann_eta);
-  NHGD_CHECK(nhgd_hvp_init(&s->hvp, e, o->hvp_batch, "neumann"));
-  s->d = e->d;
-  s->Q = o->hvp_steps;
-  s->eta = o->neumann_eta;
+              own->eta);
+  NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, o->batch, "neumann"));
+  s->d = c->d;
+  s->Q = o->steps;
+  s->eta = own->eta;
   NHGD_CHECK(nhgd_calloc(&s->p, (size_t)s->d, sizeof(double), "neumann term"));
   NHGD_CHECK(nhgd_calloc(&s->Hp, (size_t)s->d, sizeof(double), "neumann product"));
   NHGD_CHECK(nhgd_calloc(&s->acc, (size_t)s->d, sizeof(double), "neumann sum"));
   char rows[64] = "all training rows";
-  if (o->hvp_batch)
-    snprintf(rows, sizeof rows, "a fresh minibatch of %lld rows", (long long)o->hvp_batch);
+  if (o->batch) snprintf(rows, sizeof rows, "a fresh minibatch of %lld rows", (long long)o->batch);
   nhgd_log(NHGD_LOG_INFO,
            "neumann: %d terms of eta sum_q prod_j (I - eta H_j) g per outer step, eta = %g, "
            "%d Hessian-vector products each over %s; d = %lld",
            s->Q, s->eta, s->Q - 1, rows, (long long)s->d);
   return NHGD_OK;
 }
+
+static const nhgd_option_spec neumann_specs[] = {
+    {"neumann-eta", NHGD_OPT_REAL, offsetof(neumann_opts, eta), sizeof(double), "0.1", 1e-300, 1e12,
+     NULL,
+     "neumann: step eta of u = eta sum_q prod_j (I - eta H_j) g (needs eta < 2 / lambda_max(H))",
+     NHGD_OPT_TRAJECTORY},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+
+static const nhgd_option_block neumann_options = {"neumann", neumann_specs, sizeof(neumann_opts),
+                                                  NULL};
+
+const nhgd_estimator_desc nhgd_estimator_neumann = {"neumann", neumann_init, &neumann_options};

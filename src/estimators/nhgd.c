@@ -1,6 +1,6 @@
 /* Estimator `nhgd`: u = M^{-1} g with M = D + sum_t omega_t sum_{i in B_t} c_i s_i s_i^T, the
  * empirical Fisher of the per-sample gradients inner SGD computed, kept up to date during the
- * inner loop by one of four routes (ALGORITHM.md 2.1):
+ * inner loop by one of four routes (docs/algorithm.md 2.1):
  *   online      Woodbury update of the block-cyclic inverse A = M^{-1} after every step
  *   accumulate  block-cyclic sum of outer products, one Cholesky and one solve at the end
  *   gram        the N x N system I + U^T D^{-1} U (block-cyclic), no d x d matrix at all
@@ -10,19 +10,19 @@
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "estimators/efim.h"
-#include "io/h5util.h"
-#include "outer/engine.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
              double *b, const int *ldb, int *info, size_t len);
 
 typedef struct nhgd_state {
+  const nhgd_efim_opts *o;
   int route;
   int kron; /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
   int sep;  /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
@@ -40,6 +40,7 @@ typedef struct nhgd_state {
   int64_t t;
   /* d x B workspace: scaled sample columns U, and W = A U (online) */
   double *U, *W, *S;
+  double *work;  /* scratch of the block-cyclic products */
   nhgd_bcmat *A; /* online: M^{-1}; accumulate: F */
   /* gram: stored samples (packed) and the N x N system */
   double *store;
@@ -49,9 +50,9 @@ typedef struct nhgd_state {
   double bytes;   /* payload this rank received from collectives in the current inner loop */
 } nhgd_state;
 
-static int grid_block(nhgd_engine *e, int n, nhgd_grid **g, int *nb) {
-  NHGD_CHECK(nhgd_engine_grid(e, g));
-  *nb = e->opt.block_size ? e->opt.block_size : nhgd_bcmat_auto_block(n, *g);
+static int grid_block(nhgd_est_ctx *c, int n, nhgd_grid **g, int *nb) {
+  NHGD_CHECK(nhgd_est_grid(c, g));
+  *nb = c->block_size ? c->block_size : nhgd_bcmat_auto_block(n, *g);
   return NHGD_OK;
 }
 
@@ -61,8 +62,9 @@ static void nhgd_destroy(nhgd_estimator *est) {
   if (s->pending) MPI_Wait(&s->req, MPI_STATUS_IGNORE);
   nhgd_bcmat_destroy(&s->A);
   nhgd_bcmat_destroy(&s->K);
-  double **bufs[] = {&s->dg,   &s->dinv, &s->a, &s->b, &s->packed_loc, &s->packed_all, &s->Xloc,
-                     &s->Rloc, &s->cloc, &s->U, &s->W, &s->S,          &s->store,      &s->Mdense};
+  double **bufs[] = {&s->dg,         &s->dinv, &s->a,     &s->b,      &s->packed_loc,
+                     &s->packed_all, &s->Xloc, &s->Rloc,  &s->cloc,   &s->U,
+                     &s->W,          &s->S,    &s->store, &s->Mdense, &s->work};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
   nhgd_free(&s->counts);
@@ -70,7 +72,6 @@ static void nhgd_destroy(nhgd_estimator *est) {
   nhgd_free(&est->state);
 }
 
-/* D = Hess R + damping, and the separable form of D^{-1} when it exists. */
 /* D^{-1} and its separable form from D (in s->dg). */
 static int derive_damping(nhgd_state *s) {
   for (int j = 0; j < s->d; ++j) {
@@ -102,19 +103,19 @@ static int derive_damping(nhgd_state *s) {
 }
 
 /* D = Hess R + damping at theta. */
-static int set_damping(nhgd_state *s, nhgd_engine *e, const double *theta) {
-  NHGD_CHECK(e->pb->reg(e->pb, theta, e->v, NULL, NULL, s->dg));
+static int set_damping(nhgd_state *s, nhgd_est_ctx *c, const double *theta) {
+  NHGD_CHECK(c->pb->reg(c->pb, theta, c->v, NULL, NULL, s->dg));
   for (int j = 0; j < s->d; ++j)
-    s->dg[j] += e->opt.efim_damping;
+    s->dg[j] += s->o->damping;
   return derive_damping(s);
 }
 
-static int nhgd_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
+static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
   nhgd_state *s = est->state;
   s->t = 0;
   s->nstored = 0;
   s->bytes = 0.0;
-  NHGD_CHECK(set_damping(s, e, e->theta));
+  NHGD_CHECK(set_damping(s, est->ctx, theta0));
   switch (s->route) {
   case NHGD_ROUTE_ONLINE:
     nhgd_bcmat_zero(s->A);
@@ -133,9 +134,10 @@ static int nhgd_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
 }
 
 /* Weight of every sample of step t in M. */
-static double step_weight(const nhgd_state *s, const nhgd_options *o, int64_t t) {
-  if (!strcmp(o->efim_mode, "ema"))
-    return (1.0 - o->efim_beta) * pow(o->efim_beta, (double)(s->T - 1 - t)) / (double)s->B;
+static double step_weight(const nhgd_state *s, int64_t t) {
+  const nhgd_efim_opts *o = s->o;
+  if (!strcmp(o->mode, "ema"))
+    return (1.0 - o->beta) * pow(o->beta, (double)(s->T - 1 - t)) / (double)s->B;
   return 1.0 / ((double)s->T * (double)s->B);
 }
 
@@ -156,25 +158,10 @@ static void unpack_column(const nhgd_state *s, const double *p, double *u, int s
 
 /* A <- A - (A U)(I + U^T A U)^{-1}(A U)^T on the block-cyclic A. Communication: one
  * allreduce of d x nb numbers. */
-static int woodbury(nhgd_state *s, nhgd_engine *e, int nb) {
+static int woodbury(nhgd_state *s, nhgd_est_ctx *c, int nb) {
   nhgd_bcmat *A = s->A;
   const size_t d = (size_t)s->d;
-  double *Uc = s->S + (size_t)nb * nb; /* nloc x nb gathered columns, after the nb x nb S */
-  for (int c = 0; c < nb; ++c)
-    for (int jl = 0; jl < A->nloc; ++jl)
-      Uc[jl + (size_t)c * A->nloc] = s->U[A->gcol[jl] + c * d];
-  memset(s->W, 0, d * nb * sizeof(double));
-  if (A->mloc > 0 && A->nloc > 0) {
-    /* Rows of A U from this rank's columns, written straight into place: the sum over ranks
-     * adds the column blocks of each process row. */
-    double *Wp = s->packed_all; /* mloc x nb scratch, large enough (see init) */
-    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, A->mloc, nb, A->nloc, 1.0, A->a, A->lld,
-                Uc, A->nloc, 0.0, Wp, A->mloc);
-    for (int c = 0; c < nb; ++c)
-      for (int il = 0; il < A->mloc; ++il)
-        s->W[A->grow[il] + c * d] = Wp[il + (size_t)c * A->mloc];
-  }
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->W, (int)(d * nb), MPI_DOUBLE, MPI_SUM, e->comm));
+  NHGD_CHECK(nhgd_bcmat_apply(A, s->U, nb, s->W, s->work));
   s->bytes += 8.0 * (double)d * nb; /* the reduced d x nb result */
   /* S = I + U^T W, factor, Y = W L^{-T}, A -= Y Y^T. */
   cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nb, nb, (int)d, 1.0, s->U, (int)d, s->W,
@@ -192,7 +179,7 @@ static int woodbury(nhgd_state *s, nhgd_engine *e, int nb) {
 }
 
 /* Fold the gathered samples of one step into the route's state. */
-static int apply_step(nhgd_state *s, nhgd_engine *e, int total) {
+static int apply_step(nhgd_state *s, nhgd_est_ctx *c, int total) {
   const double *P = s->packed_all;
   if (s->route == NHGD_ROUTE_GRAM) {
     if (s->nstored + total > s->cap)
@@ -206,11 +193,11 @@ static int apply_step(nhgd_state *s, nhgd_engine *e, int total) {
   /* Process the step in slices of at most bslice samples (the U workspace). */
   for (int c0 = 0; c0 < total; c0 += (int)s->B) {
     int nb = total - c0 < (int)s->B ? total - c0 : (int)s->B;
-    for (int c = 0; c < nb; ++c)
-      unpack_column(s, P + (size_t)(c0 + c) * s->width, s->U + c * d, 1);
+    for (int i = 0; i < nb; ++i)
+      unpack_column(s, P + (size_t)(c0 + i) * s->width, s->U + i * d, 1);
     switch (s->route) {
     case NHGD_ROUTE_ONLINE:
-      NHGD_CHECK(woodbury(s, e, nb));
+      NHGD_CHECK(woodbury(s, c, nb));
       break;
     case NHGD_ROUTE_ACCUMULATE:
       NHGD_CHECK(nhgd_bcmat_add_gram(s->A, s->U, nb, 1.0, 1));
@@ -224,33 +211,34 @@ static int apply_step(nhgd_state *s, nhgd_engine *e, int total) {
   return NHGD_OK;
 }
 
-static int finish_pending(nhgd_state *s, nhgd_engine *e) {
+static int finish_pending(nhgd_state *s, nhgd_est_ctx *c) {
   if (!s->pending) return NHGD_OK;
   NHGD_MPI_CHECK(MPI_Wait(&s->req, MPI_STATUS_IGNORE));
   s->pending = 0;
-  return apply_step(s, e, s->pending_total);
+  return apply_step(s, c, s->pending_total);
 }
 
-static int nhgd_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta, int nb,
-                        const int *rows) {
+static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const int *rows) {
   nhgd_state *s = est->state;
-  const nhgd_problem *pb = e->pb;
-  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
-  int rc = finish_pending(s, e);
+  nhgd_est_ctx *c = est->ctx;
+  const nhgd_problem *pb = c->pb;
+  const double wexp = s->o->weight_exp;
+  nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
+  int rc = finish_pending(s, c);
   if (rc) goto done;
   if (nb > s->bmax)
     rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
                         "nhgd: %d samples on one rank, planned %d", nb, s->bmax);
   else if (s->kron)
-    rc = pb->kron_factors(pb, theta, e->v, nb, rows, s->Xloc, s->Rloc, NULL, s->cloc);
+    rc = pb->kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, NULL, s->cloc);
   else
-    rc = pb->sample_grads(pb, theta, e->v, nb, rows, s->Xloc, s->cloc);
-  const double omega = step_weight(s, &e->opt, s->t);
+    rc = pb->sample_grads(pb, theta, c->v, nb, rows, s->Xloc, s->cloc);
+  const double omega = step_weight(s, s->t);
   const int len = s->width - 1;
   for (int k = 0; !rc && k < nb; ++k) {
     double *p = s->packed_loc + (size_t)k * s->width;
-    double c = s->cloc[k];
-    p[0] = sqrt(omega * (e->opt.efim_weight_exp == 1.0 ? c : pow(c, e->opt.efim_weight_exp)));
+    double w = s->cloc[k];
+    p[0] = sqrt(omega * (wexp == 1.0 ? w : pow(w, wexp)));
     if (s->kron) {
       memcpy(p + 1, s->Xloc + (size_t)k * s->m, (size_t)s->m * sizeof(double));
       memcpy(p + 1 + s->m, s->Rloc + (size_t)k * s->C, (size_t)s->C * sizeof(double));
@@ -261,53 +249,96 @@ static int nhgd_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta
   /* The counts exchanged for the all-gather also carry a failure (-1), so a step costs no
    * collective of its own for agreeing on errors. */
   int mine = rc ? -1 : nb * s->width;
-  if (MPI_Allgather(&mine, 1, MPI_INT, s->counts, 1, MPI_INT, e->comm) != MPI_SUCCESS)
+  if (MPI_Allgather(&mine, 1, MPI_INT, s->counts, 1, MPI_INT, c->comm) != MPI_SUCCESS)
     NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Allgather of sample counts failed");
-  for (int p = 0; p < e->size; ++p)
+  for (int p = 0; p < c->size; ++p)
     if (s->counts[p] < 0) {
-      rc = nhgd_error_agree(e->comm, rc);
+      rc = nhgd_error_agree(c->comm, rc);
       goto done;
     }
   int sum = 0;
-  for (int p = 0; p < e->size; ++p) {
+  for (int p = 0; p < c->size; ++p) {
     s->displs[p] = sum;
     sum += s->counts[p];
   }
-  s->bytes += 8.0 * (double)(sum - mine) + 4.0 * (e->size - 1); /* others' samples, counts */
+  s->bytes += 8.0 * (double)(sum - mine) + 4.0 * (c->size - 1); /* others' samples, counts */
   if (MPI_Iallgatherv(s->packed_loc, mine, MPI_DOUBLE, s->packed_all, s->counts, s->displs,
-                      MPI_DOUBLE, e->comm, &s->req) != MPI_SUCCESS)
+                      MPI_DOUBLE, c->comm, &s->req) != MPI_SUCCESS)
     NHGD_RAISE(rc, done, NHGD_ERR_MPI, "MPI_Iallgatherv of per-sample gradients failed");
   s->pending = 1;
   s->pending_total = sum / s->width;
   ++s->t;
   /* Without overlap the step is folded in at once; with it, while SGD takes the next step. */
-  if (!e->opt.overlap) rc = finish_pending(s, e);
+  if (!s->o->overlap) rc = finish_pending(s, c);
 done:
-  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
   return rc;
 }
 
-/* u = A g for the block-cyclic A (online route). */
-static int apply_inverse(nhgd_state *s, nhgd_engine *e, const double *g, double *u) {
-  nhgd_bcmat *A = s->A;
-  double *gc = s->U, *ul = s->W; /* nloc and mloc scratch */
-  for (int jl = 0; jl < A->nloc; ++jl)
-    gc[jl] = g[A->gcol[jl]];
-  memset(u, 0, (size_t)s->d * sizeof(double));
-  if (A->mloc > 0 && A->nloc > 0) {
-    cblas_dgemv(CblasColMajor, CblasNoTrans, A->mloc, A->nloc, 1.0, A->a, A->lld, gc, 1, 0.0, ul,
-                1);
-    for (int il = 0; il < A->mloc; ++il)
-      u[A->grow[il]] = ul[il];
+/* This rank's entries of K_ij = sc_i sc_j <s_i, D^{-1} s_j> for the local rows i and
+ * columns j of the block-cyclic K (the identity is added afterwards). */
+static int gram_fill(void *arg, int mloc, const int64_t *grow, int nloc, const int64_t *gcol,
+                     double *a, int lld) {
+  const nhgd_state *s = arg;
+  const int d = s->d, m = s->m, C = s->C, w = s->width;
+  const double *P = s->store;
+  const int lr = mloc > nloc ? mloc : nloc;
+  double *L = NULL, *Rt = NULL;
+  int rc = NHGD_OK;
+  if (s->sep) {
+    /* <s_i, D^{-1} s_j> = (x_i^T diag(a) x_j)(r_i^T diag(b) r_j). */
+    NHGD_TRY(rc, nhgd_calloc(&L, (size_t)(m > C ? m : C) * lr * 2, sizeof(double), "gram rows"),
+             done);
+    NHGD_TRY(rc, nhgd_calloc(&Rt, (size_t)mloc * nloc, sizeof(double), "gram block"), done);
+    double *Lr = L, *Lc = L + (size_t)(m > C ? m : C) * lr;
+    for (int pass = 0; pass < 2; ++pass) {
+      const int len = pass ? C : m, off = pass ? 1 + m : 1;
+      const double *sc = pass ? s->b : s->a;
+      for (int il = 0; il < mloc; ++il) {
+        const double *p = P + (size_t)grow[il] * w + off;
+        for (int j = 0; j < len; ++j)
+          Lr[j + (size_t)il * len] = sc[j] * p[j];
+      }
+      for (int jl = 0; jl < nloc; ++jl) {
+        const double *p = P + (size_t)gcol[jl] * w + off;
+        memcpy(Lc + (size_t)jl * len, p, (size_t)len * sizeof(double));
+      }
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, mloc, nloc, len, 1.0, Lr, len, Lc, len,
+                  0.0, pass ? Rt : a, pass ? mloc : lld);
+    }
+    for (int jl = 0; jl < nloc; ++jl)
+      for (int il = 0; il < mloc; ++il)
+        a[il + (size_t)jl * lld] *= Rt[il + (size_t)jl * mloc];
+  } else {
+    /* Form the d-vectors of this rank's rows and columns of K. */
+    NHGD_TRY(rc, nhgd_calloc(&L, (size_t)d * lr * 2, sizeof(double), "gram columns"), done);
+    double *Lr = L, *Lc = L + (size_t)d * lr;
+    for (int il = 0; il < mloc; ++il) {
+      double *col = Lr + (size_t)il * d;
+      unpack_column(s, P + (size_t)grow[il] * w, col, 0);
+      for (int j = 0; j < d; ++j)
+        col[j] *= s->dinv[j];
+    }
+    for (int jl = 0; jl < nloc; ++jl)
+      unpack_column(s, P + (size_t)gcol[jl] * w, Lc + (size_t)jl * d, 0);
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, mloc, nloc, d, 1.0, Lr, d, Lc, d, 0.0, a,
+                lld);
   }
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, u, s->d, MPI_DOUBLE, MPI_SUM, e->comm));
-  return NHGD_OK;
+  for (int jl = 0; jl < nloc; ++jl)
+    for (int il = 0; il < mloc; ++il) {
+      const double si = P[(size_t)grow[il] * w], sj = P[(size_t)gcol[jl] * w];
+      a[il + (size_t)jl * lld] *= si * sj;
+    }
+done:
+  nhgd_free(&L);
+  nhgd_free(&Rt);
+  return rc;
 }
 
 /* Gram route: u = D^{-1} g - D^{-1} U (I + U^T D^{-1} U)^{-1} U^T D^{-1} g over the N stored
  * samples, with the N x N system block-cyclic and each rank forming only its own entries. */
-static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u) {
-  const int N = (int)s->nstored, d = s->d, m = s->m, C = s->C, w = s->width;
+static int gram_solve(nhgd_state *s, nhgd_est_ctx *c, const double *g, double *u) {
+  const int N = (int)s->nstored, d = s->d, w = s->width;
   const double *P = s->store;
   int rc = NHGD_OK;
   for (int j = 0; j < d; ++j)
@@ -315,59 +346,13 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
   if (N == 0) return NHGD_OK;
   nhgd_grid *grid;
   int nb = 0;
-  NHGD_CHECK(grid_block(e, N, &grid, &nb));
+  NHGD_CHECK(grid_block(c, N, &grid, &nb));
   NHGD_CHECK(nhgd_bcmat_create(grid, N, nb, &s->K));
   nhgd_bcmat *K = s->K;
-  double *L = NULL, *Rt = NULL, *tz = NULL;
-  /* K_ij = delta_ij + sc_i sc_j <s_i, D^{-1} s_j>. */
-  if (K->mloc > 0 && K->nloc > 0) {
-    if (s->sep) {
-      /* <s_i, D^{-1} s_j> = (x_i^T diag(a) x_j)(r_i^T diag(b) r_j). */
-      const int lr = K->mloc > K->nloc ? K->mloc : K->nloc;
-      NHGD_TRY(rc, nhgd_calloc(&L, (size_t)(m > C ? m : C) * lr * 2, sizeof(double), "gram rows"),
-               done);
-      NHGD_TRY(rc, nhgd_calloc(&Rt, (size_t)K->mloc * K->nloc, sizeof(double), "gram block"), done);
-      double *Lr = L, *Lc = L + (size_t)(m > C ? m : C) * lr;
-      for (int pass = 0; pass < 2; ++pass) {
-        const int len = pass ? C : m, off = pass ? 1 + m : 1;
-        const double *sc = pass ? s->b : s->a;
-        for (int il = 0; il < K->mloc; ++il) {
-          const double *p = P + (size_t)K->grow[il] * w + off;
-          for (int j = 0; j < len; ++j)
-            Lr[j + (size_t)il * len] = sc[j] * p[j];
-        }
-        for (int jl = 0; jl < K->nloc; ++jl) {
-          const double *p = P + (size_t)K->gcol[jl] * w + off;
-          memcpy(Lc + (size_t)jl * len, p, (size_t)len * sizeof(double));
-        }
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, K->mloc, K->nloc, len, 1.0, Lr, len,
-                    Lc, len, 0.0, pass ? Rt : K->a, pass ? K->mloc : K->lld);
-      }
-      for (int jl = 0; jl < K->nloc; ++jl)
-        for (int il = 0; il < K->mloc; ++il)
-          K->a[il + (size_t)jl * K->lld] *= Rt[il + (size_t)jl * K->mloc];
-    } else {
-      /* Form the d-vectors of this rank's rows and columns of K. */
-      const int lr = K->mloc > K->nloc ? K->mloc : K->nloc;
-      NHGD_TRY(rc, nhgd_calloc(&L, (size_t)d * lr * 2, sizeof(double), "gram columns"), done);
-      double *Lr = L, *Lc = L + (size_t)d * lr;
-      for (int il = 0; il < K->mloc; ++il) {
-        double *col = Lr + (size_t)il * d;
-        unpack_column(s, P + (size_t)K->grow[il] * w, col, 0);
-        for (int j = 0; j < d; ++j)
-          col[j] *= s->dinv[j];
-      }
-      for (int jl = 0; jl < K->nloc; ++jl)
-        unpack_column(s, P + (size_t)K->gcol[jl] * w, Lc + (size_t)jl * d, 0);
-      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, K->mloc, K->nloc, d, 1.0, Lr, d, Lc, d,
-                  0.0, K->a, K->lld);
-    }
-    for (int jl = 0; jl < K->nloc; ++jl)
-      for (int il = 0; il < K->mloc; ++il) {
-        const double si = P[(size_t)K->grow[il] * w], sj = P[(size_t)K->gcol[jl] * w];
-        K->a[il + (size_t)jl * K->lld] *= si * sj;
-      }
-  }
+  double *tz = NULL;
+  /* An allocation that fails on one rank must not leave the others in the Cholesky. */
+  rc = nhgd_error_agree(c->comm, nhgd_bcmat_fill(K, gram_fill, s));
+  if (rc) goto done;
   {
     double *ones;
     NHGD_TRY(rc, nhgd_calloc(&ones, (size_t)N, sizeof(double), "identity"), done);
@@ -376,8 +361,8 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
     nhgd_bcmat_add_diag(K, ones);
     nhgd_free(&ones);
   }
-  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
-  nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+  nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
+  nhgd_timer_start(c->timers, NHGD_T_SOLVE);
   rc = nhgd_bcmat_cholesky(K);
   /* t_i = sc_i <s_i, D^{-1} g>; z = K^{-1} t; u -= D^{-1} sum_i z_i sc_i s_i. */
   if (!rc) rc = nhgd_calloc(&tz, (size_t)N, sizeof(double), "gram right-hand side");
@@ -400,11 +385,9 @@ static int gram_solve(nhgd_state *s, nhgd_engine *e, const double *g, double *u)
     for (int j = 0; j < d; ++j)
       u[j] -= s->dinv[j] * corr[j];
   }
-  nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
-  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
+  nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
+  nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
 done:
-  nhgd_free(&L);
-  nhgd_free(&Rt);
   nhgd_free(&tz);
   nhgd_bcmat_destroy(&s->K);
   return rc;
@@ -422,106 +405,97 @@ static int dense_solve(nhgd_state *s, const double *g, double *u) {
   return NHGD_OK;
 }
 
-static int nhgd_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
-                      double *u) {
+static int nhgd_solve(nhgd_estimator *est, const double *theta, const double *g, double *u) {
   nhgd_state *s = est->state;
-  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
-  int rc = finish_pending(s, e);
-  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  nhgd_est_ctx *c = est->ctx;
+  nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
+  int rc = finish_pending(s, c);
+  nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
   NHGD_CHECK(rc);
   switch (s->route) {
-  case NHGD_ROUTE_ONLINE:
-    nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
-    rc = apply_inverse(s, e, g, u);
-    nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+  case NHGD_ROUTE_ONLINE: /* u = A g */
+    nhgd_timer_start(c->timers, NHGD_T_SOLVE);
+    rc = nhgd_bcmat_apply_vector(s->A, g, u, s->work);
+    nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
     break;
   case NHGD_ROUTE_ACCUMULATE:
-    nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+    nhgd_timer_start(c->timers, NHGD_T_SOLVE);
     nhgd_bcmat_add_diag(s->A, s->dg);
     rc = nhgd_bcmat_cholesky(s->A);
     if (!rc) rc = nhgd_bcmat_solve(s->A, g, u);
-    nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+    nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
     break;
   case NHGD_ROUTE_GRAM:
-    nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
-    rc = gram_solve(s, e, g, u);
-    nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+    nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
+    rc = gram_solve(s, c, g, u);
+    nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
     break;
   default:
-    nhgd_timer_start(&e->timers, NHGD_T_SOLVE);
+    nhgd_timer_start(c->timers, NHGD_T_SOLVE);
     rc = dense_solve(s, g, u);
-    nhgd_timer_stop(&e->timers, NHGD_T_SOLVE);
+    nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
     break;
   }
-  e->comm_bytes += s->bytes;
-  e->comm_steps += s->t;
+  *c->comm_bytes += s->bytes;
+  *c->comm_steps += s->t;
   return rc;
 }
 
 /* Checkpoint: the running state of the current inner loop (after folding in the step in
  * flight). Everything is written in a grid-independent layout. */
-static int nhgd_save(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+static int nhgd_save(nhgd_estimator *est, nhgd_section *sec) {
   nhgd_state *s = est->state;
-  const int root = e->rank == 0;
-  NHGD_CHECK(finish_pending(s, e));
-  NHGD_CHECK(nhgd_h5_attr_string(g, "route", nhgd_route_name(s->route)));
-  NHGD_CHECK(nhgd_h5_attr_int(g, "steps", s->t));
-  NHGD_CHECK(nhgd_h5_attr_int(g, "stored", s->nstored));
-  NHGD_CHECK(nhgd_h5_attr_int(g, "width", s->width));
-  NHGD_CHECK(nhgd_h5_attr_double(g, "bytes", s->bytes));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(g, "D", s->d, 0, root ? s->d : 0, s->dg, 1));
+  NHGD_CHECK(finish_pending(s, est->ctx));
+  NHGD_CHECK(nhgd_section_put_string(sec, "route", nhgd_route_name(s->route)));
+  NHGD_CHECK(nhgd_section_put_int(sec, "steps", s->t));
+  NHGD_CHECK(nhgd_section_put_int(sec, "stored", s->nstored));
+  NHGD_CHECK(nhgd_section_put_int(sec, "width", s->width));
+  NHGD_CHECK(nhgd_section_put_real(sec, "bytes", s->bytes));
+  NHGD_CHECK(nhgd_section_put_vector(sec, "D", s->d, s->dg));
   switch (s->route) {
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
-    return nhgd_bcmat_h5_write(s->A, g, "matrix");
-  case NHGD_ROUTE_GRAM: {
-    int64_t n = s->nstored * s->width;
-    return nhgd_h5_write_vector_ex(g, "samples", n, 0, root ? n : 0, s->store, 1);
-  }
-  default: {
-    int64_t n = (int64_t)s->d * s->d;
-    return nhgd_h5_write_vector_ex(g, "matrix", n, 0, root ? n : 0, s->Mdense, 1);
-  }
+    return nhgd_section_put_matrix(sec, "matrix", s->A);
+  case NHGD_ROUTE_GRAM:
+    return nhgd_section_put_vector(sec, "samples", s->nstored * s->width, s->store);
+  default:
+    return nhgd_section_put_vector(sec, "matrix", (int64_t)s->d * s->d, s->Mdense);
   }
 }
 
-static int nhgd_load(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   nhgd_state *s = est->state;
   char route[32];
   int64_t steps, stored, width;
-  NHGD_CHECK(nhgd_h5_attr_read_string(g, "route", route, sizeof route));
+  NHGD_CHECK(nhgd_section_get_string(sec, "route", route, sizeof route));
   if (strcmp(route, nhgd_route_name(s->route)))
     NHGD_FAIL(NHGD_ERR_ARG,
               "the checkpoint holds the running state of route %s, this run uses route %s: "
               "continue with --efim-route %s",
               route, nhgd_route_name(s->route), route);
-  NHGD_CHECK(nhgd_h5_attr_read_int(g, "steps", &steps));
-  NHGD_CHECK(nhgd_h5_attr_read_int(g, "stored", &stored));
-  NHGD_CHECK(nhgd_h5_attr_read_int(g, "width", &width));
-  NHGD_CHECK(nhgd_h5_attr_read_double(g, "bytes", &s->bytes));
+  NHGD_CHECK(nhgd_section_get_int(sec, "steps", &steps));
+  NHGD_CHECK(nhgd_section_get_int(sec, "stored", &stored));
+  NHGD_CHECK(nhgd_section_get_int(sec, "width", &width));
+  NHGD_CHECK(nhgd_section_get_real(sec, "bytes", &s->bytes));
   if (width != s->width || stored > s->cap || steps > s->T)
     NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's estimator state does not fit this run");
   s->t = steps;
   s->nstored = stored;
   s->pending = 0;
-  NHGD_CHECK(nhgd_h5_read_vector_coll(g, "D", s->d, 0, s->d, s->dg));
+  NHGD_CHECK(nhgd_section_get_vector(sec, "D", s->d, s->dg));
   NHGD_CHECK(derive_damping(s));
   switch (s->route) {
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
-    return nhgd_bcmat_h5_read(s->A, g, "matrix");
-  case NHGD_ROUTE_GRAM: {
-    int64_t n = s->nstored * s->width;
-    return nhgd_h5_read_vector_coll(g, "samples", n, 0, n, s->store);
-  }
-  default: {
-    int64_t n = (int64_t)s->d * s->d;
-    return nhgd_h5_read_vector_coll(g, "matrix", n, 0, n, s->Mdense);
-  }
+    return nhgd_section_get_matrix(sec, "matrix", s->A);
+  case NHGD_ROUTE_GRAM:
+    return nhgd_section_get_vector(sec, "samples", s->nstored * s->width, s->store);
+  default:
+    return nhgd_section_get_vector(sec, "matrix", (int64_t)s->d * s->d, s->Mdense);
   }
 }
 
-int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
+static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   nhgd_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator"));
   est->state = s;
@@ -532,20 +506,27 @@ int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
   est->save = nhgd_save;
   est->load = nhgd_load;
   est->needs_observe = 1;
-  const nhgd_problem *pb = e->pb;
-  const nhgd_options *o = &e->opt;
-  if (e->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)e->d);
-  s->d = (int)e->d;
-  s->kron = o->kron && pb->kron_factors != NULL;
+  const nhgd_problem *pb = c->pb;
+  const nhgd_efim_opts *o = c->opt;
+  s->o = o;
+  if (c->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)c->d);
+  s->d = (int)c->d;
+  s->kron = c->kron && pb->kron_factors != NULL;
   s->m = s->kron ? pb->kron_m : 0;
   s->C = s->kron ? pb->kron_c : 0;
-  s->T = o->inner_steps;
-  s->B = o->batch ? o->batch : e->data->train.n_global;
+  s->T = c->inner_steps;
+  s->B = nhgd_est_batch_rows(c);
   s->width = 1 + (s->kron ? s->m + s->C : s->d);
   /* Minibatches are drawn with replacement: one rank may own all B samples of a step. */
   s->bmax = (int)s->B;
   nhgd_efim_plan plan;
-  NHGD_CHECK(nhgd_efim_plan_route(e, s->kron, &plan));
+  /* A run continued from a checkpoint taken inside an inner loop keeps the route whose
+   * running state it holds. */
+  char route[sizeof o->route];
+  snprintf(route, sizeof route, "%s", o->route);
+  if (resume && !strcmp(route, "auto") && nhgd_section_has(resume, "route"))
+    NHGD_CHECK(nhgd_section_get_string(resume, "route", route, sizeof route));
+  NHGD_CHECK(nhgd_efim_plan_route(c, o, route, s->kron, &plan));
   s->route = plan.route;
   const size_t d = (size_t)s->d, B = (size_t)s->B, w = (size_t)s->width;
   NHGD_CHECK(nhgd_calloc(&s->dg, d, sizeof(double), "D"));
@@ -553,26 +534,26 @@ int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
   NHGD_CHECK(nhgd_calloc(&s->a, s->m ? (size_t)s->m : 1, sizeof(double), "D^-1 rows"));
   NHGD_CHECK(nhgd_calloc(&s->b, s->C ? (size_t)s->C : 1, sizeof(double), "D^-1 columns"));
   NHGD_CHECK(nhgd_calloc(&s->packed_loc, (size_t)s->bmax * w, sizeof(double), "packed samples"));
-  /* packed_all also serves as the mloc x B product scratch of the online route. */
-  size_t all = B * w > d * B ? B * w : d * B;
-  NHGD_CHECK(nhgd_calloc(&s->packed_all, all, sizeof(double), "gathered samples"));
+  NHGD_CHECK(nhgd_calloc(&s->packed_all, B * w, sizeof(double), "gathered samples"));
   NHGD_CHECK(nhgd_calloc(&s->Xloc, (size_t)s->bmax * (s->kron ? (size_t)s->m : d), sizeof(double),
                          "sample features"));
   NHGD_CHECK(nhgd_calloc(&s->Rloc, (size_t)s->bmax * (s->kron ? (size_t)s->C : 1), sizeof(double),
                          "sample residuals"));
   NHGD_CHECK(nhgd_calloc(&s->cloc, (size_t)s->bmax, sizeof(double), "sample weights"));
-  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)e->size, sizeof(int), "counts"));
-  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)e->size, sizeof(int), "displacements"));
+  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)c->size, sizeof(int), "counts"));
+  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)c->size, sizeof(int), "displacements"));
   NHGD_CHECK(nhgd_calloc(&s->U, d * (B > 1 ? B : 1), sizeof(double), "U"));
   NHGD_CHECK(nhgd_calloc(&s->W, d * (B > 1 ? B : 1), sizeof(double), "W"));
-  NHGD_CHECK(nhgd_calloc(&s->S, B * B + d * B, sizeof(double), "small system"));
+  NHGD_CHECK(nhgd_calloc(&s->S, B * B, sizeof(double), "small system"));
   nhgd_grid *g;
   int nb = 0;
   switch (s->route) {
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
-    NHGD_CHECK(grid_block(e, s->d, &g, &nb));
+    NHGD_CHECK(grid_block(c, s->d, &g, &nb));
     NHGD_CHECK(nhgd_bcmat_create(g, s->d, nb, &s->A));
+    NHGD_CHECK(nhgd_calloc(&s->work, nhgd_bcmat_apply_work(s->A, (int)s->B), sizeof(double),
+                           "block-cyclic product scratch"));
     break;
   case NHGD_ROUTE_GRAM:
     s->cap = s->T * (int64_t)s->B;
@@ -584,3 +565,39 @@ int nhgd_estimator_nhgd_init(nhgd_estimator *est, nhgd_engine *e) {
   }
   return NHGD_OK;
 }
+
+static int efim_check(const void *block, const nhgd_options *all) {
+  const nhgd_efim_opts *o = block;
+  if (!strcmp(o->mode, "ema") && !(o->beta > 0.0 && o->beta < 1.0))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "
+              "inverse update divides by beta (beta = 0 divides by zero and keeps only the last "
+              "step), and beta = 1 never lets a sample in",
+              o->beta);
+  return NHGD_OK;
+}
+
+#define F(field) offsetof(nhgd_efim_opts, field), sizeof(((nhgd_efim_opts *)0)->field)
+static const nhgd_option_spec efim_specs[] = {
+    {"efim-route", NHGD_OPT_CHOICE, F(route), "auto", 1, 0, "auto|online|accumulate|gram|dense",
+     "nhgd: how M^-1 g is kept (auto: cheapest by the cost model; dense: test reference)", 0},
+    {"efim-damping", NHGD_OPT_REAL, F(damping), "0.01", 0, 1e300, NULL,
+     "nhgd: lambda_F added to the diagonal D = Hess R + lambda_F I", NHGD_OPT_TRAJECTORY},
+    {"efim-weight-exp", NHGD_OPT_REAL, F(weight_exp), "1", 0, 16, NULL,
+     "nhgd: per-sample Fisher weight c = w^exp of the inner sample weight w", NHGD_OPT_TRAJECTORY},
+    {"efim-mode", NHGD_OPT_CHOICE, F(mode), "mean", 1, 0, "mean|ema",
+     "nhgd: F is the mean over the inner loop, or a moving average over its steps",
+     NHGD_OPT_TRAJECTORY},
+    {"efim-beta", NHGD_OPT_REAL, F(beta), "0.9", -1e300, 1e300, NULL,
+     "nhgd: moving-average factor, in (0, 1) (with --efim-mode ema)", NHGD_OPT_TRAJECTORY},
+    {"overlap", NHGD_OPT_BOOL, F(overlap), "1", 1, 0, NULL,
+     "nhgd: gather step t's per-sample gradients while SGD takes step t+1", 0},
+    {"mem-per-rank", NHGD_OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
+     "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)", 0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+#undef F
+
+static const nhgd_option_block efim_options = {"nhgd", efim_specs, sizeof(nhgd_efim_opts),
+                                               efim_check};
+
+const nhgd_estimator_desc nhgd_estimator_nhgd = {"nhgd", nhgd_init, &efim_options};

@@ -2,16 +2,17 @@
  * inner loop without any curvature work, not a method. */
 #include <string.h>
 
-#include "outer/engine.h"
+#include "estimators/estimator.h"
 
-static int none_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
-                      double *u) {
-  memset(u, 0, (size_t)e->d * sizeof(double));
+static int none_solve(nhgd_estimator *est, const double *theta, const double *g, double *u) {
+  memset(u, 0, (size_t)est->ctx->d * sizeof(double));
   return NHGD_OK;
 }
 
-int nhgd_estimator_none_init(nhgd_estimator *est, nhgd_engine *e) {
+static int none_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   est->solve = none_solve;
   est->needs_observe = 0;
   return NHGD_OK;
 }
+
+const nhgd_estimator_desc nhgd_estimator_none = {"none", none_init, NULL};

@@ -1,28 +1,62 @@
-/* Estimator registry: maps --estimator names to implementations. */
+/* Estimator registry: --estimator names, their option blocks and constructors; the grid and
+ * batch helpers of the estimator context. */
 #include <string.h>
 
 #include "core/util.h"
-#include "estimators/baseline.h"
-#include "outer/engine.h"
+#include "estimators/estimator.h"
 
-typedef int (*nhgd_estimator_init_fn)(nhgd_estimator *est, nhgd_engine *e);
+static const nhgd_estimator_desc *const registry[] = {&nhgd_estimator_nhgd, &nhgd_estimator_exact,
+                                                      &nhgd_estimator_cg,   &nhgd_estimator_neumann,
+                                                      &nhgd_estimator_soba, &nhgd_estimator_none};
+#define NREG (sizeof registry / sizeof registry[0])
 
-static const struct {
-  const char *name;
-  nhgd_estimator_init_fn init;
-} registry[] = {{"exact", nhgd_estimator_exact_init}, {"nhgd", nhgd_estimator_nhgd_init},
-                {"cg", nhgd_estimator_cg_init},       {"neumann", nhgd_estimator_neumann_init},
-                {"soba", nhgd_estimator_soba_init},   {"none", nhgd_estimator_none_init}};
+const char *nhgd_estimator_names(void) {
+  static char names[256];
+  if (!names[0])
+    for (size_t i = 0; i < NREG; ++i) {
+      if (i) strcat(names, "|");
+      strcat(names, registry[i]->name);
+    }
+  return names;
+}
 
-int nhgd_estimator_create(nhgd_engine *e, nhgd_estimator **out) {
+int nhgd_estimator_add_options(nhgd_options *o) {
+  NHGD_CHECK(nhgd_options_add_block(o, &nhgd_hvp_options));
+  for (size_t i = 0; i < NREG; ++i)
+    if (registry[i]->options) NHGD_CHECK(nhgd_options_add_block(o, registry[i]->options));
+  return NHGD_OK;
+}
+
+int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g) {
+  if (!c->grid) NHGD_CHECK(nhgd_grid_create(c->comm, c->grid_rows, &c->grid));
+  *g = c->grid;
+  return NHGD_OK;
+}
+
+int64_t nhgd_est_batch_rows(const nhgd_est_ctx *c) {
+  return c->batch ? c->batch : c->data->train.n_global;
+}
+
+int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx *c,
+                          nhgd_section *resume, nhgd_estimator **out) {
   *out = NULL;
-  for (size_t i = 0; i < sizeof registry / sizeof registry[0]; ++i) {
-    if (strcmp(registry[i].name, e->opt.estimator) != 0) continue;
+  for (size_t i = 0; i < NREG; ++i) {
+    const nhgd_estimator_desc *desc = registry[i];
+    if (strcmp(desc->name, name) != 0) continue;
     nhgd_estimator *est;
     NHGD_CHECK(nhgd_calloc(&est, 1, sizeof *est, "estimator"));
-    est->name = registry[i].name;
-    int rc = registry[i].init(est, e);
-    rc = nhgd_error_agree(e->comm, rc);
+    est->name = desc->name;
+    est->ctx = c;
+    c->options = o;
+    c->opt = desc->options ? nhgd_options_block(o, desc->options->name) : NULL;
+    int rc = desc->init(est, c, resume);
+    /* State that lives through an inner loop must be restartable: a checkpoint may come at
+     * any inner step. */
+    if (!rc && est->needs_observe && (!est->save || !est->load))
+      rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
+                          "estimator %s observes the inner loop but cannot be checkpointed",
+                          desc->name);
+    rc = nhgd_error_agree(c->comm, rc);
     if (rc) {
       nhgd_estimator_destroy(&est);
       return nhgd_error_trace(rc, __FILE__, __LINE__);
@@ -30,7 +64,7 @@ int nhgd_estimator_create(nhgd_engine *e, nhgd_estimator **out) {
     *out = est;
     return NHGD_OK;
   }
-  NHGD_FAIL(NHGD_ERR_ARG, "unknown estimator '%s'", e->opt.estimator);
+  NHGD_FAIL(NHGD_ERR_ARG, "unknown estimator '%s'", name);
 }
 
 void nhgd_estimator_destroy(nhgd_estimator **est) {

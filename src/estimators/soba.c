@@ -1,4 +1,4 @@
-/* Estimator `soba` (single loop; ALGORITHM.md 5): a vector z that tracks H^{-1} g takes one
+/* Estimator `soba` (single loop; docs/algorithm.md 5): a vector z that tracks H^{-1} g takes one
  * step alongside every inner SGD step, on the step's own minibatch S_t and at the iterate
  * theta_t the step's gradient used:
  *   z <- z - rho (H_{S_t} z - g_val),
@@ -11,16 +11,20 @@
  * step in begin() (one more allreduce of d doubles) rather than at every inner step, to keep
  * the cost down. With --inner-steps 1 the method is exactly single-loop SOBA: one theta step,
  * one z step and one v step per outer step, all at the same point. z is carried across
- * outer steps (warm): it is the engine's u of the previous outer step, which every checkpoint
+ * outer steps (warm): it is the solver's u of the previous outer step, which every checkpoint
  * holds; begin() takes it from there, and save/load carry z and g_val through a stop inside
  * an inner loop. The z recursion converges when rho < 2 / lambda_max(H). */
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/log.h"
 #include "core/util.h"
 #include "estimators/baseline.h"
-#include "io/h5util.h"
+
+typedef struct soba_opts {
+  double rho;
+} soba_opts;
 
 typedef struct soba_state {
   nhgd_hvp hvp;
@@ -43,44 +47,43 @@ static void soba_destroy(nhgd_estimator *est) {
 }
 
 /* g_val = grad_theta f on the validation rows at theta (replicated). */
-static int val_grad(soba_state *s, nhgd_engine *e, const double *theta) {
-  const nhgd_problem *pb = e->pb;
-  const nhgd_split *val = &e->data->val;
+static int val_grad(soba_state *s, nhgd_est_ctx *c, const double *theta) {
+  const nhgd_problem *pb = c->pb;
+  const nhgd_split *val = &c->data->val;
   double loss = 0.0;
-  nhgd_timer_start(&e->timers, NHGD_T_EVAL);
-  int rc = pb->eval(pb, val, theta, e->v, &loss, s->buf, NULL);
-  rc = nhgd_error_agree(e->comm, rc);
-  if (!rc && MPI_Allreduce(s->buf, s->gval, (int)s->d, MPI_DOUBLE, MPI_SUM, e->comm) != MPI_SUCCESS)
+  nhgd_timer_start(c->timers, NHGD_T_EVAL);
+  int rc = pb->eval(pb, val, theta, c->v, &loss, s->buf, NULL);
+  rc = nhgd_error_agree(c->comm, rc);
+  if (!rc && MPI_Allreduce(s->buf, s->gval, (int)s->d, MPI_DOUBLE, MPI_SUM, c->comm) != MPI_SUCCESS)
     rc = nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__,
                         "soba: MPI_Allreduce of the validation gradient failed");
-  nhgd_timer_stop(&e->timers, NHGD_T_EVAL);
+  nhgd_timer_stop(c->timers, NHGD_T_EVAL);
   NHGD_CHECK(rc);
   s->bytes += 8.0 * (double)s->d;
-  e->samples += (double)val->n_global;
+  *c->samples += (double)val->n_global;
   const double inv = 1.0 / (double)val->n_global;
   for (int64_t j = 0; j < s->d; ++j)
     s->gval[j] *= inv;
   return NHGD_OK;
 }
 
-static int soba_begin(nhgd_estimator *est, nhgd_engine *e, int64_t k) {
+static int soba_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
   soba_state *s = est->state;
   s->k = k;
   s->steps = 0;
   s->bytes = 0.0;
-  memcpy(s->z, e->u, (size_t)s->d * sizeof(double));
-  /* The inner loop starts from theta_init instead of the last theta without warm start. */
-  return val_grad(s, e, e->opt.warm_start ? e->theta : e->theta_init);
+  memcpy(s->z, est->ctx->u_prev, (size_t)s->d * sizeof(double));
+  return val_grad(s, est->ctx, theta0);
 }
 
-static int soba_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta, int nb,
-                        const int *rows) {
+static int soba_observe(nhgd_estimator *est, const double *theta, int nb, const int *rows) {
   soba_state *s = est->state;
+  nhgd_est_ctx *c = est->ctx;
   const int64_t d = s->d;
-  nhgd_timer_start(&e->timers, NHGD_T_CURVATURE);
+  nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
   s->hvp.bytes = 0.0;
-  int rc = nhgd_hvp_point(&s->hvp, e, theta);
-  if (!rc) rc = nhgd_hvp_apply(&s->hvp, e, theta, nb, rows, s->B, s->z, s->Hz);
+  int rc = nhgd_hvp_point(&s->hvp, c, theta);
+  if (!rc) rc = nhgd_hvp_apply(&s->hvp, c, theta, nb, rows, s->B, s->z, s->Hz);
   int finite = 1;
   if (!rc) {
     s->bytes += s->hvp.bytes;
@@ -90,7 +93,7 @@ static int soba_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta
     }
     ++s->steps;
   }
-  nhgd_timer_stop(&e->timers, NHGD_T_CURVATURE);
+  nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
   NHGD_CHECK(rc);
   /* z is replicated: every rank reaches the same verdict. */
   if (!finite)
@@ -101,39 +104,35 @@ static int soba_observe(nhgd_estimator *est, nhgd_engine *e, const double *theta
   return NHGD_OK;
 }
 
-static int soba_solve(nhgd_estimator *est, nhgd_engine *e, const double *theta, const double *g,
-                      double *u) {
+static int soba_solve(nhgd_estimator *est, const double *theta, const double *g, double *u) {
   soba_state *s = est->state;
   memcpy(u, s->z, (size_t)s->d * sizeof(double));
-  e->comm_bytes += s->bytes;
-  e->comm_steps += s->steps;
+  *est->ctx->comm_bytes += s->bytes;
+  *est->ctx->comm_steps += s->steps;
   s->bytes = 0.0;
   s->steps = 0;
   return NHGD_OK;
 }
 
-static int soba_save(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+static int soba_save(nhgd_estimator *est, nhgd_section *sec) {
   soba_state *s = est->state;
-  const int root = e->rank == 0;
-  NHGD_CHECK(nhgd_baseline_save_setting(g, "soba-rho", s->rho));
-  NHGD_CHECK(nhgd_h5_attr_int(g, "steps", s->steps));
-  NHGD_CHECK(nhgd_h5_attr_double(g, "bytes", s->bytes));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(g, "z", s->d, 0, root ? s->d : 0, s->z, 1));
-  return nhgd_h5_write_vector_ex(g, "g_val", s->d, 0, root ? s->d : 0, s->gval, 1);
+  NHGD_CHECK(nhgd_section_put_int(sec, "steps", s->steps));
+  NHGD_CHECK(nhgd_section_put_real(sec, "bytes", s->bytes));
+  NHGD_CHECK(nhgd_section_put_vector(sec, "z", s->d, s->z));
+  return nhgd_section_put_vector(sec, "g_val", s->d, s->gval);
 }
 
-static int soba_load(nhgd_estimator *est, nhgd_engine *e, hid_t g) {
+static int soba_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   soba_state *s = est->state;
-  NHGD_CHECK(nhgd_baseline_check_setting(g, "soba-rho", s->rho));
-  NHGD_CHECK(nhgd_h5_attr_read_int(g, "steps", &s->steps));
-  NHGD_CHECK(nhgd_h5_attr_read_double(g, "bytes", &s->bytes));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(g, "z", s->d, 0, s->d, s->z));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(g, "g_val", s->d, 0, s->d, s->gval));
-  s->k = e->k;
+  NHGD_CHECK(nhgd_section_get_int(sec, "steps", &s->steps));
+  NHGD_CHECK(nhgd_section_get_real(sec, "bytes", &s->bytes));
+  NHGD_CHECK(nhgd_section_get_vector(sec, "z", s->d, s->z));
+  NHGD_CHECK(nhgd_section_get_vector(sec, "g_val", s->d, s->gval));
+  s->k = k;
   return NHGD_OK;
 }
 
-int nhgd_estimator_soba_init(nhgd_estimator *est, nhgd_engine *e) {
+static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   soba_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "soba estimator"));
   est->state = s;
@@ -144,19 +143,19 @@ int nhgd_estimator_soba_init(nhgd_estimator *est, nhgd_engine *e) {
   est->save = soba_save;
   est->load = soba_load;
   est->needs_observe = 1;
-  const nhgd_options *o = &e->opt;
-  if (!(o->soba_rho > 0.0) || !isfinite(o->soba_rho))
+  const soba_opts *o = c->opt;
+  if (!(o->rho > 0.0) || !isfinite(o->rho))
     NHGD_FAIL(NHGD_ERR_ARG, "soba: --soba-rho %g: the step of z must be positive and finite",
-              o->soba_rho);
-  if (o->inner_steps < 1)
+              o->rho);
+  if (c->inner_steps < 1)
     NHGD_FAIL(NHGD_ERR_ARG,
               "soba: --inner-steps 0 leaves z (and so u) at zero: SOBA takes its z steps "
               "alongside the inner SGD steps; use --inner-steps 1 for the single-loop method");
   /* The rows come from the inner loop: the draw size of the helper is not used. */
-  NHGD_CHECK(nhgd_hvp_init(&s->hvp, e, 0, "soba"));
-  s->d = e->d;
-  s->rho = o->soba_rho;
-  s->B = (double)(o->batch ? o->batch : e->data->train.n_global);
+  NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, 0, "soba"));
+  s->d = c->d;
+  s->rho = o->rho;
+  s->B = (double)nhgd_est_batch_rows(c);
   double **bufs[] = {&s->z, &s->gval, &s->Hz, &s->buf};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     NHGD_CHECK(nhgd_calloc(bufs[i], (size_t)s->d, sizeof(double), "soba vectors"));
@@ -167,3 +166,15 @@ int nhgd_estimator_soba_init(nhgd_estimator *est, nhgd_engine *e) {
            s->rho, s->B, (long long)s->d);
   return NHGD_OK;
 }
+
+static const nhgd_option_spec soba_specs[] = {
+    {"soba-rho", NHGD_OPT_REAL, offsetof(soba_opts, rho), sizeof(double), "0.05", 1e-300, 1e12,
+     NULL,
+     "soba: step rho of z -= rho (H_batch z - g) after every inner step (needs rho < 2 / "
+     "lambda_max(H))",
+     NHGD_OPT_TRAJECTORY},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+
+static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL};
+
+const nhgd_estimator_desc nhgd_estimator_soba = {"soba", soba_init, &soba_options};

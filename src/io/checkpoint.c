@@ -1,13 +1,13 @@
 /* Checkpoints: everything needed to continue a run bit for bit, one HDF5 file per checkpoint,
  * written collectively under a temporary name, checksummed (Fletcher32 per dataset and a
  * CRC-32 of the whole file beside it), renamed into place only when every rank succeeded;
- * the newest valid one is found again on restart, skipping damaged ones. */
+ * the newest valid one is found again on restart, skipping damaged ones. What goes into a
+ * file is up to the parts registered with the writer: this module knows none of them. */
 #include "io/checkpoint.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,28 +18,36 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "io/h5util.h"
-#include "io/output.h"
+#include "io/section_impl.h"
+#include "nhgd/solver.h"
 #include "nhgd/version.h"
-#include "outer/engine.h"
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".h5"
-#define HIST_FIELDS 9 /* format 1 had 8: no samples column */
+#define MAX_PARTS 8
 
-/* Options that shape the trajectory: a checkpoint only continues a run that agrees on all. */
-static const char *const trajectory_options[] = {
-    "problem",         "estimator",  "outer-opt",      "outer-lr",    "outer-schedule",
-    "outer-decay",     "adam-beta1", "adam-beta2",     "adam-eps",    "inner-steps",
-    "batch",           "inner-lr",   "inner-schedule", "inner-decay", "warm-start",
-    "noise-sigma",     "clean-reg",  "v-init",         "kron",        "efim-damping",
-    "efim-weight-exp", "efim-mode",  "efim-beta",      "cross-mode",  "seed",
-    "hvp-steps",       "hvp-batch",  "hvp-warm",       "neumann-eta", "soba-rho"};
+typedef struct {
+  const char *group; /* NULL: the file's root */
+  void *self;
+  nhgd_ckpt_save_fn save;
+  nhgd_ckpt_load_fn load;
+} ckpt_part;
 
-static int is_trajectory_option(const char *name) {
-  for (size_t i = 0; i < sizeof trajectory_options / sizeof trajectory_options[0]; ++i)
-    if (!strcmp(name, trajectory_options[i])) return 1;
-  return 0;
-}
+struct nhgd_ckpt {
+  MPI_Comm comm;
+  int rank, size;
+  char dir[NHGD_PATH_MAX];
+  int keep;
+  ckpt_part parts[MAX_PARTS];
+  int nparts;
+};
+
+struct nhgd_ckpt_file {
+  hid_t f;
+  char path[NHGD_PATH_MAX + 64];
+  nhgd_section root, group[MAX_PARTS];
+  hid_t gid[MAX_PARTS];
+};
 
 /* ---- files ---- */
 
@@ -81,7 +89,7 @@ static int list_checkpoints(const char *dir, int64_t **pos, int *n) {
   return NHGD_OK;
 }
 
-static int file_crc(const char *path, unsigned long *crc, long long *size) {
+int nhgd_file_crc32(const char *path, unsigned long *crc, long long *size) {
   FILE *f = fopen(path, "rb");
   if (!f) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
   unsigned char buf[1 << 16];
@@ -110,7 +118,7 @@ static void sync_path(const char *path) {
 
 /* Rank 0: is the checkpoint at path complete and undamaged? On failure the reason is the
  * recorded error message. */
-static int verify(const char *path) {
+int nhgd_checkpoint_verify(const char *path) {
   char crcpath[4200];
   snprintf(crcpath, sizeof crcpath, "%s.crc32", path);
   FILE *f = fopen(crcpath, "r");
@@ -122,7 +130,7 @@ static int verify(const char *path) {
   if (!ok) NHGD_FAIL(NHGD_ERR_DATA, "%s: checksum file is malformed", path);
   unsigned long got;
   long long size;
-  NHGD_CHECK(file_crc(path, &got, &size));
+  NHGD_CHECK(nhgd_file_crc32(path, &got, &size));
   if (size != want_size)
     NHGD_FAIL(NHGD_ERR_DATA, "%s: %lld bytes, expected %lld (truncated?)", path, size, want_size);
   if (got != want)
@@ -160,133 +168,146 @@ static int make_dir(const char *dir) {
   return NHGD_OK;
 }
 
-int nhgd_checkpoint_prepare(nhgd_engine *e) {
+/* Collective: create the folder and remove leftovers of interrupted writes. */
+static int prepare(nhgd_ckpt *c) {
   int rc = NHGD_OK;
-  if (e->rank == 0) {
-    rc = make_dir(e->opt.checkpoint_dir);
+  if (c->rank == 0) {
+    rc = make_dir(c->dir);
     /* Leftovers of a write that was interrupted are incomplete by construction. */
-    DIR *dp = rc ? NULL : opendir(e->opt.checkpoint_dir);
+    DIR *dp = rc ? NULL : opendir(c->dir);
     struct dirent *de;
     while (dp && (de = readdir(dp))) {
       size_t n = strlen(de->d_name);
       if (n > 4 && !strncmp(de->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX)) &&
           !strcmp(de->d_name + n - 4, ".tmp")) {
         char p[NHGD_PATH_MAX + 512];
-        snprintf(p, sizeof p, "%s/%s", e->opt.checkpoint_dir, de->d_name);
+        snprintf(p, sizeof p, "%s/%s", c->dir, de->d_name);
         remove(p);
       }
     }
     if (dp) closedir(dp);
   }
-  return nhgd_error_agree(e->comm, rc);
+  return nhgd_error_agree(c->comm, rc);
 }
 
 /* ---- writing ---- */
 
-static int write_state(nhgd_engine *e, hid_t f, int64_t t, int complete) {
-  const int root = e->rank == 0;
+int nhgd_ckpt_create(MPI_Comm comm, const char *dir, int keep, nhgd_ckpt **out) {
+  nhgd_ckpt *c;
+  *out = NULL;
+  int rc = nhgd_calloc(&c, 1, sizeof *c, "checkpoint writer");
+  NHGD_CHECK(nhgd_error_agree(comm, rc));
+  c->comm = comm;
+  MPI_Comm_rank(comm, &c->rank);
+  MPI_Comm_size(comm, &c->size);
+  snprintf(c->dir, sizeof c->dir, "%s", dir);
+  c->keep = keep;
+  rc = prepare(c);
+  if (rc) {
+    nhgd_free(&c);
+    return nhgd_error_trace(rc, __FILE__, __LINE__);
+  }
+  *out = c;
+  return NHGD_OK;
+}
+
+void nhgd_ckpt_destroy(nhgd_ckpt **c) {
+  nhgd_free(c);
+}
+
+int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_save_fn save,
+                       nhgd_ckpt_load_fn load) {
+  if (c->nparts == MAX_PARTS) NHGD_FAIL(NHGD_ERR_INTERNAL, "checkpoint: too many parts");
+  c->parts[c->nparts++] = (ckpt_part){group, self, save, load};
+  return NHGD_OK;
+}
+
+typedef struct {
+  hid_t group;
+  int rc;
+} config_writer;
+
+static void write_option(const char *name, const char *value, unsigned flags, void *arg) {
+  config_writer *w = arg;
+  if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
+}
+
+int nhgd_h5_write_options(hid_t group, const nhgd_options *o) {
+  config_writer w = {group, NHGD_OK};
+  nhgd_options_foreach(o, write_option, &w);
+  return w.rc;
+}
+
+static int write_parts(nhgd_ckpt *c, hid_t f, const nhgd_options *o) {
   int rc = NHGD_OK;
   hid_t g = -1;
-  NHGD_CHECK(nhgd_h5_write_header(f, "nhgd-checkpoint", NHGD_CHECKPOINT_FORMAT_VERSION, e->size));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "outer_step", e->k));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "inner_step", t));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "complete", complete));
-  NHGD_CHECK(nhgd_h5_attr_double(f, "elapsed", MPI_Wtime() - e->t_start));
-  NHGD_CHECK(nhgd_h5_attr_double(f, "last_inner_loss", e->last_inner_loss));
-  NHGD_CHECK(nhgd_h5_attr_double(f, "samples", e->samples));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "d", e->d));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "p", e->p));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "n_train", e->data->train.n_global));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "n_val", e->data->val.n_global));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "estimator", e->est->name));
-  const int64_t d = e->d;
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "theta", d, 0, root ? d : 0, e->theta, 1));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "theta_init", d, 0, root ? d : 0, e->theta_init, 1));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "theta_sum", d, 0, root ? d : 0, e->theta_sum, 1));
-  int64_t voff = e->pb->v_per_sample ? e->data->train.lo : 0;
-  int64_t vcnt = e->pb->v_per_sample ? e->p_local : (root ? e->p : 0);
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "v", e->p, voff, vcnt, e->v, 1));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "adam_m", e->p, voff, vcnt, e->adam_m, 1));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "adam_s", e->p, voff, vcnt, e->adam_s, 1));
-  /* The last hypergradient and u, so that the output of a finished run can be rewritten. */
-  NHGD_CHECK(nhgd_h5_attr_int(f, "have_hypergradient", e->have_hypergrad));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "hypergradient", e->p, voff, vcnt, e->h, 1));
-  NHGD_CHECK(nhgd_h5_write_vector_ex(f, "u", d, 0, root ? d : 0, e->u, 1));
-  /* History: HIST_FIELDS numbers per record, in nhgd_record order. */
-  double *hist;
-  NHGD_CHECK(nhgd_calloc(&hist, (size_t)(e->hist_len ? e->hist_len : 1) * HIST_FIELDS,
-                         sizeof(double), "history"));
-  for (int64_t i = 0; i < e->hist_len; ++i) {
-    const nhgd_record *r = &e->hist[i];
-    double row[HIST_FIELDS] = {(double)r->step,   r->val_loss,  r->val_acc,
-                               r->test_loss,      r->test_acc,  r->inner_loss,
-                               r->hypergrad_norm, r->wall_time, r->samples};
-    memcpy(hist + i * HIST_FIELDS, row, sizeof row);
+  NHGD_CHECK(nhgd_h5_write_header(f, "nhgd-checkpoint", NHGD_CHECKPOINT_FORMAT_VERSION, c->size));
+  nhgd_section root = {f, c->rank};
+  for (int i = 0; i < c->nparts; ++i) {
+    const ckpt_part *p = &c->parts[i];
+    if (!p->group) {
+      NHGD_CHECK(p->save(p->self, &root));
+      continue;
+    }
+    NHGD_H5_TRY(rc, g = H5Gcreate2(f, p->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
+                "cannot create /%s", p->group);
+    nhgd_section sec = {g, c->rank};
+    if (p->save) NHGD_TRY(rc, p->save(p->self, &sec), done);
+    H5Gclose(g);
+    g = -1;
   }
-  rc = nhgd_h5_write_vector_ex(f, "history", e->hist_len * HIST_FIELDS, 0,
-                               root ? e->hist_len * HIST_FIELDS : 0, hist, 1);
-  nhgd_free(&hist);
-  NHGD_CHECK(rc);
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create /config");
-  NHGD_TRY(rc, nhgd_output_write_options(g, &e->opt), done);
-  H5Gclose(g);
-  NHGD_H5_TRY(rc, g = H5Gcreate2(f, "estimator", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
-              "cannot create /estimator");
-  if (e->est->save) NHGD_TRY(rc, e->est->save(e->est, e, g), done);
+  NHGD_TRY(rc, nhgd_h5_write_options(g, o), done);
 done:
   if (g >= 0) H5Gclose(g);
   return rc;
 }
 
 /* Rank 0: remove all but the newest `keep` checkpoints. */
-static void prune(nhgd_engine *e) {
+static void prune(nhgd_ckpt *c) {
   int64_t *pos;
   int n;
-  if (list_checkpoints(e->opt.checkpoint_dir, &pos, &n)) return;
-  for (int i = e->opt.keep; i < n; ++i) {
+  if (list_checkpoints(c->dir, &pos, &n)) return;
+  for (int i = c->keep; i < n; ++i) {
     char p[4200];
-    ckpt_name(p, sizeof p, e->opt.checkpoint_dir, pos[i], ".crc32");
+    ckpt_name(p, sizeof p, c->dir, pos[i], ".crc32");
     remove(p);
-    ckpt_name(p, sizeof p, e->opt.checkpoint_dir, pos[i], "");
+    ckpt_name(p, sizeof p, c->dir, pos[i], "");
     remove(p);
   }
   free(pos);
 }
 
-int nhgd_checkpoint_write(nhgd_engine *e, int64_t t, int complete) {
-  nhgd_timer_start(&e->timers, NHGD_T_IO);
-  const char *dir = e->opt.checkpoint_dir;
-  const int64_t pos = e->k * e->opt.inner_steps + t;
-  char path[4200], tmp[4200], crc[4200], crctmp[4200];
-  ckpt_name(path, sizeof path, dir, pos, "");
+int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len) {
+  const char *dir = c->dir;
+  char tmp[4200], crc[4200], crctmp[4200];
+  ckpt_name(path, len, dir, pos, "");
   ckpt_name(tmp, sizeof tmp, dir, pos, ".tmp");
   ckpt_name(crc, sizeof crc, dir, pos, ".crc32");
   ckpt_name(crctmp, sizeof crctmp, dir, pos, ".crc32.tmp");
   nhgd_h5_quiet();
   int rc = NHGD_OK;
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, e->comm, MPI_INFO_NULL);
+  H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
   /* The newest file format: metadata checksums too. */
   H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
   hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   H5Pclose(fapl);
-  if (f < 0) {
-    nhgd_timer_stop(&e->timers, NHGD_T_IO);
+  if (f < 0)
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: cannot create (full disk? no permission?)", tmp);
-  }
-  rc = write_state(e, f, t, complete);
+  rc = write_parts(c, f, o);
   if (H5Fclose(f) < 0 && !rc)
     rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "checkpoint %s: close failed", tmp);
-  rc = nhgd_error_agree(e->comm, rc);
-  if (!rc && e->rank == 0) {
+  rc = nhgd_error_agree(c->comm, rc);
+  if (!rc && c->rank == 0) {
     /* Every rank's data is in the file: checksum it, then publish checksum and file. */
-    unsigned long c;
+    unsigned long sum;
     long long size;
     sync_path(tmp);
-    rc = file_crc(tmp, &c, &size);
+    rc = nhgd_file_crc32(tmp, &sum, &size);
     FILE *cf = rc ? NULL : fopen(crctmp, "w");
-    if (!rc && (!cf || fprintf(cf, "%08lx %lld\n", c, size) < 0 || fclose(cf) != 0))
+    if (!rc && (!cf || fprintf(cf, "%08lx %lld\n", sum, size) < 0 || fclose(cf) != 0))
       rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "checkpoint %s: cannot write", crctmp);
     if (!rc) sync_path(crctmp);
     if (!rc && (rename(crctmp, crc) || rename(tmp, path)))
@@ -303,43 +324,36 @@ int nhgd_checkpoint_write(nhgd_engine *e, int64_t t, int complete) {
         rename(ltmp, latest);
       }
       sync_path(dir);
-      prune(e);
+      prune(c);
     }
   }
-  rc = nhgd_error_agree(e->comm, rc);
-  e->last_ckpt_time = MPI_Wtime();
-  nhgd_timer_stop(&e->timers, NHGD_T_IO);
-  if (!rc)
-    nhgd_log(NHGD_LOG_INFO, "checkpoint %s written (outer step %lld, inner step %lld%s)", path,
-             (long long)e->k, (long long)t, complete ? ", run complete" : "");
-  return rc;
+  return nhgd_error_agree(c->comm, rc);
 }
 
 /* ---- finding and reading ---- */
 
-int nhgd_checkpoint_find(nhgd_engine *e, char *path, size_t len) {
+int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, char *path, size_t len) {
   int rc = NHGD_OK;
   path[0] = '\0';
-  if (e->rank == 0) {
-    const char *r = e->opt.restart;
+  if (c->rank == 0) {
     if (strcmp(r, "auto") && strcmp(r, "never")) {
       /* One named checkpoint: it must be valid. */
-      rc = verify(r);
+      rc = nhgd_checkpoint_verify(r);
       if (!rc) snprintf(path, len, "%s", r);
     } else {
       int64_t *pos;
       int n;
-      rc = list_checkpoints(e->opt.checkpoint_dir, &pos, &n);
+      rc = list_checkpoints(c->dir, &pos, &n);
       if (!rc && n > 0 && !strcmp(r, "never"))
         rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
                             "--restart never, but %s holds %d checkpoint(s) of an earlier run: "
                             "use --restart auto to continue it, or another --checkpoint-dir",
-                            e->opt.checkpoint_dir, n);
+                            c->dir, n);
       for (int i = 0; !rc && i < n && !path[0]; ++i) {
         char p[4200];
-        ckpt_name(p, sizeof p, e->opt.checkpoint_dir, pos[i], "");
+        ckpt_name(p, sizeof p, c->dir, pos[i], "");
         nhgd_error_clear();
-        if (verify(p) == NHGD_OK)
+        if (nhgd_checkpoint_verify(p) == NHGD_OK)
           snprintf(path, len, "%s", p);
         else
           nhgd_log(NHGD_LOG_WARN, "skipping checkpoint: %s", nhgd_error_message());
@@ -348,27 +362,8 @@ int nhgd_checkpoint_find(nhgd_engine *e, char *path, size_t len) {
       free(pos);
     }
   }
-  rc = nhgd_error_agree(e->comm, rc);
-  if (!rc) NHGD_MPI_CHECK(MPI_Bcast(path, (int)len, MPI_CHAR, 0, e->comm));
-  return rc;
-}
-
-int nhgd_checkpoint_peek(nhgd_engine *e, const char *path, const char *attr, char *value,
-                         size_t len) {
-  int rc = NHGD_OK;
-  value[0] = '\0';
-  if (e->rank == 0) {
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path);
-    hid_t g = rc ? -1 : H5Gopen2(f, "estimator", H5P_DEFAULT);
-    if (g >= 0) {
-      if (H5Aexists(g, attr) > 0) rc = nhgd_h5_attr_read_string(g, attr, value, len);
-      H5Gclose(g);
-    }
-    if (f >= 0) H5Fclose(f);
-  }
-  rc = nhgd_error_agree(e->comm, rc);
-  if (!rc) NHGD_MPI_CHECK(MPI_Bcast(value, (int)len, MPI_CHAR, 0, e->comm));
+  rc = nhgd_error_agree(c->comm, rc);
+  if (!rc) NHGD_MPI_CHECK(MPI_Bcast(path, (int)len, MPI_CHAR, 0, c->comm));
   return rc;
 }
 
@@ -378,9 +373,10 @@ typedef struct {
   int rc;
 } option_checker;
 
-static void check_option(const char *name, const char *value, void *arg) {
+/* Every option that shapes the trajectory must have the value it had. */
+static void check_option(const char *name, const char *value, unsigned flags, void *arg) {
   option_checker *c = arg;
-  if (c->rc || !is_trajectory_option(name)) return;
+  if (c->rc || !(flags & NHGD_OPT_TRAJECTORY)) return;
   char saved[4200];
   if (nhgd_h5_attr_read_string(c->group, name, saved, sizeof saved)) {
     c->rc = nhgd_error_set(NHGD_ERR_DATA, __FILE__, __LINE__, "%s: option --%s is not recorded",
@@ -394,99 +390,72 @@ static void check_option(const char *name, const char *value, void *arg) {
                            c->path, name, saved, name, value);
 }
 
-static int read_state(nhgd_engine *e, hid_t f, const char *path, int64_t *t, int *complete) {
-  int64_t k, tt, comp, d, p, ntr, nval;
-  double elapsed;
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "outer_step", &k));
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "inner_step", &tt));
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "complete", &comp));
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "d", &d));
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "p", &p));
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "n_train", &ntr));
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "n_val", &nval));
-  NHGD_CHECK(nhgd_h5_attr_read_double(f, "elapsed", &elapsed));
-  NHGD_CHECK(nhgd_h5_attr_read_double(f, "last_inner_loss", &e->last_inner_loss));
-  /* Format 1 had no work counter: it stays unknown (NaN) for the rest of the run. */
-  int64_t version;
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "format_version", &version));
-  const int fields = version >= 2 ? HIST_FIELDS : HIST_FIELDS - 1;
-  e->samples = NAN;
-  if (version >= 2) NHGD_CHECK(nhgd_h5_attr_read_double(f, "samples", &e->samples));
-  if (d != e->d || p != e->p || ntr != e->data->train.n_global || nval != e->data->val.n_global)
-    NHGD_FAIL(NHGD_ERR_ARG,
-              "checkpoint %s is of another problem or data: d = %lld, p = %lld, %lld train and "
-              "%lld validation rows; this run has %lld, %lld, %lld and %lld",
-              path, (long long)d, (long long)p, (long long)ntr, (long long)nval, (long long)e->d,
-              (long long)e->p, (long long)e->data->train.n_global,
-              (long long)e->data->val.n_global);
-  hid_t g = H5Gopen2(f, "config", H5P_DEFAULT);
-  if (g < 0) NHGD_FAIL(NHGD_ERR_DATA, "%s: no /config", path);
-  option_checker chk = {g, path, NHGD_OK};
-  nhgd_options_foreach(&e->opt, check_option, &chk);
+void nhgd_ckpt_close(nhgd_ckpt_file **pf) {
+  if (!pf || !*pf) return;
+  nhgd_ckpt_file *f = *pf;
+  for (int i = 0; i < MAX_PARTS; ++i)
+    if (f->gid[i] >= 0) H5Gclose(f->gid[i]);
+  if (f->f >= 0) H5Fclose(f->f);
+  nhgd_free(pf);
+}
+
+static int open_groups(nhgd_ckpt *c, nhgd_ckpt_file *f, const nhgd_options *o) {
+  hid_t g = H5Gopen2(f->f, "config", H5P_DEFAULT);
+  if (g < 0) NHGD_FAIL(NHGD_ERR_DATA, "%s: no /config", f->path);
+  option_checker chk = {g, f->path, NHGD_OK};
+  nhgd_options_foreach(o, check_option, &chk);
   H5Gclose(g);
   NHGD_CHECK(chk.rc);
-  if (tt > e->opt.inner_steps)
-    NHGD_FAIL(NHGD_ERR_DATA, "%s: inner step %lld beyond --inner-steps", path, (long long)tt);
-  const int64_t dd = e->d;
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "theta", dd, 0, dd, e->theta));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "theta_init", dd, 0, dd, e->theta_init));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "theta_sum", dd, 0, dd, e->theta_sum));
-  int64_t voff = e->pb->v_per_sample ? e->data->train.lo : 0;
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "v", e->p, voff, e->p_local, e->v));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "adam_m", e->p, voff, e->p_local, e->adam_m));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "adam_s", e->p, voff, e->p_local, e->adam_s));
-  int64_t have;
-  NHGD_CHECK(nhgd_h5_attr_read_int(f, "have_hypergradient", &have));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "hypergradient", e->p, voff, e->p_local, e->h));
-  NHGD_CHECK(nhgd_h5_read_vector_coll(f, "u", dd, 0, dd, e->u));
-  e->have_hypergrad = (int)have;
-  /* History: k records. */
-  double *hist;
-  NHGD_CHECK(nhgd_calloc(&hist, (size_t)(k ? k : 1) * HIST_FIELDS, sizeof(double), "history"));
-  int rc = nhgd_h5_read_vector_coll(f, "history", k * fields, 0, k * fields, hist);
-  e->hist_len = 0;
-  for (int64_t i = 0; !rc && i < k; ++i) {
-    const double *h = hist + i * fields;
-    nhgd_record r = {(int64_t)h[0],          h[1], h[2], h[3], h[4], h[5], h[6], h[7],
-                     fields > 8 ? h[8] : NAN};
-    rc = nhgd_engine_push_record(e, &r);
+  for (int i = 0; i < c->nparts; ++i) {
+    if (!c->parts[i].group) continue;
+    f->gid[i] = H5Gopen2(f->f, c->parts[i].group, H5P_DEFAULT);
+    if (f->gid[i] < 0) NHGD_FAIL(NHGD_ERR_DATA, "%s: no /%s", f->path, c->parts[i].group);
+    f->group[i] = (nhgd_section){f->gid[i], c->rank};
   }
-  nhgd_free(&hist);
-  NHGD_CHECK(rc);
-  if (tt > 0) { /* inside an inner loop: the estimator's running state matters */
-    g = H5Gopen2(f, "estimator", H5P_DEFAULT);
-    if (g < 0) NHGD_FAIL(NHGD_ERR_DATA, "%s: no /estimator", path);
-    rc = e->est->load ? e->est->load(e->est, e, g) : NHGD_OK;
-    H5Gclose(g);
-    NHGD_CHECK(rc);
-  }
-  e->k = k;
-  e->t_start = MPI_Wtime() - elapsed;
-  *t = tt;
-  *complete = (int)comp;
   return NHGD_OK;
 }
 
-int nhgd_checkpoint_load(nhgd_engine *e, const char *path) {
-  nhgd_timer_start(&e->timers, NHGD_T_IO);
+int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out) {
+  nhgd_ckpt_file *f;
+  *out = NULL;
+  int rc = nhgd_calloc(&f, 1, sizeof *f, "checkpoint file");
+  NHGD_CHECK(nhgd_error_agree(c->comm, rc));
+  f->f = -1;
+  for (int i = 0; i < MAX_PARTS; ++i)
+    f->gid[i] = -1;
+  snprintf(f->path, sizeof f->path, "%s", path);
   nhgd_h5_quiet();
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, e->comm, MPI_INFO_NULL);
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+  H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
+  f->f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
-  int rc = f < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path) : 0;
-  rc = nhgd_error_agree(e->comm, rc);
-  int64_t t = 0;
-  int complete = 0;
+  rc = f->f < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path) : 0;
   if (!rc) {
-    rc = nhgd_error_agree(e->comm, read_state(e, f, path, &t, &complete));
-    H5Fclose(f);
+    f->root = (nhgd_section){f->f, c->rank};
+    rc = open_groups(c, f, o);
   }
-  nhgd_timer_stop(&e->timers, NHGD_T_IO);
-  NHGD_CHECK(rc);
-  e->resume_t = t;
-  e->resumed = 1;
-  nhgd_log(NHGD_LOG_INFO, "restarted from %s: outer step %lld, inner step %lld%s", path,
-           (long long)e->k, (long long)t, complete ? " (the run was complete)" : "");
+  rc = nhgd_error_agree(c->comm, rc);
+  if (rc) {
+    nhgd_ckpt_close(&f);
+    return nhgd_error_trace(rc, __FILE__, __LINE__);
+  }
+  *out = f;
+  return NHGD_OK;
+}
+
+nhgd_section *nhgd_ckpt_section(nhgd_ckpt *c, nhgd_ckpt_file *f, const char *group) {
+  if (!group) return &f->root;
+  for (int i = 0; i < c->nparts; ++i)
+    if (c->parts[i].group && !strcmp(c->parts[i].group, group)) return &f->group[i];
+  return NULL;
+}
+
+int nhgd_ckpt_load(nhgd_ckpt *c, nhgd_ckpt_file *f) {
+  for (int i = 0; i < c->nparts; ++i) {
+    const ckpt_part *p = &c->parts[i];
+    nhgd_section *sec = p->group ? &f->group[i] : &f->root;
+    int rc = p->load ? p->load(p->self, sec) : NHGD_OK;
+    NHGD_CHECK(nhgd_error_agree(c->comm, rc));
+  }
   return NHGD_OK;
 }

@@ -1,27 +1,49 @@
-/* Checkpoints of a run: write, find the newest valid one, and continue from it. */
+/* Checkpoints of a run: a writer that stateful modules register parts with, the search for
+ * the newest valid checkpoint, and reading one back part by part. */
 #ifndef NHGD_IO_CHECKPOINT_H
 #define NHGD_IO_CHECKPOINT_H
 
+#include <hdf5.h>
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct nhgd_engine;
+#include "io/section.h"
+#include "nhgd/options.h"
 
 #define NHGD_CHECKPOINT_FORMAT_VERSION 2 /* 2: work counter "samples" */
 
-/* Collective: create --checkpoint-dir and remove leftovers of interrupted writes. */
-int nhgd_checkpoint_prepare(struct nhgd_engine *e);
-/* Collective: write the state after inner step t of outer step e->k (t = 0: at the boundary
- * after e->k outer steps). complete marks the end of the run. */
-int nhgd_checkpoint_write(struct nhgd_engine *e, int64_t t, int complete);
-/* Collective: the checkpoint to continue from per --restart ("" if none), skipping damaged
- * ones with a warning. */
-int nhgd_checkpoint_find(struct nhgd_engine *e, char *path, size_t len);
-/* Collective: a string attribute of the checkpoint's /estimator group ("" if absent). */
-int nhgd_checkpoint_peek(struct nhgd_engine *e, const char *path, const char *attr, char *value,
-                         size_t len);
-/* Collective: load the state; the configuration must agree on every option that shapes the
- * trajectory (the error names the first that differs). */
-int nhgd_checkpoint_load(struct nhgd_engine *e, const char *path);
+typedef struct nhgd_ckpt nhgd_ckpt;
+typedef struct nhgd_ckpt_file nhgd_ckpt_file;
+typedef int (*nhgd_ckpt_save_fn)(void *self, nhgd_section *s);
+typedef int (*nhgd_ckpt_load_fn)(void *self, nhgd_section *s);
+
+/* Collective: a writer for folder dir keeping the newest keep checkpoints; creates the
+ * folder and removes leftovers of interrupted writes. */
+int nhgd_ckpt_create(MPI_Comm comm, const char *dir, int keep, nhgd_ckpt **out);
+void nhgd_ckpt_destroy(nhgd_ckpt **c);
+/* Register a part: save writes it, load reads it back (parts are loaded in the order they
+ * were added). group NULL puts it at the file's root, else in its own group. */
+int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_save_fn save,
+                       nhgd_ckpt_load_fn load);
+/* Collective: write checkpoint number pos (its path is returned): every part, and every
+ * option of o under /config. */
+int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len);
+/* Collective: the checkpoint to continue from per restart (auto | never | a path; "" if
+ * none), skipping damaged ones with a warning. */
+int nhgd_ckpt_find(nhgd_ckpt *c, const char *restart, char *path, size_t len);
+/* Collective: open a checkpoint for reading; refuses one written with other values of the
+ * options that shape the trajectory (the error names the first). */
+int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out);
+/* The section of a part (group NULL: the root) in an open checkpoint. */
+nhgd_section *nhgd_ckpt_section(nhgd_ckpt *c, nhgd_ckpt_file *f, const char *group);
+/* Collective: load every part. */
+int nhgd_ckpt_load(nhgd_ckpt *c, nhgd_ckpt_file *f);
+void nhgd_ckpt_close(nhgd_ckpt_file **f);
+
+/* Not collective: CRC-32 and size of a file. */
+int nhgd_file_crc32(const char *path, unsigned long *crc, long long *size);
+/* Collective: every option of o as a string attribute of group. */
+int nhgd_h5_write_options(hid_t group, const nhgd_options *o);
 
 #endif

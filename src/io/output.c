@@ -8,48 +8,19 @@
 
 #include "core/util.h"
 #include "nhgd/version.h"
-#include "outer/engine.h"
+#include "io/checkpoint.h"
+#include "io/h5util.h"
 
-typedef struct {
-  hid_t group;
-  int rc;
-} config_writer;
-
-static void write_option(const char *name, const char *value, void *arg) {
-  config_writer *w = arg;
-  if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
-}
-
-int nhgd_output_write_options(hid_t group, const nhgd_options *o) {
-  config_writer w = {group, NHGD_OK};
-  nhgd_options_foreach(o, write_option, &w);
-  return w.rc;
-}
-
-/* A history column: the field at byte offset off of every record. */
-static int write_history(nhgd_engine *e, hid_t g, const char *name, size_t off, int is_int) {
-  int64_t n = e->hist_len;
-  double *col;
-  NHGD_CHECK(nhgd_calloc(&col, (size_t)(n ? n : 1), sizeof(double), "history column"));
-  for (int64_t i = 0; i < n; ++i) {
-    const char *rec = (const char *)&e->hist[i];
-    col[i] = is_int ? (double)*(const int64_t *)(rec + off) : *(const double *)(rec + off);
-  }
-  int rc = nhgd_h5_write_vector(g, name, n, 0, e->rank == 0 ? n : 0, col);
-  nhgd_free(&col);
-  return rc;
-}
-
-static int write_contents(nhgd_engine *e, hid_t f) {
+static int write_contents(const nhgd_output_view *e, hid_t f) {
   int rc = NHGD_OK;
   const int root = e->rank == 0;
   hid_t g = -1;
   NHGD_CHECK(nhgd_h5_write_header(f, "nhgd-output", NHGD_OUTPUT_FORMAT_VERSION, e->size));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "problem", e->pb->name));
-  NHGD_CHECK(nhgd_h5_attr_string(f, "estimator", e->est->name));
-  NHGD_CHECK(nhgd_h5_attr_int(f, "outer_steps_done", e->k));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "problem", e->problem));
+  NHGD_CHECK(nhgd_h5_attr_string(f, "estimator", e->estimator));
+  NHGD_CHECK(nhgd_h5_attr_int(f, "outer_steps_done", e->outer_steps_done));
   /* Estimator communication: payload bytes received per rank per inner step (rank mean). */
-  double per_step = e->comm_steps ? e->comm_bytes / (double)e->comm_steps : 0.0;
+  double per_step = e->bytes_per_step;
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &per_step, 1, MPI_DOUBLE, MPI_SUM, e->comm));
   NHGD_CHECK(nhgd_h5_attr_double(f, "estimator_bytes_per_inner_step", per_step / e->size));
   /* Peak resident memory of the largest rank so far (Linux reports ru_maxrss in KiB). */
@@ -58,8 +29,7 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &rss, 1, MPI_DOUBLE, MPI_MAX, e->comm));
   NHGD_CHECK(nhgd_h5_attr_double(f, "max_rss_mib", rss));
   NHGD_CHECK(nhgd_h5_write_vector(f, "theta", e->d, 0, root ? e->d : 0, e->theta));
-  int64_t voff = e->pb->v_per_sample ? e->data->train.lo : 0;
-  int64_t vcnt = e->pb->v_per_sample ? e->p_local : (root ? e->p : 0);
+  const int64_t voff = e->v_offset, vcnt = e->v_count;
   NHGD_CHECK(nhgd_h5_write_vector(f, "v", e->p, voff, vcnt, e->v));
   if (e->have_hypergrad) {
     NHGD_CHECK(nhgd_h5_write_vector(f, "hypergradient", e->p, voff, vcnt, e->h));
@@ -67,25 +37,14 @@ static int write_contents(nhgd_engine *e, hid_t f) {
   }
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create group /config");
-  NHGD_TRY(rc, nhgd_output_write_options(g, &e->opt), done);
+  NHGD_TRY(rc, nhgd_h5_write_options(g, e->options), done);
   H5Gclose(g);
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "history", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create group /history");
-#define HIST(field, is_int)                                                                        \
-  NHGD_TRY(rc, write_history(e, g, #field, offsetof(nhgd_record, field), is_int), done)
-  HIST(step, 1);
-  HIST(val_loss, 0);
-  HIST(val_acc, 0);
-  HIST(test_loss, 0);
-  HIST(test_acc, 0);
-  HIST(inner_loss, 0);
-  HIST(hypergrad_norm, 0);
-  HIST(wall_time, 0);
-  HIST(samples, 0);
-#undef HIST
+  NHGD_TRY(rc, nhgd_history_write_columns(e->history, g, e->rank), done);
   H5Gclose(g);
   double mn[NHGD_T_COUNT], avg[NHGD_T_COUNT], mx[NHGD_T_COUNT];
-  NHGD_CHECK(nhgd_timers_reduce(&e->timers, e->comm, mn, avg, mx));
+  NHGD_CHECK(nhgd_timers_reduce(e->timers, e->comm, mn, avg, mx));
   NHGD_H5_TRY(rc, g = H5Gcreate2(f, "timing", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
               "cannot create group /timing");
   char names[256] = "";
@@ -102,7 +61,7 @@ done:
   return rc;
 }
 
-int nhgd_output_write(nhgd_engine *e, const char *path) {
+int nhgd_output_write(const nhgd_output_view *e, const char *path) {
   char tmp[4200];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
   nhgd_h5_quiet();

@@ -1,46 +1,165 @@
-/* The outer loop: inner SGD, estimator, hypergradient assembly, outer step, progress. */
+/* The outer loop: inner SGD, estimator, hypergradient assembly, outer step, progress; the
+ * run options; the solver's parts of a checkpoint. */
 #include "nhgd/solver.h"
 
-#include <errno.h>
-#include <hdf5.h>
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/log.h"
-#include "core/signals.h"
+#include "core/stop.h"
 #include "core/util.h"
-#include "io/checkpoint.h"
+#include "io/h5util.h"
 #include "io/output.h"
 #include "outer/engine.h"
+#include "problems/builtin.h"
 
 struct nhgd_solver {
-  nhgd_engine e;
+  MPI_Comm comm; /* a duplicate of the caller's */
+  int rank, size;
+  nhgd_options *options; /* a copy of the caller's */
+  const nhgd_solver_opts *opt;
+  const nhgd_data *data;
+  nhgd_problem *pb;
+  int64_t d, p, p_local;
+  nhgd_inner inner;
+  double *v;               /* p_local */
+  double *u, *gval;        /* d */
+  double *h, *jt;          /* p_local: hypergradient, cross term J^T u */
+  double *adam_m, *adam_s; /* p_local */
+  double *buf;             /* d + 2: evaluation sums */
+  int64_t k;               /* outer steps completed */
+  /* Work counter, replicated: per-sample gradients (inner SGD, validation gradients) plus
+   * per-sample Hessian(-vector) evaluations (baselines, exact) used so far. NHGD adds
+   * nothing: it reuses the inner loop's per-sample gradients. */
+  double samples;
+  double comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
+  int64_t comm_steps; /* inner steps those bytes cover */
+  nhgd_est_ctx ctx;
+  nhgd_estimator *est;
+  nhgd_timers timers;
+  double t_start;
+  nhgd_history hist;
+  int have_hypergrad;
+  /* checkpoint and restart */
+  nhgd_ckpt *ckpt;
+  nhgd_inner_requests req;
+  int64_t ckpt_t;    /* inner step of the checkpoint being written or read */
+  int ckpt_complete; /* the checkpoint being written ends the run */
+  int resumed;       /* state came from a checkpoint */
+  int64_t resume_t;  /* inner steps of outer step k already done at restart */
+  char resume_path[NHGD_PATH_MAX + 64];
+  nhgd_progress_fn progress;
+  void *progress_arg;
 };
 
-int nhgd_engine_grid(nhgd_engine *e, nhgd_grid **g) {
-  if (!e->grid) NHGD_CHECK(nhgd_grid_create(e->comm, e->opt.grid_rows, &e->grid));
-  *g = e->grid;
+/* ---- the solver's options ---- */
+
+#define F(field) offsetof(nhgd_solver_opts, field), sizeof(((nhgd_solver_opts *)0)->field)
+#define NORANGE 1, 0
+#define TRAJ NHGD_OPT_TRAJECTORY
+static nhgd_option_spec solver_specs[] = {
+    {"estimator", NHGD_OPT_CHOICE, F(estimator), "nhgd", NORANGE, NULL /* from the registry */,
+     "estimator of u = H^-1 grad_theta f (none: u = 0, plain inner SGD for timing baselines)",
+     TRAJ},
+    {"v-from", NHGD_OPT_STR, F(v_from), "", NORANGE, NULL,
+     "start from /v of this HDF5 file (\"\": every entry = --v-init)", 0},
+    {"outer-steps", NHGD_OPT_I64, F(outer_steps), "30", 1, 1e12, NULL, "outer steps K", 0},
+    {"outer-opt", NHGD_OPT_CHOICE, F(outer_opt), "adam", NORANGE, "sgd|adam", "outer optimiser",
+     TRAJ},
+    {"outer-lr", NHGD_OPT_REAL, F(outer_lr), "0.1", 0, 1e12, NULL, "outer step size", TRAJ},
+    {"outer-schedule", NHGD_OPT_CHOICE, F(outer_schedule), "const", NORANGE, "const|invsqrt|inv",
+     "outer step-size schedule: lr, lr/sqrt(1+decay*k), lr/(1+decay*k)", TRAJ},
+    {"outer-decay", NHGD_OPT_REAL, F(outer_decay), "0.1", 0, 1e12, NULL, "outer schedule decay",
+     TRAJ},
+    {"adam-beta1", NHGD_OPT_REAL, F(adam_beta1), "0.9", 0, 0.999999, NULL, "Adam beta1", TRAJ},
+    {"adam-beta2", NHGD_OPT_REAL, F(adam_beta2), "0.999", 0, 0.99999999, NULL, "Adam beta2", TRAJ},
+    {"adam-eps", NHGD_OPT_REAL, F(adam_eps), "1e-8", 1e-300, 1, NULL, "Adam epsilon", TRAJ},
+    {"inner-steps", NHGD_OPT_I64, F(inner.steps), "20", 0, 1e12, NULL, "inner SGD steps T", TRAJ},
+    {"batch", NHGD_OPT_I64, F(inner.batch), "256", 0, 2147483647, NULL,
+     "global minibatch size B, drawn with replacement (0: full batch, every row once)", TRAJ},
+    {"inner-lr", NHGD_OPT_REAL, F(inner.lr), "0.1", 1e-300, 1e12, NULL, "inner step size", TRAJ},
+    {"inner-schedule", NHGD_OPT_CHOICE, F(inner.schedule), "const", NORANGE, "const|inv|cosine",
+     "inner step-size schedule: lr, lr/(1+decay*t), cosine from lr to 0 over T", TRAJ},
+    {"inner-decay", NHGD_OPT_REAL, F(inner.decay), "0.01", 0, 1e12, NULL, "inner schedule decay",
+     TRAJ},
+    {"warm-start", NHGD_OPT_BOOL, F(inner.warm_start), "1", NORANGE, NULL,
+     "start each inner loop from the last theta (0: from the initial theta)", TRAJ},
+    {"block-size", NHGD_OPT_INT, F(block_size), "0", 0, 4096, NULL,
+     "block-cyclic block size (0: automatic)", 0},
+    {"grid-rows", NHGD_OPT_INT, F(grid_rows), "0", 0, 1 << 20, NULL,
+     "rows of the process grid (0: automatic, near-square)", 0},
+    {"kron", NHGD_OPT_BOOL, F(kron), "1", NORANGE, NULL,
+     "use the Kronecker structure of softmax problems (0: generic per-sample factors)", TRAJ},
+    {"cross-mode", NHGD_OPT_CHOICE, F(cross_mode), "end", NORANGE, "end|average",
+     "evaluate J at the last inner iterate or at the average of the inner iterates", TRAJ},
+    {"checkpoint-dir", NHGD_OPT_STR, F(checkpoint_dir), "", NORANGE, NULL,
+     "folder for checkpoints (\"\": no checkpoints; signals then end the run)", 0},
+    {"checkpoint-every", NHGD_OPT_INT, F(checkpoint_every), "1", 0, 1 << 30, NULL,
+     "outer steps between checkpoints (0: only when stopped and at the end)", 0},
+    {"checkpoint-every-inner", NHGD_OPT_INT, F(checkpoint_every_inner), "0", 0, 1 << 30, NULL,
+     "inner steps between checkpoints inside an inner loop (0: none)", 0},
+    {"checkpoint-seconds", NHGD_OPT_REAL, F(checkpoint_seconds), "0", 0, 1e9, NULL,
+     "seconds between checkpoints, at the next inner step (0: off)", 0},
+    {"keep", NHGD_OPT_INT, F(keep), "3", 1, 1 << 20, NULL, "checkpoints kept in --checkpoint-dir",
+     0},
+    {"restart", NHGD_OPT_STR, F(restart), "auto", NORANGE, NULL,
+     "auto: continue from the newest valid checkpoint in --checkpoint-dir; never: start "
+     "afresh (refused if the folder holds checkpoints); or the path of one checkpoint",
+     0},
+    {"halt-after", NHGD_OPT_I64, F(halt_after), "0", 0, 1e15, NULL,
+     "checkpoint and stop (exit 75) after this many inner steps of this process (0: never)", 0},
+    {"seed", NHGD_OPT_U64, F(inner.seed), "0", NORANGE, NULL, "seed of the minibatch sampler",
+     TRAJ},
+    {"eval-every", NHGD_OPT_INT, F(eval_every), "1", 0, 1 << 30, NULL,
+     "evaluate on the test split every this many outer steps (0: never)", 0},
+    {"log-level", NHGD_OPT_INT, F(log_level), "2", 0, 3, NULL, "0 error, 1 warn, 2 info, 3 debug",
+     0},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+#undef F
+#undef NORANGE
+#undef TRAJ
+
+static int solver_check(const void *block, const nhgd_options *all) {
+  const nhgd_solver_opts *o = block;
+  if (!o->checkpoint_dir[0] && o->halt_after > 0)
+    NHGD_FAIL(NHGD_ERR_ARG, "option --halt-after needs --checkpoint-dir (nothing to resume from)");
   return NHGD_OK;
 }
 
-int nhgd_engine_eval(nhgd_engine *e, const nhgd_split *split, double *loss, double *acc,
-                     double *g) {
-  const nhgd_problem *pb = e->pb;
-  const int64_t d = e->d;
-  double *buf = e->scratch; /* d gradient entries, loss, correct */
+int nhgd_options_create_run(nhgd_options **out) {
+  solver_specs[0].choices = nhgd_estimator_names();
+  const nhgd_option_block solver_block = {"solver", solver_specs, sizeof(nhgd_solver_opts),
+                                          solver_check};
+  NHGD_CHECK(nhgd_options_create(out));
+  int rc = nhgd_options_add_block(*out, &nhgd_problem_options);
+  if (!rc) rc = nhgd_options_add_block(*out, &solver_block);
+  if (!rc) rc = nhgd_estimator_add_options(*out);
+  if (rc) nhgd_options_destroy(out);
+  return rc;
+}
+
+/* ---- evaluation ---- */
+
+/* Collective: evaluate split (val or test) at (theta, v): mean loss, accuracy (NaN for
+ * regression) and, if g != NULL, the mean outer gradient in theta (replicated). */
+static int evaluate(nhgd_solver *s, const nhgd_split *split, double *loss, double *acc, double *g) {
+  const nhgd_problem *pb = s->pb;
+  const int64_t d = s->d;
+  double *buf = s->buf; /* d gradient entries, loss, correct */
   int64_t correct = 0;
-  nhgd_timer_start(&e->timers, NHGD_T_EVAL);
-  int rc = pb->eval(pb, split, e->theta, e->v, &buf[d], g ? buf : NULL, &correct);
-  nhgd_timer_stop(&e->timers, NHGD_T_EVAL);
-  NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+  nhgd_timer_start(&s->timers, NHGD_T_EVAL);
+  int rc = pb->eval(pb, split, s->inner.theta, s->v, &buf[d], g ? buf : NULL, &correct);
+  nhgd_timer_stop(&s->timers, NHGD_T_EVAL);
+  NHGD_CHECK(nhgd_error_agree(s->comm, rc));
   buf[d + 1] = (double)correct;
-  nhgd_timer_start(&e->timers, NHGD_T_ALLREDUCE);
+  nhgd_timer_start(&s->timers, NHGD_T_ALLREDUCE);
   if (g) {
-    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)d + 2, MPI_DOUBLE, MPI_SUM, e->comm));
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf, (int)d + 2, MPI_DOUBLE, MPI_SUM, s->comm));
   } else {
-    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + d, 2, MPI_DOUBLE, MPI_SUM, e->comm));
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, buf + d, 2, MPI_DOUBLE, MPI_SUM, s->comm));
   }
-  nhgd_timer_stop(&e->timers, NHGD_T_ALLREDUCE);
+  nhgd_timer_stop(&s->timers, NHGD_T_ALLREDUCE);
   const double n = (double)split->n_global;
   *loss = buf[d] / n;
   if (acc) *acc = pb->is_classifier ? buf[d + 1] / n : NAN;
@@ -52,320 +171,516 @@ int nhgd_engine_eval(nhgd_engine *e, const nhgd_split *split, double *loss, doub
 
 /* Read /v of an earlier output (or any file with a 1-D /v of p entries) on rank 0 and hand
  * every rank its entries. */
-static int load_v(nhgd_engine *e, const char *path) {
+static int load_v(nhgd_solver *s, const char *path) {
   double *all = NULL;
   int rc = NHGD_OK;
-  NHGD_CHECK(nhgd_calloc(&all, (size_t)e->p, sizeof(double), "v from file"));
-  if (e->rank == 0) rc = nhgd_h5_read_vector(path, "/v", e->p, all);
-  rc = nhgd_error_agree(e->comm, rc);
-  if (!rc && MPI_Bcast(all, (int)e->p, MPI_DOUBLE, 0, e->comm) != MPI_SUCCESS)
+  NHGD_CHECK(nhgd_calloc(&all, (size_t)s->p, sizeof(double), "v from file"));
+  if (s->rank == 0) rc = nhgd_h5_read_vector(path, "/v", s->p, all);
+  rc = nhgd_error_agree(s->comm, rc);
+  if (!rc && MPI_Bcast(all, (int)s->p, MPI_DOUBLE, 0, s->comm) != MPI_SUCCESS)
     rc = nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__, "MPI_Bcast of v failed");
   if (!rc) {
-    int64_t off = e->pb->v_per_sample ? e->data->train.lo : 0;
-    memcpy(e->v, all + off, (size_t)e->p_local * sizeof(double));
+    int64_t off = s->pb->v_per_sample ? s->data->train.lo : 0;
+    memcpy(s->v, all + off, (size_t)s->p_local * sizeof(double));
   }
   nhgd_free(&all);
   return rc;
 }
 
-static int engine_alloc(nhgd_engine *e) {
-  const size_t d = (size_t)e->d, pl = (size_t)(e->p_local > 0 ? e->p_local : 1);
-  int64_t nrows = e->opt.batch > e->data->train.n_local ? e->opt.batch : e->data->train.n_local;
-  NHGD_CHECK(nhgd_calloc(&e->theta, d, sizeof(double), "theta"));
-  NHGD_CHECK(nhgd_calloc(&e->theta_init, d, sizeof(double), "initial theta"));
-  NHGD_CHECK(nhgd_calloc(&e->u, d, sizeof(double), "u"));
-  NHGD_CHECK(nhgd_calloc(&e->gval, d, sizeof(double), "validation gradient"));
-  NHGD_CHECK(nhgd_calloc(&e->theta_sum, d, sizeof(double), "sum of inner iterates"));
-  NHGD_CHECK(nhgd_calloc(&e->scratch, d + 4, sizeof(double), "scratch"));
-  NHGD_CHECK(nhgd_calloc(&e->v, pl, sizeof(double), "v"));
-  NHGD_CHECK(nhgd_calloc(&e->h, pl, sizeof(double), "hypergradient"));
-  NHGD_CHECK(nhgd_calloc(&e->jt, pl, sizeof(double), "cross term J^T u"));
-  NHGD_CHECK(nhgd_calloc(&e->adam_m, pl, sizeof(double), "Adam first moment"));
-  NHGD_CHECK(nhgd_calloc(&e->adam_s, pl, sizeof(double), "Adam second moment"));
-  NHGD_CHECK(nhgd_calloc(&e->rows, (size_t)nrows, sizeof(int), "batch rows"));
+/* ---- checkpoint parts ---- */
+
+static int64_t v_offset(const nhgd_solver *s) {
+  return s->pb->v_per_sample ? s->data->train.lo : 0;
+}
+static int64_t v_count(const nhgd_solver *s) {
+  return s->pb->v_per_sample ? s->p_local : (s->rank == 0 ? s->p : 0);
+}
+
+/* The outer state, the inner position and theta, at the file's root. */
+static int save_outer(void *self, nhgd_section *sec) {
+  nhgd_solver *s = self;
+  const int64_t d = s->d, voff = v_offset(s), vcnt = v_count(s);
+  NHGD_CHECK(nhgd_section_put_int(sec, "outer_step", s->k));
+  NHGD_CHECK(nhgd_section_put_int(sec, "inner_step", s->ckpt_t));
+  NHGD_CHECK(nhgd_section_put_int(sec, "complete", s->ckpt_complete));
+  NHGD_CHECK(nhgd_section_put_real(sec, "elapsed", MPI_Wtime() - s->t_start));
+  NHGD_CHECK(nhgd_section_put_real(sec, "last_inner_loss", s->inner.last_loss));
+  NHGD_CHECK(nhgd_section_put_real(sec, "samples", s->samples));
+  NHGD_CHECK(nhgd_section_put_int(sec, "d", s->d));
+  NHGD_CHECK(nhgd_section_put_int(sec, "p", s->p));
+  NHGD_CHECK(nhgd_section_put_int(sec, "n_train", s->data->train.n_global));
+  NHGD_CHECK(nhgd_section_put_int(sec, "n_val", s->data->val.n_global));
+  NHGD_CHECK(nhgd_section_put_string(sec, "estimator", s->est->name));
+  NHGD_CHECK(nhgd_section_put_vector(sec, "theta", d, s->inner.theta));
+  NHGD_CHECK(nhgd_section_put_vector(sec, "theta_init", d, s->inner.theta_init));
+  NHGD_CHECK(nhgd_section_put_vector(sec, "theta_sum", d, s->inner.theta_sum));
+  NHGD_CHECK(nhgd_section_put_slice(sec, "v", s->p, voff, vcnt, s->v));
+  NHGD_CHECK(nhgd_section_put_slice(sec, "adam_m", s->p, voff, vcnt, s->adam_m));
+  NHGD_CHECK(nhgd_section_put_slice(sec, "adam_s", s->p, voff, vcnt, s->adam_s));
+  /* The last hypergradient and u, so that the output of a finished run can be rewritten. */
+  NHGD_CHECK(nhgd_section_put_int(sec, "have_hypergradient", s->have_hypergrad));
+  NHGD_CHECK(nhgd_section_put_slice(sec, "hypergradient", s->p, voff, vcnt, s->h));
+  NHGD_CHECK(nhgd_section_put_vector(sec, "u", d, s->u));
+  return nhgd_history_put(&s->hist, sec, "history");
+}
+
+static int load_outer(void *self, nhgd_section *sec) {
+  nhgd_solver *s = self;
+  int64_t k, tt, comp, d, p, ntr, nval, version, have;
+  double elapsed;
+  NHGD_CHECK(nhgd_section_get_int(sec, "format_version", &version));
+  NHGD_CHECK(nhgd_section_get_int(sec, "outer_step", &k));
+  NHGD_CHECK(nhgd_section_get_int(sec, "inner_step", &tt));
+  NHGD_CHECK(nhgd_section_get_int(sec, "complete", &comp));
+  NHGD_CHECK(nhgd_section_get_int(sec, "d", &d));
+  NHGD_CHECK(nhgd_section_get_int(sec, "p", &p));
+  NHGD_CHECK(nhgd_section_get_int(sec, "n_train", &ntr));
+  NHGD_CHECK(nhgd_section_get_int(sec, "n_val", &nval));
+  NHGD_CHECK(nhgd_section_get_real(sec, "elapsed", &elapsed));
+  NHGD_CHECK(nhgd_section_get_real(sec, "last_inner_loss", &s->inner.last_loss));
+  /* Format 1 had no work counter: it stays unknown (NaN) for the rest of the run. */
+  s->samples = NAN;
+  if (version >= 2) NHGD_CHECK(nhgd_section_get_real(sec, "samples", &s->samples));
+  if (d != s->d || p != s->p || ntr != s->data->train.n_global || nval != s->data->val.n_global)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "the checkpoint is of another problem or data: d = %lld, p = %lld, %lld train and "
+              "%lld validation rows; this run has %lld, %lld, %lld and %lld",
+              (long long)d, (long long)p, (long long)ntr, (long long)nval, (long long)s->d,
+              (long long)s->p, (long long)s->data->train.n_global,
+              (long long)s->data->val.n_global);
+  if (tt > s->opt->inner.steps)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's inner step %lld is beyond --inner-steps",
+              (long long)tt);
+  const int64_t dd = s->d, voff = v_offset(s);
+  NHGD_CHECK(nhgd_section_get_vector(sec, "theta", dd, s->inner.theta));
+  NHGD_CHECK(nhgd_section_get_vector(sec, "theta_init", dd, s->inner.theta_init));
+  NHGD_CHECK(nhgd_section_get_vector(sec, "theta_sum", dd, s->inner.theta_sum));
+  NHGD_CHECK(nhgd_section_get_slice(sec, "v", s->p, voff, s->p_local, s->v));
+  NHGD_CHECK(nhgd_section_get_slice(sec, "adam_m", s->p, voff, s->p_local, s->adam_m));
+  NHGD_CHECK(nhgd_section_get_slice(sec, "adam_s", s->p, voff, s->p_local, s->adam_s));
+  NHGD_CHECK(nhgd_section_get_int(sec, "have_hypergradient", &have));
+  NHGD_CHECK(nhgd_section_get_slice(sec, "hypergradient", s->p, voff, s->p_local, s->h));
+  NHGD_CHECK(nhgd_section_get_vector(sec, "u", dd, s->u));
+  s->have_hypergrad = (int)have;
+  NHGD_CHECK(nhgd_history_get(&s->hist, sec, "history", k, version));
+  s->k = k;
+  s->t_start = MPI_Wtime() - elapsed;
+  s->ckpt_t = tt;
+  s->ckpt_complete = (int)comp;
   return NHGD_OK;
+}
+
+/* The estimator's running state, in /estimator; it matters only inside an inner loop. */
+static int save_estimator(void *self, nhgd_section *sec) {
+  nhgd_solver *s = self;
+  return s->est->save ? s->est->save(s->est, sec) : NHGD_OK;
+}
+
+static int load_estimator(void *self, nhgd_section *sec) {
+  nhgd_solver *s = self;
+  if (s->ckpt_t == 0 || !s->est->load) return NHGD_OK;
+  return s->est->load(s->est, sec, s->k);
+}
+
+/* Collective: write the checkpoint after inner step t of outer step k (t = 0: at the
+ * boundary after k outer steps). */
+static int write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
+  nhgd_timer_start(&s->timers, NHGD_T_IO);
+  s->ckpt_t = t;
+  s->ckpt_complete = complete;
+  char path[NHGD_PATH_MAX + 64];
+  int rc = nhgd_ckpt_write(s->ckpt, s->k * s->opt->inner.steps + t, s->options, path, sizeof path);
+  s->req.last_time = MPI_Wtime();
+  nhgd_timer_stop(&s->timers, NHGD_T_IO);
+  NHGD_CHECK(rc);
+  nhgd_log(NHGD_LOG_INFO, "checkpoint %s written (outer step %lld, inner step %lld%s)", path,
+           (long long)s->k, (long long)t, complete ? ", run complete" : "");
+  return NHGD_OK;
+}
+
+/* ---- creation ---- */
+
+static int solver_alloc(nhgd_solver *s) {
+  const size_t d = (size_t)s->d, pl = (size_t)(s->p_local > 0 ? s->p_local : 1);
+  NHGD_CHECK(nhgd_inner_init(&s->inner, s->d));
+  NHGD_CHECK(nhgd_calloc(&s->u, d, sizeof(double), "u"));
+  NHGD_CHECK(nhgd_calloc(&s->gval, d, sizeof(double), "validation gradient"));
+  NHGD_CHECK(nhgd_calloc(&s->buf, d + 2, sizeof(double), "evaluation sums"));
+  NHGD_CHECK(nhgd_calloc(&s->v, pl, sizeof(double), "v"));
+  NHGD_CHECK(nhgd_calloc(&s->h, pl, sizeof(double), "hypergradient"));
+  NHGD_CHECK(nhgd_calloc(&s->jt, pl, sizeof(double), "cross term J^T u"));
+  NHGD_CHECK(nhgd_calloc(&s->adam_m, pl, sizeof(double), "Adam first moment"));
+  NHGD_CHECK(nhgd_calloc(&s->adam_s, pl, sizeof(double), "Adam second moment"));
+  return NHGD_OK;
+}
+
+static int observe_step(void *arg, const double *theta, int nb, const int *rows) {
+  nhgd_estimator *est = arg;
+  return est->observe(est, theta, nb, rows);
+}
+
+/* Bind the pieces: the inner loop, the estimator's context, the checkpoint requests. */
+static void bind(nhgd_solver *s) {
+  const nhgd_solver_opts *o = s->opt;
+  nhgd_inner *in = &s->inner;
+  in->comm = s->comm;
+  in->rank = s->rank;
+  in->opt = &o->inner;
+  in->data = s->data;
+  in->pb = s->pb;
+  in->v = s->v;
+  in->timers = &s->timers;
+  in->samples = &s->samples;
+  in->average = !strcmp(o->cross_mode, "average");
+  nhgd_est_ctx *c = &s->ctx;
+  c->comm = s->comm;
+  c->rank = s->rank;
+  c->size = s->size;
+  c->d = s->d;
+  c->pb = s->pb;
+  c->data = s->data;
+  c->v = s->v;
+  c->u_prev = s->u;
+  c->seed = o->inner.seed;
+  c->inner_steps = o->inner.steps;
+  c->batch = o->inner.batch;
+  c->kron = o->kron;
+  c->block_size = o->block_size;
+  c->grid_rows = o->grid_rows;
+  c->timers = &s->timers;
+  c->samples = &s->samples;
+  c->comm_bytes = &s->comm_bytes;
+  c->comm_steps = &s->comm_steps;
+  s->req.enabled = o->checkpoint_dir[0] != '\0';
+  s->req.every_seconds = o->checkpoint_seconds;
+  s->req.every_inner = o->checkpoint_every_inner;
+  s->req.halt_after = o->halt_after;
+}
+
+/* Collective: the checkpoint writer and its parts; the checkpoint to continue from, opened
+ * (*file NULL when there is none). */
+static int setup_checkpoints(nhgd_solver *s, nhgd_ckpt_file **file) {
+  const nhgd_solver_opts *o = s->opt;
+  *file = NULL;
+  NHGD_CHECK(nhgd_ckpt_create(s->comm, o->checkpoint_dir, o->keep, &s->ckpt));
+  NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, NULL, s, save_outer, load_outer));
+  NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, "estimator", s, save_estimator, load_estimator));
+  char path[NHGD_PATH_MAX + 64];
+  NHGD_CHECK(nhgd_ckpt_find(s->ckpt, o->restart, path, sizeof path));
+  if (!path[0]) return NHGD_OK;
+  NHGD_CHECK(nhgd_ckpt_open(s->ckpt, path, s->options, file));
+  snprintf(s->resume_path, sizeof s->resume_path, "%s", path);
+  return NHGD_OK;
+}
+
+static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
+                  nhgd_problem *pb) {
+  int same = MPI_UNEQUAL;
+  MPI_Comm_compare(comm, data->comm, &same);
+  if (same != MPI_IDENT && same != MPI_CONGRUENT)
+    NHGD_FAIL(NHGD_ERR_ARG, "the solver's communicator must hold the ranks the data was loaded "
+                            "on, in the same order");
+  NHGD_MPI_CHECK(MPI_Comm_dup(comm, &s->comm));
+  MPI_Comm_rank(s->comm, &s->rank);
+  MPI_Comm_size(s->comm, &s->size);
+  NHGD_CHECK(nhgd_options_copy(o, &s->options));
+  s->opt = nhgd_options_block(s->options, "solver");
+  if (!s->opt)
+    NHGD_FAIL(NHGD_ERR_ARG, "the options have no solver block: make them with "
+                            "nhgd_options_create_run");
+  s->data = data;
+  s->pb = pb;
+  s->d = pb->d;
+  s->p = pb->p;
+  s->p_local = pb->v_per_sample ? data->train.n_local : pb->p;
+  s->t_start = MPI_Wtime();
+  if (pb->v_per_sample && pb->p != data->train.n_global)
+    NHGD_FAIL(NHGD_ERR_ARG, "problem %s: per-sample v needs p = %lld training rows, has %lld",
+              pb->name, (long long)data->train.n_global, (long long)pb->p);
+  if (s->d > (int64_t)1 << 30 || s->p > (int64_t)1 << 30)
+    NHGD_FAIL(NHGD_ERR_ARG, "problem too large: d = %lld, p = %lld", (long long)s->d,
+              (long long)s->p);
+  bind(s);
+  NHGD_CHECK(solver_alloc(s));
+  bind(s); /* the buffers now exist */
+  return pb->init(pb, s->inner.theta, s->v);
 }
 
 int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
                        nhgd_problem *pb, nhgd_solver **out) {
   *out = NULL;
   NHGD_CHECK(nhgd_options_validate(o));
-  nhgd_log_init(comm, o->log_level);
+  const nhgd_solver_opts *so = nhgd_options_block(o, "solver");
+  nhgd_log_init(comm, so ? so->log_level : NHGD_LOG_INFO);
   nhgd_solver *s;
   int rc = nhgd_calloc(&s, 1, sizeof *s, "solver");
   NHGD_CHECK(nhgd_error_agree(comm, rc));
-  nhgd_engine *e = &s->e;
-  e->comm = data->comm;
-  e->rank = data->rank;
-  e->size = data->size;
-  e->opt = *o;
-  e->data = data;
-  e->pb = pb;
-  e->d = pb->d;
-  e->p = pb->p;
-  e->p_local = pb->v_per_sample ? data->train.n_local : pb->p;
-  e->t_start = MPI_Wtime();
-  if (pb->v_per_sample && pb->p != data->train.n_global)
-    rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
-                        "problem %s: per-sample v needs p = %lld training rows, has %lld", pb->name,
-                        (long long)data->train.n_global, (long long)pb->p);
-  if (!rc && (e->d > (int64_t)1 << 30 || e->p > (int64_t)1 << 30))
-    rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__, "problem too large: d = %lld, p = %lld",
-                        (long long)e->d, (long long)e->p);
-  if (!rc) rc = engine_alloc(e);
-  if (!rc) rc = pb->init(pb, e->theta, e->v);
-  NHGD_TRY(rc, nhgd_error_agree(e->comm, rc), fail);
-  memcpy(e->theta_init, e->theta, (size_t)e->d * sizeof(double));
-  if (o->v_from[0]) NHGD_TRY(rc, load_v(e, o->v_from), fail);
-  char ckpt[4200] = "";
-  if (o->checkpoint_dir[0]) {
-    NHGD_TRY(rc, nhgd_checkpoint_prepare(e), fail);
-    NHGD_TRY(rc, nhgd_checkpoint_find(e, ckpt, sizeof ckpt), fail);
-    if (ckpt[0] && !strcmp(o->efim_route, "auto")) {
-      /* Continue on the route the checkpoint's running state belongs to. */
-      char route[sizeof e->opt.efim_route];
-      NHGD_TRY(rc, nhgd_checkpoint_peek(e, ckpt, "route", route, sizeof route), fail);
-      if (route[0]) snprintf(e->opt.efim_route, sizeof e->opt.efim_route, "%s", route);
-    }
-    nhgd_signals_install();
+  s->comm = MPI_COMM_NULL;
+  nhgd_ckpt_file *file = NULL;
+  rc = create(s, comm, o, data, pb);
+  NHGD_TRY(rc, nhgd_error_agree(comm, rc), fail);
+  memcpy(s->inner.theta_init, s->inner.theta, (size_t)s->d * sizeof(double));
+  if (s->opt->v_from[0]) NHGD_TRY(rc, load_v(s, s->opt->v_from), fail);
+  if (s->opt->checkpoint_dir[0]) NHGD_TRY(rc, setup_checkpoints(s, &file), fail);
+  NHGD_TRY(rc,
+           nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
+                                 file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL,
+                                 &s->est),
+           fail);
+  if (s->est->needs_observe) {
+    s->inner.observe = observe_step;
+    s->inner.observe_arg = s->est;
   }
-  NHGD_TRY(rc, nhgd_estimator_create(e, &e->est), fail);
-  if (ckpt[0]) NHGD_TRY(rc, nhgd_checkpoint_load(e, ckpt), fail);
-  e->last_ckpt_time = MPI_Wtime();
-  if (o->metrics[0] && e->rank == 0) {
-    e->metrics = fopen(o->metrics, e->resumed ? "a" : "w");
-    if (!e->metrics)
-      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "metrics file %s: cannot open (%s)",
-                          o->metrics, strerror(errno));
+  if (file) {
+    nhgd_timer_start(&s->timers, NHGD_T_IO);
+    rc = nhgd_ckpt_load(s->ckpt, file);
+    nhgd_timer_stop(&s->timers, NHGD_T_IO);
+    NHGD_TRY(rc, rc, fail);
+    s->resume_t = s->ckpt_t;
+    s->resumed = 1;
+    nhgd_log(NHGD_LOG_INFO, "restarted from %s: outer step %lld, inner step %lld%s", s->resume_path,
+             (long long)s->k, (long long)s->ckpt_t,
+             s->ckpt_complete ? " (the run was complete)" : "");
+    nhgd_ckpt_close(&file);
   }
-  NHGD_TRY(rc, nhgd_error_agree(e->comm, rc), fail);
+  s->req.last_time = MPI_Wtime();
   *out = s;
   return NHGD_OK;
 fail:
+  nhgd_ckpt_close(&file);
   nhgd_solver_destroy(&s);
   return rc;
 }
 
-int nhgd_engine_push_record(nhgd_engine *e, const nhgd_record *r) {
-  if (e->hist_len == e->hist_cap) {
-    int64_t cap = e->hist_cap ? 2 * e->hist_cap : 64;
-    nhgd_record *n;
-    NHGD_CHECK(nhgd_calloc(&n, (size_t)cap, sizeof *n, "history"));
-    if (e->hist_len) memcpy(n, e->hist, (size_t)e->hist_len * sizeof *n);
-    nhgd_free(&e->hist);
-    e->hist = n;
-    e->hist_cap = cap;
-  }
-  e->hist[e->hist_len++] = *r;
-  return NHGD_OK;
-}
+/* ---- the outer loop ---- */
 
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
-static int hypergradient(nhgd_engine *e, nhgd_record *rec) {
-  const nhgd_problem *pb = e->pb;
+static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
+  const nhgd_problem *pb = s->pb;
+  nhgd_inner *in = &s->inner;
   /* After a restart inside an inner loop, continue it where it stopped. */
-  const int64_t t0 = e->resume_t;
-  e->resume_t = 0;
-  if (t0 == 0 && e->est->begin) NHGD_CHECK(e->est->begin(e->est, e, e->k));
-  int rc_inner = nhgd_inner_loop(e, e->k, t0);
-  if (rc_inner == NHGD_STOPPED) return NHGD_STOPPED;
-  NHGD_CHECK(rc_inner);
-  NHGD_CHECK(nhgd_engine_eval(e, &e->data->val, &rec->val_loss, &rec->val_acc, e->gval));
-  e->samples += (double)e->data->val.n_global;
-  NHGD_CHECK(e->est->solve(e->est, e, e->theta, e->gval, e->u));
-  nhgd_timer_start(&e->timers, NHGD_T_HYPERGRAD);
+  int64_t t = s->resume_t;
+  s->resume_t = 0;
+  if (t == 0 && s->est->begin) {
+    const double *theta0 = s->opt->inner.warm_start ? in->theta : in->theta_init;
+    NHGD_CHECK(s->est->begin(s->est, s->k, theta0));
+  }
+  for (;;) {
+    nhgd_inner_event ev;
+    NHGD_CHECK(nhgd_inner_run(in, s->k, &s->req, &t, &ev));
+    if (ev == NHGD_INNER_DONE) break;
+    NHGD_CHECK(write_checkpoint(s, t, 0));
+    if (ev == NHGD_INNER_STOP) return NHGD_STOPPED;
+  }
+  NHGD_CHECK(evaluate(s, &s->data->val, &rec->val_loss, &rec->val_acc, s->gval));
+  s->samples += (double)s->data->val.n_global;
+  NHGD_CHECK(s->est->solve(s->est, in->theta, s->gval, s->u));
+  nhgd_timer_start(&s->timers, NHGD_T_HYPERGRAD);
   int rc = NHGD_OK;
   if (pb->outer_grad_v)
-    rc = pb->outer_grad_v(pb, e->theta, e->v, e->h);
+    rc = pb->outer_grad_v(pb, in->theta, s->v, s->h);
   else
-    memset(e->h, 0, (size_t)e->p_local * sizeof(double));
+    memset(s->h, 0, (size_t)s->p_local * sizeof(double));
   /* J at the last iterate, or at the Polyak average of the inner iterates. */
-  const double *theta_j = e->theta;
-  if (!rc && !strcmp(e->opt.cross_mode, "average") && e->opt.inner_steps > 0) {
-    for (int64_t j = 0; j < e->d; ++j)
-      e->theta_sum[j] /= (double)e->opt.inner_steps;
-    theta_j = e->theta_sum;
+  const double *theta_j = in->theta;
+  if (!rc && in->average && s->opt->inner.steps > 0) {
+    for (int64_t j = 0; j < s->d; ++j)
+      in->theta_sum[j] /= (double)s->opt->inner.steps;
+    theta_j = in->theta_sum;
   }
-  if (!rc) rc = pb->cross(pb, theta_j, e->v, e->u, e->jt);
+  if (!rc) rc = pb->cross(pb, theta_j, s->v, s->u, s->jt);
   double sq = 0.0;
   if (!rc)
-    for (int64_t j = 0; j < e->p_local; ++j) {
-      e->h[j] -= e->jt[j];
-      sq += e->h[j] * e->h[j];
+    for (int64_t j = 0; j < s->p_local; ++j) {
+      s->h[j] -= s->jt[j];
+      sq += s->h[j] * s->h[j];
     }
-  nhgd_timer_stop(&e->timers, NHGD_T_HYPERGRAD);
-  NHGD_CHECK(nhgd_error_agree(e->comm, rc));
+  nhgd_timer_stop(&s->timers, NHGD_T_HYPERGRAD);
+  NHGD_CHECK(nhgd_error_agree(s->comm, rc));
   if (pb->v_per_sample)
-    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, e->comm));
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, s->comm));
   rec->hypergrad_norm = sqrt(sq);
   if (!isfinite(rec->hypergrad_norm))
     NHGD_FAIL(NHGD_ERR_NUMERIC, "the hypergradient at outer step %lld is not finite",
-              (long long)e->k);
-  rec->inner_loss = e->last_inner_loss;
-  e->have_hypergrad = 1;
+              (long long)s->k);
+  rec->inner_loss = in->last_loss;
+  s->have_hypergrad = 1;
   return NHGD_OK;
 }
 
-static void log_progress(nhgd_engine *e, const nhgd_record *r, int64_t K) {
+static void log_progress(nhgd_solver *s, const nhgd_record *r, int64_t K) {
   double elapsed = r->wall_time;
-  double left = e->k > 0 ? elapsed / (double)e->k * (double)(K - e->k) : NAN;
+  double left = s->k > 0 ? elapsed / (double)s->k * (double)(K - s->k) : NAN;
   char acc[64] = "";
   if (!isnan(r->test_acc))
     snprintf(acc, sizeof acc, " test_acc %.4f", r->test_acc);
   else if (!isnan(r->test_loss))
     snprintf(acc, sizeof acc, " test_loss %.6g", r->test_loss);
   nhgd_log(NHGD_LOG_INFO, "outer %lld/%lld val_loss %.6g%s |h| %.3e elapsed %.1fs left %.1fs",
-           (long long)e->k, (long long)K, r->val_loss, acc, r->hypergrad_norm, elapsed, left);
-  if (e->metrics) {
-    fprintf(e->metrics,
-            "{\"outer_step\": %lld, \"val_loss\": %.17g, \"val_acc\": %.17g, \"test_loss\": "
-            "%.17g, \"test_acc\": %.17g, \"inner_loss\": %.17g, \"hypergrad_norm\": %.17g, "
-            "\"wall_time\": %.6f, \"samples\": %.17g}\n",
-            (long long)r->step, r->val_loss, r->val_acc, r->test_loss, r->test_acc, r->inner_loss,
-            r->hypergrad_norm, r->wall_time, r->samples);
-    fflush(e->metrics);
-  }
+           (long long)s->k, (long long)K, r->val_loss, acc, r->hypergrad_norm, elapsed, left);
+  if (s->progress) s->progress(r, s->progress_arg);
 }
 
 /* Keep replicated state bit-identical on every rank whatever the MPI reduction order. */
-static int sync_replicated(nhgd_engine *e) {
-  NHGD_MPI_CHECK(MPI_Bcast(e->theta, (int)e->d, MPI_DOUBLE, 0, e->comm));
-  if (!e->pb->v_per_sample) NHGD_MPI_CHECK(MPI_Bcast(e->v, (int)e->p, MPI_DOUBLE, 0, e->comm));
+static int sync_replicated(nhgd_solver *s) {
+  NHGD_MPI_CHECK(MPI_Bcast(s->inner.theta, (int)s->d, MPI_DOUBLE, 0, s->comm));
+  if (!s->pb->v_per_sample) NHGD_MPI_CHECK(MPI_Bcast(s->v, (int)s->p, MPI_DOUBLE, 0, s->comm));
   return NHGD_OK;
 }
 
 /* Collective: after outer step k, should a checkpoint be written, and should the run stop?
- * Signals may reach some ranks only: agree. */
-static int boundary_requests(nhgd_engine *e, int *stop, int *timed) {
-  int flags[2] = {nhgd_signal_count() > 0,
-                  e->rank == 0 && e->opt.checkpoint_seconds > 0 &&
-                      MPI_Wtime() - e->last_ckpt_time >= e->opt.checkpoint_seconds};
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, e->comm));
+ * Requests may reach some ranks only: agree. */
+static int boundary_requests(nhgd_solver *s, int *stop, int *timed) {
+  int flags[2] = {nhgd_stop_requested(),
+                  s->rank == 0 && s->opt->checkpoint_seconds > 0 &&
+                      MPI_Wtime() - s->req.last_time >= s->opt->checkpoint_seconds};
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, flags, 2, MPI_INT, MPI_MAX, s->comm));
   *stop = flags[0];
   *timed = flags[1];
   return NHGD_OK;
 }
 
 int nhgd_solver_run(nhgd_solver *s) {
-  nhgd_engine *e = &s->e;
-  const int64_t K = e->opt.outer_steps;
-  const int ckpt = e->opt.checkpoint_dir[0] != '\0';
+  const nhgd_solver_opts *o = s->opt;
+  const int64_t K = o->outer_steps;
+  const int ckpt = s->ckpt != NULL;
   nhgd_log(NHGD_LOG_INFO, "run: problem %s, estimator %s, d = %lld, p = %lld, %d ranks",
-           e->pb->name, e->est->name, (long long)e->d, (long long)e->p, e->size);
-  if (e->resumed && e->k >= K) {
-    nhgd_log(NHGD_LOG_INFO, "run already complete: %lld of %lld outer steps done", (long long)e->k,
+           s->pb->name, s->est->name, (long long)s->d, (long long)s->p, s->size);
+  if (s->resumed && s->k >= K) {
+    nhgd_log(NHGD_LOG_INFO, "run already complete: %lld of %lld outer steps done", (long long)s->k,
              (long long)K);
     return NHGD_OK;
   }
-  while (e->k < K) {
-    nhgd_record rec = {.step = e->k, .test_loss = NAN, .test_acc = NAN};
-    int rc = hypergradient(e, &rec);
+  while (s->k < K) {
+    nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN};
+    int rc = hypergradient(s, &rec);
     if (rc == NHGD_STOPPED) return NHGD_STOPPED;
     NHGD_CHECK(rc);
-    nhgd_outer_step(e, e->h);
-    NHGD_CHECK(sync_replicated(e));
-    ++e->k;
-    if (e->data->has_test && e->opt.eval_every > 0 && (e->k % e->opt.eval_every == 0 || e->k == K))
-      NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
-    rec.wall_time = MPI_Wtime() - e->t_start;
-    rec.samples = e->samples;
-    NHGD_CHECK(nhgd_engine_push_record(e, &rec));
-    log_progress(e, &rec, K);
+    nhgd_outer_step(o, s->k, s->p_local, s->adam_m, s->adam_s, s->v, s->h);
+    NHGD_CHECK(sync_replicated(s));
+    ++s->k;
+    if (s->data->has_test && o->eval_every > 0 && (s->k % o->eval_every == 0 || s->k == K))
+      NHGD_CHECK(evaluate(s, &s->data->test, &rec.test_loss, &rec.test_acc, NULL));
+    rec.wall_time = MPI_Wtime() - s->t_start;
+    rec.samples = s->samples;
+    NHGD_CHECK(nhgd_history_push(&s->hist, &rec));
+    log_progress(s, &rec, K);
     if (!ckpt) continue;
     int stop = 0, timed = 0;
-    NHGD_CHECK(boundary_requests(e, &stop, &timed));
-    stop |= e->opt.halt_after > 0 && e->steps_run >= e->opt.halt_after;
-    if (stop || timed || e->k == K ||
-        (e->opt.checkpoint_every > 0 && e->k % e->opt.checkpoint_every == 0))
-      NHGD_CHECK(nhgd_checkpoint_write(e, 0, e->k == K));
-    if (stop && e->k < K) return NHGD_STOPPED;
+    NHGD_CHECK(boundary_requests(s, &stop, &timed));
+    stop |= o->halt_after > 0 && s->inner.steps_run >= o->halt_after;
+    if (stop || timed || s->k == K || (o->checkpoint_every > 0 && s->k % o->checkpoint_every == 0))
+      NHGD_CHECK(write_checkpoint(s, 0, s->k == K));
+    if (stop && s->k < K) return NHGD_STOPPED;
   }
   return NHGD_OK;
 }
 
 int nhgd_solver_hypergrad(nhgd_solver *s) {
-  nhgd_engine *e = &s->e;
-  nhgd_record rec = {.step = e->k, .test_loss = NAN, .test_acc = NAN};
-  NHGD_CHECK(hypergradient(e, &rec));
-  if (e->data->has_test)
-    NHGD_CHECK(nhgd_engine_eval(e, &e->data->test, &rec.test_loss, &rec.test_acc, NULL));
-  rec.wall_time = MPI_Wtime() - e->t_start;
-  rec.samples = e->samples;
-  NHGD_CHECK(nhgd_engine_push_record(e, &rec));
+  nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN};
+  NHGD_CHECK(hypergradient(s, &rec));
+  if (s->data->has_test)
+    NHGD_CHECK(evaluate(s, &s->data->test, &rec.test_loss, &rec.test_acc, NULL));
+  rec.wall_time = MPI_Wtime() - s->t_start;
+  rec.samples = s->samples;
+  NHGD_CHECK(nhgd_history_push(&s->hist, &rec));
   nhgd_log(NHGD_LOG_INFO, "hypergradient at v: |h| = %.6e, |u| computed by %s, val_loss %.6g",
-           rec.hypergrad_norm, e->est->name, rec.val_loss);
+           rec.hypergrad_norm, s->est->name, rec.val_loss);
   return NHGD_OK;
 }
 
 int nhgd_solver_write(nhgd_solver *s, const char *path) {
-  nhgd_engine *e = &s->e;
-  nhgd_timer_start(&e->timers, NHGD_T_IO);
-  int rc = nhgd_output_write(e, path);
-  nhgd_timer_stop(&e->timers, NHGD_T_IO);
+  nhgd_output_view view = {
+      .comm = s->comm,
+      .rank = s->rank,
+      .size = s->size,
+      .problem = s->pb->name,
+      .estimator = s->est->name,
+      .outer_steps_done = s->k,
+      .bytes_per_step = s->comm_steps ? s->comm_bytes / (double)s->comm_steps : 0.0,
+      .d = s->d,
+      .p = s->p,
+      .v_offset = v_offset(s),
+      .v_count = v_count(s),
+      .theta = s->inner.theta,
+      .v = s->v,
+      .h = s->h,
+      .u = s->u,
+      .have_hypergrad = s->have_hypergrad,
+      .options = s->options,
+      .history = &s->hist,
+      .timers = &s->timers,
+  };
+  nhgd_timer_start(&s->timers, NHGD_T_IO);
+  int rc = nhgd_output_write(&view, path);
+  nhgd_timer_stop(&s->timers, NHGD_T_IO);
   return rc;
 }
 
+int nhgd_solver_timing(nhgd_solver *s, int *n, const char **names, double *mn, double *avg,
+                       double *mx) {
+  *n = NHGD_T_COUNT;
+  if (!names) return NHGD_OK;
+  for (int i = 0; i < NHGD_T_COUNT; ++i)
+    names[i] = nhgd_stage_name(i);
+  return nhgd_timers_reduce(&s->timers, s->comm, mn, avg, mx);
+}
+
 int nhgd_solver_report(nhgd_solver *s) {
-  nhgd_engine *e = &s->e;
   double mn[NHGD_T_COUNT], avg[NHGD_T_COUNT], mx[NHGD_T_COUNT];
-  NHGD_CHECK(nhgd_timers_reduce(&e->timers, e->comm, mn, avg, mx));
-  nhgd_log(NHGD_LOG_INFO, "timing (seconds over %d ranks): %-11s %10s %10s %10s", e->size, "stage",
+  NHGD_CHECK(nhgd_timers_reduce(&s->timers, s->comm, mn, avg, mx));
+  nhgd_log(NHGD_LOG_INFO, "timing (seconds over %d ranks): %-11s %10s %10s %10s", s->size, "stage",
            "min", "avg", "max");
   for (int i = 0; i < NHGD_T_COUNT; ++i)
     nhgd_log(NHGD_LOG_INFO, "timing: %-11s %10.3f %10.3f %10.3f", nhgd_stage_name(i), mn[i], avg[i],
              mx[i]);
-  nhgd_log(NHGD_LOG_INFO, "timing: %-11s %10.3f", "total", MPI_Wtime() - e->t_start);
-  if (e->metrics) {
-    fprintf(e->metrics, "{\"timing\": {");
-    for (int i = 0; i < NHGD_T_COUNT; ++i)
-      fprintf(e->metrics, "%s\"%s\": [%.6f, %.6f, %.6f]", i ? ", " : "", nhgd_stage_name(i), mn[i],
-              avg[i], mx[i]);
-    fprintf(e->metrics, "}, \"ranks\": %d}\n", e->size);
-    fflush(e->metrics);
-  }
+  nhgd_log(NHGD_LOG_INFO, "timing: %-11s %10.3f", "total", MPI_Wtime() - s->t_start);
   return NHGD_OK;
 }
 
+int nhgd_solver_resumed(const nhgd_solver *s) {
+  return s->resumed;
+}
+
+void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg) {
+  s->progress = fn;
+  s->progress_arg = arg;
+}
+
 const double *nhgd_solver_theta(const nhgd_solver *s) {
-  return s->e.theta;
+  return s->inner.theta;
 }
 const double *nhgd_solver_v(const nhgd_solver *s) {
-  return s->e.v;
+  return s->v;
 }
 const double *nhgd_solver_u(const nhgd_solver *s) {
-  return s->e.u;
+  return s->u;
 }
 const double *nhgd_solver_hypergradient(const nhgd_solver *s) {
-  return s->e.h;
+  return s->h;
 }
 int64_t nhgd_solver_v_local(const nhgd_solver *s) {
-  return s->e.p_local;
+  return s->p_local;
 }
 double nhgd_solver_val_loss(const nhgd_solver *s) {
-  return s->e.hist_len ? s->e.hist[s->e.hist_len - 1].val_loss : NAN;
+  return s->hist.len ? s->hist.rec[s->hist.len - 1].val_loss : NAN;
 }
 double nhgd_solver_test_accuracy(const nhgd_solver *s) {
-  return s->e.hist_len ? s->e.hist[s->e.hist_len - 1].test_acc : NAN;
+  return s->hist.len ? s->hist.rec[s->hist.len - 1].test_acc : NAN;
 }
 
 void nhgd_solver_destroy(nhgd_solver **ps) {
   if (!ps || !*ps) return;
-  nhgd_engine *e = &(*ps)->e;
-  nhgd_estimator_destroy(&e->est);
-  nhgd_grid_destroy(&e->grid);
-  if (e->metrics) fclose(e->metrics);
-  nhgd_free(&e->theta);
-  nhgd_free(&e->theta_init);
-  nhgd_free(&e->u);
-  nhgd_free(&e->gval);
-  nhgd_free(&e->theta_sum);
-  nhgd_free(&e->scratch);
-  nhgd_free(&e->v);
-  nhgd_free(&e->h);
-  nhgd_free(&e->jt);
-  nhgd_free(&e->adam_m);
-  nhgd_free(&e->adam_s);
-  nhgd_free(&e->rows);
-  nhgd_free(&e->hist);
+  nhgd_solver *s = *ps;
+  nhgd_estimator_destroy(&s->est);
+  nhgd_grid_destroy(&s->ctx.grid);
+  nhgd_ckpt_destroy(&s->ckpt);
+  nhgd_inner_free(&s->inner);
+  double **bufs[] = {&s->u, &s->gval, &s->buf, &s->v, &s->h, &s->jt, &s->adam_m, &s->adam_s};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+    nhgd_free(bufs[i]);
+  nhgd_history_free(&s->hist);
+  nhgd_options_destroy(&s->options);
+  if (s->comm != MPI_COMM_NULL) MPI_Comm_free(&s->comm);
   nhgd_free(ps);
 }

@@ -4,7 +4,11 @@
 #define NHGD_PROBLEMS_BUILTIN_H
 
 #include <stdint.h>
+#include "nhgd/options.h"
 #include "nhgd/problem.h"
+
+/* The problem block of the run options (--problem, --noise-sigma, --clean-reg, --v-init). */
+extern const nhgd_option_block nhgd_problem_options;
 
 /* Rows processed per BLAS-3 call: bounds scratch memory at about m * 1024 doubles while
  * keeping the matrix products large enough to run near peak. */

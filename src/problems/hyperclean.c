@@ -1,5 +1,5 @@
 /* The `hyperclean` problem: data hyper-cleaning, one weight logit per training row, tuned on
- * the cross-entropy of clean validation data (ALGORITHM.md 4.3). */
+ * the cross-entropy of clean validation data (docs/algorithm.md 4.3). */
 #include <cblas.h>
 #include <math.h>
 

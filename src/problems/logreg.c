@@ -1,5 +1,5 @@
 /* The `logreg` problem: multinomial logistic regression whose per-feature L2 log-weights v are
- * tuned on the validation cross-entropy (ALGORITHM.md 4.2). */
+ * tuned on the validation cross-entropy (docs/algorithm.md 4.2). */
 #include <math.h>
 
 #include "nhgd/errors.h"

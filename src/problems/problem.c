@@ -2,6 +2,7 @@
 #include "problems/builtin.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -13,6 +14,28 @@ void nhgd_problem_params_default(nhgd_problem_params *pp) {
   pp->clean_reg = 1e-3;
   pp->v_init = 0.0;
 }
+
+/* The problem block of the run options: which problem, and its parameters. */
+typedef struct problem_opts {
+  char name[32];
+  nhgd_problem_params pp;
+} problem_opts;
+
+#define F(field) offsetof(problem_opts, field), sizeof(((problem_opts *)0)->field)
+static const nhgd_option_spec problem_specs[] = {
+    {"problem", NHGD_OPT_CHOICE, F(name), "hyperclean", 1, 0, "ridge|logreg|hyperclean",
+     "bilevel problem", NHGD_OPT_TRAJECTORY},
+    {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-300, 1e300, NULL,
+     "ridge: noise standard deviation sigma of the likelihood", NHGD_OPT_TRAJECTORY},
+    {"clean-reg", NHGD_OPT_REAL, F(pp.clean_reg), "1e-3", 0, 1e300, NULL,
+     "hyperclean: r in the regulariser r ||W||^2", NHGD_OPT_TRAJECTORY},
+    {"v-init", NHGD_OPT_REAL, F(pp.v_init), "0", -1e6, 1e6, NULL,
+     "initial value of every entry of v", NHGD_OPT_TRAJECTORY},
+    {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
+#undef F
+
+const nhgd_option_block nhgd_problem_options = {"problem", problem_specs, sizeof(problem_opts),
+                                                NULL};
 
 typedef struct nhgd_problem_entry {
   const char *name;
@@ -198,4 +221,12 @@ int nhgd_pb_check_batch(const nhgd_problem *pb, int nb, const int *rows) {
   if (nb < 0) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': negative batch size %d", pb->name, nb);
   if (nb > 0 && !rows) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': no row list given", pb->name);
   return NHGD_OK;
+}
+
+int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *data,
+                                     nhgd_problem **out) {
+  const problem_opts *po = nhgd_options_block(o, "problem");
+  if (!po)
+    NHGD_FAIL(NHGD_ERR_ARG, "the options have no problem block (use nhgd_options_create_run)");
+  return nhgd_problem_create(po->name, data, &po->pp, out);
 }

@@ -1,5 +1,5 @@
 /* The `ridge` problem: a linear-Gaussian model with per-coordinate L2 log-weights v, whose
- * closed forms make it the test oracle for every estimator (ALGORITHM.md 4.1). */
+ * closed forms make it the test oracle for every estimator (docs/algorithm.md 4.1). */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>

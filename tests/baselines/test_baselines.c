@@ -18,6 +18,8 @@
 
 #include "core/rng.h"
 #include "engine/ridge_oracle.h"
+#include "engine/synth_data.h"
+#include "engine/run_opts.h"
 #include "nhgd/nhgd.h"
 
 static int P, rank_, failures;
@@ -43,26 +45,13 @@ static double rel(const double *a, const double *b, int64_t n) {
   return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static int make_data(const char *kind, const char *path, int features) {
-  nhgd_synth_options so;
-  nhgd_synth_options_default(&so);
-  snprintf(so.kind, sizeof so.kind, "%s", kind);
-  snprintf(so.output, sizeof so.output, "%s", path);
-  so.n_train = !strcmp(kind, "ridge") ? 300 : 200;
-  so.n_val = !strcmp(kind, "ridge") ? 120 : 60;
-  so.n_test = 20, so.features = features, so.classes = 3, so.noise = 0.7, so.seed = 5;
-  int rc = rank_ == 0 ? nhgd_data_synth(&so) : 0;
-  return nhgd_error_agree(MPI_COMM_WORLD, rc);
-}
-
 typedef struct result {
   int64_t d, p;
   double u[64], h[64], theta[64];
 } result;
 
 /* One hypergrad (full_run 0) or run (1); drop_hvp removes the problem's hvp callback. */
-static int solve(const nhgd_data *data, const nhgd_options *o, int full_run, int drop_hvp,
-                 result *r) {
+static int solve(const nhgd_data *data, const test_opts *o, int full_run, int drop_hvp, result *r) {
   nhgd_problem_params pp;
   nhgd_problem_params_default(&pp);
   pp.noise_sigma = o->noise_sigma;
@@ -72,7 +61,8 @@ static int solve(const nhgd_data *data, const nhgd_options *o, int full_run, int
   int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(o->problem, data, &pp, &pb));
   if (!rc && drop_hvp) pb->hvp = NULL;
   if (!rc && (pb->d > 64 || pb->p > 64)) rc = NHGD_ERR_ARG;
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
+  nhgd_options *oh = test_opts_handle(o);
+  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
   if (!rc) rc = full_run ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
   if (!rc) {
     r->d = pb->d;
@@ -82,12 +72,13 @@ static int solve(const nhgd_data *data, const nhgd_options *o, int full_run, int
     memcpy(r->theta, nhgd_solver_theta(s), sizeof(double) * (size_t)r->d);
   }
   nhgd_solver_destroy(&s);
+  nhgd_options_destroy(&oh);
   nhgd_problem_destroy(&pb);
   return rc;
 }
 
-static void ridge_options(nhgd_options *o, const char *path, const char *estimator) {
-  nhgd_options_default(o);
+static void ridge_options(test_opts *o, const char *path, const char *estimator) {
+  test_opts_default(o);
   snprintf(o->data, sizeof o->data, "%s", path);
   snprintf(o->problem, sizeof o->problem, "ridge");
   snprintf(o->estimator, sizeof o->estimator, "%s", estimator);
@@ -110,7 +101,7 @@ typedef struct dense {
   double H[64 * 64], g[64];
 } dense;
 
-static void dense_init(dense *D, const char *path, const nhgd_options *o, const double *theta) {
+static void dense_init(dense *D, const char *path, const test_opts *o, const double *theta) {
   ridge_full_read(path, &D->r);
   D->m = (int)D->r.m;
   D->sigma = o->noise_sigma;
@@ -189,7 +180,7 @@ static void dense_cg(const dense *D, int64_t B, uint64_t seed, int Q, double *x)
 /* The whole soba run at fixed v replayed densely: per outer step k, g_val at the theta the
  * inner loop starts from, then per inner step t the minibatch (k, t) of the inner loop,
  * z -= rho (H_B z - g_val) and theta -= lr grad g_B, at the same theta; z carried over. */
-static void dense_soba(dense *D, const nhgd_options *o, double *theta, double *z) {
+static void dense_soba(dense *D, const test_opts *o, double *theta, double *z) {
   const int m = D->m;
   const double is2 = 1.0 / (D->sigma * D->sigma), B = (double)o->batch;
   memset(theta, 0, sizeof(double) * m);
@@ -217,7 +208,7 @@ static void dense_soba(dense *D, const nhgd_options *o, double *theta, double *z
 }
 
 static void ridge_cases(const char *path, nhgd_data *data) {
-  nhgd_options o;
+  test_opts o;
   result ex, r;
   ridge_options(&o, path, "exact");
   if (solve(data, &o, 0, 0, &ex)) {
@@ -340,8 +331,8 @@ static void ridge_cases(const char *path, nhgd_data *data) {
 }
 
 static void logreg_cases(const char *path, nhgd_data *data) {
-  nhgd_options o;
-  nhgd_options_default(&o);
+  test_opts o;
+  test_opts_default(&o);
   snprintf(o.data, sizeof o.data, "%s", path);
   snprintf(o.problem, sizeof o.problem, "logreg");
   snprintf(o.estimator, sizeof o.estimator, "exact");
@@ -373,11 +364,12 @@ static void logreg_cases(const char *path, nhgd_data *data) {
 
 /* A bad value is refused when parsed, with a message that names the option. */
 static void parse_refused(const char *name, const char *value) {
-  nhgd_options o;
-  nhgd_options_default(&o);
+  nhgd_options *o;
+  if (nhgd_options_create_run(&o)) abort();
   char *argv[] = {(char *)name, (char *)value};
   nhgd_error_clear();
-  int help = 0, rc = nhgd_options_parse(&o, 2, argv, &help);
+  int help = 0, rc = nhgd_options_parse(o, 2, argv, NULL, &help);
+  nhgd_options_destroy(&o);
   char want[64];
   snprintf(want, sizeof want, "option %s", name);
   const char *msg = nhgd_error_message();
@@ -387,7 +379,7 @@ static void parse_refused(const char *name, const char *value) {
 }
 
 /* Refused by the estimator on every rank alike, with the message of the lowest failing rank. */
-static void create_refused(const nhgd_data *data, const nhgd_options *o, int drop_hvp,
+static void create_refused(const nhgd_data *data, const test_opts *o, int drop_hvp,
                            const char *phrase, const char *what) {
   result r;
   nhgd_error_clear();
@@ -405,7 +397,7 @@ static void option_cases(const char *path, nhgd_data *data) {
   parse_refused("--neumann-eta", "-0.5");
   parse_refused("--soba-rho", "0");
   parse_refused("--hvp-batch", "-1");
-  nhgd_options o;
+  test_opts o;
   ridge_options(&o, path, "soba");
   o.inner_steps = 0;
   create_refused(data, &o, 0, "--inner-steps 0", "soba with --inner-steps 0");
@@ -423,8 +415,12 @@ int main(int argc, char **argv) {
   snprintf(ridge_path, sizeof ridge_path, "baselines_ridge_np%d.h5", P);
   snprintf(cls_path, sizeof cls_path, "baselines_cls_np%d.h5", P);
   nhgd_data *ridge = NULL, *cls = NULL;
-  int rc = make_data("ridge", ridge_path, 12);
-  if (!rc) rc = make_data("logistic", cls_path, 6);
+  const synth_data_sizes ridge_sizes = {
+      .n_train = 300, .n_val = 120, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
+  const synth_data_sizes cls_sizes = {
+      .n_train = 200, .n_val = 60, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
+  int rc = synth_data_write("ridge", ridge_path, 12, &ridge_sizes);
+  if (!rc) rc = synth_data_write("logistic", cls_path, 6, &cls_sizes);
   if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, ridge_path, &ridge);
   if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, cls_path, &cls);
   if (rc) {

@@ -6,23 +6,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "engine/synth_data.h"
+#include "engine/run_opts.h"
 #include "nhgd/nhgd.h"
 
 static int P, rank_;
 
-static int make_data(const char *kind, const char *path, int features) {
-  nhgd_synth_options so;
-  nhgd_synth_options_default(&so);
-  snprintf(so.kind, sizeof so.kind, "%s", kind);
-  snprintf(so.output, sizeof so.output, "%s", path);
-  so.n_train = 157, so.n_val = 41, so.n_test = 20, so.features = features, so.classes = 4;
-  so.seed = 11;
-  int rc = rank_ == 0 ? nhgd_data_synth(&so) : 0;
-  return nhgd_error_agree(MPI_COMM_WORLD, rc);
-}
-
 /* u of one hypergrad run; returns 0 on success. */
-static int run_u(const nhgd_data *data, const char *problem, const nhgd_options *o, double *u,
+static int run_u(const nhgd_data *data, const char *problem, const test_opts *o, double *u,
                  int64_t *d) {
   nhgd_problem_params pp;
   nhgd_problem_params_default(&pp);
@@ -30,13 +21,15 @@ static int run_u(const nhgd_data *data, const char *problem, const nhgd_options 
   nhgd_problem *pb = NULL;
   nhgd_solver *s = NULL;
   int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(problem, data, &pp, &pb));
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
+  nhgd_options *oh = test_opts_handle(o);
+  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
   if (!rc) rc = nhgd_solver_hypergrad(s);
   if (!rc) {
     *d = pb->d;
     memcpy(u, nhgd_solver_u(s), sizeof(double) * (size_t)pb->d);
   }
   nhgd_solver_destroy(&s);
+  nhgd_options_destroy(&oh);
   nhgd_problem_destroy(&pb);
   return rc;
 }
@@ -49,7 +42,10 @@ int main(int argc, char **argv) {
   snprintf(ridge_path, sizeof ridge_path, "efim_ridge_np%d.h5", P);
   snprintf(cls_path, sizeof cls_path, "efim_cls_np%d.h5", P);
   int failures = 0, cases = 0;
-  if (make_data("ridge", ridge_path, 23) || make_data("logistic", cls_path, 7)) {
+  const synth_data_sizes sizes = {
+      .n_train = 157, .n_val = 41, .n_test = 20, .classes = 4, .noise = 1, .seed = 11};
+  if (synth_data_write("ridge", ridge_path, 23, &sizes) ||
+      synth_data_write("logistic", cls_path, 7, &sizes)) {
     if (rank_ == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
@@ -69,8 +65,8 @@ int main(int argc, char **argv) {
           if (P % nprow) continue;
           for (int nb = 3; nb <= 5; nb += 2) {
             if (ip == 0 && kron) continue; /* ridge has no Kronecker form */
-            nhgd_options o;
-            nhgd_options_default(&o);
+            test_opts o;
+            test_opts_default(&o);
             snprintf(o.problem, sizeof o.problem, "%s", problems[ip]);
             snprintf(o.estimator, sizeof o.estimator, "nhgd");
             snprintf(o.efim_mode, sizeof o.efim_mode, "%s", ema ? "ema" : "mean");

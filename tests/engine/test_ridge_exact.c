@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "engine/ridge_oracle.h"
+#include "engine/run_opts.h"
 #include "nhgd/nhgd.h"
 
 /* Closed-form hypergradient (m entries) and u = A^{-1} grad_theta f. */
@@ -56,8 +57,8 @@ int main(int argc, char **argv) {
   nhgd_data *data = NULL;
   nhgd_problem *pb = NULL;
   nhgd_solver *s = NULL;
-  nhgd_options o;
-  nhgd_options_default(&o);
+  test_opts o;
+  test_opts_default(&o);
   snprintf(o.data, sizeof o.data, "%s", path);
   snprintf(o.problem, sizeof o.problem, "ridge");
   snprintf(o.estimator, sizeof o.estimator, "exact");
@@ -74,7 +75,8 @@ int main(int argc, char **argv) {
   pp.v_init = o.v_init;
   if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, path, &data);
   if (!rc) rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create("ridge", data, &pp, &pb));
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, &o, data, pb, &s);
+  nhgd_options *oh = test_opts_handle(&o);
+  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
   if (!rc) rc = nhgd_solver_hypergrad(s);
   if (!rc) rc = nhgd_solver_write(s, o.output);
   if (rc) {
@@ -91,6 +93,7 @@ int main(int argc, char **argv) {
   }
   MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
   nhgd_solver_destroy(&s);
+  nhgd_options_destroy(&oh);
   nhgd_problem_destroy(&pb);
   nhgd_data_destroy(&data);
   MPI_Finalize();

@@ -28,6 +28,7 @@
 
 #include "core/rng.h"
 #include "engine/ridge_oracle.h"
+#include "engine/run_opts.h"
 #include "nhgd/nhgd.h"
 
 #define M_FEAT 8
@@ -75,8 +76,8 @@ int main(int argc, char **argv) {
     const int T = Ts[it], K = 1 + (256 + T - 1) / T;
     double h[2][M_FEAT], u_nhgd[M_FEAT], theta_T[M_FEAT];
     for (int est = 0; est < 2; ++est) {
-      nhgd_options o;
-      nhgd_options_default(&o);
+      test_opts o;
+      test_opts_default(&o);
       snprintf(o.problem, sizeof o.problem, "ridge");
       snprintf(o.estimator, sizeof o.estimator, "%s", est ? "exact" : "nhgd");
       o.inner_steps = T, o.batch = B, o.inner_lr = lr, o.noise_sigma = sigma, o.v_init = v0;
@@ -88,7 +89,8 @@ int main(int argc, char **argv) {
       nhgd_problem *pb = NULL;
       nhgd_solver *s = NULL;
       rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create("ridge", data, &pp, &pb));
-      if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, &o, data, pb, &s);
+      nhgd_options *oh = test_opts_handle(&o);
+      if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
       if (!rc) rc = nhgd_solver_run(s);
       if (rc) {
         if (rank == 0) fprintf(stderr, "solver: %s\n", nhgd_error_message());
@@ -98,6 +100,7 @@ int main(int argc, char **argv) {
       if (!est) memcpy(u_nhgd, nhgd_solver_u(s), sizeof(double) * m);
       memcpy(theta_T, nhgd_solver_theta(s), sizeof(double) * m);
       nhgd_solver_destroy(&s);
+      nhgd_options_destroy(&oh);
       nhgd_problem_destroy(&pb);
     }
     if (rank != 0) continue;

@@ -1,0 +1,91 @@
+/* The estimator seam: what an estimator of u = H^{-1} grad_theta f sees of a run (a narrow
+ * context, never the solver's state), its vtable, and the registry that maps --estimator
+ * names to implementations and to their option blocks. */
+#ifndef NHGD_ESTIMATORS_ESTIMATOR_H
+#define NHGD_ESTIMATORS_ESTIMATOR_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "core/timer.h"
+#include "curvature/bcmat.h"
+#include "io/section.h"
+#include "nhgd/data.h"
+#include "nhgd/errors.h"
+#include "nhgd/options.h"
+#include "nhgd/problem.h"
+
+/* What an estimator may read and use. The solver owns everything pointed to. */
+typedef struct nhgd_est_ctx {
+  MPI_Comm comm;
+  int rank, size;
+  int64_t d;
+  nhgd_problem *pb;
+  const nhgd_data *data;
+  const double *v;      /* this rank's entries of v (updated between outer steps) */
+  const double *u_prev; /* the u of the previous outer step (0 at the start): warm starts */
+  /* run settings an estimator needs */
+  uint64_t seed;
+  int64_t inner_steps, batch;  /* T, and B (0: full batch) */
+  int kron;                    /* use the problem's Kronecker structure when declared */
+  int block_size;              /* block-cyclic block size (0: automatic) */
+  int grid_rows;               /* process grid rows (0: automatic) */
+  const void *opt;             /* the estimator's own option block */
+  const nhgd_options *options; /* every option (for blocks shared between estimators) */
+  nhgd_timers *timers;
+  double *samples;     /* work counter (replicated): add per-sample evaluations */
+  double *comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
+  int64_t *comm_steps; /* inner steps those bytes cover */
+  nhgd_grid *grid;     /* created on first use (nhgd_est_grid) */
+} nhgd_est_ctx;
+
+/* Collective: the process grid, created on first call. */
+int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g);
+/* Global rows of an inner minibatch: B, or every training row with full batches. */
+int64_t nhgd_est_batch_rows(const nhgd_est_ctx *c);
+
+/* An estimator. begin/observe/solve/save/load are collective. */
+typedef struct nhgd_estimator {
+  const char *name;
+  void *state;
+  nhgd_est_ctx *ctx;
+  int needs_observe; /* 1: observe is called after every inner step */
+  /* Start the inner loop of outer step k, which begins at theta0. */
+  int (*begin)(struct nhgd_estimator *est, int64_t k, const double *theta0);
+  /* The nb local training rows of inner step t, at the theta the step's gradient used. */
+  int (*observe)(struct nhgd_estimator *est, const double *theta, int nb, const int *rows);
+  /* u (d, replicated) from g = grad_theta f (d, replicated) at theta. */
+  int (*solve)(struct nhgd_estimator *est, const double *theta, const double *g, double *u);
+  /* Checkpoint: the running state of the current inner loop into its section, and back. k is
+   * the outer step the state belongs to. NULL for stateless estimators. */
+  int (*save)(struct nhgd_estimator *est, nhgd_section *sec);
+  int (*load)(struct nhgd_estimator *est, nhgd_section *sec, int64_t k);
+  void (*destroy)(struct nhgd_estimator *est);
+} nhgd_estimator;
+
+/* An implementation: its name, its option block (NULL specs: none) and its constructor. The
+ * constructor fills the vtable; resume, when not NULL, is the estimator section of the
+ * checkpoint the run will continue from, so that init can follow choices made then. */
+typedef int (*nhgd_estimator_init_fn)(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume);
+typedef struct nhgd_estimator_desc {
+  const char *name;
+  nhgd_estimator_init_fn init;
+  const nhgd_option_block *options; /* NULL: no options of its own */
+} nhgd_estimator_desc;
+
+extern const nhgd_estimator_desc nhgd_estimator_exact, nhgd_estimator_nhgd, nhgd_estimator_cg,
+    nhgd_estimator_neumann, nhgd_estimator_soba, nhgd_estimator_none;
+/* The option block shared by the Hessian-vector-product baselines (cg, neumann). */
+extern const nhgd_option_block nhgd_hvp_options;
+
+/* '|'-separated names of every estimator (for the --estimator choices). */
+const char *nhgd_estimator_names(void);
+/* Add every estimator's option block to o. Not collective. */
+int nhgd_estimator_add_options(nhgd_options *o);
+/* Collective: create the estimator named name with context c (kept by the estimator, not
+ * owned); c->opt is set to its option block from o. */
+int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx *c,
+                          nhgd_section *resume, nhgd_estimator **out);
+void nhgd_estimator_destroy(nhgd_estimator **est);
+
+#endif

@@ -1,0 +1,30 @@
+/* The run history: one record per outer step, and the one column layout that the output file
+ * (a group of columns) and the checkpoint (rows packed in the same column order) share. */
+#ifndef NHGD_IO_HISTORY_H
+#define NHGD_IO_HISTORY_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "io/section.h"
+#include "nhgd/solver.h"
+
+typedef nhgd_progress nhgd_record;
+
+typedef struct nhgd_history {
+  nhgd_record *rec;
+  int64_t len, cap;
+} nhgd_history;
+
+int nhgd_history_push(nhgd_history *h, const nhgd_record *r);
+void nhgd_history_free(nhgd_history *h);
+
+/* Collective: one dataset per column under group g (the output layout). */
+int nhgd_history_write_columns(const nhgd_history *h, hid_t g, int rank);
+/* Collective: the records as one vector of rows (the checkpoint layout), and back. Checkpoint
+ * format 1 had no samples column: those records get NaN. */
+int nhgd_history_put(const nhgd_history *h, nhgd_section *s, const char *name);
+int nhgd_history_get(nhgd_history *h, nhgd_section *s, const char *name, int64_t n,
+                     int64_t format_version);
+
+#endif

@@ -1,0 +1,14 @@
+/* The inside of a checkpoint section, for the checkpoint writer and reader only. */
+#ifndef NHGD_IO_SECTION_IMPL_H
+#define NHGD_IO_SECTION_IMPL_H
+
+#include <hdf5.h>
+
+#include "io/section.h"
+
+struct nhgd_section {
+  hid_t loc; /* the file or a group */
+  int rank;
+};
+
+#endif
