@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What the curvature estimate costs on top of inner SGD: wall time of one outer step of the
-# main job (Fashion-MNIST hyper-cleaning, d = 7,840) with `nhgd` per route, with and without
-# overlap, divided by the same outer step with no estimator; bytes received per inner step.
+# main job (Fashion-MNIST hyper-cleaning, d = 7,840) with `nhgd` per route (the full EFIM
+# routes with and without overlap, kfac in both layouts and with both G factors, and
+# subsampled Fisher variants), divided by the same outer step with no estimator, all in one
+# run; bytes received per inner step.
 # usage: bench/overhead.sh [ranks] [repeats]
 source "$(dirname "$0")/common.sh"
 P=${1:-2}
@@ -10,43 +12,54 @@ data=$work/fashion_mnist.h5
 [ -f "$data" ] || "$nhgd" data fashion-mnist --output "$data" >/dev/null
 csv=$results/overhead.csv
 out=$results/overhead.md
-echo "estimator,route,overlap,repeat,seconds_per_outer_step,bytes_per_inner_step" >"$csv"
-measure() { # estimator route overlap repeat
-  local o=$work/overhead.h5
+echo "estimator,variant,repeat,seconds_per_outer_step,bytes_per_inner_step" >"$csv"
+measure() { # label repeat nhgd-arguments...
+  local label=$1 rep=$2 o=$work/overhead.h5
+  shift 2
   mpirun_n "$P" "$nhgd" run --config "$root/jobs/hyperclean_fmnist.cfg" --data "$data" \
-    --estimator "$1" --efim-route "$2" --overlap "$3" --outer-steps 3 --eval-every 0 \
-    --log-level 1 --output "$o" || exit 1
+    --outer-steps 3 --eval-every 0 --log-level 1 --output "$o" "$@" || exit 1
   # Outer steps 2 and 3 (the first includes one-off warm-up); their mean.
   local sec bytes
   sec=$(h5get "$o" "(f['history/wall_time'][2] - f['history/wall_time'][0]) / 2")
   bytes=$(h5get "$o" "f.attrs['estimator_bytes_per_inner_step']")
-  echo "$1,$2,$3,$4,$sec,$bytes" >>"$csv"
+  echo "${label%%:*},${label#*:},$rep,$sec,$bytes" >>"$csv"
 }
+variants=(
+  "nhgd:kfac (auto; A replicated, G model)|--estimator nhgd"
+  "nhgd:kfac, G empirical|--estimator nhgd --efim-route kfac --kfac-g empirical"
+  "nhgd:kfac, A block-cyclic|--estimator nhgd --efim-route kfac --kfac-layout distributed"
+  "nhgd:kfac, K = 64 of 256 samples|--estimator nhgd --efim-route kfac --efim-samples 64"
+  "nhgd:kfac, K = 16 of 256 samples|--estimator nhgd --efim-route kfac --efim-samples 16"
+  "nhgd:gram, overlap 0|--estimator nhgd --efim-route gram --overlap 0"
+  "nhgd:gram, overlap 1|--estimator nhgd --efim-route gram --overlap 1"
+  "nhgd:gram, K = 64|--estimator nhgd --efim-route gram --efim-samples 64"
+  "nhgd:gram, K = 16|--estimator nhgd --efim-route gram --efim-samples 16"
+  "nhgd:accumulate, overlap 0|--estimator nhgd --efim-route accumulate --overlap 0"
+  "nhgd:accumulate, overlap 1|--estimator nhgd --efim-route accumulate --overlap 1"
+  "nhgd:online, overlap 0|--estimator nhgd --efim-route online --overlap 0"
+  "nhgd:online, overlap 1|--estimator nhgd --efim-route online --overlap 1"
+)
 for r in $(seq 1 "$R"); do
-  measure none auto 0 "$r"
-  for route in gram accumulate online; do
-    for ov in 0 1; do measure nhgd "$route" "$ov" "$r"; done
+  measure "none:-" "$r" --estimator none
+  for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086
+    measure "${v%%|*}" "$r" ${v#*|}
   done
 done
-$python - "$csv" "$P" >"$out.body" <<'PY'
+$python - "$csv" >"$out.body" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-P = int(sys.argv[2])
-def med(est, route, ov):
-    v = [float(r["seconds_per_outer_step"]) for r in rows
-         if r["estimator"] == est and r["route"] == route and r["overlap"] == ov]
-    b = [float(r["bytes_per_inner_step"]) for r in rows
-         if r["estimator"] == est and r["route"] == route and r["overlap"] == ov]
-    return statistics.median(v), statistics.median(b)
-base, _ = med("none", "auto", "0")
-d, B, m, C = 7840, 256, 784, 10
-w = 1 + m + C  # doubles per sample in transit (Kronecker form)
-print(f"| no estimator | - | {base:.3f} | 1.0 | 0 | 0 |")
-for route in ["gram", "accumulate", "online"]:
-    for ov in ["0", "1"]:
-        s, b = med("nhgd", route, ov)
-        model = 8.0 * B * w * (P - 1) / P + (8.0 * d * B if route == "online" else 0.0)
-        print(f"| nhgd | {route}, overlap {ov} | {s:.3f} | {s / base:.1f} | {b:.3g} | {model:.3g} |")
+keys = []
+for r in rows:
+    k = (r["estimator"], r["variant"])
+    if k not in keys:
+        keys.append(k)
+def med(k, col):
+    return statistics.median(float(r[col]) for r in rows if (r["estimator"], r["variant"]) == k)
+base = med(("none", "-"), "seconds_per_outer_step")
+for k in keys:
+    s, b = med(k, "seconds_per_outer_step"), med(k, "bytes_per_inner_step")
+    print(f"| {k[0]} | {k[1]} | {s:.3f} | {s / base:.2f} | {b:.3g} |")
 PY
 {
   echo "# Overhead of the NHGD estimator over plain inner SGD"
@@ -54,15 +67,14 @@ PY
   machine_record
   echo
   echo "Command: \`bench/overhead.sh $P $R\`. The main job (jobs/hyperclean_fmnist.cfg: d = 7,840,"
-  echo "B = 256, T = 20 inner steps) on $P ranks; seconds per outer step = mean of outer steps 2"
-  echo "and 3, median over $R repeats; the ratio divides by the same outer step with"
-  echo "\`--estimator none\` (inner SGD, validation gradient, outer step, no curvature work)."
-  echo "Bytes: payload each rank received from the estimator's collectives per inner step; the"
-  echo "model is 8 B (1+m+C) (P-1)/P for the all-gather of (x_i, r_i) plus 8 d B for the online"
-  echo "route's all-reduce, against 8 d^2 / P = $((7840 * 7840 * 8 / P / 1048576)) MiB per step for moving F itself."
+  echo "m = 784, C = 10, B = 256, T = 20 inner steps) on $P ranks, every variant in the same run;"
+  echo "seconds per outer step = mean of outer steps 2 and 3 (test evaluation off), median over"
+  echo "$R repeats; the ratio divides by the same outer step with \`--estimator none\` (inner"
+  echo "SGD, validation gradient, J^T u, outer step, no curvature work). Bytes: payload each"
+  echo "rank received from the estimator's collectives per inner step. K: \`--efim-samples\`."
   echo
-  echo "| estimator | route | s / outer step | ratio to no estimator | bytes / inner step | model bytes |"
-  echo "|---|---|---:|---:|---:|---:|"
+  echo "| estimator | variant | s / outer step | ratio to no estimator | bytes / inner step |"
+  echo "|---|---|---:|---:|---:|"
   cat "$out.body"
 } >"$out"
 rm -f "$out.body"

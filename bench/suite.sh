@@ -5,7 +5,7 @@
 # usage: bench/suite.sh [--quick] [--ranks P] [section ...]
 #   environment: NHGD_BENCH_RESULTS (folder of results/, default bench/results),
 #   NHGD_SUITE_README (README to update, default the project's), NHGD_BUILD, NHGD_BENCH_WORK
-#   sections: fmnist hpo accuracy scaling kernels (default: all); --quick: one seed and short
+#   sections: fmnist budget hpo accuracy scaling kernels (default: all); --quick: one seed and short
 #   runs, a check that everything works (its numbers are not for quoting).
 source "$(dirname "$0")/common.sh"
 args="$*"
@@ -22,15 +22,15 @@ while [ $# -gt 0 ]; do
     }
     P=$2 && shift
     ;;
-  fmnist | hpo | accuracy | scaling | kernels) sections+=("$1") ;;
+  fmnist | budget | hpo | accuracy | scaling | kernels) sections+=("$1") ;;
   *)
-    echo "usage: bench/suite.sh [--quick] [--ranks P] [fmnist|hpo|accuracy|scaling|kernels ...]" >&2
+    echo "usage: bench/suite.sh [--quick] [--ranks P] [fmnist|budget|hpo|accuracy|scaling|kernels ...]" >&2
     exit 2
     ;;
   esac
   shift
 done
-[ ${#sections[@]} -gt 0 ] || sections=(fmnist hpo accuracy scaling kernels)
+[ ${#sections[@]} -gt 0 ] || sections=(fmnist budget hpo accuracy scaling kernels)
 if ! $python -c "import matplotlib, h5py, numpy" 2>/dev/null; then
   echo "suite: $python needs matplotlib, h5py and numpy (Debian: python3-matplotlib python3-h5py python3-numpy)" >&2
   exit 1

@@ -15,3 +15,11 @@ nhgd_test_program(test_efim_routes engine/test_efim_routes.c)
 nhgd_add_mpi_test(efim_routes COMMAND $<TARGET_FILE:test_efim_routes> LABELS fast)
 nhgd_test_program(test_ridge_fisher engine/test_ridge_fisher.c)
 nhgd_add_mpi_test(ridge_fisher COMMAND $<TARGET_FILE:test_ridge_fisher> LABELS fast)
+nhgd_test_program(test_kfac engine/test_kfac.c)
+nhgd_add_mpi_test(kfac COMMAND $<TARGET_FILE:test_kfac> LABELS fast)
+foreach(np 2 4)
+  nhgd_add_serial_test(efim_samples_np${np}
+    COMMAND bash ${NHGD_TEST_DIR}/engine/efim_samples.sh $<TARGET_FILE:nhgd_cli>
+            ${MPIEXEC_EXECUTABLE} ${np}
+    LABELS "mpi;fast")
+endforeach()

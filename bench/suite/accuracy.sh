@@ -34,8 +34,15 @@ problem() {
   local T Q
   for T in $Ts; do
     nhgd_run "$P" hypergrad --seed "$s" "$@" --inner-steps "$T" --estimator exact --output "$work/exact_$T.h5"
-    nhgd_run "$P" hypergrad --seed "$s" "$@" --inner-steps "$T" --estimator nhgd --output "$o"
-    compare "$name,nhgd,$s,inner_steps,$T" "$o" "$work/exact_$T.h5" >>"$csv" || exit 1
+    local v
+    for v in "nhgd|" "nhgd-kfac-empirical|--efim-route kfac --kfac-g empirical" \
+      "nhgd-gram|--efim-route gram" "nhgd-gram-k16|--efim-route gram --efim-samples 16" \
+      "nhgd-gram-k64|--efim-route gram --efim-samples 64"; do
+      # shellcheck disable=SC2086
+      nhgd_run "$P" hypergrad --seed "$s" "$@" --inner-steps "$T" --estimator nhgd ${v#*|} \
+        --output "$o"
+      compare "$name,${v%%|*},$s,inner_steps,$T" "$o" "$work/exact_$T.h5" >>"$csv" || exit 1
+    done
     nhgd_run "$P" hypergrad --seed "$s" "$@" --inner-steps "$T" --estimator soba \
       --soba-rho 0.1 --output "$o"
     compare "$name,soba,$s,inner_steps,$T" "$o" "$work/exact_$T.h5" >>"$csv" || exit 1
@@ -66,4 +73,4 @@ for s in $seeds; do
   problem hyperclean-fmnist "$s" 0 --data "$fm" \
     --problem hyperclean --batch 128 --inner-lr 0.1 --eval-every 0
 done
-echo "setting.accuracy=nhgd hypergrad (one inner loop from theta = 0, then the estimate) at a fixed v, $P ranks, seeds $seeds; relative error ||h - h_exact|| / ||h_exact|| of the hypergradient against exact after the same inner loop. logreg-synthetic: nhgd data synth --kind logistic, 100 features, 5 classes (d = 500), 2,000 train and 500 validation rows, v = -2, batch 64, inner step 0.1. hyperclean-fmnist: the hyper-cleaning protocol on 2,000 train rows (d = 7,840), v = 0 (every weight 0.5), batch 128, inner step 0.1. Budgets: nhgd and soba (--soba-rho 0.1) vary the inner steps T in {$Ts} (nhgd's Fisher then holds N = T B per-sample gradients); cg (cold start) varies its iterations in {$Qcg} and neumann (--neumann-eta 0.1) its terms in {$Qneu}, both after T = 20 inner steps, with --hvp-batch 256 on logreg-synthetic and all rows (--hvp-batch 0, deterministic) on hyperclean-fmnist, where a 256-row sample leaves most of the 7,840 directions with only r = 1e-3 of curvature. samples = the run's work counter (inner SGD, validation gradient, the estimator's Hessian-vector products)." >>"$out/meta.txt"
+echo "setting.accuracy=nhgd hypergrad (one inner loop from theta = 0, then the estimate) at a fixed v, $P ranks, seeds $seeds; relative error ||h - h_exact|| / ||h_exact|| of the hypergradient against exact after the same inner loop. logreg-synthetic: nhgd data synth --kind logistic, 100 features, 5 classes (d = 500), 2,000 train and 500 validation rows, v = -2, batch 64, inner step 0.1. hyperclean-fmnist: the hyper-cleaning protocol on 2,000 train rows (d = 7,840), v = 0 (every weight 0.5), batch 128, inner step 0.1. nhgd is the default (kfac, G from the model); nhgd-kfac-empirical uses G = sum w r r^T; nhgd-gram is the full empirical Fisher (--efim-route gram), nhgd-gram-k16 and -k64 the same with 16 or 64 of each step's samples (--efim-samples). Budgets: the nhgd variants and soba (--soba-rho 0.1) vary the inner steps T in {$Ts} (nhgd's Fisher then holds N = T B per-sample gradients); cg (cold start) varies its iterations in {$Qcg} and neumann (--neumann-eta 0.1) its terms in {$Qneu}, both after T = 20 inner steps, with --hvp-batch 256 on logreg-synthetic and all rows (--hvp-batch 0, deterministic) on hyperclean-fmnist, where a 256-row sample leaves most of the 7,840 directions with only r = 1e-3 of curvature. samples = the run's work counter (inner SGD, validation gradient, the estimator's Hessian-vector products)." >>"$out/meta.txt"

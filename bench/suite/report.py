@@ -38,6 +38,11 @@ ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba"]
 # Readable names of the methods, as the README names them.
 LABELS = {
     "nhgd": "NHGD",
+    "nhgd-kfac-empirical": "NHGD kfac, empirical G",
+    "nhgd-kfac-k64": "NHGD kfac, K = 64",
+    "nhgd-gram": "NHGD full EFIM (gram)",
+    "nhgd-gram-k16": "NHGD full EFIM, K = 16",
+    "nhgd-gram-k64": "NHGD full EFIM, K = 64",
     "exact": "exact",
     "cg": "CG (AID-CG)",
     "neumann": "Neumann (stocBiO)",
@@ -632,6 +637,40 @@ def plot_accuracy(problem, points, path):
     save(fig, path)
 
 
+def budget_report(rows, ctx):
+    """Test accuracy against wall time under one time budget per method: plot, table, and a
+    README line."""
+    budget = max(column(rows, "wall_time")) if rows else math.nan
+    runs = {key[0]: group for key, group in group_by(rows, "method").items()}
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    table = []
+    for method in ordered(runs, ESTIMATORS):
+        group = runs[method]
+        x, y = column(group, "wall_time"), column(group, "test_acc")
+        plot_series(ax, x, y, color=color(method), linewidth=1.2, label=label(method))
+        best = max((v for v in y if finite(v)), default=math.nan)
+        last = y[-1] if y else math.nan
+        table.append([label(method), len(group), fmt(last, ".4f"), fmt(best, ".4f"),
+                      "yes" if finite(best) and best - last <= 0.005 else "no"])
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title("Fashion-MNIST hyper-cleaning under a wall-time budget")
+    ax.grid(True, alpha=0.3)
+    legend_outside(ax)
+    save(fig, ctx.path("budget_acc_time.png"))
+    summary = md_table(["method", "outer steps", "test accuracy at the end of the budget", "best",
+                        "end within 0.005 of best"], table, "lrrrl")
+    summary += ["", "![Test accuracy under a wall-time budget](budget_acc_time.png)"]
+    nhgd = next((r for r in table if r[0] == label("nhgd")), None)
+    readme = []
+    if nhgd:
+        readme = [f"- **Budget of {fmt_seconds(budget)} s** on the main job: NHGD ends at test "
+                  f"accuracy {nhgd[2]} (best {nhgd[3]}, {nhgd[1]} outer steps); "
+                  + "; ".join(f"{r[0]} {r[2]}" for r in table if r is not nhgd)
+                  + f" ({ctx.from_readme('summary.md')})."]
+    return summary, readme
+
+
 def accuracy_report(rows, ctx):
     """Per problem: plot, table, and a README line with each method's error at its largest
     budget."""
@@ -986,6 +1025,8 @@ def kernels_report(rows, ctx):
 # key (for setting.<key>), title, CSV, its text columns, report function.
 SECTIONS = [
     ("fmnist", "Fashion-MNIST hyper-cleaning", "fmnist.csv", {"method"}, fmnist_report),
+    ("budget", "Fashion-MNIST hyper-cleaning under a wall-time budget", "budget.csv", {"method"},
+     budget_report),
     ("hpo", "Hyperparameter optimisation: logistic regression with per-feature L2", "hpo.csv",
      {"dataset", "method"}, hpo_report),
     ("accuracy", "Hypergradient accuracy against the exact hypergradient", "accuracy.csv",
@@ -1052,7 +1093,7 @@ def readme_block(ctx, sections):
              f"measured: {measured or 'unknown'}); rerun with `bench/suite.sh` "
              f"({duration}`bench/suite.sh --quick` for a short check).{quick} Full tables and "
              f"plots: {ctx.from_readme('summary.md')}.")
-    headlines = [line for key in ("hpo", "accuracy", "scaling", "kernels")
+    headlines = [line for key in ("budget", "hpo", "accuracy", "scaling", "kernels")
                  for line in sections[key].readme]
     return [intro, ""] + sections["fmnist"].readme + [""] + headlines
 

@@ -12,7 +12,8 @@ enum {
   NHGD_STREAM_CORRUPT = 3, /* label corruption: (row, draw, 0) */
   NHGD_STREAM_SYNTH = 4,   /* synthetic data: (what, row, column) */
   NHGD_STREAM_INIT = 5,    /* parameter initialisation */
-  NHGD_STREAM_HVP = 6      /* Hessian-vector product minibatches: (outer k, product j, slot) */
+  NHGD_STREAM_HVP = 6,     /* Hessian-vector product minibatches: (outer k, product j, slot) */
+  NHGD_STREAM_EFIM = 7     /* Fisher subsample of a minibatch: (outer k, inner t, draw) */
 };
 
 /* Four independent 64-bit words for (seed, stream, a, b, c). */

@@ -152,6 +152,30 @@ int nhgd_bcmat_fill(nhgd_bcmat *A, nhgd_bcmat_fill_fn fill, void *arg) {
   return fill(arg, A->mloc, A->grow, A->nloc, A->gcol, A->a, A->lld);
 }
 
+void nhgd_bcmat_copy_scaled(nhgd_bcmat *dst, const nhgd_bcmat *src, double alpha) {
+  for (int jl = 0; jl < src->nloc; ++jl)
+    for (int il = 0; il < src->mloc; ++il)
+      dst->a[il + (size_t)jl * dst->lld] = alpha * src->a[il + (size_t)jl * src->lld];
+}
+
+int nhgd_bcmat_diag(const nhgd_bcmat *A, double *diag) {
+  memset(diag, 0, (size_t)A->n * sizeof(double));
+  /* Local rows and columns are increasing in their global index: merge the two lists. */
+  for (int il = 0, jl = 0; il < A->mloc && jl < A->nloc;) {
+    if (A->grow[il] < A->gcol[jl]) {
+      ++il;
+    } else if (A->grow[il] > A->gcol[jl]) {
+      ++jl;
+    } else {
+      diag[A->grow[il]] = A->a[il + (size_t)jl * A->lld];
+      ++il;
+      ++jl;
+    }
+  }
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, diag, A->n, MPI_DOUBLE, MPI_SUM, A->grid->comm));
+  return NHGD_OK;
+}
+
 void nhgd_bcmat_add_diag(nhgd_bcmat *A, const double *dg) {
   /* Local rows and columns are increasing in their global index: merge the two lists. */
   int il = 0, jl = 0;

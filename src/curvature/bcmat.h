@@ -69,6 +69,11 @@ typedef int (*nhgd_bcmat_fill_fn)(void *arg, int mloc, const int64_t *rows, int 
                                   const int64_t *cols, double *a, int lld);
 int nhgd_bcmat_fill(nhgd_bcmat *A, nhgd_bcmat_fill_fn fill, void *arg);
 
+/* dst = alpha src for two matrices of the same size, block size and grid. Not collective. */
+void nhgd_bcmat_copy_scaled(nhgd_bcmat *dst, const nhgd_bcmat *src, double alpha);
+/* Collective: the diagonal of A (n entries, replicated). */
+int nhgd_bcmat_diag(const nhgd_bcmat *A, double *diag);
+
 /* Collective: Cholesky A = L L^T in place (lower). A non-positive-definite matrix is an
  * NHGD_ERR_NUMERIC error naming the failing leading minor. */
 int nhgd_bcmat_cholesky(nhgd_bcmat *A);

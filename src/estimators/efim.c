@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "core/util.h"
+#include "estimators/kfac.h"
 
 /* Network bandwidth assumed by the model (bytes/s per rank): only the ratio to the DGEMM rate
  * matters, and the routes' communication differs by orders of magnitude. */
@@ -15,7 +16,8 @@
 /* ScaLAPACK's Cholesky runs at about half the DGEMM rate on these block sizes. */
 #define NHGD_MODEL_CHOLESKY_EFFICIENCY 0.5
 
-static const char *const route_names[NHGD_ROUTE_COUNT] = {"online", "accumulate", "gram", "dense"};
+static const char *const route_names[NHGD_ROUTE_COUNT] = {"online", "accumulate", "gram", "dense",
+                                                          "kfac"};
 
 const char *nhgd_route_name(int route) {
   return route >= 0 && route < NHGD_ROUTE_COUNT ? route_names[route] : "?";
@@ -78,21 +80,22 @@ static int route_of(const char *name) {
   return -1;
 }
 
-int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *route, int kron,
-                         nhgd_efim_plan *plan) {
+int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efim_plan *plan) {
+  const int kron = req->kron;
   memset(plan, 0, sizeof *plan);
   const double P = c->size, d = (double)c->d, T = (double)c->inner_steps;
-  const double B = (double)nhgd_est_batch_rows(c);
+  const double B = (double)req->samples; /* of each step's minibatch, those feeding F */
   const double N = T * B;
   const double m = kron ? c->pb->kron_m : 0, C = kron ? c->pb->kron_c : 0;
   const double w = 1.0 + (kron ? m + C : d); /* doubles per sample in transit */
   NHGD_CHECK(calibrate(c->comm, &plan->gemm_rate));
-  NHGD_CHECK(nhgd_mem_budget(c->comm, o->mem_per_rank, &plan->budget));
+  NHGD_CHECK(nhgd_mem_budget(c->comm, req->mem_per_rank, &plan->budget));
   const double R = plan->gemm_rate, BW = NHGD_MODEL_BANDWIDTH;
   const double chol = NHGD_MODEL_CHOLESKY_EFFICIENCY;
   const double gather = B * w * 8.0; /* every rank receives every sample */
   /* Workspace every route keeps: U, W (d x B), the packed samples and the B x B system. */
-  const double base = 8.0 * (3.0 * d * B + 2.0 * B * w + B * B);
+  const double Bw = (double)nhgd_est_batch_rows(c); /* the workspace holds a whole step */
+  const double base = 8.0 * (3.0 * d * Bw + 2.0 * Bw * w + Bw * Bw);
   const double dd_local = 8.0 * d * d / P * 1.15; /* block-cyclic d x d, with block rounding */
   const double nn_local = 8.0 * N * N / P * 1.15;
   const double gram_kernel = kron ? 2.0 * N * N * (m + C) : 2.0 * N * N * d;
@@ -115,14 +118,43 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *r
   plan->bytes_comm[NHGD_ROUTE_DENSE] = gather;
   plan->bytes_mem[NHGD_ROUTE_DENSE] = base + 8.0 * d * d;
 
+  /* kfac (kfac.h): the factors cost m^2 B (A, DSYRK) + C^2 B per step spread over the ranks,
+   * the solve C Cholesky factorisations of size m. Replicated A: no traffic during the inner
+   * loop, one allreduce of the m^2 / 2 partial sums per outer step, the C systems spread
+   * over the ranks. Distributed A: the step's samples all-gathered, the C systems factored
+   * on the whole grid one after the other. */
+  const double mm_local = 8.0 * m * m / P * 1.15;
+  const double kfac_solve_rep = ceil(C / P) * m * m * m / 3.0 / chol + 4.0 * m * C * C;
+  const double kfac_rep = T * (m * m + C * C) * B / P + kfac_solve_rep;
+  const double kfac_dist = T * (m * m * B + C * C * B) / P + C * m * m * m / 3.0 / P / chol;
+  const double kfac_rep_mem = nhgd_kfac_bytes((int)m, (int)C, (int)B, 0, 0.0);
+  const double kfac_dist_mem =
+      nhgd_kfac_bytes((int)m, (int)C, (int)B, 1, mm_local) + 8.0 * B * w * 2.0;
+  int distributed = !strcmp(req->kfac_layout, "distributed") ||
+                    (!strcmp(req->kfac_layout, "auto") && kfac_rep_mem > plan->budget);
+  plan->kfac_distributed = distributed;
+  plan->flops[NHGD_ROUTE_KFAC] = kron ? (distributed ? kfac_dist : kfac_rep) : INFINITY;
+  plan->bytes_comm[NHGD_ROUTE_KFAC] = distributed ? gather : 8.0 * (m * m / 2.0 + C * C) / T;
+  plan->bytes_mem[NHGD_ROUTE_KFAC] = kron ? (distributed ? kfac_dist_mem : kfac_rep_mem) : 0.0;
+
   for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
     plan->seconds[r] = plan->flops[r] / R + T * plan->bytes_comm[r] / BW;
 
-  int forced = route_of(route);
+  int forced = route_of(req->route);
   int best = -1;
+  const char *why = "--efim-route";
+  if (forced == NHGD_ROUTE_KFAC && req->kfac_refusal)
+    NHGD_FAIL(NHGD_ERR_ARG, "nhgd: --efim-route kfac does not apply: %s", req->kfac_refusal);
   if (forced >= 0) {
     best = forced;
+  } else if (!req->kfac_refusal) {
+    /* Where it applies, the Kronecker-factored Fisher costs m^2 terms where the other routes
+     * cost d^2 or N^2, and its direction is closer to the exact hypergradient than the full
+     * empirical Fisher's (README, Results): auto takes it. */
+    best = NHGD_ROUTE_KFAC;
+    why = "auto: the problem has the Kronecker form and class-independent damping";
   } else {
+    why = "auto: cheapest predicted that fits";
     for (int r = 0; r < NHGD_ROUTE_DENSE; ++r) /* dense is a test reference, never chosen */
       if (plan->bytes_mem[r] <= plan->budget &&
           (best < 0 || plan->seconds[r] < plan->seconds[best]))
@@ -130,15 +162,19 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *r
   }
   nhgd_log(NHGD_LOG_INFO,
            "efim: d = %.0f, N = T*B = %.0f*%.0f = %.0f samples, %s per-sample form; DGEMM %.1f "
-           "GFLOP/s per rank, budget %.0f MiB per rank",
-           d, T, B, N, kron ? "Kronecker" : "dense", R / 1e9, plan->budget / 1048576.0);
-  for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
+           "GFLOP/s per rank, budget %.0f MiB per rank%s%s",
+           d, T, B, N, kron ? "Kronecker" : "dense", R / 1e9, plan->budget / 1048576.0,
+           req->kfac_refusal ? "; kfac does not apply: " : "",
+           req->kfac_refusal ? req->kfac_refusal : "");
+  for (int r = 0; r < NHGD_ROUTE_COUNT; ++r) {
+    if (r == NHGD_ROUTE_KFAC && req->kfac_refusal) continue;
     nhgd_log(NHGD_LOG_INFO,
              "efim: route %-10s predicted %9.3f s per outer step, %9.3g flops per rank, %9.3g "
              "bytes received per inner step, %8.1f MiB per rank%s",
              route_names[r], plan->seconds[r], plan->flops[r], plan->bytes_comm[r],
              plan->bytes_mem[r] / 1048576.0,
              plan->bytes_mem[r] > plan->budget ? " (does not fit)" : "");
+  }
   if (best < 0 || plan->bytes_mem[best] > plan->budget) {
     int r = best >= 0 ? best : NHGD_ROUTE_GRAM;
     if (best < 0) /* the route that scales best with ranks */
@@ -146,10 +182,12 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *r
               ? NHGD_ROUTE_ACCUMULATE
               : NHGD_ROUTE_GRAM;
     /* Memory that shrinks with the rank count: the block-cyclic part. */
-    double fixed = plan->bytes_mem[r] - (r == NHGD_ROUTE_GRAM ? nn_local : dd_local);
-    double scaled = (r == NHGD_ROUTE_GRAM ? nn_local : dd_local) * P;
-    double pmin =
-        fixed < plan->budget && r != NHGD_ROUTE_DENSE ? ceil(scaled / (plan->budget - fixed)) : -1;
+    double part = r == NHGD_ROUTE_GRAM ? nn_local : dd_local;
+    if (r == NHGD_ROUTE_KFAC) part = plan->kfac_distributed ? 2.0 * mm_local : 0.0;
+    double fixed = plan->bytes_mem[r] - part, scaled = part * P;
+    double pmin = fixed < plan->budget && r != NHGD_ROUTE_DENSE && part > 0.0
+                      ? ceil(scaled / (plan->budget - fixed))
+                      : -1;
     char hint[160] = "no rank count fits: lower --batch or --inner-steps, or raise --mem-per-rank";
     if (pmin > 0)
       snprintf(hint, sizeof hint,
@@ -161,7 +199,10 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *r
               hint);
   }
   plan->route = best;
-  nhgd_log(NHGD_LOG_INFO, "efim: using route %s (%s)", route_names[best],
-           forced >= 0 ? "--efim-route" : "cheapest predicted that fits");
+  nhgd_log(NHGD_LOG_INFO, "efim: using route %s%s (%s)", route_names[best],
+           best != NHGD_ROUTE_KFAC  ? ""
+           : plan->kfac_distributed ? ", A block-cyclic"
+                                    : ", A replicated, the class systems spread over the ranks",
+           why);
   return NHGD_OK;
 }

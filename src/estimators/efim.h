@@ -7,22 +7,12 @@
 
 #include "estimators/estimator.h"
 
-/* The option block of the nhgd estimator (its table is in nhgd.c). */
-typedef struct nhgd_efim_opts {
-  char route[16];      /* auto | online | accumulate | gram | dense */
-  double damping;      /* lambda_F added to D */
-  double weight_exp;   /* c_s = w_s^exp */
-  char mode[8];        /* mean | ema */
-  double beta;         /* ema: in (0, 1) */
-  int overlap;         /* fold step t into the EFIM while SGD takes step t+1 */
-  double mem_per_rank; /* MiB a rank may use (0: from MemAvailable) */
-} nhgd_efim_opts;
-
 enum {
   NHGD_ROUTE_ONLINE = 0,
   NHGD_ROUTE_ACCUMULATE,
   NHGD_ROUTE_GRAM,
   NHGD_ROUTE_DENSE,
+  NHGD_ROUTE_KFAC,
   NHGD_ROUTE_COUNT
 };
 
@@ -34,16 +24,27 @@ typedef struct nhgd_efim_plan {
   double flops[NHGD_ROUTE_COUNT];      /* per rank */
   double bytes_comm[NHGD_ROUTE_COUNT]; /* received per rank per inner step */
   double bytes_mem[NHGD_ROUTE_COUNT];  /* per rank */
+  int kfac_distributed;                /* kfac: A block-cyclic rather than replicated */
   double gemm_rate;                    /* calibrated flop/s of one rank */
   double budget;                       /* bytes available per rank */
 } nhgd_efim_plan;
 
-/* Collective. Predict every route's cost for this run; choose the route named by route
- * (auto: the cheapest that fits the memory budget); log the prediction and the choice. A
- * configuration that fits nowhere is an NHGD_ERR_MEM error giving the bytes needed, the
- * budget and the smallest rank count that would fit. */
-int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_opts *o, const char *route, int kron,
-                         nhgd_efim_plan *plan);
+/* What the planner is told of the run besides its context. */
+typedef struct nhgd_efim_request {
+  const char *route;        /* auto | online | accumulate | gram | dense | kfac */
+  const char *kfac_layout;  /* auto | replicated | distributed */
+  double mem_per_rank;      /* MiB (0: from MemAvailable) */
+  int kron;                 /* per-sample gradients in Kronecker form */
+  const char *kfac_refusal; /* NULL when the kfac route applies, else why not */
+  int64_t samples;          /* per-sample gradients of a step that feed F */
+} nhgd_efim_request;
+
+/* Collective. Predict every route's cost for this run; choose the requested route, or with
+ * auto: kfac when it applies (the Kronecker form exists and the damping is the same for
+ * every class), else the cheapest route that fits the memory budget; log the prediction and
+ * the choice. A configuration that fits nowhere is an NHGD_ERR_MEM error giving the bytes
+ * needed, the budget and the smallest rank count that would fit. */
+int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efim_plan *plan);
 
 /* Collective. Bytes of memory one rank may use: mib or, when 0, 90 % of MemAvailable divided
  * by the ranks on this node. Equal on all ranks (the minimum). */

@@ -5,6 +5,7 @@
  *   accumulate  block-cyclic sum of outer products, one Cholesky and one solve at the end
  *   gram        the N x N system I + U^T D^{-1} U (block-cyclic), no d x d matrix at all
  *   dense       every rank holds M densely: the reference the tests compare against
+ *   kfac        M ~= tau G (x) A + D from Kronecker factors, solved exactly (kfac.h)
  * Step weights: omega_t = 1/(T B) (plain mean) or (1-beta) beta^(T-1-t) / B (moving average);
  * both are known when step t is observed, so every route yields the same M. */
 #include <cblas.h>
@@ -14,12 +15,29 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "core/rng.h"
 #include "core/util.h"
 #include "estimators/efim.h"
+#include "estimators/kfac.h"
+#include "problems/builtin.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
              double *b, const int *ldb, int *info, size_t len);
+
+/* The estimator's option block (its table is at the end of this file). */
+typedef struct nhgd_efim_opts {
+  char route[16];       /* auto | online | accumulate | gram | dense | kfac */
+  double damping;       /* lambda_F added to D */
+  double weight_exp;    /* c_s = w_s^exp */
+  char mode[8];         /* mean | ema */
+  double beta;          /* ema: in (0, 1) */
+  int overlap;          /* fold step t into the EFIM while SGD takes step t+1 */
+  double mem_per_rank;  /* MiB a rank may use (0: from MemAvailable) */
+  char kfac_g[16];      /* kfac: empirical | model */
+  char kfac_layout[16]; /* kfac: auto | replicated | distributed */
+  int64_t samples;      /* per-sample gradients of a step that feed F (0: all B) */
+} nhgd_efim_opts;
 
 typedef struct nhgd_state {
   const nhgd_efim_opts *o;
@@ -28,6 +46,10 @@ typedef struct nhgd_state {
   int sep;  /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
   int m, C, d;
   int64_t T, B;              /* inner steps, global batch */
+  int64_t Bf;                /* samples of a step that feed F: B, or K < B when subsampled */
+  int64_t k;                 /* outer step of the current inner loop */
+  const nhgd_est_ctx *c;     /* for the subsample draw */
+  int *slots, *sub_rows;     /* subsample: slots of the global batch, local rows chosen */
   int width;                 /* doubles per sample in transit: 1 + m + C or 1 + d */
   int bmax;                  /* most samples one rank can own in a step */
   double *dg, *dinv, *a, *b; /* D, D^{-1}, separable factors */
@@ -48,6 +70,9 @@ typedef struct nhgd_state {
   nhgd_bcmat *K;
   double *Mdense; /* dense reference */
   double bytes;   /* payload this rank received from collectives in the current inner loop */
+  nhgd_kfac kf;   /* kfac route */
+  double *Aloc;   /* kfac with the model's G: c_s (diag p - p p^T) per sample */
+  double *wloc;   /* kfac: the Fisher weight of each local sample */
 } nhgd_state;
 
 static int grid_block(nhgd_est_ctx *c, int n, nhgd_grid **g, int *nb) {
@@ -69,6 +94,11 @@ static void nhgd_destroy(nhgd_estimator *est) {
     nhgd_free(bufs[i]);
   nhgd_free(&s->counts);
   nhgd_free(&s->displs);
+  nhgd_free(&s->slots);
+  nhgd_free(&s->sub_rows);
+  nhgd_free(&s->Aloc);
+  nhgd_free(&s->wloc);
+  nhgd_kfac_free(&s->kf);
   nhgd_free(&est->state);
 }
 
@@ -102,6 +132,23 @@ static int derive_damping(nhgd_state *s) {
   return NHGD_OK;
 }
 
+/* NULL when D (s->dg) is the same for every class, D[j + c m] = D[j], as the exact solve of
+ * the kfac route needs; else why not. */
+static const char *class_damping_refusal(const nhgd_state *s) {
+  for (int c = 1; c < s->C; ++c)
+    for (int j = 0; j < s->m; ++j)
+      if (s->dg[j + (size_t)c * s->m] != s->dg[j])
+        return "the damping D = Hess R + lambda_F differs between classes, so M does not split "
+               "into one system per class direction";
+  return NULL;
+}
+
+static int check_class_damping(const nhgd_state *s) {
+  const char *why = class_damping_refusal(s);
+  if (why) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: %s", why);
+  return NHGD_OK;
+}
+
 /* D = Hess R + damping at theta. */
 static int set_damping(nhgd_state *s, nhgd_est_ctx *c, const double *theta) {
   NHGD_CHECK(c->pb->reg(c->pb, theta, c->v, NULL, NULL, s->dg));
@@ -112,6 +159,7 @@ static int set_damping(nhgd_state *s, nhgd_est_ctx *c, const double *theta) {
 
 static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
   nhgd_state *s = est->state;
+  s->k = k;
   s->t = 0;
   s->nstored = 0;
   s->bytes = 0.0;
@@ -127,6 +175,9 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
   case NHGD_ROUTE_DENSE:
     memset(s->Mdense, 0, (size_t)s->d * s->d * sizeof(double));
     break;
+  case NHGD_ROUTE_KFAC:
+    nhgd_kfac_reset(&s->kf);
+    break;
   default:
     break;
   }
@@ -137,8 +188,8 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
 static double step_weight(const nhgd_state *s, int64_t t) {
   const nhgd_efim_opts *o = s->o;
   if (!strcmp(o->mode, "ema"))
-    return (1.0 - o->beta) * pow(o->beta, (double)(s->T - 1 - t)) / (double)s->B;
-  return 1.0 / ((double)s->T * (double)s->B);
+    return (1.0 - o->beta) * pow(o->beta, (double)(s->T - 1 - t)) / (double)s->Bf;
+  return 1.0 / ((double)s->T * (double)s->Bf);
 }
 
 /* Column of U for one packed sample [scale, x, r] or [scale, s]: scale * s when scaled,
@@ -189,6 +240,7 @@ static int apply_step(nhgd_state *s, nhgd_est_ctx *c, int total) {
     s->nstored += total;
     return NHGD_OK;
   }
+  if (s->route == NHGD_ROUTE_KFAC) return nhgd_kfac_add_gathered(&s->kf, total, P, s->width);
   const size_t d = (size_t)s->d;
   /* Process the step in slices of at most bslice samples (the U workspace). */
   for (int c0 = 0; c0 < total; c0 += (int)s->B) {
@@ -218,6 +270,32 @@ static int finish_pending(nhgd_state *s, nhgd_est_ctx *c) {
   return apply_step(s, c, s->pending_total);
 }
 
+/* The K = s->Bf of the step's B slots that feed F (a partial Fisher-Yates shuffle keyed by
+ * (seed, k, t), so the choice does not depend on the number of ranks), as this rank's local
+ * rows in the order drawn. With full batches the slots are the training rows themselves. */
+static int subsample(nhgd_state *s, int64_t t, int *out) {
+  const nhgd_est_ctx *c = s->c;
+  const nhgd_split *tr = &c->data->train;
+  const int64_t B = s->B, K = s->Bf;
+  int *perm = s->slots;
+  for (int64_t i = 0; i < B; ++i)
+    perm[i] = (int)i;
+  int nb = 0;
+  for (int64_t i = 0; i < K; ++i) {
+    const int64_t j = i + (int64_t)nhgd_rng_below(c->seed, NHGD_STREAM_EFIM, (uint64_t)s->k,
+                                                  (uint64_t)t, (uint64_t)i, (uint64_t)(B - i));
+    const int slot = perm[j];
+    perm[j] = perm[i];
+    perm[i] = slot;
+    const int64_t g =
+        c->batch ? (int64_t)nhgd_rng_below(c->seed, NHGD_STREAM_BATCH, (uint64_t)s->k, (uint64_t)t,
+                                           (uint64_t)slot, (uint64_t)tr->n_global)
+                 : slot;
+    if (g >= tr->lo && g < tr->lo + tr->n_local) out[nb++] = (int)(g - tr->lo);
+  }
+  return nb;
+}
+
 static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const int *rows) {
   nhgd_state *s = est->state;
   nhgd_est_ctx *c = est->ctx;
@@ -226,14 +304,37 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
   nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
   int rc = finish_pending(s, c);
   if (rc) goto done;
+  if (s->Bf < s->B) { /* --efim-samples: only K of the step's samples feed F */
+    nb = subsample(s, s->t, s->sub_rows);
+    rows = s->sub_rows;
+  }
   if (nb > s->bmax)
     rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
                         "nhgd: %d samples on one rank, planned %d", nb, s->bmax);
   else if (s->kron)
-    rc = pb->kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, NULL, s->cloc);
+    rc = pb->kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, s->Aloc, s->cloc);
   else
     rc = pb->sample_grads(pb, theta, c->v, nb, rows, s->Xloc, s->cloc);
   const double omega = step_weight(s, s->t);
+  if (s->route == NHGD_ROUTE_KFAC) {
+    /* G and trace(F) (and A in the replicated layout) from this rank's own samples. A failure
+     * is agreed on at the next collective of the route (solve or checkpoint). */
+    if (rc) {
+      s->kf.failed = 1;
+      rc = NHGD_OK;
+      nb = 0;
+    }
+    for (int k = 0; k < nb; ++k)
+      s->wloc[k] = omega * (wexp == 1.0 ? s->cloc[k] : pow(s->cloc[k], wexp));
+    nhgd_kfac_add_local(&s->kf, nb, s->Xloc, s->Rloc, s->Aloc, s->cloc, s->wloc);
+    if (!s->kf.distributed) { /* nothing to send during the inner loop */
+      ++s->t;
+      /* With overlap, the partials of the last step start on their way while the solver
+       * evaluates the validation gradient. */
+      if (s->t == s->T && s->o->overlap) rc = nhgd_kfac_start_reduce(&s->kf);
+      goto done;
+    }
+  }
   const int len = s->width - 1;
   for (int k = 0; !rc && k < nb; ++k) {
     double *p = s->packed_loc + (size_t)k * s->width;
@@ -430,6 +531,14 @@ static int nhgd_solve(nhgd_estimator *est, const double *theta, const double *g,
     rc = gram_solve(s, c, g, u);
     nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
     break;
+  case NHGD_ROUTE_KFAC:
+    nhgd_timer_start(c->timers, NHGD_T_SOLVE);
+    rc = check_class_damping(s);
+    if (!rc) rc = nhgd_kfac_solve(&s->kf, s->dg, g, u);
+    nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
+    s->bytes += s->kf.bytes;
+    s->kf.bytes = 0.0;
+    break;
   default:
     nhgd_timer_start(c->timers, NHGD_T_SOLVE);
     rc = dense_solve(s, g, u);
@@ -453,6 +562,8 @@ static int nhgd_save(nhgd_estimator *est, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_real(sec, "bytes", s->bytes));
   NHGD_CHECK(nhgd_section_put_vector(sec, "D", s->d, s->dg));
   switch (s->route) {
+  case NHGD_ROUTE_KFAC:
+    return nhgd_kfac_save(&s->kf, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
     return nhgd_section_put_matrix(sec, "matrix", s->A);
@@ -479,12 +590,15 @@ static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   NHGD_CHECK(nhgd_section_get_real(sec, "bytes", &s->bytes));
   if (width != s->width || stored > s->cap || steps > s->T)
     NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's estimator state does not fit this run");
+  s->k = k;
   s->t = steps;
   s->nstored = stored;
   s->pending = 0;
   NHGD_CHECK(nhgd_section_get_vector(sec, "D", s->d, s->dg));
   NHGD_CHECK(derive_damping(s));
   switch (s->route) {
+  case NHGD_ROUTE_KFAC:
+    return nhgd_kfac_load(&s->kf, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
     return nhgd_section_get_matrix(sec, "matrix", s->A);
@@ -516,38 +630,91 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   s->C = s->kron ? pb->kron_c : 0;
   s->T = c->inner_steps;
   s->B = nhgd_est_batch_rows(c);
+  s->c = c;
+  s->Bf = o->samples > 0 && o->samples < s->B ? o->samples : s->B;
+  if (o->samples > s->B)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --efim-samples %lld: a step has only %lld per-sample gradients (--batch)",
+              (long long)o->samples, (long long)s->B);
   s->width = 1 + (s->kron ? s->m + s->C : s->d);
   /* Minibatches are drawn with replacement: one rank may own all B samples of a step. */
   s->bmax = (int)s->B;
-  nhgd_efim_plan plan;
-  /* A run continued from a checkpoint taken inside an inner loop keeps the route whose
-   * running state it holds. */
-  char route[sizeof o->route];
-  snprintf(route, sizeof route, "%s", o->route);
-  if (resume && !strcmp(route, "auto") && nhgd_section_has(resume, "route"))
-    NHGD_CHECK(nhgd_section_get_string(resume, "route", route, sizeof route));
-  NHGD_CHECK(nhgd_efim_plan_route(c, o, route, s->kron, &plan));
-  s->route = plan.route;
   const size_t d = (size_t)s->d, B = (size_t)s->B, w = (size_t)s->width;
   NHGD_CHECK(nhgd_calloc(&s->dg, d, sizeof(double), "D"));
   NHGD_CHECK(nhgd_calloc(&s->dinv, d, sizeof(double), "D^-1"));
+  /* Does the kfac route apply? It needs the Kronecker form and a class-independent D (the
+   * built-in problems' Hess R does not depend on theta: look at it at theta = 0). */
+  const char *refusal = NULL;
+  if (!s->kron) {
+    refusal = pb->kron_factors ? "--kron 0 turns the Kronecker form off"
+                               : "the problem has no Kronecker form (no kron_factors)";
+  } else {
+    double *zero;
+    NHGD_CHECK(nhgd_calloc(&zero, d, sizeof(double), "theta = 0"));
+    int rc = pb->reg(pb, zero, c->v, NULL, NULL, s->dg);
+    nhgd_free(&zero);
+    NHGD_CHECK(rc);
+    for (size_t j = 0; j < d; ++j)
+      s->dg[j] += o->damping;
+    refusal = class_damping_refusal(s);
+  }
+  /* A run continued from a checkpoint taken inside an inner loop keeps the route (and the
+   * K-FAC layout) whose running state it holds. */
+  char route[sizeof o->route], layout[sizeof o->kfac_layout];
+  snprintf(route, sizeof route, "%s", o->route);
+  snprintf(layout, sizeof layout, "%s", o->kfac_layout);
+  if (resume && !strcmp(route, "auto") && nhgd_section_has(resume, "route"))
+    NHGD_CHECK(nhgd_section_get_string(resume, "route", route, sizeof route));
+  if (resume && !strcmp(layout, "auto") && nhgd_section_has(resume, "kfac_layout"))
+    NHGD_CHECK(nhgd_section_get_string(resume, "kfac_layout", layout, sizeof layout));
+  const nhgd_efim_request req = {route, layout, o->mem_per_rank, s->kron, refusal, s->Bf};
+  nhgd_efim_plan plan;
+  NHGD_CHECK(nhgd_efim_plan_route(c, &req, &plan));
+  s->route = plan.route;
+  const int kfac = s->route == NHGD_ROUTE_KFAC;
+  /* The replicated K-FAC layout sends nothing during the inner loop: no gather buffers. */
+  const int gathers = !kfac || plan.kfac_distributed;
+  const size_t bw = gathers ? B * w : 1, dB = !kfac ? d * (B > 1 ? B : 1) : 1;
   NHGD_CHECK(nhgd_calloc(&s->a, s->m ? (size_t)s->m : 1, sizeof(double), "D^-1 rows"));
   NHGD_CHECK(nhgd_calloc(&s->b, s->C ? (size_t)s->C : 1, sizeof(double), "D^-1 columns"));
-  NHGD_CHECK(nhgd_calloc(&s->packed_loc, (size_t)s->bmax * w, sizeof(double), "packed samples"));
-  NHGD_CHECK(nhgd_calloc(&s->packed_all, B * w, sizeof(double), "gathered samples"));
+  NHGD_CHECK(nhgd_calloc(&s->packed_loc, gathers ? (size_t)s->bmax * w : 1, sizeof(double),
+                         "packed samples"));
+  NHGD_CHECK(nhgd_calloc(&s->packed_all, bw, sizeof(double), "gathered samples"));
   NHGD_CHECK(nhgd_calloc(&s->Xloc, (size_t)s->bmax * (s->kron ? (size_t)s->m : d), sizeof(double),
                          "sample features"));
   NHGD_CHECK(nhgd_calloc(&s->Rloc, (size_t)s->bmax * (s->kron ? (size_t)s->C : 1), sizeof(double),
                          "sample residuals"));
   NHGD_CHECK(nhgd_calloc(&s->cloc, (size_t)s->bmax, sizeof(double), "sample weights"));
+  if (s->Bf < s->B) {
+    NHGD_CHECK(nhgd_calloc(&s->slots, (size_t)s->B, sizeof(int), "subsample slots"));
+    NHGD_CHECK(nhgd_calloc(&s->sub_rows, (size_t)s->Bf, sizeof(int), "subsample rows"));
+    nhgd_log(NHGD_LOG_INFO, "nhgd: %lld of the %lld per-sample gradients of each step feed F",
+             (long long)s->Bf, (long long)s->B);
+  }
   NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)c->size, sizeof(int), "counts"));
   NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)c->size, sizeof(int), "displacements"));
-  NHGD_CHECK(nhgd_calloc(&s->U, d * (B > 1 ? B : 1), sizeof(double), "U"));
-  NHGD_CHECK(nhgd_calloc(&s->W, d * (B > 1 ? B : 1), sizeof(double), "W"));
-  NHGD_CHECK(nhgd_calloc(&s->S, B * B, sizeof(double), "small system"));
-  nhgd_grid *g;
+  NHGD_CHECK(nhgd_calloc(&s->U, dB, sizeof(double), "U"));
+  NHGD_CHECK(nhgd_calloc(&s->W, dB, sizeof(double), "W"));
+  NHGD_CHECK(nhgd_calloc(&s->S, kfac ? 1 : B * B, sizeof(double), "small system"));
+  nhgd_grid *g = NULL;
   int nb = 0;
   switch (s->route) {
+  case NHGD_ROUTE_KFAC: {
+    const int model = !strcmp(o->kfac_g, "model");
+    if (model)
+      NHGD_CHECK(nhgd_calloc(&s->Aloc, (size_t)s->bmax * s->C * s->C, sizeof(double),
+                             "sample class covariances"));
+    NHGD_CHECK(nhgd_calloc(&s->wloc, (size_t)s->bmax, sizeof(double), "sample Fisher weights"));
+    if (plan.kfac_distributed) NHGD_CHECK(grid_block(c, s->m, &g, &nb));
+    NHGD_CHECK(
+        nhgd_kfac_init(&s->kf, c->comm, s->m, s->C, s->bmax, model, plan.kfac_distributed, g, nb));
+    nhgd_log(NHGD_LOG_INFO,
+             "nhgd kfac: F ~= tau G (x) A with G = %s, A %d x %d %s; the damped system is "
+             "solved exactly (%d class systems)",
+             model ? "sum w (diag p - p p^T) (the model's)" : "sum w r r^T (empirical)", s->m, s->m,
+             plan.kfac_distributed ? "block-cyclic" : "replicated", s->C);
+    break;
+  }
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
     NHGD_CHECK(grid_block(c, s->d, &g, &nb));
@@ -556,7 +723,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
                            "block-cyclic product scratch"));
     break;
   case NHGD_ROUTE_GRAM:
-    s->cap = s->T * (int64_t)s->B;
+    s->cap = s->T * (int64_t)s->Bf;
     NHGD_CHECK(nhgd_calloc(&s->store, (size_t)s->cap * w, sizeof(double), "stored samples"));
     break;
   default:
@@ -568,6 +735,25 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
 
 static int efim_check(const void *block, const nhgd_options *all) {
   const nhgd_efim_opts *o = block;
+  int64_t batch = 0;
+  if (o->samples > 0 && !nhgd_options_get_int(all, "batch", &batch) && batch > 0 &&
+      o->samples > batch)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --efim-samples %lld: a step has only %lld per-sample gradients (--batch)",
+              (long long)o->samples, (long long)batch);
+  const char *problem = NULL;
+  int64_t kron = 1;
+  if (!strcmp(o->route, "kfac") && !nhgd_options_get_string(all, "problem", &problem) &&
+      !nhgd_options_get_int(all, "kron", &kron)) {
+    if (nhgd_problem_builtin_kron(problem) == 0)
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "option --efim-route kfac needs the Kronecker form of a softmax problem; "
+                "problem %s has none (use another --efim-route, or auto)",
+                problem);
+    if (!kron)
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "option --efim-route kfac needs the Kronecker form, which --kron 0 turns off");
+  }
   if (!strcmp(o->mode, "ema") && !(o->beta > 0.0 && o->beta < 1.0))
     NHGD_FAIL(NHGD_ERR_ARG,
               "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "
@@ -579,8 +765,11 @@ static int efim_check(const void *block, const nhgd_options *all) {
 
 #define F(field) offsetof(nhgd_efim_opts, field), sizeof(((nhgd_efim_opts *)0)->field)
 static const nhgd_option_spec efim_specs[] = {
-    {"efim-route", NHGD_OPT_CHOICE, F(route), "auto", 1, 0, "auto|online|accumulate|gram|dense",
-     "nhgd: how M^-1 g is kept (auto: cheapest by the cost model; dense: test reference)", 0},
+    {"efim-route", NHGD_OPT_CHOICE, F(route), "auto", 1, 0,
+     "auto|online|accumulate|gram|dense|kfac",
+     "nhgd: how M^-1 g is kept (auto: kfac where it applies, else the cheapest by the cost "
+     "model; dense: test reference)",
+     0},
     {"efim-damping", NHGD_OPT_REAL, F(damping), "0.01", 0, 1e300, NULL,
      "nhgd: lambda_F added to the diagonal D = Hess R + lambda_F I", NHGD_OPT_TRAJECTORY},
     {"efim-weight-exp", NHGD_OPT_REAL, F(weight_exp), "1", 0, 16, NULL,
@@ -594,6 +783,18 @@ static const nhgd_option_spec efim_specs[] = {
      "nhgd: gather step t's per-sample gradients while SGD takes step t+1", 0},
     {"mem-per-rank", NHGD_OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
      "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)", 0},
+    {"efim-samples", NHGD_OPT_I64, F(samples), "0", 0, 2147483647, NULL,
+     "nhgd: per-sample gradients of each step that feed F, drawn from the step's minibatch "
+     "(0: all of them)",
+     NHGD_OPT_TRAJECTORY},
+    {"kfac-g", NHGD_OPT_CHOICE, F(kfac_g), "model", 1, 0, "empirical|model",
+     "nhgd kfac: G = sum w r r^T (empirical Fisher) or sum w (diag p - p p^T) (the model's, no "
+     "labels)",
+     NHGD_OPT_TRAJECTORY},
+    {"kfac-layout", NHGD_OPT_CHOICE, F(kfac_layout), "auto", 1, 0, "auto|replicated|distributed",
+     "nhgd kfac: A summed per rank and reduced once per outer step (replicated), or "
+     "block-cyclic (distributed; auto: replicated when it fits in memory)",
+     0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 

@@ -9,6 +9,8 @@
 
 /* The problem block of the run options (--problem, --noise-sigma, --clean-reg, --v-init). */
 extern const nhgd_option_block nhgd_problem_options;
+/* 1 if the built-in problem name declares the Kronecker form, 0 if not, -1 if unknown. */
+int nhgd_problem_builtin_kron(const char *name);
 
 /* Rows processed per BLAS-3 call: bounds scratch memory at about m * 1024 doubles while
  * keeping the matrix products large enough to run near peak. */

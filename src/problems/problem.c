@@ -41,12 +41,13 @@ typedef struct nhgd_problem_entry {
   const char *name;
   nhgd_task task;
   int (*setup)(nhgd_problem *pb);
+  int kron; /* declares the Kronecker form of softmax per-sample gradients */
 } nhgd_problem_entry;
 
 static const nhgd_problem_entry nhgd_problem_table[] = {
-    {"ridge", NHGD_TASK_REGRESSION, nhgd_problem_setup_ridge},
-    {"logreg", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_logreg},
-    {"hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_hyperclean},
+    {"ridge", NHGD_TASK_REGRESSION, nhgd_problem_setup_ridge, 0},
+    {"logreg", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_logreg, 1},
+    {"hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_hyperclean, 1},
 };
 #define NHGD_N_PROBLEMS ((int)(sizeof nhgd_problem_table / sizeof nhgd_problem_table[0]))
 #define NHGD_KNOWN_PROBLEMS "ridge, logreg, hyperclean"
@@ -221,6 +222,12 @@ int nhgd_pb_check_batch(const nhgd_problem *pb, int nb, const int *rows) {
   if (nb < 0) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': negative batch size %d", pb->name, nb);
   if (nb > 0 && !rows) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': no row list given", pb->name);
   return NHGD_OK;
+}
+
+int nhgd_problem_builtin_kron(const char *name) {
+  for (int i = 0; i < NHGD_N_PROBLEMS; ++i)
+    if (!strcmp(nhgd_problem_table[i].name, name)) return nhgd_problem_table[i].kron;
+  return -1;
 }
 
 int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *data,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop and resume equals an uninterrupted run bit for bit (every EFIM route and `exact`, a
+# Stop and resume equals an uninterrupted run bit for bit (every EFIM route, kfac in both
+# layouts and with both G factors, and `exact`, a
 # stop inside an inner loop and between outer steps, by --halt-after and by SIGUSR1); resume
 # on another rank count agrees to 1e-10; damaged checkpoints are skipped; a changed
 # configuration and --restart never over old checkpoints are refused.
@@ -22,8 +23,16 @@ same() { same_tol "$@"; } # tolerance a b label
 base=(run --data d.h5 --problem hyperclean --outer-steps 4 --inner-steps 7 --batch 16
   --inner-lr 0.5 --log-level 1)
 other=$((np == 1 ? 2 : 1))
-for est in online accumulate gram exact; do
-  if [ "$est" = exact ]; then cfg=(--estimator exact); else cfg=(--estimator nhgd --efim-route "$est"); fi
+for est in online accumulate gram gram-subsampled kfac kfac-distributed kfac-empirical \
+  kfac-subsampled exact; do
+  case $est in
+  gram-subsampled) cfg=(--estimator nhgd --efim-route gram --efim-samples 5) ;;
+  kfac-subsampled) cfg=(--estimator nhgd --efim-route kfac --efim-samples 5) ;;
+  exact) cfg=(--estimator exact) ;;
+  kfac-distributed) cfg=(--estimator nhgd --efim-route kfac --kfac-layout distributed) ;;
+  kfac-empirical) cfg=(--estimator nhgd --efim-route kfac --kfac-g empirical) ;;
+  *) cfg=(--estimator nhgd --efim-route "$est") ;;
+  esac
   run "$np" "${base[@]}" "${cfg[@]}" --output ref_$est.h5 || { echo "FAIL reference $est"; failures=$((failures + 1)); continue; }
   for halt in 3 7 10; do
     rm -rf ck

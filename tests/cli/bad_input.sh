@@ -61,6 +61,12 @@ expect 1 "option --grid-rows: 3 does not divide the number of ranks" -- run --da
   --problem logreg --estimator exact --grid-rows 3 $small --output o.h5
 expect 2 "beta = 0 divides by zero" -- run --data cls.h5 --efim-mode ema --efim-beta 0
 expect 2 "needs beta in (0, 1)" -- run --data cls.h5 --efim-mode ema --efim-beta 1
+expect 2 "problem ridge has none" -- run --data reg.h5 --problem ridge --efim-route kfac
+expect 2 "which --kron 0 turns off" -- run --data cls.h5 --efim-route kfac --kron 0
+expect 2 "option --kfac-g (command line): 'fisher' is not one of" -- run --kfac-g fisher
+expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
+expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
+  --efim-samples 300
 "$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 0 --features 300 \
   --output wide.h5 >/dev/null || exit 1
 expect 1 "the smallest rank count that fits is 14" -- run --data wide.h5 --problem ridge \

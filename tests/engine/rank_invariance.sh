@@ -19,19 +19,22 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "logreg logistic.h5 exact --inner-lr 0.5" "hyperclean logistic.h5 exact --inner-lr 0.5" \
   "ridge ridge.h5 nhgd --noise-sigma 0.5 --inner-lr 0.05" \
   "logreg logistic.h5 nhgd --inner-lr 0.5 --efim-route online" \
-  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route gram --cross-mode average"; do
+  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route gram --cross-mode average" \
+  "logreg logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac" \
+  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-layout distributed" \
+  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-g empirical"; do
   set -- $case
   problem=$1 data=$2 estimator=$3
   shift 3
   common=(run --problem "$problem" --data "$data" --estimator "$estimator" --outer-steps 4
     --inner-steps 15 --batch 32 --seed 7 --log-level 1 "$@")
-  tag=$problem.$estimator
+  tag=$problem.$estimator.$(echo "$*" | tr -cd 'a-z')
   run 1 "$nhgd" "${common[@]}" --output "$tag.np1.h5" || { status=1; continue; }
   run "$np" "$nhgd" "${common[@]}" --output "$tag.np$np.h5" || { status=1; continue; }
   echo "== $problem with $estimator: 1 vs $np ranks"
   $python "$here/tools/compare_h5.py" "$tag.np$np.h5" "$tag.np1.h5" 1e-10 \
     /theta /v /u /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
-  if [ "$problem" != ridge ]; then
+  if [ "$problem" != ridge ] && [[ "$*" != *kfac* ]]; then
     # The Kronecker-structured curvature and the generic per-sample form give the same run.
     run "$np" "$nhgd" "${common[@]}" --kron 0 --output "$tag.factored.h5" || status=1
     echo "== $problem with $estimator: Kronecker (1 rank) vs generic form ($np ranks)"

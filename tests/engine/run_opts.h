@@ -6,8 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-#include "nhgd/options.h"
+#include "nhgd/nhgd.h"
 
 typedef struct test_opts {
   char data[NHGD_PATH_MAX], output[NHGD_PATH_MAX];
@@ -85,6 +86,27 @@ static inline nhgd_options *test_opts_handle(const test_opts *t) {
     abort();
   }
   return o;
+}
+
+/* u (and d) of one `hypergrad` of a built-in problem with the run options oh (not owned);
+ * 0 on success. v_init is the problem's --v-init. */
+static inline int test_hypergrad_u(const nhgd_data *data, const char *problem,
+                                   const nhgd_options *oh, double v_init, double *u, int64_t *d) {
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.v_init = v_init;
+  nhgd_problem *pb = NULL;
+  nhgd_solver *s = NULL;
+  int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(problem, data, &pp, &pb));
+  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
+  if (!rc) rc = nhgd_solver_hypergrad(s);
+  if (!rc) {
+    *d = pb->d;
+    memcpy(u, nhgd_solver_u(s), sizeof(double) * (size_t)pb->d);
+  }
+  nhgd_solver_destroy(&s);
+  nhgd_problem_destroy(&pb);
+  return rc;
 }
 
 #endif

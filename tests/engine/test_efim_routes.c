@@ -15,22 +15,9 @@ static int P, rank_;
 /* u of one hypergrad run; returns 0 on success. */
 static int run_u(const nhgd_data *data, const char *problem, const test_opts *o, double *u,
                  int64_t *d) {
-  nhgd_problem_params pp;
-  nhgd_problem_params_default(&pp);
-  pp.v_init = o->v_init;
-  nhgd_problem *pb = NULL;
-  nhgd_solver *s = NULL;
-  int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(problem, data, &pp, &pb));
   nhgd_options *oh = test_opts_handle(o);
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
-  if (!rc) rc = nhgd_solver_hypergrad(s);
-  if (!rc) {
-    *d = pb->d;
-    memcpy(u, nhgd_solver_u(s), sizeof(double) * (size_t)pb->d);
-  }
-  nhgd_solver_destroy(&s);
+  int rc = test_hypergrad_u(data, problem, oh, o->v_init, u, d);
   nhgd_options_destroy(&oh);
-  nhgd_problem_destroy(&pb);
   return rc;
 }
 

@@ -1,0 +1,355 @@
+/* K-FAC factors of the nhgd estimator and the exact solve of the damped Kronecker system
+ * (docs/algorithm.md 4.4; what is exact and what is approximate: see kfac.h). */
+#include "estimators/kfac.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "nhgd/errors.h"
+
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
+void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
+             double *b, const int *ldb, int *info, size_t len);
+void dsyev_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+            double *work, const int *lwork, int *info, size_t ljobz, size_t luplo);
+
+static size_t lower_len(int n) {
+  return (size_t)n * (size_t)(n + 1) / 2;
+}
+
+/* The lower triangle of the column-major n x n a, column by column, into p (and back). */
+static void pack_lower(int n, const double *a, double *p) {
+  for (int j = 0; j < n; ++j) {
+    memcpy(p, a + (size_t)j * n + j, (size_t)(n - j) * sizeof(double));
+    p += n - j;
+  }
+}
+
+static void unpack_lower(int n, const double *p, double *a) {
+  for (int j = 0; j < n; ++j) {
+    memcpy(a + (size_t)j * n + j, p, (size_t)(n - j) * sizeof(double));
+    p += n - j;
+  }
+}
+
+double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes) {
+  const double mm = (double)m * m, mc = (double)m * C;
+  double b = 8.0 * ((double)(m + C) * bmax + 4.0 * mc + 3.0 * (double)C * C + 2.0 * m);
+  if (distributed) return b + 2.0 * matrix_bytes + 8.0 * lower_len(C);
+  return b + 8.0 * (3.0 * mm + (double)lower_len(m));
+}
+
+int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int model_g,
+                   int distributed, const nhgd_grid *grid, int nb) {
+  memset(k, 0, sizeof *k);
+  k->comm = comm;
+  MPI_Comm_rank(comm, &k->rank);
+  MPI_Comm_size(comm, &k->size);
+  k->m = m;
+  k->C = C;
+  k->model_g = model_g;
+  k->distributed = distributed;
+  const size_t mm = (size_t)m * m, mc = (size_t)m * C, b = (size_t)(bmax > 0 ? bmax : 1);
+  NHGD_CHECK(nhgd_calloc(&k->G, (size_t)C * C, sizeof(double), "K-FAC G"));
+  NHGD_CHECK(nhgd_calloc(&k->Xs, (size_t)m * b, sizeof(double), "K-FAC scaled features"));
+  NHGD_CHECK(nhgd_calloc(&k->Rs, (size_t)C * b, sizeof(double), "K-FAC scaled residuals"));
+  NHGD_CHECK(nhgd_calloc(&k->Q, (size_t)C * C, sizeof(double), "K-FAC eigenvectors of G"));
+  NHGD_CHECK(nhgd_calloc(&k->lam, (size_t)C, sizeof(double), "K-FAC eigenvalues of G"));
+  NHGD_CHECK(nhgd_calloc(&k->sys, (size_t)C, sizeof(int), "K-FAC class systems"));
+  NHGD_CHECK(nhgd_calloc(&k->Gt, mc, sizeof(double), "K-FAC rotated right-hand side"));
+  NHGD_CHECK(nhgd_calloc(&k->Ut, mc + 1, sizeof(double), "K-FAC rotated solution"));
+  NHGD_CHECK(nhgd_calloc(&k->col, (size_t)m, sizeof(double), "K-FAC column"));
+  NHGD_CHECK(nhgd_calloc(&k->diagA, (size_t)m, sizeof(double), "K-FAC diagonal of A"));
+  /* Workspace of the symmetric eigen-decomposition of G (a query first). */
+  int lwork = -1, info = 0;
+  double q = 0.0;
+  dsyev_("V", "L", &C, k->Q, &C, k->lam, &q, &lwork, &info, 1, 1);
+  k->lwork = info == 0 && q >= 1.0 ? (int)q : 3 * C;
+  NHGD_CHECK(nhgd_calloc(&k->wk, (size_t)k->lwork, sizeof(double), "K-FAC eigen workspace"));
+  if (distributed) {
+    NHGD_CHECK(nhgd_calloc(&k->red, lower_len(C) + 2, sizeof(double), "K-FAC reduction"));
+    NHGD_CHECK(nhgd_bcmat_create(grid, m, nb, &k->Abc));
+    NHGD_CHECK(nhgd_bcmat_create(grid, m, nb, &k->Wbc));
+  } else {
+    NHGD_CHECK(nhgd_calloc(&k->A, mm, sizeof(double), "K-FAC A"));
+    NHGD_CHECK(nhgd_calloc(&k->S, mm, sizeof(double), "K-FAC class system"));
+    NHGD_CHECK(
+        nhgd_calloc(&k->red, lower_len(m) + lower_len(C) + 2, sizeof(double), "K-FAC reduction"));
+  }
+  return NHGD_OK;
+}
+
+void nhgd_kfac_free(nhgd_kfac *k) {
+  nhgd_kfac_cancel_reduce(k);
+  double **bufs[] = {&k->A,   &k->G,  &k->Xs, &k->Rs, &k->red, &k->S,    &k->Q,
+                     &k->lam, &k->wk, &k->Gt, &k->Ut, &k->col, &k->diagA};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+    nhgd_free(bufs[i]);
+  nhgd_free(&k->sys);
+  nhgd_bcmat_destroy(&k->Abc);
+  nhgd_bcmat_destroy(&k->Wbc);
+}
+
+void nhgd_kfac_reset(nhgd_kfac *k) {
+  nhgd_kfac_cancel_reduce(k);
+  if (k->A) memset(k->A, 0, (size_t)k->m * k->m * sizeof(double));
+  if (k->Abc) nhgd_bcmat_zero(k->Abc);
+  memset(k->G, 0, (size_t)k->C * k->C * sizeof(double));
+  k->trF = 0.0;
+  k->failed = 0;
+}
+
+void nhgd_kfac_add_local(nhgd_kfac *k, int nb, const double *X, const double *R, const double *Am,
+                         const double *c, const double *w) {
+  const int m = k->m, C = k->C;
+  if (nb <= 0) return;
+  for (int s = 0; s < nb; ++s) {
+    const double *x = X + (size_t)s * m, *r = R + (size_t)s * C;
+    const double sw = sqrt(w[s]);
+    double xx = 0.0, rr = 0.0;
+    for (int j = 0; j < m; ++j) {
+      k->Xs[j + (size_t)s * m] = sw * x[j];
+      xx += x[j] * x[j];
+    }
+    if (k->model_g) {
+      /* Am holds c_s (diag p - p p^T): its trace is c_s (1 - |p|^2). */
+      const double *a = Am + (size_t)s * C * C;
+      if (!(c[s] > 0.0)) {
+        if (w[s] > 0.0 && !k->failed)
+          nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
+                         "nhgd kfac: --kfac-g model needs positive sample weights (got %g)", c[s]);
+        k->failed |= w[s] > 0.0;
+        continue;
+      }
+      const double f = w[s] / c[s];
+      for (int i = 0; i < C; ++i)
+        rr += a[i + (size_t)i * C];
+      rr /= c[s];
+      for (int j = 0; j < C; ++j)
+        for (int i = j; i < C; ++i)
+          k->G[i + (size_t)j * C] += f * a[i + (size_t)j * C];
+    } else {
+      for (int i = 0; i < C; ++i) {
+        k->Rs[i + (size_t)s * C] = sw * r[i];
+        rr += r[i] * r[i];
+      }
+    }
+    k->trF += w[s] * xx * rr;
+  }
+  if (!k->model_g)
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, C, nb, 1.0, k->Rs, C, 1.0, k->G, C);
+  if (!k->distributed)
+    cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, m, nb, 1.0, k->Xs, m, 1.0, k->A, m);
+}
+
+int nhgd_kfac_add_gathered(nhgd_kfac *k, int nb, const double *P, int width) {
+  const int m = k->m;
+  for (int s = 0; s < nb; ++s) {
+    const double *p = P + (size_t)s * width;
+    for (int j = 0; j < m; ++j)
+      k->Xs[j + (size_t)s * m] = p[0] * p[1 + j];
+  }
+  return nb > 0 ? nhgd_bcmat_add_gram(k->Abc, k->Xs, nb, 1.0, 1) : NHGD_OK;
+}
+
+/* The partials, packed: [A lower (replicated layout), G lower, trace(F), failure flag]. */
+static size_t pack_partials(nhgd_kfac *k) {
+  const int m = k->m, C = k->C;
+  double *p = k->red;
+  if (!k->distributed) {
+    pack_lower(m, k->A, p);
+    p += lower_len(m);
+  }
+  pack_lower(C, k->G, p);
+  p[lower_len(C)] = k->trF;
+  p[lower_len(C) + 1] = k->failed ? 1.0 : 0.0;
+  return (size_t)(p - k->red) + lower_len(C) + 2;
+}
+
+int nhgd_kfac_start_reduce(nhgd_kfac *k) {
+  if (k->pending) return NHGD_OK;
+  const size_t n = pack_partials(k);
+  NHGD_MPI_CHECK(
+      MPI_Iallreduce(MPI_IN_PLACE, k->red, (int)n, MPI_DOUBLE, MPI_SUM, k->comm, &k->req));
+  k->pending = 1;
+  k->bytes += 8.0 * (double)n;
+  return NHGD_OK;
+}
+
+void nhgd_kfac_cancel_reduce(nhgd_kfac *k) {
+  if (k->pending) MPI_Wait(&k->req, MPI_STATUS_IGNORE);
+  k->pending = 0;
+}
+
+/* Sum the partials over the ranks (completing a reduction started at the end of the inner
+ * loop, or doing it now): G (full, symmetric, into Q) and trace(F) on every rank; in the
+ * replicated layout the sum of A into S's lower triangle. Local failures are agreed on. */
+static int reduce_partials(nhgd_kfac *k, double *trF) {
+  const int m = k->m, C = k->C;
+  if (k->pending) {
+    k->pending = 0;
+    NHGD_MPI_CHECK(MPI_Wait(&k->req, MPI_STATUS_IGNORE));
+  } else {
+    const size_t n = pack_partials(k);
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, k->red, (int)n, MPI_DOUBLE, MPI_SUM, k->comm));
+    k->bytes += 8.0 * (double)n;
+  }
+  const double *p = k->red + (k->distributed ? 0 : lower_len(m));
+  if (p[lower_len(C) + 1] > 0.0) NHGD_CHECK(nhgd_error_agree(k->comm, k->failed ? 1 : 0));
+  if (!k->distributed) unpack_lower(m, k->red, k->S);
+  memset(k->Q, 0, (size_t)C * C * sizeof(double));
+  unpack_lower(C, p, k->Q);
+  for (int j = 0; j < C; ++j)
+    for (int i = j + 1; i < C; ++i)
+      k->Q[j + (size_t)i * C] = k->Q[i + (size_t)j * C];
+  *trF = p[lower_len(C)];
+  return NHGD_OK;
+}
+
+int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u) {
+  const int m = k->m, C = k->C, one = 1;
+  double trF = 0.0, trA = 0.0, trG = 0.0;
+  NHGD_CHECK(reduce_partials(k, &trF));
+  /* Keep the sum of A: S becomes each class system in turn. */
+  double *Asum = k->distributed ? NULL : k->A;
+  if (Asum) memcpy(Asum, k->S, (size_t)m * m * sizeof(double));
+  if (k->distributed) {
+    NHGD_CHECK(nhgd_bcmat_diag(k->Abc, k->diagA));
+    k->bytes += 8.0 * m * (1.0 + C); /* the diagonal, and each class's solution vector */
+    for (int j = 0; j < m; ++j)
+      trA += k->diagA[j];
+  } else {
+    for (int j = 0; j < m; ++j)
+      trA += Asum[j + (size_t)j * m];
+  }
+  for (int c = 0; c < C; ++c)
+    trG += k->Q[c + (size_t)c * C];
+  const double tau = trA > 0.0 && trG > 0.0 ? trF / (trA * trG) : 0.0;
+  /* G = Q Lambda Q^T: identical input on every rank, so identical output. */
+  int info = 0;
+  dsyev_("V", "L", &C, k->Q, &C, k->lam, k->wk, &k->lwork, &info, 1, 1);
+  if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: eigen-decomposition of G failed (%d)", info);
+  /* G is positive semi-definite, and singular: its rows sum to zero (sum_c r_c = 0, and
+   * (diag p - p p^T) 1 = 0), so one eigenvalue is zero up to rounding. Eigenvalues within
+   * rounding of zero are zero: their class systems are D_x alone and need no factorisation. */
+  const double lmax = k->lam[C - 1] > 0.0 ? k->lam[C - 1] : 0.0;
+  for (int c = 0; c < C; ++c)
+    if (k->lam[c] <= 1e-13 * lmax) k->lam[c] = 0.0;
+  /* Gamma~ = Gamma Q with Gamma the m x C reshape of g. */
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, C, C, 1.0, g, m, k->Q, C, 0.0, k->Gt,
+              m);
+  memset(k->Ut, 0, ((size_t)m * C + 1) * sizeof(double));
+  int nsys = 0; /* sys[0..nsys): the class directions that need a factorisation */
+  for (int c = 0; c < C; ++c) {
+    if (tau * k->lam[c] > 0.0) {
+      k->sys[nsys++] = c;
+    } else if (k->distributed || k->rank == 0) { /* D_x u~_c = gamma~_c (replicated: the
+                                                    allreduce below hands it to the others) */
+      for (int j = 0; j < m; ++j)
+        k->Ut[j + (size_t)c * m] = k->Gt[j + (size_t)c * m] / Dx[j];
+    }
+  }
+  if (k->distributed) {
+    for (int i = 0; i < nsys; ++i) {
+      const int c = k->sys[i];
+      nhgd_bcmat_copy_scaled(k->Wbc, k->Abc, tau * k->lam[c]);
+      nhgd_bcmat_add_diag(k->Wbc, Dx);
+      NHGD_CHECK(nhgd_bcmat_cholesky(k->Wbc));
+      NHGD_CHECK(nhgd_bcmat_solve(k->Wbc, k->Gt + (size_t)c * m, k->Ut + (size_t)c * m));
+    }
+  } else {
+    /* The i-th class system to factor is solved by rank i mod P; the others contribute
+     * zeros (rank 0 also holds the diagonal ones). */
+    for (int i = k->rank; i < nsys; i += k->size) {
+      const int c = k->sys[i];
+      const double a = tau * k->lam[c];
+      for (int j = 0; j < m; ++j) {
+        for (int r = j; r < m; ++r)
+          k->S[r + (size_t)j * m] = a * Asum[r + (size_t)j * m];
+        k->S[j + (size_t)j * m] += Dx[j];
+      }
+      double *uc = k->Ut + (size_t)c * m;
+      memcpy(uc, k->Gt + (size_t)c * m, (size_t)m * sizeof(double));
+      dpotrf_("L", &m, k->S, &m, &info, 1);
+      if (!info) dpotrs_("L", &m, &one, k->S, &m, uc, &m, &info, 1);
+      if (info && k->Ut[(size_t)m * C] == 0.0) {
+        nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
+                       "nhgd kfac: the system of class direction %d is not positive definite "
+                       "(minor %d): raise --efim-damping",
+                       c, info);
+        k->Ut[(size_t)m * C] = 1.0;
+      }
+    }
+    const int n = m * C + 1;
+    const int mine = k->Ut[(size_t)m * C] != 0.0;
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, k->Ut, n, MPI_DOUBLE, MPI_SUM, k->comm));
+    k->bytes += 8.0 * n;
+    if (k->Ut[(size_t)m * C] > 0.0) NHGD_CHECK(nhgd_error_agree(k->comm, mine ? 1 : 0));
+  }
+  /* U = U~ Q^T. */
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, C, C, 1.0, k->Ut, m, k->Q, C, 0.0, u, m);
+  return NHGD_OK;
+}
+
+/* ---- checkpoint ---- */
+
+/* One partial per rank as a slice of a dataset of P * n entries. */
+static int put_partial(nhgd_kfac *k, nhgd_section *sec, const char *name, int64_t n,
+                       const double *x) {
+  return nhgd_section_put_slice(sec, name, n * k->size, n * k->rank, n, x);
+}
+
+/* This rank's partial back; with another number of ranks rank 0 takes the sum of all (in
+ * rank order) and the others start from zero. */
+static int get_partial(nhgd_kfac *k, nhgd_section *sec, const char *name, int64_t n, int saved,
+                       double *x) {
+  if (saved == k->size) return nhgd_section_get_slice(sec, name, n * saved, n * k->rank, n, x);
+  double *all = NULL;
+  const int64_t cnt = k->rank == 0 ? n * saved : 0;
+  NHGD_CHECK(nhgd_calloc(&all, (size_t)(cnt > 0 ? cnt : 1), sizeof(double), "K-FAC partials"));
+  int rc = nhgd_section_get_slice(sec, name, n * saved, 0, cnt, all);
+  memset(x, 0, (size_t)n * sizeof(double));
+  if (!rc && k->rank == 0)
+    for (int q = 0; q < saved; ++q)
+      for (int64_t i = 0; i < n; ++i)
+        x[i] += all[(size_t)q * n + i];
+  nhgd_free(&all);
+  return rc;
+}
+
+int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec) {
+  int failed = k->failed;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, k->comm));
+  if (failed) NHGD_CHECK(nhgd_error_agree(k->comm, k->failed ? 1 : 0));
+  const int64_t CC = (int64_t)k->C * k->C;
+  NHGD_CHECK(nhgd_section_put_int(sec, "kfac_ranks", k->size));
+  NHGD_CHECK(
+      nhgd_section_put_string(sec, "kfac_layout", k->distributed ? "distributed" : "replicated"));
+  NHGD_CHECK(put_partial(k, sec, "kfac_G", CC, k->G));
+  NHGD_CHECK(put_partial(k, sec, "kfac_trF", 1, &k->trF));
+  if (k->distributed) return nhgd_section_put_matrix(sec, "kfac_A", k->Abc);
+  return put_partial(k, sec, "kfac_A", (int64_t)k->m * k->m, k->A);
+}
+
+int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec) {
+  int64_t saved;
+  char layout[32];
+  NHGD_CHECK(nhgd_section_get_int(sec, "kfac_ranks", &saved));
+  NHGD_CHECK(nhgd_section_get_string(sec, "kfac_layout", layout, sizeof layout));
+  const char *mine = k->distributed ? "distributed" : "replicated";
+  if (strcmp(layout, mine))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "the checkpoint holds K-FAC factors in the %s layout, this run uses the %s one: "
+              "continue with --kfac-layout %s",
+              layout, mine, layout);
+  if (saved < 1 || saved > 1 << 24)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's K-FAC state names %lld ranks", (long long)saved);
+  const int64_t CC = (int64_t)k->C * k->C;
+  k->failed = 0;
+  NHGD_CHECK(get_partial(k, sec, "kfac_G", CC, (int)saved, k->G));
+  NHGD_CHECK(get_partial(k, sec, "kfac_trF", 1, (int)saved, &k->trF));
+  if (k->distributed) return nhgd_section_get_matrix(sec, "kfac_A", k->Abc);
+  return get_partial(k, sec, "kfac_A", (int64_t)k->m * k->m, (int)saved, k->A);
+}

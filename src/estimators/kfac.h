@@ -1,0 +1,97 @@
+/* The K-FAC route of the nhgd estimator (docs/algorithm.md 4.4): the Fisher of a linear
+ * softmax layer approximated by tau G (x) A, accumulated alongside inner SGD, and the damped
+ * system solved exactly through the eigen-decomposition of G.
+ *
+ * For per-sample gradients s = r (x) x (theta[j + c m] = W[j][c]) and weights w_s:
+ *   A = sum_s w_s x x^T (m x m),  G = sum_s w_s r r^T (C x C)        (--kfac-g empirical)
+ *                                 G = sum_s w_s (diag p - p p^T)      (--kfac-g model)
+ *   tau = trace(F) / (trace(G) trace(A)),  trace(F) = sum_s w_s |x|^2 |r|^2 (empirical) or
+ *         sum_s w_s |x|^2 (1 - |p|^2) (model),
+ * so that trace(tau G (x) A) = trace(F); tau is kept apart from the factors (it multiplies
+ * the eigenvalues of G). The system M u = g with M = tau G (x) A + I_C (x) D_x, D_x the
+ * diagonal damping of one class block (Hess R + lambda_F, the same for every class), is
+ * then solved EXACTLY: with G = Q Lambda Q^T and U, Gamma the m x C reshapes of u and g,
+ * tau A U~ Lambda + D_x U~ = Gamma Q for U~ = U Q, one SPD system (tau lambda_c A + D_x) per
+ * class direction c. Only F ~= tau G (x) A is an approximation.
+ *
+ * Layouts of A: replicated (each rank sums its own samples into an m x m partial with DSYRK,
+ * no communication during the inner loop; one allreduce of the partials per outer step; the
+ * C systems are spread over the ranks and factored with LAPACK) or distributed (A summed
+ * block-cyclically from the samples all-gathered at every step, so no rank holds it; the C
+ * systems factored one after the other with ScaLAPACK on the whole grid). G and trace(F) are
+ * always per-rank partials summed at the solve. */
+#ifndef NHGD_ESTIMATORS_KFAC_H
+#define NHGD_ESTIMATORS_KFAC_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "curvature/bcmat.h"
+#include "io/section.h"
+
+typedef struct nhgd_kfac {
+  MPI_Comm comm;
+  int rank, size;
+  int m, C;
+  int model_g;     /* G from the model's class covariance instead of r r^T */
+  int distributed; /* A block-cyclic instead of replicated partials */
+  double *A;       /* replicated: this rank's partial sum (m x m, lower triangle) */
+  nhgd_bcmat *Abc; /* distributed: the sum itself */
+  nhgd_bcmat *Wbc; /* distributed: the system of one class direction */
+  double *G;       /* C x C partial sum (lower triangle) */
+  double trF;      /* partial sum of trace(F) */
+  int failed;      /* a local failure not yet agreed on (agreed at the next collective) */
+  double bytes;    /* payload this rank received from the solve's reductions */
+  MPI_Request req; /* the reduction of the partials, when started early */
+  int pending;
+  /* workspace */
+  double *Xs, *Rs;       /* scaled columns of one batch: m x bmax, C x bmax */
+  double *red;           /* allreduce buffer */
+  double *S;             /* m x m system (replicated layout) */
+  double *Q, *lam, *wk;  /* eigen-decomposition of G */
+  double *Gt, *Ut, *col; /* m x C: Gamma Q, U~; m: one column */
+  double *diagA;         /* m */
+  int *sys;              /* class directions whose system needs a factorisation */
+  int lwork;
+} nhgd_kfac;
+
+/* Not collective (call it on every rank): allocate for m features, C classes and batches of
+ * at most bmax local samples. grid is the BLACS grid of the distributed layout (NULL for
+ * replicated), nb its block size. */
+int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int model_g,
+                   int distributed, const nhgd_grid *grid, int nb);
+void nhgd_kfac_free(nhgd_kfac *k);
+
+/* Not collective: start a new inner loop (every sum to zero). */
+void nhgd_kfac_reset(nhgd_kfac *k);
+
+/* Not collective: fold nb of this rank's samples into the partial sums of G and trace(F),
+ * and, in the replicated layout, of A. X (m x nb) features, R (C x nb) residuals, Am
+ * (C*C x nb) c_s (diag p - p p^T) with c the inner weights (model G only, else NULL), c
+ * (nb) the inner weights, w (nb) the Fisher weights w_s. */
+void nhgd_kfac_add_local(nhgd_kfac *k, int nb, const double *X, const double *R, const double *Am,
+                         const double *c, const double *w);
+
+/* Not collective (distributed layout): A += sum over nb gathered samples w_s x x^T; P holds
+ * nb packed samples of width doubles each, [sqrt(w_s), x (m), ...]. Every rank passes the
+ * same samples and updates only its own blocks. */
+int nhgd_kfac_add_gathered(nhgd_kfac *k, int nb, const double *P, int width);
+
+/* Collective: start the reduction of the partial sums (after the last inner step: it then
+ * completes while the solver evaluates the validation gradient). Nothing may be added after
+ * it. nhgd_kfac_cancel_reduce waits for it and drops it (not collective when none). */
+int nhgd_kfac_start_reduce(nhgd_kfac *k);
+void nhgd_kfac_cancel_reduce(nhgd_kfac *k);
+
+/* Collective: u = M^{-1} g with M = tau G (x) A + I_C (x) diag(Dx) (Dx: m entries, > 0). */
+int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u);
+
+/* Collective: the running sums into a checkpoint section, and back. The partials are stored
+ * per rank; a run resumed on another number of ranks gives every partial sum to rank 0. */
+int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec);
+int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec);
+
+/* Bytes one rank keeps for the factors and the solve (for the route planner). */
+double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes);
+
+#endif
