@@ -22,22 +22,23 @@ measure() { # label repeat nhgd-arguments...
   local sec bytes
   sec=$(h5get "$o" "(f['history/wall_time'][2] - f['history/wall_time'][0]) / 2")
   bytes=$(h5get "$o" "f.attrs['estimator_bytes_per_inner_step']")
-  echo "${label%%:*},${label#*:},$rep,$sec,$bytes" >>"$csv"
+  echo "${label%%:*},\"${label#*:}\",$rep,$sec,$bytes" >>"$csv"
 }
 variants=(
-  "nhgd:kfac (auto; A replicated, G model)|--estimator nhgd"
-  "nhgd:kfac, G empirical|--estimator nhgd --efim-route kfac --kfac-g empirical"
-  "nhgd:kfac, A block-cyclic|--estimator nhgd --efim-route kfac --kfac-layout distributed"
-  "nhgd:kfac, K = 64 of 256 samples|--estimator nhgd --efim-route kfac --efim-samples 64"
-  "nhgd:kfac, K = 16 of 256 samples|--estimator nhgd --efim-route kfac --efim-samples 16"
-  "nhgd:gram, overlap 0|--estimator nhgd --efim-route gram --overlap 0"
-  "nhgd:gram, overlap 1|--estimator nhgd --efim-route gram --overlap 1"
+  "nhgd:kfac, K = 64 (the main job: auto, A replicated, G model)|--estimator nhgd"
+  "nhgd:kfac, every sample|--estimator nhgd --efim-samples 0"
+  "nhgd:kfac, K = 64, overlap 0|--estimator nhgd --overlap 0"
+  "nhgd:kfac, K = 64, G empirical|--estimator nhgd --kfac-g empirical"
+  "nhgd:kfac, K = 64, A block-cyclic|--estimator nhgd --kfac-layout distributed"
+  "nhgd:kfac, K = 16|--estimator nhgd --efim-samples 16"
+  "nhgd:gram, overlap 0|--estimator nhgd --efim-route gram --efim-samples 0 --overlap 0"
+  "nhgd:gram, overlap 1|--estimator nhgd --efim-route gram --efim-samples 0 --overlap 1"
   "nhgd:gram, K = 64|--estimator nhgd --efim-route gram --efim-samples 64"
   "nhgd:gram, K = 16|--estimator nhgd --efim-route gram --efim-samples 16"
-  "nhgd:accumulate, overlap 0|--estimator nhgd --efim-route accumulate --overlap 0"
-  "nhgd:accumulate, overlap 1|--estimator nhgd --efim-route accumulate --overlap 1"
-  "nhgd:online, overlap 0|--estimator nhgd --efim-route online --overlap 0"
-  "nhgd:online, overlap 1|--estimator nhgd --efim-route online --overlap 1"
+  "nhgd:accumulate, overlap 0|--estimator nhgd --efim-route accumulate --efim-samples 0 --overlap 0"
+  "nhgd:accumulate, overlap 1|--estimator nhgd --efim-route accumulate --efim-samples 0 --overlap 1"
+  "nhgd:online, overlap 0|--estimator nhgd --efim-route online --efim-samples 0 --overlap 0"
+  "nhgd:online, overlap 1|--estimator nhgd --efim-route online --efim-samples 0 --overlap 1"
 )
 for r in $(seq 1 "$R"); do
   measure "none:-" "$r" --estimator none

@@ -12,7 +12,7 @@ cfg=$root/jobs/hyperclean_fmnist.cfg
 data=$(fmnist_data 0 0.5) || exit 1
 declare -A est=(
   [nhgd]="--estimator nhgd"
-  [nhgd-gram]="--estimator nhgd --efim-route gram"
+  [nhgd-gram]="--estimator nhgd --efim-route gram --efim-samples 0"
   [cg]="--estimator cg --hvp-steps 10 --hvp-batch 2048"
   [neumann]="--estimator neumann --hvp-steps 20 --hvp-batch 2048 --neumann-eta 0.1"
   [soba]="--estimator soba --soba-rho 0.1"
@@ -52,4 +52,4 @@ for m in dict.fromkeys(r["method"] for r in rows):
           f"{'yes' if best - acc[-1] <= 0.005 else 'no'} |")
 PY
 cat "$out/budget.md"
-echo "setting.budget=A wall-time budget of $budget s per method on the main job (jobs/hyperclean_fmnist.cfg, seed 0, $P ranks, test accuracy after every outer step): nhgd (default, kfac), nhgd-gram (${est[nhgd-gram]}), ${est[cg]}, ${est[neumann]}, ${est[soba]}. Accuracy at the budget is the last outer step finished within it; collapse = the end more than 0.005 below the best." >>"$out/meta.txt"
+echo "setting.budget=A wall-time budget of $budget s per method on the main job (jobs/hyperclean_fmnist.cfg, seed 0, $P ranks, test accuracy after every outer step): nhgd (the main job: kfac, 64 samples per step), nhgd-gram (${est[nhgd-gram]}), ${est[cg]}, ${est[neumann]}, ${est[soba]}. Accuracy at the budget is the last outer step finished within it; collapse = the end more than 0.005 below the best." >>"$out/meta.txt"

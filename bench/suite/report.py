@@ -39,6 +39,7 @@ ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba"]
 LABELS = {
     "nhgd": "NHGD",
     "nhgd-kfac-empirical": "NHGD kfac, empirical G",
+    "nhgd-kfac-all": "NHGD kfac, every sample",
     "nhgd-kfac-k64": "NHGD kfac, K = 64",
     "nhgd-gram": "NHGD full EFIM (gram)",
     "nhgd-gram-k16": "NHGD full EFIM, K = 16",
