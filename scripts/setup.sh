@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command set-up: install missing Debian 12 packages, build, then either run the main
-# job (`demo`), the test suite (`test`) or the benchmark suite (`bench`, about 30 minutes;
+# job (`demo`), the test suite (`test`) or the benchmark suite (`bench`, about 55 minutes;
 # `bench-quick` for a short check). Usage: scripts/setup.sh {demo|test|bench|bench-quick} [ranks]
 set -euo pipefail
 cd "$(dirname "$0")/.."

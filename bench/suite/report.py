@@ -41,6 +41,7 @@ LABELS = {
     "nhgd-kfac-empirical": "NHGD kfac, empirical G",
     "nhgd-kfac-all": "NHGD kfac, every sample",
     "nhgd-kfac-k64": "NHGD kfac, K = 64",
+    "nhgd-kfac-k16": "NHGD kfac, K = 16",
     "nhgd-gram": "NHGD full EFIM (gram)",
     "nhgd-gram-k16": "NHGD full EFIM, K = 16",
     "nhgd-gram-k64": "NHGD full EFIM, K = 64",

@@ -17,7 +17,7 @@ bash "$src/bench/suite.sh" --quick >"$dir/log.txt" 2>&1 || {
 }
 failures=0
 out=$dir/results/suite
-for f in fmnist.csv hpo.csv accuracy.csv scaling.csv comm.csv dgemm.csv kernels.csv model.csv \
+for f in fmnist.csv budget.csv budget_acc_time.png hpo.csv accuracy.csv scaling.csv comm.csv dgemm.csv kernels.csv model.csv \
   model_assumptions.md summary.md fmnist_acc_time.png fmnist_acc_samples.png \
   fmnist_valloss_time.png fmnist_valloss_samples.png hpo_synthetic.png hpo_fmnist.png accuracy_logreg-synthetic.png \
   accuracy_hyperclean-fmnist.png scaling.png model.png kernels.png; do
