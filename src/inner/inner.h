@@ -61,8 +61,9 @@ typedef struct nhgd_inner_requests {
   int64_t halt_after;   /* stop after this many steps of this process (0: never) */
 } nhgd_inner_requests;
 
-/* Not collective. Allocate theta & co for d parameters and the batch rows. */
-int nhgd_inner_init(nhgd_inner *in, int64_t d);
+/* Not collective. Allocate theta & co for d parameters and the rows of a batch of opt (drawn
+ * from data's training split). */
+int nhgd_inner_init(nhgd_inner *in, int64_t d, const nhgd_inner_opts *opt, const nhgd_data *data);
 void nhgd_inner_free(nhgd_inner *in);
 
 /* Step size of inner step t of T. */

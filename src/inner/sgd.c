@@ -8,10 +8,10 @@
 #include "inner/inner.h"
 #include "nhgd/errors.h"
 
-int nhgd_inner_init(nhgd_inner *in, int64_t d) {
+int nhgd_inner_init(nhgd_inner *in, int64_t d, const nhgd_inner_opts *opt, const nhgd_data *data) {
   const size_t n = (size_t)d;
-  const int64_t nl = in->data->train.n_local;
-  const int64_t nrows = in->opt->batch > nl ? in->opt->batch : nl;
+  const int64_t nl = data->train.n_local;
+  const int64_t nrows = opt->batch > nl ? opt->batch : nl;
   in->d = d;
   NHGD_CHECK(nhgd_calloc(&in->theta, n, sizeof(double), "theta"));
   NHGD_CHECK(nhgd_calloc(&in->theta_init, n, sizeof(double), "initial theta"));

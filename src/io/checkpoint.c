@@ -222,22 +222,6 @@ int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_sa
   return NHGD_OK;
 }
 
-typedef struct {
-  hid_t group;
-  int rc;
-} config_writer;
-
-static void write_option(const char *name, const char *value, unsigned flags, void *arg) {
-  config_writer *w = arg;
-  if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
-}
-
-int nhgd_h5_write_options(hid_t group, const nhgd_options *o) {
-  config_writer w = {group, NHGD_OK};
-  nhgd_options_foreach(o, write_option, &w);
-  return w.rc;
-}
-
 static int write_parts(nhgd_ckpt *c, hid_t f, const nhgd_options *o) {
   int rc = NHGD_OK;
   hid_t g = -1;

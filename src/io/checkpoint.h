@@ -43,7 +43,5 @@ void nhgd_ckpt_close(nhgd_ckpt_file **f);
 
 /* Not collective: CRC-32 and size of a file. */
 int nhgd_file_crc32(const char *path, unsigned long *crc, long long *size);
-/* Collective: every option of o as a string attribute of group. */
-int nhgd_h5_write_options(hid_t group, const nhgd_options *o);
 
 #endif

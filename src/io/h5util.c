@@ -201,3 +201,19 @@ int nhgd_h5_write_header(hid_t f, const char *format, int64_t version, int ranks
   NHGD_CHECK(nhgd_h5_attr_string(f, "git_revision", NHGD_GIT_REVISION));
   return nhgd_h5_attr_int(f, "ranks", ranks);
 }
+
+typedef struct {
+  hid_t group;
+  int rc;
+} config_writer;
+
+static void write_option(const char *name, const char *value, unsigned flags, void *arg) {
+  config_writer *w = arg;
+  if (!w->rc) w->rc = nhgd_h5_attr_string(w->group, name, value);
+}
+
+int nhgd_h5_write_options(hid_t group, const nhgd_options *o) {
+  config_writer w = {group, NHGD_OK};
+  nhgd_options_foreach(o, write_option, &w);
+  return w.rc;
+}

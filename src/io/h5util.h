@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nhgd/options.h"
+
 /* Dataset creation property list; chunked with Fletcher32 checksums when checksum is set. */
 hid_t nhgd_h5_dcpl(int rank, const hsize_t *dims, int checksum);
 
@@ -34,5 +36,8 @@ int nhgd_h5_attr_read_string(hid_t obj, const char *name, char *buf, size_t len)
 /* Collective: the attributes every file nhgd writes starts with: format, format_version,
  * nhgd_version, git_revision, ranks. */
 int nhgd_h5_write_header(hid_t f, const char *format, int64_t version, int ranks);
+
+/* Collective: every option of o as a string attribute of group (outputs and checkpoints). */
+int nhgd_h5_write_options(hid_t group, const nhgd_options *o);
 
 #endif

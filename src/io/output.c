@@ -8,7 +8,6 @@
 
 #include "core/util.h"
 #include "nhgd/version.h"
-#include "io/checkpoint.h"
 #include "io/h5util.h"
 
 static int write_contents(const nhgd_output_view *e, hid_t f) {

@@ -302,7 +302,7 @@ static int write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
 
 static int solver_alloc(nhgd_solver *s) {
   const size_t d = (size_t)s->d, pl = (size_t)(s->p_local > 0 ? s->p_local : 1);
-  NHGD_CHECK(nhgd_inner_init(&s->inner, s->d));
+  NHGD_CHECK(nhgd_inner_init(&s->inner, s->d, &s->opt->inner, s->data));
   NHGD_CHECK(nhgd_calloc(&s->u, d, sizeof(double), "u"));
   NHGD_CHECK(nhgd_calloc(&s->gval, d, sizeof(double), "validation gradient"));
   NHGD_CHECK(nhgd_calloc(&s->buf, d + 2, sizeof(double), "evaluation sums"));
@@ -400,9 +400,8 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
   if (s->d > (int64_t)1 << 30 || s->p > (int64_t)1 << 30)
     NHGD_FAIL(NHGD_ERR_ARG, "problem too large: d = %lld, p = %lld", (long long)s->d,
               (long long)s->p);
-  bind(s);
   NHGD_CHECK(solver_alloc(s));
-  bind(s); /* the buffers now exist */
+  bind(s);
   return pb->init(pb, s->inner.theta, s->v);
 }
 

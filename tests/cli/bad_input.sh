@@ -67,6 +67,15 @@ expect 2 "option --kfac-g (command line): 'fisher' is not one of" -- run --kfac-
 expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
+expect 1 "option --efim-samples 50: a step has only 40 per-sample gradients" -- run --data cls.h5 \
+  $small --batch 0 --efim-samples 50 --output o.h5
+# A kfac checkpoint taken inside an inner loop continues only in its own layout of A.
+rm -rf ckk
+$mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data cls.h5 --efim-route kfac \
+  --kfac-layout replicated --checkpoint-dir ckk --halt-after 1 $small --output o.h5 >/dev/null 2>&1
+[ $? -eq 75 ] || { echo "FAIL setup of the kfac layout case"; failures=$((failures + 1)); }
+expect 1 "continue with --kfac-layout replicated" -- run --data cls.h5 --efim-route kfac \
+  --kfac-layout distributed --checkpoint-dir ckk $small --output o.h5
 "$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 0 --features 300 \
   --output wide.h5 >/dev/null || exit 1
 expect 1 "the smallest rank count that fits is 14" -- run --data wide.h5 --problem ridge \
