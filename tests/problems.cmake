@@ -9,3 +9,8 @@ nhgd_add_mpi_test(problem_hyperclean_mpi COMMAND $<TARGET_FILE:test_problems_mpi
 
 nhgd_test_program(custom_problem ${PROJECT_SOURCE_DIR}/examples/custom_problem.c)
 nhgd_add_serial_test(problem_custom_example COMMAND $<TARGET_FILE:custom_problem>)
+
+nhgd_test_program(test_mlp ${NHGD_TEST_DIR}/problems/test_mlp.c)
+foreach(group tanh-hyperclean relu-hyperclean tanh-hpo deep-hpo errors)
+  nhgd_add_serial_test(problem_mlp_${group} COMMAND $<TARGET_FILE:test_mlp> ${group})
+endforeach()

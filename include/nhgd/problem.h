@@ -94,6 +94,18 @@ struct nhgd_problem {
   int kron_m, kron_c;
   int (*kron_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                       const int *rows, double *X, double *R, double *A, double *c);
+
+  /* Optional layered Kronecker form of networks (0 / NULL when absent): theta is the
+   * concatenation of n_layers matrices W_l (layer_in[l] x layer_out[l], column-major, layer l
+   * starting at sum_{k<l} layer_in[k] layer_out[k]), and the per-sample gradient of layer l
+   * is grad W_l = a_l g_l^T with a_l the layer's input (a trailing 1 for the bias row) and g_l
+   * the gradient of the loss in its pre-activations. layer_factors fills, for the nb listed
+   * rows, a[l] (layer_in[l] x nb) and g[l] (layer_out[l] x nb), both unweighted, and c (nb,
+   * may be NULL) the weights w_i. The kfac route then keeps one pair of factors per layer. */
+  int n_layers;
+  const int *layer_in, *layer_out;
+  int (*layer_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                       const int *rows, double *const *a, double *const *g, double *c);
 };
 
 /* Parameters of the built-in problems. */
@@ -102,11 +114,17 @@ typedef struct nhgd_problem_params {
   double clean_reg;   /* hyperclean: r in r ||W||^2, default 1e-3 */
   double v_init;      /* initial value of every v entry: ridge/logreg log-weights (default
                          0), hyperclean logits (default 0) */
+  char hidden[128];   /* mlp-*: hidden widths, comma-separated (default "256") */
+  int activation;     /* mlp-*: NHGD_ACT_TANH (default) or NHGD_ACT_RELU */
+  uint64_t init_seed; /* mlp-*: key of the counter-based initialisation (default 0) */
 } nhgd_problem_params;
+
+enum { NHGD_ACT_TANH = 0, NHGD_ACT_RELU = 1 };
 
 NHGD_API void nhgd_problem_params_default(nhgd_problem_params *pp);
 
-/* Not collective. Create a built-in problem ("ridge", "logreg", "hyperclean") bound to data.
+/* Not collective. Create a built-in problem ("ridge", "logreg", "hyperclean", "mlp-hyperclean",
+ * "mlp-hpo") bound to data.
  * Errors: unknown name, or data of the wrong task (ridge needs regression targets, logreg
  * and hyperclean need class labels). The problem is allocated; free with
  * nhgd_problem_destroy. */

@@ -3,6 +3,7 @@
 #ifndef NHGD_PROBLEMS_BUILTIN_H
 #define NHGD_PROBLEMS_BUILTIN_H
 
+#include <math.h>
 #include <stdint.h>
 #include "nhgd/options.h"
 #include "nhgd/problem.h"
@@ -36,8 +37,12 @@ typedef struct nhgd_pb_scratch {
 typedef struct nhgd_pb_ctx {
   nhgd_pb_scratch s;
   double sigma;     /* ridge */
-  double clean_reg; /* hyperclean */
+  double clean_reg; /* hyperclean, mlp-hyperclean */
   double v_init;
+  char hidden[128]; /* mlp-*: hidden widths */
+  int activation;   /* mlp-*: NHGD_ACT_* */
+  uint64_t init_seed;
+  struct mlp_net *net; /* mlp-*: the network's shape and scratch */
 } nhgd_pb_ctx;
 
 /* Make room for nb rows (nb <= NHGD_PB_BLOCK). */
@@ -54,6 +59,13 @@ int nhgd_pb_check_batch(const nhgd_problem *pb, int nb, const int *rows);
 /* Shared callbacks of the built-in problems. */
 int nhgd_pb_init(const nhgd_problem *pb, double *theta, double *v);
 void nhgd_pb_destroy_ctx(nhgd_problem *pb);
+
+/* 1 / (1 + exp(-v)), written so that exp never overflows whatever the sign of v. */
+static inline double nhgd_pb_sigmoid(double v) {
+  if (v >= 0) return 1.0 / (1.0 + exp(-v));
+  const double e = exp(v);
+  return e / (1.0 + e);
+}
 
 /* Per-row weight w_i(v) of local training row i; NULL stands for w_i = 1. */
 typedef double (*nhgd_row_weight)(const double *v, int row);
@@ -95,5 +107,11 @@ int nhgd_softmax_eval(const nhgd_problem *pb, const nhgd_split *split, const dou
 int nhgd_problem_setup_ridge(nhgd_problem *pb);
 int nhgd_problem_setup_logreg(nhgd_problem *pb);
 int nhgd_problem_setup_hyperclean(nhgd_problem *pb);
+int nhgd_problem_setup_mlp_hyperclean(nhgd_problem *pb);
+int nhgd_problem_setup_mlp_hpo(nhgd_problem *pb);
+
+/* Parse --hidden ("256,128"): at most max positive widths into widths, their number into
+ * *count; an empty list, a zero or malformed width is an NHGD_ERR_ARG error naming it. */
+int nhgd_mlp_parse_hidden(const char *text, int *widths, int max, int *count);
 
 #endif

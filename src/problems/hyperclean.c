@@ -6,15 +6,8 @@
 #include "nhgd/errors.h"
 #include "problems/builtin.h"
 
-/* Written so that exp never overflows whatever the sign of v. */
-static double sigmoid(double v) {
-  if (v >= 0) return 1.0 / (1.0 + exp(-v));
-  double e = exp(v);
-  return e / (1.0 + e);
-}
-
 static double clean_weight(const double *v, int row) {
-  return sigmoid(v[row]);
+  return nhgd_pb_sigmoid(v[row]);
 }
 
 static int hc_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
@@ -83,7 +76,7 @@ static int hc_cross(const nhgd_problem *pb, const double *theta, const double *v
       double dot = 0.0;
       for (int c = 0; c < C; c++)
         dot += r[c] * a[c];
-      double sg = sigmoid(v[b0 + k]);
+      double sg = nhgd_pb_sigmoid(v[b0 + k]);
       out[b0 + k] = inv_n * sg * (1.0 - sg) * dot;
     }
   }

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -13,29 +14,46 @@ void nhgd_problem_params_default(nhgd_problem_params *pp) {
   pp->noise_sigma = 1.0;
   pp->clean_reg = 1e-3;
   pp->v_init = 0.0;
+  snprintf(pp->hidden, sizeof pp->hidden, "256");
+  pp->activation = NHGD_ACT_TANH;
+  pp->init_seed = 0;
 }
 
 /* The problem block of the run options: which problem, and its parameters. */
 typedef struct problem_opts {
   char name[32];
   nhgd_problem_params pp;
+  char activation[8];
 } problem_opts;
 
 #define F(field) offsetof(problem_opts, field), sizeof(((problem_opts *)0)->field)
 static const nhgd_option_spec problem_specs[] = {
-    {"problem", NHGD_OPT_CHOICE, F(name), "hyperclean", 1, 0, "ridge|logreg|hyperclean",
-     "bilevel problem", NHGD_OPT_TRAJECTORY},
+    {"problem", NHGD_OPT_CHOICE, F(name), "hyperclean", 1, 0,
+     "ridge|logreg|hyperclean|mlp-hyperclean|mlp-hpo", "bilevel problem", NHGD_OPT_TRAJECTORY},
     {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-300, 1e300, NULL,
      "ridge: noise standard deviation sigma of the likelihood", NHGD_OPT_TRAJECTORY},
     {"clean-reg", NHGD_OPT_REAL, F(pp.clean_reg), "1e-3", 0, 1e300, NULL,
      "hyperclean: r in the regulariser r ||W||^2", NHGD_OPT_TRAJECTORY},
     {"v-init", NHGD_OPT_REAL, F(pp.v_init), "0", -1e6, 1e6, NULL,
      "initial value of every entry of v", NHGD_OPT_TRAJECTORY},
+    {"hidden", NHGD_OPT_STR, F(pp.hidden), "256", 1, 0, NULL,
+     "mlp-*: widths of the hidden layers, comma-separated (e.g. 256,128)", NHGD_OPT_TRAJECTORY},
+    {"activation", NHGD_OPT_CHOICE, F(activation), "tanh", 1, 0, "tanh|relu",
+     "mlp-*: activation of the hidden layers", NHGD_OPT_TRAJECTORY},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
+/* A network shape that cannot be built is a usage error, found before any data is read. */
+static int problem_check(const void *block, const nhgd_options *all) {
+  (void)all;
+  const problem_opts *po = block;
+  if (strncmp(po->name, "mlp-", 4)) return NHGD_OK;
+  int widths[15], count;
+  return nhgd_mlp_parse_hidden(po->pp.hidden, widths, 15, &count);
+}
+
 const nhgd_option_block nhgd_problem_options = {"problem", problem_specs, sizeof(problem_opts),
-                                                NULL};
+                                                problem_check};
 
 typedef struct nhgd_problem_entry {
   const char *name;
@@ -48,9 +66,11 @@ static const nhgd_problem_entry nhgd_problem_table[] = {
     {"ridge", NHGD_TASK_REGRESSION, nhgd_problem_setup_ridge, 0},
     {"logreg", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_logreg, 1},
     {"hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_hyperclean, 1},
+    {"mlp-hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hyperclean, 0},
+    {"mlp-hpo", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hpo, 0},
 };
 #define NHGD_N_PROBLEMS ((int)(sizeof nhgd_problem_table / sizeof nhgd_problem_table[0]))
-#define NHGD_KNOWN_PROBLEMS "ridge, logreg, hyperclean"
+#define NHGD_KNOWN_PROBLEMS "ridge, logreg, hyperclean, mlp-hyperclean, mlp-hpo"
 
 static const char *task_name(nhgd_task t) {
   return t == NHGD_TASK_CLASSIFICATION ? "classification (class labels)"
@@ -116,6 +136,9 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   if (!(isfinite(pp->clean_reg) && pp->clean_reg >= 0))
     NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': clean_reg must be >= 0 and finite, got %g", e->name,
               pp->clean_reg);
+  if (pp->activation != NHGD_ACT_TANH && pp->activation != NHGD_ACT_RELU)
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': unknown activation %d (tanh %d, relu %d)", e->name,
+              pp->activation, NHGD_ACT_TANH, NHGD_ACT_RELU);
   if (!isfinite(pp->v_init))
     NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': v_init must be finite, got %g", e->name, pp->v_init);
 
@@ -127,6 +150,9 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   ctx->sigma = pp->noise_sigma;
   ctx->clean_reg = pp->clean_reg;
   ctx->v_init = pp->v_init;
+  snprintf(ctx->hidden, sizeof ctx->hidden, "%s", pp->hidden);
+  ctx->activation = pp->activation;
+  ctx->init_seed = pp->init_seed;
   ctx->s.m = data->m;
   ctx->s.C = data->task == NHGD_TASK_CLASSIFICATION ? data->n_classes : 1;
   pb->name = e->name;
@@ -235,5 +261,10 @@ int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *dat
   const problem_opts *po = nhgd_options_block(o, "problem");
   if (!po)
     NHGD_FAIL(NHGD_ERR_ARG, "the options have no problem block (use nhgd_options_create_run)");
-  return nhgd_problem_create(po->name, data, &po->pp, out);
+  nhgd_problem_params pp = po->pp;
+  pp.activation = strcmp(po->activation, "relu") ? NHGD_ACT_TANH : NHGD_ACT_RELU;
+  /* The network's initialisation follows the run's seed. */
+  int64_t seed = 0;
+  if (!nhgd_options_get_int(o, "seed", &seed)) pp.init_seed = (uint64_t)seed;
+  return nhgd_problem_create(po->name, data, &pp, out);
 }

@@ -1,0 +1,436 @@
+/* Unit tests of the mlp problems: the gradient, the R-operator Hessian-vector product, the
+ * cross term J^T u, the regulariser and the validation gradient against central finite
+ * differences; per-sample gradients and layer factors against each other and against
+ * inner_grad; blocking; the initialisation; the shape errors. Run per group:
+ * tanh-hyperclean, relu-hyperclean, tanh-hpo, deep-hpo, errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <mpi.h>
+
+#include "nhgd/errors.h"
+#include "nhgd/problem.h"
+#include "pb_testdata.h"
+#include "problems/builtin.h"
+
+#define SEED 20261202u
+#define M 5
+#define NCLASS 3
+#define NTRAIN 24
+#define FD_H 1e-6
+
+typedef struct fx {
+  nhgd_data data;
+  nhgd_problem *pb;
+  int64_t d, nv;
+  double *theta, *v;
+} fx;
+
+static const char *g_problem = "mlp-hyperclean", *g_hidden = "4", *g_act = "tanh";
+
+static double *vec(int64_t n) {
+  double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+  assert_non_null(x);
+  return x;
+}
+
+static void expect_close(const double *a, const double *b, int64_t n, double rtol, double floor,
+                         const char *what) {
+  double e = td_relerr(a, b, n, floor);
+  if (!(e <= rtol)) fail_msg("%s: relative error %.3e exceeds %.1e", what, e, rtol);
+}
+
+static int all_rows[NTRAIN];
+static const int batch_rows[] = {3, 0, 17, 5, 5, 11, 23, 8, 2, 14, 9, 6};
+#define NB ((int)(sizeof batch_rows / sizeof batch_rows[0]))
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof *f);
+  if (!f) return -1;
+  td_make(&f->data, MPI_COMM_WORLD, SEED, M, NCLASS, NTRAIN, 10, 9);
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.clean_reg = 0.05;
+  pp.v_init = 0.25;
+  snprintf(pp.hidden, sizeof pp.hidden, "%s", g_hidden);
+  pp.activation = strcmp(g_act, "relu") ? NHGD_ACT_TANH : NHGD_ACT_RELU;
+  pp.init_seed = 7;
+  if (nhgd_problem_create(g_problem, &f->data, &pp, &f->pb) != 0) {
+    fprintf(stderr, "create %s: %s\n", g_problem, nhgd_error_message());
+    return -1;
+  }
+  f->d = f->pb->d;
+  f->nv = f->pb->v_per_sample ? f->data.train.n_local : f->pb->p;
+  f->theta = vec(f->d);
+  f->v = vec(f->nv);
+  assert_int_equal(f->pb->init(f->pb, f->theta, f->v), 0);
+  /* Away from the initial point, so that every layer's derivatives matter. */
+  double *noise = vec(f->d);
+  td_fill(noise, f->d, SEED, 1, 0.3);
+  for (int64_t k = 0; k < f->d; ++k)
+    f->theta[k] += noise[k];
+  free(noise);
+  td_fill(f->v, f->nv, SEED, 2, 0.7);
+  for (int i = 0; i < NTRAIN; i++)
+    all_rows[i] = i;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  if (!f) return 0;
+  nhgd_problem_destroy(&f->pb);
+  td_free(&f->data);
+  free(f->theta);
+  free(f->v);
+  free(f);
+  return 0;
+}
+
+static double inner_loss(const fx *f, const double *theta, const double *v) {
+  double *g = vec(f->d), loss = NAN;
+  assert_int_equal(f->pb->inner_grad(f->pb, theta, v, NB, batch_rows, g, &loss), 0);
+  free(g);
+  return loss;
+}
+
+/* The dimensions follow the shape: d = sum (in_l) out_l with in_l = width + 1. */
+static void test_dims(void **state) {
+  fx *f = *state;
+  const nhgd_problem *pb = f->pb;
+  int64_t d = 0;
+  assert_true(pb->n_layers >= 2);
+  assert_int_equal(pb->layer_in[0], M + 1);
+  assert_int_equal(pb->layer_out[pb->n_layers - 1], NCLASS);
+  for (int l = 0; l < pb->n_layers; ++l) {
+    if (l > 0) assert_int_equal(pb->layer_in[l], pb->layer_out[l - 1] + 1);
+    d += (int64_t)pb->layer_in[l] * pb->layer_out[l];
+  }
+  assert_int_equal(pb->d, d);
+  assert_int_equal(pb->p, pb->v_per_sample ? NTRAIN : pb->n_layers);
+  assert_null(pb->kron_factors);
+  assert_null(pb->hess_factors);
+}
+
+/* The initialisation is a pure function of the seed: biases zero, weights within the
+ * Glorot bound, not all equal. */
+static void test_init(void **state) {
+  fx *f = *state;
+  const nhgd_problem *pb = f->pb;
+  double *a = vec(f->d), *b = vec(f->d), *v = vec(f->nv);
+  assert_int_equal(pb->init(pb, a, v), 0);
+  assert_int_equal(pb->init(pb, b, v), 0);
+  assert_memory_equal(a, b, (size_t)f->d * sizeof(double));
+  int64_t off = 0;
+  for (int l = 0; l < pb->n_layers; ++l) {
+    const int in = pb->layer_in[l], out = pb->layer_out[l];
+    const double lim = sqrt(6.0 / (in - 1 + out));
+    for (int o = 0; o < out; ++o)
+      for (int j = 0; j < in; ++j) {
+        double w = a[off + j + (int64_t)o * in];
+        if (j == in - 1)
+          assert_true(w == 0.0);
+        else
+          assert_true(fabs(w) <= lim);
+      }
+    off += (int64_t)in * out;
+  }
+  assert_true(a[0] != a[1]);
+  for (int64_t k = 0; k < f->nv; ++k)
+    assert_true(v[k] == 0.25);
+  free(a);
+  free(b);
+  free(v);
+}
+
+static void test_inner_grad_fd(void **state) {
+  fx *f = *state;
+  double *g = vec(f->d), *fd = vec(f->d), *t = vec(f->d), loss;
+  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+  memcpy(t, f->theta, (size_t)f->d * sizeof(double));
+  for (int64_t k = 0; k < f->d; ++k) {
+    t[k] = f->theta[k] + FD_H;
+    double lp = inner_loss(f, t, f->v);
+    t[k] = f->theta[k] - FD_H;
+    double lm = inner_loss(f, t, f->v);
+    t[k] = f->theta[k];
+    fd[k] = (lp - lm) / (2 * FD_H);
+  }
+  expect_close(g, fd, f->d, 1e-6, 1e-2, "inner_grad vs finite differences");
+  free(g);
+  free(fd);
+  free(t);
+}
+
+/* The R-operator product against central differences of inner_grad, and symmetric. */
+static void test_hvp_fd(void **state) {
+  fx *f = *state;
+  const int64_t d = f->d;
+  double *V = vec(d), *W = vec(d), *HV = vec(d), *HW = vec(d), *gp = vec(d), *gm = vec(d),
+         *t = vec(d), *fd = vec(d), loss;
+  td_fill(V, d, SEED, 3, 1.0);
+  td_fill(W, d, SEED, 4, 1.0);
+  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
+  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, W, HW), 0);
+  for (int64_t k = 0; k < d; ++k)
+    t[k] = f->theta[k] + FD_H * V[k];
+  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, batch_rows, gp, &loss), 0);
+  for (int64_t k = 0; k < d; ++k)
+    t[k] = f->theta[k] - FD_H * V[k];
+  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, batch_rows, gm, &loss), 0);
+  for (int64_t k = 0; k < d; ++k)
+    fd[k] = (gp[k] - gm[k]) / (2 * FD_H);
+  expect_close(HV, fd, d, 1e-6, 1e-2, "hvp vs finite differences of inner_grad");
+  double wHv = 0.0, vHw = 0.0;
+  for (int64_t k = 0; k < d; ++k) {
+    wHv += W[k] * HV[k];
+    vHw += V[k] * HW[k];
+  }
+  assert_true(fabs(wHv - vHw) <= 1e-12 * (fabs(wHv) + 1.0));
+  free(V);
+  free(W);
+  free(HV);
+  free(HW);
+  free(gp);
+  free(gm);
+  free(t);
+  free(fd);
+}
+
+/* sum_k c_k s_k = inner_grad; the layer factors give the same per-sample gradients. */
+static void test_sample_grads_factors(void **state) {
+  fx *f = *state;
+  const nhgd_problem *pb = f->pb;
+  const int64_t d = f->d;
+  double *S = vec(d * NB), *c = vec(NB), *g = vec(d), *sum = vec(d), *c2 = vec(NB), loss;
+  assert_int_equal(pb->sample_grads(pb, f->theta, f->v, NB, batch_rows, S, c), 0);
+  assert_int_equal(pb->inner_grad(pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+  for (int k = 0; k < NB; ++k)
+    for (int64_t j = 0; j < d; ++j)
+      sum[j] += c[k] * S[j + k * d];
+  expect_close(sum, g, d, 1e-13, 1e-8, "sum of weighted sample gradients vs inner_grad");
+  double *a[16], *gl[16];
+  for (int l = 0; l < pb->n_layers; ++l) {
+    a[l] = vec((int64_t)pb->layer_in[l] * NB);
+    gl[l] = vec((int64_t)pb->layer_out[l] * NB);
+  }
+  assert_int_equal(pb->layer_factors(pb, f->theta, f->v, NB, batch_rows, a, gl, c2), 0);
+  assert_memory_equal(c, c2, NB * sizeof(double));
+  for (int k = 0; k < NB; ++k) {
+    int64_t off = 0;
+    for (int l = 0; l < pb->n_layers; ++l) {
+      const int in = pb->layer_in[l], out = pb->layer_out[l];
+      assert_true(a[l][(size_t)k * in + in - 1] == 1.0); /* the bias's input */
+      for (int o = 0; o < out; ++o)
+        for (int j = 0; j < in; ++j) {
+          double want = a[l][(size_t)k * in + j] * gl[l][(size_t)k * out + o];
+          assert_true(S[off + j + (int64_t)o * in + k * d] == want);
+        }
+      off += (int64_t)in * out;
+    }
+  }
+  for (int l = 0; l < pb->n_layers; ++l) {
+    free(a[l]);
+    free(gl[l]);
+  }
+  free(S);
+  free(c);
+  free(c2);
+  free(g);
+  free(sum);
+}
+
+/* The regulariser's gradient and Hessian diagonal against finite differences. */
+static void test_reg_fd(void **state) {
+  fx *f = *state;
+  const int64_t d = f->d;
+  double *grad = vec(d), *hd = vec(d), *t = vec(d), *fd = vec(d), *gp = vec(d), *gm = vec(d), val;
+  assert_int_equal(f->pb->reg(f->pb, f->theta, f->v, &val, grad, hd), 0);
+  memcpy(t, f->theta, (size_t)d * sizeof(double));
+  for (int64_t k = 0; k < d; ++k) {
+    double vp, vm;
+    t[k] = f->theta[k] + FD_H;
+    assert_int_equal(f->pb->reg(f->pb, t, f->v, &vp, NULL, NULL), 0);
+    memset(gp, 0, (size_t)d * sizeof(double));
+    assert_int_equal(f->pb->reg(f->pb, t, f->v, NULL, gp, NULL), 0);
+    t[k] = f->theta[k] - FD_H;
+    assert_int_equal(f->pb->reg(f->pb, t, f->v, &vm, NULL, NULL), 0);
+    memset(gm, 0, (size_t)d * sizeof(double));
+    assert_int_equal(f->pb->reg(f->pb, t, f->v, NULL, gm, NULL), 0);
+    t[k] = f->theta[k];
+    fd[k] = (vp - vm) / (2 * FD_H);
+    assert_true(fabs((gp[k] - gm[k]) / (2 * FD_H) - hd[k]) <= 1e-6 * (fabs(hd[k]) + 1.0));
+  }
+  expect_close(grad, fd, d, 1e-6, 1e-2, "reg grad vs finite differences");
+  free(grad);
+  free(hd);
+  free(t);
+  free(fd);
+  free(gp);
+  free(gm);
+}
+
+/* eval's gradient of the validation loss against finite differences. */
+static void test_eval_fd(void **state) {
+  fx *f = *state;
+  const int64_t d = f->d;
+  double *g = vec(d), *t = vec(d), *fd = vec(d), loss, lp, lm;
+  int64_t hits;
+  assert_int_equal(f->pb->eval(f->pb, &f->data.val, f->theta, f->v, &loss, g, &hits), 0);
+  assert_true(hits >= 0 && hits <= f->data.val.n_local);
+  memcpy(t, f->theta, (size_t)d * sizeof(double));
+  for (int64_t k = 0; k < d; ++k) {
+    t[k] = f->theta[k] + FD_H;
+    assert_int_equal(f->pb->eval(f->pb, &f->data.val, t, f->v, &lp, NULL, NULL), 0);
+    t[k] = f->theta[k] - FD_H;
+    assert_int_equal(f->pb->eval(f->pb, &f->data.val, t, f->v, &lm, NULL, NULL), 0);
+    t[k] = f->theta[k];
+    fd[k] = (lp - lm) / (2 * FD_H);
+  }
+  expect_close(g, fd, d, 1e-6, 1e-2, "eval gradient vs finite differences");
+  free(g);
+  free(t);
+  free(fd);
+}
+
+/* <grad_theta g(v, theta), u> with g the inner objective (mean over the training rows). */
+static double phi(const fx *f, const double *v, const double *u) {
+  double *g = vec(f->d), loss;
+  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, v, NTRAIN, all_rows, g, &loss), 0);
+  for (int64_t k = 0; k < f->d; ++k)
+    g[k] /= (double)f->data.train.n_global;
+  assert_int_equal(f->pb->reg(f->pb, f->theta, v, NULL, g, NULL), 0);
+  double s = 0.0;
+  for (int64_t k = 0; k < f->d; ++k)
+    s += g[k] * u[k];
+  free(g);
+  return s;
+}
+
+static void test_cross_fd(void **state) {
+  fx *f = *state;
+  double *u = vec(f->d), *out = vec(f->nv), *fd = vec(f->nv), *w = vec(f->nv);
+  td_fill(u, f->d, SEED, 6, 1.0);
+  assert_int_equal(f->pb->cross(f->pb, f->theta, f->v, u, out), 0);
+  for (int64_t i = 0; i < f->nv; ++i) {
+    memcpy(w, f->v, (size_t)f->nv * sizeof(double));
+    w[i] += FD_H;
+    double pp = phi(f, w, u);
+    w[i] -= 2 * FD_H;
+    double pm = phi(f, w, u);
+    fd[i] = (pp - pm) / (2 * FD_H);
+  }
+  expect_close(out, fd, f->nv, 1e-6, 1e-4, "cross vs finite differences in v");
+  double nrm = 0.0;
+  for (int64_t i = 0; i < f->nv; ++i)
+    nrm += fabs(out[i]);
+  assert_true(nrm > 1e-4);
+  free(u);
+  free(out);
+  free(fd);
+  free(w);
+}
+
+/* More rows than one block (NHGD_PB_BLOCK): the blocked passes agree with per-row sums. */
+static void test_blocks(void **state) {
+  fx *f = *state;
+  const int nb = NHGD_PB_BLOCK + 37;
+  int *rows = malloc((size_t)nb * sizeof(int));
+  assert_non_null(rows);
+  for (int k = 0; k < nb; ++k)
+    rows[k] = (k * 7) % NTRAIN;
+  const int64_t d = f->d;
+  double *g = vec(d), *ref = vec(d), *one = vec(d), *V = vec(d), *HV = vec(d), *Href = vec(d), loss,
+         lref = 0.0, l1;
+  td_fill(V, d, SEED, 8, 1.0);
+  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, nb, rows, g, &loss), 0);
+  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, nb, rows, V, HV), 0);
+  for (int k = 0; k < nb; ++k) {
+    assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, 1, rows + k, one, &l1), 0);
+    lref += l1;
+    for (int64_t j = 0; j < d; ++j)
+      ref[j] += one[j];
+    assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, 1, rows + k, V, one), 0);
+    for (int64_t j = 0; j < d; ++j)
+      Href[j] += one[j];
+  }
+  assert_true(fabs(loss - lref) <= 1e-11 * fabs(lref));
+  expect_close(g, ref, d, 1e-11, 1e-8, "blocked inner_grad vs row by row");
+  expect_close(HV, Href, d, 1e-11, 1e-8, "blocked hvp vs row by row");
+  free(rows);
+  free(g);
+  free(ref);
+  free(one);
+  free(V);
+  free(HV);
+  free(Href);
+}
+
+/* Shapes that cannot be built are refused with a message naming --hidden. */
+static void test_shape_errors(void **state) {
+  (void)state;
+  nhgd_data data;
+  td_make(&data, MPI_COMM_WORLD, SEED, M, NCLASS, NTRAIN, 10, 9);
+  const char *bad[] = {"", "0", "4,0", "4,", "a", "4;8", "-3", " "};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+    nhgd_problem_params pp;
+    nhgd_problem_params_default(&pp);
+    snprintf(pp.hidden, sizeof pp.hidden, "%s", bad[i]);
+    nhgd_problem *pb = NULL;
+    assert_int_equal(nhgd_problem_create("mlp-hpo", &data, &pp, &pb), NHGD_ERR_ARG);
+    assert_null(pb);
+    if (!strstr(nhgd_error_message(), "--hidden"))
+      fail_msg("'%s': message does not name --hidden: %s", bad[i], nhgd_error_message());
+  }
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.activation = 9;
+  nhgd_problem *pb = NULL;
+  assert_int_equal(nhgd_problem_create("mlp-hyperclean", &data, &pp, &pb), NHGD_ERR_ARG);
+  snprintf(pp.hidden, sizeof pp.hidden, "3, 2");
+  pp.activation = NHGD_ACT_RELU;
+  assert_int_equal(nhgd_problem_create("mlp-hyperclean", &data, &pp, &pb), 0);
+  assert_int_equal(pb->n_layers, 3);
+  nhgd_problem_destroy(&pb);
+  td_free(&data);
+}
+
+#define MLP_TESTS                                                                                  \
+  cmocka_unit_test(test_dims), cmocka_unit_test(test_init), cmocka_unit_test(test_inner_grad_fd),  \
+      cmocka_unit_test(test_hvp_fd), cmocka_unit_test(test_sample_grads_factors),                  \
+      cmocka_unit_test(test_reg_fd), cmocka_unit_test(test_eval_fd),                               \
+      cmocka_unit_test(test_cross_fd), cmocka_unit_test(test_blocks)
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  const char *group = argc > 1 ? argv[1] : "tanh-hyperclean";
+  int rc;
+  if (!strcmp(group, "errors")) {
+    const struct CMUnitTest t[] = {cmocka_unit_test(test_shape_errors)};
+    rc = cmocka_run_group_tests_name(group, t, NULL, NULL);
+  } else {
+    if (!strcmp(group, "relu-hyperclean")) {
+      g_act = "relu";
+      g_hidden = "6";
+    } else if (!strcmp(group, "tanh-hpo")) {
+      g_problem = "mlp-hpo";
+    } else if (!strcmp(group, "deep-hpo")) {
+      g_problem = "mlp-hpo";
+      g_hidden = "4,3";
+    } else if (strcmp(group, "tanh-hyperclean")) {
+      fprintf(stderr, "unknown group %s\n", group);
+      MPI_Finalize();
+      return 2;
+    }
+    const struct CMUnitTest t[] = {MLP_TESTS};
+    rc = cmocka_run_group_tests_name(group, t, setup, teardown);
+  }
+  MPI_Finalize();
+  return rc;
+}
