@@ -23,3 +23,6 @@ foreach(np 2 4)
             ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;fast")
 endforeach()
+
+nhgd_test_program(test_kfac_net engine/test_kfac_net.c)
+nhgd_add_mpi_test(kfac_net COMMAND $<TARGET_FILE:test_kfac_net> LABELS fast)

@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "estimators/kfac.h"
+#include "estimators/kfac_net.h"
 
 /* Network bandwidth assumed by the model (bytes/s per rank): only the ratio to the DGEMM rate
  * matters, and the routes' communication differs by orders of magnitude. */
@@ -130,12 +131,24 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
   const double kfac_rep_mem = nhgd_kfac_bytes((int)m, (int)C, (int)B, 0, 0.0);
   const double kfac_dist_mem =
       nhgd_kfac_bytes((int)m, (int)C, (int)B, 1, mm_local) + 8.0 * B * w * 2.0;
-  int distributed = !strcmp(req->kfac_layout, "distributed") ||
-                    (!strcmp(req->kfac_layout, "auto") && kfac_rep_mem > plan->budget);
+  int distributed =
+      !req->layered && (!strcmp(req->kfac_layout, "distributed") ||
+                        (!strcmp(req->kfac_layout, "auto") && kfac_rep_mem > plan->budget));
   plan->kfac_distributed = distributed;
   plan->flops[NHGD_ROUTE_KFAC] = kron ? (distributed ? kfac_dist : kfac_rep) : INFINITY;
   plan->bytes_comm[NHGD_ROUTE_KFAC] = distributed ? gather : 8.0 * (m * m / 2.0 + C * C) / T;
   plan->bytes_mem[NHGD_ROUTE_KFAC] = kron ? (distributed ? kfac_dist_mem : kfac_rep_mem) : 0.0;
+  if (req->layered) { /* a network: the factors of each layer, reduced onto its owner */
+    const nhgd_problem *pb = c->pb;
+    double fl, mem, fac = 0.0;
+    nhgd_kfac_net_cost(pb->n_layers, pb->layer_in, pb->layer_out, c->size, T, B, &fl, &mem);
+    for (int l = 0; l < pb->n_layers; ++l)
+      fac += 0.5 * ((double)pb->layer_in[l] * pb->layer_in[l] +
+                    (double)pb->layer_out[l] * pb->layer_out[l]);
+    plan->flops[NHGD_ROUTE_KFAC] = fl;
+    plan->bytes_comm[NHGD_ROUTE_KFAC] = 8.0 * (fac / P + d) / T;
+    plan->bytes_mem[NHGD_ROUTE_KFAC] = mem;
+  }
 
   for (int r = 0; r < NHGD_ROUTE_COUNT; ++r)
     plan->seconds[r] = plan->flops[r] / R + T * plan->bytes_comm[r] / BW;
@@ -152,7 +165,8 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
      * cost d^2 or N^2, and its direction is closer to the exact hypergradient than the full
      * empirical Fisher's (README, Results): auto takes it. */
     best = NHGD_ROUTE_KFAC;
-    why = "auto: the problem has the Kronecker form and class-independent damping";
+    why = req->layered ? "auto: the network has the layered Kronecker form and per-layer damping"
+                       : "auto: the problem has the Kronecker form and class-independent damping";
   } else {
     why = "auto: cheapest predicted that fits";
     for (int r = 0; r < NHGD_ROUTE_DENSE; ++r) /* dense is a test reference, never chosen */
@@ -201,6 +215,7 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
   plan->route = best;
   nhgd_log(NHGD_LOG_INFO, "efim: using route %s%s (%s)", route_names[best],
            best != NHGD_ROUTE_KFAC  ? ""
+           : req->layered           ? ", one block per layer on its owner rank"
            : plan->kfac_distributed ? ", A block-cyclic"
                                     : ", A replicated, the class systems spread over the ranks",
            why);

@@ -37,6 +37,7 @@ typedef struct nhgd_efim_request {
   int kron;                 /* per-sample gradients in Kronecker form */
   const char *kfac_refusal; /* NULL when the kfac route applies, else why not */
   int64_t samples;          /* per-sample gradients of a step that feed F */
+  int layered;              /* kfac: one Kronecker block per layer of a network (kfac_net.h) */
 } nhgd_efim_request;
 
 /* Collective. Predict every route's cost for this run; choose the requested route, or with

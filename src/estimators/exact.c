@@ -1,6 +1,7 @@
 /* Estimator `exact`: the Hessian of the inner objective over all training rows, formed
- * block-cyclically from per-sample Hessian factors, Cholesky, solve. The reference for
- * every other estimator's error. */
+ * block-cyclically from per-sample Hessian factors (or, for problems without them such as
+ * networks, from d Hessian-vector products with the unit vectors), Cholesky, solve. The
+ * reference for every other estimator's error. */
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
@@ -25,7 +26,13 @@ typedef struct exact_state {
   /* Kronecker route (softmax problems): features and w_i A_i per row instead of factors. */
   int kron, m, C;
   double *Xloc, *Aloc, *Xall, *Aall;
+  /* Products route (no per-sample factors): the dense Hessian, replicated. */
+  int products;
+  double *Hd, *e;
 } exact_state;
+
+/* Networks have no Hessian factors; the products route keeps a replicated d x d matrix. */
+#define EXACT_PRODUCTS_MAX_D 4096
 
 static void exact_destroy(nhgd_estimator *est) {
   exact_state *s = est->state;
@@ -35,6 +42,8 @@ static void exact_destroy(nhgd_estimator *est) {
   nhgd_free(&s->rows);
   nhgd_free(&s->Zloc);
   nhgd_free(&s->Zall);
+  nhgd_free(&s->Hd);
+  nhgd_free(&s->e);
   nhgd_free(&s->counts);
   nhgd_free(&s->displs);
   nhgd_free(&s->Xloc);
@@ -59,6 +68,42 @@ static int gather_columns(exact_state *s, nhgd_est_ctx *c, const double *mine, i
       MPI_Allgatherv(mine, count, MPI_DOUBLE, all, s->counts, s->displs, MPI_DOUBLE, c->comm));
   *total = sum / len;
   return NHGD_OK;
+}
+
+static int fill_dense(void *arg, int mloc, const int64_t *rows, int nloc, const int64_t *cols,
+                      double *a, int lld) {
+  const exact_state *s = arg;
+  const int64_t d = s->H->n;
+  for (int jl = 0; jl < nloc; ++jl)
+    for (int il = 0; il < mloc; ++il)
+      a[il + (size_t)jl * lld] = s->Hd[rows[il] + cols[jl] * d];
+  return NHGD_OK;
+}
+
+/* H e_j for every j over all local training rows, summed over the ranks, scaled by 1/n, plus
+ * Hess R; symmetrised (the products agree to rounding) and copied into the block-cyclic H. */
+static int form_hessian_products(exact_state *s, nhgd_est_ctx *c, const double *theta) {
+  const nhgd_problem *pb = c->pb;
+  const nhgd_split *tr = &c->data->train;
+  const size_t d = (size_t)c->d;
+  int rc = NHGD_OK;
+  for (size_t j = 0; j < d && !rc; ++j) {
+    memset(s->e, 0, d * sizeof(double));
+    s->e[j] = 1.0;
+    rc = pb->hvp(pb, theta, c->v, tr->n_local, s->rows, s->e, s->Hd + j * d);
+  }
+  NHGD_CHECK(nhgd_error_agree(c->comm, rc));
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->Hd, (int)(d * d), MPI_DOUBLE, MPI_SUM, c->comm));
+  NHGD_CHECK(pb->reg(pb, theta, c->v, NULL, NULL, s->hdiag));
+  const double scale = 1.0 / (double)tr->n_global;
+  for (size_t j = 0; j < d; ++j)
+    for (size_t i = j; i < d; ++i) {
+      const double h = 0.5 * scale * (s->Hd[i + j * d] + s->Hd[j + i * d]);
+      s->Hd[i + j * d] = s->Hd[j + i * d] = h;
+    }
+  for (size_t j = 0; j < d; ++j)
+    s->Hd[j + j * d] += s->hdiag[j];
+  return nhgd_bcmat_fill(s->H, fill_dense, s);
 }
 
 /* H = (1/n) sum_i Z_i Z_i^T + Hess R, lower triangle, summed into the block-cyclic layout:
@@ -105,12 +150,19 @@ static int exact_solve(nhgd_estimator *est, const double *theta, const double *g
   exact_state *s = est->state;
   nhgd_est_ctx *c = est->ctx;
   nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
-  int rc = form_hessian(s, c, theta);
+  int rc = s->products ? form_hessian_products(s, c, theta) : form_hessian(s, c, theta);
   nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
   NHGD_CHECK(rc);
   *c->samples += (double)c->data->train.n_global; /* one Hessian factor per training row */
   nhgd_timer_start(c->timers, NHGD_T_SOLVE);
   rc = nhgd_bcmat_cholesky(s->H);
+  if (rc && s->products) {
+    nhgd_error_clear();
+    NHGD_FAIL(NHGD_ERR_NUMERIC,
+              "exact: the Hessian of the network's inner objective is not positive definite at "
+              "this point (its inverse is not the implicit-function one): train the inner "
+              "problem longer or regularise more");
+  }
   if (!rc) rc = nhgd_bcmat_solve(s->H, g, u);
   nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
   return rc;
@@ -127,11 +179,22 @@ static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume
   const int d = (int)c->d, q = c->pb->hess_rank;
   const exact_opts *o = c->opt;
   s->kron = c->kron && c->pb->kron_factors != NULL;
+  s->products = !s->kron && !c->pb->hess_factors;
+  if (s->products && !c->pb->hvp)
+    NHGD_FAIL(NHGD_ERR_ARG, "exact: problem %s has neither Hessian factors nor products",
+              c->pb->name);
+  if (s->products && d > EXACT_PRODUCTS_MAX_D)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "exact: problem %s has no per-sample Hessian factors, so its Hessian is formed from "
+              "d products and held on every rank, which is limited to d <= %d (d = %d)",
+              c->pb->name, EXACT_PRODUCTS_MAX_D, d);
   s->m = c->pb->kron_m;
   s->C = c->pb->kron_c;
   /* The Kronecker route moves m + C^2 numbers per row instead of d*q: larger rounds. */
   s->chunk = s->kron ? 16 * o->hess_chunk : o->hess_chunk;
-  const double per_row = s->kron ? (double)s->m + (double)s->C * s->C : (double)d * q;
+  const double per_row = s->kron       ? (double)s->m + (double)s->C * s->C
+                         : s->products ? 0.0
+                                       : (double)d * q;
   if (per_row * s->chunk * c->size > (double)INT_MAX)
     NHGD_FAIL(NHGD_ERR_ARG,
               "exact: --hess-chunk %d is too large for d = %d (the all-gathered block would "
@@ -145,11 +208,21 @@ static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume
   nhgd_log(NHGD_LOG_INFO,
            "exact: %d x %d Hessian on a %d x %d grid, block %d, %s route; %.1f MiB per rank "
            "(busiest)",
-           d, d, g->nprow, g->npcol, nb, s->kron ? "Kronecker" : "factored", bytes / 1048576.0);
+           d, d, g->nprow, g->npcol, nb,
+           s->kron       ? "Kronecker"
+           : s->products ? "Hessian-vector products"
+                         : "factored",
+           bytes / 1048576.0);
   NHGD_CHECK(nhgd_bcmat_create(g, d, nb, &s->H));
   NHGD_CHECK(nhgd_calloc(&s->hdiag, (size_t)d, sizeof(double), "Hessian diagonal"));
-  NHGD_CHECK(nhgd_calloc(&s->rows, (size_t)s->chunk, sizeof(int), "Hessian rows"));
-  if (s->kron) {
+  const int nrows = s->products ? c->data->train.n_local : s->chunk;
+  NHGD_CHECK(nhgd_calloc(&s->rows, (size_t)(nrows > 0 ? nrows : 1), sizeof(int), "Hessian rows"));
+  if (s->products) {
+    for (int i = 0; i < nrows; ++i)
+      s->rows[i] = i;
+    NHGD_CHECK(nhgd_calloc(&s->Hd, (size_t)d * d, sizeof(double), "dense Hessian"));
+    NHGD_CHECK(nhgd_calloc(&s->e, (size_t)d, sizeof(double), "unit vector"));
+  } else if (s->kron) {
     const size_t m = (size_t)s->m, C2 = (size_t)s->C * s->C, rows = (size_t)s->chunk;
     NHGD_CHECK(nhgd_calloc(&s->Xloc, m * rows, sizeof(double), "Hessian features"));
     NHGD_CHECK(nhgd_calloc(&s->Aloc, C2 * rows, sizeof(double), "Hessian class factors"));

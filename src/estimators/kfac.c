@@ -19,15 +19,14 @@ static size_t lower_len(int n) {
   return (size_t)n * (size_t)(n + 1) / 2;
 }
 
-/* The lower triangle of the column-major n x n a, column by column, into p (and back). */
-static void pack_lower(int n, const double *a, double *p) {
+void nhgd_kfac_pack_lower(int n, const double *a, double *p) {
   for (int j = 0; j < n; ++j) {
     memcpy(p, a + (size_t)j * n + j, (size_t)(n - j) * sizeof(double));
     p += n - j;
   }
 }
 
-static void unpack_lower(int n, const double *p, double *a) {
+void nhgd_kfac_unpack_lower(int n, const double *p, double *a) {
   for (int j = 0; j < n; ++j) {
     memcpy(a + (size_t)j * n + j, p, (size_t)(n - j) * sizeof(double));
     p += n - j;
@@ -159,10 +158,10 @@ static size_t pack_partials(nhgd_kfac *k) {
   const int m = k->m, C = k->C;
   double *p = k->red;
   if (!k->distributed) {
-    pack_lower(m, k->A, p);
+    nhgd_kfac_pack_lower(m, k->A, p);
     p += lower_len(m);
   }
-  pack_lower(C, k->G, p);
+  nhgd_kfac_pack_lower(C, k->G, p);
   p[lower_len(C)] = k->trF;
   p[lower_len(C) + 1] = k->failed ? 1.0 : 0.0;
   return (size_t)(p - k->red) + lower_len(C) + 2;
@@ -198,9 +197,9 @@ static int reduce_partials(nhgd_kfac *k, double *trF) {
   }
   const double *p = k->red + (k->distributed ? 0 : lower_len(m));
   if (p[lower_len(C) + 1] > 0.0) NHGD_CHECK(nhgd_error_agree(k->comm, k->failed ? 1 : 0));
-  if (!k->distributed) unpack_lower(m, k->red, k->S);
+  if (!k->distributed) nhgd_kfac_unpack_lower(m, k->red, k->S);
   memset(k->Q, 0, (size_t)C * C * sizeof(double));
-  unpack_lower(C, p, k->Q);
+  nhgd_kfac_unpack_lower(C, p, k->Q);
   for (int j = 0; j < C; ++j)
     for (int i = j + 1; i < C; ++i)
       k->Q[j + (size_t)i * C] = k->Q[i + (size_t)j * C];
@@ -295,28 +294,35 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u) 
 
 /* ---- checkpoint ---- */
 
-/* One partial per rank as a slice of a dataset of P * n entries. */
-static int put_partial(nhgd_kfac *k, nhgd_section *sec, const char *name, int64_t n,
-                       const double *x) {
-  return nhgd_section_put_slice(sec, name, n * k->size, n * k->rank, n, x);
+int nhgd_kfac_put_partial(int rank, int size, nhgd_section *sec, const char *name, int64_t n,
+                          const double *x) {
+  return nhgd_section_put_slice(sec, name, n * size, n * rank, n, x);
 }
 
-/* This rank's partial back; with another number of ranks rank 0 takes the sum of all (in
- * rank order) and the others start from zero. */
-static int get_partial(nhgd_kfac *k, nhgd_section *sec, const char *name, int64_t n, int saved,
-                       double *x) {
-  if (saved == k->size) return nhgd_section_get_slice(sec, name, n * saved, n * k->rank, n, x);
+int nhgd_kfac_get_partial(int rank, int size, nhgd_section *sec, const char *name, int64_t n,
+                          int saved, double *x) {
+  if (saved == size) return nhgd_section_get_slice(sec, name, n * saved, n * rank, n, x);
   double *all = NULL;
-  const int64_t cnt = k->rank == 0 ? n * saved : 0;
+  const int64_t cnt = rank == 0 ? n * saved : 0;
   NHGD_CHECK(nhgd_calloc(&all, (size_t)(cnt > 0 ? cnt : 1), sizeof(double), "K-FAC partials"));
   int rc = nhgd_section_get_slice(sec, name, n * saved, 0, cnt, all);
   memset(x, 0, (size_t)n * sizeof(double));
-  if (!rc && k->rank == 0)
+  if (!rc && rank == 0)
     for (int q = 0; q < saved; ++q)
       for (int64_t i = 0; i < n; ++i)
         x[i] += all[(size_t)q * n + i];
   nhgd_free(&all);
   return rc;
+}
+
+static int put_partial(nhgd_kfac *k, nhgd_section *sec, const char *name, int64_t n,
+                       const double *x) {
+  return nhgd_kfac_put_partial(k->rank, k->size, sec, name, n, x);
+}
+
+static int get_partial(nhgd_kfac *k, nhgd_section *sec, const char *name, int64_t n, int saved,
+                       double *x) {
+  return nhgd_kfac_get_partial(k->rank, k->size, sec, name, n, saved, x);
 }
 
 int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec) {

@@ -91,6 +91,18 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u);
 int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec);
 int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec);
 
+/* The lower triangle of the column-major n x n a, column by column, into p (and back). */
+void nhgd_kfac_pack_lower(int n, const double *a, double *p);
+void nhgd_kfac_unpack_lower(int n, const double *p, double *a);
+
+/* Collective (every rank of the section's file). A per-rank partial sum of n entries as
+ * rank's slice of a dataset of size * n, and back: a run resumed on another number of ranks
+ * (saved != size) gives rank 0 the sum of every saved partial and the others zeros. */
+int nhgd_kfac_put_partial(int rank, int size, nhgd_section *sec, const char *name, int64_t n,
+                          const double *x);
+int nhgd_kfac_get_partial(int rank, int size, nhgd_section *sec, const char *name, int64_t n,
+                          int saved, double *x);
+
 /* Bytes one rank keeps for the factors and the solve (for the route planner). */
 double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes);
 

@@ -5,7 +5,8 @@
  *   accumulate  block-cyclic sum of outer products, one Cholesky and one solve at the end
  *   gram        the N x N system I + U^T D^{-1} U (block-cyclic), no d x d matrix at all
  *   dense       every rank holds M densely: the reference the tests compare against
- *   kfac        M ~= tau G (x) A + D from Kronecker factors, solved exactly (kfac.h)
+ *   kfac        M ~= tau G (x) A + D from Kronecker factors, solved exactly (kfac.h); for
+ *               networks one such block per layer (kfac_net.h)
  * Step weights: omega_t = 1/(T B) (plain mean) or (1-beta) beta^(T-1-t) / B (moving average);
  * both are known when step t is observed, so every route yields the same M. */
 #include <cblas.h>
@@ -19,6 +20,7 @@
 #include "core/util.h"
 #include "estimators/efim.h"
 #include "estimators/kfac.h"
+#include "estimators/kfac_net.h"
 #include "problems/builtin.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
@@ -42,8 +44,9 @@ typedef struct nhgd_efim_opts {
 typedef struct nhgd_state {
   const nhgd_efim_opts *o;
   int route;
-  int kron; /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
-  int sep;  /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
+  int kron;    /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
+  int layered; /* the problem has the layered Kronecker form of networks */
+  int sep;     /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
   int m, C, d;
   int64_t T, B;              /* inner steps, global batch */
   int64_t Bf;                /* samples of a step that feed F: B, or K < B when subsampled */
@@ -68,11 +71,14 @@ typedef struct nhgd_state {
   double *store;
   int64_t nstored, cap;
   nhgd_bcmat *K;
-  double *Mdense; /* dense reference */
-  double bytes;   /* payload this rank received from collectives in the current inner loop */
-  nhgd_kfac kf;   /* kfac route */
-  double *Aloc;   /* kfac with the model's G: c_s (diag p - p p^T) per sample */
-  double *wloc;   /* kfac: the Fisher weight of each local sample */
+  double *Mdense;        /* dense reference */
+  double bytes;          /* payload this rank received from collectives in the current inner loop */
+  nhgd_kfac kf;          /* kfac route */
+  double *Aloc;          /* kfac with the model's G: c_s (diag p - p p^T) per sample */
+  double *wloc;          /* kfac: the Fisher weight of each local sample */
+  nhgd_kfac_net kn;      /* kfac route of a network */
+  double **la, **lg;     /* kfac of a network: each layer's inputs and gradients per sample */
+  char refusal_buf[256]; /* why kfac does not apply, when the reason names a layer */
 } nhgd_state;
 
 static int grid_block(nhgd_est_ctx *c, int n, nhgd_grid **g, int *nb) {
@@ -99,6 +105,13 @@ static void nhgd_destroy(nhgd_estimator *est) {
   nhgd_free(&s->Aloc);
   nhgd_free(&s->wloc);
   nhgd_kfac_free(&s->kf);
+  for (int l = 0; l < s->kn.L; ++l) {
+    if (s->la) nhgd_free(&s->la[l]);
+    if (s->lg) nhgd_free(&s->lg[l]);
+  }
+  nhgd_free(&s->la);
+  nhgd_free(&s->lg);
+  nhgd_kfac_net_free(&s->kn);
   nhgd_free(&est->state);
 }
 
@@ -143,8 +156,12 @@ static const char *class_damping_refusal(const nhgd_state *s) {
   return NULL;
 }
 
-static int check_class_damping(const nhgd_state *s) {
-  const char *why = class_damping_refusal(s);
+static int check_class_damping(nhgd_state *s) {
+  const nhgd_problem *pb = s->c->pb;
+  const char *why =
+      s->layered ? nhgd_kfac_net_damping_refusal(pb->n_layers, pb->layer_in, pb->layer_out, s->dg,
+                                                 s->refusal_buf, sizeof s->refusal_buf)
+                 : class_damping_refusal(s);
   if (why) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: %s", why);
   return NHGD_OK;
 }
@@ -176,7 +193,10 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
     memset(s->Mdense, 0, (size_t)s->d * s->d * sizeof(double));
     break;
   case NHGD_ROUTE_KFAC:
-    nhgd_kfac_reset(&s->kf);
+    if (s->layered)
+      nhgd_kfac_net_reset(&s->kn);
+    else
+      nhgd_kfac_reset(&s->kf);
     break;
   default:
     break;
@@ -311,6 +331,8 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
   if (nb > s->bmax)
     rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
                         "nhgd: %d samples on one rank, planned %d", nb, s->bmax);
+  else if (s->route == NHGD_ROUTE_KFAC && s->layered)
+    rc = pb->layer_factors(pb, theta, c->v, nb, rows, s->la, s->lg, s->cloc);
   else if (s->kron)
     rc = pb->kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, s->Aloc, s->cloc);
   else
@@ -321,11 +343,18 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
      * is agreed on at the next collective of the route (solve or checkpoint). */
     if (rc) {
       s->kf.failed = 1;
+      s->kn.failed = 1;
       rc = NHGD_OK;
       nb = 0;
     }
     for (int k = 0; k < nb; ++k)
       s->wloc[k] = omega * (wexp == 1.0 ? s->cloc[k] : pow(s->cloc[k], wexp));
+    if (s->layered) {
+      nhgd_kfac_net_add(&s->kn, nb, s->la, s->lg, s->wloc);
+      ++s->t;
+      if (s->t == s->T && s->o->overlap) rc = nhgd_kfac_net_start_reduce(&s->kn);
+      goto done;
+    }
     nhgd_kfac_add_local(&s->kf, nb, s->Xloc, s->Rloc, s->Aloc, s->cloc, s->wloc);
     if (!s->kf.distributed) { /* nothing to send during the inner loop */
       ++s->t;
@@ -534,10 +563,13 @@ static int nhgd_solve(nhgd_estimator *est, const double *theta, const double *g,
   case NHGD_ROUTE_KFAC:
     nhgd_timer_start(c->timers, NHGD_T_SOLVE);
     rc = check_class_damping(s);
-    if (!rc) rc = nhgd_kfac_solve(&s->kf, s->dg, g, u);
+    if (!rc)
+      rc = s->layered ? nhgd_kfac_net_solve(&s->kn, s->dg, g, u)
+                      : nhgd_kfac_solve(&s->kf, s->dg, g, u);
     nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
-    s->bytes += s->kf.bytes;
+    s->bytes += s->kf.bytes + s->kn.bytes;
     s->kf.bytes = 0.0;
+    s->kn.bytes = 0.0;
     break;
   default:
     nhgd_timer_start(c->timers, NHGD_T_SOLVE);
@@ -563,7 +595,7 @@ static int nhgd_save(nhgd_estimator *est, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_vector(sec, "D", s->d, s->dg));
   switch (s->route) {
   case NHGD_ROUTE_KFAC:
-    return nhgd_kfac_save(&s->kf, sec);
+    return s->layered ? nhgd_kfac_net_save(&s->kn, sec) : nhgd_kfac_save(&s->kf, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
     return nhgd_section_put_matrix(sec, "matrix", s->A);
@@ -598,7 +630,7 @@ static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   NHGD_CHECK(derive_damping(s));
   switch (s->route) {
   case NHGD_ROUTE_KFAC:
-    return nhgd_kfac_load(&s->kf, sec);
+    return s->layered ? nhgd_kfac_net_load(&s->kn, sec) : nhgd_kfac_load(&s->kf, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
     return nhgd_section_get_matrix(sec, "matrix", s->A);
@@ -626,6 +658,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   if (c->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)c->d);
   s->d = (int)c->d;
   s->kron = c->kron && pb->kron_factors != NULL;
+  s->layered = c->kron && !s->kron && pb->n_layers > 0 && pb->layer_factors != NULL;
   s->m = s->kron ? pb->kron_m : 0;
   s->C = s->kron ? pb->kron_c : 0;
   s->T = c->inner_steps;
@@ -645,9 +678,10 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   /* Does the kfac route apply? It needs the Kronecker form and a class-independent D (the
    * built-in problems' Hess R does not depend on theta: look at it at theta = 0). */
   const char *refusal = NULL;
-  if (!s->kron) {
-    refusal = pb->kron_factors ? "--kron 0 turns the Kronecker form off"
-                               : "the problem has no Kronecker form (no kron_factors)";
+  if (!s->kron && !s->layered) {
+    refusal = pb->kron_factors || pb->layer_factors
+                  ? "--kron 0 turns the Kronecker form off"
+                  : "the problem has no Kronecker form (no kron_factors or layer_factors)";
   } else {
     double *zero;
     NHGD_CHECK(nhgd_calloc(&zero, d, sizeof(double), "theta = 0"));
@@ -656,7 +690,10 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     NHGD_CHECK(rc);
     for (size_t j = 0; j < d; ++j)
       s->dg[j] += o->damping;
-    refusal = class_damping_refusal(s);
+    refusal = s->layered
+                  ? nhgd_kfac_net_damping_refusal(pb->n_layers, pb->layer_in, pb->layer_out, s->dg,
+                                                  s->refusal_buf, sizeof s->refusal_buf)
+                  : class_damping_refusal(s);
   }
   /* A run continued from a checkpoint taken inside an inner loop keeps the route (and the
    * K-FAC layout) whose running state it holds. */
@@ -667,7 +704,12 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     NHGD_CHECK(nhgd_section_get_string(resume, "route", route, sizeof route));
   if (resume && !strcmp(layout, "auto") && nhgd_section_has(resume, "kfac_layout"))
     NHGD_CHECK(nhgd_section_get_string(resume, "kfac_layout", layout, sizeof layout));
-  const nhgd_efim_request req = {route, layout, o->mem_per_rank, s->kron, refusal, s->Bf};
+  if (s->layered && !strcmp(layout, "distributed"))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "nhgd kfac: --kfac-layout distributed is for linear models; a network's factors "
+              "are summed onto one owner rank per layer");
+  const nhgd_efim_request req = {route,   layout, o->mem_per_rank, s->kron,
+                                 refusal, s->Bf,  s->layered};
   nhgd_efim_plan plan;
   NHGD_CHECK(nhgd_efim_plan_route(c, &req, &plan));
   s->route = plan.route;
@@ -680,8 +722,9 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   NHGD_CHECK(nhgd_calloc(&s->packed_loc, gathers ? (size_t)s->bmax * w : 1, sizeof(double),
                          "packed samples"));
   NHGD_CHECK(nhgd_calloc(&s->packed_all, bw, sizeof(double), "gathered samples"));
-  NHGD_CHECK(nhgd_calloc(&s->Xloc, (size_t)s->bmax * (s->kron ? (size_t)s->m : d), sizeof(double),
-                         "sample features"));
+  const int net_kfac = kfac && s->layered; /* no d-vector per sample at all */
+  NHGD_CHECK(nhgd_calloc(&s->Xloc, net_kfac ? 1 : (size_t)s->bmax * (s->kron ? (size_t)s->m : d),
+                         sizeof(double), "sample features"));
   NHGD_CHECK(nhgd_calloc(&s->Rloc, (size_t)s->bmax * (s->kron ? (size_t)s->C : 1), sizeof(double),
                          "sample residuals"));
   NHGD_CHECK(nhgd_calloc(&s->cloc, (size_t)s->bmax, sizeof(double), "sample weights"));
@@ -700,11 +743,29 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   int nb = 0;
   switch (s->route) {
   case NHGD_ROUTE_KFAC: {
+    NHGD_CHECK(nhgd_calloc(&s->wloc, (size_t)s->bmax, sizeof(double), "sample Fisher weights"));
+    if (s->layered) {
+      const int L = pb->n_layers;
+      NHGD_CHECK(nhgd_kfac_net_init(&s->kn, c->comm, L, pb->layer_in, pb->layer_out, s->bmax));
+      NHGD_CHECK(nhgd_calloc(&s->la, (size_t)L, sizeof(double *), "layer inputs"));
+      NHGD_CHECK(nhgd_calloc(&s->lg, (size_t)L, sizeof(double *), "layer gradients"));
+      for (int l = 0; l < L; ++l) {
+        NHGD_CHECK(nhgd_calloc(&s->la[l], (size_t)s->bmax * pb->layer_in[l], sizeof(double),
+                               "layer inputs"));
+        NHGD_CHECK(nhgd_calloc(&s->lg[l], (size_t)s->bmax * pb->layer_out[l], sizeof(double),
+                               "layer gradients"));
+        nhgd_log(NHGD_LOG_INFO,
+                 "nhgd kfac: layer %d: F_l ~= tau G (x) A with A %d x %d, G %d x %d (empirical, "
+                 "sum w g g^T), summed onto and solved exactly on rank %d",
+                 l, pb->layer_in[l], pb->layer_in[l], pb->layer_out[l], pb->layer_out[l],
+                 s->kn.owner[l]);
+      }
+      break;
+    }
     const int model = !strcmp(o->kfac_g, "model");
     if (model)
       NHGD_CHECK(nhgd_calloc(&s->Aloc, (size_t)s->bmax * s->C * s->C, sizeof(double),
                              "sample class covariances"));
-    NHGD_CHECK(nhgd_calloc(&s->wloc, (size_t)s->bmax, sizeof(double), "sample Fisher weights"));
     if (plan.kfac_distributed) NHGD_CHECK(grid_block(c, s->m, &g, &nb));
     NHGD_CHECK(
         nhgd_kfac_init(&s->kf, c->comm, s->m, s->C, s->bmax, model, plan.kfac_distributed, g, nb));

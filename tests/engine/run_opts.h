@@ -90,14 +90,10 @@ static inline nhgd_options *test_opts_handle(const test_opts *t) {
 
 /* u (and d) of one `hypergrad` of a built-in problem with the run options oh (not owned);
  * 0 on success. v_init is the problem's --v-init. */
-static inline int test_hypergrad_u(const nhgd_data *data, const char *problem,
-                                   const nhgd_options *oh, double v_init, double *u, int64_t *d) {
-  nhgd_problem_params pp;
-  nhgd_problem_params_default(&pp);
-  pp.v_init = v_init;
-  nhgd_problem *pb = NULL;
+static inline int test_hypergrad_pb(const nhgd_data *data, nhgd_problem *pb, int rc,
+                                    const nhgd_options *oh, double *u, int64_t *d) {
   nhgd_solver *s = NULL;
-  int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(problem, data, &pp, &pb));
+  rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
   if (!rc) rc = nhgd_solver_hypergrad(s);
   if (!rc) {
@@ -107,6 +103,25 @@ static inline int test_hypergrad_u(const nhgd_data *data, const char *problem,
   nhgd_solver_destroy(&s);
   nhgd_problem_destroy(&pb);
   return rc;
+}
+
+/* The same with the named problem at its default parameters but v_init. */
+static inline int test_hypergrad_u(const nhgd_data *data, const char *problem,
+                                   const nhgd_options *oh, double v_init, double *u, int64_t *d) {
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.v_init = v_init;
+  nhgd_problem *pb = NULL;
+  int rc = nhgd_problem_create(problem, data, &pp, &pb);
+  return test_hypergrad_pb(data, pb, rc, oh, u, d);
+}
+
+/* The same with the problem and its parameters taken from the options. */
+static inline int test_hypergrad_opts(const nhgd_data *data, const nhgd_options *oh, double *u,
+                                      int64_t *d) {
+  nhgd_problem *pb = NULL;
+  int rc = nhgd_problem_create_from_options(oh, data, &pb);
+  return test_hypergrad_pb(data, pb, rc, oh, u, d);
 }
 
 #endif

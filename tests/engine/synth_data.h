@@ -33,4 +33,23 @@ static inline int synth_data_write(const char *kind, const char *path, int featu
   return nhgd_error_agree(MPI_COMM_WORLD, rc);
 }
 
+/* Write a small logistic data set named <stem>_np<P>.h5 and load it on every rank (abort on
+ * failure, printing why). */
+static inline nhgd_data *synth_data_small_cls(const char *stem, int features) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  char path[128];
+  snprintf(path, sizeof path, "%s_np%d.h5", stem, size);
+  const synth_data_sizes sizes = {
+      .n_train = 61, .n_val = 23, .n_test = 10, .classes = 3, .noise = 1, .seed = 5};
+  nhgd_data *cls = NULL;
+  if (synth_data_write("logistic", path, features, &sizes) ||
+      nhgd_data_load(MPI_COMM_WORLD, path, &cls)) {
+    if (rank == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  return cls;
+}
+
 #endif

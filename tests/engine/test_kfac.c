@@ -16,29 +16,7 @@
 #include "estimators/kfac.h"
 #include "nhgd/nhgd.h"
 
-void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
-            const int *ldb, int *info, size_t len);
-
-static int P, rank_, failures, cases;
-
-static void report(int ok, const char *fmt, double x) {
-  ++cases;
-  if (!ok) ++failures;
-  if (rank_ == 0) {
-    printf("%s ", ok ? "ok  " : "FAIL");
-    printf(fmt, x);
-    printf("\n");
-  }
-}
-
-static double rel(const double *a, const double *b, int n) {
-  double num = 0.0, den = 0.0;
-  for (int i = 0; i < n; ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return sqrt(num / (den > 0.0 ? den : 1.0));
-}
+#include "engine/checks.h"
 
 enum { M = 13, C = 4, N = 37, D = M * C };
 
@@ -238,16 +216,7 @@ int main(int argc, char **argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   kernel_cases();
-  char cls_path[64];
-  snprintf(cls_path, sizeof cls_path, "kfac_cls_np%d.h5", P);
-  const synth_data_sizes sizes = {
-      .n_train = 61, .n_val = 23, .n_test = 10, .classes = 3, .noise = 1, .seed = 5};
-  nhgd_data *cls = NULL;
-  if (synth_data_write("logistic", cls_path, 5, &sizes) ||
-      nhgd_data_load(MPI_COMM_WORLD, cls_path, &cls)) {
-    if (rank_ == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
+  nhgd_data *cls = synth_data_small_cls("kfac_cls", 5);
   solver_cases(cls);
   nhgd_data_destroy(&cls);
   if (rank_ == 0) printf("%d of %d kfac checks passed\n", cases - failures, cases);

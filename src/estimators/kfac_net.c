@@ -1,0 +1,399 @@
+/* Layer-wise K-FAC factors of the nhgd estimator and the exact solve of each layer's damped
+ * Kronecker system on its owner rank (docs/algorithm.md 4.6; what is exact: kfac_net.h). */
+#include "estimators/kfac_net.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/util.h"
+#include "estimators/kfac.h"
+#include "nhgd/errors.h"
+
+void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
+void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
+             double *b, const int *ldb, int *info, size_t len);
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w,
+             double *work, const int *lwork, int *iwork, const int *liwork, int *info, size_t ljobz,
+             size_t luplo);
+
+static size_t lower_len(int n) {
+  return (size_t)n * (size_t)(n + 1) / 2;
+}
+
+/* The relative cost of one layer's solve: two symmetric eigen-decompositions. */
+static double solve_cost(int in, int out) {
+  return (double)in * in * in + (double)out * out * out;
+}
+
+/* Longest processing time first: the costliest layer goes to the least loaded rank (the
+ * lowest such rank on ties). Identical on every rank. load (P) receives each rank's load. */
+static void assign_owners(int L, const int *in, const int *out, int P, int *owner, double *load) {
+  int done[64] = {0};
+  for (int p = 0; p < P; ++p)
+    load[p] = 0.0;
+  for (int n = 0; n < L; ++n) {
+    int best = -1;
+    for (int l = 0; l < L; ++l)
+      if (!done[l] && (best < 0 || solve_cost(in[l], out[l]) > solve_cost(in[best], out[best])))
+        best = l;
+    done[best] = 1;
+    int r = 0;
+    for (int p = 1; p < P; ++p)
+      if (load[p] < load[r]) r = p;
+    owner[best] = r;
+    load[r] += solve_cost(in[best], out[best]);
+  }
+}
+
+void nhgd_kfac_net_cost(int L, const int *in, const int *out, int P, double T, double B,
+                        double *flops, double *bytes) {
+  double upd = 0.0, mem = 0.0, busiest = 0.0, d = 0.0;
+  int maxw = 1, maxin = 1, maxout = 1;
+  int owner[64];
+  double load[1024];
+  const int Pm = P < 1024 ? P : 1024;
+  assign_owners(L, in, out, Pm, owner, load);
+  for (int p = 0; p < Pm; ++p)
+    busiest = load[p] > busiest ? load[p] : busiest;
+  for (int l = 0; l < L; ++l) {
+    upd += (double)in[l] * in[l] + (double)out[l] * out[l];
+    mem += 2.0 * ((double)in[l] * in[l] + (double)out[l] * out[l]);
+    d += (double)in[l] * out[l];
+    maxin = in[l] > maxin ? in[l] : maxin;
+    maxout = out[l] > maxout ? out[l] : maxout;
+  }
+  maxw = maxin > maxout ? maxin : maxout;
+  /* A symmetric eigen-decomposition with vectors runs at about 3 n^3 DGEMM-equivalent flops
+   * (dsyevd, measured on this project's machines). */
+  *flops = T * B * upd / P + 3.0 * busiest;
+  *bytes = 8.0 * (mem + (double)maxw * B + 3.0 * (double)maxw * maxw + 2.0 * maxin * maxout + d);
+}
+
+int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, const int *out,
+                       int bmax) {
+  memset(k, 0, sizeof *k);
+  k->comm = comm;
+  MPI_Comm_rank(comm, &k->rank);
+  MPI_Comm_size(comm, &k->size);
+  if (L < 1 || L > 64) NHGD_FAIL(NHGD_ERR_ARG, "nhgd kfac: %d layers (1 to 64 supported)", L);
+  k->L = L;
+  const size_t nl = (size_t)L, b = (size_t)(bmax > 0 ? bmax : 1);
+  NHGD_CHECK(nhgd_calloc(&k->in, nl, sizeof(int), "K-FAC layer shapes"));
+  NHGD_CHECK(nhgd_calloc(&k->out, nl, sizeof(int), "K-FAC layer shapes"));
+  NHGD_CHECK(nhgd_calloc(&k->off, nl, sizeof(int64_t), "K-FAC layer offsets"));
+  NHGD_CHECK(nhgd_calloc(&k->owner, nl, sizeof(int), "K-FAC layer owners"));
+  NHGD_CHECK(nhgd_calloc(&k->A, nl, sizeof(double *), "K-FAC factors"));
+  NHGD_CHECK(nhgd_calloc(&k->G, nl, sizeof(double *), "K-FAC factors"));
+  NHGD_CHECK(nhgd_calloc(&k->red, nl, sizeof(double *), "K-FAC reductions"));
+  NHGD_CHECK(nhgd_calloc(&k->trF, nl, sizeof(double), "K-FAC traces"));
+  NHGD_CHECK(nhgd_calloc(&k->req, nl, sizeof(MPI_Request), "K-FAC requests"));
+  int maxin = 1, maxout = 1;
+  for (int l = 0; l < L; ++l) {
+    if (in[l] < 1 || out[l] < 1)
+      NHGD_FAIL(NHGD_ERR_ARG, "nhgd kfac: layer %d has shape %d x %d", l, in[l], out[l]);
+    k->in[l] = in[l];
+    k->out[l] = out[l];
+    k->off[l] = k->d;
+    k->d += (int64_t)in[l] * out[l];
+    maxin = in[l] > maxin ? in[l] : maxin;
+    maxout = out[l] > maxout ? out[l] : maxout;
+    const size_t ni = (size_t)in[l], no = (size_t)out[l];
+    NHGD_CHECK(nhgd_calloc(&k->A[l], ni * ni, sizeof(double), "K-FAC A"));
+    NHGD_CHECK(nhgd_calloc(&k->G[l], no * no, sizeof(double), "K-FAC G"));
+    NHGD_CHECK(nhgd_calloc(&k->red[l], lower_len(in[l]) + lower_len(out[l]) + 1, sizeof(double),
+                           "K-FAC reduction"));
+  }
+  double load[1024];
+  if (k->size > 1024) NHGD_FAIL(NHGD_ERR_ARG, "nhgd kfac: more than 1024 ranks");
+  assign_owners(L, k->in, k->out, k->size, k->owner, load);
+  const int maxw = maxin > maxout ? maxin : maxout;
+  NHGD_CHECK(nhgd_calloc(&k->S, (size_t)maxw * b, sizeof(double), "K-FAC scaled columns"));
+  NHGD_CHECK(nhgd_calloc(&k->u, (size_t)k->d + 1, sizeof(double), "K-FAC solution"));
+  /* Solve workspace only where a layer is owned. */
+  int own = 0, oin = 1, oout = 1;
+  for (int l = 0; l < L; ++l)
+    if (k->owner[l] == k->rank) {
+      own = 1;
+      oin = in[l] > oin ? in[l] : oin;
+      oout = out[l] > oout ? out[l] : oout;
+    }
+  if (!own) return NHGD_OK;
+  const int n = oin > oout ? oin : oout;
+  NHGD_CHECK(nhgd_calloc(&k->QA, (size_t)oin * oin, sizeof(double), "K-FAC eigenvectors of A"));
+  NHGD_CHECK(nhgd_calloc(&k->lamA, (size_t)oin, sizeof(double), "K-FAC eigenvalues of A"));
+  NHGD_CHECK(nhgd_calloc(&k->QG, (size_t)oout * oout, sizeof(double), "K-FAC eigenvectors of G"));
+  NHGD_CHECK(nhgd_calloc(&k->lamG, (size_t)oout, sizeof(double), "K-FAC eigenvalues of G"));
+  NHGD_CHECK(nhgd_calloc(&k->Y, (size_t)oin * oout, sizeof(double), "K-FAC rotated system"));
+  NHGD_CHECK(nhgd_calloc(&k->Y2, (size_t)oin * oout, sizeof(double), "K-FAC rotated system"));
+  /* dsyevd with vectors: LWORK >= 1 + 6n + 2n^2, LIWORK >= 3 + 5n. */
+  k->lwork = 1 + 6 * n + 2 * n * n;
+  k->liwork = 3 + 5 * n;
+  NHGD_CHECK(nhgd_calloc(&k->wk, (size_t)k->lwork, sizeof(double), "K-FAC eigen workspace"));
+  NHGD_CHECK(nhgd_calloc(&k->iwk, (size_t)k->liwork, sizeof(int), "K-FAC eigen workspace"));
+  return NHGD_OK;
+}
+
+void nhgd_kfac_net_free(nhgd_kfac_net *k) {
+  nhgd_kfac_net_cancel_reduce(k);
+  for (int l = 0; l < k->L; ++l) {
+    if (k->A) nhgd_free(&k->A[l]);
+    if (k->G) nhgd_free(&k->G[l]);
+    if (k->red) nhgd_free(&k->red[l]);
+  }
+  double **bufs[] = {&k->trF, &k->S,  &k->QA,  &k->lamA, &k->QG, &k->lamG,
+                     &k->Y,   &k->Y2, &k->Sys, &k->wk,   &k->u};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
+    nhgd_free(bufs[i]);
+  nhgd_free(&k->A);
+  nhgd_free(&k->G);
+  nhgd_free(&k->red);
+  nhgd_free(&k->req);
+  nhgd_free(&k->in);
+  nhgd_free(&k->out);
+  nhgd_free(&k->off);
+  nhgd_free(&k->owner);
+  nhgd_free(&k->iwk);
+  k->L = 0;
+}
+
+void nhgd_kfac_net_reset(nhgd_kfac_net *k) {
+  nhgd_kfac_net_cancel_reduce(k);
+  for (int l = 0; l < k->L; ++l) {
+    memset(k->A[l], 0, (size_t)k->in[l] * k->in[l] * sizeof(double));
+    memset(k->G[l], 0, (size_t)k->out[l] * k->out[l] * sizeof(double));
+    k->trF[l] = 0.0;
+  }
+  k->failed = 0;
+}
+
+/* S = the n x nb columns x scaled by sqrt(w), and sum_s w_s |x_s|^2 |y_s|^2 via nrm (nb). */
+static void scale_columns(int n, int nb, const double *x, const double *w, double *S, double *nrm) {
+  for (int s = 0; s < nb; ++s) {
+    const double sw = sqrt(w[s] > 0.0 ? w[s] : 0.0);
+    const double *c = x + (size_t)s * n;
+    double *o = S + (size_t)s * n, sq = 0.0;
+    for (int j = 0; j < n; ++j) {
+      o[j] = sw * c[j];
+      sq += c[j] * c[j];
+    }
+    nrm[s] = sq;
+  }
+}
+
+void nhgd_kfac_net_add(nhgd_kfac_net *k, int nb, double *const *a, double *const *g,
+                       const double *w) {
+  if (nb <= 0) return;
+  double na[1024], ng[1024];
+  for (int b0 = 0; b0 < nb; b0 += 1024) {
+    const int n = nb - b0 < 1024 ? nb - b0 : 1024;
+    for (int l = 0; l < k->L; ++l) {
+      const int in = k->in[l], out = k->out[l];
+      scale_columns(in, n, a[l] + (size_t)b0 * in, w + b0, k->S, na);
+      cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, in, n, 1.0, k->S, in, 1.0, k->A[l], in);
+      scale_columns(out, n, g[l] + (size_t)b0 * out, w + b0, k->S, ng);
+      cblas_dsyrk(CblasColMajor, CblasLower, CblasNoTrans, out, n, 1.0, k->S, out, 1.0, k->G[l],
+                  out);
+      for (int s = 0; s < n; ++s)
+        k->trF[l] += (w[b0 + s] > 0.0 ? w[b0 + s] : 0.0) * na[s] * ng[s];
+    }
+  }
+}
+
+int nhgd_kfac_net_start_reduce(nhgd_kfac_net *k) {
+  if (k->pending) return NHGD_OK;
+  for (int l = 0; l < k->L; ++l) {
+    const int in = k->in[l], out = k->out[l];
+    double *p = k->red[l];
+    nhgd_kfac_pack_lower(in, k->A[l], p);
+    nhgd_kfac_pack_lower(out, k->G[l], p + lower_len(in));
+    p[lower_len(in) + lower_len(out)] = k->trF[l];
+    const int n = (int)(lower_len(in) + lower_len(out) + 1), root = k->owner[l];
+    const void *send = k->rank == root ? MPI_IN_PLACE : (const void *)p;
+    NHGD_MPI_CHECK(MPI_Ireduce(send, p, n, MPI_DOUBLE, MPI_SUM, root, k->comm, &k->req[l]));
+    if (k->rank == root && k->size > 1) k->bytes += 8.0 * n;
+  }
+  k->pending = 1;
+  return NHGD_OK;
+}
+
+void nhgd_kfac_net_cancel_reduce(nhgd_kfac_net *k) {
+  if (k->pending) MPI_Waitall(k->L, k->req, MPI_STATUSES_IGNORE);
+  k->pending = 0;
+}
+
+/* The damping of a layer (in x out entries at Dl): 0 when it is one value (*delta), 1 when it
+ * depends on the input row only, -1 otherwise. */
+static int damping_form(int in, int out, const double *Dl, double *delta) {
+  int constant = 1;
+  for (int64_t j = 1; j < (int64_t)in * out && constant; ++j)
+    constant = Dl[j] == Dl[0];
+  *delta = Dl[0];
+  if (constant) return 0;
+  for (int o = 1; o < out; ++o)
+    for (int j = 0; j < in; ++j)
+      if (Dl[j + (size_t)o * in] != Dl[j]) return -1;
+  return 1;
+}
+
+const char *nhgd_kfac_net_damping_refusal(int L, const int *in, const int *out, const double *D,
+                                          char *buf, int len) {
+  int64_t off = 0;
+  for (int l = 0; l < L; ++l) {
+    double delta;
+    if (damping_form(in[l], out[l], D + off, &delta) < 0) {
+      snprintf(buf, (size_t)len,
+               "the damping D = Hess R + lambda_F on layer %d differs between its output units, "
+               "so the layer's block does not split into Kronecker-structured systems",
+               l);
+      return buf;
+    }
+    off += (int64_t)in[l] * out[l];
+  }
+  return NULL;
+}
+
+static int eigen(nhgd_kfac_net *k, int n, double *Q, double *lam) {
+  int info = 0;
+  dsyevd_("V", "L", &n, Q, &n, lam, k->wk, &k->lwork, k->iwk, &k->liwork, &info, 1, 1);
+  if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: eigen-decomposition failed (%d)", info);
+  /* The factors are positive semi-definite: negative eigenvalues are rounding. */
+  for (int i = 0; i < n; ++i)
+    lam[i] = lam[i] > 0.0 ? lam[i] : 0.0;
+  return NHGD_OK;
+}
+
+/* Solve layer l's block on its owner: u_l = (tau G (x) A + D_l)^{-1} g_l. */
+static int solve_layer(nhgd_kfac_net *k, int l, const double *D, const double *gl, double *ul) {
+  const int in = k->in[l], out = k->out[l], one = 1;
+  const double *p = k->red[l];
+  double *A = k->A[l];
+  nhgd_kfac_unpack_lower(in, p, A);
+  nhgd_kfac_unpack_lower(out, p + lower_len(in), k->G[l]);
+  const double trF = p[lower_len(in) + lower_len(out)];
+  double trA = 0.0, trG = 0.0;
+  for (int j = 0; j < in; ++j)
+    trA += A[j + (size_t)j * in];
+  for (int j = 0; j < out; ++j)
+    trG += k->G[l][j + (size_t)j * out];
+  const double tau = trA > 0.0 && trG > 0.0 ? trF / (trA * trG) : 0.0;
+  double delta;
+  const int form = damping_form(in, out, D + k->off[l], &delta);
+  if (form < 0) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: damping not per layer", l);
+  memcpy(k->QG, k->G[l], (size_t)out * out * sizeof(double));
+  NHGD_CHECK(eigen(k, out, k->QG, k->lamG));
+  if (form == 0) {
+    memcpy(k->QA, A, (size_t)in * in * sizeof(double));
+    NHGD_CHECK(eigen(k, in, k->QA, k->lamA));
+    /* Y = Q_A^T Gamma Q_G, divided entrywise, rotated back. */
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, in, out, in, 1.0, k->QA, in, gl, in, 0.0,
+                k->Y2, in);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, out, 1.0, k->Y2, in, k->QG, out,
+                0.0, k->Y, in);
+    for (int o = 0; o < out; ++o)
+      for (int j = 0; j < in; ++j)
+        k->Y[j + (size_t)o * in] /= tau * k->lamA[j] * k->lamG[o] + delta;
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, in, 1.0, k->QA, in, k->Y, in,
+                0.0, k->Y2, in);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Y2, in, k->QG, out,
+                0.0, ul, in);
+    return NHGD_OK;
+  }
+  /* D_l = I (x) D_x: one SPD system per eigen-direction of G. */
+  const double *Dx = D + k->off[l];
+  if (!k->Sys) NHGD_CHECK(nhgd_calloc(&k->Sys, (size_t)in * in, sizeof(double), "K-FAC system"));
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, out, 1.0, gl, in, k->QG, out, 0.0,
+              k->Y, in);
+  for (int o = 0; o < out; ++o) {
+    double *y = k->Y + (size_t)o * in;
+    const double a = tau * k->lamG[o];
+    if (!(a > 0.0)) {
+      for (int j = 0; j < in; ++j)
+        y[j] /= Dx[j];
+      continue;
+    }
+    for (int j = 0; j < in; ++j) {
+      for (int r = j; r < in; ++r)
+        k->Sys[r + (size_t)j * in] = a * A[r + (size_t)j * in];
+      k->Sys[j + (size_t)j * in] += Dx[j];
+    }
+    int info = 0;
+    dpotrf_("L", &in, k->Sys, &in, &info, 1);
+    if (!info) dpotrs_("L", &in, &one, k->Sys, &in, y, &in, &info, 1);
+    if (info)
+      NHGD_FAIL(NHGD_ERR_NUMERIC,
+                "nhgd kfac: layer %d, direction %d: the system is not positive definite (minor "
+                "%d): raise --efim-damping",
+                l, o, info);
+  }
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Y, in, k->QG, out, 0.0,
+              ul, in);
+  return NHGD_OK;
+}
+
+int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u) {
+  NHGD_CHECK(nhgd_kfac_net_start_reduce(k));
+  k->pending = 0;
+  NHGD_MPI_CHECK(MPI_Waitall(k->L, k->req, MPI_STATUSES_IGNORE));
+  memset(k->u, 0, ((size_t)k->d + 1) * sizeof(double));
+  int rc = k->failed ? NHGD_ERR_NUMERIC : NHGD_OK;
+  for (int l = 0; !rc && l < k->L; ++l)
+    if (k->owner[l] == k->rank) rc = solve_layer(k, l, D, g + k->off[l], k->u + k->off[l]);
+  const int mine = rc != NHGD_OK || k->failed;
+  k->u[k->d] = mine ? 1.0 : 0.0;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, k->u, (int)(k->d + 1), MPI_DOUBLE, MPI_SUM, k->comm));
+  k->bytes += 8.0 * (double)(k->d + 1);
+  if (k->u[k->d] > 0.0) NHGD_CHECK(nhgd_error_agree(k->comm, mine ? 1 : 0));
+  memcpy(u, k->u, (size_t)k->d * sizeof(double));
+  return NHGD_OK;
+}
+
+int nhgd_kfac_net_save(nhgd_kfac_net *k, nhgd_section *sec) {
+  int failed = k->failed;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, k->comm));
+  if (failed) NHGD_CHECK(nhgd_error_agree(k->comm, k->failed ? 1 : 0));
+  NHGD_CHECK(nhgd_section_put_int(sec, "kfac_ranks", k->size));
+  NHGD_CHECK(nhgd_section_put_int(sec, "kfac_layers", k->L));
+  NHGD_CHECK(nhgd_kfac_put_partial(k->rank, k->size, sec, "kfac_trF", k->L, k->trF));
+  char name[32];
+  for (int l = 0; l < k->L; ++l) {
+    snprintf(name, sizeof name, "kfac_A%d", l);
+    NHGD_CHECK(
+        nhgd_kfac_put_partial(k->rank, k->size, sec, name, (int64_t)k->in[l] * k->in[l], k->A[l]));
+    snprintf(name, sizeof name, "kfac_G%d", l);
+    NHGD_CHECK(nhgd_kfac_put_partial(k->rank, k->size, sec, name, (int64_t)k->out[l] * k->out[l],
+                                     k->G[l]));
+  }
+  return NHGD_OK;
+}
+
+int nhgd_kfac_net_load(nhgd_kfac_net *k, nhgd_section *sec) {
+  int64_t saved, layers;
+  NHGD_CHECK(nhgd_section_get_int(sec, "kfac_ranks", &saved));
+  if (!nhgd_section_has(sec, "kfac_layers"))
+    NHGD_FAIL(NHGD_ERR_ARG, "the checkpoint's K-FAC state is not layer-wise: it was written for "
+                            "another problem");
+  NHGD_CHECK(nhgd_section_get_int(sec, "kfac_layers", &layers));
+  if (saved < 1 || saved > 1 << 24)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's K-FAC state names %lld ranks", (long long)saved);
+  if (layers != k->L)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "the checkpoint's K-FAC state has %lld layers, this network %d: "
+              "continue with the checkpoint's --hidden",
+              (long long)layers, k->L);
+  k->failed = 0;
+  k->pending = 0;
+  const int sv = (int)saved;
+  NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, "kfac_trF", k->L, sv, k->trF));
+  char name[32];
+  for (int l = 0; l < k->L; ++l) {
+    snprintf(name, sizeof name, "kfac_A%d", l);
+    NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, (int64_t)k->in[l] * k->in[l], sv,
+                                     k->A[l]));
+    snprintf(name, sizeof name, "kfac_G%d", l);
+    NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, (int64_t)k->out[l] * k->out[l],
+                                     sv, k->G[l]));
+  }
+  return NHGD_OK;
+}

@@ -1,0 +1,95 @@
+/* The K-FAC route of the nhgd estimator for networks (docs/algorithm.md 4.6): the Fisher is
+ * approximated block-diagonally over layers, each block by tau_l G_l (x) A_l, and the damped
+ * system of each block is solved exactly on the layer's owner rank.
+ *
+ * For layer l with inputs a (in_l, a trailing 1 for the bias) and pre-activation gradients
+ * g (out_l), and Fisher weights w_s:
+ *   A_l = sum_s w_s a a^T,  G_l = sum_s w_s g g^T,
+ *   tau_l = trace(F_l) / (trace(G_l) trace(A_l)), trace(F_l) = sum_s w_s |a|^2 |g|^2,
+ * so that the trace of tau_l G_l (x) A_l equals the trace of the layer's empirical Fisher
+ * block. With D_l the layer's part of the damping D = Hess R + lambda_F:
+ *   D_l = delta I (one value on the layer): A = Q_A L_A Q_A^T, G = Q_G L_G Q_G^T and
+ *     U = Q_A [(Q_A^T Gamma Q_G) / (tau lambda_A lambda_G^T + delta)] Q_G^T   (entrywise /),
+ *   D_l = I (x) D_x (depends on the input row only): G = Q L Q^T and one SPD system
+ *     (tau lambda_c A + D_x) per output direction c, as the single-layer route does;
+ *   otherwise the route does not apply.
+ * Only F ~= blockdiag_l tau_l G_l (x) A_l is an approximation; each solve is exact.
+ *
+ * Communication: none during the inner loop (each rank sums its own samples with DSYRK).
+ * After the last inner step the partial sums of layer l are reduced onto its owner (MPI
+ * reduce, not allreduce), the owners being chosen by a longest-processing-time rule on the
+ * solve's cost; the owners solve, and one allreduce of u (d numbers) hands u to every rank. */
+#ifndef NHGD_ESTIMATORS_KFAC_NET_H
+#define NHGD_ESTIMATORS_KFAC_NET_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "io/section.h"
+
+typedef struct nhgd_kfac_net {
+  MPI_Comm comm;
+  int rank, size;
+  int L;
+  int *in, *out;   /* per layer */
+  int64_t *off;    /* offset of layer l in theta */
+  int64_t d;       /* sum of in_l out_l */
+  int *owner;      /* rank that reduces and solves layer l */
+  double **A, **G; /* per layer: partial sums, lower triangles (on the owner, after the
+                      reduction: the sums) */
+  double *trF;     /* per layer partial */
+  double **red;    /* per layer: packed [A lower, G lower, trace F] for the reduction */
+  MPI_Request *req;
+  int pending;
+  int failed;   /* a local failure not yet agreed on */
+  double bytes; /* payload this rank received from the solve's reductions */
+  /* workspace */
+  double *S;                     /* max(in, out) x bmax: scaled columns of one batch */
+  double *QA, *lamA, *QG, *lamG; /* eigen-decompositions (owners) */
+  double *Y, *Y2;                /* in x out rotated right-hand side and solution */
+  double *Sys;                   /* in x in system of one output direction (fallback) */
+  double *wk;
+  int *iwk;
+  int lwork, liwork;
+  double *u; /* d + 1: this rank's layers of u, and a failure flag */
+} nhgd_kfac_net;
+
+/* Not collective: allocate for L layers of the given shapes and batches of at most bmax
+ * local samples; the layers' owners are chosen here (the same on every rank). */
+int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, const int *out,
+                       int bmax);
+void nhgd_kfac_net_free(nhgd_kfac_net *k);
+
+/* Not collective: start a new inner loop (every partial sum to zero). */
+void nhgd_kfac_net_reset(nhgd_kfac_net *k);
+
+/* Not collective: fold nb of this rank's samples into the partial sums. a[l] (in_l x nb) and
+ * g[l] (out_l x nb) are the layer factors, w (nb) the Fisher weights. */
+void nhgd_kfac_net_add(nhgd_kfac_net *k, int nb, double *const *a, double *const *g,
+                       const double *w);
+
+/* Collective: start the reductions onto the owners (nothing may be added after it), or
+ * drop a started one (not collective when none is pending). */
+int nhgd_kfac_net_start_reduce(nhgd_kfac_net *k);
+void nhgd_kfac_net_cancel_reduce(nhgd_kfac_net *k);
+
+/* Collective: u = M^{-1} g with M = blockdiag_l tau_l G_l (x) A_l + diag(D) (D: d entries > 0,
+ * per layer either one value or one value per input row). u on every rank. */
+int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u);
+
+/* NULL when D (d entries) has the per-layer form the exact solve needs, else why not (the
+ * message names the layer). */
+const char *nhgd_kfac_net_damping_refusal(int L, const int *in, const int *out, const double *D,
+                                          char *buf, int len);
+
+/* Collective: the partial sums into a checkpoint section, and back (another number of ranks
+ * gives every saved partial's sum to rank 0). */
+int nhgd_kfac_net_save(nhgd_kfac_net *k, nhgd_section *sec);
+int nhgd_kfac_net_load(nhgd_kfac_net *k, nhgd_section *sec);
+
+/* For the route planner: flops per rank per outer step (factor updates over T steps of B
+ * samples spread over P ranks, and the busiest owner's solve), and bytes per rank. */
+void nhgd_kfac_net_cost(int L, const int *in, const int *out, int P, double T, double B,
+                        double *flops, double *bytes);
+
+#endif
