@@ -11,6 +11,6 @@ nhgd_test_program(custom_problem ${PROJECT_SOURCE_DIR}/examples/custom_problem.c
 nhgd_add_serial_test(problem_custom_example COMMAND $<TARGET_FILE:custom_problem>)
 
 nhgd_test_program(test_mlp ${NHGD_TEST_DIR}/problems/test_mlp.c)
-foreach(group tanh-hyperclean relu-hyperclean tanh-hpo deep-hpo errors)
+foreach(group tanh-hyperclean relu-hyperclean tanh-hpo deep-hpo gauss-newton errors)
   nhgd_add_serial_test(problem_mlp_${group} COMMAND $<TARGET_FILE:test_mlp> ${group})
 endforeach()

@@ -117,6 +117,8 @@ typedef struct nhgd_problem_params {
   char hidden[128];   /* mlp-*: hidden widths, comma-separated (default "256") */
   int activation;     /* mlp-*: NHGD_ACT_TANH (default) or NHGD_ACT_RELU */
   uint64_t init_seed; /* mlp-*: key of the counter-based initialisation (default 0) */
+  int gauss_newton;   /* mlp-*: hvp is the Gauss-Newton product J^T H_out J (PSD) instead of
+                         the exact Hessian's (default 0) */
 } nhgd_problem_params;
 
 enum { NHGD_ACT_TANH = 0, NHGD_ACT_RELU = 1 };

@@ -41,6 +41,7 @@ typedef struct nhgd_pb_ctx {
   double v_init;
   char hidden[128]; /* mlp-*: hidden widths */
   int activation;   /* mlp-*: NHGD_ACT_* */
+  int gauss_newton; /* mlp-*: hvp gives the Gauss-Newton product */
   uint64_t init_seed;
   struct mlp_net *net; /* mlp-*: the network's shape and scratch */
 } nhgd_pb_ctx;

@@ -23,6 +23,7 @@ typedef struct mlp_net {
   int64_t off[MLP_MAX_LAYERS]; /* offset of W_l in theta */
   int act;                     /* NHGD_ACT_* */
   int hpo;                     /* 1: per-layer log L2 weights; 0: per-row clean logits */
+  int gn;                      /* hvp: the Gauss-Newton product instead of the Hessian's */
   int cap;                     /* rows the buffers hold */
   double *A[MLP_MAX_LAYERS];   /* in_l x cap: layer inputs */
   double *Z[MLP_MAX_LAYERS];   /* out_l x cap: pre-activations (last: probabilities) */
@@ -254,7 +255,9 @@ static int mlp_sample_grads(const nhgd_problem *pb, const double *theta, const d
 /* The exact Hessian-vector product by the R-operator (forward-over-backward): R{z_l} =
  * V_l^T a_l + W_l^T R{a_l}, R{a_{l+1}} = phi'(z_l) R{z_l}; at the output R{D} = (diag p -
  * p p^T) R{z}; going back R{D_{l-1}} = phi'' R{z} E + phi' (V-bar_l D_l + W-bar_l R{D_l});
- * then H V = sum_k w_k (R{a_l} D_l^T + a_l R{D_l}^T) per layer. */
+ * then H V = sum_k w_k (R{a_l} D_l^T + a_l R{D_l}^T) per layer. The Gauss-Newton product
+ * J^T (diag p - p p^T) J V keeps only the terms through R{D} at the output: R{D_{l-1}} =
+ * phi' W-bar_l R{D_l} and G V = sum_k w_k a_l R{D_l}^T (positive semi-definite). */
 static int mlp_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                    const int *rows, const double *V, double *HV) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
@@ -292,17 +295,19 @@ static int mlp_hvp(const nhgd_problem *pb, const double *theta, const double *v,
     }
     for (int l = L - 1; l > 0; --l) {
       const int in = n->in[l], out = n->out[l], prev = n->out[l - 1];
-      /* T = V-bar_l D_l + W-bar_l R{D_l} */
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, V + n->off[l], in,
-                  n->D[l], out, 0.0, n->T, prev);
+      /* T = V-bar_l D_l + W-bar_l R{D_l} (Gauss-Newton: the second term alone) */
+      if (!n->gn)
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, V + n->off[l],
+                    in, n->D[l], out, 0.0, n->T, prev);
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, theta + n->off[l],
-                  in, n->RD[l], out, 1.0, n->T, prev);
+                  in, n->RD[l], out, n->gn ? 0.0 : 1.0, n->T, prev);
       for (int k = 0; k < nk; ++k) {
         const double *h = n->A[l] + (size_t)k * in, *rz = n->RZ[l - 1] + (size_t)k * prev;
         const double *e = n->E[l - 1] + (size_t)k * prev, *t = n->T + (size_t)k * prev;
         double *rd = n->RD[l - 1] + (size_t)k * prev;
+        const double c2 = n->gn ? 0.0 : 1.0;
         for (int j = 0; j < prev; ++j)
-          rd[j] = act_d2(n->act, h[j]) * rz[j] * e[j] + act_d1(n->act, h[j]) * t[j];
+          rd[j] = c2 * act_d2(n->act, h[j]) * rz[j] * e[j] + act_d1(n->act, h[j]) * t[j];
       }
     }
     scale_deltas(n, nk, n->rw, n->D);
@@ -311,7 +316,7 @@ static int mlp_hvp(const nhgd_problem *pb, const double *theta, const double *v,
       const int in = n->in[l], out = n->out[l];
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, nk, 1.0, n->A[l], in, n->RD[l],
                   out, 1.0, HV + n->off[l], in);
-      if (l > 0)
+      if (l > 0 && !n->gn)
         cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, nk, 1.0, n->RA[l], in,
                     n->D[l], out, 1.0, HV + n->off[l], in);
     }
@@ -486,6 +491,7 @@ static int setup(nhgd_problem *pb, int hpo) {
   pb->destroy = mlp_destroy;
   n->L = nh + 1;
   n->act = ctx->activation;
+  n->gn = ctx->gauss_newton;
   n->hpo = hpo;
   int64_t d = 0;
   for (int l = 0; l < n->L; ++l) {

@@ -17,6 +17,7 @@ void nhgd_problem_params_default(nhgd_problem_params *pp) {
   snprintf(pp->hidden, sizeof pp->hidden, "256");
   pp->activation = NHGD_ACT_TANH;
   pp->init_seed = 0;
+  pp->gauss_newton = 0;
 }
 
 /* The problem block of the run options: which problem, and its parameters. */
@@ -24,6 +25,7 @@ typedef struct problem_opts {
   char name[32];
   nhgd_problem_params pp;
   char activation[8];
+  char hvp[16];
 } problem_opts;
 
 #define F(field) offsetof(problem_opts, field), sizeof(((problem_opts *)0)->field)
@@ -40,6 +42,10 @@ static const nhgd_option_spec problem_specs[] = {
      "mlp-*: widths of the hidden layers, comma-separated (e.g. 256,128)", NHGD_OPT_TRAJECTORY},
     {"activation", NHGD_OPT_CHOICE, F(activation), "tanh", 1, 0, "tanh|relu",
      "mlp-*: activation of the hidden layers", NHGD_OPT_TRAJECTORY},
+    {"mlp-hvp", NHGD_OPT_CHOICE, F(hvp), "exact", 1, 0, "exact|gauss-newton",
+     "mlp-*: Hessian-vector products (cg, neumann, soba, exact) by the exact R-operator or the "
+     "Gauss-Newton product (positive semi-definite)",
+     NHGD_OPT_TRAJECTORY},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
@@ -153,6 +159,7 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   snprintf(ctx->hidden, sizeof ctx->hidden, "%s", pp->hidden);
   ctx->activation = pp->activation;
   ctx->init_seed = pp->init_seed;
+  ctx->gauss_newton = pp->gauss_newton != 0;
   ctx->s.m = data->m;
   ctx->s.C = data->task == NHGD_TASK_CLASSIFICATION ? data->n_classes : 1;
   pb->name = e->name;
@@ -263,6 +270,7 @@ int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *dat
     NHGD_FAIL(NHGD_ERR_ARG, "the options have no problem block (use nhgd_options_create_run)");
   nhgd_problem_params pp = po->pp;
   pp.activation = strcmp(po->activation, "relu") ? NHGD_ACT_TANH : NHGD_ACT_RELU;
+  pp.gauss_newton = !strcmp(po->hvp, "gauss-newton");
   /* The network's initialisation follows the run's seed. */
   int64_t seed = 0;
   if (!nhgd_options_get_int(o, "seed", &seed)) pp.init_seed = (uint64_t)seed;

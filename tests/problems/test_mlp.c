@@ -18,6 +18,8 @@
 #include "pb_testdata.h"
 #include "problems/builtin.h"
 
+#include <cblas.h>
+
 #define SEED 20261202u
 #define M 5
 #define NCLASS 3
@@ -32,6 +34,7 @@ typedef struct fx {
 } fx;
 
 static const char *g_problem = "mlp-hyperclean", *g_hidden = "4", *g_act = "tanh";
+static int g_gn;
 
 static double *vec(int64_t n) {
   double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
@@ -60,6 +63,7 @@ static int setup(void **state) {
   snprintf(pp.hidden, sizeof pp.hidden, "%s", g_hidden);
   pp.activation = strcmp(g_act, "relu") ? NHGD_ACT_TANH : NHGD_ACT_RELU;
   pp.init_seed = 7;
+  pp.gauss_newton = g_gn;
   if (nhgd_problem_create(g_problem, &f->data, &pp, &f->pb) != 0) {
     fprintf(stderr, "create %s: %s\n", g_problem, nhgd_error_message());
     return -1;
@@ -372,6 +376,36 @@ static void test_blocks(void **state) {
   free(Href);
 }
 
+/* The Gauss-Newton product is the Fisher of the model's own predictions: for one row,
+ * G V = sum_c p_c s_c (s_c^T V) with s_c the gradient for label c and p_c = exp(-loss_c). */
+static void test_gauss_newton(void **state) {
+  fx *f = *state;
+  const nhgd_problem *pb = f->pb;
+  const int64_t d = f->d;
+  double *V = vec(d), *GV = vec(d), *ref = vec(d), *s = vec(d), *g = vec(d), c, loss;
+  td_fill(V, d, SEED, 9, 1.0);
+  const int row = 0;
+  const int32_t keep = f->data.train.y_class[row];
+  assert_int_equal(pb->hvp(pb, f->theta, f->v, 1, &row, V, GV), 0);
+  for (int cl = 0; cl < NCLASS; ++cl) {
+    f->data.train.y_class[row] = cl;
+    assert_int_equal(pb->sample_grads(pb, f->theta, f->v, 1, &row, s, &c), 0);
+    assert_int_equal(pb->inner_grad(pb, f->theta, f->v, 1, &row, g, &loss), 0);
+    const double p = exp(-loss / c), sv = cblas_ddot((int)d, s, 1, V, 1);
+    for (int64_t j = 0; j < d; ++j)
+      ref[j] += c * p * sv * s[j];
+  }
+  f->data.train.y_class[row] = keep;
+  expect_close(GV, ref, d, 1e-12, 1e-8, "Gauss-Newton product vs the model's Fisher");
+  double vgv = cblas_ddot((int)d, V, 1, GV, 1);
+  assert_true(vgv >= 0.0);
+  free(V);
+  free(GV);
+  free(ref);
+  free(s);
+  free(g);
+}
+
 /* Shapes that cannot be built are refused with a message naming --hidden. */
 static void test_shape_errors(void **state) {
   (void)state;
@@ -420,6 +454,10 @@ int main(int argc, char **argv) {
       g_hidden = "6";
     } else if (!strcmp(group, "tanh-hpo")) {
       g_problem = "mlp-hpo";
+    } else if (!strcmp(group, "gauss-newton")) {
+      g_problem = "mlp-hyperclean";
+      g_hidden = "4,3";
+      g_gn = 1;
     } else if (!strcmp(group, "deep-hpo")) {
       g_problem = "mlp-hpo";
       g_hidden = "4,3";
@@ -429,6 +467,14 @@ int main(int argc, char **argv) {
       return 2;
     }
     const struct CMUnitTest t[] = {MLP_TESTS};
+    const struct CMUnitTest tg[] = {
+        cmocka_unit_test(test_gauss_newton), cmocka_unit_test(test_dims),
+        cmocka_unit_test(test_inner_grad_fd), cmocka_unit_test(test_cross_fd)};
+    if (g_gn) {
+      rc = cmocka_run_group_tests_name(group, tg, setup, teardown);
+      MPI_Finalize();
+      return rc;
+    }
     rc = cmocka_run_group_tests_name(group, t, setup, teardown);
   }
   MPI_Finalize();
