@@ -64,6 +64,22 @@ expect 2 "needs beta in (0, 1)" -- run --data cls.h5 --efim-mode ema --efim-beta
 expect 2 "problem ridge has none" -- run --data reg.h5 --problem ridge --efim-route kfac
 expect 2 "which --kron 0 turns off" -- run --data cls.h5 --efim-route kfac --kron 0
 expect 2 "option --kfac-g (command line): 'fisher' is not one of" -- run --kfac-g fisher
+# Networks: shapes that cannot be built are usage errors found before any data is read.
+expect 2 "option --hidden: the list of hidden widths is empty" -- run --data cls.h5 \
+  --problem mlp-hyperclean --hidden ""
+expect 2 "option --hidden '0': every width must be a whole number from 1" -- run --data cls.h5 \
+  --problem mlp-hpo --hidden 0
+expect 2 "option --hidden '8,0': every width must be a whole number from 1" -- run \
+  --problem mlp-hyperclean --hidden 8,0
+expect 2 "option --hidden '8,': the list ends with a comma" -- run --problem mlp-hpo --hidden 8,
+expect 2 "option --activation (command line): 'sigmoid' is not one of" -- run \
+  --problem mlp-hpo --activation sigmoid
+expect 2 "option --mlp-hvp (command line): 'fisher' is not one of" -- run --mlp-hvp fisher
+expect 1 "--kfac-layout distributed is for linear models" -- run --data cls.h5 \
+  --problem mlp-hyperclean --hidden 4 --efim-route kfac --kfac-layout distributed $small \
+  --output o.h5
+expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- run --data cls.h5 \
+  --problem mlp-hyperclean --hidden 1000 --estimator exact $small --output o.h5
 expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300

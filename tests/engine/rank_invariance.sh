@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `nhgd run` follows the same trajectory on 1 and NP ranks (1e-10 relative on theta, v, u and
-# the history) for every built-in problem, with the exact and the NHGD estimators. usage: rank_invariance.sh NHGD MPIRUN NP
+# the history) for every built-in problem, with the exact and the NHGD estimators (and cg on a
+# network). usage: rank_invariance.sh NHGD MPIRUN NP
 set -u
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
@@ -22,7 +23,12 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route gram --cross-mode average" \
   "logreg logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac" \
   "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-layout distributed" \
-  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-g empirical"; do
+  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-g empirical" \
+  "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5,4 --efim-route kfac" \
+  "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 7 --v-init -3 --activation relu" \
+  "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 3 --efim-route gram" \
+  "mlp-hyperclean logistic.h5 exact --inner-lr 0.5 --hidden 4 --mlp-hvp gauss-newton" \
+  "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton"; do
   set -- $case
   problem=$1 data=$2 estimator=$3
   shift 3
@@ -34,7 +40,7 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   echo "== $problem with $estimator: 1 vs $np ranks"
   $python "$here/tools/compare_h5.py" "$tag.np$np.h5" "$tag.np1.h5" 1e-10 \
     /theta /v /u /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
-  if [ "$problem" != ridge ] && [[ "$*" != *kfac* ]]; then
+  if [ "$problem" != ridge ] && [[ "$*" != *kfac* ]] && [[ $problem != mlp* ]]; then
     # The Kronecker-structured curvature and the generic per-sample form give the same run.
     run "$np" "$nhgd" "${common[@]}" --kron 0 --output "$tag.factored.h5" || status=1
     echo "== $problem with $estimator: Kronecker (1 rank) vs generic form ($np ranks)"
