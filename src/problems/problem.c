@@ -35,7 +35,7 @@ static const nhgd_option_spec problem_specs[] = {
     {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-300, 1e300, NULL,
      "ridge: noise standard deviation sigma of the likelihood", NHGD_OPT_TRAJECTORY},
     {"clean-reg", NHGD_OPT_REAL, F(pp.clean_reg), "1e-3", 0, 1e300, NULL,
-     "hyperclean: r in the regulariser r ||W||^2", NHGD_OPT_TRAJECTORY},
+     "hyperclean, mlp-hyperclean: r in the regulariser r ||theta||^2", NHGD_OPT_TRAJECTORY},
     {"v-init", NHGD_OPT_REAL, F(pp.v_init), "0", -1e6, 1e6, NULL,
      "initial value of every entry of v", NHGD_OPT_TRAJECTORY},
     {"hidden", NHGD_OPT_STR, F(pp.hidden), "256", 1, 0, NULL,
