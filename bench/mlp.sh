@@ -130,9 +130,10 @@ PY
   echo "(the job's --efim-samples; nhgd-all: every sample). cg (10 iterations), neumann (20"
   echo "terms, eta 0.1) on 2,048-row Hessian samples and soba (rho 0.1) use Gauss-Newton"
   echo "products. floor: no estimator and outer step 0, every sample weight sigmoid(0). Stage"
-  echo "columns: seconds per outer step of the slowest rank. none skips the cross term J^T u"
-  echo "(u = 0); every hypergradient method pays one pass over all 20,000 training rows for it"
-  echo "(the hypergrad column), because hyper-cleaning has one outer variable per row."
+  echo "columns: seconds per outer step of the slowest rank. none times everything but the"
+  echo "estimate (inner SGD, the validation gradient, J^T u with u = 0, the outer step), so the"
+  echo "ratio is the estimator's own cost. J^T u (the hypergrad column) is one pass over all"
+  echo "20,000 training rows, because hyper-cleaning has one outer variable per row."
   echo
   cat "$results/mlp.md.body"
 } >"$results/mlp.md"

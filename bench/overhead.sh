@@ -12,19 +12,17 @@ data=$work/fashion_mnist.h5
 [ -f "$data" ] || "$nhgd" data fashion-mnist --output "$data" >/dev/null
 csv=$results/overhead.csv
 out=$results/overhead.md
-echo "estimator,variant,repeat,seconds_per_outer_step,bytes_per_inner_step,cross_seconds_per_outer_step" >"$csv"
+echo "estimator,variant,repeat,seconds_per_outer_step,bytes_per_inner_step" >"$csv"
 measure() { # label repeat nhgd-arguments...
   local label=$1 rep=$2 o=$work/overhead.h5
   shift 2
   mpirun_n "$P" "$nhgd" run --config "$root/jobs/hyperclean_fmnist.cfg" --data "$data" \
     --outer-steps 3 --eval-every 0 --log-level 1 --output "$o" "$@" || exit 1
   # Outer steps 2 and 3 (the first includes one-off warm-up); their mean.
-  local sec bytes cross
+  local sec bytes
   sec=$(h5get "$o" "(f['history/wall_time'][2] - f['history/wall_time'][0]) / 2")
   bytes=$(h5get "$o" "f.attrs['estimator_bytes_per_inner_step']")
-  # The cross term J^T u (the hypergrad stage, slowest rank), per outer step.
-  cross=$($python -c "print($(stage_seconds "$o" hypergrad) / 3)")
-  echo "${label%%:*},\"${label#*:}\",$rep,$sec,$bytes,$cross" >>"$csv"
+  echo "${label%%:*},\"${label#*:}\",$rep,$sec,$bytes" >>"$csv"
 }
 variants=(
   "nhgd:kfac, K = 64 (the main job: auto, A replicated, G model)|--estimator nhgd"
@@ -62,8 +60,7 @@ def med(k, col):
 base = med(("none", "-"), "seconds_per_outer_step")
 for k in keys:
     s, b = med(k, "seconds_per_outer_step"), med(k, "bytes_per_inner_step")
-    x = med(k, "cross_seconds_per_outer_step")
-    print(f"| {k[0]} | {k[1]} | {s:.4f} | {s / base:.2f} | {x:.4f} | {s / (base + x):.2f} | {b:.3g} |")
+    print(f"| {k[0]} | {k[1]} | {s:.3f} | {s / base:.2f} | {b:.3g} |")
 PY
 {
   echo "# Overhead of the NHGD estimator over plain inner SGD"
@@ -73,15 +70,12 @@ PY
   echo "Command: \`bench/overhead.sh $P $R\`. The main job (jobs/hyperclean_fmnist.cfg: d = 7,840,"
   echo "m = 784, C = 10, B = 256, T = 20 inner steps) on $P ranks, every variant in the same run;"
   echo "seconds per outer step = mean of outer steps 2 and 3 (test evaluation off), median over"
-  echo "$R repeats. Ratio to none: divided by the same outer step with \`--estimator none\`"
-  echo "(inner SGD, the validation gradient, the outer step: no curvature work, and no cross"
-  echo "term, since u = 0). J^T u: the variant's own cross-term seconds per outer step (the"
-  echo "hypergrad stage), which every hypergradient method pays whatever its estimate; the last"
-  echo "ratio divides by none plus that, i.e. it is the estimator's own cost. Bytes: payload"
-  echo "each rank received from the estimator's collectives per inner step. K: \`--efim-samples\`."
+  echo "$R repeats; the ratio divides by the same outer step with \`--estimator none\` (inner"
+  echo "SGD, validation gradient, J^T u, outer step, no curvature work). Bytes: payload each"
+  echo "rank received from the estimator's collectives per inner step. K: \`--efim-samples\`."
   echo
-  echo "| estimator | variant | s / outer step | ratio to none | J^T u s / outer step | ratio to none + J^T u | bytes / inner step |"
-  echo "|---|---|---:|---:|---:|---:|---:|"
+  echo "| estimator | variant | s / outer step | ratio to no estimator | bytes / inner step |"
+  echo "|---|---|---:|---:|---:|"
   cat "$out.body"
 } >"$out"
 rm -f "$out.body"

@@ -50,7 +50,6 @@ typedef struct nhgd_estimator {
   void *state;
   nhgd_est_ctx *ctx;
   int needs_observe; /* 1: observe is called after every inner step */
-  int u_zero;        /* 1: solve always gives u = 0, so the cross term J^T u is skipped */
   /* Start the inner loop of outer step k, which begins at theta0. */
   int (*begin)(struct nhgd_estimator *est, int64_t k, const double *theta0);
   /* The nb local training rows of inner step t, at the theta the step's gradient used. */

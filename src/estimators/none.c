@@ -12,7 +12,6 @@ static int none_solve(nhgd_estimator *est, const double *theta, const double *g,
 static int none_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   est->solve = none_solve;
   est->needs_observe = 0;
-  est->u_zero = 1; /* J^T u = 0: the run pays for no pass over the training rows either */
   return NHGD_OK;
 }
 

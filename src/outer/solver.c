@@ -487,10 +487,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
       in->theta_sum[j] /= (double)s->opt->inner.steps;
     theta_j = in->theta_sum;
   }
-  if (s->est->u_zero)
-    memset(s->jt, 0, (size_t)s->p_local * sizeof(double));
-  else if (!rc)
-    rc = pb->cross(pb, theta_j, s->v, s->u, s->jt);
+  if (!rc) rc = pb->cross(pb, theta_j, s->v, s->u, s->jt);
   double sq = 0.0;
   if (!rc)
     for (int64_t j = 0; j < s->p_local; ++j) {
