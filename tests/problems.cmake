@@ -14,3 +14,6 @@ nhgd_test_program(test_mlp ${NHGD_TEST_DIR}/problems/test_mlp.c)
 foreach(group tanh-hyperclean relu-hyperclean tanh-hpo deep-hpo gauss-newton errors)
   nhgd_add_serial_test(problem_mlp_${group} COMMAND $<TARGET_FILE:test_mlp> ${group})
 endforeach()
+
+nhgd_test_program(test_distill ${NHGD_TEST_DIR}/problems/test_distill.c)
+nhgd_add_serial_test(problem_distill COMMAND $<TARGET_FILE:test_distill>)

@@ -20,22 +20,24 @@ extern "C" {
  *   outer  f(v, theta) = (1/n_val) sum_j f_j(theta) [+ terms in v]      over the validation rows
  *
  * theta has d entries and is replicated on every rank. v has p entries: replicated, or, when
- * v_per_sample is set, one entry per training row, sharded with the rows (every callback
- * then receives this rank's slice v[0 .. train.n_local)). The Hessian of R in theta must be
+ * v_per_sample = w > 0, w entries per training row, sharded with the rows (every callback
+ * then receives this rank's slice v[0 .. w * train.n_local)). The Hessian of R in theta must be
  * diagonal. Row indices passed to callbacks are local (0 .. n_local-1) to the split.
  * Callbacks are not collective unless stated; they return 0 or an nhgd_status. */
 typedef struct nhgd_problem nhgd_problem;
 struct nhgd_problem {
   const char *name;
   void *ctx;             /* the problem's own state */
-  const nhgd_data *data; /* bound data; callbacks read data->train/val/test */
+  const nhgd_data *data; /* bound data; callbacks read data->train/val/test. The solver runs
+                            on this view: a problem may bind a view derived from the data it
+                            was created with (distill: its own rows as the training split) */
   int64_t d;             /* inner dimension */
   int64_t p;             /* outer dimension (global) */
-  int v_per_sample;      /* 1: p == train.n_global and v is sharded with the training rows */
+  int v_per_sample;      /* w > 0: p == w * train.n_global, v sharded with the training rows */
   int hess_rank;         /* q: columns of each per-sample Hessian factor */
   int is_classifier;     /* 1: eval reports accuracy */
 
-  /* Initial values: theta (d) and this rank's v (p, or train.n_local if v_per_sample). */
+  /* Initial values: theta (d) and this rank's v (p, or w * train.n_local if v_per_sample). */
   int (*init)(const nhgd_problem *pb, double *theta, double *v);
 
   /* Sum over the nb listed training rows of w_i(v) grad l_i(theta), written to g (d, zeroed
@@ -75,7 +77,7 @@ struct nhgd_problem {
   int (*outer_grad_v)(const nhgd_problem *pb, const double *theta, const double *v, double *gv);
 
   /* Cross term out = J^T u with J = d^2 g / (d theta d v) at (v, theta): this rank's p
-   * entries (or n_local entries if v_per_sample). For replicated v the result must be
+   * entries (or v_per_sample * n_local entries). For replicated v the result must be
    * equal on every rank (a callback that needs data may allreduce over data->comm: then it
    * is collective). */
   int (*cross)(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
@@ -110,15 +112,16 @@ struct nhgd_problem {
 
 /* Parameters of the built-in problems. */
 typedef struct nhgd_problem_params {
-  double noise_sigma; /* ridge: sigma of the likelihood, default 1 */
-  double clean_reg;   /* hyperclean: r in r ||W||^2, default 1e-3 */
-  double v_init;      /* initial value of every v entry: ridge/logreg log-weights (default
-                         0), hyperclean logits (default 0) */
-  char hidden[128];   /* mlp-*: hidden widths, comma-separated (default "256") */
-  int activation;     /* mlp-*: NHGD_ACT_TANH (default) or NHGD_ACT_RELU */
-  uint64_t init_seed; /* mlp-*: key of the counter-based initialisation (default 0) */
-  int gauss_newton;   /* mlp-*: hvp is the Gauss-Newton product J^T H_out J (PSD) instead of
-                         the exact Hessian's (default 0) */
+  double noise_sigma;        /* ridge: sigma of the likelihood, default 1 */
+  double clean_reg;          /* hyperclean: r in r ||W||^2, default 1e-3 */
+  double v_init;             /* initial value of every v entry: ridge/logreg log-weights (default
+                                0), hyperclean logits (default 0) */
+  char hidden[128];          /* mlp-*: hidden widths, comma-separated (default "256") */
+  int activation;            /* mlp-*: NHGD_ACT_TANH (default) or NHGD_ACT_RELU */
+  uint64_t init_seed;        /* mlp-*: key of the counter-based initialisation (default 0) */
+  int gauss_newton;          /* mlp-*: hvp is the Gauss-Newton product J^T H_out J (PSD) instead of
+                                the exact Hessian's (default 0) */
+  int64_t distill_per_class; /* distill: synthetic images per class (default 1) */
 } nhgd_problem_params;
 
 enum { NHGD_ACT_TANH = 0, NHGD_ACT_RELU = 1 };
@@ -126,7 +129,7 @@ enum { NHGD_ACT_TANH = 0, NHGD_ACT_RELU = 1 };
 NHGD_API void nhgd_problem_params_default(nhgd_problem_params *pp);
 
 /* Not collective. Create a built-in problem ("ridge", "logreg", "hyperclean", "mlp-hyperclean",
- * "mlp-hpo") bound to data.
+ * "mlp-hpo", "distill") bound to data (distill: to a view of it, see pb->data).
  * Errors: unknown name, or data of the wrong task (ridge needs regression targets, logreg
  * and hyperclean need class labels). The problem is allocated; free with
  * nhgd_problem_destroy. */

@@ -180,7 +180,7 @@ static int load_v(nhgd_solver *s, const char *path) {
   if (!rc && MPI_Bcast(all, (int)s->p, MPI_DOUBLE, 0, s->comm) != MPI_SUCCESS)
     rc = nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__, "MPI_Bcast of v failed");
   if (!rc) {
-    int64_t off = s->pb->v_per_sample ? s->data->train.lo : 0;
+    int64_t off = s->pb->v_per_sample ? s->data->train.lo * s->pb->v_per_sample : 0;
     memcpy(s->v, all + off, (size_t)s->p_local * sizeof(double));
   }
   nhgd_free(&all);
@@ -190,7 +190,7 @@ static int load_v(nhgd_solver *s, const char *path) {
 /* ---- checkpoint parts ---- */
 
 static int64_t v_offset(const nhgd_solver *s) {
-  return s->pb->v_per_sample ? s->data->train.lo : 0;
+  return s->pb->v_per_sample ? s->data->train.lo * s->pb->v_per_sample : 0;
 }
 static int64_t v_count(const nhgd_solver *s) {
   return s->pb->v_per_sample ? s->p_local : (s->rank == 0 ? s->p : 0);
@@ -388,15 +388,23 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
   if (!s->opt)
     NHGD_FAIL(NHGD_ERR_ARG, "the options have no solver block: make them with "
                             "nhgd_options_create_run");
+  /* The solver runs on the problem's view of the data: the data itself, or (distill) a view
+   * whose training split is the problem's own rows. */
+  if (pb->data != data && (!pb->data || pb->data->size != data->size))
+    NHGD_FAIL(NHGD_ERR_ARG, "problem %s is bound to other data than the solver's", pb->name);
+  data = pb->data;
   s->data = data;
   s->pb = pb;
   s->d = pb->d;
   s->p = pb->p;
-  s->p_local = pb->v_per_sample ? data->train.n_local : pb->p;
+  s->p_local = pb->v_per_sample ? (int64_t)data->train.n_local * pb->v_per_sample : pb->p;
   s->t_start = MPI_Wtime();
-  if (pb->v_per_sample && pb->p != data->train.n_global)
-    NHGD_FAIL(NHGD_ERR_ARG, "problem %s: per-sample v needs p = %lld training rows, has %lld",
-              pb->name, (long long)data->train.n_global, (long long)pb->p);
+  if (pb->v_per_sample < 0 ||
+      (pb->v_per_sample && pb->p != data->train.n_global * pb->v_per_sample))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "problem %s: per-sample v needs p = %d entries for each of %lld training rows, has "
+              "%lld",
+              pb->name, pb->v_per_sample, (long long)data->train.n_global, (long long)pb->p);
   if (s->d > (int64_t)1 << 30 || s->p > (int64_t)1 << 30)
     NHGD_FAIL(NHGD_ERR_ARG, "problem too large: d = %lld, p = %lld", (long long)s->d,
               (long long)s->p);

@@ -44,6 +44,8 @@ typedef struct nhgd_pb_ctx {
   int gauss_newton; /* mlp-*: hvp gives the Gauss-Newton product */
   uint64_t init_seed;
   struct mlp_net *net; /* mlp-*: the network's shape and scratch */
+  int64_t distill_per_class;
+  struct distill_view *distill; /* distill: the view of the data with the synthetic rows */
 } nhgd_pb_ctx;
 
 /* Make room for nb rows (nb <= NHGD_PB_BLOCK). */
@@ -110,6 +112,7 @@ int nhgd_problem_setup_logreg(nhgd_problem *pb);
 int nhgd_problem_setup_hyperclean(nhgd_problem *pb);
 int nhgd_problem_setup_mlp_hyperclean(nhgd_problem *pb);
 int nhgd_problem_setup_mlp_hpo(nhgd_problem *pb);
+int nhgd_problem_setup_distill(nhgd_problem *pb);
 
 /* Parse --hidden ("256,128"): at most max positive widths into widths, their number into
  * *count; an empty list, a zero or malformed width is an NHGD_ERR_ARG error naming it. */

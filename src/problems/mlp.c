@@ -431,7 +431,7 @@ static int mlp_init(const nhgd_problem *pb, double *theta, double *v) {
         theta[n->off[l] + j + (int64_t)o * in] = j == in - 1 ? 0.0 : lim * (2.0 * u - 1.0);
       }
   }
-  const int64_t nv = pb->v_per_sample ? pb->data->train.n_local : pb->p;
+  const int64_t nv = pb->v_per_sample ? (int64_t)pb->data->train.n_local * pb->v_per_sample : pb->p;
   for (int64_t j = 0; j < nv; ++j)
     v[j] = ctx->v_init;
   return NHGD_OK;

@@ -18,6 +18,7 @@ void nhgd_problem_params_default(nhgd_problem_params *pp) {
   pp->activation = NHGD_ACT_TANH;
   pp->init_seed = 0;
   pp->gauss_newton = 0;
+  pp->distill_per_class = 1;
 }
 
 /* The problem block of the run options: which problem, and its parameters. */
@@ -31,17 +32,21 @@ typedef struct problem_opts {
 #define F(field) offsetof(problem_opts, field), sizeof(((problem_opts *)0)->field)
 static const nhgd_option_spec problem_specs[] = {
     {"problem", NHGD_OPT_CHOICE, F(name), "hyperclean", 1, 0,
-     "ridge|logreg|hyperclean|mlp-hyperclean|mlp-hpo", "bilevel problem", NHGD_OPT_TRAJECTORY},
+     "ridge|logreg|hyperclean|mlp-hyperclean|mlp-hpo|distill", "bilevel problem",
+     NHGD_OPT_TRAJECTORY},
     {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-300, 1e300, NULL,
      "ridge: noise standard deviation sigma of the likelihood", NHGD_OPT_TRAJECTORY},
     {"clean-reg", NHGD_OPT_REAL, F(pp.clean_reg), "1e-3", 0, 1e300, NULL,
-     "hyperclean, mlp-hyperclean: r in the regulariser r ||theta||^2", NHGD_OPT_TRAJECTORY},
+     "hyperclean, mlp-hyperclean, distill: r in the regulariser r ||theta||^2",
+     NHGD_OPT_TRAJECTORY},
     {"v-init", NHGD_OPT_REAL, F(pp.v_init), "0", -1e6, 1e6, NULL,
      "initial value of every entry of v", NHGD_OPT_TRAJECTORY},
     {"hidden", NHGD_OPT_STR, F(pp.hidden), "256", 1, 0, NULL,
      "mlp-*: widths of the hidden layers, comma-separated (e.g. 256,128)", NHGD_OPT_TRAJECTORY},
     {"activation", NHGD_OPT_CHOICE, F(activation), "tanh", 1, 0, "tanh|relu",
      "mlp-*: activation of the hidden layers", NHGD_OPT_TRAJECTORY},
+    {"distill-per-class", NHGD_OPT_I64, F(pp.distill_per_class), "1", 1, 1e9, NULL,
+     "distill: synthetic images per class (the outer variable)", NHGD_OPT_TRAJECTORY},
     {"mlp-hvp", NHGD_OPT_CHOICE, F(hvp), "exact", 1, 0, "exact|gauss-newton",
      "mlp-*: Hessian-vector products (cg, neumann, soba, exact) by the exact R-operator or the "
      "Gauss-Newton product (positive semi-definite)",
@@ -74,9 +79,10 @@ static const nhgd_problem_entry nhgd_problem_table[] = {
     {"hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_hyperclean, 1},
     {"mlp-hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hyperclean, 1},
     {"mlp-hpo", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hpo, 1},
+    {"distill", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_distill, 1},
 };
 #define NHGD_N_PROBLEMS ((int)(sizeof nhgd_problem_table / sizeof nhgd_problem_table[0]))
-#define NHGD_KNOWN_PROBLEMS "ridge, logreg, hyperclean, mlp-hyperclean, mlp-hpo"
+#define NHGD_KNOWN_PROBLEMS "ridge, logreg, hyperclean, mlp-hyperclean, mlp-hpo, distill"
 
 static const char *task_name(nhgd_task t) {
   return t == NHGD_TASK_CLASSIFICATION ? "classification (class labels)"
@@ -160,6 +166,7 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   ctx->activation = pp->activation;
   ctx->init_seed = pp->init_seed;
   ctx->gauss_newton = pp->gauss_newton != 0;
+  ctx->distill_per_class = pp->distill_per_class;
   ctx->s.m = data->m;
   ctx->s.C = data->task == NHGD_TASK_CLASSIFICATION ? data->n_classes : 1;
   pb->name = e->name;
@@ -195,7 +202,7 @@ int nhgd_pb_init(const nhgd_problem *pb, double *theta, double *v) {
   const nhgd_pb_ctx *ctx = pb->ctx;
   for (int64_t j = 0; j < pb->d; j++)
     theta[j] = 0.0;
-  int64_t nv = pb->v_per_sample ? pb->data->train.n_local : pb->p;
+  int64_t nv = pb->v_per_sample ? (int64_t)pb->data->train.n_local * pb->v_per_sample : pb->p;
   for (int64_t j = 0; j < nv; j++)
     v[j] = ctx->v_init;
   return NHGD_OK;

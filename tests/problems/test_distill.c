@@ -1,0 +1,229 @@
+/* Unit tests of the distill problem: its view of the data (synthetic rows as the training
+ * split with fixed labels, the real training split as validation), the initialisation, and
+ * the gradient, Hessian-vector product and cross term J^T u (in the pixels of the synthetic
+ * images) against central finite differences; the errors of a bad image count. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <mpi.h>
+
+#include "nhgd/errors.h"
+#include "nhgd/problem.h"
+#include "pb_testdata.h"
+
+#define SEED 20261203u
+#define M 4
+#define NCLASS 3
+#define PER 3
+#define NSYN (PER * NCLASS)
+#define FD_H 1e-6
+
+typedef struct fx {
+  nhgd_data data;
+  nhgd_problem *pb;
+  int64_t d, nv;
+  double *theta, *v;
+} fx;
+
+static double *vec(int64_t n) {
+  double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
+  assert_non_null(x);
+  return x;
+}
+
+static void expect_close(const double *a, const double *b, int64_t n, double rtol, double floor,
+                         const char *what) {
+  double e = td_relerr(a, b, n, floor);
+  if (!(e <= rtol)) fail_msg("%s: relative error %.3e exceeds %.1e", what, e, rtol);
+}
+
+static const int rows[] = {0, 4, 4, 8, 2, 7, 1};
+#define NB ((int)(sizeof rows / sizeof rows[0]))
+static int all[NSYN];
+
+static int setup(void **state) {
+  fx *f = calloc(1, sizeof *f);
+  if (!f) return -1;
+  td_make(&f->data, MPI_COMM_WORLD, SEED, M, NCLASS, 30, 10, 9);
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.clean_reg = 0.05;
+  pp.distill_per_class = PER;
+  pp.init_seed = 5;
+  if (nhgd_problem_create("distill", &f->data, &pp, &f->pb)) {
+    fprintf(stderr, "create: %s\n", nhgd_error_message());
+    return -1;
+  }
+  f->d = f->pb->d;
+  f->nv = f->pb->p; /* one rank: every synthetic row is local */
+  f->theta = vec(f->d);
+  f->v = vec(f->nv);
+  assert_int_equal(f->pb->init(f->pb, f->theta, f->v), 0);
+  td_fill(f->theta, f->d, SEED, 1, 0.5);
+  for (int i = 0; i < NSYN; ++i)
+    all[i] = i;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx *f = *state;
+  nhgd_problem_destroy(&f->pb);
+  td_free(&f->data);
+  free(f->theta);
+  free(f->v);
+  free(f);
+  return 0;
+}
+
+/* The view: k C synthetic rows with labels i / k, features in v; val is the real training
+ * split; test the real test split. */
+static void test_view(void **state) {
+  fx *f = *state;
+  const nhgd_problem *pb = f->pb;
+  assert_ptr_not_equal(pb->data, &f->data);
+  assert_int_equal(pb->data->train.n_global, NSYN);
+  assert_int_equal(pb->data->train.n_local, NSYN);
+  for (int i = 0; i < NSYN; ++i)
+    assert_int_equal(pb->data->train.y_class[i], i / PER);
+  assert_int_equal(pb->data->val.n_global, f->data.train.n_global);
+  assert_ptr_equal(pb->data->val.X, f->data.train.X);
+  assert_ptr_equal(pb->data->test.X, f->data.test.X);
+  assert_int_equal(pb->v_per_sample, M);
+  assert_int_equal(pb->p, NSYN * M);
+  assert_int_equal(pb->d, M * NCLASS);
+  /* The images are noise around --v-init, the same at every call. */
+  double *t = vec(f->d), *v = vec(f->nv);
+  assert_int_equal(pb->init(pb, t, v), 0);
+  assert_memory_equal(v, f->v, (size_t)f->nv * sizeof(double));
+  assert_true(v[0] != v[1]);
+  free(t);
+  free(v);
+}
+
+static double loss_at(const fx *f, const double *theta, const double *v) {
+  double *g = vec(f->d), loss;
+  assert_int_equal(f->pb->inner_grad(f->pb, theta, v, NB, rows, g, &loss), 0);
+  free(g);
+  return loss;
+}
+
+static void test_inner_grad_hvp_fd(void **state) {
+  fx *f = *state;
+  const int64_t d = f->d;
+  double *g = vec(d), *fd = vec(d), *t = vec(d), *V = vec(d), *HV = vec(d), *gp = vec(d),
+         *gm = vec(d), loss;
+  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, NB, rows, g, &loss), 0);
+  memcpy(t, f->theta, (size_t)d * sizeof(double));
+  for (int64_t k = 0; k < d; ++k) {
+    t[k] = f->theta[k] + FD_H;
+    double lp = loss_at(f, t, f->v);
+    t[k] = f->theta[k] - FD_H;
+    double lm = loss_at(f, t, f->v);
+    t[k] = f->theta[k];
+    fd[k] = (lp - lm) / (2 * FD_H);
+  }
+  expect_close(g, fd, d, 1e-6, 1e-2, "inner_grad vs finite differences");
+  td_fill(V, d, SEED, 3, 1.0);
+  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, rows, V, HV), 0);
+  for (int64_t k = 0; k < d; ++k)
+    t[k] = f->theta[k] + FD_H * V[k];
+  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, rows, gp, &loss), 0);
+  for (int64_t k = 0; k < d; ++k)
+    t[k] = f->theta[k] - FD_H * V[k];
+  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, rows, gm, &loss), 0);
+  for (int64_t k = 0; k < d; ++k)
+    fd[k] = (gp[k] - gm[k]) / (2 * FD_H);
+  expect_close(HV, fd, d, 1e-6, 1e-2, "hvp vs finite differences of inner_grad");
+  free(g);
+  free(fd);
+  free(t);
+  free(V);
+  free(HV);
+  free(gp);
+  free(gm);
+}
+
+/* <grad_theta g(v, theta), u> with g the mean over the synthetic rows plus R. */
+static double phi(const fx *f, const double *v, const double *u) {
+  double *g = vec(f->d), loss;
+  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, v, NSYN, all, g, &loss), 0);
+  for (int64_t k = 0; k < f->d; ++k)
+    g[k] /= (double)NSYN;
+  assert_int_equal(f->pb->reg(f->pb, f->theta, v, NULL, g, NULL), 0);
+  double s = 0.0;
+  for (int64_t k = 0; k < f->d; ++k)
+    s += g[k] * u[k];
+  free(g);
+  return s;
+}
+
+/* J^T u in every pixel of every synthetic image against finite differences. */
+static void test_cross_fd(void **state) {
+  fx *f = *state;
+  double *u = vec(f->d), *out = vec(f->nv), *fd = vec(f->nv), *w = vec(f->nv);
+  td_fill(u, f->d, SEED, 6, 1.0);
+  assert_int_equal(f->pb->cross(f->pb, f->theta, f->v, u, out), 0);
+  for (int64_t i = 0; i < f->nv; ++i) {
+    memcpy(w, f->v, (size_t)f->nv * sizeof(double));
+    w[i] += FD_H;
+    double pp = phi(f, w, u);
+    w[i] -= 2 * FD_H;
+    double pm = phi(f, w, u);
+    fd[i] = (pp - pm) / (2 * FD_H);
+  }
+  expect_close(out, fd, f->nv, 1e-6, 1e-4, "cross vs finite differences in the pixels");
+  free(u);
+  free(out);
+  free(fd);
+  free(w);
+}
+
+/* The outer loss is the real training split's cross-entropy: eval on the view's val split
+ * equals eval on the real training split. */
+static void test_outer_split(void **state) {
+  fx *f = *state;
+  double a, b;
+  int64_t ca, cb;
+  assert_int_equal(f->pb->eval(f->pb, &f->pb->data->val, f->theta, f->v, &a, NULL, &ca), 0);
+  assert_int_equal(f->pb->eval(f->pb, &f->data.train, f->theta, f->v, &b, NULL, &cb), 0);
+  assert_true(a == b && ca == cb);
+}
+
+static void test_errors(void **state) {
+  (void)state;
+  nhgd_data data;
+  td_make(&data, MPI_COMM_WORLD, SEED, M, NCLASS, 30, 10, 9);
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  nhgd_problem *pb = NULL;
+  pp.distill_per_class = 11; /* 33 images from 30 rows */
+  assert_int_equal(nhgd_problem_create("distill", &data, &pp, &pb), NHGD_ERR_ARG);
+  assert_non_null(strstr(nhgd_error_message(), "--distill-per-class 11"));
+  assert_null(pb);
+  pp.distill_per_class = 0;
+  nhgd_error_clear();
+  assert_int_equal(nhgd_problem_create("distill", &data, &pp, &pb), NHGD_ERR_ARG);
+  assert_non_null(strstr(nhgd_error_message(), "at least one image per class"));
+  pp.distill_per_class = 10;
+  assert_int_equal(nhgd_problem_create("distill", &data, &pp, &pb), 0);
+  nhgd_problem_destroy(&pb);
+  td_free(&data);
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  const struct CMUnitTest t[] = {
+      cmocka_unit_test(test_view), cmocka_unit_test(test_inner_grad_hvp_fd),
+      cmocka_unit_test(test_cross_fd), cmocka_unit_test(test_outer_split)};
+  const struct CMUnitTest e[] = {cmocka_unit_test(test_errors)};
+  int rc = cmocka_run_group_tests_name("distill", t, setup, teardown);
+  rc |= cmocka_run_group_tests_name("distill errors", e, NULL, NULL);
+  MPI_Finalize();
+  return rc;
+}
