@@ -62,6 +62,9 @@ int nhgd_pb_check_batch(const nhgd_problem *pb, int nb, const int *rows);
 /* Shared callbacks of the built-in problems. */
 int nhgd_pb_init(const nhgd_problem *pb, double *theta, double *v);
 void nhgd_pb_destroy_ctx(nhgd_problem *pb);
+/* R = r ||theta||^2 (r = --clean-reg), independent of v: hyperclean and distill. */
+int nhgd_pb_reg_clean(const nhgd_problem *pb, const double *theta, const double *v, double *value,
+                      double *grad, double *hdiag);
 
 /* 1 / (1 + exp(-v)), written so that exp never overflows whatever the sign of v. */
 static inline double nhgd_pb_sigmoid(double v) {

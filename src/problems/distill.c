@@ -63,21 +63,6 @@ static int ds_hvp(const nhgd_problem *pb, const double *theta, const double *v, 
   return nhgd_softmax_hvp(pb, NULL, theta, v, nb, rows, V, HV);
 }
 
-/* R = r ||W||^2 does not depend on v. */
-static int ds_reg(const nhgd_problem *pb, const double *theta, const double *v, double *value,
-                  double *grad, double *hdiag) {
-  (void)v;
-  const double r = ((const nhgd_pb_ctx *)pb->ctx)->clean_reg;
-  double total = 0.0;
-  for (int64_t k = 0; k < pb->d; k++) {
-    total += r * theta[k] * theta[k];
-    if (grad) grad[k] += 2.0 * r * theta[k];
-    if (hdiag) hdiag[k] = 2.0 * r;
-  }
-  if (value) *value = total;
-  return NHGD_OK;
-}
-
 static int ds_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
                    const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
   bind_images(pb, v);
@@ -195,7 +180,7 @@ int nhgd_problem_setup_distill(nhgd_problem *pb) {
   pb->sample_grads = ds_sample_grads;
   pb->hess_factors = ds_hess_factors;
   pb->hvp = ds_hvp;
-  pb->reg = ds_reg;
+  pb->reg = nhgd_pb_reg_clean;
   pb->eval = ds_eval;
   pb->outer_grad_v = NULL;
   pb->cross = ds_cross;

@@ -35,20 +35,6 @@ static int hc_hvp(const nhgd_problem *pb, const double *theta, const double *v, 
   return nhgd_softmax_hvp(pb, clean_weight, theta, v, nb, rows, V, HV);
 }
 
-/* R = r ||W||^2 does not depend on v. */
-static int hc_reg(const nhgd_problem *pb, const double *theta, const double *v, double *value,
-                  double *grad, double *hdiag) {
-  const double r = ((const nhgd_pb_ctx *)pb->ctx)->clean_reg;
-  double total = 0.0;
-  for (int64_t k = 0; k < pb->d; k++) {
-    total += r * theta[k] * theta[k];
-    if (grad) grad[k] += 2.0 * r * theta[k];
-    if (hdiag) hdiag[k] = 2.0 * r;
-  }
-  if (value) *value = total;
-  return NHGD_OK;
-}
-
 static int hc_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
                    const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
   return nhgd_softmax_eval(pb, split, theta, loss_sum, gtheta, correct);
@@ -94,7 +80,7 @@ int nhgd_problem_setup_hyperclean(nhgd_problem *pb) {
   pb->sample_grads = hc_sample_grads;
   pb->hess_factors = hc_hess_factors;
   pb->hvp = hc_hvp;
-  pb->reg = hc_reg;
+  pb->reg = nhgd_pb_reg_clean;
   pb->eval = hc_eval;
   pb->outer_grad_v = NULL;
   pb->cross = hc_cross;

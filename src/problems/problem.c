@@ -197,6 +197,20 @@ void nhgd_pb_destroy_ctx(nhgd_problem *pb) {
   pb->ctx = NULL;
 }
 
+int nhgd_pb_reg_clean(const nhgd_problem *pb, const double *theta, const double *v, double *value,
+                      double *grad, double *hdiag) {
+  (void)v;
+  const double r = ((const nhgd_pb_ctx *)pb->ctx)->clean_reg;
+  double total = 0.0;
+  for (int64_t k = 0; k < pb->d; k++) {
+    total += r * theta[k] * theta[k];
+    if (grad) grad[k] += 2.0 * r * theta[k];
+    if (hdiag) hdiag[k] = 2.0 * r;
+  }
+  if (value) *value = total;
+  return NHGD_OK;
+}
+
 int nhgd_pb_init(const nhgd_problem *pb, double *theta, double *v) {
   if (!theta || !v) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': init needs theta and v", pb->name);
   const nhgd_pb_ctx *ctx = pb->ctx;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop and resume equals an uninterrupted run bit for bit (every EFIM route, kfac in both
-# layouts and with both G factors, `exact`, and networks with layer-wise kfac and soba, a
+# layouts and with both G factors, `exact`, networks with layer-wise kfac and soba, and
+# distillation with kfac and cg, a
 # stop inside an inner loop and between outer steps, by --halt-after and by SIGUSR1); resume
 # on another rank count agrees to 1e-10; damaged checkpoints are skipped; a changed
 # configuration (a network's shape too) and --restart never over old checkpoints are refused.
@@ -24,8 +25,10 @@ base=(run --data d.h5 --problem hyperclean --outer-steps 4 --inner-steps 7 --bat
   --inner-lr 0.5 --log-level 1)
 other=$((np == 1 ? 2 : 1))
 for est in online accumulate gram gram-subsampled kfac kfac-distributed kfac-empirical \
-  kfac-subsampled exact mlp-kfac mlp-hpo-kfac mlp-soba; do
+  kfac-subsampled exact mlp-kfac mlp-hpo-kfac mlp-soba distill-kfac distill-cg; do
   case $est in
+  distill-kfac) cfg=(--problem distill --distill-per-class 2 --estimator nhgd) ;;
+  distill-cg) cfg=(--problem distill --distill-per-class 3 --estimator cg --warm-start 0) ;;
   mlp-kfac) cfg=(--problem mlp-hyperclean --hidden 5,4 --estimator nhgd --efim-route kfac) ;;
   mlp-hpo-kfac) cfg=(--problem mlp-hpo --hidden 6 --v-init -3 --estimator nhgd --efim-samples 9) ;;
   mlp-soba) cfg=(--problem mlp-hyperclean --hidden 4 --activation relu --estimator soba) ;;

@@ -33,6 +33,8 @@ expect() {
   --output cls.h5 >/dev/null || exit 1
 "$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 10 --features 5 \
   --output reg.h5 >/dev/null || exit 1
+"$nhgd" data synth --kind logistic --n-train 10 --n-val 20 --n-test 10 --features 5 \
+  --output cls10.h5 >/dev/null || exit 1
 printf 'this is not an HDF5 file\n' >garbage.h5
 small="--outer-steps 1 --inner-steps 2 --batch 8 --log-level 1"
 
@@ -78,6 +80,10 @@ expect 2 "option --mlp-hvp (command line): 'fisher' is not one of" -- run --mlp-
 expect 1 "--kfac-layout distributed is for linear models" -- run --data cls.h5 \
   --problem mlp-hyperclean --hidden 4 --efim-route kfac --kfac-layout distributed $small \
   --output o.h5
+expect 1 "option --distill-per-class 5: 15 synthetic images are more than the 10 training rows" \
+  -- run --data cls10.h5 --problem distill --distill-per-class 5 $small --output o.h5
+expect 2 "option --distill-per-class (command line): value 0 is outside the range" -- run \
+  --problem distill --distill-per-class 0
 expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- run --data cls.h5 \
   --problem mlp-hyperclean --hidden 1000 --estimator exact $small --output o.h5
 expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1

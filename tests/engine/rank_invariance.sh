@@ -28,7 +28,9 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 7 --v-init -3 --activation relu" \
   "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 3 --efim-route gram" \
   "mlp-hyperclean logistic.h5 exact --inner-lr 0.5 --hidden 4 --mlp-hvp gauss-newton" \
-  "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton"; do
+  "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton" \
+  "distill logistic.h5 nhgd --inner-lr 0.5 --distill-per-class 2 --clean-reg 0.05" \
+  "distill logistic.h5 soba --inner-lr 0.5 --distill-per-class 3 --warm-start 0"; do
   set -- $case
   problem=$1 data=$2 estimator=$3
   shift 3
@@ -40,7 +42,8 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   echo "== $problem with $estimator: 1 vs $np ranks"
   $python "$here/tools/compare_h5.py" "$tag.np$np.h5" "$tag.np1.h5" 1e-10 \
     /theta /v /u /history/val_loss /history/hypergrad_norm /history/test_loss || status=1
-  if [ "$problem" != ridge ] && [[ "$*" != *kfac* ]] && [[ $problem != mlp* ]]; then
+  if [ "$problem" != ridge ] && [[ "$*" != *kfac* ]] && [[ $problem != mlp* ]] &&
+    [ "$problem" != distill ]; then
     # The Kronecker-structured curvature and the generic per-sample form give the same run.
     run "$np" "$nhgd" "${common[@]}" --kron 0 --output "$tag.factored.h5" || status=1
     echo "== $problem with $estimator: Kronecker (1 rank) vs generic form ($np ranks)"

@@ -10,6 +10,7 @@
 
 #include "core/rng.h"
 #include "nhgd/data.h"
+#include "nhgd/problem.h"
 
 enum { TD_TRAIN = 0, TD_VAL = 1, TD_TEST = 2 };
 
@@ -123,6 +124,55 @@ static inline double td_relerr(const double *a, const double *b, int64_t n, doub
     if (fabs(b[i]) > scale) scale = fabs(b[i]);
   }
   return err / scale;
+}
+
+/* <grad_theta g(v, theta), u>, g = (sum of inner_grad over the n listed rows) / n_global + R. */
+static inline double td_phi(const nhgd_problem *pb, const double *theta, const double *v, int n,
+                            const int *rows, double n_global, const double *u, double *g) {
+  double loss, s = 0.0;
+  if (pb->inner_grad(pb, theta, v, n, rows, g, &loss)) return NAN;
+  for (int64_t k = 0; k < pb->d; k++)
+    g[k] /= n_global;
+  if (pb->reg(pb, theta, v, NULL, g, NULL)) return NAN;
+  for (int64_t k = 0; k < pb->d; k++)
+    s += g[k] * u[k];
+  return s;
+}
+
+/* The cross term J^T u (nv entries of v) against central differences of td_phi in every
+ * entry of v, for a direction u drawn from seed: the relative error (td_relerr with floor),
+ * and the 1-norm of J^T u in *norm. */
+static inline double td_cross_fd_error(const nhgd_problem *pb, const double *theta, const double *v,
+                                       int64_t nv, int n, const int *rows, double n_global,
+                                       uint64_t seed, double floor, double *norm) {
+  const double h = 1e-6;
+  double *u = calloc((size_t)pb->d, sizeof(double)), *g = calloc((size_t)pb->d, sizeof(double));
+  double *out = calloc((size_t)nv, sizeof(double)), *fd = calloc((size_t)nv, sizeof(double));
+  double *w = calloc((size_t)nv, sizeof(double)), err = INFINITY;
+  if (u && g && out && fd && w) {
+    td_fill(u, pb->d, seed, 6, 1.0);
+    if (!pb->cross(pb, theta, v, u, out)) {
+      memcpy(w, v, (size_t)nv * sizeof(double));
+      for (int64_t i = 0; i < nv; i++) {
+        w[i] = v[i] + h;
+        double pp = td_phi(pb, theta, w, n, rows, n_global, u, g);
+        w[i] = v[i] - h;
+        double pm = td_phi(pb, theta, w, n, rows, n_global, u, g);
+        w[i] = v[i];
+        fd[i] = (pp - pm) / (2 * h);
+      }
+      err = td_relerr(out, fd, nv, floor);
+      *norm = 0.0;
+      for (int64_t i = 0; i < nv; i++)
+        *norm += fabs(out[i]);
+    }
+  }
+  free(u);
+  free(g);
+  free(out);
+  free(fd);
+  free(w);
+  return err;
 }
 
 #endif

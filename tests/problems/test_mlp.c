@@ -303,42 +303,13 @@ static void test_eval_fd(void **state) {
   free(fd);
 }
 
-/* <grad_theta g(v, theta), u> with g the inner objective (mean over the training rows). */
-static double phi(const fx *f, const double *v, const double *u) {
-  double *g = vec(f->d), loss;
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, v, NTRAIN, all_rows, g, &loss), 0);
-  for (int64_t k = 0; k < f->d; ++k)
-    g[k] /= (double)f->data.train.n_global;
-  assert_int_equal(f->pb->reg(f->pb, f->theta, v, NULL, g, NULL), 0);
-  double s = 0.0;
-  for (int64_t k = 0; k < f->d; ++k)
-    s += g[k] * u[k];
-  free(g);
-  return s;
-}
-
 static void test_cross_fd(void **state) {
   fx *f = *state;
-  double *u = vec(f->d), *out = vec(f->nv), *fd = vec(f->nv), *w = vec(f->nv);
-  td_fill(u, f->d, SEED, 6, 1.0);
-  assert_int_equal(f->pb->cross(f->pb, f->theta, f->v, u, out), 0);
-  for (int64_t i = 0; i < f->nv; ++i) {
-    memcpy(w, f->v, (size_t)f->nv * sizeof(double));
-    w[i] += FD_H;
-    double pp = phi(f, w, u);
-    w[i] -= 2 * FD_H;
-    double pm = phi(f, w, u);
-    fd[i] = (pp - pm) / (2 * FD_H);
-  }
-  expect_close(out, fd, f->nv, 1e-6, 1e-4, "cross vs finite differences in v");
-  double nrm = 0.0;
-  for (int64_t i = 0; i < f->nv; ++i)
-    nrm += fabs(out[i]);
-  assert_true(nrm > 1e-4);
-  free(u);
-  free(out);
-  free(fd);
-  free(w);
+  double norm = 0.0;
+  double e = td_cross_fd_error(f->pb, f->theta, f->v, f->nv, NTRAIN, all_rows,
+                               (double)f->data.train.n_global, SEED, 1e-4, &norm);
+  if (!(e <= 1e-6)) fail_msg("cross vs finite differences in v: relative error %.3e", e);
+  assert_true(norm > 1e-4);
 }
 
 /* More rows than one block (NHGD_PB_BLOCK): the blocked passes agree with per-row sums. */
