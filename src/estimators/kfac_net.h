@@ -8,8 +8,10 @@
  *   tau_l = trace(F_l) / (trace(G_l) trace(A_l)), trace(F_l) = sum_s w_s |a|^2 |g|^2,
  * so that the trace of tau_l G_l (x) A_l equals the trace of the layer's empirical Fisher
  * block. With D_l the layer's part of the damping D = Hess R + lambda_F:
- *   D_l = delta I (one value on the layer): A = Q_A L_A Q_A^T, G = Q_G L_G Q_G^T and
- *     U = Q_A [(Q_A^T Gamma Q_G) / (tau lambda_A lambda_G^T + delta)] Q_G^T   (entrywise /),
+ *   D_l = delta I (one value on the layer): G = Q_G L_G Q_G^T, A = Q T Q^T (tridiagonal T,
+ *     Householder Q), Y = Q^T Gamma Q_G, and one SPD tridiagonal system
+ *     (tau lambda_c T + delta I) y_c = Y_c per column: U = Q Y Q_G^T. (Diagonalising A as
+ *     well gives the same U at about twice the cost.)
  *   D_l = I (x) D_x (depends on the input row only): G = Q L Q^T and one SPD system
  *     (tau lambda_c A + D_x) per output direction c, as the single-layer route does;
  *   otherwise the route does not apply.
@@ -44,10 +46,11 @@ typedef struct nhgd_kfac_net {
   int failed;   /* a local failure not yet agreed on */
   double bytes; /* payload this rank received from the solve's reductions */
   /* workspace */
-  double *S;                     /* max(in, out) x bmax: scaled columns of one batch */
-  double *QA, *lamA, *QG, *lamG; /* eigen-decompositions (owners) */
-  double *Y, *Y2;                /* in x out rotated right-hand side and solution */
-  double *Sys;                   /* in x in system of one output direction (fallback) */
+  double *S;         /* max(in, out) x bmax: scaled columns of one batch */
+  double *QG, *lamG; /* eigen-decomposition of G (owners) */
+  double *Y;         /* in x out rotated right-hand side and solution */
+  double *Sys;       /* in x in system of one output direction (fallback) */
+  double *tri;       /* 5 in: tridiagonal form of A and one system's copy */
   double *wk;
   int *iwk;
   int lwork, liwork;
