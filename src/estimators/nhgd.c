@@ -850,7 +850,7 @@ static const nhgd_option_spec efim_specs[] = {
      NHGD_OPT_TRAJECTORY},
     {"kfac-g", NHGD_OPT_CHOICE, F(kfac_g), "model", 1, 0, "empirical|model",
      "nhgd kfac: G = sum w r r^T (empirical Fisher) or sum w (diag p - p p^T) (the model's, no "
-     "labels)",
+     "labels); linear models only, networks use the empirical G of each layer",
      NHGD_OPT_TRAJECTORY},
     {"kfac-layout", NHGD_OPT_CHOICE, F(kfac_layout), "auto", 1, 0, "auto|replicated|distributed",
      "nhgd kfac: A summed per rank and reduced once per outer step (replicated), or "
