@@ -9,3 +9,8 @@ foreach(np 1 4)
     COMMAND bash ${NHGD_TEST_DIR}/checkpoint/kill9.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;checkpoint")
 endforeach()
+foreach(np 1 2 4)
+  nhgd_add_serial_test(checkpoint_restart_models_np${np}
+    COMMAND bash ${NHGD_TEST_DIR}/checkpoint/restart_models.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
+    LABELS "mpi;checkpoint")
+endforeach()

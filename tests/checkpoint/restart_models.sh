@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Stop and resume of the network and distillation problems equals an uninterrupted run bit
+# for bit (layer-wise kfac on both network forms, soba on a relu network, kfac and neumann
+# on distillation; stops inside an inner loop and between outer steps); resume on another
+# rank count agrees to 1e-10; a checkpoint of another network shape or activation is
+# refused, naming the option. usage: restart_models.sh NHGD MPIRUN NP
+set -u
+nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/.." && pwd)
+dir=restart_models_np$np
+rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
+# shellcheck source=../tools/restart_lib.sh
+source "$here/tools/restart_lib.sh"
+run() { # ranks args...
+  local n=$1
+  shift
+  timeout 300 $mpirun --oversubscribe --allow-run-as-root -n "$n" "$nhgd" "$@" >>log.txt 2>&1
+}
+"$nhgd" data synth --kind logistic --n-train 301 --n-val 83 --n-test 40 --features 6 \
+  --classes 3 --seed 2 --output d.h5 >/dev/null || exit 1
+base=(run --data d.h5 --outer-steps 4 --inner-steps 7 --batch 16 --inner-lr 0.5 --log-level 1)
+other=$((np == 1 ? 2 : 1))
+for case in mlp-kfac mlp-hpo-kfac mlp-soba distill-kfac distill-neumann; do
+  case $case in
+  mlp-kfac) cfg=(--problem mlp-hyperclean --hidden 5,4 --estimator nhgd --efim-route kfac) ;;
+  mlp-hpo-kfac) cfg=(--problem mlp-hpo --hidden 6 --v-init -3 --estimator nhgd --efim-samples 9) ;;
+  mlp-soba) cfg=(--problem mlp-hyperclean --hidden 4 --activation relu --estimator soba) ;;
+  distill-kfac) cfg=(--problem distill --distill-per-class 2 --estimator nhgd) ;;
+  distill-neumann) cfg=(--problem distill --distill-per-class 3 --estimator neumann --warm-start 0) ;;
+  esac
+  run "$np" "${base[@]}" "${cfg[@]}" --output ref_$case.h5 ||
+    { echo "FAIL reference $case"; failures=$((failures + 1)); continue; }
+  for halt in 3 10; do
+    rm -rf ck
+    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after "$halt"
+    expect_exit 75 $? "$case: first stop after $halt steps"
+    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after 5
+    expect_exit 75 $? "$case: second stop"
+    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck
+    expect_exit 0 $? "$case: resume to the end"
+    same_tol 0 a.h5 ref_$case.h5 "$case: stops after $halt and 5 more inner steps, bit-identical on $np ranks"
+  done
+  rm -rf ck
+  run "$np" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck --halt-after 10
+  expect_exit 75 $? "$case: stop before changing the rank count"
+  run "$other" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck
+  expect_exit 0 $? "$case: resume on $other ranks"
+  same_tol 1e-10 b.h5 ref_$case.h5 "$case: stopped on $np ranks, finished on $other, within 1e-10"
+done
+
+# A network's shape is part of the trajectory: a checkpoint of another shape is refused,
+# naming the option.
+rm -rf ck
+: >log.txt
+net=(--problem mlp-hyperclean --estimator nhgd --efim-route kfac)
+run "$np" "${base[@]}" "${net[@]}" --hidden 5,4 --output n.h5 --checkpoint-dir ck --halt-after 3
+expect_exit 75 $? "network: stop"
+run "$np" "${base[@]}" "${net[@]}" --hidden 5 --output n.h5 --checkpoint-dir ck
+expect_exit 1 $? "network: resume with another --hidden"
+grep -q "was written with --hidden 5,4 but this run has --hidden 5" log.txt ||
+  { echo "FAIL changed --hidden: message"; failures=$((failures + 1)); }
+run "$np" "${base[@]}" "${net[@]}" --hidden 5,4 --activation relu --output n.h5 --checkpoint-dir ck
+expect_exit 1 $? "network: resume with another --activation"
+grep -q "was written with --activation tanh but this run has --activation relu" log.txt ||
+  { echo "FAIL changed --activation: message"; failures=$((failures + 1)); }
+run "$np" "${base[@]}" --problem distill --distill-per-class 2 --output n.h5 --checkpoint-dir ck
+expect_exit 1 $? "network checkpoint resumed as distillation"
+grep -q "was written with --problem mlp-hyperclean but this run has --problem distill" log.txt ||
+  { echo "FAIL changed --problem: message"; failures=$((failures + 1)); }
+
+echo "$failures failures"
+[ "$failures" -eq 0 ]
