@@ -19,7 +19,8 @@ struct nhgd_solver {
   int rank, size;
   nhgd_options *options; /* a copy of the caller's */
   const nhgd_solver_opts *opt;
-  const nhgd_data *data;
+  const nhgd_data *data;  /* the problem's view of the data (pb->data) */
+  const nhgd_data *input; /* the data the solver was given (the view may derive from it) */
   nhgd_problem *pb;
   int64_t d, p, p_local;
   nhgd_inner inner;
@@ -392,6 +393,7 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
    * whose training split is the problem's own rows. */
   if (pb->data != data && (!pb->data || pb->data->size != data->size))
     NHGD_FAIL(NHGD_ERR_ARG, "problem %s is bound to other data than the solver's", pb->name);
+  s->input = data;
   data = pb->data;
   s->data = data;
   s->pb = pb;
