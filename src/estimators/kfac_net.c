@@ -57,6 +57,10 @@ static void assign_owners(int L, const int *in, const int *out, int P, int *owne
 
 void nhgd_kfac_net_cost(int L, const int *in, const int *out, int P, double T, double B,
                         double *flops, double *bytes) {
+  if (L < 1 || L > 64) { /* nhgd_kfac_net_init refuses these */
+    *flops = *bytes = INFINITY;
+    return;
+  }
   double upd = 0.0, mem = 0.0, busiest = 0.0, d = 0.0;
   int maxw = 1, maxin = 1, maxout = 1;
   int owner[64];
