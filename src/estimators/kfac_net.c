@@ -29,6 +29,14 @@ static size_t lower_len(int n) {
   return (size_t)n * (size_t)(n + 1) / 2;
 }
 
+/* Layout of a layer's broadcast record: [status, tau, delta, A's reduction (in x in), the
+ * Householder scalars (in), T's diagonal (in) and subdiagonal (in), Q_G (out x out), the
+ * eigenvalues of G (out)]. Status: 0 ready for the column solves, 1 failed on the owner,
+ * 2 solved whole on the owner (damping per input row). */
+static size_t record_len(int in, int out) {
+  return 3 + (size_t)in * in + 3 * (size_t)in + (size_t)out * out + (size_t)out;
+}
+
 /* The relative cost of one layer's solve: the tridiagonal reduction of A and the
  * eigen-decomposition of G, both cubic. */
 static double solve_cost(int in, int out) {
@@ -123,27 +131,23 @@ int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, co
   const int maxw = maxin > maxout ? maxin : maxout;
   NHGD_CHECK(nhgd_calloc(&k->S, (size_t)maxw * b, sizeof(double), "K-FAC scaled columns"));
   NHGD_CHECK(nhgd_calloc(&k->u, (size_t)k->d + 1, sizeof(double), "K-FAC solution"));
-  /* Solve workspace only where a layer is owned. */
-  int own = 0, oin = 1, oout = 1;
+  /* Every rank solves a share of every layer's columns; the owners also decompose G. */
+  int oout = 1;
   for (int l = 0; l < L; ++l)
-    if (k->owner[l] == k->rank) {
-      own = 1;
-      oin = in[l] > oin ? in[l] : oin;
-      oout = out[l] > oout ? out[l] : oout;
-    }
-  if (!own) return NHGD_OK;
-  const int n = oin > oout ? oin : oout;
-  NHGD_CHECK(nhgd_calloc(&k->QG, (size_t)oout * oout, sizeof(double), "K-FAC eigenvectors of G"));
-  NHGD_CHECK(nhgd_calloc(&k->lamG, (size_t)oout, sizeof(double), "K-FAC eigenvalues of G"));
-  NHGD_CHECK(nhgd_calloc(&k->Y, (size_t)oin * oout, sizeof(double), "K-FAC rotated system"));
-  /* dsyevd with vectors: LWORK >= 1 + 6n + 2n^2, LIWORK >= 3 + 5n. */
-  k->lwork = 1 + 6 * n + 2 * n * n;
-  k->liwork = 3 + 5 * n;
-  /* dsytrd and dormtr need at most n * block-size; 64 columns per block is ample. */
-  if (k->lwork < 64 * n) k->lwork = 64 * n;
-  NHGD_CHECK(nhgd_calloc(&k->tri, (size_t)5 * n, sizeof(double), "K-FAC tridiagonal form"));
-  NHGD_CHECK(nhgd_calloc(&k->wk, (size_t)k->lwork, sizeof(double), "K-FAC eigen workspace"));
-  NHGD_CHECK(nhgd_calloc(&k->iwk, (size_t)k->liwork, sizeof(int), "K-FAC eigen workspace"));
+    if (k->owner[l] == k->rank) oout = out[l] > oout ? out[l] : oout;
+  NHGD_CHECK(nhgd_calloc(&k->bc, nl, sizeof(double *), "K-FAC records"));
+  for (int l = 0; l < L; ++l)
+    NHGD_CHECK(nhgd_calloc(&k->bc[l], record_len(in[l], out[l]), sizeof(double), "K-FAC record"));
+  const int shares = (maxout + k->size - 1) / k->size;
+  NHGD_CHECK(nhgd_calloc(&k->Y, (size_t)maxin * shares, sizeof(double), "K-FAC rotated columns"));
+  /* dsyevd with vectors (G): LWORK >= 1 + 6n + 2n^2, LIWORK >= 3 + 5n; dsytrd and dormtr
+   * need at most n * block-size, and 64 columns per block is ample. */
+  k->lwork = 1 + 6 * oout + 2 * oout * oout;
+  if (k->lwork < 64 * maxw) k->lwork = 64 * maxw;
+  k->liwork = 3 + 5 * oout;
+  NHGD_CHECK(nhgd_calloc(&k->tri, (size_t)2 * maxin, sizeof(double), "K-FAC tridiagonal system"));
+  NHGD_CHECK(nhgd_calloc(&k->wk, (size_t)k->lwork, sizeof(double), "K-FAC workspace"));
+  NHGD_CHECK(nhgd_calloc(&k->iwk, (size_t)k->liwork, sizeof(int), "K-FAC workspace"));
   return NHGD_OK;
 }
 
@@ -153,8 +157,10 @@ void nhgd_kfac_net_free(nhgd_kfac_net *k) {
     if (k->A) nhgd_free(&k->A[l]);
     if (k->G) nhgd_free(&k->G[l]);
     if (k->red) nhgd_free(&k->red[l]);
+    if (k->bc) nhgd_free(&k->bc[l]);
   }
-  double **bufs[] = {&k->trF, &k->S, &k->QG, &k->lamG, &k->Y, &k->Sys, &k->wk, &k->u, &k->tri};
+  nhgd_free(&k->bc);
+  double **bufs[] = {&k->trF, &k->S, &k->Y, &k->Yall, &k->Sys, &k->wk, &k->u, &k->tri};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
   nhgd_free(&k->A);
@@ -275,53 +281,64 @@ static int eigen(nhgd_kfac_net *k, int n, double *Q, double *lam) {
   return NHGD_OK;
 }
 
-/* tau A U G + delta U = Gamma (A in x in, G out x out, both in their buffers' lower triangles;
- * G = Q_G Lambda Q_G^T already in k->QG, k->lamG) with A reduced to tridiagonal form
- * A = Q T Q^T (dsytrd) instead of diagonalised: with Y = Q^T Gamma Q_G, each column c is
- * the SPD tridiagonal system (tau lambda_c T + delta I) y_c = Y_c (dptsv), and
- * U = Q Y Q_G^T (dormtr). Exact like the eigen route, at about half its cost (no
- * eigenvectors of A are formed). A is overwritten. */
-static int solve_tridiagonal(nhgd_kfac_net *k, int in, int out, double *A, double tau, double delta,
-                             const double *gl, double *ul) {
-  double *d = k->tri, *e = d + in, *tq = e + in, *dd = tq + in, *ee = dd + in;
-  int info = 0, one = 1;
-  dsytrd_("L", &in, A, &in, d, e, tq, k->wk, &k->lwork, &info, 1);
-  if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: tridiagonal reduction failed (%d)", info);
-  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, out, 1.0, gl, in, k->QG, out, 0.0,
-              k->Y, in);
-  dormtr_("L", "L", "T", &in, &out, A, &in, tq, k->Y, &in, k->wk, &k->lwork, &info, 1, 1, 1);
+/* This rank's share of the columns of layer l's rotated system, from the owner's record:
+ * tau A U G + delta U = Gamma with A = Q T Q^T (dsytrd) and G = Q_G Lambda Q_G^T, so with
+ * Y = Q^T Gamma Q_G each column c is the SPD tridiagonal system (tau lambda_c T + delta I)
+ * y_c = Y_c (dptsv); this rank adds Q Y_c q_c^T over its columns c to U (the allreduce of u
+ * sums the shares). Exact like diagonalising A, at about half the cost, and the part after
+ * the reduction is spread over the ranks. */
+static int solve_columns(nhgd_kfac_net *k, int l, const double *gl, double *ul) {
+  const int in = k->in[l], out = k->out[l], one = 1;
+  const double *rec = k->bc[l];
+  const double tau = rec[1], delta = rec[2];
+  const double *Aref = rec + 3, *tq = Aref + (size_t)in * in, *d = tq + in, *e = d + in;
+  const double *QG = e + in, *lam = QG + (size_t)out * out;
+  const int c0 = (int)((int64_t)out * k->rank / k->size);
+  const int nc = (int)((int64_t)out * (k->rank + 1) / k->size) - c0;
+  if (nc <= 0) return NHGD_OK;
+  double *dd = k->tri, *ee = dd + in;
+  int info = 0;
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, nc, out, 1.0, gl, in,
+              QG + (size_t)c0 * out, out, 0.0, k->Y, in);
+  dormtr_("L", "L", "T", &in, &nc, Aref, &in, tq, k->Y, &in, k->wk, &k->lwork, &info, 1, 1, 1);
   if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: applying Q^T failed (%d)", info);
-  for (int c = 0; c < out; ++c) {
-    double *y = k->Y + (size_t)c * in;
-    const double a = tau * k->lamG[c];
+  for (int j = 0; j < nc; ++j) {
+    double *y = k->Y + (size_t)j * in;
+    const double a = tau * lam[c0 + j];
     if (!(a > 0.0)) {
-      for (int j = 0; j < in; ++j)
-        y[j] /= delta;
+      for (int r = 0; r < in; ++r)
+        y[r] /= delta;
       continue;
     }
-    for (int j = 0; j < in; ++j) {
-      dd[j] = a * d[j] + delta;
-      if (j + 1 < in) ee[j] = a * e[j];
+    for (int r = 0; r < in; ++r) {
+      dd[r] = a * d[r] + delta;
+      if (r + 1 < in) ee[r] = a * e[r];
     }
     dptsv_(&in, &one, dd, ee, y, &in, &info);
     if (info)
       NHGD_FAIL(NHGD_ERR_NUMERIC,
-                "nhgd kfac: the system of eigen-direction %d is not positive definite (minor %d): "
-                "raise --efim-damping",
-                c, info);
+                "nhgd kfac: layer %d, eigen-direction %d: the system is not positive definite "
+                "(minor %d): raise --efim-damping",
+                l, c0 + j, info);
   }
-  dormtr_("L", "L", "N", &in, &out, A, &in, tq, k->Y, &in, k->wk, &k->lwork, &info, 1, 1, 1);
+  dormtr_("L", "L", "N", &in, &nc, Aref, &in, tq, k->Y, &in, k->wk, &k->lwork, &info, 1, 1, 1);
   if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: applying Q failed (%d)", info);
-  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Y, in, k->QG, out, 0.0,
-              ul, in);
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, nc, 1.0, k->Y, in,
+              QG + (size_t)c0 * out, out, 1.0, ul, in);
   return NHGD_OK;
 }
 
-/* Solve layer l's block on its owner: u_l = (tau G (x) A + D_l)^{-1} g_l. */
-static int solve_layer(nhgd_kfac_net *k, int l, const double *D, const double *gl, double *ul) {
+/* On layer l's owner: the sums, tau, G = Q_G Lambda Q_G^T and the tridiagonal reduction of A,
+ * into the layer's broadcast record; a layer whose damping varies with the input row is
+ * solved whole here instead (u_l = (tau G (x) A + I (x) D_x)^{-1} g_l, one SPD system of A
+ * per eigen-direction of G) and its record says so. */
+static int prepare_layer(nhgd_kfac_net *k, int l, const double *D, const double *gl, double *ul) {
   const int in = k->in[l], out = k->out[l], one = 1;
   const double *p = k->red[l];
-  double *A = k->A[l];
+  double *rec = k->bc[l];
+  double *A = rec + 3, *tq = A + (size_t)in * in, *d = tq + in, *e = d + in;
+  double *QG = e + in, *lam = QG + (size_t)out * out;
+  memset(A, 0, (size_t)in * in * sizeof(double));
   nhgd_kfac_unpack_lower(in, p, A);
   nhgd_kfac_unpack_lower(out, p + lower_len(in), k->G[l]);
   const double trF = p[lower_len(in) + lower_len(out)];
@@ -334,17 +351,28 @@ static int solve_layer(nhgd_kfac_net *k, int l, const double *D, const double *g
   double delta;
   const int form = damping_form(in, out, D + k->off[l], &delta);
   if (form < 0) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: damping not per layer", l);
-  memcpy(k->QG, k->G[l], (size_t)out * out * sizeof(double));
-  NHGD_CHECK(eigen(k, out, k->QG, k->lamG));
-  if (form == 0) return solve_tridiagonal(k, in, out, A, tau, delta, gl, ul);
-  /* D_l = I (x) D_x: one SPD system per eigen-direction of G. */
+  rec[1] = tau;
+  rec[2] = delta;
+  memcpy(QG, k->G[l], (size_t)out * out * sizeof(double));
+  NHGD_CHECK(eigen(k, out, QG, lam));
+  if (form == 0) {
+    int info = 0;
+    dsytrd_("L", &in, A, &in, d, e, tq, k->wk, &k->lwork, &info, 1);
+    if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: tridiagonal reduction failed (%d)", info);
+    rec[0] = 0.0;
+    return NHGD_OK;
+  }
+  rec[0] = 2.0;
+  /* D_l = I (x) D_x: one SPD system per eigen-direction of G, all here. */
   const double *Dx = D + k->off[l];
   if (!k->Sys) NHGD_CHECK(nhgd_calloc(&k->Sys, (size_t)in * in, sizeof(double), "K-FAC system"));
-  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, out, 1.0, gl, in, k->QG, out, 0.0,
-              k->Y, in);
+  if (!k->Yall)
+    NHGD_CHECK(nhgd_calloc(&k->Yall, (size_t)in * out, sizeof(double), "K-FAC rotated system"));
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, out, 1.0, gl, in, QG, out, 0.0,
+              k->Yall, in);
   for (int o = 0; o < out; ++o) {
-    double *y = k->Y + (size_t)o * in;
-    const double a = tau * k->lamG[o];
+    double *y = k->Yall + (size_t)o * in;
+    const double a = tau * lam[o];
     if (!(a > 0.0)) {
       for (int j = 0; j < in; ++j)
         y[j] /= Dx[j];
@@ -364,7 +392,7 @@ static int solve_layer(nhgd_kfac_net *k, int l, const double *D, const double *g
                 "%d): raise --efim-damping",
                 l, o, info);
   }
-  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Y, in, k->QG, out, 0.0,
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Yall, in, QG, out, 0.0,
               ul, in);
   return NHGD_OK;
 }
@@ -374,9 +402,26 @@ int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, doub
   k->pending = 0;
   NHGD_MPI_CHECK(MPI_Waitall(k->L, k->req, MPI_STATUSES_IGNORE));
   memset(k->u, 0, ((size_t)k->d + 1) * sizeof(double));
+  /* The owners prepare their layers; a failure travels in the record (status 1), so every
+   * rank still takes part in every broadcast. */
   int rc = k->failed ? NHGD_ERR_NUMERIC : NHGD_OK;
-  for (int l = 0; !rc && l < k->L; ++l)
-    if (k->owner[l] == k->rank) rc = solve_layer(k, l, D, g + k->off[l], k->u + k->off[l]);
+  for (int l = 0; l < k->L; ++l) {
+    if (k->owner[l] != k->rank) continue;
+    const int lrc = rc ? rc : prepare_layer(k, l, D, g + k->off[l], k->u + k->off[l]);
+    if (lrc) {
+      k->bc[l][0] = 1.0;
+      rc = lrc;
+    }
+  }
+  for (int l = 0; l < k->L; ++l)
+    NHGD_MPI_CHECK(MPI_Ibcast(k->bc[l], (int)record_len(k->in[l], k->out[l]), MPI_DOUBLE,
+                              k->owner[l], k->comm, &k->req[l]));
+  for (int l = 0; l < k->L; ++l) {
+    NHGD_MPI_CHECK(MPI_Wait(&k->req[l], MPI_STATUS_IGNORE));
+    if (k->owner[l] != k->rank && k->size > 1)
+      k->bytes += 8.0 * (double)record_len(k->in[l], k->out[l]);
+    if (!rc && k->bc[l][0] == 0.0) rc = solve_columns(k, l, g + k->off[l], k->u + k->off[l]);
+  }
   const int mine = rc != NHGD_OK || k->failed;
   k->u[k->d] = mine ? 1.0 : 0.0;
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, k->u, (int)(k->d + 1), MPI_DOUBLE, MPI_SUM, k->comm));

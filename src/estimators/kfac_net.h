@@ -20,7 +20,9 @@
  * Communication: none during the inner loop (each rank sums its own samples with DSYRK).
  * After the last inner step the partial sums of layer l are reduced onto its owner (MPI
  * reduce, not allreduce), the owners being chosen by a longest-processing-time rule on the
- * solve's cost; the owners solve, and one allreduce of u (d numbers) hands u to every rank. */
+ * cost of the decompositions. The owner decomposes G_l and reduces A_l to tridiagonal form
+ * and broadcasts the result; every rank then solves its share of the layer's columns, and
+ * one allreduce of u (d numbers) sums the shares and hands u to every rank. */
 #ifndef NHGD_ESTIMATORS_KFAC_NET_H
 #define NHGD_ESTIMATORS_KFAC_NET_H
 
@@ -46,11 +48,12 @@ typedef struct nhgd_kfac_net {
   int failed;   /* a local failure not yet agreed on */
   double bytes; /* payload this rank received from the solve's reductions */
   /* workspace */
-  double *S;         /* max(in, out) x bmax: scaled columns of one batch */
-  double *QG, *lamG; /* eigen-decomposition of G (owners) */
-  double *Y;         /* in x out rotated right-hand side and solution */
-  double *Sys;       /* in x in system of one output direction (fallback) */
-  double *tri;       /* 5 in: tridiagonal form of A and one system's copy */
+  double *S;    /* max(in, out) x bmax: scaled columns of one batch */
+  double **bc;  /* per layer: the owner's record of the decomposed factors (broadcast) */
+  double *Y;    /* in x ceil(out / P): this rank's share of a layer's rotated columns */
+  double *Yall; /* in x out: a layer solved whole on its owner (damping per input row) */
+  double *Sys;  /* in x in: one system of that case */
+  double *tri;  /* 2 in: one tridiagonal system */
   double *wk;
   int *iwk;
   int lwork, liwork;
