@@ -134,13 +134,17 @@ static void log_option(const char *name, const char *value, unsigned flags, void
 static int solve(const char *cmd, int argc, char **argv) {
   nhgd_options *o = NULL;
   int help = 0;
+  /* Warnings of the parser (an option set twice in a file) are printed once, on rank 0. */
+  nhgd_log_init(MPI_COMM_WORLD, NHGD_LOG_INFO);
   int rc = run_options(&o);
   if (!rc) rc = nhgd_options_parse(o, argc, argv, "NHGD_", &help);
   if (!rc) rc = nhgd_options_validate(o);
+  /* The same verdict on every rank (an allocation may fail on one only). */
+  rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
   if (rc) {
     nhgd_cli_report_error(rc);
     nhgd_options_destroy(&o);
-    return NHGD_EXIT_USAGE;
+    return rc == NHGD_ERR_MEM ? NHGD_EXIT_ERROR : NHGD_EXIT_USAGE;
   }
   if (help) {
     if (world_rank() == 0) usage(stdout);

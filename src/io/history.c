@@ -57,15 +57,19 @@ void nhgd_history_free(nhgd_history *h) {
   h->len = h->cap = 0;
 }
 
-int nhgd_history_write_columns(const nhgd_history *h, hid_t g, int rank) {
+int nhgd_history_write_columns(const nhgd_history *h, hid_t g, MPI_Comm comm, int rank) {
   const int64_t n = h->len;
   double *col;
-  NHGD_CHECK(nhgd_calloc(&col, (size_t)(n ? n : 1), sizeof(double), "history column"));
+  NHGD_CHECK(nhgd_error_agree(
+      comm, nhgd_calloc(&col, (size_t)(n ? n : 1), sizeof(double), "history column")));
   int rc = NHGD_OK;
+  /* Agreed column by column: a rank that stopped early would leave the others in the next
+   * column's collective calls. */
   for (int c = 0; c < NCOL && !rc; ++c) {
     for (int64_t i = 0; i < n; ++i)
       col[i] = get(&h->rec[i], c);
-    rc = nhgd_h5_write_vector(g, columns[c].name, n, 0, rank == 0 ? n : 0, col);
+    rc = nhgd_error_agree(comm,
+                          nhgd_h5_write_vector(g, columns[c].name, n, 0, rank == 0 ? n : 0, col));
   }
   nhgd_free(&col);
   return rc;

@@ -45,7 +45,7 @@ static int write_contents(const nhgd_output_view *e, hid_t f) {
   STEP(nhgd_h5_write_options(g, e->options));
   H5Gclose(g);
   NHGD_TRY(rc, nhgd_h5_group_agreed(e->comm, f, "history", &g), done);
-  STEP(nhgd_history_write_columns(e->history, g, e->rank));
+  STEP(nhgd_history_write_columns(e->history, g, e->comm, e->rank));
   H5Gclose(g);
   g = -1;
   double mn[NHGD_T_COUNT], avg[NHGD_T_COUNT], mx[NHGD_T_COUNT];
