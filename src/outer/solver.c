@@ -120,6 +120,10 @@ static nhgd_option_spec solver_specs[] = {
      "evaluate on the test split every this many outer steps (0: never)", 0},
     {"log-level", NHGD_OPT_INT, F(log_level), "2", 0, 3, NULL, "0 error, 1 warn, 2 info, 3 debug",
      0},
+    {"divergence-factor", NHGD_OPT_REAL, F(divergence_factor), "1e6", 0, 1e300, NULL,
+     "stop (exit 1, the last checkpoint kept) when the validation loss is not finite or above "
+     "this multiple of its value at the first outer step (0: only when not finite)",
+     0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 #undef NORANGE
@@ -559,6 +563,20 @@ fail:
 
 /* ---- the outer loop ---- */
 
+/* The validation loss (replicated, so the verdict is the same on every rank) must stay
+ * finite and, with --divergence-factor, within that multiple of its first value. */
+static int check_divergence(const nhgd_solver *s, double loss) {
+  const double start = s->hist.len ? s->hist.rec[0].val_loss : loss;
+  const double f = s->opt->divergence_factor;
+  if (isfinite(loss) && !(f > 0 && isfinite(start) && fabs(loss) > f * fabs(start))) return NHGD_OK;
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "diverged at outer step %lld, inner step %lld: the validation loss is %g (%g at the "
+            "start, --divergence-factor %g): lower --outer-lr (now %g) or --inner-lr (now %g); "
+            "the last checkpoint is kept",
+            (long long)s->k, (long long)s->opt->inner.steps, loss, start, f, s->opt->outer_lr,
+            s->opt->inner.lr);
+}
+
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
 static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   const nhgd_problem *pb = s->pb;
@@ -585,6 +603,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
     if (ev == NHGD_INNER_STOP) return NHGD_STOPPED;
   }
   NHGD_CHECK(evaluate(s, &s->data->val, &rec->val_loss, &rec->val_acc, s->gval));
+  NHGD_CHECK(check_divergence(s, rec->val_loss));
   s->samples += (double)s->data->val.n_global;
   NHGD_CHECK(s->est->solve(s->est, in->theta, s->gval, s->u));
   nhgd_timer_start(&s->timers, NHGD_T_HYPERGRAD);
