@@ -11,6 +11,7 @@ packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev
   libscalapack-openmpi-dev libopenblas-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
   librandom123-dev libcmocka-dev dataset-fashion-mnist python3 python3-numpy python3-h5py)
 [[ $mode == bench* ]] && packages+=(python3-matplotlib)
+[[ $mode == test ]] && packages+=(clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -55,6 +56,11 @@ test)
   (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --output-on-failure -j "$jobs" -L fast)
+  # libFuzzer on the options-file parser and the LIBSVM and IDX importers, 20 s each from
+  # the committed seed corpora.
+  build build-fuzz -DCMAKE_C_COMPILER=clang -DNHGD_FUZZ=ON -DNHGD_TEST_AREAS=fuzz \
+    -DNHGD_BUILD_BENCH=OFF
+  (cd build-fuzz && ctest --output-on-failure -L fuzz)
   ;;
 bench | bench-quick)
   build build

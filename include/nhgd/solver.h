@@ -69,6 +69,12 @@ NHGD_API void nhgd_request_stop(void);
  * size, CRC-32, format)? An NHGD_ERR_DATA error says what is wrong. */
 NHGD_API int nhgd_checkpoint_verify(const char *path);
 
+/* Collective over comm: can the output file path be written? Refuses a folder, and a path
+ * whose temporary name (path.tmp) cannot be created (rank 0 tries; every rank returns the
+ * same status, NHGD_ERR_IO naming the path and the cause). Meant for start-up, so that a bad
+ * --output is found before the run rather than after it. */
+NHGD_API int nhgd_output_check(MPI_Comm comm, const char *path);
+
 /* Read-only views (not collective): theta (d entries), this rank's v (p entries, or the
  * training rows it owns when v is per sample), the last u (d) and this rank's hypergradient
  * entries (same layout as v). */

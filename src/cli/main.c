@@ -134,13 +134,17 @@ static void log_option(const char *name, const char *value, unsigned flags, void
 static int solve(const char *cmd, int argc, char **argv) {
   nhgd_options *o = NULL;
   int help = 0;
+  /* Warnings of the parser (an option set twice in a file) are printed once, on rank 0. */
+  nhgd_log_init(MPI_COMM_WORLD, NHGD_LOG_INFO);
   int rc = run_options(&o);
   if (!rc) rc = nhgd_options_parse(o, argc, argv, "NHGD_", &help);
   if (!rc) rc = nhgd_options_validate(o);
+  /* The same verdict on every rank (an allocation may fail on one only). */
+  rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
   if (rc) {
     nhgd_cli_report_error(rc);
     nhgd_options_destroy(&o);
-    return NHGD_EXIT_USAGE;
+    return rc == NHGD_ERR_MEM ? NHGD_EXIT_ERROR : NHGD_EXIT_USAGE;
   }
   if (help) {
     if (world_rank() == 0) usage(stdout);
@@ -149,18 +153,36 @@ static int solve(const char *cmd, int argc, char **argv) {
   }
   const cli_opts *co = nhgd_options_block(o, "cli");
   const char *ckpt_dir = "";
-  int64_t level = NHGD_LOG_INFO;
+  int64_t level = NHGD_LOG_INFO, grid_rows = 0;
   nhgd_options_get_string(o, "checkpoint-dir", &ckpt_dir);
   nhgd_options_get_int(o, "log-level", &level);
+  nhgd_options_get_int(o, "grid-rows", &grid_rows);
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  /* The process grid is a property of the launch: a value that cannot fit it is a usage
+   * error like any other out-of-range value. */
+  if (grid_rows > 0 && (grid_rows > P || P % grid_rows != 0)) {
+    nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
+                   "option --grid-rows: %lld does not divide the number of ranks (%d)",
+                   (long long)grid_rows, P);
+    nhgd_cli_report_error(NHGD_ERR_ARG);
+    nhgd_options_destroy(&o);
+    return NHGD_EXIT_USAGE;
+  }
   /* With checkpoints, a stop request that arrives while the data is still loading must not
    * kill the ranks: it is honoured at the first inner step. */
   if (ckpt_dir[0]) install_stop_signals();
   nhgd_log_init(MPI_COMM_WORLD, (int)level);
-  int P;
-  MPI_Comm_size(MPI_COMM_WORLD, &P);
   nhgd_log(NHGD_LOG_INFO, "nhgd %s (%s) %s on %d ranks", NHGD_VERSION_STRING, NHGD_GIT_REVISION,
            cmd, P);
   nhgd_options_foreach(o, log_option, NULL);
+  /* A bad --output is found now, not after the whole run. */
+  rc = nhgd_output_check(MPI_COMM_WORLD, co->output);
+  if (rc) {
+    nhgd_cli_report_error(rc);
+    nhgd_options_destroy(&o);
+    return NHGD_EXIT_ERROR;
+  }
 
   nhgd_data *data = NULL;
   nhgd_problem *pb = NULL;

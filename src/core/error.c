@@ -11,6 +11,7 @@
 static char nhgd_msg[NHGD_MSG_LEN];
 static char nhgd_where[NHGD_WHERE_LEN];
 static int nhgd_code;
+static int nhgd_fresh; /* the last nhgd_error_set recorded a new message */
 
 static const char *const nhgd_status_names[] = {"success",
                                                 "invalid argument",
@@ -46,9 +47,37 @@ int nhgd_error_set(int code, const char *file, int line, const char *fmt, ...) {
     va_end(ap);
     nhgd_code = code;
     nhgd_where[0] = '\0';
+    nhgd_fresh = 1;
+  } else {
+    nhgd_fresh = 0;
   }
   append_where(file, line);
   return code;
+}
+
+void nhgd_error_append_fresh(const char *text) {
+  if (!nhgd_fresh || !text || !text[0]) return;
+  size_t used = strlen(nhgd_msg);
+  snprintf(nhgd_msg + used, sizeof nhgd_msg - used, "%s", text);
+}
+
+void nhgd_error_context(const char *fmt, ...) {
+  if (!nhgd_code) return;
+  char head[NHGD_MSG_LEN], old[NHGD_MSG_LEN];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(head, sizeof head, fmt, ap);
+  va_end(ap);
+  /* Already said (the same context may be added on the way up more than once). */
+  if (!strncmp(nhgd_msg, head, strlen(head))) return;
+  memcpy(old, nhgd_msg, sizeof old);
+  size_t h = strlen(head);
+  if (h >= sizeof nhgd_msg) h = sizeof nhgd_msg - 1;
+  memcpy(nhgd_msg, head, h);
+  size_t rest = strlen(old);
+  if (rest > sizeof nhgd_msg - 1 - h) rest = sizeof nhgd_msg - 1 - h;
+  memcpy(nhgd_msg + h, old, rest);
+  nhgd_msg[h + rest] = '\0';
 }
 
 int nhgd_error_trace(int code, const char *file, int line) {
@@ -73,6 +102,7 @@ void nhgd_error_clear(void) {
   nhgd_msg[0] = '\0';
   nhgd_where[0] = '\0';
   nhgd_code = 0;
+  nhgd_fresh = 0;
 }
 
 int nhgd_error_agree(MPI_Comm comm, int local_status) {

@@ -8,7 +8,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "core/log.h"
 #include "core/util.h"
 #include "nhgd/errors.h"
 
@@ -287,13 +289,35 @@ static char *trim(char *s) {
 }
 
 /* Options file: lines "name = value" (or "name value"); '#' starts a comment. */
+/* Where in the file each option was set, to warn when one is set twice. */
+typedef struct {
+  char name[64];
+  int line;
+} seen_key;
+#define MAX_SEEN 512
+
 static int parse_file(nhgd_options *o, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) NHGD_FAIL(NHGD_ERR_IO, "options file %s: cannot open (%s)", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    NHGD_FAIL(NHGD_ERR_IO, "options file %s: is a folder, not a file", path);
+  }
   char line[8192], source[4200];
-  int lineno = 0, rc = NHGD_OK;
+  int lineno = 0, rc = NHGD_OK, nseen = 0;
+  static seen_key seen[MAX_SEEN];
   while (fgets(line, sizeof line, f)) {
     ++lineno;
+    /* Text only: a control byte is reported by its value, never echoed. */
+    for (const unsigned char *c = (const unsigned char *)line; *c; ++c)
+      if ((*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r') || *c == 0x7f) {
+        rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
+                            "options file %s line %d: not a text line (byte 0x%02x at column %d)",
+                            path, lineno, *c, (int)(c - (const unsigned char *)line) + 1);
+        break;
+      }
+    if (rc) break;
     char *hash = strchr(line, '#');
     if (hash) *hash = '\0';
     char *s = trim(line);
@@ -313,7 +337,22 @@ static int parse_file(nhgd_options *o, const char *path) {
     }
     rc = nhgd_options_set(o, s, v, source);
     if (rc) break;
+    int dup = -1;
+    for (int i = 0; i < nseen && dup < 0; ++i)
+      if (!strcmp(seen[i].name, s)) dup = i;
+    if (dup >= 0) {
+      nhgd_log(NHGD_LOG_WARN,
+               "options file %s line %d: --%s is set again (first on line %d); "
+               "the last value counts",
+               path, lineno, s, seen[dup].line);
+      seen[dup].line = lineno;
+    } else if (nseen < MAX_SEEN) {
+      snprintf(seen[nseen].name, sizeof seen[nseen].name, "%s", s);
+      seen[nseen++].line = lineno;
+    }
   }
+  if (!rc && ferror(f))
+    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "options file %s: read error", path);
   fclose(f);
   return rc;
 }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -83,8 +84,23 @@ int nhgd_idx_read(const char *path, int ndim, nhgd_idx *out) {
       NHGD_RAISE(rc, done, NHGD_ERR_DATA, "%s: IDX dimensions %s are too large", path, shape);
     total *= out->dims[i];
   }
-  NHGD_TRY(rc, nhgd_calloc(&out->data, (size_t)total, 1, path), done);
-  got = read_bytes(g, out->data, total, &zerr);
+  /* The header is not trusted for the allocation: the buffer grows with what is actually
+   * read, so a header claiming more than the file holds costs no more than the file. */
+  int64_t cap = total < ((int64_t)1 << 20) ? total : ((int64_t)1 << 20);
+  NHGD_TRY(rc, nhgd_calloc(&out->data, (size_t)cap, 1, path), done);
+  got = 0;
+  for (;;) {
+    const int64_t r = read_bytes(g, out->data + got, cap - got, &zerr);
+    got += r > 0 ? r : 0;
+    if (zerr || got < cap || cap == total) break;
+    const int64_t grown = cap > total / 2 ? total : 2 * cap;
+    uint8_t *more = realloc(out->data, (size_t)grown);
+    if (!more)
+      NHGD_RAISE(rc, done, NHGD_ERR_MEM, "%s: out of memory reading %lld bytes (header %s)", path,
+                 (long long)grown, shape);
+    out->data = more;
+    cap = grown;
+  }
   /* Sizes of a gzip file are counted after decompression: say so, or "holds 66 bytes" of a
    * 5 kB file would puzzle. */
   const char *unit = gzdirect(g) ? "" : " uncompressed";

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/rng.h"
 #include "core/util.h"
@@ -86,6 +87,20 @@ int nhgd_data_synth(const nhgd_synth_options *o) {
   if (ridge && !(o->noise >= 0 && isfinite(o->noise)))
     NHGD_FAIL(NHGD_ERR_ARG, "synth: noise = %g must be finite and >= 0", o->noise);
   if (!o->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "synth: no output file given");
+  /* The generator holds the whole file in memory: refuse what cannot fit before allocating. */
+  const double cells =
+      ((double)o->n_train + (double)o->n_val + (double)o->n_test) * ((double)o->features + 1.0) +
+      (double)o->features * (logistic ? (double)o->classes : 1.0);
+  double phys = 0.0;
+#ifdef _SC_PHYS_PAGES
+  phys = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
+#endif
+  if (phys > 0.0 && 8.0 * cells > 0.5 * phys)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "synth: %lld + %lld + %lld rows of %d features (and %d classes) need %.3g GiB in "
+              "memory, more than half of this machine's %.3g GiB: ask for fewer",
+              (long long)o->n_train, (long long)o->n_val, (long long)o->n_test, o->features,
+              logistic ? o->classes : 1, 8.0 * cells / 1073741824.0, phys / 1073741824.0);
 
   int rc = NHGD_OK;
   const int m = o->features, C = logistic ? o->classes : 1;

@@ -2,7 +2,15 @@
  * written collectively under a temporary name, checksummed (Fletcher32 per dataset and a
  * CRC-32 of the whole file beside it), renamed into place only when every rank succeeded;
  * the newest valid one is found again on restart, skipping damaged ones. What goes into a
- * file is up to the parts registered with the writer: this module knows none of them. */
+ * file is up to the parts registered with the writer: this module knows none of them.
+ *
+ * Failures: every step of a write agrees on its outcome across the ranks, so all ranks leave
+ * together and clean up the same way. Before a write the space it needs is checked (HDF5 1.10
+ * can leave the ranks in different collectives when a write fails on one of them only, so a
+ * full disk must be found before HDF5 meets it). A checkpoint is published when its checksum
+ * file appears: the data file is renamed first, the checksum file last, and an older checksum
+ * of the same name is removed before, so a kill at any instant leaves either the old pair, or
+ * a data file without a checksum (not a checkpoint; removed at the next start). */
 #include "io/checkpoint.h"
 
 #include <dirent.h>
@@ -25,6 +33,9 @@
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".h5"
 #define MAX_PARTS 8
+/* Room asked for beyond the estimate of a file: HDF5's superblock, free-space and B-tree
+ * metadata, the configuration. */
+#define SPACE_SLACK (64.0 * 1024.0)
 
 typedef struct {
   const char *group; /* NULL: the file's root */
@@ -178,12 +189,15 @@ static int prepare(nhgd_ckpt *c) {
     struct dirent *de;
     while (dp && (de = readdir(dp))) {
       size_t n = strlen(de->d_name);
-      if (n > 4 && !strncmp(de->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX)) &&
-          !strcmp(de->d_name + n - 4, ".tmp")) {
-        char p[NHGD_PATH_MAX + 512];
-        snprintf(p, sizeof p, "%s/%s", c->dir, de->d_name);
-        remove(p);
-      }
+      if (strncmp(de->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX))) continue;
+      char p[NHGD_PATH_MAX + 512], sum[NHGD_PATH_MAX + 520];
+      snprintf(p, sizeof p, "%s/%s", c->dir, de->d_name);
+      snprintf(sum, sizeof sum, "%s.crc32", p);
+      struct stat st;
+      /* A data file without its checksum was never published (a kill between the renames). */
+      const int unpublished = n > 3 && !strcmp(de->d_name + n - 3, CKPT_SUFFIX) &&
+                              stat(sum, &st) != 0 && errno == ENOENT;
+      if ((n > 4 && !strcmp(de->d_name + n - 4, ".tmp")) || unpublished) remove(p);
     }
     if (dp) closedir(dp);
   }
@@ -222,27 +236,32 @@ int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_sa
   return NHGD_OK;
 }
 
-static int write_parts(nhgd_ckpt *c, hid_t f, const nhgd_options *o) {
+/* Collective; every step agreed on. With sizing set, nothing is written and *sizing grows by
+ * the bytes the parts would write. */
+static int write_parts(nhgd_ckpt *c, hid_t f, const nhgd_options *o, double *sizing) {
   int rc = NHGD_OK;
   hid_t g = -1;
-  NHGD_CHECK(nhgd_h5_write_header(f, "nhgd-checkpoint", NHGD_CHECKPOINT_FORMAT_VERSION, c->size));
-  nhgd_section root = {f, c->rank};
+  if (!sizing)
+    NHGD_CHECK(
+        nhgd_error_agree(c->comm, nhgd_h5_write_header(f, "nhgd-checkpoint",
+                                                       NHGD_CHECKPOINT_FORMAT_VERSION, c->size)));
+  nhgd_section root = {f, c->rank, c->comm, sizing};
   for (int i = 0; i < c->nparts; ++i) {
     const ckpt_part *p = &c->parts[i];
     if (!p->group) {
+      /* A part's save agrees on its outcome itself (through its section). */
       NHGD_CHECK(p->save(p->self, &root));
       continue;
     }
-    NHGD_H5_TRY(rc, g = H5Gcreate2(f, p->group, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
-                "cannot create /%s", p->group);
-    nhgd_section sec = {g, c->rank};
+    if (!sizing) NHGD_TRY(rc, nhgd_h5_group_agreed(c->comm, f, p->group, &g), done);
+    nhgd_section sec = {g, c->rank, c->comm, sizing};
     if (p->save) NHGD_TRY(rc, p->save(p->self, &sec), done);
-    H5Gclose(g);
+    if (g >= 0) H5Gclose(g);
     g = -1;
   }
-  NHGD_H5_TRY(rc, g = H5Gcreate2(f, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
-              "cannot create /config");
-  NHGD_TRY(rc, nhgd_h5_write_options(g, o), done);
+  if (sizing) return NHGD_OK;
+  NHGD_TRY(rc, nhgd_h5_group_agreed(c->comm, f, "config", &g), done);
+  NHGD_TRY(rc, nhgd_error_agree(c->comm, nhgd_h5_write_options(g, o)), done);
 done:
   if (g >= 0) H5Gclose(g);
   return rc;
@@ -263,60 +282,117 @@ static void prune(nhgd_ckpt *c) {
   free(pos);
 }
 
-int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len) {
-  const char *dir = c->dir;
-  char tmp[4200], crc[4200], crctmp[4200];
-  ckpt_name(path, len, dir, pos, "");
-  ckpt_name(tmp, sizeof tmp, dir, pos, ".tmp");
-  ckpt_name(crc, sizeof crc, dir, pos, ".crc32");
-  ckpt_name(crctmp, sizeof crctmp, dir, pos, ".crc32.tmp");
-  nhgd_h5_quiet();
-  int rc = NHGD_OK;
-  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
-  /* The newest file format: metadata checksums too. */
-  H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
-  hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-  H5Pclose(fapl);
-  if (f < 0)
-    NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: cannot create (full disk? no permission?)", tmp);
-  rc = write_parts(c, f, o);
-  if (H5Fclose(f) < 0 && !rc)
-    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "checkpoint %s: close failed", tmp);
-  rc = nhgd_error_agree(c->comm, rc);
-  if (!rc && c->rank == 0) {
-    /* Every rank's data is in the file: checksum it, then publish checksum and file. */
-    unsigned long sum;
-    long long size;
-    sync_path(tmp);
-    rc = nhgd_file_crc32(tmp, &sum, &size);
-    FILE *cf = rc ? NULL : fopen(crctmp, "w");
-    if (!rc && (!cf || fprintf(cf, "%08lx %lld\n", sum, size) < 0 || fclose(cf) != 0))
-      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "checkpoint %s: cannot write", crctmp);
-    if (!rc) sync_path(crctmp);
-    if (!rc && (rename(crctmp, crc) || rename(tmp, path)))
-      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "checkpoint %s: rename failed (%s)",
-                          path, strerror(errno));
-    if (!rc) {
-      char latest[4200], ltmp[4200];
-      snprintf(latest, sizeof latest, "%s/LATEST", dir);
-      snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", dir);
-      FILE *lf = fopen(ltmp, "w");
-      if (lf) {
-        fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos);
-        fclose(lf);
-        rename(ltmp, latest);
-      }
-      sync_path(dir);
-      prune(c);
-    }
+/* Rank 0: publish the closed file tmp as path with its checksum (see the top of the file). */
+static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path) {
+  char crc[4200], crctmp[4200];
+  ckpt_name(crc, sizeof crc, c->dir, pos, ".crc32");
+  ckpt_name(crctmp, sizeof crctmp, c->dir, pos, ".crc32.tmp");
+  unsigned long sum;
+  long long size;
+  sync_path(tmp);
+  NHGD_CHECK(nhgd_file_crc32(tmp, &sum, &size));
+  FILE *cf = fopen(crctmp, "w");
+  if (!cf || fprintf(cf, "%08lx %lld\n", sum, size) < 0 || fflush(cf) != 0 ||
+      fsync(fileno(cf)) != 0) {
+    int e = errno;
+    if (cf) fclose(cf);
+    remove(crctmp);
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: cannot write %s (%s)", path, crctmp, strerror(e));
   }
-  return nhgd_error_agree(c->comm, rc);
+  if (fclose(cf) != 0) {
+    remove(crctmp);
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: cannot write %s", path, crctmp);
+  }
+  /* Unpublish a checkpoint of the same name first (only after --restart from an older one). */
+  if (remove(crc) == 0) sync_path(c->dir);
+  if (rename(tmp, path) || rename(crctmp, crc)) {
+    int e = errno;
+    remove(crctmp);
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: rename failed (%s)", path, strerror(e));
+  }
+  sync_path(c->dir);
+  char latest[4200], ltmp[4200];
+  snprintf(latest, sizeof latest, "%s/LATEST", c->dir);
+  snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", c->dir);
+  FILE *lf = fopen(ltmp, "w");
+  if (lf) {
+    /* LATEST is a hint for people; restart lists the folder itself. */
+    int ok = fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos) > 0;
+    if (fclose(lf) == 0 && ok)
+      rename(ltmp, latest);
+    else
+      remove(ltmp);
+  }
+  sync_path(c->dir);
+  prune(c);
+  return NHGD_OK;
+}
+
+int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len) {
+  char tmp[4200];
+  ckpt_name(path, len, c->dir, pos, "");
+  ckpt_name(tmp, sizeof tmp, c->dir, pos, ".tmp");
+  nhgd_h5_quiet();
+  /* What the parts will write, checked against the free space before HDF5 starts. */
+  double need = 0.0;
+  int rc = write_parts(c, -1, o, &need);
+  char what[4300];
+  snprintf(what, sizeof what, "checkpoint %s", tmp);
+  if (!rc) rc = nhgd_io_check_space(c->comm, c->dir, 2.0 * need + SPACE_SLACK, what);
+  if (rc) {
+    nhgd_error_context("checkpoint %s: ", tmp);
+    return nhgd_error_trace(rc, __FILE__, __LINE__);
+  }
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
+  if (fapl >= 0) {
+    H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
+    /* The newest file format: metadata checksums too. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    /* Closing the file closes whatever an error path may have left open in it. */
+    H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
+    f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+  }
+  rc = f < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "checkpoint %s: cannot create (%s)",
+                              tmp, access(c->dir, W_OK) ? strerror(errno) : "HDF5 refused")
+             : NHGD_OK;
+  rc = nhgd_error_agree(c->comm, rc);
+  if (rc) {
+    if (f >= 0) H5Fclose(f);
+    if (c->rank == 0) remove(tmp);
+    return nhgd_error_trace(rc, __FILE__, __LINE__);
+  }
+  rc = write_parts(c, f, o, NULL);
+  if (!rc) {
+    int frc = NHGD_OK;
+    NHGD_H5_TRY(frc, H5Fflush(f, H5F_SCOPE_LOCAL), flushed, "checkpoint %s: flush failed", tmp);
+  flushed:
+    rc = nhgd_error_agree(c->comm, frc);
+  }
+  /* After a failure the file is of no use: give its space back first, so that the close,
+   * which writes the metadata still cached, does not fail too (a file HDF5 failed to close
+   * stays half open and crashes HDF5's shutdown). */
+  if (rc && c->rank == 0 && truncate(tmp, 0) != 0)
+    nhgd_log(NHGD_LOG_DEBUG, "cannot truncate %s", tmp);
+  if (rc) MPI_Barrier(c->comm);
+  int crc = H5Fclose(f) < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__,
+                                             "checkpoint %s: close failed", tmp)
+                            : NHGD_OK;
+  if (!rc) rc = crc;
+  rc = nhgd_error_agree(c->comm, rc);
+  if (!rc && c->rank == 0) rc = publish(c, pos, tmp, path);
+  if (rc && c->rank == 0) remove(tmp);
+  rc = nhgd_error_agree(c->comm, rc);
+  if (rc) {
+    nhgd_error_context("checkpoint %s: ", tmp);
+    return nhgd_error_trace(rc, __FILE__, __LINE__);
+  }
+  return NHGD_OK;
 }
 
 /* ---- finding and reading ---- */
 
-int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, char *path, size_t len) {
+int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, int skip, char *path, size_t len) {
   int rc = NHGD_OK;
   path[0] = '\0';
   if (c->rank == 0) {
@@ -337,9 +413,9 @@ int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, char *path, size_t len) {
         char p[4200];
         ckpt_name(p, sizeof p, c->dir, pos[i], "");
         nhgd_error_clear();
-        if (nhgd_checkpoint_verify(p) == NHGD_OK)
-          snprintf(path, len, "%s", p);
-        else
+        if (nhgd_checkpoint_verify(p) == NHGD_OK) {
+          if (skip-- <= 0) snprintf(path, len, "%s", p);
+        } else
           nhgd_log(NHGD_LOG_WARN, "skipping checkpoint: %s", nhgd_error_message());
         nhgd_error_clear();
       }
@@ -394,7 +470,7 @@ static int open_groups(nhgd_ckpt *c, nhgd_ckpt_file *f, const nhgd_options *o) {
     if (!c->parts[i].group) continue;
     f->gid[i] = H5Gopen2(f->f, c->parts[i].group, H5P_DEFAULT);
     if (f->gid[i] < 0) NHGD_FAIL(NHGD_ERR_DATA, "%s: no /%s", f->path, c->parts[i].group);
-    f->group[i] = (nhgd_section){f->gid[i], c->rank};
+    f->group[i] = (nhgd_section){f->gid[i], c->rank, c->comm, NULL};
   }
   return NHGD_OK;
 }
@@ -415,7 +491,7 @@ int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_c
   H5Pclose(fapl);
   rc = f->f < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path) : 0;
   if (!rc) {
-    f->root = (nhgd_section){f->f, c->rank};
+    f->root = (nhgd_section){f->f, c->rank, c->comm, NULL};
     rc = open_groups(c, f, o);
   }
   rc = nhgd_error_agree(c->comm, rc);

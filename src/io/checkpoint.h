@@ -11,7 +11,7 @@
 #include "io/section.h"
 #include "nhgd/options.h"
 
-#define NHGD_CHECKPOINT_FORMAT_VERSION 2 /* 2: work counter "samples" */
+#define NHGD_CHECKPOINT_FORMAT_VERSION 3 /* 2: work counter "samples"; 3: data digest */
 
 typedef struct nhgd_ckpt nhgd_ckpt;
 typedef struct nhgd_ckpt_file nhgd_ckpt_file;
@@ -30,8 +30,9 @@ int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_sa
  * option of o under /config. */
 int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len);
 /* Collective: the checkpoint to continue from per restart (auto | never | a path; "" if
- * none), skipping damaged ones with a warning. */
-int nhgd_ckpt_find(nhgd_ckpt *c, const char *restart, char *path, size_t len);
+ * none), skipping damaged ones with a warning, and with auto also the newest skip ones that
+ * verify (their content was found bad on loading). */
+int nhgd_ckpt_find(nhgd_ckpt *c, const char *restart, int skip, char *path, size_t len);
 /* Collective: open a checkpoint for reading; refuses one written with other values of the
  * options that shape the trajectory (the error names the first). */
 int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out);

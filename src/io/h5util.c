@@ -1,7 +1,9 @@
 /* Small HDF5 helpers: collective 1-D datasets (optionally checksummed), scalar attributes. */
 #include "io/h5util.h"
 
+#include <mpi.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "core/util.h"
 #include "nhgd/version.h"
@@ -216,4 +218,34 @@ int nhgd_h5_write_options(hid_t group, const nhgd_options *o) {
   config_writer w = {group, NHGD_OK};
   nhgd_options_foreach(o, write_option, &w);
   return w.rc;
+}
+
+int nhgd_io_check_space(MPI_Comm comm, const char *dir, double need, const char *what) {
+  int rank, rc = NHGD_OK;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) {
+    struct statvfs v;
+    if (statvfs(dir, &v) == 0) {
+      const double avail = (double)v.f_bavail * (double)v.f_frsize;
+      if (avail < need)
+        rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__,
+                            "%s: not enough space: about %.0f KiB needed, %.0f KiB free on the "
+                            "device of %s (nothing was written)",
+                            what, need / 1024.0, avail / 1024.0, dir);
+    }
+  }
+  return nhgd_error_agree(comm, rc);
+}
+
+int nhgd_h5_group_agreed(MPI_Comm comm, hid_t loc, const char *name, hid_t *g) {
+  int rc = NHGD_OK;
+  NHGD_H5_TRY(rc, *g = H5Gcreate2(loc, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), done,
+              "cannot create group /%s", name);
+done:
+  rc = nhgd_error_agree(comm, rc);
+  if (rc && *g >= 0) {
+    H5Gclose(*g);
+    *g = -1;
+  }
+  return rc;
 }

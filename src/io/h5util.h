@@ -3,6 +3,7 @@
 #define NHGD_IO_H5UTIL_H
 
 #include <hdf5.h>
+#include <mpi.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,5 +40,12 @@ int nhgd_h5_write_header(hid_t f, const char *format, int64_t version, int ranks
 
 /* Collective: every option of o as a string attribute of group (outputs and checkpoints). */
 int nhgd_h5_write_options(hid_t group, const nhgd_options *o);
+
+/* Collective: create group name in loc, agreed on: every rank has it (*g), or none has. */
+int nhgd_h5_group_agreed(MPI_Comm comm, hid_t loc, const char *name, hid_t *g);
+
+/* Collective: refuse (NHGD_ERR_IO, naming what) if the device of dir has less than need bytes
+ * free; rank 0 looks, every rank returns the same status. Unknown free space passes. */
+int nhgd_io_check_space(MPI_Comm comm, const char *dir, double need, const char *what);
 
 #endif

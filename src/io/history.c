@@ -57,15 +57,19 @@ void nhgd_history_free(nhgd_history *h) {
   h->len = h->cap = 0;
 }
 
-int nhgd_history_write_columns(const nhgd_history *h, hid_t g, int rank) {
+int nhgd_history_write_columns(const nhgd_history *h, hid_t g, MPI_Comm comm, int rank) {
   const int64_t n = h->len;
   double *col;
-  NHGD_CHECK(nhgd_calloc(&col, (size_t)(n ? n : 1), sizeof(double), "history column"));
+  NHGD_CHECK(nhgd_error_agree(
+      comm, nhgd_calloc(&col, (size_t)(n ? n : 1), sizeof(double), "history column")));
   int rc = NHGD_OK;
+  /* Agreed column by column: a rank that stopped early would leave the others in the next
+   * column's collective calls. */
   for (int c = 0; c < NCOL && !rc; ++c) {
     for (int64_t i = 0; i < n; ++i)
       col[i] = get(&h->rec[i], c);
-    rc = nhgd_h5_write_vector(g, columns[c].name, n, 0, rank == 0 ? n : 0, col);
+    rc = nhgd_error_agree(comm,
+                          nhgd_h5_write_vector(g, columns[c].name, n, 0, rank == 0 ? n : 0, col));
   }
   nhgd_free(&col);
   return rc;
@@ -73,7 +77,8 @@ int nhgd_history_write_columns(const nhgd_history *h, hid_t g, int rank) {
 
 int nhgd_history_put(const nhgd_history *h, nhgd_section *s, const char *name) {
   double *rows;
-  NHGD_CHECK(nhgd_calloc(&rows, (size_t)(h->len ? h->len : 1) * NCOL, sizeof(double), "history"));
+  NHGD_CHECK(nhgd_section_agree(
+      s, nhgd_calloc(&rows, (size_t)(h->len ? h->len : 1) * NCOL, sizeof(double), "history")));
   for (int64_t i = 0; i < h->len; ++i)
     for (int c = 0; c < NCOL; ++c)
       rows[i * NCOL + c] = get(&h->rec[i], c);
@@ -85,8 +90,15 @@ int nhgd_history_put(const nhgd_history *h, nhgd_section *s, const char *name) {
 int nhgd_history_get(nhgd_history *h, nhgd_section *s, const char *name, int64_t n,
                      int64_t format_version) {
   const int fields = format_version >= 2 ? NCOL : NCOL - 1;
+  /* The length is checked before anything is allocated from it. */
+  int64_t have = -1;
+  NHGD_CHECK(nhgd_section_get_length(s, name, &have));
+  if (n < 0 || n > ((int64_t)1 << 40) || have != n * fields)
+    NHGD_FAIL(NHGD_ERR_DATA, "dataset %s has %lld entries, expected %lld (%lld outer steps)", name,
+              (long long)have, (long long)n * fields, (long long)n);
   double *rows;
-  NHGD_CHECK(nhgd_calloc(&rows, (size_t)(n ? n : 1) * NCOL, sizeof(double), "history"));
+  NHGD_CHECK(nhgd_section_agree(
+      s, nhgd_calloc(&rows, (size_t)(n ? n : 1) * NCOL, sizeof(double), "history")));
   int rc = nhgd_section_get_vector(s, name, n * fields, rows);
   h->len = 0;
   for (int64_t i = 0; !rc && i < n; ++i) {
@@ -96,5 +108,5 @@ int nhgd_history_get(nhgd_history *h, nhgd_section *s, const char *name, int64_t
     rc = nhgd_history_push(h, &r);
   }
   nhgd_free(&rows);
-  return rc;
+  return nhgd_section_agree(s, rc);
 }

@@ -4,6 +4,7 @@
 #define NHGD_IO_HISTORY_H
 
 #include <hdf5.h>
+#include <mpi.h>
 #include <stdint.h>
 
 #include "io/section.h"
@@ -20,7 +21,7 @@ int nhgd_history_push(nhgd_history *h, const nhgd_record *r);
 void nhgd_history_free(nhgd_history *h);
 
 /* Collective: one dataset per column under group g (the output layout). */
-int nhgd_history_write_columns(const nhgd_history *h, hid_t g, int rank);
+int nhgd_history_write_columns(const nhgd_history *h, hid_t g, MPI_Comm comm, int rank);
 /* Collective: the records as one vector of rows (the checkpoint layout), and back. Checkpoint
  * format 1 had no samples column: those records get NaN. */
 int nhgd_history_put(const nhgd_history *h, nhgd_section *s, const char *name);

@@ -1,5 +1,6 @@
 /* A section of a checkpoint: the named part of the file one stateful module writes and reads
- * back, without knowing the file format. Every call is collective over the file's ranks. */
+ * back, without knowing the file format. Every call is collective over the file's ranks and
+ * returns the same status on every rank. */
 #ifndef NHGD_IO_SECTION_H
 #define NHGD_IO_SECTION_H
 
@@ -30,5 +31,10 @@ int nhgd_section_get_vector(nhgd_section *s, const char *name, int64_t n, double
 int nhgd_section_get_slice(nhgd_section *s, const char *name, int64_t n, int64_t offset,
                            int64_t count, double *x);
 int nhgd_section_get_matrix(nhgd_section *s, const char *name, nhgd_bcmat *A);
+/* Agree on a part's own rank-local status (an allocation, a check of what was read) the way
+ * every section call does: returns the same status on every rank. */
+int nhgd_section_agree(nhgd_section *s, int status);
+/* The number of entries of a 1-D dataset (to check it before allocating from it). */
+int nhgd_section_get_length(nhgd_section *s, const char *name, int64_t *n);
 
 #endif

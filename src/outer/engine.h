@@ -31,6 +31,7 @@ typedef struct nhgd_solver_opts {
   char restart[NHGD_PATH_MAX];
   int64_t halt_after;
   int eval_every, log_level;
+  double divergence_factor; /* stop when the validation loss exceeds this multiple of its start */
 } nhgd_solver_opts;
 
 /* Outer optimiser: one step v -= lr_k * direction(h) on the n entries of this rank, with

@@ -2,6 +2,7 @@
  * run options; the solver's parts of a checkpoint. */
 #include "nhgd/solver.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "core/log.h"
 #include "core/stop.h"
 #include "core/util.h"
+#include "data/digest.h"
 #include "io/h5util.h"
 #include "io/output.h"
 #include "outer/engine.h"
@@ -50,6 +52,9 @@ struct nhgd_solver {
   int resumed;       /* state came from a checkpoint */
   int64_t resume_t;  /* inner steps of outer step k already done at restart */
   char resume_path[NHGD_PATH_MAX + 64];
+  char digest[24];  /* content digest of the data, hex (checkpoints only) */
+  int pending_stop; /* a stop request met at the last inner step: honoured after the step */
+  int pending_due;  /* likewise a checkpoint that fell due at the last inner step */
   nhgd_progress_fn progress;
   void *progress_arg;
 };
@@ -116,6 +121,10 @@ static nhgd_option_spec solver_specs[] = {
      "evaluate on the test split every this many outer steps (0: never)", 0},
     {"log-level", NHGD_OPT_INT, F(log_level), "2", 0, 3, NULL, "0 error, 1 warn, 2 info, 3 debug",
      0},
+    {"divergence-factor", NHGD_OPT_REAL, F(divergence_factor), "1e6", 0, 1e300, NULL,
+     "stop (exit 1, the last checkpoint kept) when the validation loss is not finite or above "
+     "this multiple of its value at the first outer step (0: only when not finite)",
+     0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 #undef NORANGE
@@ -125,6 +134,12 @@ static int solver_check(const void *block, const nhgd_options *all) {
   const nhgd_solver_opts *o = block;
   if (!o->checkpoint_dir[0] && o->halt_after > 0)
     NHGD_FAIL(NHGD_ERR_ARG, "option --halt-after needs --checkpoint-dir (nothing to resume from)");
+  /* Only the default may go without a folder: anything else would be silently ignored. */
+  if (!o->checkpoint_dir[0] && strcmp(o->restart, "auto"))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --restart %s needs --checkpoint-dir (the folder the run's checkpoints go "
+              "to; --restart FILE continues from FILE and writes there)",
+              o->restart);
   return NHGD_OK;
 }
 
@@ -212,6 +227,8 @@ static int save_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_int(sec, "n_train", s->data->train.n_global));
   NHGD_CHECK(nhgd_section_put_int(sec, "n_val", s->data->val.n_global));
   NHGD_CHECK(nhgd_section_put_string(sec, "estimator", s->est->name));
+  NHGD_CHECK(nhgd_section_put_string(sec, "data_file", s->data->path));
+  NHGD_CHECK(nhgd_section_put_string(sec, "data_digest", s->digest));
   NHGD_CHECK(nhgd_section_put_vector(sec, "theta", d, s->inner.theta));
   NHGD_CHECK(nhgd_section_put_vector(sec, "theta_init", d, s->inner.theta_init));
   NHGD_CHECK(nhgd_section_put_vector(sec, "theta_sum", d, s->inner.theta_sum));
@@ -223,6 +240,29 @@ static int save_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_slice(sec, "hypergradient", s->p, voff, vcnt, s->h));
   NHGD_CHECK(nhgd_section_put_vector(sec, "u", d, s->u));
   return nhgd_history_put(&s->hist, sec, "history");
+}
+
+/* The state read from a checkpoint must be finite (Adam's second moment also >= 0). */
+static int check_state(const nhgd_solver *s) {
+  const struct {
+    const char *name;
+    const double *x;
+    int64_t n;
+  } vec[] = {{"theta", s->inner.theta, s->d},
+             {"theta_init", s->inner.theta_init, s->d},
+             {"theta_sum", s->inner.theta_sum, s->d},
+             {"u", s->u, s->d},
+             {"v", s->v, s->p_local},
+             {"adam_m", s->adam_m, s->p_local},
+             {"adam_s", s->adam_s, s->p_local},
+             {"hypergradient", s->h, s->p_local}};
+  for (size_t i = 0; i < sizeof vec / sizeof vec[0]; ++i)
+    for (int64_t j = 0; j < vec[i].n; ++j)
+      if (!isfinite(vec[i].x[j]) || (i == 6 && vec[i].x[j] < 0))
+        NHGD_FAIL(NHGD_ERR_DATA, "dataset %s: entry %lld is %g", vec[i].name,
+                  (long long)(j + (i >= 4 && s->pb->v_per_sample ? s->data->train.lo : 0)),
+                  vec[i].x[j]);
+  return NHGD_OK;
 }
 
 static int load_outer(void *self, nhgd_section *sec) {
@@ -249,9 +289,29 @@ static int load_outer(void *self, nhgd_section *sec) {
               (long long)d, (long long)p, (long long)ntr, (long long)nval, (long long)s->d,
               (long long)s->p, (long long)s->data->train.n_global,
               (long long)s->data->val.n_global);
-  if (tt > s->opt->inner.steps)
-    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's inner step %lld is beyond --inner-steps",
-              (long long)tt);
+  if (version >= 3) {
+    char file[NHGD_PATH_MAX], digest[64];
+    NHGD_CHECK(nhgd_section_get_string(sec, "data_file", file, sizeof file));
+    NHGD_CHECK(nhgd_section_get_string(sec, "data_digest", digest, sizeof digest));
+    if (strcmp(digest, s->digest))
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "checkpoint %s was written for the data in %s (digest %s), but --data %s holds "
+                "other data (digest %s): continue with the same data, or use another "
+                "--checkpoint-dir",
+                s->resume_path, file, digest, s->data->path, s->digest);
+  }
+  /* Every field in range before anything is taken from it. */
+  if (k < 0 || k > ((int64_t)1 << 40))
+    NHGD_FAIL(NHGD_ERR_DATA, "attribute outer_step %lld is out of range", (long long)k);
+  if (tt < 0 || tt > s->opt->inner.steps)
+    NHGD_FAIL(NHGD_ERR_DATA, "attribute inner_step %lld is outside [0, --inner-steps %lld]",
+              (long long)tt, (long long)s->opt->inner.steps);
+  if (comp != 0 && comp != 1)
+    NHGD_FAIL(NHGD_ERR_DATA, "attribute complete %lld is not 0 or 1", (long long)comp);
+  if (!isfinite(elapsed) || elapsed < 0)
+    NHGD_FAIL(NHGD_ERR_DATA, "attribute elapsed %g is not a time", elapsed);
+  if (version >= 2 && !(s->samples >= 0))
+    NHGD_FAIL(NHGD_ERR_DATA, "attribute samples %g is not a count", s->samples);
   const int64_t dd = s->d, voff = v_offset(s);
   NHGD_CHECK(nhgd_section_get_vector(sec, "theta", dd, s->inner.theta));
   NHGD_CHECK(nhgd_section_get_vector(sec, "theta_init", dd, s->inner.theta_init));
@@ -264,6 +324,7 @@ static int load_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_get_vector(sec, "u", dd, s->u));
   s->have_hypergrad = (int)have;
   NHGD_CHECK(nhgd_history_get(&s->hist, sec, "history", k, version));
+  NHGD_CHECK(nhgd_section_agree(sec, check_state(s)));
   s->k = k;
   s->t_start = MPI_Wtime() - elapsed;
   s->ckpt_t = tt;
@@ -290,7 +351,10 @@ static int write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
   s->ckpt_t = t;
   s->ckpt_complete = complete;
   char path[NHGD_PATH_MAX + 64];
-  int rc = nhgd_ckpt_write(s->ckpt, s->k * s->opt->inner.steps + t, s->options, path, sizeof path);
+  /* Positions never repeat: inside an inner loop t < T (a checkpoint due at t = T is written
+   * after the outer step, at the next boundary), at a boundary t = 0. */
+  const int64_t T = s->opt->inner.steps > 0 ? s->opt->inner.steps : 1;
+  int rc = nhgd_ckpt_write(s->ckpt, s->k * T + t, s->options, path, sizeof path);
   s->req.last_time = MPI_Wtime();
   nhgd_timer_stop(&s->timers, NHGD_T_IO);
   NHGD_CHECK(rc);
@@ -360,14 +424,19 @@ static void bind(nhgd_solver *s) {
 
 /* Collective: the checkpoint writer and its parts; the checkpoint to continue from, opened
  * (*file NULL when there is none). */
-static int setup_checkpoints(nhgd_solver *s, nhgd_ckpt_file **file) {
+static int setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file) {
   const nhgd_solver_opts *o = s->opt;
   *file = NULL;
-  NHGD_CHECK(nhgd_ckpt_create(s->comm, o->checkpoint_dir, o->keep, &s->ckpt));
-  NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, NULL, s, save_outer, load_outer));
-  NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, "estimator", s, save_estimator, load_estimator));
+  if (!s->ckpt) {
+    NHGD_CHECK(nhgd_ckpt_create(s->comm, o->checkpoint_dir, o->keep, &s->ckpt));
+    NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, NULL, s, save_outer, load_outer));
+    NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, "estimator", s, save_estimator, load_estimator));
+    uint64_t digest;
+    NHGD_CHECK(nhgd_data_digest(s->data, &digest));
+    snprintf(s->digest, sizeof s->digest, "%016" PRIx64, digest);
+  }
   char path[NHGD_PATH_MAX + 64];
-  NHGD_CHECK(nhgd_ckpt_find(s->ckpt, o->restart, path, sizeof path));
+  NHGD_CHECK(nhgd_ckpt_find(s->ckpt, o->restart, skip, path, sizeof path));
   if (!path[0]) return NHGD_OK;
   NHGD_CHECK(nhgd_ckpt_open(s->ckpt, path, s->options, file));
   snprintf(s->resume_path, sizeof s->resume_path, "%s", path);
@@ -415,6 +484,59 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
   return pb->init(pb, s->inner.theta, s->v);
 }
 
+/* Collective: the state of a fresh start (after a checkpoint whose content was bad had been
+ * partly read). */
+static int reset_state(nhgd_solver *s) {
+  const size_t d = (size_t)s->d * sizeof(double), pl = (size_t)s->p_local * sizeof(double);
+  memset(s->inner.theta_sum, 0, d);
+  memset(s->u, 0, d);
+  memset(s->h, 0, pl);
+  memset(s->adam_m, 0, pl);
+  memset(s->adam_s, 0, pl);
+  s->hist.len = 0;
+  s->k = s->ckpt_t = 0;
+  s->ckpt_complete = s->have_hypergrad = 0;
+  s->samples = s->comm_bytes = 0.0;
+  s->comm_steps = 0;
+  s->inner.last_loss = NAN;
+  s->t_start = MPI_Wtime();
+  s->resume_path[0] = '\0';
+  NHGD_CHECK(nhgd_error_agree(s->comm, s->pb->init(s->pb, s->inner.theta, s->v)));
+  memcpy(s->inner.theta_init, s->inner.theta, d);
+  if (s->opt->v_from[0]) NHGD_CHECK(load_v(s, s->opt->v_from));
+  return NHGD_OK;
+}
+
+/* Collective: the estimator, and the state of the checkpoint to continue from if any. With
+ * --restart auto a checkpoint whose checksums hold but whose content is bad (a missing or
+ * short dataset, a value out of range, a Fletcher32 mismatch) is skipped with a warning that
+ * names it and what is wrong, for the next older one. */
+static int resume_or_start(nhgd_solver *s) {
+  const int fallback = !strcmp(s->opt->restart, "auto");
+  for (int skip = 0;; ++skip) {
+    nhgd_ckpt_file *file = NULL;
+    if (s->opt->checkpoint_dir[0]) NHGD_CHECK(setup_checkpoints(s, skip, &file));
+    int rc =
+        nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
+                              file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL, &s->est);
+    rc = nhgd_error_agree(s->comm, rc);
+    if (!rc && file) {
+      nhgd_timer_start(&s->timers, NHGD_T_IO);
+      rc = nhgd_ckpt_load(s->ckpt, file);
+      nhgd_timer_stop(&s->timers, NHGD_T_IO);
+    }
+    nhgd_ckpt_close(&file);
+    if (!rc || !s->resume_path[0]) return rc;
+    if (rc == NHGD_ERR_DATA || rc == NHGD_ERR_HDF5) nhgd_error_context("%s: ", s->resume_path);
+    if (!fallback || (rc != NHGD_ERR_DATA && rc != NHGD_ERR_HDF5))
+      return nhgd_error_trace(rc, __FILE__, __LINE__);
+    nhgd_log(NHGD_LOG_WARN, "skipping checkpoint (content): %s", nhgd_error_message());
+    nhgd_error_clear();
+    nhgd_estimator_destroy(&s->est);
+    NHGD_CHECK(reset_state(s));
+  }
+}
+
 int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
                        nhgd_problem *pb, nhgd_solver **out) {
   *out = NULL;
@@ -425,43 +547,45 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   int rc = nhgd_calloc(&s, 1, sizeof *s, "solver");
   NHGD_CHECK(nhgd_error_agree(comm, rc));
   s->comm = MPI_COMM_NULL;
-  nhgd_ckpt_file *file = NULL;
   rc = create(s, comm, o, data, pb);
   NHGD_TRY(rc, nhgd_error_agree(comm, rc), fail);
   memcpy(s->inner.theta_init, s->inner.theta, (size_t)s->d * sizeof(double));
   if (s->opt->v_from[0]) NHGD_TRY(rc, load_v(s, s->opt->v_from), fail);
-  if (s->opt->checkpoint_dir[0]) NHGD_TRY(rc, setup_checkpoints(s, &file), fail);
-  NHGD_TRY(rc,
-           nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
-                                 file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL,
-                                 &s->est),
-           fail);
+  NHGD_TRY(rc, resume_or_start(s), fail);
   if (s->est->needs_observe) {
     s->inner.observe = observe_step;
     s->inner.observe_arg = s->est;
   }
-  if (file) {
-    nhgd_timer_start(&s->timers, NHGD_T_IO);
-    rc = nhgd_ckpt_load(s->ckpt, file);
-    nhgd_timer_stop(&s->timers, NHGD_T_IO);
-    NHGD_TRY(rc, rc, fail);
+  if (s->resume_path[0]) {
     s->resume_t = s->ckpt_t;
     s->resumed = 1;
     nhgd_log(NHGD_LOG_INFO, "restarted from %s: outer step %lld, inner step %lld%s", s->resume_path,
              (long long)s->k, (long long)s->ckpt_t,
              s->ckpt_complete ? " (the run was complete)" : "");
-    nhgd_ckpt_close(&file);
   }
   s->req.last_time = MPI_Wtime();
   *out = s;
   return NHGD_OK;
 fail:
-  nhgd_ckpt_close(&file);
   nhgd_solver_destroy(&s);
   return rc;
 }
 
 /* ---- the outer loop ---- */
+
+/* The validation loss (replicated, so the verdict is the same on every rank) must stay
+ * finite and, with --divergence-factor, within that multiple of its first value. */
+static int check_divergence(const nhgd_solver *s, double loss) {
+  const double start = s->hist.len ? s->hist.rec[0].val_loss : loss;
+  const double f = s->opt->divergence_factor;
+  if (isfinite(loss) && !(f > 0 && isfinite(start) && fabs(loss) > f * fabs(start))) return NHGD_OK;
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "diverged at outer step %lld, inner step %lld: the validation loss is %g (%g at the "
+            "start, --divergence-factor %g): lower --outer-lr (now %g) or --inner-lr (now %g); "
+            "the last checkpoint is kept",
+            (long long)s->k, (long long)s->opt->inner.steps, loss, start, f, s->opt->outer_lr,
+            s->opt->inner.lr);
+}
 
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
 static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
@@ -478,10 +602,18 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
     nhgd_inner_event ev;
     NHGD_CHECK(nhgd_inner_run(in, s->k, &s->req, &t, &ev));
     if (ev == NHGD_INNER_DONE) break;
+    if (t >= s->opt->inner.steps) {
+      /* The loop is done: the request is met at the boundary after this outer step, whose
+       * checkpoint would otherwise have the same position as this one. */
+      s->pending_stop |= ev == NHGD_INNER_STOP;
+      s->pending_due = 1;
+      break;
+    }
     NHGD_CHECK(write_checkpoint(s, t, 0));
     if (ev == NHGD_INNER_STOP) return NHGD_STOPPED;
   }
   NHGD_CHECK(evaluate(s, &s->data->val, &rec->val_loss, &rec->val_acc, s->gval));
+  NHGD_CHECK(check_divergence(s, rec->val_loss));
   s->samples += (double)s->data->val.n_global;
   NHGD_CHECK(s->est->solve(s->est, in->theta, s->gval, s->u));
   nhgd_timer_start(&s->timers, NHGD_T_HYPERGRAD);
@@ -578,6 +710,9 @@ int nhgd_solver_run(nhgd_solver *s) {
     int stop = 0, timed = 0;
     NHGD_CHECK(boundary_requests(s, &stop, &timed));
     stop |= o->halt_after > 0 && s->inner.steps_run >= o->halt_after;
+    stop |= s->pending_stop;
+    timed |= s->pending_due;
+    s->pending_stop = s->pending_due = 0;
     if (stop || timed || s->k == K || (o->checkpoint_every > 0 && s->k % o->checkpoint_every == 0))
       NHGD_CHECK(write_checkpoint(s, 0, s->k == K));
     if (stop && s->k < K) return NHGD_STOPPED;

@@ -59,7 +59,7 @@ expect 1 "no dataset /v" -- run --data cls.h5 --problem logreg $small --output o
   --v-from reg.h5
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
 expect 2 "option --halt-after needs --checkpoint-dir" -- run --data cls.h5 --halt-after 3
-expect 1 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \
+expect 2 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \
   --problem logreg --estimator exact --grid-rows 3 $small --output o.h5
 expect 2 "beta = 0 divides by zero" -- run --data cls.h5 --efim-mode ema --efim-beta 0
 expect 2 "needs beta in (0, 1)" -- run --data cls.h5 --efim-mode ema --efim-beta 1
