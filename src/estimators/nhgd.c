@@ -641,6 +641,66 @@ static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   }
 }
 
+/* The rank-local buffers of the chosen route's step traffic and workspace. */
+static int init_buffers(nhgd_state *s, nhgd_est_ctx *c, int kfac, int gathers) {
+  const size_t d = (size_t)s->d, B = (size_t)s->B, w = (size_t)s->width;
+  const size_t bw = gathers ? B * w : 1, dB = !kfac ? d * (B > 1 ? B : 1) : 1;
+  NHGD_CHECK(nhgd_calloc(&s->a, s->m ? (size_t)s->m : 1, sizeof(double), "D^-1 rows"));
+  NHGD_CHECK(nhgd_calloc(&s->b, s->C ? (size_t)s->C : 1, sizeof(double), "D^-1 columns"));
+  NHGD_CHECK(nhgd_calloc(&s->packed_loc, gathers ? (size_t)s->bmax * w : 1, sizeof(double),
+                         "packed samples"));
+  NHGD_CHECK(nhgd_calloc(&s->packed_all, bw, sizeof(double), "gathered samples"));
+  const int net_kfac = kfac && s->layered; /* no d-vector per sample at all */
+  NHGD_CHECK(nhgd_calloc(&s->Xloc, net_kfac ? 1 : (size_t)s->bmax * (s->kron ? (size_t)s->m : d),
+                         sizeof(double), "sample features"));
+  NHGD_CHECK(nhgd_calloc(&s->Rloc, (size_t)s->bmax * (s->kron ? (size_t)s->C : 1), sizeof(double),
+                         "sample residuals"));
+  NHGD_CHECK(nhgd_calloc(&s->cloc, (size_t)s->bmax, sizeof(double), "sample weights"));
+  if (s->Bf < s->B) {
+    NHGD_CHECK(nhgd_calloc(&s->slots, (size_t)s->B, sizeof(int), "subsample slots"));
+    NHGD_CHECK(nhgd_calloc(&s->sub_rows, (size_t)s->Bf, sizeof(int), "subsample rows"));
+    nhgd_log(NHGD_LOG_INFO, "nhgd: %lld of the %lld per-sample gradients of each step feed F",
+             (long long)s->Bf, (long long)s->B);
+  }
+  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)c->size, sizeof(int), "counts"));
+  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)c->size, sizeof(int), "displacements"));
+  NHGD_CHECK(nhgd_calloc(&s->U, dB, sizeof(double), "U"));
+  NHGD_CHECK(nhgd_calloc(&s->W, dB, sizeof(double), "W"));
+  NHGD_CHECK(nhgd_calloc(&s->S, kfac ? 1 : B * B, sizeof(double), "small system"));
+  return NHGD_OK;
+}
+
+/* The rank-local part of the set-up before the route planner (a collective): D at theta = 0
+ * and whether the kfac route applies (*refusal NULL) or why not. */
+static int init_damping(nhgd_state *s, nhgd_est_ctx *c, const char **refusal) {
+  const nhgd_problem *pb = c->pb;
+  const nhgd_efim_opts *o = s->o;
+  const size_t d = (size_t)s->d;
+  NHGD_CHECK(nhgd_calloc(&s->dg, d, sizeof(double), "D"));
+  NHGD_CHECK(nhgd_calloc(&s->dinv, d, sizeof(double), "D^-1"));
+  /* Does the kfac route apply? It needs the Kronecker form and a class-independent D (the
+   * built-in problems' Hess R does not depend on theta: look at it at theta = 0). */
+  *refusal = NULL;
+  if (!s->kron && !s->layered) {
+    *refusal = pb->kron_factors || pb->layer_factors
+                   ? "--kron 0 turns the Kronecker form off"
+                   : "the problem has no Kronecker form (no kron_factors or layer_factors)";
+  } else {
+    double *zero;
+    NHGD_CHECK(nhgd_calloc(&zero, d, sizeof(double), "theta = 0"));
+    int rc = pb->reg(pb, zero, c->v, NULL, NULL, s->dg);
+    nhgd_free(&zero);
+    NHGD_CHECK(rc);
+    for (size_t j = 0; j < d; ++j)
+      s->dg[j] += o->damping;
+    *refusal = s->layered
+                   ? nhgd_kfac_net_damping_refusal(pb->n_layers, pb->layer_in, pb->layer_out, s->dg,
+                                                   s->refusal_buf, sizeof s->refusal_buf)
+                   : class_damping_refusal(s);
+  }
+  return NHGD_OK;
+}
+
 static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   nhgd_state *s;
   NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator"));
@@ -672,29 +732,11 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   s->width = 1 + (s->kron ? s->m + s->C : s->d);
   /* Minibatches are drawn with replacement: one rank may own all B samples of a step. */
   s->bmax = (int)s->B;
-  const size_t d = (size_t)s->d, B = (size_t)s->B, w = (size_t)s->width;
-  NHGD_CHECK(nhgd_calloc(&s->dg, d, sizeof(double), "D"));
-  NHGD_CHECK(nhgd_calloc(&s->dinv, d, sizeof(double), "D^-1"));
-  /* Does the kfac route apply? It needs the Kronecker form and a class-independent D (the
-   * built-in problems' Hess R does not depend on theta: look at it at theta = 0). */
+  const size_t d = (size_t)s->d, w = (size_t)s->width;
   const char *refusal = NULL;
-  if (!s->kron && !s->layered) {
-    refusal = pb->kron_factors || pb->layer_factors
-                  ? "--kron 0 turns the Kronecker form off"
-                  : "the problem has no Kronecker form (no kron_factors or layer_factors)";
-  } else {
-    double *zero;
-    NHGD_CHECK(nhgd_calloc(&zero, d, sizeof(double), "theta = 0"));
-    int rc = pb->reg(pb, zero, c->v, NULL, NULL, s->dg);
-    nhgd_free(&zero);
-    NHGD_CHECK(rc);
-    for (size_t j = 0; j < d; ++j)
-      s->dg[j] += o->damping;
-    refusal = s->layered
-                  ? nhgd_kfac_net_damping_refusal(pb->n_layers, pb->layer_in, pb->layer_out, s->dg,
-                                                  s->refusal_buf, sizeof s->refusal_buf)
-                  : class_damping_refusal(s);
-  }
+  /* A local failure before the planner's collectives is agreed on first, so that no rank is
+   * left waiting in them. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, init_damping(s, c, &refusal)));
   /* A run continued from a checkpoint taken inside an inner loop keeps the route (and the
    * K-FAC layout) whose running state it holds. */
   char route[sizeof o->route], layout[sizeof o->kfac_layout];
@@ -716,29 +758,8 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   const int kfac = s->route == NHGD_ROUTE_KFAC;
   /* The replicated K-FAC layout sends nothing during the inner loop: no gather buffers. */
   const int gathers = !kfac || plan.kfac_distributed;
-  const size_t bw = gathers ? B * w : 1, dB = !kfac ? d * (B > 1 ? B : 1) : 1;
-  NHGD_CHECK(nhgd_calloc(&s->a, s->m ? (size_t)s->m : 1, sizeof(double), "D^-1 rows"));
-  NHGD_CHECK(nhgd_calloc(&s->b, s->C ? (size_t)s->C : 1, sizeof(double), "D^-1 columns"));
-  NHGD_CHECK(nhgd_calloc(&s->packed_loc, gathers ? (size_t)s->bmax * w : 1, sizeof(double),
-                         "packed samples"));
-  NHGD_CHECK(nhgd_calloc(&s->packed_all, bw, sizeof(double), "gathered samples"));
-  const int net_kfac = kfac && s->layered; /* no d-vector per sample at all */
-  NHGD_CHECK(nhgd_calloc(&s->Xloc, net_kfac ? 1 : (size_t)s->bmax * (s->kron ? (size_t)s->m : d),
-                         sizeof(double), "sample features"));
-  NHGD_CHECK(nhgd_calloc(&s->Rloc, (size_t)s->bmax * (s->kron ? (size_t)s->C : 1), sizeof(double),
-                         "sample residuals"));
-  NHGD_CHECK(nhgd_calloc(&s->cloc, (size_t)s->bmax, sizeof(double), "sample weights"));
-  if (s->Bf < s->B) {
-    NHGD_CHECK(nhgd_calloc(&s->slots, (size_t)s->B, sizeof(int), "subsample slots"));
-    NHGD_CHECK(nhgd_calloc(&s->sub_rows, (size_t)s->Bf, sizeof(int), "subsample rows"));
-    nhgd_log(NHGD_LOG_INFO, "nhgd: %lld of the %lld per-sample gradients of each step feed F",
-             (long long)s->Bf, (long long)s->B);
-  }
-  NHGD_CHECK(nhgd_calloc(&s->counts, (size_t)c->size, sizeof(int), "counts"));
-  NHGD_CHECK(nhgd_calloc(&s->displs, (size_t)c->size, sizeof(int), "displacements"));
-  NHGD_CHECK(nhgd_calloc(&s->U, dB, sizeof(double), "U"));
-  NHGD_CHECK(nhgd_calloc(&s->W, dB, sizeof(double), "W"));
-  NHGD_CHECK(nhgd_calloc(&s->S, kfac ? 1 : B * B, sizeof(double), "small system"));
+  /* Agreed before the route's collectives (grid creation) as well. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, init_buffers(s, c, kfac, gathers)));
   nhgd_grid *g = NULL;
   int nb = 0;
   switch (s->route) {

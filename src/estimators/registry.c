@@ -44,7 +44,8 @@ int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx 
     const nhgd_estimator_desc *desc = registry[i];
     if (strcmp(desc->name, name) != 0) continue;
     nhgd_estimator *est;
-    NHGD_CHECK(nhgd_calloc(&est, 1, sizeof *est, "estimator"));
+    /* Agreed: every estimator's set-up is collective. */
+    NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&est, 1, sizeof *est, "estimator")));
     est->name = desc->name;
     est->ctx = c;
     c->options = o;

@@ -432,7 +432,7 @@ static int setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file) {
     NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, NULL, s, save_outer, load_outer));
     NHGD_CHECK(nhgd_ckpt_add_part(s->ckpt, "estimator", s, save_estimator, load_estimator));
     uint64_t digest;
-    NHGD_CHECK(nhgd_data_digest(s->data, &digest));
+    NHGD_CHECK(nhgd_data_digest(s->input, &digest));
     snprintf(s->digest, sizeof s->digest, "%016" PRIx64, digest);
   }
   char path[NHGD_PATH_MAX + 64];
