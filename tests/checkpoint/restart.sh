@@ -33,24 +33,7 @@ for est in online accumulate gram gram-subsampled kfac kfac-distributed kfac-emp
   kfac-empirical) cfg=(--estimator nhgd --efim-route kfac --kfac-g empirical) ;;
   *) cfg=(--estimator nhgd --efim-route "$est") ;;
   esac
-  run "$np" "${base[@]}" "${cfg[@]}" --output ref_$est.h5 || { echo "FAIL reference $est"; failures=$((failures + 1)); continue; }
-  for halt in 3 7 10; do
-    rm -rf ck
-    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after "$halt"
-    expect_exit 75 $? "$est: first stop after $halt steps"
-    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after 5
-    expect_exit 75 $? "$est: second stop"
-    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck
-    expect_exit 0 $? "$est: resume to the end"
-    same 0 a.h5 ref_$est.h5 "$est: stops after $halt and 5 more inner steps, bit-identical on $np ranks"
-  done
-  # Stop on np ranks, continue on another count.
-  rm -rf ck
-  run "$np" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck --halt-after 10
-  expect_exit 75 $? "$est: stop before changing the rank count"
-  run "$other" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck
-  expect_exit 0 $? "$est: resume on $other ranks"
-  same 1e-10 b.h5 ref_$est.h5 "$est: stopped on $np ranks, finished on $other, within 1e-10"
+  stop_resume "$np" "$other" "$est" "3 7 10" "${cfg[@]}"
 done
 
 # SIGUSR1 to the launcher: checkpoint at the next inner step, exit 75, resume bit-identical.

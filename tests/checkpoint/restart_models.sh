@@ -28,24 +28,7 @@ for case in mlp-kfac mlp-hpo-kfac mlp-soba distill-kfac distill-neumann; do
   distill-kfac) cfg=(--problem distill --distill-per-class 2 --estimator nhgd) ;;
   distill-neumann) cfg=(--problem distill --distill-per-class 3 --estimator neumann --warm-start 0) ;;
   esac
-  run "$np" "${base[@]}" "${cfg[@]}" --output ref_$case.h5 ||
-    { echo "FAIL reference $case"; failures=$((failures + 1)); continue; }
-  for halt in 3 10; do
-    rm -rf ck
-    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after "$halt"
-    expect_exit 75 $? "$case: first stop after $halt steps"
-    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck --halt-after 5
-    expect_exit 75 $? "$case: second stop"
-    run "$np" "${base[@]}" "${cfg[@]}" --output a.h5 --checkpoint-dir ck
-    expect_exit 0 $? "$case: resume to the end"
-    same_tol 0 a.h5 ref_$case.h5 "$case: stops after $halt and 5 more inner steps, bit-identical on $np ranks"
-  done
-  rm -rf ck
-  run "$np" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck --halt-after 10
-  expect_exit 75 $? "$case: stop before changing the rank count"
-  run "$other" "${base[@]}" "${cfg[@]}" --output b.h5 --checkpoint-dir ck
-  expect_exit 0 $? "$case: resume on $other ranks"
-  same_tol 1e-10 b.h5 ref_$case.h5 "$case: stopped on $np ranks, finished on $other, within 1e-10"
+  stop_resume "$np" "$other" "$case" "3 10" "${cfg[@]}"
 done
 
 # A network's shape is part of the trajectory: a checkpoint of another shape is refused,

@@ -14,7 +14,7 @@
 
 #include "nhgd/errors.h"
 #include "nhgd/problem.h"
-#include "pb_testdata.h"
+#include "pb_fixture.h"
 
 #define SEED 20261203u
 #define M 4
@@ -23,24 +23,7 @@
 #define NSYN (PER * NCLASS)
 #define FD_H 1e-6
 
-typedef struct fx {
-  nhgd_data data;
-  nhgd_problem *pb;
-  int64_t d, nv;
-  double *theta, *v;
-} fx;
-
-static double *vec(int64_t n) {
-  double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-  assert_non_null(x);
-  return x;
-}
-
-static void expect_close(const double *a, const double *b, int64_t n, double rtol, double floor,
-                         const char *what) {
-  double e = td_relerr(a, b, n, floor);
-  if (!(e <= rtol)) fail_msg("%s: relative error %.3e exceeds %.1e", what, e, rtol);
-}
+typedef pb_fx fx;
 
 static const int rows[] = {0, 4, 4, 8, 2, 7, 1};
 #define NB ((int)(sizeof rows / sizeof rows[0]))
@@ -72,13 +55,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  fx *f = *state;
-  nhgd_problem_destroy(&f->pb);
-  td_free(&f->data);
-  free(f->theta);
-  free(f->v);
-  free(f);
-  return 0;
+  return pb_fx_teardown(state);
 }
 
 /* The view: k C synthetic rows with labels i / k, features in v; val is the real training

@@ -15,7 +15,7 @@
 
 #include "nhgd/errors.h"
 #include "nhgd/problem.h"
-#include "pb_testdata.h"
+#include "pb_fixture.h"
 #include "problems/builtin.h"
 
 #include <cblas.h>
@@ -26,27 +26,10 @@
 #define NTRAIN 24
 #define FD_H 1e-6
 
-typedef struct fx {
-  nhgd_data data;
-  nhgd_problem *pb;
-  int64_t d, nv;
-  double *theta, *v;
-} fx;
+typedef pb_fx fx;
 
 static const char *g_problem = "mlp-hyperclean", *g_hidden = "4", *g_act = "tanh";
 static int g_gn;
-
-static double *vec(int64_t n) {
-  double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-  assert_non_null(x);
-  return x;
-}
-
-static void expect_close(const double *a, const double *b, int64_t n, double rtol, double floor,
-                         const char *what) {
-  double e = td_relerr(a, b, n, floor);
-  if (!(e <= rtol)) fail_msg("%s: relative error %.3e exceeds %.1e", what, e, rtol);
-}
 
 static int all_rows[NTRAIN];
 static const int batch_rows[] = {3, 0, 17, 5, 5, 11, 23, 8, 2, 14, 9, 6};
@@ -87,14 +70,7 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  fx *f = *state;
-  if (!f) return 0;
-  nhgd_problem_destroy(&f->pb);
-  td_free(&f->data);
-  free(f->theta);
-  free(f->v);
-  free(f);
-  return 0;
+  return pb_fx_teardown(state);
 }
 
 static double inner_loss(const fx *f, const double *theta, const double *v) {

@@ -12,7 +12,7 @@
 
 #include "nhgd/errors.h"
 #include "nhgd/problem.h"
-#include "pb_testdata.h"
+#include "pb_fixture.h"
 
 #define SEED 20240607u
 #define M 6
@@ -33,18 +33,6 @@ typedef struct fx {
 } fx;
 
 /* ---- helpers ---- */
-
-static void expect_close(const double *a, const double *b, int64_t n, double rtol, double floor,
-                         const char *what) {
-  double e = td_relerr(a, b, n, floor);
-  if (!(e <= rtol)) fail_msg("%s: relative error %.3e exceeds %.1e", what, e, rtol);
-}
-
-static double *vec(int64_t n) {
-  double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
-  assert_non_null(x);
-  return x;
-}
 
 static void all_finite(const double *x, int64_t n, const char *what) {
   for (int64_t i = 0; i < n; i++)

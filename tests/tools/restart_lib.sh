@@ -25,3 +25,31 @@ expect_exit() {
     failures=$((failures + 1))
   fi
 }
+
+# stop_resume NP OTHER LABEL "HALTS" ARGS...: with the caller's run() and base=(), a reference
+# run, then for each halt a stop after that many inner steps, a second stop 5 later and a
+# resume to the end, bit-identical to the reference; then a stop after 10 steps on NP ranks
+# finished on OTHER ranks, within 1e-10. ARGS complete the configuration.
+stop_resume() {
+  local np=$1 other=$2 label=$3 halts=$4
+  shift 4
+  run "$np" "${base[@]}" "$@" --output "ref_$label.h5" ||
+    { echo "FAIL reference $label"; failures=$((failures + 1)); return; }
+  for halt in $halts; do
+    rm -rf ck
+    run "$np" "${base[@]}" "$@" --output a.h5 --checkpoint-dir ck --halt-after "$halt"
+    expect_exit 75 $? "$label: first stop after $halt steps"
+    run "$np" "${base[@]}" "$@" --output a.h5 --checkpoint-dir ck --halt-after 5
+    expect_exit 75 $? "$label: second stop"
+    run "$np" "${base[@]}" "$@" --output a.h5 --checkpoint-dir ck
+    expect_exit 0 $? "$label: resume to the end"
+    same_tol 0 a.h5 "ref_$label.h5" \
+      "$label: stops after $halt and 5 more inner steps, bit-identical on $np ranks"
+  done
+  rm -rf ck
+  run "$np" "${base[@]}" "$@" --output b.h5 --checkpoint-dir ck --halt-after 10
+  expect_exit 75 $? "$label: stop before changing the rank count"
+  run "$other" "${base[@]}" "$@" --output b.h5 --checkpoint-dir ck
+  expect_exit 0 $? "$label: resume on $other ranks"
+  same_tol 1e-10 b.h5 "ref_$label.h5" "$label: stopped on $np ranks, finished on $other, within 1e-10"
+}
