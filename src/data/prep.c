@@ -2,8 +2,28 @@
 #include "data/data_internal.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "core/util.h"
+
+/* Bytes a dense split may take: MemAvailable, or NHGD_MAX_DENSE_MB when set lower (the fuzz
+ * harnesses set it to their own allocation limit). */
+static double dense_limit(void) {
+  double avail = INFINITY;
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (f) {
+    char key[64];
+    double kib;
+    while (fscanf(f, "%63s %lf kB", key, &kib) == 2)
+      if (!strcmp(key, "MemAvailable:")) avail = kib * 1024.0;
+    fclose(f);
+  }
+  const char *env = getenv("NHGD_MAX_DENSE_MB");
+  const double cap = env ? atof(env) * 1048576.0 : INFINITY;
+  return cap > 0 && cap < avail ? cap : avail;
+}
 
 int nhgd_wsplit_alloc(nhgd_wsplit *s, int64_t n, int m, int classification, const char *what) {
   s->n = n;
@@ -13,6 +33,14 @@ int nhgd_wsplit_alloc(nhgd_wsplit *s, int64_t n, int m, int classification, cons
   s->y_real = NULL;
   if (n < 0 || m < 0 || (uint64_t)n > SIZE_MAX / ((size_t)m + 1))
     NHGD_FAIL(NHGD_ERR_MEM, "%s: %lld x %d features do not fit in memory", what, (long long)n, m);
+  /* A sparse input densifies to n x m: refuse before allocating what cannot be held (a
+   * stray feature index of 10^9 in a LIBSVM file, say). */
+  const double need = 8.0 * (double)n * (double)m, limit = dense_limit();
+  if (need > limit)
+    NHGD_FAIL(NHGD_ERR_MEM,
+              "%s: %lld rows x %d features need %.1f GiB as a dense matrix, more than the %.1f GiB "
+              "available: check the largest feature index of the input, or give the feature count",
+              what, (long long)n, m, need / 1073741824.0, limit / 1073741824.0);
   NHGD_CHECK(nhgd_calloc(&s->X, (size_t)n * (size_t)m, sizeof(double), what));
   if (classification)
     NHGD_CHECK(nhgd_calloc(&s->y_class, (size_t)n, sizeof(int32_t), what));

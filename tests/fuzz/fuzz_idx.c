@@ -4,12 +4,22 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "nhgd/data.h"
 #include "nhgd/errors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
+/* The importers refuse dense splits above this, below libFuzzer's 2 GiB allocation limit. */
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+  (void)argc;
+  (void)argv;
+  setenv("NHGD_MAX_DENSE_MB", "512", 1);
+  return 0;
+}
 
 static int put(const char *path, const uint8_t *p, size_t n) {
   FILE *f = fopen(path, "wb");
