@@ -137,3 +137,16 @@ int nhgd_fault_hit_h5(const char *call) {
   return 0;
 }
 #endif
+
+double nhgd_mem_available(void) {
+  double avail = 0.0;
+  FILE *f = fopen("/proc/meminfo", "r");
+  if (f) {
+    char key[64];
+    double kib;
+    while (fscanf(f, "%63s %lf kB", key, &kib) == 2)
+      if (!strcmp(key, "MemAvailable:")) avail = kib * 1024.0;
+    fclose(f);
+  }
+  return avail;
+}

@@ -8,6 +8,8 @@
 
 /* Allocate n elements of size bytes, zeroed; on failure record NHGD_ERR_MEM naming what. */
 int nhgd_calloc(void *pptr, size_t n, size_t size, const char *what);
+/* Bytes of MemAvailable in /proc/meminfo, or 0 when unknown. */
+double nhgd_mem_available(void);
 /* Free *pptr and set it to NULL. */
 void nhgd_free(void *pptr);
 

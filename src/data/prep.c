@@ -11,15 +11,8 @@
 /* Bytes a dense split may take: MemAvailable, or NHGD_MAX_DENSE_MB when set lower (the fuzz
  * harnesses set it to their own allocation limit). */
 static double dense_limit(void) {
-  double avail = INFINITY;
-  FILE *f = fopen("/proc/meminfo", "r");
-  if (f) {
-    char key[64];
-    double kib;
-    while (fscanf(f, "%63s %lf kB", key, &kib) == 2)
-      if (!strcmp(key, "MemAvailable:")) avail = kib * 1024.0;
-    fclose(f);
-  }
+  double avail = nhgd_mem_available();
+  if (avail <= 0.0) avail = INFINITY;
   const char *env = getenv("NHGD_MAX_DENSE_MB");
   const double cap = env ? atof(env) * 1048576.0 : INFINITY;
   return cap > 0 && cap < avail ? cap : avail;

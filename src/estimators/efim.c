@@ -33,15 +33,7 @@ int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes) {
       MPI_Comm_size(node, &local);
       MPI_Comm_free(&node);
     }
-    double avail = 0.0;
-    FILE *f = fopen("/proc/meminfo", "r");
-    if (f) {
-      char key[64];
-      double kib;
-      while (fscanf(f, "%63s %lf kB", key, &kib) == 2)
-        if (!strcmp(key, "MemAvailable:")) avail = kib * 1024.0;
-      fclose(f);
-    }
+    double avail = nhgd_mem_available();
     if (avail <= 0.0) avail = 4.0 * 1073741824.0; /* unknown system: assume 4 GiB */
     mine = 0.9 * avail / local;
   }
