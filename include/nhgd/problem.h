@@ -103,11 +103,15 @@ struct nhgd_problem {
    * is grad W_l = a_l g_l^T with a_l the layer's input (a trailing 1 for the bias row) and g_l
    * the gradient of the loss in its pre-activations. layer_factors fills, for the nb listed
    * rows, a[l] (layer_in[l] x nb) and g[l] (layer_out[l] x nb), both unweighted, and c (nb,
-   * may be NULL) the weights w_i. The kfac route then keeps one pair of factors per layer. */
+   * may be NULL) the weights w_i. The kfac route then keeps one pair of factors per layer.
+   * after_grad != 0 says that inner_grad has just run at this theta and v (unchanged since)
+   * on a list that holds every one of these rows, so a problem may take the factors from that
+   * pass instead of running its own; 0 promises nothing. */
   int n_layers;
   const int *layer_in, *layer_out;
   int (*layer_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                       const int *rows, double *const *a, double *const *g, double *c);
+                       const int *rows, int after_grad, double *const *a, double *const *g,
+                       double *c);
 };
 
 /* Parameters of the built-in problems. */

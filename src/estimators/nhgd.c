@@ -332,7 +332,7 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
     rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
                         "nhgd: %d samples on one rank, planned %d", nb, s->bmax);
   else if (s->route == NHGD_ROUTE_KFAC && s->layered)
-    rc = pb->layer_factors(pb, theta, c->v, nb, rows, s->la, s->lg, s->cloc);
+    rc = pb->layer_factors(pb, theta, c->v, nb, rows, 1, s->la, s->lg, s->cloc);
   else if (s->kron)
     rc = pb->kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, s->Aloc, s->cloc);
   else

@@ -35,6 +35,15 @@ typedef struct mlp_net {
   double *T;       /* maxw x cap: products with a direction */
   double *rw, *rl; /* cap: row weights, row losses */
   int32_t *y;      /* cap: labels */
+  /* The last block of inner_grad, kept for layer_factors (which the engine calls right after
+   * inner_grad, with a sub-list of its rows): the unweighted D_l (KD), the rows and weights,
+   * and the pass count, theta and v it belongs to. A_l stays valid while no other pass runs. */
+  double *KD[MLP_MAX_LAYERS];
+  int *krows, *kcol;
+  double *krw;
+  int knb;
+  uint64_t passes, kpass;
+  const double *ktheta, *kv;
 } mlp_net;
 
 static mlp_net *net_of(const nhgd_problem *pb) {
@@ -43,7 +52,8 @@ static mlp_net *net_of(const nhgd_problem *pb) {
 
 static void net_free_buffers(mlp_net *n) {
   for (int l = 0; l < n->L; ++l) {
-    double **b[] = {&n->A[l], &n->Z[l], &n->D[l], &n->E[l], &n->RA[l], &n->RZ[l], &n->RD[l]};
+    double **b[] = {&n->A[l],  &n->Z[l],  &n->D[l],  &n->E[l],
+                    &n->RA[l], &n->RZ[l], &n->RD[l], &n->KD[l]};
     for (size_t i = 0; i < sizeof b / sizeof b[0]; ++i)
       nhgd_free(b[i]);
   }
@@ -51,7 +61,11 @@ static void net_free_buffers(mlp_net *n) {
   nhgd_free(&n->rw);
   nhgd_free(&n->rl);
   nhgd_free(&n->y);
+  nhgd_free(&n->krows);
+  nhgd_free(&n->kcol);
+  nhgd_free(&n->krw);
   n->cap = 0;
+  n->knb = 0;
 }
 
 static int net_reserve(mlp_net *n, int nb) {
@@ -73,7 +87,11 @@ static int net_reserve(mlp_net *n, int nb) {
     NHGD_TRY(rc, nhgd_calloc(&n->RA[l], in * cap, sizeof(double), "mlp R-operator"), fail);
     NHGD_TRY(rc, nhgd_calloc(&n->RZ[l], out * cap, sizeof(double), "mlp R-operator"), fail);
     NHGD_TRY(rc, nhgd_calloc(&n->RD[l], out * cap, sizeof(double), "mlp R-operator"), fail);
+    NHGD_TRY(rc, nhgd_calloc(&n->KD[l], out * cap, sizeof(double), "mlp kept gradients"), fail);
   }
+  NHGD_TRY(rc, nhgd_calloc(&n->krows, cap, sizeof(int), "mlp kept rows"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&n->kcol, cap, sizeof(int), "mlp kept rows"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&n->krw, cap, sizeof(double), "mlp kept weights"), fail);
   NHGD_TRY(rc, nhgd_calloc(&n->T, (size_t)maxw * cap, sizeof(double), "mlp products"), fail);
   NHGD_TRY(rc, nhgd_calloc(&n->rw, cap, sizeof(double), "mlp row weights"), fail);
   NHGD_TRY(rc, nhgd_calloc(&n->rl, cap, sizeof(double), "mlp row losses"), fail);
@@ -100,6 +118,7 @@ static double act_d2(int act, double h) {
 static void forward(mlp_net *n, const double *theta, int nb, const double *X, const int32_t *y,
                     int want_ce, int64_t *correct) {
   const int m = n->in[0] - 1;
+  ++n->passes;
   for (int k = 0; k < nb; ++k) {
     double *a = n->A[0] + (size_t)k * n->in[0];
     memcpy(a, X + (size_t)k * m, (size_t)m * sizeof(double));
@@ -192,6 +211,49 @@ static int block_pass(const nhgd_problem *pb, const double *theta, const double 
   return NHGD_OK;
 }
 
+/* Keep the unweighted D_l of the block just passed for layer_factors. */
+static void keep_block(mlp_net *n, const double *theta, const double *v, int nk, const int *rows) {
+  for (int l = 0; l < n->L; ++l)
+    memcpy(n->KD[l], n->D[l], (size_t)nk * n->out[l] * sizeof(double));
+  memcpy(n->krows, rows, (size_t)nk * sizeof(int));
+  memcpy(n->krw, n->rw, (size_t)nk * sizeof(double));
+  n->knb = nk;
+  n->kpass = n->passes;
+  n->ktheta = theta;
+  n->kv = v;
+}
+
+/* The factors of the listed rows from the block inner_grad kept, if it holds every one of
+ * them and no pass ran since at the same theta and v (the caller vouches that theta did not
+ * change in place): 1 when copied, 0 when the rows need a pass of their own. */
+static int factors_from_kept(mlp_net *n, const double *theta, const double *v, int nb,
+                             const int *rows, double *const *a, double *const *g, double *c) {
+  if (n->knb == 0 || n->kpass != n->passes || theta != n->ktheta || v != n->kv) return 0;
+  int *col = n->kcol;
+  if (nb > n->cap) return 0;
+  for (int k = 0, hint = 0; k < nb; ++k) {
+    int j = -1;
+    for (int s = 0; s < n->knb && j < 0; ++s) {
+      const int at = (hint + s) % n->knb;
+      if (n->krows[at] == rows[k]) j = at;
+    }
+    if (j < 0) return 0;
+    col[k] = j;
+    hint = j + 1;
+  }
+  for (int l = 0; l < n->L; ++l) {
+    const int in = n->in[l], out = n->out[l];
+    for (int k = 0; k < nb; ++k) {
+      memcpy(a[l] + (size_t)k * in, n->A[l] + (size_t)col[k] * in, (size_t)in * sizeof(double));
+      memcpy(g[l] + (size_t)k * out, n->KD[l] + (size_t)col[k] * out, (size_t)out * sizeof(double));
+    }
+  }
+  if (c)
+    for (int k = 0; k < nb; ++k)
+      c[k] = n->krw[col[k]];
+  return 1;
+}
+
 static int mlp_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                           const int *rows, double *g, double *loss) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
@@ -203,6 +265,7 @@ static int mlp_inner_grad(const nhgd_problem *pb, const double *theta, const dou
     NHGD_CHECK(block_pass(pb, theta, v, nk, rows + b0, 1));
     for (int k = 0; k < nk; ++k)
       total += n->rw[k] * n->rl[k];
+    keep_block(n, theta, v, nk, rows + b0);
     scale_deltas(n, nk, n->rw, n->D);
     layer_grads(n, nk, n->D, 1.0, g);
   }
@@ -211,9 +274,11 @@ static int mlp_inner_grad(const nhgd_problem *pb, const double *theta, const dou
 }
 
 static int mlp_layer_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                             const int *rows, double *const *a, double *const *g, double *c) {
+                             const int *rows, int after_grad, double *const *a, double *const *g,
+                             double *c) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   mlp_net *n = net_of(pb);
+  if (after_grad && factors_from_kept(n, theta, v, nb, rows, a, g, c)) return NHGD_OK;
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     const int nk = block_len(nb, b0);
     NHGD_CHECK(block_pass(pb, theta, v, nk, rows + b0, 0));

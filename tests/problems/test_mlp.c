@@ -200,7 +200,7 @@ static void test_sample_grads_factors(void **state) {
     a[l] = vec((int64_t)pb->layer_in[l] * NB);
     gl[l] = vec((int64_t)pb->layer_out[l] * NB);
   }
-  assert_int_equal(pb->layer_factors(pb, f->theta, f->v, NB, batch_rows, a, gl, c2), 0);
+  assert_int_equal(pb->layer_factors(pb, f->theta, f->v, NB, batch_rows, 0, a, gl, c2), 0);
   assert_memory_equal(c, c2, NB * sizeof(double));
   for (int k = 0; k < NB; ++k) {
     int64_t off = 0;
@@ -224,6 +224,67 @@ static void test_sample_grads_factors(void **state) {
   free(c2);
   free(g);
   free(sum);
+}
+
+/* layer_factors after inner_grad (after_grad = 1) takes a sub-list of the rows from the pass
+ * inner_grad kept: bit-identical to a pass of their own, and a pass in between, another
+ * theta or rows inner_grad did not see make it run its own pass. */
+static void test_factors_after_grad(void **state) {
+  fx *f = *state;
+  const nhgd_problem *pb = f->pb;
+  const int64_t d = f->d;
+  static const int sub[] = {5, 23, 3, 5, 14};
+  const int ns = (int)(sizeof sub / sizeof sub[0]);
+  double *g = vec(d), *t2 = vec(d), *hv = vec(d), loss, c[2][8];
+  double *a[2][16], *gl[2][16];
+  for (int r = 0; r < 2; ++r)
+    for (int l = 0; l < pb->n_layers; ++l) {
+      a[r][l] = vec((int64_t)pb->layer_in[l] * ns);
+      gl[r][l] = vec((int64_t)pb->layer_out[l] * ns);
+    }
+  /* 0: a pass of their own; 1: from inner_grad's pass. Mode 4 breaks the caller's promise
+   * (theta changed in place) to show that the kept pass is what after_grad returns. */
+  for (int mode = 0; mode < 5; ++mode) {
+    assert_int_equal(pb->layer_factors(pb, f->theta, f->v, ns, sub, 0, a[0], gl[0], c[0]), 0);
+    assert_int_equal(pb->inner_grad(pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+    const double *th = f->theta;
+    if (mode == 1) /* a pass in between */
+      assert_int_equal(pb->hvp(pb, f->theta, f->v, NB, batch_rows, f->theta, hv), 0);
+    if (mode == 2) { /* another theta: the kept pass must not be used */
+      for (int64_t j = 0; j < d; ++j)
+        t2[j] = 0.5 * f->theta[j];
+      th = t2;
+      assert_int_equal(pb->layer_factors(pb, th, f->v, ns, sub, 0, a[0], gl[0], c[0]), 0);
+    }
+    if (mode == 4) {
+      memcpy(t2, f->theta, (size_t)d * sizeof(double));
+      for (int64_t j = 0; j < d; ++j)
+        f->theta[j] *= 0.5;
+    }
+    const int *rows = sub;
+    int nrows = ns;
+    static const int unseen[] = {5, 1};
+    if (mode == 3) { /* row 1 was not in the batch */
+      rows = unseen;
+      nrows = 2;
+      assert_int_equal(pb->layer_factors(pb, th, f->v, nrows, rows, 0, a[0], gl[0], c[0]), 0);
+    }
+    assert_int_equal(pb->layer_factors(pb, th, f->v, nrows, rows, 1, a[1], gl[1], c[1]), 0);
+    for (int l = 0; l < pb->n_layers; ++l) {
+      assert_memory_equal(a[0][l], a[1][l], (size_t)pb->layer_in[l] * nrows * sizeof(double));
+      assert_memory_equal(gl[0][l], gl[1][l], (size_t)pb->layer_out[l] * nrows * sizeof(double));
+    }
+    assert_memory_equal(c[0], c[1], (size_t)nrows * sizeof(double));
+    if (mode == 4) memcpy(f->theta, t2, (size_t)d * sizeof(double));
+  }
+  for (int r = 0; r < 2; ++r)
+    for (int l = 0; l < pb->n_layers; ++l) {
+      free(a[r][l]);
+      free(gl[r][l]);
+    }
+  free(g);
+  free(t2);
+  free(hv);
 }
 
 /* The regulariser's gradient and Hessian diagonal against finite differences. */
@@ -385,8 +446,9 @@ static void test_shape_errors(void **state) {
 #define MLP_TESTS                                                                                  \
   cmocka_unit_test(test_dims), cmocka_unit_test(test_init), cmocka_unit_test(test_inner_grad_fd),  \
       cmocka_unit_test(test_hvp_fd), cmocka_unit_test(test_sample_grads_factors),                  \
-      cmocka_unit_test(test_reg_fd), cmocka_unit_test(test_eval_fd),                               \
-      cmocka_unit_test(test_cross_fd), cmocka_unit_test(test_blocks)
+      cmocka_unit_test(test_factors_after_grad), cmocka_unit_test(test_reg_fd),                    \
+      cmocka_unit_test(test_eval_fd), cmocka_unit_test(test_cross_fd),                             \
+      cmocka_unit_test(test_blocks)
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
