@@ -60,6 +60,9 @@ typedef struct nhgd_estimator {
    * the outer step the state belongs to. NULL for stateless estimators. */
   int (*save)(struct nhgd_estimator *est, nhgd_section *sec);
   int (*load)(struct nhgd_estimator *est, nhgd_section *sec, int64_t k);
+  /* A restart at an outer-step boundary: only the state that outlives an inner loop (kfac's
+   * factors with --kfac-refresh), from the section save wrote. NULL: there is none. */
+  int (*load_kept)(struct nhgd_estimator *est, nhgd_section *sec);
   void (*destroy)(struct nhgd_estimator *est);
 } nhgd_estimator;
 

@@ -92,13 +92,15 @@ void nhgd_kfac_net_cost(int L, const int *in, const int *out, int P, double T, d
 }
 
 int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, const int *out,
-                       int bmax) {
+                       int bmax, int refresh) {
   memset(k, 0, sizeof *k);
   k->comm = comm;
   MPI_Comm_rank(comm, &k->rank);
   MPI_Comm_size(comm, &k->size);
   if (L < 1 || L > 64) NHGD_FAIL(NHGD_ERR_ARG, "nhgd kfac: %d layers (1 to 64 supported)", L);
+  if (refresh < 1) NHGD_FAIL(NHGD_ERR_ARG, "nhgd kfac: refresh every %d outer steps", refresh);
   k->L = L;
+  k->refresh = refresh;
   const size_t nl = (size_t)L, b = (size_t)(bmax > 0 ? bmax : 1);
   NHGD_CHECK(nhgd_calloc(&k->in, nl, sizeof(int), "K-FAC layer shapes"));
   NHGD_CHECK(nhgd_calloc(&k->out, nl, sizeof(int), "K-FAC layer shapes"));
@@ -109,6 +111,7 @@ int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, co
   NHGD_CHECK(nhgd_calloc(&k->red, nl, sizeof(double *), "K-FAC reductions"));
   NHGD_CHECK(nhgd_calloc(&k->trF, nl, sizeof(double), "K-FAC traces"));
   NHGD_CHECK(nhgd_calloc(&k->req, nl, sizeof(MPI_Request), "K-FAC requests"));
+  NHGD_CHECK(nhgd_calloc(&k->valid, nl, sizeof(int), "K-FAC record flags"));
   int maxin = 1, maxout = 1;
   for (int l = 0; l < L; ++l) {
     if (in[l] < 1 || out[l] < 1)
@@ -171,6 +174,7 @@ void nhgd_kfac_net_free(nhgd_kfac_net *k) {
   nhgd_free(&k->out);
   nhgd_free(&k->off);
   nhgd_free(&k->owner);
+  nhgd_free(&k->valid);
   nhgd_free(&k->iwk);
   k->L = 0;
 }
@@ -287,10 +291,10 @@ static int eigen(nhgd_kfac_net *k, int n, double *Q, double *lam) {
  * y_c = Y_c (dptsv); this rank adds Q Y_c q_c^T over its columns c to U (the allreduce of u
  * sums the shares). Exact like diagonalising A, at about half the cost, and the part after
  * the reduction is spread over the ranks. */
-static int solve_columns(nhgd_kfac_net *k, int l, const double *gl, double *ul) {
+static int solve_columns(nhgd_kfac_net *k, int l, double delta, const double *gl, double *ul) {
   const int in = k->in[l], out = k->out[l], one = 1;
   const double *rec = k->bc[l];
-  const double tau = rec[1], delta = rec[2];
+  const double tau = rec[1];
   const double *Aref = rec + 3, *tq = Aref + (size_t)in * in, *d = tq + in, *e = d + in;
   const double *QG = e + in, *lam = QG + (size_t)out * out;
   const int c0 = (int)((int64_t)out * k->rank / k->size);
@@ -328,16 +332,17 @@ static int solve_columns(nhgd_kfac_net *k, int l, const double *gl, double *ul) 
   return NHGD_OK;
 }
 
-/* On layer l's owner: the sums, tau, G = Q_G Lambda Q_G^T and the tridiagonal reduction of A,
- * into the layer's broadcast record; a layer whose damping varies with the input row is
- * solved whole here instead (u_l = (tau G (x) A + I (x) D_x)^{-1} g_l, one SPD system of A
- * per eigen-direction of G) and its record says so. */
-static int prepare_layer(nhgd_kfac_net *k, int l, const double *D, const double *gl, double *ul) {
-  const int in = k->in[l], out = k->out[l], one = 1;
+/* On layer l's owner: the sums, tau, G = Q_G Lambda Q_G^T and, where the damping is one
+ * value (form 0), the tridiagonal reduction of A, into the layer's broadcast record (status
+ * 0); where it varies with the input row (form 1) A stays whole in the record (status 2) and
+ * the owner solves the layer alone (solve_whole). */
+static int prepare_layer(nhgd_kfac_net *k, int l, int form) {
+  const int in = k->in[l], out = k->out[l];
   const double *p = k->red[l];
   double *rec = k->bc[l];
   double *A = rec + 3, *tq = A + (size_t)in * in, *d = tq + in, *e = d + in;
   double *QG = e + in, *lam = QG + (size_t)out * out;
+  if (form < 0) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: damping not per layer", l);
   memset(A, 0, (size_t)in * in * sizeof(double));
   nhgd_kfac_unpack_lower(in, p, A);
   nhgd_kfac_unpack_lower(out, p + lower_len(in), k->G[l]);
@@ -347,12 +352,7 @@ static int prepare_layer(nhgd_kfac_net *k, int l, const double *D, const double 
     trA += A[j + (size_t)j * in];
   for (int j = 0; j < out; ++j)
     trG += k->G[l][j + (size_t)j * out];
-  const double tau = trA > 0.0 && trG > 0.0 ? trF / (trA * trG) : 0.0;
-  double delta;
-  const int form = damping_form(in, out, D + k->off[l], &delta);
-  if (form < 0) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: damping not per layer", l);
-  rec[1] = tau;
-  rec[2] = delta;
+  rec[1] = trA > 0.0 && trG > 0.0 ? trF / (trA * trG) : 0.0;
   memcpy(QG, k->G[l], (size_t)out * out * sizeof(double));
   NHGD_CHECK(eigen(k, out, QG, lam));
   if (form == 0) {
@@ -360,14 +360,30 @@ static int prepare_layer(nhgd_kfac_net *k, int l, const double *D, const double 
     dsytrd_("L", &in, A, &in, d, e, tq, k->wk, &k->lwork, &info, 1);
     if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: tridiagonal reduction failed (%d)", info);
     rec[0] = 0.0;
-    return NHGD_OK;
+  } else {
+    rec[0] = 2.0;
   }
-  rec[0] = 2.0;
-  /* D_l = I (x) D_x: one SPD system per eigen-direction of G, all here. */
-  const double *Dx = D + k->off[l];
-  if (!k->Sys) NHGD_CHECK(nhgd_calloc(&k->Sys, (size_t)in * in, sizeof(double), "K-FAC system"));
-  if (!k->Yall)
-    NHGD_CHECK(nhgd_calloc(&k->Yall, (size_t)in * out, sizeof(double), "K-FAC rotated system"));
+  return NHGD_OK;
+}
+
+/* On the owner of a layer whose record has A whole (status 2): u_l = (tau G (x) A + I (x)
+ * D_x)^{-1} g_l, one SPD system of A per eigen-direction of G. */
+static int solve_whole(nhgd_kfac_net *k, int l, const double *Dx, const double *gl, double *ul) {
+  const int in = k->in[l], out = k->out[l], one = 1;
+  const double *rec = k->bc[l];
+  const double tau = rec[1], *A = rec + 3;
+  const double *QG = A + (size_t)in * in + 3 * (size_t)in, *lam = QG + (size_t)out * out;
+  if (!k->Yall) { /* room for the largest layer: the form of a layer's damping may change */
+    nhgd_free(&k->Sys);
+    size_t sys = 1, all = 1;
+    for (int j = 0; j < k->L; ++j) {
+      const size_t nj = (size_t)k->in[j], mj = (size_t)k->out[j];
+      sys = nj * nj > sys ? nj * nj : sys;
+      all = nj * mj > all ? nj * mj : all;
+    }
+    NHGD_CHECK(nhgd_calloc(&k->Sys, sys, sizeof(double), "K-FAC system"));
+    NHGD_CHECK(nhgd_calloc(&k->Yall, all, sizeof(double), "K-FAC rotated system"));
+  }
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, in, out, out, 1.0, gl, in, QG, out, 0.0,
               k->Yall, in);
   for (int o = 0; o < out; ++o) {
@@ -397,30 +413,54 @@ static int prepare_layer(nhgd_kfac_net *k, int l, const double *D, const double 
   return NHGD_OK;
 }
 
-int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u) {
-  NHGD_CHECK(nhgd_kfac_net_start_reduce(k));
-  k->pending = 0;
-  NHGD_MPI_CHECK(MPI_Waitall(k->L, k->req, MPI_STATUSES_IGNORE));
+int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u, int fresh) {
+  if (fresh) {
+    NHGD_CHECK(nhgd_kfac_net_start_reduce(k));
+    k->pending = 0;
+    NHGD_MPI_CHECK(MPI_Waitall(k->L, k->req, MPI_STATUSES_IGNORE));
+    k->have = 1;
+    for (int l = 0; l < k->L; ++l)
+      k->valid[l] = 0;
+  } else if (!k->have) {
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "nhgd kfac: no factors to reuse");
+  }
   memset(k->u, 0, ((size_t)k->d + 1) * sizeof(double));
-  /* The owners prepare their layers; a failure travels in the record (status 1), so every
-   * rank still takes part in every broadcast. */
+  /* A layer needs a new record after a reduction, or when the form of its damping no longer
+   * matches the record's; every rank holds D and the records' status, so every rank knows
+   * which. The owners prepare those layers; a failure travels in the record (status 1), so
+   * every rank still takes part in every broadcast. */
   int rc = k->failed ? NHGD_ERR_NUMERIC : NHGD_OK;
   for (int l = 0; l < k->L; ++l) {
-    if (k->owner[l] != k->rank) continue;
-    const int lrc = rc ? rc : prepare_layer(k, l, D, g + k->off[l], k->u + k->off[l]);
+    double delta;
+    const int form = damping_form(k->in[l], k->out[l], D + k->off[l], &delta);
+    const double status = k->valid[l] ? k->bc[l][0] : -1.0;
+    const int need = !(form == 0 ? status == 0.0 : form == 1 && status == 2.0);
+    k->valid[l] = need ? -1 : 1;
+    if (k->owner[l] != k->rank || !need) continue;
+    const int lrc = rc ? rc : prepare_layer(k, l, form);
     if (lrc) {
       k->bc[l][0] = 1.0;
       rc = lrc;
     }
   }
   for (int l = 0; l < k->L; ++l)
-    NHGD_MPI_CHECK(MPI_Ibcast(k->bc[l], (int)record_len(k->in[l], k->out[l]), MPI_DOUBLE,
-                              k->owner[l], k->comm, &k->req[l]));
+    if (k->valid[l] < 0)
+      NHGD_MPI_CHECK(MPI_Ibcast(k->bc[l], (int)record_len(k->in[l], k->out[l]), MPI_DOUBLE,
+                                k->owner[l], k->comm, &k->req[l]));
   for (int l = 0; l < k->L; ++l) {
-    NHGD_MPI_CHECK(MPI_Wait(&k->req[l], MPI_STATUS_IGNORE));
-    if (k->owner[l] != k->rank && k->size > 1)
-      k->bytes += 8.0 * (double)record_len(k->in[l], k->out[l]);
-    if (!rc && k->bc[l][0] == 0.0) rc = solve_columns(k, l, g + k->off[l], k->u + k->off[l]);
+    if (k->valid[l] < 0) {
+      NHGD_MPI_CHECK(MPI_Wait(&k->req[l], MPI_STATUS_IGNORE));
+      if (k->owner[l] != k->rank && k->size > 1)
+        k->bytes += 8.0 * (double)record_len(k->in[l], k->out[l]);
+      k->valid[l] = k->bc[l][0] != 1.0;
+    }
+    if (rc) continue;
+    double delta;
+    damping_form(k->in[l], k->out[l], D + k->off[l], &delta);
+    if (k->bc[l][0] == 0.0)
+      rc = solve_columns(k, l, delta, g + k->off[l], k->u + k->off[l]);
+    else if (k->bc[l][0] == 2.0 && k->owner[l] == k->rank)
+      rc = solve_whole(k, l, D + k->off[l], g + k->off[l], k->u + k->off[l]);
   }
   const int mine = rc != NHGD_OK || k->failed;
   k->u[k->d] = mine ? 1.0 : 0.0;
@@ -447,6 +487,41 @@ int nhgd_kfac_net_save(nhgd_kfac_net *k, nhgd_section *sec) {
     NHGD_CHECK(nhgd_kfac_put_partial(k->rank, k->size, sec, name, (int64_t)k->out[l] * k->out[l],
                                      k->G[l]));
   }
+  if (k->refresh == 1) return NHGD_OK;
+  /* The sums last reduced serve the next outer steps: each owner writes its layers'. */
+  NHGD_CHECK(nhgd_section_put_int(sec, "kfac_have", k->have));
+  for (int l = 0; l < k->L; ++l) {
+    const int64_t n = (int64_t)(lower_len(k->in[l]) + lower_len(k->out[l]) + 1);
+    snprintf(name, sizeof name, "kfac_kept%d", l);
+    NHGD_CHECK(nhgd_section_put_slice(sec, name, n, 0, k->owner[l] == k->rank ? n : 0, k->red[l]));
+  }
+  return NHGD_OK;
+}
+
+int nhgd_kfac_net_load_kept(nhgd_kfac_net *k, nhgd_section *sec) {
+  k->have = 0;
+  for (int l = 0; l < k->L; ++l)
+    k->valid[l] = 0;
+  if (k->refresh == 1 || !nhgd_section_has(sec, "kfac_have")) return NHGD_OK;
+  int64_t have, layers;
+  NHGD_CHECK(nhgd_section_get_int(sec, "kfac_have", &have));
+  NHGD_CHECK(nhgd_section_get_int(sec, "kfac_layers", &layers));
+  if (layers != k->L)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "the checkpoint's K-FAC state has %lld layers, this network %d: "
+              "continue with the checkpoint's --hidden",
+              (long long)layers, k->L);
+  if (have != 0 && have != 1)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's K-FAC state has flag kfac_have = %lld",
+              (long long)have);
+  if (!have) return NHGD_OK;
+  char name[32];
+  for (int l = 0; l < k->L; ++l) {
+    const int64_t n = (int64_t)(lower_len(k->in[l]) + lower_len(k->out[l]) + 1);
+    snprintf(name, sizeof name, "kfac_kept%d", l);
+    NHGD_CHECK(nhgd_section_get_slice(sec, name, n, 0, k->owner[l] == k->rank ? n : 0, k->red[l]));
+  }
+  k->have = 1;
   return NHGD_OK;
 }
 
@@ -477,5 +552,5 @@ int nhgd_kfac_net_load(nhgd_kfac_net *k, nhgd_section *sec) {
     NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, (int64_t)k->out[l] * k->out[l],
                                      sv, k->G[l]));
   }
-  return NHGD_OK;
+  return nhgd_kfac_net_load_kept(k, sec);
 }

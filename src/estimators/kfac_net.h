@@ -42,7 +42,11 @@ typedef struct nhgd_kfac_net {
   double **A, **G; /* per layer: partial sums, lower triangles (on the owner, after the
                       reduction: the sums) */
   double *trF;     /* per layer partial */
-  double **red;    /* per layer: packed [A lower, G lower, trace F] for the reduction */
+  double **red;    /* per layer: packed [A lower, G lower, trace F] for the reduction (on the
+                      owner, after it: the sums, kept until the next reduction) */
+  int refresh;     /* outer steps one decomposition serves (--kfac-refresh) */
+  int have;        /* the owners' red holds sums to decompose (the same on every rank) */
+  int *valid;      /* per layer: bc holds the decomposition of those sums (every rank) */
   MPI_Request *req;
   int pending;
   int failed;   /* a local failure not yet agreed on */
@@ -61,9 +65,10 @@ typedef struct nhgd_kfac_net {
 } nhgd_kfac_net;
 
 /* Not collective: allocate for L layers of the given shapes and batches of at most bmax
- * local samples; the layers' owners are chosen here (the same on every rank). */
+ * local samples; the layers' owners are chosen here (the same on every rank). refresh: the
+ * outer steps one decomposition serves (1: every step). */
 int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, const int *out,
-                       int bmax);
+                       int bmax, int refresh);
 void nhgd_kfac_net_free(nhgd_kfac_net *k);
 
 /* Not collective: start a new inner loop (every partial sum to zero). */
@@ -80,8 +85,11 @@ int nhgd_kfac_net_start_reduce(nhgd_kfac_net *k);
 void nhgd_kfac_net_cancel_reduce(nhgd_kfac_net *k);
 
 /* Collective: u = M^{-1} g with M = blockdiag_l tau_l G_l (x) A_l + diag(D) (D: d entries > 0,
- * per layer either one value or one value per input row). u on every rank. */
-int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u);
+ * per layer either one value or one value per input row). u on every rank. fresh: the sums of
+ * this inner loop are reduced and decomposed; otherwise the factors last reduced serve again
+ * (with --kfac-refresh), decomposed only where the form of D calls for another record, and
+ * with the damping of this step. */
+int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u, int fresh);
 
 /* NULL when D (d entries) has the per-layer form the exact solve needs, else why not (the
  * message names the layer). */
@@ -92,6 +100,10 @@ const char *nhgd_kfac_net_damping_refusal(int L, const int *in, const int *out, 
  * gives every saved partial's sum to rank 0). */
 int nhgd_kfac_net_save(nhgd_kfac_net *k, nhgd_section *sec);
 int nhgd_kfac_net_load(nhgd_kfac_net *k, nhgd_section *sec);
+
+/* Collective: with refresh > 1, only the sums last reduced (which outlive an inner loop), for
+ * a restart at an outer-step boundary; a section without them leaves none (have = 0). */
+int nhgd_kfac_net_load_kept(nhgd_kfac_net *k, nhgd_section *sec);
 
 /* For the route planner: flops per rank per outer step (factor updates over T steps of B
  * samples spread over P ranks, and the busiest owner's solve), and bytes per rank. */

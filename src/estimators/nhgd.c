@@ -39,6 +39,7 @@ typedef struct nhgd_efim_opts {
   char kfac_g[16];      /* kfac: empirical | model */
   char kfac_layout[16]; /* kfac: auto | replicated | distributed */
   int64_t samples;      /* per-sample gradients of a step that feed F (0: all B) */
+  int64_t refresh;      /* kfac of a network: outer steps one decomposition serves */
 } nhgd_efim_opts;
 
 typedef struct nhgd_state {
@@ -77,6 +78,7 @@ typedef struct nhgd_state {
   double *Aloc;          /* kfac with the model's G: c_s (diag p - p p^T) per sample */
   double *wloc;          /* kfac: the Fisher weight of each local sample */
   nhgd_kfac_net kn;      /* kfac route of a network */
+  int fresh;             /* kfac of a network: this inner loop's factors are summed and solved */
   double **la, **lg;     /* kfac of a network: each layer's inputs and gradients per sample */
   char refusal_buf[256]; /* why kfac does not apply, when the reason names a layer */
 } nhgd_state;
@@ -193,9 +195,12 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
     memset(s->Mdense, 0, (size_t)s->d * s->d * sizeof(double));
     break;
   case NHGD_ROUTE_KFAC:
-    if (s->layered)
-      nhgd_kfac_net_reset(&s->kn);
-    else
+    if (s->layered) {
+      /* With --kfac-refresh R the factors are summed in outer steps 0, R, 2R, ... (or the
+       * first step after a restart that brought none), and serve the steps up to the next. */
+      s->fresh = s->o->refresh <= 1 || k % s->o->refresh == 0 || !s->kn.have;
+      if (s->fresh) nhgd_kfac_net_reset(&s->kn);
+    } else
       nhgd_kfac_reset(&s->kf);
     break;
   default:
@@ -324,6 +329,10 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
   nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
   int rc = finish_pending(s, c);
   if (rc) goto done;
+  if (s->route == NHGD_ROUTE_KFAC && s->layered && !s->fresh) { /* the factors of an earlier step */
+    ++s->t;
+    goto done;
+  }
   if (s->Bf < s->B) { /* --efim-samples: only K of the step's samples feed F */
     nb = subsample(s, s->t, s->sub_rows);
     rows = s->sub_rows;
@@ -564,7 +573,7 @@ static int nhgd_solve(nhgd_estimator *est, const double *theta, const double *g,
     nhgd_timer_start(c->timers, NHGD_T_SOLVE);
     rc = check_class_damping(s);
     if (!rc)
-      rc = s->layered ? nhgd_kfac_net_solve(&s->kn, s->dg, g, u)
+      rc = s->layered ? nhgd_kfac_net_solve(&s->kn, s->dg, g, u, s->fresh)
                       : nhgd_kfac_solve(&s->kf, s->dg, g, u);
     nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
     s->bytes += s->kf.bytes + s->kn.bytes;
@@ -595,6 +604,7 @@ static int nhgd_save(nhgd_estimator *est, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_vector(sec, "D", s->d, s->dg));
   switch (s->route) {
   case NHGD_ROUTE_KFAC:
+    if (s->layered) NHGD_CHECK(nhgd_section_put_int(sec, "kfac_fresh", s->fresh));
     return s->layered ? nhgd_kfac_net_save(&s->kn, sec) : nhgd_kfac_save(&s->kf, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
@@ -604,6 +614,32 @@ static int nhgd_save(nhgd_estimator *est, nhgd_section *sec) {
   default:
     return nhgd_section_put_vector(sec, "matrix", (int64_t)s->d * s->d, s->Mdense);
   }
+}
+
+/* Whether the inner loop a checkpoint stopped in sums factors of its own; a loop that reuses
+ * earlier ones needs them to have come back with the checkpoint. */
+static int load_fresh(nhgd_state *s, nhgd_section *sec) {
+  int64_t fresh = 1;
+  if (nhgd_section_has(sec, "kfac_fresh"))
+    NHGD_CHECK(nhgd_section_get_int(sec, "kfac_fresh", &fresh));
+  if (fresh != 0 && fresh != 1)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's estimator state has kfac_fresh = %lld",
+              (long long)fresh);
+  if (!fresh && !s->kn.have)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's inner loop reuses K-FAC factors it does not hold");
+  s->fresh = (int)fresh;
+  return NHGD_OK;
+}
+
+/* A restart at an outer-step boundary: the factors that serve the next outer steps. */
+static int nhgd_load_kept(nhgd_estimator *est, nhgd_section *sec) {
+  nhgd_state *s = est->state;
+  if (s->route != NHGD_ROUTE_KFAC || !s->layered || s->o->refresh <= 1) return NHGD_OK;
+  char route[32];
+  if (!nhgd_section_has(sec, "route")) return NHGD_OK;
+  NHGD_CHECK(nhgd_section_get_string(sec, "route", route, sizeof route));
+  if (strcmp(route, nhgd_route_name(s->route))) return NHGD_OK;
+  return nhgd_kfac_net_load_kept(&s->kn, sec);
 }
 
 static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
@@ -630,7 +666,9 @@ static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   NHGD_CHECK(derive_damping(s));
   switch (s->route) {
   case NHGD_ROUTE_KFAC:
-    return s->layered ? nhgd_kfac_net_load(&s->kn, sec) : nhgd_kfac_load(&s->kf, sec);
+    if (!s->layered) return nhgd_kfac_load(&s->kf, sec);
+    NHGD_CHECK(nhgd_kfac_net_load(&s->kn, sec));
+    return load_fresh(s, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
     return nhgd_section_get_matrix(sec, "matrix", s->A);
@@ -711,6 +749,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   est->solve = nhgd_solve;
   est->save = nhgd_save;
   est->load = nhgd_load;
+  est->load_kept = nhgd_load_kept;
   est->needs_observe = 1;
   const nhgd_problem *pb = c->pb;
   const nhgd_efim_opts *o = c->opt;
@@ -756,6 +795,11 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   NHGD_CHECK(nhgd_efim_plan_route(c, &req, &plan));
   s->route = plan.route;
   const int kfac = s->route == NHGD_ROUTE_KFAC;
+  if (o->refresh > 1 && !(kfac && s->layered))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --kfac-refresh %lld: only the kfac route of a network reuses its factors; "
+              "this run uses route %s%s (leave --kfac-refresh at 1)",
+              (long long)o->refresh, nhgd_route_name(s->route), kfac ? " on a linear model" : "");
   /* The replicated K-FAC layout sends nothing during the inner loop: no gather buffers. */
   const int gathers = !kfac || plan.kfac_distributed;
   /* Agreed before the route's collectives (grid creation) as well. */
@@ -767,7 +811,13 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     NHGD_CHECK(nhgd_calloc(&s->wloc, (size_t)s->bmax, sizeof(double), "sample Fisher weights"));
     if (s->layered) {
       const int L = pb->n_layers;
-      NHGD_CHECK(nhgd_kfac_net_init(&s->kn, c->comm, L, pb->layer_in, pb->layer_out, s->bmax));
+      NHGD_CHECK(nhgd_kfac_net_init(&s->kn, c->comm, L, pb->layer_in, pb->layer_out, s->bmax,
+                                    (int)o->refresh));
+      if (o->refresh > 1)
+        nhgd_log(NHGD_LOG_INFO,
+                 "nhgd kfac: the layer factors are summed and decomposed every %lld outer steps "
+                 "and serve the steps in between (--kfac-refresh)",
+                 (long long)o->refresh);
       NHGD_CHECK(nhgd_calloc(&s->la, (size_t)L, sizeof(double *), "layer inputs"));
       NHGD_CHECK(nhgd_calloc(&s->lg, (size_t)L, sizeof(double *), "layer gradients"));
       for (int l = 0; l < L; ++l) {
@@ -836,6 +886,19 @@ static int efim_check(const void *block, const nhgd_options *all) {
       NHGD_FAIL(NHGD_ERR_ARG,
                 "option --efim-route kfac needs the Kronecker form, which --kron 0 turns off");
   }
+  if (o->refresh > 1) {
+    if (strcmp(o->route, "auto") && strcmp(o->route, "kfac"))
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "option --kfac-refresh %lld: only the kfac route of a network reuses its factors, "
+                "and this run asks for --efim-route %s",
+                (long long)o->refresh, o->route);
+    if (!nhgd_options_get_string(all, "problem", &problem) &&
+        nhgd_problem_builtin_kron(problem) >= 0 && nhgd_problem_builtin_kron(problem) != 2)
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "option --kfac-refresh %lld: only the kfac route of a network reuses its factors, "
+                "and problem %s is not a network (leave --kfac-refresh at 1)",
+                (long long)o->refresh, problem);
+  }
   if (!strcmp(o->mode, "ema") && !(o->beta > 0.0 && o->beta < 1.0))
     NHGD_FAIL(NHGD_ERR_ARG,
               "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "
@@ -872,6 +935,11 @@ static const nhgd_option_spec efim_specs[] = {
     {"kfac-g", NHGD_OPT_CHOICE, F(kfac_g), "model", 1, 0, "empirical|model",
      "nhgd kfac: G = sum w r r^T (empirical Fisher) or sum w (diag p - p p^T) (the model's, no "
      "labels); linear models only, networks use the empirical G of each layer",
+     NHGD_OPT_TRAJECTORY},
+    {"kfac-refresh", NHGD_OPT_I64, F(refresh), "1", 1, 1000000, NULL,
+     "nhgd kfac of a network: the layer factors are summed in the inner loop of every R-th outer "
+     "step and decomposed once; the steps in between solve with them (and their own damping) "
+     "and sum nothing (1: every step)",
      NHGD_OPT_TRAJECTORY},
     {"kfac-layout", NHGD_OPT_CHOICE, F(kfac_layout), "auto", 1, 0, "auto|replicated|distributed",
      "nhgd kfac: A summed per rank and reduced once per outer step (replicated), or "

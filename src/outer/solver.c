@@ -340,7 +340,8 @@ static int save_estimator(void *self, nhgd_section *sec) {
 
 static int load_estimator(void *self, nhgd_section *sec) {
   nhgd_solver *s = self;
-  if (s->ckpt_t == 0 || !s->est->load) return NHGD_OK;
+  if (s->ckpt_t == 0) return s->est->load_kept ? s->est->load_kept(s->est, sec) : NHGD_OK;
+  if (!s->est->load) return NHGD_OK;
   return s->est->load(s->est, sec, s->k);
 }
 

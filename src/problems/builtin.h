@@ -10,7 +10,8 @@
 
 /* The problem block of the run options (--problem, --noise-sigma, --clean-reg, --v-init). */
 extern const nhgd_option_block nhgd_problem_options;
-/* 1 if the built-in problem name declares the Kronecker form, 0 if not, -1 if unknown. */
+/* The Kronecker form the built-in problem name declares: 1 of a softmax model's per-sample
+ * gradients, 2 layer-wise (networks), 0 none; -1 if the name is unknown. */
 int nhgd_problem_builtin_kron(const char *name);
 
 /* Rows processed per BLAS-3 call: bounds scratch memory at about m * 1024 doubles while

@@ -70,15 +70,15 @@ typedef struct nhgd_problem_entry {
   const char *name;
   nhgd_task task;
   int (*setup)(nhgd_problem *pb);
-  int kron; /* declares a Kronecker form: of softmax per-sample gradients, or layer-wise */
+  int kron; /* declares a Kronecker form: 1 of softmax per-sample gradients, 2 layer-wise */
 } nhgd_problem_entry;
 
 static const nhgd_problem_entry nhgd_problem_table[] = {
     {"ridge", NHGD_TASK_REGRESSION, nhgd_problem_setup_ridge, 0},
     {"logreg", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_logreg, 1},
     {"hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_hyperclean, 1},
-    {"mlp-hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hyperclean, 1},
-    {"mlp-hpo", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hpo, 1},
+    {"mlp-hyperclean", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hyperclean, 2},
+    {"mlp-hpo", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_mlp_hpo, 2},
     {"distill", NHGD_TASK_CLASSIFICATION, nhgd_problem_setup_distill, 1},
 };
 #define NHGD_N_PROBLEMS ((int)(sizeof nhgd_problem_table / sizeof nhgd_problem_table[0]))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Stop and resume of the network and distillation problems equals an uninterrupted run bit
-# for bit (layer-wise kfac on both network forms, soba on a relu network, kfac and neumann
+# for bit (layer-wise kfac on both network forms, with and without --kfac-refresh (factors
+# that outlive an inner loop), soba on a relu network, kfac and neumann
 # on distillation; stops inside an inner loop and between outer steps); resume on another
 # rank count agrees to 1e-10; a checkpoint of another network shape or activation is
 # refused, naming the option. usage: restart_models.sh NHGD MPIRUN NP
@@ -20,15 +21,24 @@ run() { # ranks args...
   --classes 3 --seed 2 --output d.h5 >/dev/null || exit 1
 base=(run --data d.h5 --outer-steps 4 --inner-steps 7 --batch 16 --inner-lr 0.5 --log-level 1)
 other=$((np == 1 ? 2 : 1))
-for case in mlp-kfac mlp-hpo-kfac mlp-soba distill-kfac distill-neumann; do
+for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-soba distill-kfac \
+  distill-neumann; do
+  halts="3 10"
   case $case in
   mlp-kfac) cfg=(--problem mlp-hyperclean --hidden 5,4 --estimator nhgd --efim-route kfac) ;;
   mlp-hpo-kfac) cfg=(--problem mlp-hpo --hidden 6 --v-init -3 --estimator nhgd --efim-samples 9) ;;
+  mlp-refresh) # outer steps 0 and 2 sum factors, 1 and 3 reuse them: stops inside both
+    # kinds of inner loop and at the boundary before a reusing step (7)
+    cfg=(--problem mlp-hyperclean --hidden 5,4 --estimator nhgd --efim-route kfac --kfac-refresh 2)
+    halts="3 7 10" ;;
+  mlp-hpo-refresh) # the damping (exp v) changes in the steps that reuse the factors
+    cfg=(--problem mlp-hpo --hidden 6 --v-init -3 --estimator nhgd --kfac-refresh 3)
+    halts="3 7 10" ;;
   mlp-soba) cfg=(--problem mlp-hyperclean --hidden 4 --activation relu --estimator soba) ;;
   distill-kfac) cfg=(--problem distill --distill-per-class 2 --estimator nhgd) ;;
   distill-neumann) cfg=(--problem distill --distill-per-class 3 --estimator neumann --warm-start 0) ;;
   esac
-  stop_resume "$np" "$other" "$case" "3 10" "${cfg[@]}"
+  stop_resume "$np" "$other" "$case" "$halts" "${cfg[@]}"
 done
 
 # A network's shape is part of the trajectory: a checkpoint of another shape is refused,

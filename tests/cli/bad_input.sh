@@ -86,6 +86,12 @@ expect 2 "option --distill-per-class (command line): value 0 is outside the rang
   --problem distill --distill-per-class 0
 expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- run --data cls.h5 \
   --problem mlp-hyperclean --hidden 1000 --estimator exact $small --output o.h5
+expect 2 "option --kfac-refresh (command line): value 0 is outside the range" -- run --kfac-refresh 0
+expect 2 "option --kfac-refresh 3: only the kfac route of a network reuses its factors, and problem \
+hyperclean is not a network" -- run --data cls.h5 --problem hyperclean --kfac-refresh 3
+expect 2 "option --kfac-refresh 2: only the kfac route of a network reuses its factors, and this \
+run asks for --efim-route gram" -- run --data cls.h5 --problem mlp-hpo --efim-route gram \
+  --kfac-refresh 2
 expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
