@@ -152,6 +152,81 @@ int nhgd_bcmat_fill(nhgd_bcmat *A, nhgd_bcmat_fill_fn fill, void *arg) {
   return fill(arg, A->mloc, A->grow, A->nloc, A->gcol, A->a, A->lld);
 }
 
+int nhgd_bcmat_eigen(nhgd_bcmat *A, nhgd_bcmat *V, double *w) {
+  int one = 1, info = 0, lwork = -1, liwork = -1, iq = 0;
+  double q = 0.0;
+  pdsyevd_("V", "L", &A->n, A->a, &one, &one, A->desc, w, V->a, &one, &one, V->desc, &q, &lwork,
+           &iq, &liwork, &info, 1, 1);
+  if (info) NHGD_FAIL(NHGD_ERR_SCALAPACK, "pdsyevd (workspace query): INFO = %d", info);
+  /* The documented minimum (PDSYEVD's LWORK and LIWORK) where the query returns less: it
+   * does for small matrices, and pdormtr inside then stops on an illegal LWORK. */
+  const nhgd_grid *g = A->grid;
+  const int np = numroc(A->n, A->nb, g->myrow, g->nprow),
+            nq = numroc(A->n, A->nb, g->mycol, g->npcol);
+  const int tri = 3 * A->n + (A->nb * (np + 1) > 3 * A->nb ? A->nb * (np + 1) : 3 * A->nb);
+  const int need = (1 + 6 * A->n + 2 * np * nq > tri ? 1 + 6 * A->n + 2 * np * nq : tri) + 2 * A->n;
+  lwork = (int)q + 1 > need ? (int)q + 1 : need;
+  liwork = iq > 7 * A->n + 8 * g->npcol + 2 ? iq : 7 * A->n + 8 * g->npcol + 2;
+  double *work = NULL;
+  int *iwork = NULL, rc = NHGD_OK;
+  NHGD_TRY(rc, nhgd_calloc(&work, (size_t)lwork, sizeof(double), "pdsyevd workspace"), done_alloc);
+  NHGD_TRY(rc, nhgd_calloc(&iwork, (size_t)liwork, sizeof(int), "pdsyevd workspace"), done_alloc);
+done_alloc:;
+  /* Every rank of the grid enters pdsyevd, or none does. */
+  int bad = rc != NHGD_OK;
+  MPI_Allreduce(MPI_IN_PLACE, &bad, 1, MPI_INT, MPI_MAX, A->grid->comm);
+  if (bad) {
+    if (!rc)
+      rc = nhgd_error_set(NHGD_ERR_MEM, __FILE__, __LINE__,
+                          "pdsyevd: another rank could not allocate its workspace");
+    goto done;
+  }
+  pdsyevd_("V", "L", &A->n, A->a, &one, &one, A->desc, w, V->a, &one, &one, V->desc, work, &lwork,
+           iwork, &liwork, &info, 1, 1);
+  if (info > 0)
+    NHGD_RAISE(rc, done, NHGD_ERR_NUMERIC,
+               "the eigen-decomposition of a %d x %d matrix did not converge (pdsyevd INFO = %d)",
+               A->n, A->n, info);
+  if (info < 0) NHGD_RAISE(rc, done, NHGD_ERR_SCALAPACK, "pdsyevd: argument error INFO = %d", info);
+done:
+  nhgd_free(&work);
+  nhgd_free(&iwork);
+  return rc;
+}
+
+int nhgd_bcmat_tmul(const nhgd_bcmat *V, const double *X, int k, double *Y, double *work) {
+  /* The local rows of X (mloc x k), then V_loc^T times them (nloc x k), scattered to the
+   * global rows of the local columns. */
+  double *xl = work, *yl = work + (size_t)V->mloc * k;
+  for (int c = 0; c < k; ++c)
+    for (int il = 0; il < V->mloc; ++il)
+      xl[il + (size_t)c * V->mloc] = X[V->grow[il] + (size_t)c * V->n];
+  memset(Y, 0, (size_t)V->n * k * sizeof(double));
+  if (V->mloc > 0 && V->nloc > 0) {
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, V->nloc, k, V->mloc, 1.0, V->a, V->lld, xl,
+                V->mloc, 0.0, yl, V->nloc);
+    for (int c = 0; c < k; ++c)
+      for (int jl = 0; jl < V->nloc; ++jl)
+        Y[V->gcol[jl] + (size_t)c * V->n] = yl[jl + (size_t)c * V->nloc];
+  }
+  NHGD_MPI_CHECK(
+      MPI_Allreduce(MPI_IN_PLACE, Y, (int)((int64_t)V->n * k), MPI_DOUBLE, MPI_SUM, V->grid->comm));
+  return NHGD_OK;
+}
+
+void nhgd_bcmat_mul_part(const nhgd_bcmat *V, const double *W, int k, double *Y, double *work) {
+  if (V->mloc == 0 || V->nloc == 0) return;
+  double *wl = work, *yl = work + (size_t)V->nloc * k;
+  for (int c = 0; c < k; ++c)
+    for (int jl = 0; jl < V->nloc; ++jl)
+      wl[jl + (size_t)c * V->nloc] = W[V->gcol[jl] + (size_t)c * V->n];
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, V->mloc, k, V->nloc, 1.0, V->a, V->lld, wl,
+              V->nloc, 0.0, yl, V->mloc);
+  for (int c = 0; c < k; ++c)
+    for (int il = 0; il < V->mloc; ++il)
+      Y[V->grow[il] + (size_t)c * V->n] += yl[il + (size_t)c * V->mloc];
+}
+
 void nhgd_bcmat_copy_scaled(nhgd_bcmat *dst, const nhgd_bcmat *src, double alpha) {
   for (int jl = 0; jl < src->nloc; ++jl)
     for (int il = 0; il < src->mloc; ++il)

@@ -80,6 +80,17 @@ int nhgd_bcmat_cholesky(nhgd_bcmat *A);
 /* Collective: solve A x = b with the Cholesky factor; b and x replicated (n entries, may
  * alias). */
 int nhgd_bcmat_solve(nhgd_bcmat *A, const double *b, double *x);
+/* Collective: the eigen-decomposition A = V diag(w) V^T of a symmetric A (lower triangle
+ * read, A destroyed) by pdsyevd: V the same size, block size and grid, w (n, ascending)
+ * replicated. */
+int nhgd_bcmat_eigen(nhgd_bcmat *A, nhgd_bcmat *V, double *w);
+/* Collective: Y = V^T X for X (n x k, ld n) replicated; Y (n x k, ld n) comes out replicated
+ * (one MPI_Allreduce of n k doubles). work: nhgd_bcmat_apply_work(V, k) doubles. */
+int nhgd_bcmat_tmul(const nhgd_bcmat *V, const double *X, int k, double *Y, double *work);
+/* Not collective: Y += this rank's part of V W for W (n x k, ld n) replicated: the rows of
+ * its blocks times W's rows of its columns. The sum over the ranks of Y is V W. */
+void nhgd_bcmat_mul_part(const nhgd_bcmat *V, const double *W, int k, double *Y, double *work);
+
 /* Collective: gather the whole matrix to rank 0 of the grid (for tests and small n).
  * full (n x n column-major) is written on rank 0 only; others may pass NULL. */
 int nhgd_bcmat_gather(const nhgd_bcmat *A, double *full);

@@ -20,5 +20,9 @@ void pdpotrf_(const char *uplo, const int *n, double *a, const int *ia, const in
 void pdpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *ia,
               const int *ja, const int *desca, double *b, const int *ib, const int *jb,
               const int *descb, int *info, size_t uplo_len);
+void pdsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *ia,
+              const int *ja, const int *desca, double *w, double *z, const int *iz, const int *jz,
+              const int *descz, double *work, const int *lwork, int *iwork, const int *liwork,
+              int *info, size_t jobz_len, size_t uplo_len);
 
 #endif

@@ -133,7 +133,14 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
   if (req->layered) { /* a network: the factors of each layer, reduced onto its owner */
     const nhgd_problem *pb = c->pb;
     double fl, mem, fac = 0.0;
-    nhgd_kfac_net_cost(pb->n_layers, pb->layer_in, pb->layer_out, c->size, T, B, &fl, &mem);
+    int dist[64] = {0};
+    const int mode = !strcmp(req->kfac_layout, "distributed")  ? 2
+                     : !strcmp(req->kfac_layout, "replicated") ? 1
+                                                               : 0;
+    if (pb->n_layers >= 1 && pb->n_layers <= 64)
+      nhgd_kfac_net_place(pb->n_layers, pb->layer_in, pb->layer_out, c->size, B, mode, plan->budget,
+                          dist);
+    nhgd_kfac_net_cost(pb->n_layers, pb->layer_in, pb->layer_out, dist, c->size, T, B, &fl, &mem);
     for (int l = 0; l < pb->n_layers; ++l)
       fac += 0.5 * ((double)pb->layer_in[l] * pb->layer_in[l] +
                     (double)pb->layer_out[l] * pb->layer_out[l]);

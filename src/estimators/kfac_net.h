@@ -22,7 +22,15 @@
  * reduce, not allreduce), the owners being chosen by a longest-processing-time rule on the
  * cost of the decompositions. The owner decomposes G_l and reduces A_l to tridiagonal form
  * and broadcasts the result; every rank then solves its share of the layer's columns, and
- * one allreduce of u (d numbers) sums the shares and hands u to every rank. */
+ * one allreduce of u (d numbers) sums the shares and hands u to every rank.
+ *
+ * A layer whose A is too large to keep whole on every rank (the placement, below) has A
+ * block-cyclic on the grid of all ranks instead: each inner step all-gathers the step's
+ * scaled inputs (in_l numbers per sample) and every rank adds them to its own blocks; after
+ * the loop pdsyevd gives A = V diag(sigma) V^T on the grid, and with D_l = delta I
+ *   U = V [((V^T Gamma Q_G) ./ (tau sigma lambda^T + delta)) Q_G^T],
+ * V^T Gamma by one allreduce (in_l x out_l), the rest on each rank's own blocks, summed by
+ * the allreduce of u. G_l stays with its owner as above. */
 #ifndef NHGD_ESTIMATORS_KFAC_NET_H
 #define NHGD_ESTIMATORS_KFAC_NET_H
 
@@ -30,6 +38,9 @@
 #include <stdint.h>
 
 #include "io/section.h"
+
+struct nhgd_grid;
+struct nhgd_bcmat;
 
 typedef struct nhgd_kfac_net {
   MPI_Comm comm;
@@ -52,12 +63,22 @@ typedef struct nhgd_kfac_net {
   int failed;   /* a local failure not yet agreed on */
   double bytes; /* payload this rank received from the solve's reductions */
   /* workspace */
-  double *S;    /* max(in, out) x bmax: scaled columns of one batch */
-  double **bc;  /* per layer: the owner's record of the decomposed factors (broadcast) */
-  double *Y;    /* in x ceil(out / P): this rank's share of a layer's rotated columns */
-  double *Yall; /* in x out: a layer solved whole on its owner (damping per input row) */
-  double *Sys;  /* in x in: one system of that case */
-  double *tri;  /* 2 in: one tridiagonal system */
+  double *S;   /* max(in, out) x bmax: scaled columns of one batch */
+  double **bc; /* per layer: the owner's record of the decomposed factors (broadcast) */
+  /* Layers with A block-cyclic (dist[l]): A summed on the grid, V and sigma its eigen-
+   * decomposition, trA its trace at that decomposition (replicated). */
+  int *dist;
+  const struct nhgd_grid *grid;
+  struct nhgd_bcmat **Ab, **Vb;
+  double **sig, *trA;
+  double *Zg;           /* max dist in x bmax: a step's scaled inputs from every rank */
+  double *nrm;          /* bmax: |a|^2 of this rank's samples of a block-cyclic layer */
+  int *cnt, *dsp;       /* P: columns each rank sends in that all-gather, and where */
+  double *Yr, *Wr, *bw; /* max dist in x out: V^T Gamma, the rows for V W; bcmat work */
+  double *Y;            /* in x ceil(out / P): this rank's share of a layer's rotated columns */
+  double *Yall;         /* in x out: a layer solved whole on its owner (damping per input row) */
+  double *Sys;          /* in x in: one system of that case */
+  double *tri;          /* 2 in: one tridiagonal system */
   double *wk;
   int *iwk;
   int lwork, liwork;
@@ -68,16 +89,26 @@ typedef struct nhgd_kfac_net {
  * local samples; the layers' owners are chosen here (the same on every rank). refresh: the
  * outer steps one decomposition serves (1: every step). */
 int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, const int *out,
-                       int bmax, int refresh);
+                       int bmax, int refresh, const int *dist, const struct nhgd_grid *grid,
+                       int block);
+
+/* Placement (mode 0: auto, 1: every A whole on every rank, 2: every A block-cyclic): dist[l]
+ * = 1 for the layers whose A is block-cyclic. Auto keeps every A whole unless that needs more
+ * than budget bytes per rank, and then makes A block-cyclic layer by layer, the largest
+ * first, until it fits. Returns the bytes per rank of the placement (P ranks, at most B
+ * samples per step); the same on every rank. */
+double nhgd_kfac_net_place(int L, const int *in, const int *out, int P, double B, int mode,
+                           double budget, int *dist);
 void nhgd_kfac_net_free(nhgd_kfac_net *k);
 
 /* Not collective: start a new inner loop (every partial sum to zero). */
 void nhgd_kfac_net_reset(nhgd_kfac_net *k);
 
-/* Not collective: fold nb of this rank's samples into the partial sums. a[l] (in_l x nb) and
- * g[l] (out_l x nb) are the layer factors, w (nb) the Fisher weights. */
-void nhgd_kfac_net_add(nhgd_kfac_net *k, int nb, double *const *a, double *const *g,
-                       const double *w);
+/* Fold nb of this rank's samples into the sums. a[l] (in_l x nb) and g[l] (out_l x nb) are
+ * the layer factors, w (nb) the Fisher weights. Collective when a layer is block-cyclic
+ * (every rank calls it once per step, nb = 0 allowed), else local. */
+int nhgd_kfac_net_add(nhgd_kfac_net *k, int nb, double *const *a, double *const *g,
+                      const double *w);
 
 /* Collective: start the reductions onto the owners (nothing may be added after it), or
  * drop a started one (not collective when none is pending). */
@@ -101,13 +132,17 @@ const char *nhgd_kfac_net_damping_refusal(int L, const int *in, const int *out, 
 int nhgd_kfac_net_save(nhgd_kfac_net *k, nhgd_section *sec);
 int nhgd_kfac_net_load(nhgd_kfac_net *k, nhgd_section *sec);
 
+/* Not collective: the placement a checkpoint section recorded into dist (L entries); 0 when
+ * it records none. */
+int nhgd_kfac_net_placement(nhgd_section *resume, int L, int *dist);
+
 /* Collective: with refresh > 1, only the sums last reduced (which outlive an inner loop), for
  * a restart at an outer-step boundary; a section without them leaves none (have = 0). */
 int nhgd_kfac_net_load_kept(nhgd_kfac_net *k, nhgd_section *sec);
 
 /* For the route planner: flops per rank per outer step (factor updates over T steps of B
  * samples spread over P ranks, and the busiest owner's solve), and bytes per rank. */
-void nhgd_kfac_net_cost(int L, const int *in, const int *out, int P, double T, double B,
-                        double *flops, double *bytes);
+void nhgd_kfac_net_cost(int L, const int *in, const int *out, const int *dist, int P, double T,
+                        double B, double *flops, double *bytes);
 
 #endif

@@ -359,7 +359,7 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
     for (int k = 0; k < nb; ++k)
       s->wloc[k] = omega * (wexp == 1.0 ? s->cloc[k] : pow(s->cloc[k], wexp));
     if (s->layered) {
-      nhgd_kfac_net_add(&s->kn, nb, s->la, s->lg, s->wloc);
+      rc = nhgd_kfac_net_add(&s->kn, nb, s->la, s->lg, s->wloc);
       ++s->t;
       if (s->t == s->T && s->o->overlap) rc = nhgd_kfac_net_start_reduce(&s->kn);
       goto done;
@@ -785,10 +785,6 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     NHGD_CHECK(nhgd_section_get_string(resume, "route", route, sizeof route));
   if (resume && !strcmp(layout, "auto") && nhgd_section_has(resume, "kfac_layout"))
     NHGD_CHECK(nhgd_section_get_string(resume, "kfac_layout", layout, sizeof layout));
-  if (s->layered && !strcmp(layout, "distributed"))
-    NHGD_FAIL(NHGD_ERR_ARG,
-              "nhgd kfac: --kfac-layout distributed is for linear models; a network's factors "
-              "are summed onto one owner rank per layer");
   const nhgd_efim_request req = {route,   layout, o->mem_per_rank, s->kron,
                                  refusal, s->Bf,  s->layered};
   nhgd_efim_plan plan;
@@ -811,8 +807,18 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     NHGD_CHECK(nhgd_calloc(&s->wloc, (size_t)s->bmax, sizeof(double), "sample Fisher weights"));
     if (s->layered) {
       const int L = pb->n_layers;
+      /* Which layers keep A block-cyclic: what the checkpoint continued from used, or the
+       * placement for this memory budget (the same on every rank). */
+      int dist[64] = {0}, maxd = 0;
+      const int mode = !strcmp(layout, "distributed") ? 2 : !strcmp(layout, "replicated") ? 1 : 0;
+      if (mode != 0 || !nhgd_kfac_net_placement(resume, L, dist))
+        nhgd_kfac_net_place(L, pb->layer_in, pb->layer_out, c->size, (double)s->bmax, mode,
+                            plan.budget, dist);
+      for (int l = 0; l < L; ++l)
+        if (dist[l] && pb->layer_in[l] > maxd) maxd = pb->layer_in[l];
+      if (maxd > 0) NHGD_CHECK(grid_block(c, maxd, &g, &nb));
       NHGD_CHECK(nhgd_kfac_net_init(&s->kn, c->comm, L, pb->layer_in, pb->layer_out, s->bmax,
-                                    (int)o->refresh));
+                                    (int)o->refresh, dist, g, nb));
       if (o->refresh > 1)
         nhgd_log(NHGD_LOG_INFO,
                  "nhgd kfac: the layer factors are summed and decomposed every %lld outer steps "
@@ -825,11 +831,19 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
                                "layer inputs"));
         NHGD_CHECK(nhgd_calloc(&s->lg[l], (size_t)s->bmax * pb->layer_out[l], sizeof(double),
                                "layer gradients"));
-        nhgd_log(NHGD_LOG_INFO,
-                 "nhgd kfac: layer %d: F_l ~= tau G (x) A with A %d x %d, G %d x %d (empirical, "
-                 "sum w g g^T), summed onto and solved exactly on rank %d",
-                 l, pb->layer_in[l], pb->layer_in[l], pb->layer_out[l], pb->layer_out[l],
-                 s->kn.owner[l]);
+        if (dist[l])
+          nhgd_log(NHGD_LOG_INFO,
+                   "nhgd kfac: layer %d: F_l ~= tau G (x) A with A %d x %d block-cyclic on the "
+                   "grid of all ranks (%d x %d, blocks of %d; each step's inputs all-gathered), G "
+                   "%d x %d (empirical) summed onto rank %d; solved exactly by pdsyevd of A",
+                   l, pb->layer_in[l], pb->layer_in[l], g->nprow, g->npcol, nb, pb->layer_out[l],
+                   pb->layer_out[l], s->kn.owner[l]);
+        else
+          nhgd_log(NHGD_LOG_INFO,
+                   "nhgd kfac: layer %d: F_l ~= tau G (x) A with A %d x %d, G %d x %d (empirical, "
+                   "sum w g g^T), summed onto and solved exactly on rank %d",
+                   l, pb->layer_in[l], pb->layer_in[l], pb->layer_out[l], pb->layer_out[l],
+                   s->kn.owner[l]);
       }
       break;
     }

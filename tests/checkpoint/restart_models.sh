@@ -21,7 +21,7 @@ run() { # ranks args...
   --classes 3 --seed 2 --output d.h5 >/dev/null || exit 1
 base=(run --data d.h5 --outer-steps 4 --inner-steps 7 --batch 16 --inner-lr 0.5 --log-level 1)
 other=$((np == 1 ? 2 : 1))
-for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-soba distill-kfac \
+for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-grid mlp-soba distill-kfac \
   distill-neumann; do
   halts="3 10"
   case $case in
@@ -33,6 +33,10 @@ for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-soba distill-k
     halts="3 7 10" ;;
   mlp-hpo-refresh) # the damping (exp v) changes in the steps that reuse the factors
     cfg=(--problem mlp-hpo --hidden 6 --v-init -3 --estimator nhgd --kfac-refresh 3)
+    halts="3 7 10" ;;
+  mlp-grid) # A block-cyclic on every layer (and its decomposition kept across outer steps)
+    cfg=(--problem mlp-hpo --hidden 6 --v-init -3 --estimator nhgd --kfac-layout distributed
+      --kfac-refresh 2)
     halts="3 7 10" ;;
   mlp-soba) cfg=(--problem mlp-hyperclean --hidden 4 --activation relu --estimator soba) ;;
   distill-kfac) cfg=(--problem distill --distill-per-class 2 --estimator nhgd) ;;
@@ -60,6 +64,28 @@ run "$np" "${base[@]}" --problem distill --distill-per-class 2 --output n.h5 --c
 expect_exit 1 $? "network checkpoint resumed as distillation"
 grep -q "was written with --problem mlp-hyperclean but this run has --problem distill" log.txt ||
   { echo "FAIL changed --problem: message"; failures=$((failures + 1)); }
+
+# The placement of the factors is part of the running state: a checkpoint with A whole is not
+# continued with A block-cyclic, and auto follows the checkpoint.
+rm -rf ck
+: >log.txt
+run "$np" "${base[@]}" "${net[@]}" --hidden 5,4 --output n.h5 --checkpoint-dir ck --halt-after 3
+expect_exit 75 $? "placement: stop"
+run "$np" "${base[@]}" "${net[@]}" --hidden 5,4 --kfac-layout distributed --output n.h5 \
+  --checkpoint-dir ck
+expect_exit 1 $? "placement: resume with A block-cyclic"
+grep -q "has A block-cyclic on layers '000'.*this run on '111'" log.txt ||
+  { echo "FAIL changed placement: message"; failures=$((failures + 1)); }
+# Auto makes A block-cyclic, largest layer first, when whole factors do not fit the memory
+# per rank.
+: >log.txt
+run "$np" "${base[@]}" --problem mlp-hyperclean --hidden 40,5 --estimator nhgd --log-level 2 \
+  --mem-per-rank 0.13 --outer-steps 1 --output m.h5
+expect_exit 0 $? "auto placement under a small --mem-per-rank"
+grep -q "layer 0: F_l ~= tau G (x) A with A 7 x 7, G" log.txt &&
+  grep -q "layer 1: F_l ~= tau G (x) A with A 41 x 41 block-cyclic" log.txt &&
+  grep -q "layer 2: F_l ~= tau G (x) A with A 6 x 6, G" log.txt ||
+  { echo "FAIL auto placement: log"; grep "layer [0-9]: F_l" log.txt; failures=$((failures + 1)); }
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

@@ -27,6 +27,7 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5,4 --efim-route kfac" \
   "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 7 --v-init -3 --activation relu" \
   "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 6,3 --v-init -3 --kfac-refresh 2" \
+  "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5,4 --kfac-layout distributed" \
   "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 3 --efim-route gram" \
   "mlp-hyperclean logistic.h5 exact --inner-lr 0.5 --hidden 4 --mlp-hvp gauss-newton" \
   "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton" \

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/rng.h"
+#include "curvature/bcmat.h"
 #include "engine/run_opts.h"
 #include "engine/synth_data.h"
 #include "estimators/kfac_net.h"
@@ -126,15 +127,22 @@ static void add_samples(nhgd_kfac_net *k, const samples *s) {
   nhgd_kfac_net_add(k, nb - half, pa, pg, w + half);
 }
 
+/* report() with the case's name in front. */
+static void report_on(int ok, const char *what, const char *fmt, double x) {
+  char f[320];
+  snprintf(f, sizeof f, "%s: %s", what, fmt);
+  report(ok, f, x);
+}
+
 /* --kfac-refresh: after one reduction the factors serve later solves, each with its own g and
  * damping, against the dense solve with the same factors and that damping; a change of the
  * damping's form (one value <-> one per input row) needs another record, which the owner
  * makes from the kept sums. A solve with nothing kept is an error on every rank. */
-static void reuse_cases(const samples *s0) {
+static void reuse_cases(const samples *s0, const int *dist, nhgd_grid *grid, const char *what) {
   samples s = *s0;
   nhgd_kfac_net k;
   double want[DMAX], got[DMAX];
-  int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 3);
+  int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 3, dist, grid, 2);
   if (!rc) rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 0) == NHGD_OK;
   report(rc == 0, "a reuse with nothing kept is refused (%g)", 1.0);
   nhgd_error_clear();
@@ -149,8 +157,9 @@ static void reuse_cases(const samples *s0) {
     for (int l = 0; l < L; ++l)
       for (int o = 0; o < OUT[l]; ++o)
         for (int j = 0; j < IN[l]; ++j) {
-          /* step 2: layer 0 varies by input row too; step 3: layer 1 becomes one value. */
-          const int rows = l == 1 ? step != 3 : l == 0 && step == 2;
+          /* step 2: layer 0 varies by input row too (unless block-cyclic); step 3: layer 1
+           * becomes one value. */
+          const int rows = l == 1 ? step != 3 : l == 0 && step == 2 && !dist[0];
           s.D[s.off[l] + j + o * IN[l]] = (rows ? 0.05 + 0.1 * j : 0.2 + 0.1 * l) * (1.0 + step);
         }
     dense_reference(&s, 1, want);
@@ -158,14 +167,14 @@ static void reuse_cases(const samples *s0) {
     const double e = rc ? INFINITY : rel(got, want, s.d);
     worst = e > worst ? e : worst;
   }
-  report(!rc && worst < 1e-10,
-         "factors reused over 4 solves with new g and damping (and its form changing) vs dense: "
-         "worst relative error %.2e < 1e-10",
-         worst);
+  report_on(!rc && worst < 1e-10, what,
+            "factors reused over 4 solves with new g and damping (and its form changing) vs dense: "
+            "worst relative error %.2e < 1e-10",
+            worst);
   nhgd_kfac_net_free(&k);
 }
 
-static void kernel_cases(void) {
+static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   samples s;
   make_samples(&s, 23);
   double want[DMAX], wrong[DMAX], got[DMAX];
@@ -175,16 +184,16 @@ static void kernel_cases(void) {
          "a wrong scaling (tau^2 for tau) is rejected: relative difference %.2e > 1e-3",
          rel(wrong, want, s.d));
   nhgd_kfac_net k;
-  int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 1);
+  int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 1, dist, grid, 2);
   if (!rc) {
     nhgd_kfac_net_reset(&k);
     add_samples(&k, &s);
     rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 1);
   }
-  report(!rc && rel(got, want, s.d) < 1e-10,
-         "layer-wise solve (one damping value, and one per input row) vs dense: relative error "
-         "%.2e < 1e-10",
-         rc ? INFINITY : rel(got, want, s.d));
+  report_on(!rc && rel(got, want, s.d) < 1e-10, what,
+            "layer-wise solve (one damping value, and one per input row) vs dense: relative error "
+            "%.2e < 1e-10",
+            rc ? INFINITY : rel(got, want, s.d));
   if (rank_ == 0)
     printf("     (%d ranks; layer owners %d %d %d)\n", P, k.owner[0], k.owner[1], k.owner[2]);
   /* Overlapped: the reduction started after the last batch. */
@@ -192,9 +201,26 @@ static void kernel_cases(void) {
   add_samples(&k, &s);
   rc = nhgd_kfac_net_start_reduce(&k);
   if (!rc) rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 1);
-  report(!rc && rel(got, want, s.d) < 1e-10,
-         "with the reduction started early: relative error %.2e < 1e-10",
-         rc ? INFINITY : rel(got, want, s.d));
+  report_on(!rc && rel(got, want, s.d) < 1e-10, what,
+            "with the reduction started early: relative error %.2e < 1e-10",
+            rc ? INFINITY : rel(got, want, s.d));
+  if (dist[0]) { /* a block-cyclic layer needs one damping value on it */
+    double Drow[DMAX];
+    memcpy(Drow, s.D, sizeof Drow);
+    Drow[s.off[0] + 1] += 0.5;
+    nhgd_kfac_net_reset(&k);
+    add_samples(&k, &s);
+    rc = nhgd_kfac_net_solve(&k, Drow, s.grad, got, 1);
+    {
+      char f_[320];
+      snprintf(f_, sizeof f_,
+               "%s: a damping per input row on a block-cyclic layer is refused on every rank, "
+               "naming the layer (%%g)",
+               what);
+      report(rc != NHGD_OK && strstr(nhgd_error_message(), "layer 0 has A block-cyclic"), f_, 0.0);
+    }
+    nhgd_error_clear();
+  }
   /* A damping that differs between the output units of a layer is refused, naming it. */
   double Dbad[DMAX];
   memcpy(Dbad, s.D, sizeof Dbad);
@@ -209,7 +235,7 @@ static void kernel_cases(void) {
   MPI_Allreduce(mine, maxo, L, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   report(!memcmp(mine, maxo, sizeof mine), "the layers' owners agree on every rank (%g)", 1.0);
   nhgd_kfac_net_free(&k);
-  reuse_cases(&s);
+  reuse_cases(&s, dist, grid, what);
 }
 
 /* A whole small network: kfac's hypergradient direction beside the full-EFIM (dense route)
@@ -265,7 +291,12 @@ int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  kernel_cases();
+  static const int whole[L] = {0, 0, 0}, bc[L] = {1, 0, 1};
+  kernel_cases(whole, NULL, "A whole");
+  nhgd_grid *grid = NULL;
+  if (nhgd_grid_create(MPI_COMM_WORLD, 0, &grid)) MPI_Abort(MPI_COMM_WORLD, 1);
+  kernel_cases(bc, grid, "layers 0 and 2 block-cyclic");
+  nhgd_grid_destroy(&grid);
   nhgd_data *cls = synth_data_small_cls("kfac_net_cls", 4);
   solver_cases(cls);
   nhgd_data_destroy(&cls);
