@@ -957,7 +957,8 @@ static const nhgd_option_spec efim_specs[] = {
      NHGD_OPT_TRAJECTORY},
     {"kfac-layout", NHGD_OPT_CHOICE, F(kfac_layout), "auto", 1, 0, "auto|replicated|distributed",
      "nhgd kfac: A summed per rank and reduced once per outer step (replicated), or "
-     "block-cyclic (distributed; auto: replicated when it fits in memory)",
+     "block-cyclic (distributed; auto: replicated when it fits in memory; a network places each "
+     "layer's A, the largest block-cyclic first)",
      0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
