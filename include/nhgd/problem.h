@@ -126,6 +126,8 @@ typedef struct nhgd_problem_params {
   int gauss_newton;          /* mlp-*: hvp is the Gauss-Newton product J^T H_out J (PSD) instead of
                                 the exact Hessian's (default 0) */
   int64_t distill_per_class; /* distill: synthetic images per class (default 1) */
+  int distill_mlp;           /* distill: the inner model is the network of hidden/activation
+                                (default 0: a linear softmax) */
 } nhgd_problem_params;
 
 enum { NHGD_ACT_TANH = 0, NHGD_ACT_RELU = 1 };

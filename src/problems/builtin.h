@@ -46,6 +46,7 @@ typedef struct nhgd_pb_ctx {
   uint64_t init_seed;
   struct mlp_net *net; /* mlp-*: the network's shape and scratch */
   int64_t distill_per_class;
+  int distill_mlp;              /* distill: the inner model is a network */
   struct distill_view *distill; /* distill: the view of the data with the synthetic rows */
 } nhgd_pb_ctx;
 
@@ -117,6 +118,12 @@ int nhgd_problem_setup_hyperclean(nhgd_problem *pb);
 int nhgd_problem_setup_mlp_hyperclean(nhgd_problem *pb);
 int nhgd_problem_setup_mlp_hpo(nhgd_problem *pb);
 int nhgd_problem_setup_distill(nhgd_problem *pb);
+/* The network of --hidden and --activation as distill's inner model, on the view distill has
+ * bound (pb->data: the synthetic rows as the training split, their features v): rows
+ * unweighted, R = r ||theta||^2, and J^T u = d/dx_i <grad_theta g, u> by the R-operator. */
+int nhgd_problem_setup_mlp_distill(nhgd_problem *pb);
+/* Free a network's state (ctx->net). */
+void nhgd_mlp_free(nhgd_pb_ctx *ctx);
 
 /* Parse --hidden ("256,128"): at most max positive widths into widths, their number into
  * *count; an empty list, a zero or malformed width is an NHGD_ERR_ARG error naming it. */

@@ -1,7 +1,8 @@
 /* The `distill` problem (docs/algorithm.md 4.7): dataset distillation. The outer variable is
  * a set of synthetic images, --distill-per-class k per class with fixed labels (image i has
- * class i / k); a linear softmax model is trained on them by SGD (inner: mean cross-entropy
- * over the synthetic images + r ||W||^2), and the outer loss is the cross-entropy of that
+ * class i / k); a linear softmax model (or, with --distill-model mlp, the network of
+ * --hidden and --activation: mlp.c) is trained on them by SGD (inner: mean cross-entropy over
+ * the synthetic images + r ||theta||^2), and the outer loss is the cross-entropy of that
  * model on the real training split; the test split is reported.
  *
  * The problem binds a view of the data: its training split is the k C synthetic rows,
@@ -22,6 +23,7 @@
 typedef struct distill_view {
   nhgd_data view;  /* train: synthetic rows; val: the real training split; test: the real one */
   int32_t *labels; /* this rank's synthetic rows' classes */
+  int (*net_init)(const nhgd_problem *pb, double *theta, double *v); /* mlp model: its init */
 } distill_view;
 
 static distill_view *view_of(const nhgd_problem *pb) {
@@ -105,14 +107,18 @@ static int ds_cross(const nhgd_problem *pb, const double *theta, const double *v
   return NHGD_OK;
 }
 
-/* theta = 0; each image starts as --v-init plus N(0, 0.1^2) noise keyed by (global row,
- * pixel): the same images on any number of ranks. */
+/* theta = 0 (the network's own initialisation with the mlp model); each image starts as --v-init
+ * plus N(0, 0.1^2) noise keyed by (global row, pixel): the same images on any number of ranks. */
 static int ds_init(const nhgd_problem *pb, double *theta, double *v) {
   if (!theta || !v) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': init needs theta and v", pb->name);
   const nhgd_pb_ctx *ctx = pb->ctx;
-  const nhgd_split *tr = &view_of(pb)->view.train;
+  const distill_view *dv = view_of(pb);
+  const nhgd_split *tr = &dv->view.train;
   const int m = tr->m;
-  memset(theta, 0, (size_t)pb->d * sizeof(double));
+  if (dv->net_init) /* the network's weights (Glorot, keyed by --seed) */
+    NHGD_CHECK(dv->net_init(pb, theta, v));
+  else
+    memset(theta, 0, (size_t)pb->d * sizeof(double));
   for (int i = 0; i < tr->n_local; ++i)
     for (int j = 0; j < m; ++j)
       v[(size_t)i * m + j] =
@@ -127,6 +133,7 @@ static void ds_destroy(nhgd_problem *pb) {
     nhgd_free(&ctx->distill->labels);
     nhgd_free(&ctx->distill);
   }
+  nhgd_mlp_free(ctx);
   nhgd_pb_destroy_ctx(pb);
 }
 
@@ -170,6 +177,14 @@ int nhgd_problem_setup_distill(nhgd_problem *pb) {
     dv->labels[i] = (int32_t)((lo + i) / k);
   tr->y_class = dv->labels;
   pb->data = &dv->view;
+  if (ctx->distill_mlp) { /* the network on the view: its callbacks, then distill's init */
+    const int rc = nhgd_problem_setup_mlp_distill(pb);
+    pb->destroy = ds_destroy; /* frees the view and the network, also after a failure */
+    NHGD_CHECK(rc);
+    dv->net_init = pb->init;
+    pb->init = ds_init;
+    return NHGD_OK;
+  }
   pb->d = (int64_t)m * C;
   pb->p = n * m;
   pb->v_per_sample = m;

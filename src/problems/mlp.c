@@ -23,6 +23,7 @@ typedef struct mlp_net {
   int64_t off[MLP_MAX_LAYERS]; /* offset of W_l in theta */
   int act;                     /* NHGD_ACT_* */
   int hpo;                     /* 1: per-layer log L2 weights; 0: per-row clean logits */
+  int distill;                 /* 1: distill's inner model (rows unweighted, features v) */
   int gn;                      /* hvp: the Gauss-Newton product instead of the Hessian's */
   int cap;                     /* rows the buffers hold */
   double *A[MLP_MAX_LAYERS];   /* in_l x cap: layer inputs */
@@ -185,10 +186,12 @@ static int gather(const nhgd_problem *pb, const double *v, int nb, const int *ro
   mlp_net *n = net_of(pb);
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   NHGD_CHECK(net_reserve(n, nb));
+  /* distill: the training split's features are the synthetic images, this call's v */
+  if (n->distill) ((nhgd_split *)&pb->data->train)->X = (double *)v;
   NHGD_CHECK(nhgd_pb_gather(&pb->data->train, nb, rows, s));
   memcpy(n->y, s->yc, (size_t)nb * sizeof(int32_t));
   for (int k = 0; k < nb; ++k)
-    n->rw[k] = n->hpo ? 1.0 : nhgd_pb_sigmoid(v[rows[k]]);
+    n->rw[k] = n->hpo || n->distill ? 1.0 : nhgd_pb_sigmoid(v[rows[k]]);
   *X = s->xb;
   return NHGD_OK;
 }
@@ -323,58 +326,65 @@ static int mlp_sample_grads(const nhgd_problem *pb, const double *theta, const d
  * then H V = sum_k w_k (R{a_l} D_l^T + a_l R{D_l}^T) per layer. The Gauss-Newton product
  * J^T (diag p - p p^T) J V keeps only the terms through R{D} at the output: R{D_{l-1}} =
  * phi' W-bar_l R{D_l} and G V = sum_k w_k a_l R{D_l}^T (positive semi-definite). */
+/* The R-operator of the block just passed (A, Z, D, E set) in the direction V: RA, RZ and RD
+ * of every layer, unweighted (gn: the Gauss-Newton terms only). */
+static void rop_pass(mlp_net *n, const double *theta, const double *V, int nk, int gn) {
+  const int L = n->L, C = n->out[L - 1];
+  memset(n->RA[0], 0, (size_t)n->in[0] * nk * sizeof(double));
+  for (int l = 0; l < L; ++l) {
+    const int in = n->in[l], out = n->out[l];
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, out, nk, in, 1.0, V + n->off[l], in,
+                n->A[l], in, 0.0, n->RZ[l], out);
+    if (l > 0)
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, out, nk, in, 1.0, theta + n->off[l], in,
+                  n->RA[l], in, 1.0, n->RZ[l], out);
+    if (l == L - 1) break;
+    const int in2 = n->in[l + 1];
+    for (int k = 0; k < nk; ++k) {
+      const double *h = n->A[l + 1] + (size_t)k * in2, *rz = n->RZ[l] + (size_t)k * out;
+      double *ra = n->RA[l + 1] + (size_t)k * in2;
+      for (int j = 0; j < out; ++j)
+        ra[j] = act_d1(n->act, h[j]) * rz[j];
+      ra[out] = 0.0;
+    }
+  }
+  for (int k = 0; k < nk; ++k) {
+    const double *p = n->Z[L - 1] + (size_t)k * C, *rz = n->RZ[L - 1] + (size_t)k * C;
+    double *rd = n->RD[L - 1] + (size_t)k * C, pr = 0.0;
+    for (int c = 0; c < C; ++c)
+      pr += p[c] * rz[c];
+    for (int c = 0; c < C; ++c)
+      rd[c] = p[c] * (rz[c] - pr);
+  }
+  for (int l = L - 1; l > 0; --l) {
+    const int in = n->in[l], out = n->out[l], prev = n->out[l - 1];
+    /* T = V-bar_l D_l + W-bar_l R{D_l} (Gauss-Newton: the second term alone) */
+    if (!gn)
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, V + n->off[l], in,
+                  n->D[l], out, 0.0, n->T, prev);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, theta + n->off[l],
+                in, n->RD[l], out, gn ? 0.0 : 1.0, n->T, prev);
+    for (int k = 0; k < nk; ++k) {
+      const double *h = n->A[l] + (size_t)k * in, *rz = n->RZ[l - 1] + (size_t)k * prev;
+      const double *e = n->E[l - 1] + (size_t)k * prev, *t = n->T + (size_t)k * prev;
+      double *rd = n->RD[l - 1] + (size_t)k * prev;
+      const double c2 = gn ? 0.0 : 1.0;
+      for (int j = 0; j < prev; ++j)
+        rd[j] = c2 * act_d2(n->act, h[j]) * rz[j] * e[j] + act_d1(n->act, h[j]) * t[j];
+    }
+  }
+}
+
 static int mlp_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                    const int *rows, const double *V, double *HV) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   mlp_net *n = net_of(pb);
-  const int L = n->L, C = n->out[L - 1];
+  const int L = n->L;
   memset(HV, 0, (size_t)pb->d * sizeof(double));
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     const int nk = block_len(nb, b0);
     NHGD_CHECK(block_pass(pb, theta, v, nk, rows + b0, 0));
-    memset(n->RA[0], 0, (size_t)n->in[0] * nk * sizeof(double));
-    for (int l = 0; l < L; ++l) {
-      const int in = n->in[l], out = n->out[l];
-      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, out, nk, in, 1.0, V + n->off[l], in,
-                  n->A[l], in, 0.0, n->RZ[l], out);
-      if (l > 0)
-        cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, out, nk, in, 1.0, theta + n->off[l],
-                    in, n->RA[l], in, 1.0, n->RZ[l], out);
-      if (l == L - 1) break;
-      const int in2 = n->in[l + 1];
-      for (int k = 0; k < nk; ++k) {
-        const double *h = n->A[l + 1] + (size_t)k * in2, *rz = n->RZ[l] + (size_t)k * out;
-        double *ra = n->RA[l + 1] + (size_t)k * in2;
-        for (int j = 0; j < out; ++j)
-          ra[j] = act_d1(n->act, h[j]) * rz[j];
-        ra[out] = 0.0;
-      }
-    }
-    for (int k = 0; k < nk; ++k) {
-      const double *p = n->Z[L - 1] + (size_t)k * C, *rz = n->RZ[L - 1] + (size_t)k * C;
-      double *rd = n->RD[L - 1] + (size_t)k * C, pr = 0.0;
-      for (int c = 0; c < C; ++c)
-        pr += p[c] * rz[c];
-      for (int c = 0; c < C; ++c)
-        rd[c] = p[c] * (rz[c] - pr);
-    }
-    for (int l = L - 1; l > 0; --l) {
-      const int in = n->in[l], out = n->out[l], prev = n->out[l - 1];
-      /* T = V-bar_l D_l + W-bar_l R{D_l} (Gauss-Newton: the second term alone) */
-      if (!n->gn)
-        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, V + n->off[l],
-                    in, n->D[l], out, 0.0, n->T, prev);
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, prev, nk, out, 1.0, theta + n->off[l],
-                  in, n->RD[l], out, n->gn ? 0.0 : 1.0, n->T, prev);
-      for (int k = 0; k < nk; ++k) {
-        const double *h = n->A[l] + (size_t)k * in, *rz = n->RZ[l - 1] + (size_t)k * prev;
-        const double *e = n->E[l - 1] + (size_t)k * prev, *t = n->T + (size_t)k * prev;
-        double *rd = n->RD[l - 1] + (size_t)k * prev;
-        const double c2 = n->gn ? 0.0 : 1.0;
-        for (int j = 0; j < prev; ++j)
-          rd[j] = c2 * act_d2(n->act, h[j]) * rz[j] * e[j] + act_d1(n->act, h[j]) * t[j];
-      }
-    }
+    rop_pass(n, theta, V, nk, n->gn);
     scale_deltas(n, nk, n->rw, n->D);
     scale_deltas(n, nk, n->rw, n->RD);
     for (int l = 0; l < L; ++l) {
@@ -480,6 +490,34 @@ static int mlp_cross(const nhgd_problem *pb, const double *theta, const double *
   return NHGD_OK;
 }
 
+/* distill: (J^T u)_i = (1/n) d/dx_i <grad_theta l_i, u> = (1/n) R_u{W-bar_0 D_0} = (1/n)
+ * (U-bar_0 D_0 + W-bar_0 R{D_0}), with R{D_0} from the exact R-operator along u (whatever
+ * --mlp-hvp says: this is a derivative, not a curvature model) and W-bar the rows of W_0
+ * without the bias's. Two GEMMs per block of this rank's synthetic rows after the R pass. */
+static int mlp_distill_cross(const nhgd_problem *pb, const double *theta, const double *v,
+                             const double *u, double *out) {
+  mlp_net *n = net_of(pb);
+  const nhgd_split *tr = &pb->data->train;
+  const int rows = tr->n_local, C = n->out[n->L - 1], m = tr->m, in0 = n->in[0], o0 = n->out[0];
+  const double inv_n = 1.0 / (double)tr->n_global;
+  for (int b0 = 0; b0 < rows; b0 += NHGD_PB_BLOCK) {
+    const int nk = block_len(rows, b0);
+    NHGD_CHECK(net_reserve(n, nk));
+    const int32_t *y = tr->y_class + b0;
+    forward(n, theta, nk, v + (size_t)b0 * m, y, 0, NULL);
+    memcpy(n->D[n->L - 1], n->Z[n->L - 1], (size_t)C * nk * sizeof(double));
+    nhgd_softmax_residuals(C, nk, n->D[n->L - 1], y, NULL);
+    backward(n, theta, nk);
+    rop_pass(n, theta, u, nk, 0);
+    double *o = out + (size_t)b0 * m;
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, nk, o0, inv_n, u, in0, n->D[0], o0,
+                0.0, o, m);
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, nk, o0, inv_n, theta, in0, n->RD[0],
+                o0, 1.0, o, m);
+  }
+  return NHGD_OK;
+}
+
 /* Glorot-uniform weights, zero biases, from the counter-based generator keyed by (layer,
  * entry): the same network on any number of ranks. */
 static int mlp_init(const nhgd_problem *pb, double *theta, double *v) {
@@ -502,12 +540,15 @@ static int mlp_init(const nhgd_problem *pb, double *theta, double *v) {
   return NHGD_OK;
 }
 
-static void mlp_destroy(nhgd_problem *pb) {
-  nhgd_pb_ctx *ctx = pb->ctx;
+void nhgd_mlp_free(nhgd_pb_ctx *ctx) {
   if (ctx && ctx->net) {
     net_free_buffers(ctx->net);
     nhgd_free(&ctx->net);
   }
+}
+
+static void mlp_destroy(nhgd_problem *pb) {
+  nhgd_mlp_free(pb->ctx);
   nhgd_pb_destroy_ctx(pb);
 }
 
@@ -546,7 +587,9 @@ int nhgd_mlp_parse_hidden(const char *text, int *widths, int max, int *count) {
   return NHGD_OK;
 }
 
-static int setup(nhgd_problem *pb, int hpo) {
+/* form: 0 hyperclean, 1 hpo, 2 distill's inner model */
+static int setup(nhgd_problem *pb, int form) {
+  const int hpo = form == 1;
   nhgd_pb_ctx *ctx = pb->ctx;
   int widths[MLP_MAX_LAYERS - 1], nh = 0;
   NHGD_CHECK(nhgd_mlp_parse_hidden(ctx->hidden, widths, MLP_MAX_LAYERS - 1, &nh));
@@ -558,6 +601,7 @@ static int setup(nhgd_problem *pb, int hpo) {
   n->act = ctx->activation;
   n->gn = ctx->gauss_newton;
   n->hpo = hpo;
+  n->distill = form == 2;
   int64_t d = 0;
   for (int l = 0; l < n->L; ++l) {
     n->in[l] = (l == 0 ? pb->data->m : widths[l - 1]) + 1;
@@ -569,8 +613,8 @@ static int setup(nhgd_problem *pb, int hpo) {
     NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': --hidden %s gives %lld parameters, too many", pb->name,
               ctx->hidden, (long long)d);
   pb->d = d;
-  pb->p = hpo ? n->L : pb->data->train.n_global;
-  pb->v_per_sample = !hpo;
+  pb->p = hpo ? n->L : pb->data->train.n_global * (n->distill ? pb->data->m : 1);
+  pb->v_per_sample = hpo ? 0 : n->distill ? pb->data->m : 1;
   pb->hess_rank = 0; /* no per-sample PSD factor: the Hessian of a network is indefinite */
   pb->is_classifier = 1;
   pb->init = mlp_init;
@@ -581,7 +625,7 @@ static int setup(nhgd_problem *pb, int hpo) {
   pb->reg = mlp_reg;
   pb->eval = mlp_eval;
   pb->outer_grad_v = NULL;
-  pb->cross = mlp_cross;
+  pb->cross = n->distill ? mlp_distill_cross : mlp_cross;
   pb->n_layers = n->L;
   pb->layer_in = n->in;
   pb->layer_out = n->out;
@@ -595,4 +639,8 @@ int nhgd_problem_setup_mlp_hyperclean(nhgd_problem *pb) {
 
 int nhgd_problem_setup_mlp_hpo(nhgd_problem *pb) {
   return setup(pb, 1);
+}
+
+int nhgd_problem_setup_mlp_distill(nhgd_problem *pb) {
+  return setup(pb, 2);
 }

@@ -19,6 +19,7 @@ void nhgd_problem_params_default(nhgd_problem_params *pp) {
   pp->init_seed = 0;
   pp->gauss_newton = 0;
   pp->distill_per_class = 1;
+  pp->distill_mlp = 0;
 }
 
 /* The problem block of the run options: which problem, and its parameters. */
@@ -27,6 +28,7 @@ typedef struct problem_opts {
   nhgd_problem_params pp;
   char activation[8];
   char hvp[16];
+  char distill_model[8];
 } problem_opts;
 
 #define F(field) offsetof(problem_opts, field), sizeof(((problem_opts *)0)->field)
@@ -42,11 +44,17 @@ static const nhgd_option_spec problem_specs[] = {
     {"v-init", NHGD_OPT_REAL, F(pp.v_init), "0", -1e6, 1e6, NULL,
      "initial value of every entry of v", NHGD_OPT_TRAJECTORY},
     {"hidden", NHGD_OPT_STR, F(pp.hidden), "256", 1, 0, NULL,
-     "mlp-*: widths of the hidden layers, comma-separated (e.g. 256,128)", NHGD_OPT_TRAJECTORY},
+     "mlp-* and distill with the mlp model: widths of the hidden layers, comma-separated (e.g. "
+     "256,128)",
+     NHGD_OPT_TRAJECTORY},
     {"activation", NHGD_OPT_CHOICE, F(activation), "tanh", 1, 0, "tanh|relu",
      "mlp-*: activation of the hidden layers", NHGD_OPT_TRAJECTORY},
     {"distill-per-class", NHGD_OPT_I64, F(pp.distill_per_class), "1", 1, 1e9, NULL,
      "distill: synthetic images per class (the outer variable)", NHGD_OPT_TRAJECTORY},
+    {"distill-model", NHGD_OPT_CHOICE, F(distill_model), "linear", 1, 0, "linear|mlp",
+     "distill: the inner model trained on the synthetic images, a linear softmax or the network "
+     "of --hidden and --activation",
+     NHGD_OPT_TRAJECTORY},
     {"mlp-hvp", NHGD_OPT_CHOICE, F(hvp), "exact", 1, 0, "exact|gauss-newton",
      "mlp-*: Hessian-vector products (cg, neumann, soba, exact) by the exact R-operator or the "
      "Gauss-Newton product (positive semi-definite)",
@@ -58,7 +66,9 @@ static const nhgd_option_spec problem_specs[] = {
 static int problem_check(const void *block, const nhgd_options *all) {
   (void)all;
   const problem_opts *po = block;
-  if (strncmp(po->name, "mlp-", 4)) return NHGD_OK;
+  if (strncmp(po->name, "mlp-", 4) &&
+      (strcmp(po->name, "distill") || strcmp(po->distill_model, "mlp")))
+    return NHGD_OK;
   int widths[15], count;
   return nhgd_mlp_parse_hidden(po->pp.hidden, widths, 15, &count);
 }
@@ -167,6 +177,7 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   ctx->init_seed = pp->init_seed;
   ctx->gauss_newton = pp->gauss_newton != 0;
   ctx->distill_per_class = pp->distill_per_class;
+  ctx->distill_mlp = pp->distill_mlp != 0;
   ctx->s.m = data->m;
   ctx->s.C = data->task == NHGD_TASK_CLASSIFICATION ? data->n_classes : 1;
   pb->name = e->name;
@@ -292,6 +303,7 @@ int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *dat
   nhgd_problem_params pp = po->pp;
   pp.activation = strcmp(po->activation, "relu") ? NHGD_ACT_TANH : NHGD_ACT_RELU;
   pp.gauss_newton = !strcmp(po->hvp, "gauss-newton");
+  pp.distill_mlp = !strcmp(po->distill_model, "mlp");
   /* The network's initialisation follows the run's seed. */
   int64_t seed = 0;
   if (!nhgd_options_get_int(o, "seed", &seed)) pp.init_seed = (uint64_t)seed;

@@ -22,7 +22,7 @@ run() { # ranks args...
 base=(run --data d.h5 --outer-steps 4 --inner-steps 7 --batch 16 --inner-lr 0.5 --log-level 1)
 other=$((np == 1 ? 2 : 1))
 for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-grid mlp-soba distill-kfac \
-  distill-neumann; do
+  distill-neumann distill-mlp; do
   halts="3 10"
   case $case in
   mlp-kfac) cfg=(--problem mlp-hyperclean --hidden 5,4 --estimator nhgd --efim-route kfac) ;;
@@ -40,6 +40,8 @@ for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-grid mlp-soba 
     halts="3 7 10" ;;
   mlp-soba) cfg=(--problem mlp-hyperclean --hidden 4 --activation relu --estimator soba) ;;
   distill-kfac) cfg=(--problem distill --distill-per-class 2 --estimator nhgd) ;;
+  distill-mlp) cfg=(--problem distill --distill-per-class 2 --distill-model mlp --hidden 4
+    --estimator nhgd) ;;
   distill-neumann) cfg=(--problem distill --distill-per-class 3 --estimator neumann --warm-start 0) ;;
   esac
   stop_resume "$np" "$other" "$case" "$halts" "${cfg[@]}"

@@ -77,15 +77,14 @@ expect 2 "option --hidden '8,': the list ends with a comma" -- run --problem mlp
 expect 2 "option --activation (command line): 'sigmoid' is not one of" -- run \
   --problem mlp-hpo --activation sigmoid
 expect 2 "option --mlp-hvp (command line): 'fisher' is not one of" -- run --mlp-hvp fisher
-expect 1 "--kfac-layout distributed is for linear models" -- run --data cls.h5 \
-  --problem mlp-hyperclean --hidden 4 --efim-route kfac --kfac-layout distributed $small \
-  --output o.h5
 expect 1 "option --distill-per-class 5: 15 synthetic images are more than the 10 training rows" \
   -- run --data cls10.h5 --problem distill --distill-per-class 5 $small --output o.h5
 expect 2 "option --distill-per-class (command line): value 0 is outside the range" -- run \
   --problem distill --distill-per-class 0
 expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- run --data cls.h5 \
   --problem mlp-hyperclean --hidden 1000 --estimator exact $small --output o.h5
+expect 2 "option --hidden '0,4': every width must be a whole number" -- run --problem distill \
+  --distill-model mlp --hidden 0,4
 expect 2 "option --kfac-refresh (command line): value 0 is outside the range" -- run --kfac-refresh 0
 expect 2 "option --kfac-refresh 3: only the kfac route of a network reuses its factors, and problem \
 hyperclean is not a network" -- run --data cls.h5 --problem hyperclean --kfac-refresh 3

@@ -32,7 +32,8 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "mlp-hyperclean logistic.h5 exact --inner-lr 0.5 --hidden 4 --mlp-hvp gauss-newton" \
   "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton" \
   "distill logistic.h5 nhgd --inner-lr 0.5 --distill-per-class 2 --clean-reg 0.05" \
-  "distill logistic.h5 soba --inner-lr 0.5 --distill-per-class 3 --warm-start 0"; do
+  "distill logistic.h5 soba --inner-lr 0.5 --distill-per-class 3 --warm-start 0" \
+  "distill logistic.h5 nhgd --inner-lr 0.5 --distill-per-class 2 --distill-model mlp --hidden 4"; do
   set -- $case
   problem=$1 data=$2 estimator=$3
   shift 3

@@ -1,7 +1,8 @@
-/* Unit tests of the distill problem: its view of the data (synthetic rows as the training
- * split with fixed labels, the real training split as validation), the initialisation, and
- * the gradient, Hessian-vector product and cross term J^T u (in the pixels of the synthetic
- * images) against central finite differences; the errors of a bad image count. */
+/* Unit tests of the distill problem, with the linear softmax and with a network (3-2 tanh) as
+ * the inner model: its view of the data (synthetic rows as the training split with fixed
+ * labels, the real training split as validation), the initialisation, and the gradient,
+ * Hessian-vector product and cross term J^T u (in the pixels of the synthetic images) against
+ * central finite differences; the errors of a bad image count. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +29,7 @@ typedef pb_fx fx;
 static const int rows[] = {0, 4, 4, 8, 2, 7, 1};
 #define NB ((int)(sizeof rows / sizeof rows[0]))
 static int all[NSYN];
+static int net_model; /* the group under test: 1 with the mlp inner model */
 
 static int setup(void **state) {
   fx *f = calloc(1, sizeof *f);
@@ -38,6 +40,8 @@ static int setup(void **state) {
   pp.clean_reg = 0.05;
   pp.distill_per_class = PER;
   pp.init_seed = 5;
+  pp.distill_mlp = net_model;
+  snprintf(pp.hidden, sizeof pp.hidden, "3,2");
   if (nhgd_problem_create("distill", &f->data, &pp, &f->pb)) {
     fprintf(stderr, "create: %s\n", nhgd_error_message());
     return -1;
@@ -73,7 +77,8 @@ static void test_view(void **state) {
   assert_ptr_equal(pb->data->test.X, f->data.test.X);
   assert_int_equal(pb->v_per_sample, M);
   assert_int_equal(pb->p, NSYN * M);
-  assert_int_equal(pb->d, M * NCLASS);
+  assert_int_equal(pb->d, net_model ? (M + 1) * 3 + 4 * 2 + 3 * NCLASS : M * NCLASS);
+  assert_int_equal(pb->n_layers, net_model ? 3 : 0);
   /* The images are noise around --v-init, the same at every call. */
   double *t = vec(f->d), *v = vec(f->nv);
   assert_int_equal(pb->init(pb, t, v), 0);
@@ -174,6 +179,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(test_cross_fd), cmocka_unit_test(test_outer_split)};
   const struct CMUnitTest e[] = {cmocka_unit_test(test_errors)};
   int rc = cmocka_run_group_tests_name("distill", t, setup, teardown);
+  net_model = 1;
+  rc |= cmocka_run_group_tests_name("distill with the mlp model", t, setup, teardown);
   rc |= cmocka_run_group_tests_name("distill errors", e, NULL, NULL);
   MPI_Finalize();
   return rc;
