@@ -282,6 +282,26 @@ static void prune(nhgd_ckpt *c) {
   free(pos);
 }
 
+/* Rank 0: LATEST names checkpoint pos (pos < 0: there is none). */
+static void write_latest(nhgd_ckpt *c, int64_t pos) {
+  char latest[4200], ltmp[4200];
+  snprintf(latest, sizeof latest, "%s/LATEST", c->dir);
+  snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", c->dir);
+  if (pos < 0) {
+    remove(latest);
+    return;
+  }
+  FILE *lf = fopen(ltmp, "w");
+  if (lf) {
+    /* LATEST is a hint for people; restart lists the folder itself. */
+    int ok = fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos) > 0;
+    if (fclose(lf) == 0 && ok)
+      rename(ltmp, latest);
+    else
+      remove(ltmp);
+  }
+}
+
 /* Rank 0: publish the closed file tmp as path with its checksum (see the top of the file). */
 static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path) {
   char crc[4200], crctmp[4200];
@@ -311,18 +331,7 @@ static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path)
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: rename failed (%s)", path, strerror(e));
   }
   sync_path(c->dir);
-  char latest[4200], ltmp[4200];
-  snprintf(latest, sizeof latest, "%s/LATEST", c->dir);
-  snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", c->dir);
-  FILE *lf = fopen(ltmp, "w");
-  if (lf) {
-    /* LATEST is a hint for people; restart lists the folder itself. */
-    int ok = fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos) > 0;
-    if (fclose(lf) == 0 && ok)
-      rename(ltmp, latest);
-    else
-      remove(ltmp);
-  }
+  write_latest(c, pos);
   sync_path(c->dir);
   prune(c);
   return NHGD_OK;
@@ -388,6 +397,37 @@ int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path
     return nhgd_error_trace(rc, __FILE__, __LINE__);
   }
   return NHGD_OK;
+}
+
+int nhgd_ckpt_discard_after(nhgd_ckpt *c, int64_t pos) {
+  int rc = NHGD_OK;
+  if (c->rank == 0) {
+    int64_t *list;
+    int n;
+    rc = list_checkpoints(c->dir, &list, &n);
+    int64_t newest = -1;
+    for (int i = 0; !rc && i < n; ++i) {
+      if (list[i] <= pos) {
+        if (newest < 0) newest = list[i];
+        continue;
+      }
+      char p[4200];
+      /* The checksum first: without it the data file is no checkpoint any more. */
+      ckpt_name(p, sizeof p, c->dir, list[i], ".crc32");
+      if (remove(p) && errno != ENOENT)
+        rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "cannot remove %s (%s)", p,
+                            strerror(errno));
+      sync_path(c->dir);
+      ckpt_name(p, sizeof p, c->dir, list[i], "");
+      remove(p);
+    }
+    if (!rc) {
+      write_latest(c, newest);
+      sync_path(c->dir);
+    }
+    free(list);
+  }
+  return nhgd_error_agree(c->comm, rc);
 }
 
 /* ---- finding and reading ---- */
