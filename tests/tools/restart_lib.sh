@@ -53,3 +53,25 @@ stop_resume() {
   expect_exit 0 $? "$label: resume on $other ranks"
   same_tol 1e-10 b.h5 "ref_$label.h5" "$label: stopped on $np ranks, finished on $other, within 1e-10"
 }
+
+# kill_tree PID: SIGKILL a launcher and all its descendants (Open MPI may put the ranks in
+# process groups of their own, so a group kill is not enough), reap it and wait until every
+# one of them is gone.
+kill_tree() {
+  local pids p alive
+  pids=$(_descendants "$1")
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null
+  wait "$1" 2>/dev/null
+  for _ in $(seq 1 100); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && return 0
+    sleep 0.05
+  done
+}
+_descendants() {
+  local p
+  echo "$1"
+  for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do _descendants "$p"; done
+}
