@@ -18,30 +18,9 @@ cfg=(run --data d.h5 --problem hyperclean --estimator nhgd --efim-route online
   --outer-steps 8 --inner-steps 10 --batch 32 --inner-lr 0.2 --log-level 1)
 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" --output ref.h5 \
   >ref.log 2>&1 || { echo "FAIL reference run"; exit 1; }
-killed=0
-for attempt in $(seq 1 60); do
-  $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" \
-    --output out.h5 --checkpoint-dir ck --checkpoint-every-inner 3 >>run.log 2>&1 &
-  pid=$!
-  if [ "$killed" -lt "$kills" ]; then
-    sleep "0.$((RANDOM % 9 + 1))$((RANDOM % 10))"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill_tree "$pid"
-      killed=$((killed + 1))
-      echo "kill $killed at attempt $attempt; checkpoints: $(ls ck 2>/dev/null | grep -c 'h5$'), leftovers: $(ls ck 2>/dev/null | grep -c 'tmp$')"
-      continue
-    fi
-  fi
-  wait "$pid"
-  rc=$?
-  if [ "$rc" -eq 0 ]; then
-    echo "run completed after $killed kills"
-    break
-  fi
-  echo "FAIL: a start after a kill exited $rc"
-  tail -5 run.log
-  exit 1
-done
+pick() { at="0.$((RANDOM % 9 + 1))$((RANDOM % 10))"; }
+chaos_loop "$kills" pick $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" \
+  --output out.h5 --checkpoint-dir ck --checkpoint-every-inner 3 || exit 1
 [ "$killed" -ge 3 ] || { echo "FAIL: only $killed kills landed (the run is too short)"; exit 1; }
 if grep -q "error" run.log; then
   echo "FAIL: errors in the restarted runs:"

@@ -17,37 +17,21 @@ RANDOM=$seed
 "$nhgd" data synth --kind ridge --features 300 --n-train 3000 --n-val 500 --n-test 100 \
   --output r.h5 >/dev/null || exit 1
 # d = 300 on the accumulate route (a 0.7 MiB matrix in every checkpoint inside an inner loop);
-# --inner-lr 2 diverges and is halved at outer step 2, so kills land before, during and after
+# --inner-lr 2 diverges and is halved at outer steps 1 and 5, so kills land before, during and after
 # the rollbacks as well as during checkpoint writes.
 cfg=(run --data r.h5 --problem ridge --estimator nhgd --efim-route accumulate --inner-steps 10
   --batch 64 --outer-steps 30 --inner-lr 2 --on-divergence halve --log-level 1)
 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" --output ref.h5 \
   >ref.log 2>&1 || { echo "FAIL reference run"; tail -3 ref.log; exit 1; }
 grep -q "rollback 1 of" ref.log || { echo "FAIL the reference run has no rollback"; exit 1; }
-killed=0
-for attempt in $(seq 1 40); do
-  $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" \
-    --output out.h5 --checkpoint-dir ck --checkpoint-every-inner 3 >>run.log 2>&1 &
-  pid=$!
-  if [ "$killed" -lt "$kills" ]; then
-    # 0.3 to 1.4 s after the launch: start-up, steps and writes; each start gets a little
-    # further, so that the kills are spread over the whole run.
-    at=$((RANDOM % 12 + 3))
-    sleep "$((at / 10)).$((at % 10))"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill_tree "$pid"
-      killed=$((killed + 1))
-      echo "kill $killed at ${at}/10 s; checkpoints: $(ls ck 2>/dev/null | grep -c 'h5$'), rollbacks logged so far: $(grep -c 'rollback [0-9]* of' run.log)"
-      continue
-    fi
-  fi
-  wait "$pid"
-  rc=$?
-  [ "$rc" -eq 0 ] && { echo "run completed after $killed kills"; break; }
-  echo "FAIL: a start after a kill exited $rc"
-  tail -5 run.log
-  exit 1
-done
+# 0.3 to 1.4 s after the launch: start-up, steps and writes; each start gets a little further,
+# so that the kills are spread over the whole run.
+pick() {
+  local tenths=$((RANDOM % 12 + 3))
+  at="$((tenths / 10)).$((tenths % 10))"
+}
+chaos_loop "$kills" pick $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" \
+  --output out.h5 --checkpoint-dir ck --checkpoint-every-inner 3 || exit 1
 [ "$killed" -ge 3 ] || { echo "FAIL: only $killed kills landed"; exit 1; }
 if grep -q "error" run.log; then
   echo "FAIL: errors in the restarted runs:"

@@ -75,3 +75,36 @@ _descendants() {
   echo "$1"
   for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do _descendants "$p"; done
 }
+
+# chaos_loop KILLS PICK CMD...: start CMD in the background again and again (output appended to
+# run.log, checkpoints expected in ck); while fewer than KILLS kills have landed, kill it
+# (kill_tree) $at seconds after its start, $at set by calling the function PICK (in this shell,
+# so that $RANDOM advances), else let it end. Returns 0 once a start ends with exit 0, 1 when
+# one fails; $killed counts the kills.
+chaos_loop() {
+  local kills=$1 pick=$2 pid rc attempt
+  shift 2
+  killed=0
+  for attempt in $(seq 1 60); do
+    "$@" >>run.log 2>&1 &
+    pid=$!
+    if [ "$killed" -lt "$kills" ]; then
+      $pick
+      sleep "$at"
+      if kill -0 "$pid" 2>/dev/null; then
+        kill_tree "$pid"
+        killed=$((killed + 1))
+        echo "kill $killed at attempt $attempt, ${at} s after the start; checkpoints: $(ls ck 2>/dev/null | grep -c 'h5$'), leftovers: $(ls ck 2>/dev/null | grep -c 'tmp$')"
+        continue
+      fi
+    fi
+    wait "$pid"
+    rc=$?
+    [ "$rc" -eq 0 ] && { echo "run completed after $killed kills"; return 0; }
+    echo "FAIL: a start after a kill exited $rc"
+    tail -5 run.log
+    return 1
+  done
+  echo "FAIL: not finished after 60 starts"
+  return 1
+}
