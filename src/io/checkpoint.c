@@ -515,7 +515,10 @@ static int open_groups(nhgd_ckpt *c, nhgd_ckpt_file *f, const nhgd_options *o) {
   return NHGD_OK;
 }
 
-int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out) {
+/* Open the checkpoint at path, or (image not NULL) the bytes of one in memory with HDF5's core
+ * driver (path then names it in messages). */
+static int open_file(nhgd_ckpt *c, const char *path, const void *image, size_t size,
+                     const nhgd_options *o, nhgd_ckpt_file **out) {
   nhgd_ckpt_file *f;
   *out = NULL;
   int rc = nhgd_calloc(&f, 1, sizeof *f, "checkpoint file");
@@ -526,7 +529,14 @@ int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_c
   snprintf(f->path, sizeof f->path, "%s", path);
   nhgd_h5_quiet();
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
+  if (image) {
+    /* HDF5 copies the image and never writes to it, but declares it non-const. */
+    void *bytes;
+    memcpy(&bytes, &image, sizeof bytes);
+    H5Pset_fapl_core(fapl, 1 << 16, 0);
+    H5Pset_file_image(fapl, bytes, size);
+  } else
+    H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
   f->f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   rc = f->f < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path) : 0;
@@ -541,6 +551,17 @@ int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_c
   }
   *out = f;
   return NHGD_OK;
+}
+
+int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out) {
+  return open_file(c, path, NULL, 0, o, out);
+}
+
+int nhgd_ckpt_open_image(nhgd_ckpt *c, const char *name, const void *image, size_t size,
+                         const nhgd_options *o, nhgd_ckpt_file **out) {
+  *out = NULL;
+  if (!image || !size) NHGD_FAIL(NHGD_ERR_DATA, "%s: an empty image is not a checkpoint", name);
+  return open_file(c, name, image, size, o, out);
 }
 
 nhgd_section *nhgd_ckpt_section(nhgd_ckpt *c, nhgd_ckpt_file *f, const char *group) {

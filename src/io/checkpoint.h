@@ -41,6 +41,10 @@ int nhgd_ckpt_find(nhgd_ckpt *c, const char *restart, int skip, char *path, size
 /* Collective: open a checkpoint for reading; refuses one written with other values of the
  * options that shape the trajectory (the error names the first). */
 int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out);
+/* Collective: the same on the bytes of a checkpoint file in memory (HDF5's core driver; meant
+ * for one process): name stands for the file in messages. The fuzz harness uses it. */
+int nhgd_ckpt_open_image(nhgd_ckpt *c, const char *name, const void *image, size_t size,
+                         const nhgd_options *o, nhgd_ckpt_file **out);
 /* The section of a part (group NULL: the root) in an open checkpoint. */
 nhgd_section *nhgd_ckpt_section(nhgd_ckpt *c, nhgd_ckpt_file *f, const char *group);
 /* Collective: load every part. */

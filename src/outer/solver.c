@@ -652,21 +652,28 @@ static int reset_state(nhgd_solver *s) {
  * --restart auto a checkpoint whose checksums hold but whose content is bad (a missing or
  * short dataset, a value out of range, a Fletcher32 mismatch) is skipped with a warning that
  * names it and what is wrong, for the next older one. */
+/* Collective: the estimator (from the checkpoint's section when file is not NULL) and the
+ * state of the checkpoint; file is closed. */
+static int start_from(nhgd_solver *s, nhgd_ckpt_file *file) {
+  int rc =
+      nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
+                            file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL, &s->est);
+  rc = nhgd_error_agree(s->comm, rc);
+  if (!rc && file) {
+    nhgd_timer_start(&s->timers, NHGD_T_IO);
+    rc = nhgd_ckpt_load(s->ckpt, file);
+    nhgd_timer_stop(&s->timers, NHGD_T_IO);
+  }
+  nhgd_ckpt_close(&file);
+  return rc;
+}
+
 static int resume_or_start(nhgd_solver *s) {
   const int fallback = !strcmp(s->opt->restart, "auto");
   for (int skip = 0;; ++skip) {
     nhgd_ckpt_file *file = NULL;
     if (s->opt->checkpoint_dir[0]) NHGD_CHECK(setup_checkpoints(s, skip, &file));
-    int rc =
-        nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
-                              file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL, &s->est);
-    rc = nhgd_error_agree(s->comm, rc);
-    if (!rc && file) {
-      nhgd_timer_start(&s->timers, NHGD_T_IO);
-      rc = nhgd_ckpt_load(s->ckpt, file);
-      nhgd_timer_stop(&s->timers, NHGD_T_IO);
-    }
-    nhgd_ckpt_close(&file);
+    int rc = start_from(s, file);
     if (!rc || !s->resume_path[0]) return rc;
     if (rc == NHGD_ERR_DATA || rc == NHGD_ERR_HDF5) nhgd_error_context("%s: ", s->resume_path);
     if (!fallback || (rc != NHGD_ERR_DATA && rc != NHGD_ERR_HDF5))
@@ -676,6 +683,29 @@ static int resume_or_start(nhgd_solver *s) {
     nhgd_estimator_destroy(&s->est);
     NHGD_CHECK(reset_state(s));
   }
+}
+
+int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size) {
+  if (!s->ckpt) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_solver_load_image needs --checkpoint-dir");
+  nhgd_estimator_destroy(&s->est);
+  NHGD_CHECK(reset_state(s));
+  snprintf(s->resume_path, sizeof s->resume_path, "checkpoint image");
+  nhgd_ckpt_file *file = NULL;
+  int rc = nhgd_ckpt_open_image(s->ckpt, s->resume_path, image, size, s->options, &file);
+  if (!rc) rc = start_from(s, file);
+  if (rc) {
+    /* Leave a usable solver behind: a fresh estimator over a fresh state. */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", nhgd_error_message());
+    nhgd_estimator_destroy(&s->est);
+    int again = reset_state(s);
+    if (!again)
+      again = nhgd_error_agree(
+          s->comm, nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx, NULL, &s->est));
+    if (again) return again;
+    nhgd_error_set(rc, __FILE__, __LINE__, "%s", msg);
+  }
+  return rc;
 }
 
 int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
