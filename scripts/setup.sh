@@ -11,7 +11,7 @@ packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev
   libscalapack-openmpi-dev libopenblas-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
   librandom123-dev libcmocka-dev dataset-fashion-mnist python3 python3-numpy python3-h5py)
 [[ $mode == bench* ]] && packages+=(python3-matplotlib)
-[[ $mode == test ]] && packages+=(clang libclang-rt-14-dev)
+[[ $mode == test ]] && packages+=(clang libclang-rt-14-dev slurmctld slurmd slurm-client munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -48,19 +48,45 @@ demo)
     --metrics run/hyperclean_fmnist.jsonl
   ;;
 test)
-  build build
-  (cd build && ctest --output-on-failure -j "$jobs" -LE "slow|slurm")
+  # Each stage's wall time is printed at the end (and as it ends).
+  times=()
+  stage() { # stage NAME COMMAND...: run it, record its seconds
+    local name=$1 t0=$SECONDS
+    shift
+    echo "setup: stage $name"
+    "$@"
+    times+=("$name $((SECONDS - t0)) s")
+    echo "setup: stage $name done in $((SECONDS - t0)) s"
+  }
+  in_dir() { # in_dir DIR COMMAND...
+    (cd "$1" && shift && "$@")
+  }
+  stage build build build
+  # Everything but slow, slurm and faults (those run in the fault build below).
+  stage tests in_dir build ctest --output-on-failure -j "$jobs" -LE "slow|slurm|faults"
+  # The fault tests (label faults) in a build with fault injection compiled in: the defects,
+  # a full disk, divergence and rollbacks, kill -9 chaos, and the injection sweep at 1, 2 and
+  # 4 ranks. The sweep tries at most NHGD_SWEEP_MAX values per kind and rank (8 here, 60 by
+  # default), shifted by the commit, so that successive commits cover different values.
+  sweep_seed=$((16#$(git rev-parse --short=6 HEAD 2>/dev/null || echo 0)))
+  stage faults-build build build-faults -DNHGD_FAULTS=ON -DNHGD_TEST_AREAS=faults \
+    -DNHGD_BUILD_BENCH=OFF
+  stage faults in_dir build-faults env NHGD_SWEEP_MAX="${NHGD_SWEEP_MAX:-8}" \
+    NHGD_SWEEP_SEED="${NHGD_SWEEP_SEED:-$sweep_seed}" ctest --output-on-failure -j "$jobs" -L faults
   # The fast tests again under AddressSanitizer and UndefinedBehaviorSanitizer. Open MPI's
   # own allocations at exit are reported as leaks, so leak detection is off.
-  build build-asan -DNHGD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
-    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -j "$jobs" -L fast)
-  # libFuzzer on the options-file parser and the LIBSVM and IDX importers, 20 s each from
-  # the committed seed corpora.
-  build build-fuzz -DCMAKE_C_COMPILER=clang -DNHGD_FUZZ=ON -DNHGD_TEST_AREAS=fuzz \
+  stage asan-build build build-asan -DNHGD_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+  stage asan in_dir build-asan env ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j "$jobs" -L fast
+  # libFuzzer on the options-file parser, the LIBSVM and IDX importers, the data-file reader
+  # and the checkpoint reader, 20 s each from the committed seed corpora.
+  stage fuzz-build build build-fuzz -DCMAKE_C_COMPILER=clang -DNHGD_FUZZ=ON -DNHGD_TEST_AREAS=fuzz \
     -DNHGD_BUILD_BENCH=OFF
-  (cd build-fuzz && ctest --output-on-failure -L fuzz)
+  stage fuzz in_dir build-fuzz ctest --output-on-failure -L fuzz
+  # SLURM: the tests start a real single-node cluster (scripts/slurm-local.sh) as a fixture and
+  # stop it after the last one; the slow time-limit test is left out.
+  stage slurm in_dir build ctest --output-on-failure -L slurm -LE slow
+  echo "setup: stage times: $(printf '%s; ' "${times[@]}")total $SECONDS s"
   ;;
 bench | bench-quick)
   build build

@@ -25,6 +25,17 @@ typedef struct nhgd_progress {
 /* Called on every rank after each outer step, with the same record everywhere. */
 typedef void (*nhgd_progress_fn)(const nhgd_progress *p, void *arg);
 
+/* One rollback of --on-divergence halve (the same record on every rank). */
+typedef struct nhgd_rollback {
+  int64_t step;       /* the outer step whose divergence it answers */
+  int64_t to_step;    /* the outer step the run continues from */
+  const char *option; /* the step size halved: "inner-lr" or "outer-lr" */
+  double old_value, new_value;
+} nhgd_rollback;
+
+/* Called on every rank after each rollback. */
+typedef void (*nhgd_rollback_fn)(const nhgd_rollback *r, void *arg);
+
 /* Collective over comm, which must have the same ranks in the same order as the
  * communicator the data was loaded on (the solver works on a duplicate of it). Copies the
  * options (from nhgd_options_create_run), binds the data and problem (not owned: keep them
@@ -59,6 +70,11 @@ NHGD_API int nhgd_solver_resumed(const nhgd_solver *s);
 
 /* Not collective: call fn(record, arg) after every outer step (NULL: none). */
 NHGD_API void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg);
+
+/* Not collective: call fn(rollback, arg) after every rollback of --on-divergence halve (NULL:
+ * none). The records of the outer steps taken again are reported to the progress callback
+ * again. */
+NHGD_API void nhgd_solver_set_rollback(nhgd_solver *s, nhgd_rollback_fn fn, void *arg);
 
 /* Async-signal-safe, not collective: ask the running solver to write a checkpoint at its
  * next inner step and return NHGD_STOPPED (only with --checkpoint-dir; any rank's request

@@ -73,6 +73,17 @@ static void write_metrics_line(const nhgd_progress *r, void *arg) {
   fflush(f);
 }
 
+/* A rollback of --on-divergence halve; the outer steps taken again follow with lines of
+ * their own. */
+static void write_metrics_rollback(const nhgd_rollback *r, void *arg) {
+  FILE *f = arg;
+  fprintf(f,
+          "{\"rollback\": {\"outer_step\": %lld, \"to_outer_step\": %lld, \"lr\": \"%s\", "
+          "\"old\": %.17g, \"new\": %.17g}}\n",
+          (long long)r->step, (long long)r->to_step, r->option, r->old_value, r->new_value);
+  fflush(f);
+}
+
 /* Collective (the timing table is reduced over the ranks); rank 0 writes. */
 static int write_metrics_timing(nhgd_solver *s, FILE *f) {
   int n = 0;
@@ -205,7 +216,10 @@ static int solve(const char *cmd, int argc, char **argv) {
                           co->metrics, strerror(errno));
   }
   if (s) rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
-  if (!rc && metrics) nhgd_solver_set_progress(s, write_metrics_line, metrics);
+  if (!rc && metrics) {
+    nhgd_solver_set_progress(s, write_metrics_line, metrics);
+    nhgd_solver_set_rollback(s, write_metrics_rollback, metrics);
+  }
   if (!rc) rc = !strcmp(cmd, "run") ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
   /* Stopped on request after a checkpoint: still write what has been done so far. */
   const int stopped = rc == NHGD_STOPPED;

@@ -497,8 +497,7 @@ static int bcmat_io(nhgd_bcmat *A, hid_t loc, const char *name, int write) {
                  (unsigned long long)have[0], (unsigned long long)have[1], A->n, A->n);
   }
   NHGD_TRY(rc, select_local(A, fs, ms), done);
-  NHGD_H5_TRY(rc, xp = H5Pcreate(H5P_DATASET_XFER), done, "transfer properties");
-  H5Pset_dxpl_mpio(xp, H5FD_MPIO_COLLECTIVE);
+  NHGD_H5_TRY(rc, xp = nhgd_h5_xfer(ds), done, "transfer properties");
   if (write)
     NHGD_H5_TRY(rc, H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, A->a), done,
                 "cannot write dataset %s", name);

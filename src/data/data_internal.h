@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nhgd/data.h"
+
 /* Values of the root attributes format and format_version written by every writer. */
 #define NHGD_DATA_FORMAT "nhgd-data"
 #define NHGD_DATA_FORMAT_VERSION 1
@@ -13,6 +15,16 @@
 /* Copy the innermost message of HDF5's current error stack into buf ("" if none). Call it
  * right after the failing HDF5 call: the next API call clears the stack. Not collective. */
 void nhgd_data_h5_detail(char *buf, size_t len);
+
+/* Collective: nhgd_data_load on the bytes of an HDF5 file in memory (HDF5's core driver,
+ * nothing written back; meant for one process, e.g. MPI_COMM_SELF): name stands for the file
+ * in messages and in the data's path. The fuzz harness of the reader uses it. */
+int nhgd_data_load_image(MPI_Comm comm, const char *name, const void *image, size_t size,
+                         nhgd_data **out);
+
+/* Bytes a dense split may take: MemAvailable, or NHGD_MAX_DENSE_MB when set lower (the fuzz
+ * harnesses set it to their own allocation limit). */
+double nhgd_data_dense_limit(void);
 
 /* ---- One split held in memory by a writer ---- */
 

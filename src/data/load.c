@@ -196,6 +196,45 @@ static int open_dataset(loader *L, hid_t group, const char *name, const char *fu
   return NHGD_OK;
 }
 
+/* The stored bytes of a dataset must hold every value its shape claims: HDF5 1.10 reads past
+ * its own buffers when a damaged file says otherwise. Compact and contiguous data: at least
+ * the whole size (or nothing stored: fill values); chunked without filters: every stored chunk
+ * of the full chunk size (with filters the pipeline checks the sizes itself). */
+static int check_storage(loader *L, hid_t dset, hid_t space, hid_t type, const char *full) {
+  hid_t dcpl = H5Dget_create_plist(dset);
+  if (dcpl < 0) NHGD_FAIL(NHGD_ERR_HDF5, "%s: cannot read the layout of %s", L->path, full);
+  const H5D_layout_t layout = H5Pget_layout(dcpl);
+  const int filters = H5Pget_nfilters(dcpl);
+  hsize_t cdims[H5S_MAX_RANK];
+  const int crank = layout == H5D_CHUNKED ? H5Pget_chunk(dcpl, H5S_MAX_RANK, cdims) : 0;
+  H5Pclose(dcpl);
+  const double tsize = (double)H5Tget_size(type);
+  if (filters != 0) return NHGD_OK;
+  if (layout == H5D_COMPACT || layout == H5D_CONTIGUOUS) {
+    const double want = (double)H5Sget_simple_extent_npoints(space) * tsize;
+    const double have = (double)H5Dget_storage_size(dset);
+    if (have > 0 && have < want)
+      NHGD_FAIL(NHGD_ERR_DATA, "%s: %s holds %.0f bytes but its shape needs %.0f (damaged file)",
+                L->path, full, have, want);
+    return NHGD_OK;
+  }
+  if (layout != H5D_CHUNKED) return NHGD_OK;
+  double chunk = tsize;
+  for (int i = 0; i < crank; ++i)
+    chunk *= (double)cdims[i];
+  hsize_t n = 0;
+  if (crank <= 0 || H5Dget_num_chunks(dset, space, &n) < 0)
+    NHGD_FAIL(NHGD_ERR_DATA, "%s: cannot read the chunks of %s (damaged file)", L->path, full);
+  for (hsize_t i = 0; i < n; ++i) {
+    hsize_t size = 0;
+    if (H5Dget_chunk_info(dset, space, i, NULL, NULL, NULL, &size) < 0 || (double)size != chunk)
+      NHGD_FAIL(NHGD_ERR_DATA,
+                "%s: %s: chunk %llu holds %llu bytes, not the %.0f of a chunk (damaged file)",
+                L->path, full, (unsigned long long)i, (unsigned long long)size, chunk);
+  }
+  return NHGD_OK;
+}
+
 /* Rank, dimensions and type class of an open dataset; tname receives the type's name. */
 static int dataset_shape(loader *L, hid_t dset, const char *full, int *ndims, hsize_t dims[2],
                          H5T_class_t *cls, char *tname, size_t tlen) {
@@ -210,6 +249,7 @@ static int dataset_shape(loader *L, hid_t dset, const char *full, int *ndims, hs
   if (*ndims >= 1 && *ndims <= 2) H5Sget_simple_extent_dims(space, dims, NULL);
   *cls = H5Tget_class(type);
   type_name(type, tname, tlen);
+  rc = check_storage(L, dset, space, type, full);
 done:
   if (type >= 0) H5Tclose(type);
   if (space >= 0) H5Sclose(space);
@@ -302,6 +342,14 @@ static int alloc_split(loader *L, int s) {
   sp->lo = lo;
   sp->n_local = (int)n;
   sp->m = d->m;
+  /* Dimensions come from the file: refuse what cannot be held before allocating it. */
+  const double need = 8.0 * (double)n * (double)d->m, limit = nhgd_data_dense_limit();
+  if (need > limit)
+    NHGD_FAIL(NHGD_ERR_MEM,
+              "%s: /%s/X: this rank's %lld rows x %d features need %.1f GiB, more than the %.1f "
+              "GiB available (use more ranks)",
+              L->path, split_name[s], (long long)n, d->m, need / 1073741824.0,
+              limit / 1073741824.0);
   NHGD_CHECK(nhgd_calloc(&sp->X, (size_t)n * (size_t)d->m, sizeof(double), "local rows of X"));
   if (d->task == NHGD_TASK_CLASSIFICATION) {
     NHGD_CHECK(nhgd_calloc(&sp->y_class, (size_t)n, sizeof(int32_t), "local labels"));
@@ -401,7 +449,29 @@ static void close_all(loader *L) {
   }
 }
 
-int nhgd_data_load(MPI_Comm comm, const char *path, nhgd_data **out) {
+/* The file access list of a load: MPI-IO on the file at path, or HDF5's core driver on the
+ * bytes of an image (nothing written back). */
+static int access_list(const loader *L, const void *image, size_t size, hid_t *fapl) {
+  *fapl = H5Pcreate(H5P_FILE_ACCESS);
+  int bad = *fapl < 0;
+  if (!bad && image) {
+    /* HDF5 copies the image and never writes to it, but declares it non-const. */
+    void *bytes;
+    memcpy(&bytes, &image, sizeof bytes);
+    bad = H5Pset_fapl_core(*fapl, 1 << 16, 0) < 0 || H5Pset_file_image(*fapl, bytes, size) < 0;
+  }
+  /* Collective metadata reads: one rank reads each object header and broadcasts it, instead
+   * of every rank hitting the file system for the same bytes. This is safe because every
+   * rank makes the same metadata calls (see the top of this file). */
+  else if (!bad)
+    bad = H5Pset_fapl_mpio(*fapl, L->d->comm, MPI_INFO_NULL) < 0 ||
+          H5Pset_all_coll_metadata_ops(*fapl, 1) < 0;
+  if (bad)
+    NHGD_FAIL(NHGD_ERR_HDF5, "%s: cannot set up %s access", L->path, image ? "core" : "MPI-IO");
+  return NHGD_OK;
+}
+
+static int load(MPI_Comm comm, const char *path, const void *image, size_t size, nhgd_data **out) {
   if (!out) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_data_load: out is NULL");
   *out = NULL;
   if (!path || !path[0]) NHGD_FAIL(NHGD_ERR_ARG, "no data file given");
@@ -431,19 +501,14 @@ int nhgd_data_load(MPI_Comm comm, const char *path, nhgd_data **out) {
     L.s[s] = (split_files){.group = H5I_INVALID_HID, .X = H5I_INVALID_HID, .y = H5I_INVALID_HID};
   hid_t fapl = H5I_INVALID_HID, dxpl = H5I_INVALID_HID;
 
-  rc = d->rank == 0 ? precheck(path) : NHGD_OK;
+  rc = d->rank == 0 && !image ? precheck(path) : NHGD_OK;
   NHGD_TRY(rc, nhgd_error_agree(d->comm, rc), done);
 
-  fapl = H5Pcreate(H5P_FILE_ACCESS);
+  rc = access_list(&L, image, size, &fapl);
   dxpl = H5Pcreate(H5P_DATASET_XFER);
-  /* Collective metadata reads: one rank reads each object header and broadcasts it, instead
-   * of every rank hitting the file system for the same bytes. This is safe because every
-   * rank makes the same metadata calls (see the top of this file). */
-  if (fapl < 0 || dxpl < 0 || H5Pset_fapl_mpio(fapl, d->comm, MPI_INFO_NULL) < 0 ||
-      H5Pset_all_coll_metadata_ops(fapl, 1) < 0 ||
-      H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+  if (!rc && (dxpl < 0 || (!image && H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0))) {
     rc = nhgd_error_set(NHGD_ERR_HDF5, __FILE__, __LINE__, "%s: cannot set up MPI-IO access", path);
-  } else {
+  } else if (!rc) {
     L.file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     if (L.file < 0) {
       char detail[512];
@@ -490,6 +555,16 @@ done:
   }
   *out = d;
   return NHGD_OK;
+}
+
+int nhgd_data_load(MPI_Comm comm, const char *path, nhgd_data **out) {
+  return load(comm, path, NULL, 0, out);
+}
+
+int nhgd_data_load_image(MPI_Comm comm, const char *name, const void *image, size_t size,
+                         nhgd_data **out) {
+  if (!image || !size) NHGD_FAIL(NHGD_ERR_DATA, "%s: an empty image is not an HDF5 file", name);
+  return load(comm, name, image, size, out);
 }
 
 void nhgd_data_destroy(nhgd_data **data) {

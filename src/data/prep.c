@@ -8,9 +8,7 @@
 
 #include "core/util.h"
 
-/* Bytes a dense split may take: MemAvailable, or NHGD_MAX_DENSE_MB when set lower (the fuzz
- * harnesses set it to their own allocation limit). */
-static double dense_limit(void) {
+double nhgd_data_dense_limit(void) {
   double avail = nhgd_mem_available();
   if (avail <= 0.0) avail = INFINITY;
   const char *env = getenv("NHGD_MAX_DENSE_MB");
@@ -28,7 +26,7 @@ int nhgd_wsplit_alloc(nhgd_wsplit *s, int64_t n, int m, int classification, cons
     NHGD_FAIL(NHGD_ERR_MEM, "%s: %lld x %d features do not fit in memory", what, (long long)n, m);
   /* A sparse input densifies to n x m: refuse before allocating what cannot be held (a
    * stray feature index of 10^9 in a LIBSVM file, say). */
-  const double need = 8.0 * (double)n * (double)m, limit = dense_limit();
+  const double need = 8.0 * (double)n * (double)m, limit = nhgd_data_dense_limit();
   if (need > limit)
     NHGD_FAIL(NHGD_ERR_MEM,
               "%s: %lld rows x %d features need %.1f GiB as a dense matrix, more than the %.1f GiB "

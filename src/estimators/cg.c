@@ -129,7 +129,8 @@ static int cg_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
 
 static int cg_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   cg_state *s;
-  NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "cg estimator"));
+  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "cg estimator")));
   est->state = s;
   est->destroy = cg_destroy;
   est->begin = cg_begin;

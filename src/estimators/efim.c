@@ -44,11 +44,15 @@ int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes) {
 /* DGEMM rate of one rank, agreed (minimum) over ranks so all make the same choice. */
 static int calibrate(MPI_Comm comm, double *rate) {
   const int n = 384;
-  double *a, *c;
-  NHGD_CHECK(nhgd_calloc(&a, (size_t)n * n, sizeof(double), "calibration"));
-  int rc = nhgd_calloc(&c, (size_t)n * n, sizeof(double), "calibration");
+  double *a = NULL, *c = NULL;
+  int rc = nhgd_calloc(&a, (size_t)n * n, sizeof(double), "calibration");
+  if (!rc) rc = nhgd_calloc(&c, (size_t)n * n, sizeof(double), "calibration");
+  /* Agreed: a rank that failed here must not meet the others' allreduce below with its
+   * agreement on the failure (the fault sweep found that hang at 2 ranks). */
+  rc = nhgd_error_agree(comm, rc);
   if (rc) {
     nhgd_free(&a);
+    nhgd_free(&c);
     return rc;
   }
   for (int i = 0; i < n * n; ++i)

@@ -170,7 +170,8 @@ static int exact_solve(nhgd_estimator *est, const double *theta, const double *g
 
 static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   exact_state *s;
-  NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "exact estimator"));
+  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "exact estimator")));
   est->state = s;
   est->destroy = exact_destroy;
   est->solve = exact_solve;

@@ -100,7 +100,8 @@ static int neumann_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
 
 static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   neumann_state *s;
-  NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "neumann estimator"));
+  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "neumann estimator")));
   est->state = s;
   est->destroy = neumann_destroy;
   est->solve = neumann_solve;

@@ -741,7 +741,8 @@ static int init_damping(nhgd_state *s, nhgd_est_ctx *c, const char **refusal) {
 
 static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   nhgd_state *s;
-  NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator"));
+  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator")));
   est->state = s;
   est->destroy = nhgd_destroy;
   est->begin = nhgd_begin;

@@ -134,7 +134,8 @@ static int soba_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
 
 static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   soba_state *s;
-  NHGD_CHECK(nhgd_calloc(&s, 1, sizeof *s, "soba estimator"));
+  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "soba estimator")));
   est->state = s;
   est->destroy = soba_destroy;
   est->begin = soba_begin;

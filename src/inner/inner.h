@@ -40,8 +40,10 @@ typedef struct nhgd_inner {
   double *scratch;                        /* d + 4 */
   int *rows;                              /* local rows of the current batch */
   double last_loss;                       /* mean minibatch loss of the last step */
+  double first_loss;                      /* and of the first step of this inner loop */
   double *samples;                        /* work counter: per-sample gradients are added */
   int64_t steps_run;                      /* inner steps taken by this process */
+  int64_t diverged; /* 1 + the step where theta stopped being finite (the loop failed); 0 */
 } nhgd_inner;
 
 /* What the caller is told when the loop returns. */

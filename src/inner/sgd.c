@@ -96,6 +96,7 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
     for (int64_t j = 0; j < d; ++j)
       g[j] *= invB;
     loss_acc = g[d] * invB;
+    if (t == 0) in->first_loss = loss_acc;
     NHGD_CHECK(pb->reg(pb, in->theta, in->v, NULL, g, NULL));
     const double lr = nhgd_inner_lr(in->opt, t, T);
     int finite = 1;
@@ -108,6 +109,7 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
         in->theta_sum[j] += in->theta[j];
     nhgd_timer_stop(in->timers, NHGD_T_INNER_GRAD);
     /* theta is replicated and identical everywhere, so every rank reaches the same verdict. */
+    in->diverged = finite ? 0 : t + 1;
     if (!finite)
       NHGD_FAIL(NHGD_ERR_NUMERIC,
                 "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): "

@@ -282,6 +282,26 @@ static void prune(nhgd_ckpt *c) {
   free(pos);
 }
 
+/* Rank 0: LATEST names checkpoint pos (pos < 0: there is none). */
+static void write_latest(nhgd_ckpt *c, int64_t pos) {
+  char latest[4200], ltmp[4200];
+  snprintf(latest, sizeof latest, "%s/LATEST", c->dir);
+  snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", c->dir);
+  if (pos < 0) {
+    remove(latest);
+    return;
+  }
+  FILE *lf = fopen(ltmp, "w");
+  if (lf) {
+    /* LATEST is a hint for people; restart lists the folder itself. */
+    int ok = fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos) > 0;
+    if (fclose(lf) == 0 && ok)
+      rename(ltmp, latest);
+    else
+      remove(ltmp);
+  }
+}
+
 /* Rank 0: publish the closed file tmp as path with its checksum (see the top of the file). */
 static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path) {
   char crc[4200], crctmp[4200];
@@ -311,18 +331,7 @@ static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path)
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: rename failed (%s)", path, strerror(e));
   }
   sync_path(c->dir);
-  char latest[4200], ltmp[4200];
-  snprintf(latest, sizeof latest, "%s/LATEST", c->dir);
-  snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", c->dir);
-  FILE *lf = fopen(ltmp, "w");
-  if (lf) {
-    /* LATEST is a hint for people; restart lists the folder itself. */
-    int ok = fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos) > 0;
-    if (fclose(lf) == 0 && ok)
-      rename(ltmp, latest);
-    else
-      remove(ltmp);
-  }
+  write_latest(c, pos);
   sync_path(c->dir);
   prune(c);
   return NHGD_OK;
@@ -388,6 +397,37 @@ int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path
     return nhgd_error_trace(rc, __FILE__, __LINE__);
   }
   return NHGD_OK;
+}
+
+int nhgd_ckpt_discard_after(nhgd_ckpt *c, int64_t pos) {
+  int rc = NHGD_OK;
+  if (c->rank == 0) {
+    int64_t *list;
+    int n;
+    rc = list_checkpoints(c->dir, &list, &n);
+    int64_t newest = -1;
+    for (int i = 0; !rc && i < n; ++i) {
+      if (list[i] <= pos) {
+        if (newest < 0) newest = list[i];
+        continue;
+      }
+      char p[4200];
+      /* The checksum first: without it the data file is no checkpoint any more. */
+      ckpt_name(p, sizeof p, c->dir, list[i], ".crc32");
+      if (remove(p) && errno != ENOENT)
+        rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "cannot remove %s (%s)", p,
+                            strerror(errno));
+      sync_path(c->dir);
+      ckpt_name(p, sizeof p, c->dir, list[i], "");
+      remove(p);
+    }
+    if (!rc) {
+      write_latest(c, newest);
+      sync_path(c->dir);
+    }
+    free(list);
+  }
+  return nhgd_error_agree(c->comm, rc);
 }
 
 /* ---- finding and reading ---- */
@@ -475,7 +515,10 @@ static int open_groups(nhgd_ckpt *c, nhgd_ckpt_file *f, const nhgd_options *o) {
   return NHGD_OK;
 }
 
-int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out) {
+/* Open the checkpoint at path, or (image not NULL) the bytes of one in memory with HDF5's core
+ * driver (path then names it in messages). */
+static int open_file(nhgd_ckpt *c, const char *path, const void *image, size_t size,
+                     const nhgd_options *o, nhgd_ckpt_file **out) {
   nhgd_ckpt_file *f;
   *out = NULL;
   int rc = nhgd_calloc(&f, 1, sizeof *f, "checkpoint file");
@@ -486,7 +529,14 @@ int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_c
   snprintf(f->path, sizeof f->path, "%s", path);
   nhgd_h5_quiet();
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-  H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
+  if (image) {
+    /* HDF5 copies the image and never writes to it, but declares it non-const. */
+    void *bytes;
+    memcpy(&bytes, &image, sizeof bytes);
+    H5Pset_fapl_core(fapl, 1 << 16, 0);
+    H5Pset_file_image(fapl, bytes, size);
+  } else
+    H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
   f->f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
   rc = f->f < 0 ? nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "%s: cannot open", path) : 0;
@@ -501,6 +551,17 @@ int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_c
   }
   *out = f;
   return NHGD_OK;
+}
+
+int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out) {
+  return open_file(c, path, NULL, 0, o, out);
+}
+
+int nhgd_ckpt_open_image(nhgd_ckpt *c, const char *name, const void *image, size_t size,
+                         const nhgd_options *o, nhgd_ckpt_file **out) {
+  *out = NULL;
+  if (!image || !size) NHGD_FAIL(NHGD_ERR_DATA, "%s: an empty image is not a checkpoint", name);
+  return open_file(c, name, image, size, o, out);
 }
 
 nhgd_section *nhgd_ckpt_section(nhgd_ckpt *c, nhgd_ckpt_file *f, const char *group) {

@@ -11,7 +11,9 @@
 #include "io/section.h"
 #include "nhgd/options.h"
 
-#define NHGD_CHECKPOINT_FORMAT_VERSION 3 /* 2: work counter "samples"; 3: data digest */
+#define NHGD_CHECKPOINT_FORMAT_VERSION                                                             \
+  4 /* 2: work counter "samples"; 3: data digest; 4: step                                          \
+     * sizes in use, rollbacks */
 
 typedef struct nhgd_ckpt nhgd_ckpt;
 typedef struct nhgd_ckpt_file nhgd_ckpt_file;
@@ -29,6 +31,9 @@ int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_sa
 /* Collective: write checkpoint number pos (its path is returned): every part, and every
  * option of o under /config. */
 int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len);
+/* Collective: unpublish and remove every checkpoint after position pos (those of steps a
+ * rollback undid); LATEST then names the newest left. */
+int nhgd_ckpt_discard_after(nhgd_ckpt *c, int64_t pos);
 /* Collective: the checkpoint to continue from per restart (auto | never | a path; "" if
  * none), skipping damaged ones with a warning, and with auto also the newest skip ones that
  * verify (their content was found bad on loading). */
@@ -36,6 +41,10 @@ int nhgd_ckpt_find(nhgd_ckpt *c, const char *restart, int skip, char *path, size
 /* Collective: open a checkpoint for reading; refuses one written with other values of the
  * options that shape the trajectory (the error names the first). */
 int nhgd_ckpt_open(nhgd_ckpt *c, const char *path, const nhgd_options *o, nhgd_ckpt_file **out);
+/* Collective: the same on the bytes of a checkpoint file in memory (HDF5's core driver; meant
+ * for one process): name stands for the file in messages. The fuzz harness uses it. */
+int nhgd_ckpt_open_image(nhgd_ckpt *c, const char *name, const void *image, size_t size,
+                         const nhgd_options *o, nhgd_ckpt_file **out);
 /* The section of a part (group NULL: the root) in an open checkpoint. */
 nhgd_section *nhgd_ckpt_section(nhgd_ckpt *c, nhgd_ckpt_file *f, const char *group);
 /* Collective: load every part. */

@@ -24,9 +24,20 @@ hid_t nhgd_h5_dcpl(int rank, const hsize_t *dims, int checksum) {
   return dcpl;
 }
 
+hid_t nhgd_h5_xfer(hid_t obj) {
+  hid_t xp = H5Pcreate(H5P_DATASET_XFER);
+  if (xp < 0) return xp;
+  hid_t f = H5Iget_file_id(obj);
+  hid_t fapl = f >= 0 ? H5Fget_access_plist(f) : H5I_INVALID_HID;
+  if (fapl >= 0 && H5Pget_driver(fapl) == H5FD_MPIO) H5Pset_dxpl_mpio(xp, H5FD_MPIO_COLLECTIVE);
+  if (fapl >= 0) H5Pclose(fapl);
+  if (f >= 0) H5Fclose(f);
+  return xp;
+}
+
 /* This rank's entries [off, off+cnt) of a 1-D file space (none if cnt is 0), the matching
- * memory space, and a collective transfer property list. */
-static int select_range(hid_t fs, hsize_t off, hsize_t cnt, hid_t *ms, hid_t *xp,
+ * memory space, and the transfer property list for dataset ds. */
+static int select_range(hid_t ds, hid_t fs, hsize_t off, hsize_t cnt, hid_t *ms, hid_t *xp,
                         const char *name) {
   *ms = H5Screate_simple(1, &cnt, NULL);
   if (*ms < 0) NHGD_FAIL(NHGD_ERR_HDF5, "memory space of %s", name);
@@ -37,9 +48,8 @@ static int select_range(hid_t fs, hsize_t off, hsize_t cnt, hid_t *ms, hid_t *xp
     H5Sselect_none(fs);
     H5Sselect_none(*ms);
   }
-  *xp = H5Pcreate(H5P_DATASET_XFER);
+  *xp = nhgd_h5_xfer(ds);
   if (*xp < 0) NHGD_FAIL(NHGD_ERR_HDF5, "transfer property list of %s", name);
-  H5Pset_dxpl_mpio(*xp, H5FD_MPIO_COLLECTIVE);
   return NHGD_OK;
 }
 
@@ -59,7 +69,7 @@ int nhgd_h5_write_vector_ex(hid_t loc, const char *name, int64_t n_global, int64
   NHGD_H5_TRY(rc, ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT),
               done, "cannot create dataset %s", name);
   if (n_global == 0) goto done; /* an empty dataset: nothing to transfer */
-  NHGD_TRY(rc, select_range(fs, off, cnt, &ms, &xp, name), done);
+  NHGD_TRY(rc, select_range(ds, fs, off, cnt, &ms, &xp, name), done);
   NHGD_H5_TRY(rc, H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, data), done,
               "cannot write dataset %s", name);
 done:
@@ -117,7 +127,7 @@ int nhgd_h5_read_vector_coll(hid_t loc, const char *name, int64_t n_global, int6
                (unsigned long long)dims[0], (long long)n_global);
   hsize_t off = (hsize_t)offset, cnt = (hsize_t)count;
   if (n_global == 0) goto done;
-  NHGD_TRY(rc, select_range(fs, off, cnt, &ms, &xp, name), done);
+  NHGD_TRY(rc, select_range(ds, fs, off, cnt, &ms, &xp, name), done);
   NHGD_H5_TRY(rc, H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, out), done,
               "cannot read dataset %s (damaged? checksum mismatch?)", name);
 done:

@@ -11,6 +11,9 @@
 
 /* Dataset creation property list; chunked with Fletcher32 checksums when checksum is set. */
 hid_t nhgd_h5_dcpl(int rank, const hsize_t *dims, int checksum);
+/* A dataset transfer property list for obj's file: collective with the MPI-IO driver, the
+ * default with any other (a checkpoint image in memory, through the core driver). */
+hid_t nhgd_h5_xfer(hid_t obj);
 
 /* Collective: write a 1-D float64 dataset of n_global entries, this rank's entries
  * [offset, offset+count) from data (count may be 0); _ex adds Fletcher32 checksums. */

@@ -32,11 +32,20 @@ typedef struct nhgd_solver_opts {
   int64_t halt_after;
   int eval_every, log_level;
   double divergence_factor; /* stop when the validation loss exceeds this multiple of its start */
+  char on_divergence[8];    /* stop | halve */
+  int divergence_retries;   /* rollbacks allowed with halve */
 } nhgd_solver_opts;
 
+/* Collective: forget the state and take it from the bytes of a checkpoint file in memory, as
+ * a restart from that file would (the checks of the options, the data digest and every field
+ * included; not the CRC-32, which guards the file on disk). On failure the solver holds a
+ * fresh start. Needs a solver made with --checkpoint-dir; the checkpoint fuzz harness uses it. */
+int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size);
+
 /* Outer optimiser: one step v -= lr_k * direction(h) on the n entries of this rank, with
- * the moments m and s of Adam; k is the number of outer steps already taken. */
-void nhgd_outer_step(const nhgd_solver_opts *o, int64_t k, int64_t n, double *m, double *s,
-                     double *v, const double *h);
+ * the moments m and s of Adam; k is the number of outer steps already taken, lr the base step
+ * size (--outer-lr, or what rollbacks halved it to) that the schedule applies to. */
+void nhgd_outer_step(const nhgd_solver_opts *o, double lr, int64_t k, int64_t n, double *m,
+                     double *s, double *v, const double *h);
 
 #endif

@@ -4,15 +4,15 @@
 
 #include "outer/engine.h"
 
-static double outer_lr(const nhgd_solver_opts *o, int64_t k) {
-  if (!strcmp(o->outer_schedule, "invsqrt")) return o->outer_lr / sqrt(1.0 + o->outer_decay * k);
-  if (!strcmp(o->outer_schedule, "inv")) return o->outer_lr / (1.0 + o->outer_decay * k);
-  return o->outer_lr;
+static double outer_lr(const nhgd_solver_opts *o, double lr, int64_t k) {
+  if (!strcmp(o->outer_schedule, "invsqrt")) return lr / sqrt(1.0 + o->outer_decay * k);
+  if (!strcmp(o->outer_schedule, "inv")) return lr / (1.0 + o->outer_decay * k);
+  return lr;
 }
 
-void nhgd_outer_step(const nhgd_solver_opts *o, int64_t k, int64_t n, double *m, double *s,
-                     double *v, const double *h) {
-  const double lr = outer_lr(o, k);
+void nhgd_outer_step(const nhgd_solver_opts *o, double lr0, int64_t k, int64_t n, double *m,
+                     double *s, double *v, const double *h) {
+  const double lr = outer_lr(o, lr0, k);
   if (!strcmp(o->outer_opt, "adam")) {
     const double b1 = o->adam_beta1, b2 = o->adam_beta2;
     const double c1 = 1.0 - pow(b1, (double)(k + 1)), c2 = 1.0 - pow(b2, (double)(k + 1));

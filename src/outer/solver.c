@@ -16,6 +16,18 @@
 #include "outer/engine.h"
 #include "problems/builtin.h"
 
+/* --on-divergence halve: the state at the start of outer step k, where a rollback of the
+ * inner step size returns to, and (has_prev) v and Adam's moments as they were before outer
+ * step k - 1 updated them, from where a rollback of the outer step size redoes that update. */
+typedef struct rollback_state {
+  int valid, has_prev;
+  int64_t k;
+  int have_hypergrad;
+  double last_loss;
+  double *theta, *u;                    /* d */
+  double *v, *m, *s, *h, *vp, *mp, *sp; /* p_local */
+} rollback_state;
+
 struct nhgd_solver {
   MPI_Comm comm; /* a duplicate of the caller's */
   int rank, size;
@@ -57,6 +69,17 @@ struct nhgd_solver {
   int pending_due;  /* likewise a checkpoint that fell due at the last inner step */
   nhgd_progress_fn progress;
   void *progress_arg;
+  /* divergence */
+  nhgd_inner_opts inner_opt; /* the inner loop's settings, with the inner step size in use */
+  double outer_lr;           /* the base outer step size in use */
+  double prev_first_loss;    /* inner loss at the first step of the last completed inner loop */
+  int halve;                 /* --on-divergence halve */
+  int diverged;              /* the error being returned is a divergence ... */
+  nhgd_lr_kind blame;        /* ... put down to this step size */
+  char blame_why[160];
+  rollback_state snap;
+  nhgd_rollback_fn rollback;
+  void *rollback_arg;
 };
 
 /* ---- the solver's options ---- */
@@ -125,6 +148,12 @@ static nhgd_option_spec solver_specs[] = {
      "stop (exit 1, the last checkpoint kept) when the validation loss is not finite or above "
      "this multiple of its value at the first outer step (0: only when not finite)",
      0},
+    {"on-divergence", NHGD_OPT_CHOICE, F(on_divergence), "stop", NORANGE, "stop|halve",
+     "on divergence stop (exit 1), or roll back to the start of the outer step (or before the "
+     "outer step that moved v too far) and halve the step size blamed: --inner-lr or --outer-lr",
+     0},
+    {"divergence-retries", NHGD_OPT_INT, F(divergence_retries), "3", 0, 1 << 20, NULL,
+     "rollbacks allowed in a run with --on-divergence halve; the next divergence stops it", 0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 #undef NORANGE
@@ -212,6 +241,74 @@ static int64_t v_count(const nhgd_solver *s) {
   return s->pb->v_per_sample ? s->p_local : (s->rank == 0 ? s->p : 0);
 }
 
+/* The vectors of the rollback state, as checkpoint datasets: replicated (d) or sliced like v. */
+typedef struct {
+  const char *name;
+  double *x;
+  int sliced;
+} snap_vec;
+
+static int snap_vectors(rollback_state *b, snap_vec *vec) {
+  const snap_vec all[] = {{"rollback_theta", b->theta, 0},   {"rollback_u", b->u, 0},
+                          {"rollback_v", b->v, 1},           {"rollback_adam_m", b->m, 1},
+                          {"rollback_adam_s", b->s, 1},      {"rollback_hypergradient", b->h, 1},
+                          {"rollback_prev_v", b->vp, 1},     {"rollback_prev_adam_m", b->mp, 1},
+                          {"rollback_prev_adam_s", b->sp, 1}};
+  const int n = (int)(sizeof all / sizeof all[0]);
+  memcpy(vec, all, sizeof all);
+  return n;
+}
+
+/* Collective: the rollback state into a checkpoint, so that a run resumed inside an outer step
+ * can still return to its start. */
+static int put_rollback_state(nhgd_solver *s, nhgd_section *sec) {
+  rollback_state *b = &s->snap;
+  NHGD_CHECK(nhgd_section_put_int(sec, "rollback_k", b->k));
+  NHGD_CHECK(nhgd_section_put_int(sec, "rollback_has_prev", b->has_prev));
+  NHGD_CHECK(nhgd_section_put_int(sec, "rollback_have_hypergradient", b->have_hypergrad));
+  NHGD_CHECK(nhgd_section_put_real(sec, "rollback_last_inner_loss", b->last_loss));
+  snap_vec vec[9];
+  const int n = snap_vectors(b, vec);
+  for (int i = 0; i < n; ++i)
+    NHGD_CHECK(vec[i].sliced ? nhgd_section_put_slice(sec, vec[i].name, s->p, v_offset(s),
+                                                      v_count(s), vec[i].x)
+                             : nhgd_section_put_vector(sec, vec[i].name, s->d, vec[i].x));
+  return NHGD_OK;
+}
+
+/* Collective: the rollback state of a checkpoint at outer step k, checked. */
+static int get_rollback_state(nhgd_solver *s, nhgd_section *sec, int64_t k) {
+  rollback_state *b = &s->snap;
+  int64_t bk, prev, have;
+  NHGD_CHECK(nhgd_section_get_int(sec, "rollback_k", &bk));
+  NHGD_CHECK(nhgd_section_get_int(sec, "rollback_has_prev", &prev));
+  NHGD_CHECK(nhgd_section_get_int(sec, "rollback_have_hypergradient", &have));
+  NHGD_CHECK(nhgd_section_get_real(sec, "rollback_last_inner_loss", &b->last_loss));
+  if (bk != k || (prev != 0 && prev != 1) || (prev && k == 0) || (have != 0 && have != 1))
+    NHGD_FAIL(NHGD_ERR_DATA,
+              "the rollback state (outer step %lld, has_prev %lld, have_hypergradient %lld) does "
+              "not fit outer step %lld",
+              (long long)bk, (long long)prev, (long long)have, (long long)k);
+  snap_vec vec[9];
+  const int n = snap_vectors(b, vec);
+  int bad = 0;
+  for (int i = 0; i < n; ++i) {
+    const int64_t len = vec[i].sliced ? s->p_local : s->d;
+    NHGD_CHECK(vec[i].sliced
+                   ? nhgd_section_get_slice(sec, vec[i].name, s->p, v_offset(s), len, vec[i].x)
+                   : nhgd_section_get_vector(sec, vec[i].name, len, vec[i].x));
+    for (int64_t j = 0; j < len; ++j)
+      bad |= !isfinite(vec[i].x[j]);
+  }
+  if (bad) nhgd_error_set(NHGD_ERR_DATA, __FILE__, __LINE__, "the rollback state is not finite");
+  NHGD_CHECK(nhgd_section_agree(sec, bad ? NHGD_ERR_DATA : NHGD_OK));
+  b->k = bk;
+  b->has_prev = (int)prev;
+  b->have_hypergrad = (int)have;
+  b->valid = 1;
+  return NHGD_OK;
+}
+
 /* The outer state, the inner position and theta, at the file's root. */
 static int save_outer(void *self, nhgd_section *sec) {
   nhgd_solver *s = self;
@@ -239,6 +336,14 @@ static int save_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_int(sec, "have_hypergradient", s->have_hypergrad));
   NHGD_CHECK(nhgd_section_put_slice(sec, "hypergradient", s->p, voff, vcnt, s->h));
   NHGD_CHECK(nhgd_section_put_vector(sec, "u", d, s->u));
+  /* The step sizes in use and the rollbacks that halved them (format 4). */
+  NHGD_CHECK(nhgd_section_put_real(sec, "inner_lr", s->inner_opt.lr));
+  NHGD_CHECK(nhgd_section_put_real(sec, "outer_lr", s->outer_lr));
+  NHGD_CHECK(nhgd_section_put_real(sec, "first_inner_loss", s->inner.first_loss));
+  NHGD_CHECK(nhgd_section_put_real(sec, "prev_first_inner_loss", s->prev_first_loss));
+  NHGD_CHECK(nhgd_section_put_int(sec, "rollbacks", s->hist.nrb));
+  NHGD_CHECK(nhgd_history_put_rollbacks(&s->hist, sec, "rollback_log"));
+  if (s->snap.valid) NHGD_CHECK(put_rollback_state(s, sec));
   return nhgd_history_put(&s->hist, sec, "history");
 }
 
@@ -325,6 +430,27 @@ static int load_outer(void *self, nhgd_section *sec) {
   s->have_hypergrad = (int)have;
   NHGD_CHECK(nhgd_history_get(&s->hist, sec, "history", k, version));
   NHGD_CHECK(nhgd_section_agree(sec, check_state(s)));
+  if (version >= 4) {
+    int64_t nrb;
+    double ilr, olr;
+    NHGD_CHECK(nhgd_section_get_real(sec, "inner_lr", &ilr));
+    NHGD_CHECK(nhgd_section_get_real(sec, "outer_lr", &olr));
+    NHGD_CHECK(nhgd_section_get_int(sec, "rollbacks", &nrb));
+    NHGD_CHECK(nhgd_section_get_real(sec, "first_inner_loss", &s->inner.first_loss));
+    NHGD_CHECK(nhgd_section_get_real(sec, "prev_first_inner_loss", &s->prev_first_loss));
+    /* Rollbacks only ever halve the step sizes of the options (which the checkpoint agrees
+     * with): anything else is damage. */
+    if (!(ilr > 0 && ilr <= s->opt->inner.lr) || !(olr >= 0 && olr <= s->opt->outer_lr))
+      NHGD_FAIL(NHGD_ERR_DATA,
+                "attributes inner_lr %g and outer_lr %g are not within (0, --inner-lr %g] and "
+                "[0, --outer-lr %g]",
+                ilr, olr, s->opt->inner.lr, s->opt->outer_lr);
+    NHGD_CHECK(nhgd_history_get_rollbacks(&s->hist, sec, "rollback_log", nrb));
+    s->inner_opt.lr = ilr;
+    s->outer_lr = olr;
+    if (s->snap.theta && nhgd_section_has(sec, "rollback_k"))
+      NHGD_CHECK(get_rollback_state(s, sec, k));
+  }
   s->k = k;
   s->t_start = MPI_Wtime() - elapsed;
   s->ckpt_t = tt;
@@ -377,6 +503,14 @@ static int solver_alloc(nhgd_solver *s) {
   NHGD_CHECK(nhgd_calloc(&s->jt, pl, sizeof(double), "cross term J^T u"));
   NHGD_CHECK(nhgd_calloc(&s->adam_m, pl, sizeof(double), "Adam first moment"));
   NHGD_CHECK(nhgd_calloc(&s->adam_s, pl, sizeof(double), "Adam second moment"));
+  if (strcmp(s->opt->on_divergence, "halve")) return NHGD_OK;
+  rollback_state *b = &s->snap;
+  double **rep[] = {&b->theta, &b->u},
+         **sl[] = {&b->v, &b->m, &b->s, &b->h, &b->vp, &b->mp, &b->sp};
+  for (size_t i = 0; i < sizeof rep / sizeof rep[0]; ++i)
+    NHGD_CHECK(nhgd_calloc(rep[i], d, sizeof(double), "rollback state"));
+  for (size_t i = 0; i < sizeof sl / sizeof sl[0]; ++i)
+    NHGD_CHECK(nhgd_calloc(sl[i], pl, sizeof(double), "rollback state"));
   return NHGD_OK;
 }
 
@@ -391,7 +525,11 @@ static void bind(nhgd_solver *s) {
   nhgd_inner *in = &s->inner;
   in->comm = s->comm;
   in->rank = s->rank;
-  in->opt = &o->inner;
+  s->inner_opt = o->inner;
+  s->outer_lr = o->outer_lr;
+  s->halve = !strcmp(o->on_divergence, "halve");
+  s->prev_first_loss = in->first_loss = NAN;
+  in->opt = &s->inner_opt;
   in->data = s->data;
   in->pb = s->pb;
   in->v = s->v;
@@ -494,12 +632,15 @@ static int reset_state(nhgd_solver *s) {
   memset(s->h, 0, pl);
   memset(s->adam_m, 0, pl);
   memset(s->adam_s, 0, pl);
-  s->hist.len = 0;
+  s->hist.len = s->hist.nrb = 0;
+  s->inner_opt.lr = s->opt->inner.lr;
+  s->outer_lr = s->opt->outer_lr;
+  s->snap.valid = 0;
   s->k = s->ckpt_t = 0;
   s->ckpt_complete = s->have_hypergrad = 0;
   s->samples = s->comm_bytes = 0.0;
   s->comm_steps = 0;
-  s->inner.last_loss = NAN;
+  s->inner.last_loss = s->inner.first_loss = s->prev_first_loss = NAN;
   s->t_start = MPI_Wtime();
   s->resume_path[0] = '\0';
   NHGD_CHECK(nhgd_error_agree(s->comm, s->pb->init(s->pb, s->inner.theta, s->v)));
@@ -512,21 +653,28 @@ static int reset_state(nhgd_solver *s) {
  * --restart auto a checkpoint whose checksums hold but whose content is bad (a missing or
  * short dataset, a value out of range, a Fletcher32 mismatch) is skipped with a warning that
  * names it and what is wrong, for the next older one. */
+/* Collective: the estimator (from the checkpoint's section when file is not NULL) and the
+ * state of the checkpoint; file is closed. */
+static int start_from(nhgd_solver *s, nhgd_ckpt_file *file) {
+  int rc =
+      nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
+                            file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL, &s->est);
+  rc = nhgd_error_agree(s->comm, rc);
+  if (!rc && file) {
+    nhgd_timer_start(&s->timers, NHGD_T_IO);
+    rc = nhgd_ckpt_load(s->ckpt, file);
+    nhgd_timer_stop(&s->timers, NHGD_T_IO);
+  }
+  nhgd_ckpt_close(&file);
+  return rc;
+}
+
 static int resume_or_start(nhgd_solver *s) {
   const int fallback = !strcmp(s->opt->restart, "auto");
   for (int skip = 0;; ++skip) {
     nhgd_ckpt_file *file = NULL;
     if (s->opt->checkpoint_dir[0]) NHGD_CHECK(setup_checkpoints(s, skip, &file));
-    int rc =
-        nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx,
-                              file ? nhgd_ckpt_section(s->ckpt, file, "estimator") : NULL, &s->est);
-    rc = nhgd_error_agree(s->comm, rc);
-    if (!rc && file) {
-      nhgd_timer_start(&s->timers, NHGD_T_IO);
-      rc = nhgd_ckpt_load(s->ckpt, file);
-      nhgd_timer_stop(&s->timers, NHGD_T_IO);
-    }
-    nhgd_ckpt_close(&file);
+    int rc = start_from(s, file);
     if (!rc || !s->resume_path[0]) return rc;
     if (rc == NHGD_ERR_DATA || rc == NHGD_ERR_HDF5) nhgd_error_context("%s: ", s->resume_path);
     if (!fallback || (rc != NHGD_ERR_DATA && rc != NHGD_ERR_HDF5))
@@ -536,6 +684,29 @@ static int resume_or_start(nhgd_solver *s) {
     nhgd_estimator_destroy(&s->est);
     NHGD_CHECK(reset_state(s));
   }
+}
+
+int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size) {
+  if (!s->ckpt) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_solver_load_image needs --checkpoint-dir");
+  nhgd_estimator_destroy(&s->est);
+  NHGD_CHECK(reset_state(s));
+  snprintf(s->resume_path, sizeof s->resume_path, "checkpoint image");
+  nhgd_ckpt_file *file = NULL;
+  int rc = nhgd_ckpt_open_image(s->ckpt, s->resume_path, image, size, s->options, &file);
+  if (!rc) rc = start_from(s, file);
+  if (rc) {
+    /* Leave a usable solver behind: a fresh estimator over a fresh state. */
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", nhgd_error_message());
+    nhgd_estimator_destroy(&s->est);
+    int again = reset_state(s);
+    if (!again)
+      again = nhgd_error_agree(
+          s->comm, nhgd_estimator_create(s->opt->estimator, s->options, &s->ctx, NULL, &s->est));
+    if (again) return again;
+    nhgd_error_set(rc, __FILE__, __LINE__, "%s", msg);
+  }
+  return rc;
 }
 
 int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
@@ -574,18 +745,57 @@ fail:
 
 /* ---- the outer loop ---- */
 
-/* The validation loss (replicated, so the verdict is the same on every rank) must stay
- * finite and, with --divergence-factor, within that multiple of its first value. */
-static int check_divergence(const nhgd_solver *s, double loss) {
+/* Collective: the step size a divergence at outer step k is put down to, and why (in
+ * s->blame_why). The outer one when v is no longer finite, or when the inner loop of step
+ * k - 1 ran well (its loss at the last step at most twice that at the first), so that what
+ * changed is v; the inner one otherwise, and whenever no outer step can be undone (k = 0,
+ * --outer-lr 0, with halve no state from before the last outer step). */
+static int find_blame(nhgd_solver *s) {
+  int v_bad = 0;
+  for (int64_t j = 0; j < s->p_local; ++j)
+    v_bad |= !isfinite(s->v[j]);
+  if (s->pb->v_per_sample)
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v_bad, 1, MPI_INT, MPI_MAX, s->comm));
+  const int64_t k = s->k;
+  const double last = k > 0 && s->hist.len >= k ? s->hist.rec[k - 1].inner_loss : NAN;
+  const double first = s->prev_first_loss;
+  const int grew = !(fabs(last) <= 2.0 * fabs(first));
+  const int can_outer = k > 0 && s->outer_lr > 0 && (!s->halve || s->snap.has_prev);
+  s->blame = can_outer && (v_bad || !grew) ? NHGD_LR_OUTER : NHGD_LR_INNER;
+  s->diverged = 1;
+  if (k == 0)
+    snprintf(s->blame_why, sizeof s->blame_why, "before any outer step");
+  else if (v_bad)
+    snprintf(s->blame_why, sizeof s->blame_why, "v is not finite");
+  else
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the inner loss of outer step %lld went from %g to %g", (long long)(k - 1), first,
+             last);
+  return NHGD_OK;
+}
+
+static double lr_in_use(const nhgd_solver *s, nhgd_lr_kind k) {
+  return k == NHGD_LR_OUTER ? s->outer_lr : s->inner_opt.lr;
+}
+
+/* Is x not finite or, with a factor f > 0, above f times the finite start? */
+static int out_of_bounds(double x, double start, double f) {
+  return !isfinite(x) || (f > 0 && isfinite(start) && fabs(x) > f * fabs(start));
+}
+
+/* Collective. The validation loss (replicated, so the verdict is the same on every rank) must
+ * stay finite and, with --divergence-factor, within that multiple of its first value; the
+ * message names the step size blamed (see find_blame). */
+static int check_divergence(nhgd_solver *s, double loss) {
   const double start = s->hist.len ? s->hist.rec[0].val_loss : loss;
   const double f = s->opt->divergence_factor;
-  if (isfinite(loss) && !(f > 0 && isfinite(start) && fabs(loss) > f * fabs(start))) return NHGD_OK;
+  if (!out_of_bounds(loss, start, f)) return NHGD_OK;
+  NHGD_CHECK(find_blame(s));
   NHGD_FAIL(NHGD_ERR_NUMERIC,
             "diverged at outer step %lld, inner step %lld: the validation loss is %g (%g at the "
-            "start, --divergence-factor %g): lower --outer-lr (now %g) or --inner-lr (now %g); "
-            "the last checkpoint is kept",
-            (long long)s->k, (long long)s->opt->inner.steps, loss, start, f, s->opt->outer_lr,
-            s->opt->inner.lr);
+            "start, --divergence-factor %g); %s: lower --%s (now %g); the last checkpoint is kept",
+            (long long)s->k, (long long)s->opt->inner.steps, loss, start, f, s->blame_why,
+            nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
 }
 
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
@@ -601,7 +811,17 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   }
   for (;;) {
     nhgd_inner_event ev;
-    NHGD_CHECK(nhgd_inner_run(in, s->k, &s->req, &t, &ev));
+    int rc = nhgd_inner_run(in, s->k, &s->req, &t, &ev);
+    if (rc && in->diverged) {
+      NHGD_CHECK(find_blame(s));
+      nhgd_error_clear();
+      NHGD_FAIL(NHGD_ERR_NUMERIC,
+                "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite); "
+                "%s: lower --%s (now %g); the last checkpoint is kept",
+                (long long)s->k, (long long)(in->diverged - 1), s->blame_why,
+                nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
+    }
+    NHGD_CHECK(rc);
     if (ev == NHGD_INNER_DONE) break;
     if (t >= s->opt->inner.steps) {
       /* The loop is done: the request is met at the boundary after this outer step, whose
@@ -682,10 +902,131 @@ static int boundary_requests(nhgd_solver *s, int *stop, int *timed) {
   return NHGD_OK;
 }
 
-int nhgd_solver_run(nhgd_solver *s) {
+/* Copy n doubles from src to dst for each pair. */
+static void copy_pairs(double *const *dst, double *const *src, int pairs, int64_t n) {
+  for (int i = 0; i < pairs; ++i)
+    memcpy(dst[i], src[i], (size_t)n * sizeof(double));
+}
+
+/* The state at the start of outer step s->k becomes the rollback state (with_prev: v and the
+ * moments before the last outer step, copied there by the caller, are kept with it). */
+static void take_snapshot(nhgd_solver *s, int with_prev) {
+  rollback_state *b = &s->snap;
+  double *const to_r[] = {b->theta, b->u}, *const from_r[] = {s->inner.theta, s->u};
+  double *const to_s[] = {b->v, b->m, b->s, b->h}, *const from_s[] = {s->v, s->adam_m, s->adam_s,
+                                                                      s->h};
+  copy_pairs(to_r, from_r, 2, s->d);
+  copy_pairs(to_s, from_s, 4, s->p_local);
+  b->k = s->k;
+  b->has_prev = with_prev;
+  b->have_hypergrad = s->have_hypergrad;
+  b->last_loss = s->inner.last_loss;
+  b->valid = 1;
+}
+
+/* Rank 0 removes the checkpoints after position pos: they belong to the steps a rollback
+ * undid, and a restart must not continue from them. */
+static int discard_checkpoints(nhgd_solver *s, int64_t k, int64_t t) {
+  if (!s->ckpt) return NHGD_OK;
+  const int64_t T = s->opt->inner.steps > 0 ? s->opt->inner.steps : 1;
+  return nhgd_ckpt_discard_after(s->ckpt, k * T + t);
+}
+
+/* Collective, after a divergence (error err, blamed step size s->blame): with halve and a
+ * rollback left, return to the rollback state with the blamed step size halved and return
+ * NHGD_OK (*redo: the outer step of *rec is to be taken again from there); else err. */
+static int roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
+  rollback_state *b = &s->snap;
+  const nhgd_solver_opts *o = s->opt;
+  *redo = 0;
+  if (!s->halve) return err;
+  if (!b->valid || s->hist.nrb >= o->divergence_retries) {
+    nhgd_log(NHGD_LOG_WARN,
+             b->valid ? "--on-divergence halve: all %d rollbacks (--divergence-retries) used"
+                      : "--on-divergence halve: no state to roll back to (resumed inside outer "
+                        "step from a checkpoint without one; %d rollbacks allowed)",
+             o->divergence_retries);
+    return err;
+  }
+  nhgd_log(NHGD_LOG_WARN, "%s", nhgd_error_message());
+  nhgd_error_clear();
+  const int outer = s->blame == NHGD_LR_OUTER;
+  double *lr = outer ? &s->outer_lr : &s->inner_opt.lr;
+  const nhgd_rollback_rec r = {s->k, s->blame, *lr, 0.5 * *lr};
+  *lr = r.new_lr;
+  NHGD_CHECK(nhgd_history_push_rollback(&s->hist, &r));
+  /* A fresh estimator: its running state belongs to the steps undone (between outer steps an
+   * estimator holds nothing that u does not, which is what a checkpoint there relies on too). */
+  nhgd_estimator_destroy(&s->est);
+  NHGD_CHECK(nhgd_error_agree(
+      s->comm, nhgd_estimator_create(o->estimator, s->options, &s->ctx, NULL, &s->est)));
+  if (s->est->needs_observe) s->inner.observe_arg = s->est;
+  double *const to_r[] = {s->inner.theta, s->u}, *const from_r[] = {b->theta, b->u};
+  double *const to_s[] = {s->v, s->adam_m, s->adam_s, s->h};
+  double *const from_s[] = {outer ? b->vp : b->v, outer ? b->mp : b->m, outer ? b->sp : b->s, b->h};
+  copy_pairs(to_r, from_r, 2, s->d);
+  copy_pairs(to_s, from_s, 4, s->p_local);
+  s->have_hypergrad = b->have_hypergrad;
+  s->inner.last_loss = b->last_loss;
+  s->inner.diverged = s->diverged = 0;
+  s->resume_t = 0;
+  s->k = outer ? b->k - 1 : b->k;
+  s->hist.len = s->k;
+  if (outer) {
+    /* Outer step k - 1 is taken again from its record, with the halved step size. */
+    *rec = b->k > 0 ? s->hist.rec[s->k] : *rec;
+    rec->test_loss = rec->test_acc = NAN;
+    s->inner.first_loss = s->prev_first_loss;
+    *redo = 1;
+  }
+  NHGD_CHECK(discard_checkpoints(s, b->k, outer ? -1 : 0));
+  nhgd_log(NHGD_LOG_WARN,
+           "--on-divergence halve: rollback %lld of %d: back to %s outer step %lld, --%s halved "
+           "from %g to %g",
+           (long long)s->hist.nrb, o->divergence_retries, outer ? "the update of" : "the start of",
+           (long long)s->k, nhgd_lr_name(r.lr), r.old_lr, r.new_lr);
+  if (s->rollback) {
+    const nhgd_rollback pub = {r.step, s->k, nhgd_lr_name(r.lr), r.old_lr, r.new_lr};
+    s->rollback(&pub, s->rollback_arg);
+  }
+  return NHGD_OK;
+}
+
+/* Collective: the outer step from the hypergradient of rec, the test evaluation, the record,
+ * and the checkpoint or stop that falls due after it. */
+static int end_outer_step(nhgd_solver *s, nhgd_record *rec) {
   const nhgd_solver_opts *o = s->opt;
   const int64_t K = o->outer_steps;
-  const int ckpt = s->ckpt != NULL;
+  if (s->halve) {
+    double *const to[] = {s->snap.vp, s->snap.mp, s->snap.sp}, *const from[] = {s->v, s->adam_m,
+                                                                                s->adam_s};
+    copy_pairs(to, from, 3, s->p_local);
+  }
+  nhgd_outer_step(o, s->outer_lr, s->k, s->p_local, s->adam_m, s->adam_s, s->v, s->h);
+  NHGD_CHECK(sync_replicated(s));
+  ++s->k;
+  s->prev_first_loss = s->inner.first_loss;
+  if (s->data->has_test && o->eval_every > 0 && (s->k % o->eval_every == 0 || s->k == K))
+    NHGD_CHECK(evaluate(s, &s->data->test, &rec->test_loss, &rec->test_acc, NULL));
+  rec->wall_time = MPI_Wtime() - s->t_start;
+  rec->samples = s->samples;
+  NHGD_CHECK(nhgd_history_push(&s->hist, rec));
+  log_progress(s, rec, K);
+  if (s->halve) take_snapshot(s, 1);
+  if (!s->ckpt) return NHGD_OK;
+  int stop = 0, timed = 0;
+  NHGD_CHECK(boundary_requests(s, &stop, &timed));
+  stop |= o->halt_after > 0 && s->inner.steps_run >= o->halt_after;
+  stop |= s->pending_stop;
+  timed |= s->pending_due;
+  s->pending_stop = s->pending_due = 0;
+  if (stop || timed || s->k == K || (o->checkpoint_every > 0 && s->k % o->checkpoint_every == 0))
+    NHGD_CHECK(write_checkpoint(s, 0, s->k == K));
+  return stop && s->k < K ? NHGD_STOPPED : NHGD_OK;
+}
+
+int nhgd_solver_run(nhgd_solver *s) {
+  const int64_t K = s->opt->outer_steps;
   nhgd_log(NHGD_LOG_INFO, "run: problem %s, estimator %s, d = %lld, p = %lld, %d ranks",
            s->pb->name, s->est->name, (long long)s->d, (long long)s->p, s->size);
   if (s->resumed && s->k >= K) {
@@ -693,30 +1034,22 @@ int nhgd_solver_run(nhgd_solver *s) {
              (long long)K);
     return NHGD_OK;
   }
+  /* A fresh start, or a restart between outer steps from a checkpoint without a rollback
+   * state: the rollback state is the state now. */
+  if (s->halve && !s->snap.valid && s->resume_t == 0) take_snapshot(s, 0);
   while (s->k < K) {
     nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN};
-    int rc = hypergradient(s, &rec);
+    s->diverged = 0;
+    int rc = hypergradient(s, &rec), redo = 0;
+    if (rc == NHGD_STOPPED) return NHGD_STOPPED;
+    if (rc && s->diverged) {
+      NHGD_CHECK(roll_back(s, rc, &rec, &redo));
+      if (!redo) continue;
+    } else
+      NHGD_CHECK(rc);
+    rc = end_outer_step(s, &rec);
     if (rc == NHGD_STOPPED) return NHGD_STOPPED;
     NHGD_CHECK(rc);
-    nhgd_outer_step(o, s->k, s->p_local, s->adam_m, s->adam_s, s->v, s->h);
-    NHGD_CHECK(sync_replicated(s));
-    ++s->k;
-    if (s->data->has_test && o->eval_every > 0 && (s->k % o->eval_every == 0 || s->k == K))
-      NHGD_CHECK(evaluate(s, &s->data->test, &rec.test_loss, &rec.test_acc, NULL));
-    rec.wall_time = MPI_Wtime() - s->t_start;
-    rec.samples = s->samples;
-    NHGD_CHECK(nhgd_history_push(&s->hist, &rec));
-    log_progress(s, &rec, K);
-    if (!ckpt) continue;
-    int stop = 0, timed = 0;
-    NHGD_CHECK(boundary_requests(s, &stop, &timed));
-    stop |= o->halt_after > 0 && s->inner.steps_run >= o->halt_after;
-    stop |= s->pending_stop;
-    timed |= s->pending_due;
-    s->pending_stop = s->pending_due = 0;
-    if (stop || timed || s->k == K || (o->checkpoint_every > 0 && s->k % o->checkpoint_every == 0))
-      NHGD_CHECK(write_checkpoint(s, 0, s->k == K));
-    if (stop && s->k < K) return NHGD_STOPPED;
   }
   return NHGD_OK;
 }
@@ -792,6 +1125,11 @@ void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg) {
   s->progress_arg = arg;
 }
 
+void nhgd_solver_set_rollback(nhgd_solver *s, nhgd_rollback_fn fn, void *arg) {
+  s->rollback = fn;
+  s->rollback_arg = arg;
+}
+
 const double *nhgd_solver_theta(const nhgd_solver *s) {
   return s->inner.theta;
 }
@@ -821,7 +1159,10 @@ void nhgd_solver_destroy(nhgd_solver **ps) {
   nhgd_grid_destroy(&s->ctx.grid);
   nhgd_ckpt_destroy(&s->ckpt);
   nhgd_inner_free(&s->inner);
-  double **bufs[] = {&s->u, &s->gval, &s->buf, &s->v, &s->h, &s->jt, &s->adam_m, &s->adam_s};
+  rollback_state *b = &s->snap;
+  double **bufs[] = {&s->u,      &s->gval,   &s->buf,   &s->v,  &s->h, &s->jt,
+                     &s->adam_m, &s->adam_s, &b->theta, &b->u,  &b->v, &b->m,
+                     &b->s,      &b->h,      &b->vp,    &b->mp, &b->sp};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
   nhgd_history_free(&s->hist);

@@ -5,11 +5,10 @@
 set -u
 nhgd=$1 mpirun=$2 np=$3 kills=${4:-12}
 here=$(cd "$(dirname "$0")/.." && pwd)
-python=python3
-[ -x /usr/bin/python3 ] && python=/usr/bin/python3
 dir=kill9_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
-export OPENBLAS_NUM_THREADS=1
+# shellcheck source=../tools/restart_lib.sh
+source "$here/tools/restart_lib.sh"
 RANDOM=$((1234 + np)) # reproducible kill instants
 "$nhgd" data synth --kind logistic --n-train 400 --n-val 100 --n-test 50 --features 120 \
   --classes 10 --seed 3 --output d.h5 >/dev/null || exit 1
@@ -19,45 +18,9 @@ cfg=(run --data d.h5 --problem hyperclean --estimator nhgd --efim-route online
   --outer-steps 8 --inner-steps 10 --batch 32 --inner-lr 0.2 --log-level 1)
 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" --output ref.h5 \
   >ref.log 2>&1 || { echo "FAIL reference run"; exit 1; }
-# Every process of a run: the launcher and all its descendants (Open MPI may put the ranks in
-# process groups of their own, so a group kill is not enough).
-tree() {
-  local p
-  echo "$1"
-  for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do tree "$p"; done
-}
-killed=0
-for attempt in $(seq 1 60); do
-  $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" \
-    --output out.h5 --checkpoint-dir ck --checkpoint-every-inner 3 >>run.log 2>&1 &
-  pid=$!
-  if [ "$killed" -lt "$kills" ]; then
-    sleep "0.$((RANDOM % 9 + 1))$((RANDOM % 10))"
-    if kill -0 "$pid" 2>/dev/null; then
-      pids=$(tree "$pid")
-      kill -9 $pids 2>/dev/null
-      wait "$pid" 2>/dev/null
-      for _ in $(seq 1 100); do # until every one of them is gone
-        alive=0
-        for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
-        [ "$alive" -eq 0 ] && break
-        sleep 0.05
-      done
-      killed=$((killed + 1))
-      echo "kill $killed at attempt $attempt; checkpoints: $(ls ck 2>/dev/null | grep -c 'h5$'), leftovers: $(ls ck 2>/dev/null | grep -c 'tmp$')"
-      continue
-    fi
-  fi
-  wait "$pid"
-  rc=$?
-  if [ "$rc" -eq 0 ]; then
-    echo "run completed after $killed kills"
-    break
-  fi
-  echo "FAIL: a start after a kill exited $rc"
-  tail -5 run.log
-  exit 1
-done
+pick() { at="0.$((RANDOM % 9 + 1))$((RANDOM % 10))"; }
+chaos_loop "$kills" pick $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${cfg[@]}" \
+  --output out.h5 --checkpoint-dir ck --checkpoint-every-inner 3 || exit 1
 [ "$killed" -ge 3 ] || { echo "FAIL: only $killed kills landed (the run is too short)"; exit 1; }
 if grep -q "error" run.log; then
   echo "FAIL: errors in the restarted runs:"

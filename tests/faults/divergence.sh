@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
 # The divergence guard on NP ranks: a validation loss above --divergence-factor times its
 # start stops the run with exit 1 and a message naming the outer and inner step and the step
-# sizes; the last checkpoint written before stays published and valid.
+# size to lower; the last checkpoint written before stays published and valid. With
+# --on-divergence halve the run rolls back and halves that step size instead: it recovers, the
+# same at 1 and NP ranks, records each rollback, stops when --divergence-retries are used up,
+# and a run stopped and resumed around the rollbacks ends bit-identical to one that was not.
 # usage: divergence.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/.." && pwd)
 dir=faults_divergence_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
-export OPENBLAS_NUM_THREADS=1
-failures=0
+# shellcheck source=../tools/restart_lib.sh
+source "$here/tools/restart_lib.sh"
+run() { # NP args...: exit code returned, output in log.txt
+  local n=$1
+  shift
+  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$n" "$nhgd" "$@" >log.txt 2>&1
+}
 "$nhgd" data synth --kind ridge --features 10 --n-train 200 --output r.h5 >/dev/null || exit 1
 timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data r.h5 \
   --problem ridge --inner-steps 5 --batch 32 --outer-steps 4 --inner-lr 2 --log-level 1 \
@@ -37,5 +46,105 @@ timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --d
 rc=$?
 [ "$rc" -eq 0 ] && echo "ok   --divergence-factor 0 lets a finite run end" ||
   { echo "FAIL --divergence-factor 0: exit $rc"; failures=$((failures + 1)); }
+
+# --on-divergence halve: the same run recovers after two halvings of --inner-lr at outer step 2.
+halve=(run --data r.h5 --problem ridge --inner-steps 5 --batch 32 --outer-steps 6 --inner-lr 2
+  --log-level 1 --on-divergence halve --checkpoint-every-inner 2)
+rm -rf ck
+run "$np" "${halve[@]}" --checkpoint-dir ck --output h.h5 --metrics h.jsonl
+expect_exit 0 $? "halve: recovers"
+rollbacks=$(grep -c '"rollback"' h.jsonl)
+want='{"rollback": {"outer_step": 2, "to_outer_step": 2, "lr": "inner-lr", "old": 2, "new": 1}}'
+if [ "$rollbacks" -ne 2 ] || ! grep -q -F "$want" h.jsonl; then
+  echo "FAIL halve: $rollbacks rollback lines in the metrics (want 2, the first '$want')"
+  failures=$((failures + 1))
+elif ! $python - h.h5 <<'PY'; then
+import sys, h5py, numpy as np
+g = h5py.File(sys.argv[1], "r")["history"]
+got = [list(g[c][()]) for c in ("rollback_step", "rollback_lr", "rollback_old_lr", "rollback_new_lr")]
+want = [[2, 2], [0, 0], [2, 1], [1, 0.5]]
+ok = got == want and np.all(np.isfinite(g["val_loss"][()])) and len(g["val_loss"]) == 6
+print("history:", got, "val_loss", g["val_loss"][()])
+sys.exit(0 if ok else 1)
+PY
+  echo "FAIL halve: /history does not record the two rollbacks of --inner-lr at outer step 2"
+  failures=$((failures + 1))
+else
+  echo "ok   halve: two rollbacks of --inner-lr at outer step 2 in the metrics and /history"
+fi
+if [ "$np" -gt 1 ]; then
+  run 1 "${halve[@]}" --output h1.h5
+  expect_exit 0 $? "halve on 1 rank"
+  same_tol 1e-10 h.h5 h1.h5 "halve: $np ranks and 1 rank agree within 1e-10"
+  if ! $python "$here/tools/compare_h5.py" h.h5 h1.h5 0 /history/rollback_step \
+    /history/rollback_lr /history/rollback_old_lr /history/rollback_new_lr >cmp.txt 2>&1; then
+    echo "FAIL halve: the rollbacks differ between $np ranks and 1 rank"
+    failures=$((failures + 1))
+  fi
+fi
+# Stopped inside the first failed attempt (12), the second (17) and after the rollbacks (22),
+# stopped again 5 steps later, resumed: bit-identical, rollbacks included.
+for halt in 12 17 22; do
+  rm -rf ck
+  run "$np" "${halve[@]}" --checkpoint-dir ck --output a.h5 --halt-after "$halt"
+  expect_exit 75 $? "halve: stop after $halt inner steps"
+  run "$np" "${halve[@]}" --checkpoint-dir ck --output a.h5 --halt-after 5
+  expect_exit 75 $? "halve: second stop"
+  run "$np" "${halve[@]}" --checkpoint-dir ck --output a.h5
+  expect_exit 0 $? "halve: resume to the end"
+  same_tol 0 a.h5 h.h5 "halve: stops after $halt and 5 more inner steps, bit-identical"
+  $python "$here/tools/compare_h5.py" a.h5 h.h5 0 /history/rollback_step /history/rollback_lr \
+    /history/rollback_old_lr /history/rollback_new_lr >cmp.txt 2>&1 ||
+    { echo "FAIL halve: resumed after $halt steps, the rollbacks differ"; failures=$((failures + 1)); }
+done
+# The outer step size: v moved too far while the inner loop ran well; the update is taken again
+# with --outer-lr halved. Stopped inside the outer step after the first rollback and resumed.
+"$nhgd" data synth --kind logistic --features 40 --n-train 50 --n-val 100 --n-test 50 \
+  --output l.h5 >/dev/null || exit 1
+outer=(run --data l.h5 --problem logreg --inner-steps 10 --batch 16 --outer-steps 4
+  --inner-lr 0.5 --outer-lr 4 --divergence-factor 10 --divergence-retries 6 --log-level 1
+  --on-divergence halve --checkpoint-every-inner 3)
+rm -rf ck
+run "$np" "${outer[@]}" --checkpoint-dir ck --output ho.h5 --metrics ho.jsonl
+expect_exit 0 $? "halve --outer-lr: recovers"
+if grep -q '"lr": "outer-lr", "old": 4, "new": 2' ho.jsonl; then
+  echo "ok   halve --outer-lr: $(grep -c '"outer-lr"' ho.jsonl) rollbacks of --outer-lr"
+else
+  echo "FAIL halve --outer-lr: no rollback of --outer-lr from 4 to 2 in the metrics"
+  failures=$((failures + 1))
+fi
+rm -rf ck
+run "$np" "${outer[@]}" --checkpoint-dir ck --output b.h5 --halt-after 14
+expect_exit 75 $? "halve --outer-lr: stop after 14 inner steps"
+run "$np" "${outer[@]}" --checkpoint-dir ck --output b.h5
+expect_exit 0 $? "halve --outer-lr: resume"
+same_tol 0 b.h5 ho.h5 "halve --outer-lr: stopped after 14 inner steps, resumed bit-identical"
+# Retries used up: the divergence stops the run as without halve.
+rm -rf ck
+run "$np" "${halve[@]}" --checkpoint-dir ck --output o.h5 --divergence-retries 1
+rc=$?
+if [ "$rc" -ne 1 ] || [ "$(grep -c "nhgd: error: diverged at outer step 2" log.txt)" -ne 1 ] ||
+  ! grep -q "all 1 rollbacks" log.txt; then
+  echo "FAIL retries used up: exit $rc (want 1), one error message after 'all 1 rollbacks'"
+  tail -3 log.txt | sed 's/^/    /'
+  failures=$((failures + 1))
+else
+  echo "ok   retries used up: exit 1 after one rollback"
+fi
+last=$(ls ck/ckpt-*.h5 2>/dev/null | sort | tail -1)
+[ -n "$last" ] && "$nhgd" info "$last" | grep -q "checksum: ok" ||
+  { echo "FAIL retries used up: no valid checkpoint kept"; failures=$((failures + 1)); }
+# Bad values: usage errors.
+for bad in "--on-divergence retry" "--divergence-retries -1"; do
+  # shellcheck disable=SC2086
+  run "$np" "${halve[@]}" --output o.h5 $bad
+  rc=$?
+  if [ "$rc" -ne 2 ] || ! grep -q -- "${bad%% *}" log.txt; then
+    echo "FAIL $bad: exit $rc (want 2 and a message naming ${bad%% *})"
+    failures=$((failures + 1))
+  else
+    echo "ok   $bad: $(grep -m1 -o 'error: .*' log.txt | cut -c1-120)"
+  fi
+done
 echo "$failures failures"
 [ "$failures" -eq 0 ]

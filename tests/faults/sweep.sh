@@ -4,7 +4,8 @@
 # such calls in the run (strided to at most NHGD_SWEEP_MAX values per kind and rank). Each
 # faulty run must end on every rank within seconds, with exit 0 or with exit 1 and one
 # message; then a run without faults must continue from what is left and end bit-identical to
-# an uninterrupted run (so the last good checkpoint stayed intact).
+# an uninterrupted run (so the last good checkpoint stayed intact). NHGD_SWEEP_SEED (default 0)
+# shifts the strided values: CI sweeps fewer values per run, a different subset each commit.
 # usage: sweep.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
@@ -14,6 +15,7 @@ rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 # shellcheck source=../tools/restart_lib.sh
 source "$here/tools/restart_lib.sh"
 max=${NHGD_SWEEP_MAX:-60}
+seed=${NHGD_SWEEP_SEED:-0}
 run() { # args...: exit code in $rc, output in log.txt
   : >log.txt
   timeout 30 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >log.txt 2>&1
@@ -41,7 +43,9 @@ for r in $ranks; do
       awk '{print ($1 == "h5") ? $2 : $3}' | head -1)
     [ -n "$total" ] && [ "$total" -gt 0 ] || { echo "FAIL no $kind calls counted on rank $r"; failures=$((failures + 1)); continue; }
     step=$(((total + max - 1) / max))
-    for n in $(seq 1 "$step" "$total"); do
+    first=$((1 + seed % step))
+    echo "$kind on rank $r: $total calls, every ${step}th from call $first"
+    for n in $(seq "$first" "$step" "$total"); do
       rm -rf ck o.h5.tmp && cp -r ck0 ck
       start=$(date +%s)
       NHGD_FAULT=$kind:$n:$r run "${base[@]}" --output o.h5 --checkpoint-dir ck

@@ -53,3 +53,58 @@ stop_resume() {
   expect_exit 0 $? "$label: resume on $other ranks"
   same_tol 1e-10 b.h5 "ref_$label.h5" "$label: stopped on $np ranks, finished on $other, within 1e-10"
 }
+
+# kill_tree PID: SIGKILL a launcher and all its descendants (Open MPI may put the ranks in
+# process groups of their own, so a group kill is not enough), reap it and wait until every
+# one of them is gone.
+kill_tree() {
+  local pids p alive
+  pids=$(_descendants "$1")
+  # shellcheck disable=SC2086
+  kill -9 $pids 2>/dev/null
+  wait "$1" 2>/dev/null
+  for _ in $(seq 1 100); do
+    alive=0
+    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && return 0
+    sleep 0.05
+  done
+}
+_descendants() {
+  local p
+  echo "$1"
+  for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do _descendants "$p"; done
+}
+
+# chaos_loop KILLS PICK CMD...: start CMD in the background again and again (output appended to
+# run.log, checkpoints expected in ck); while fewer than KILLS kills have landed, kill it
+# (kill_tree) $at seconds after its start, $at set by calling the function PICK (in this shell,
+# so that $RANDOM advances), else let it end. Returns 0 once a start ends with exit 0, 1 when
+# one fails; $killed counts the kills.
+chaos_loop() {
+  local kills=$1 pick=$2 pid rc attempt
+  shift 2
+  killed=0
+  for attempt in $(seq 1 60); do
+    "$@" >>run.log 2>&1 &
+    pid=$!
+    if [ "$killed" -lt "$kills" ]; then
+      $pick
+      sleep "$at"
+      if kill -0 "$pid" 2>/dev/null; then
+        kill_tree "$pid"
+        killed=$((killed + 1))
+        echo "kill $killed at attempt $attempt, ${at} s after the start; checkpoints: $(ls ck 2>/dev/null | grep -c 'h5$'), leftovers: $(ls ck 2>/dev/null | grep -c 'tmp$')"
+        continue
+      fi
+    fi
+    wait "$pid"
+    rc=$?
+    [ "$rc" -eq 0 ] && { echo "run completed after $killed kills"; return 0; }
+    echo "FAIL: a start after a kill exited $rc"
+    tail -5 run.log
+    return 1
+  done
+  echo "FAIL: not finished after 60 starts"
+  return 1
+}
