@@ -138,9 +138,7 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
     const nhgd_problem *pb = c->pb;
     double fl, mem, fac = 0.0;
     int dist[64] = {0};
-    const int mode = !strcmp(req->kfac_layout, "distributed")  ? 2
-                     : !strcmp(req->kfac_layout, "replicated") ? 1
-                                                               : 0;
+    const int mode = nhgd_kfac_net_layout_mode(req->kfac_layout);
     if (pb->n_layers >= 1 && pb->n_layers <= 64)
       nhgd_kfac_net_place(pb->n_layers, pb->layer_in, pb->layer_out, c->size, B, mode, plan->budget,
                           dist);

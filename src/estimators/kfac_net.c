@@ -108,6 +108,10 @@ static double placement_bytes(int L, const int *in, const int *out, int P, doubl
          8.0 * (maxw * B + 3.0 * wrep * wrep + 2.0 * rin * maxout + d + din * B + 3.0 * din * dout);
 }
 
+int nhgd_kfac_net_layout_mode(const char *layout) {
+  return !strcmp(layout, "distributed") ? 2 : !strcmp(layout, "replicated") ? 1 : 0;
+}
+
 double nhgd_kfac_net_place(int L, const int *in, const int *out, int P, double B, int mode,
                            double budget, int *dist) {
   for (int l = 0; l < L; ++l)
@@ -228,6 +232,7 @@ int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, co
     NHGD_CHECK(nhgd_calloc(&k->nrm, b, sizeof(double), "K-FAC sample norms"));
     NHGD_CHECK(nhgd_calloc(&k->cnt, (size_t)k->size, sizeof(int), "K-FAC gather counts"));
     NHGD_CHECK(nhgd_calloc(&k->dsp, (size_t)k->size, sizeof(int), "K-FAC gather counts"));
+    NHGD_CHECK(nhgd_calloc(&k->nbs, (size_t)k->size, sizeof(int), "K-FAC gather counts"));
     NHGD_CHECK(nhgd_calloc(&k->Yr, ww, sizeof(double), "K-FAC rotated system"));
     NHGD_CHECK(nhgd_calloc(&k->Wr, ww, sizeof(double), "K-FAC rotated system"));
     NHGD_CHECK(nhgd_calloc(&k->bw, 2 * ww, sizeof(double), "K-FAC block products"));
@@ -274,6 +279,7 @@ void nhgd_kfac_net_free(nhgd_kfac_net *k) {
   nhgd_free(&k->valid);
   nhgd_free(&k->cnt);
   nhgd_free(&k->dsp);
+  nhgd_free(&k->nbs);
   nhgd_free(&k->iwk);
   k->L = 0;
 }
@@ -307,13 +313,13 @@ static void scale_columns(int n, int nb, const double *x, const double *w, doubl
 
 /* A block-cyclic layer's share of a step: every rank's scaled inputs all-gathered, then each
  * rank adds them to its own blocks of A (lower triangle, what pdsyevd reads). */
-static int add_gathered(nhgd_kfac_net *k, int l, int nb, const double *a, const double *w,
+static int add_gathered(nhgd_kfac_net *k, int l, const int *nbs, const double *a, const double *w,
                         double *na) {
-  const int in = k->in[l];
+  const int in = k->in[l], nb = nbs[k->rank];
   scale_columns(in, nb, a, w, k->S, na);
   int mine = nb * in, total = 0;
-  NHGD_MPI_CHECK(MPI_Allgather(&mine, 1, MPI_INT, k->cnt, 1, MPI_INT, k->comm));
   for (int p = 0; p < k->size; ++p) {
+    k->cnt[p] = nbs[p] * in;
     k->dsp[p] = total;
     total += k->cnt[p];
   }
@@ -326,10 +332,15 @@ static int add_gathered(nhgd_kfac_net *k, int l, int nb, const double *a, const 
 int nhgd_kfac_net_add(nhgd_kfac_net *k, int nb, double *const *a, double *const *g,
                       const double *w) {
   double na[1024], ng[1024];
+  int *nbs = k->nbs, any = 0;
+  for (int l = 0; l < k->L; ++l)
+    any |= k->dist[l];
+  /* Every rank's sample count, once per step, for the block-cyclic layers' all-gathers. */
+  if (any) NHGD_MPI_CHECK(MPI_Allgather(&nb, 1, MPI_INT, nbs, 1, MPI_INT, k->comm));
   for (int l = 0; l < k->L; ++l) {
     const int in = k->in[l], out = k->out[l];
     /* The trace of F needs |a|^2 per sample: the gathered layers compute it here. */
-    if (k->dist[l]) NHGD_CHECK(add_gathered(k, l, nb, a[l], w, k->nrm));
+    if (k->dist[l]) NHGD_CHECK(add_gathered(k, l, nbs, a[l], w, k->nrm));
     for (int b0 = 0; b0 < nb; b0 += 1024) {
       const int n = nb - b0 < 1024 ? nb - b0 : 1024;
       if (k->dist[l]) {
@@ -606,6 +617,7 @@ static int solve_dist(nhgd_kfac_net *k, int l, double delta, const double *gl, d
 
 int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, double *u, int fresh) {
   int rc = NHGD_OK;
+  double delta[64]; /* each layer's damping value (its first entry) */
   if (fresh) {
     NHGD_CHECK(nhgd_kfac_net_start_reduce(k));
     k->pending = 0;
@@ -625,8 +637,7 @@ int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, doub
    * every rank still takes part in every broadcast. */
   if (k->failed && !rc) rc = NHGD_ERR_NUMERIC;
   for (int l = 0; l < k->L; ++l) {
-    double delta;
-    const int form = damping_form(k->in[l], k->out[l], D + k->off[l], &delta);
+    const int form = damping_form(k->in[l], k->out[l], D + k->off[l], &delta[l]);
     const double status = k->valid[l] ? k->bc[l][0] : -1.0;
     int need;
     if (k->dist[l]) {
@@ -657,18 +668,17 @@ int nhgd_kfac_net_solve(nhgd_kfac_net *k, const double *D, const double *g, doub
       if (k->owner[l] != k->rank && k->size > 1) k->bytes += 8.0 * (double)rec_len(k, l);
       k->valid[l] = k->bc[l][0] != 1.0;
     }
-    double delta;
-    damping_form(k->in[l], k->out[l], D + k->off[l], &delta);
     const double status = k->bc[l][0];
     if (k->dist[l]) { /* collective: every rank, also after a failure */
-      const int lrc = solve_dist(k, l, delta, g + k->off[l], k->u + k->off[l], rc || status != 3.0);
+      const int lrc =
+          solve_dist(k, l, delta[l], g + k->off[l], k->u + k->off[l], rc || status != 3.0);
       if (!rc) rc = lrc;
       if (k->size > 1) k->bytes += 8.0 * (double)k->in[l] * k->out[l];
       continue;
     }
     if (rc) continue;
     if (status == 0.0)
-      rc = solve_columns(k, l, delta, g + k->off[l], k->u + k->off[l]);
+      rc = solve_columns(k, l, delta[l], g + k->off[l], k->u + k->off[l]);
     else if (status == 2.0 && k->owner[l] == k->rank)
       rc = solve_whole(k, l, D + k->off[l], g + k->off[l], k->u + k->off[l]);
   }

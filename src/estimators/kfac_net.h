@@ -73,7 +73,7 @@ typedef struct nhgd_kfac_net {
   double **sig, *trA;
   double *Zg;           /* max dist in x bmax: a step's scaled inputs from every rank */
   double *nrm;          /* bmax: |a|^2 of this rank's samples of a block-cyclic layer */
-  int *cnt, *dsp;       /* P: columns each rank sends in that all-gather, and where */
+  int *cnt, *dsp, *nbs; /* P: doubles each rank sends in that all-gather, where, samples */
   double *Yr, *Wr, *bw; /* max dist in x out: V^T Gamma, the rows for V W; bcmat work */
   double *Y;            /* in x ceil(out / P): this rank's share of a layer's rotated columns */
   double *Yall;         /* in x out: a layer solved whole on its owner (damping per input row) */
@@ -92,6 +92,9 @@ int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, co
                        int bmax, int refresh, const int *dist, const struct nhgd_grid *grid,
                        int block);
 
+/* The placement mode of a --kfac-layout value (auto 0, replicated 1, distributed 2). */
+int nhgd_kfac_net_layout_mode(const char *layout);
+
 /* Placement (mode 0: auto, 1: every A whole on every rank, 2: every A block-cyclic): dist[l]
  * = 1 for the layers whose A is block-cyclic. Auto keeps every A whole unless that needs more
  * than budget bytes per rank, and then makes A block-cyclic layer by layer, the largest
@@ -99,6 +102,7 @@ int nhgd_kfac_net_init(nhgd_kfac_net *k, MPI_Comm comm, int L, const int *in, co
  * samples per step); the same on every rank. */
 double nhgd_kfac_net_place(int L, const int *in, const int *out, int P, double B, int mode,
                            double budget, int *dist);
+
 void nhgd_kfac_net_free(nhgd_kfac_net *k);
 
 /* Not collective: start a new inner loop (every partial sum to zero). */

@@ -811,7 +811,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
       /* Which layers keep A block-cyclic: what the checkpoint continued from used, or the
        * placement for this memory budget (the same on every rank). */
       int dist[64] = {0}, maxd = 0;
-      const int mode = !strcmp(layout, "distributed") ? 2 : !strcmp(layout, "replicated") ? 1 : 0;
+      const int mode = nhgd_kfac_net_layout_mode(layout);
       if (mode != 0 || !nhgd_kfac_net_placement(resume, L, dist))
         nhgd_kfac_net_place(L, pb->layer_in, pb->layer_out, c->size, (double)s->bmax, mode,
                             plan.budget, dist);
