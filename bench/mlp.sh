@@ -22,9 +22,9 @@ net=(--problem mlp-hyperclean --hidden 256 --activation tanh)
 declare -A est=(
   [floor]="--estimator none --outer-lr 0"
   [none]="--estimator none"
-  [nhgd]="--estimator nhgd"
+  [nhgd]="--estimator nhgd --kfac-refresh 1"
   [nhgd-r3]="--estimator nhgd --kfac-refresh 3"
-  [nhgd-all]="--estimator nhgd --efim-samples 0"
+  [nhgd-all]="--estimator nhgd --efim-samples 0 --kfac-refresh 1"
   [cg]="--estimator cg --hvp-steps 10 --hvp-batch 2048 --mlp-hvp gauss-newton"
   [neumann]="--estimator neumann --hvp-steps 20 --hvp-batch 2048 --neumann-eta 0.1 --mlp-hvp gauss-newton"
   [soba]="--estimator soba --soba-rho 0.1 --mlp-hvp gauss-newton"
@@ -34,16 +34,7 @@ o=$work/mlp.h5
 
 # 1. Accuracy against time.
 runs=$results/mlp_runs.csv
-echo "method,seed,step,wall_time,test_acc,val_loss" >"$runs"
-for s in $seeds; do
-  data=$(fmnist_data "$s" 0.5) || exit 1
-  for m in floor nhgd nhgd-r3 cg neumann soba; do
-    # shellcheck disable=SC2086
-    nhgd_run "$P" run --config "$cfg" --data "$data" --seed "$s" "${net[@]}" ${est[$m]} \
-      --outer-steps "$K" --output "$o"
-    history_rows "$o" "$m,$s" step,wall_time,test_acc,val_loss >>"$runs" || exit 1
-  done
-done
+accuracy_runs "$runs" "floor nhgd nhgd-r3 cg neumann soba" "$seeds" "${net[@]}"
 
 # 2. Overhead, every estimator in the same repeat: outer steps 1 to 6 (two whole periods of
 # --kfac-refresh 3, so nhgd-r3 is timed with its share of refreshing steps).

@@ -3,7 +3,8 @@
 # main job (Fashion-MNIST hyper-cleaning, d = 7,840) with `nhgd` per route (the full EFIM
 # routes with and without overlap, kfac in both layouts and with both G factors, and
 # subsampled Fisher variants), divided by the same outer step with no estimator, all in one
-# run; bytes received per inner step.
+# run; bytes received per inner step. Every variant sums and factors at every outer step
+# (--kfac-refresh 1); bench/refresh.sh measures the main job's refresh.
 # usage: bench/overhead.sh [ranks] [repeats]
 source "$(dirname "$0")/common.sh"
 P=${1:-2}
@@ -17,7 +18,7 @@ measure() { # label repeat nhgd-arguments...
   local label=$1 rep=$2 o=$work/overhead.h5
   shift 2
   mpirun_n "$P" "$nhgd" run --config "$root/jobs/hyperclean_fmnist.cfg" --data "$data" \
-    --outer-steps 3 --eval-every 0 --log-level 1 --output "$o" "$@" || exit 1
+    --outer-steps 3 --eval-every 0 --log-level 1 --kfac-refresh 1 --output "$o" "$@" || exit 1
   # Outer steps 2 and 3 (the first includes one-off warm-up); their mean.
   local sec bytes
   sec=$(h5get "$o" "(f['history/wall_time'][2] - f['history/wall_time'][0]) / 2")
@@ -25,7 +26,7 @@ measure() { # label repeat nhgd-arguments...
   echo "${label%%:*},\"${label#*:}\",$rep,$sec,$bytes" >>"$csv"
 }
 variants=(
-  "nhgd:kfac, K = 64 (the main job: auto, A replicated, G model)|--estimator nhgd"
+  "nhgd:kfac, K = 64 (the main job's route: auto, A replicated, G model)|--estimator nhgd"
   "nhgd:kfac, every sample|--estimator nhgd --efim-samples 0"
   "nhgd:kfac, K = 64, overlap 0|--estimator nhgd --overlap 0"
   "nhgd:kfac, K = 64, G empirical|--estimator nhgd --kfac-g empirical"
@@ -73,6 +74,8 @@ PY
   echo "$R repeats; the ratio divides by the same outer step with \`--estimator none\` (inner"
   echo "SGD, validation gradient, J^T u, outer step, no curvature work). Bytes: payload each"
   echo "rank received from the estimator's collectives per inner step. K: \`--efim-samples\`."
+  echo "Every variant runs with \`--kfac-refresh 1\` (factors summed and solved at every outer"
+  echo "step; the main job refreshes every 5: bench/refresh.sh)."
   echo
   echo "| estimator | variant | s / outer step | ratio to no estimator | bytes / inner step |"
   echo "|---|---|---:|---:|---:|"

@@ -38,6 +38,7 @@ ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba"]
 # Readable names of the methods, as the README names them.
 LABELS = {
     "nhgd": "NHGD",
+    "nhgd-r1": "NHGD, factors every step (R = 1)",
     "nhgd-kfac-empirical": "NHGD kfac, empirical G",
     "nhgd-kfac-all": "NHGD kfac, every sample",
     "nhgd-kfac-k64": "NHGD kfac, K = 64",

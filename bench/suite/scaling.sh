@@ -21,7 +21,7 @@ measure() {
   shift 8
   nhgd_run "$np" run --config "$root/jobs/hyperclean_fmnist.cfg" --data "$data" \
     --outer-steps "$K" --inner-steps "$T" --batch "$B" --estimator "$est" --efim-route "$route" \
-    --eval-every 0 "$@" --output "$o"
+    --eval-every 0 --kfac-refresh 1 "$@" --output "$o"
   local label=$route
   [ "$est" = nhgd ] || label=-
   $python - "$o" "$kind,$est,$label,$np,$((np > cores)),$n,$B,$r" "$K" >>"$csv" <<'PY'

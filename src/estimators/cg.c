@@ -124,7 +124,8 @@ static int cg_save(nhgd_estimator *est, nhgd_section *sec) {
 static int cg_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   cg_state *s = est->state;
   s->k = k;
-  return nhgd_section_get_vector(sec, "warm_start", s->d, s->x0);
+  NHGD_CHECK(nhgd_section_get_vector(sec, "warm_start", s->d, s->x0));
+  return nhgd_section_check_finite(sec, "warm_start", s->d, s->x0);
 }
 
 static int cg_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {

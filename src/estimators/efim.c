@@ -122,17 +122,21 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
    * on the whole grid one after the other. */
   const double mm_local = 8.0 * m * m / P * 1.15;
   const double kfac_solve_rep = ceil(C / P) * m * m * m / 3.0 / chol + 4.0 * m * C * C;
-  const double kfac_rep = T * (m * m + C * C) * B / P + kfac_solve_rep;
-  const double kfac_dist = T * (m * m * B + C * C * B) / P + C * m * m * m / 3.0 / P / chol;
-  const double kfac_rep_mem = nhgd_kfac_bytes((int)m, (int)C, (int)B, 0, 0.0);
+  /* With --kfac-refresh R the factors are summed (and, replicated, factored) in one outer
+   * step of R: their cost is spread over the R steps. */
+  const double Rf = req->refresh > 1 ? req->refresh : 1.0;
+  const double kfac_rep = (T * (m * m + C * C) * B / P + kfac_solve_rep) / Rf;
+  const double kfac_dist = T * (m * m * B + C * C * B) / P / Rf + C * m * m * m / 3.0 / P / chol;
+  const double kfac_rep_mem = nhgd_kfac_bytes((int)m, (int)C, (int)B, 0, 0.0, req->refresh, (int)P);
   const double kfac_dist_mem =
-      nhgd_kfac_bytes((int)m, (int)C, (int)B, 1, mm_local) + 8.0 * B * w * 2.0;
+      nhgd_kfac_bytes((int)m, (int)C, (int)B, 1, mm_local, req->refresh, (int)P) +
+      8.0 * B * w * 2.0;
   int distributed =
       !req->layered && (!strcmp(req->kfac_layout, "distributed") ||
                         (!strcmp(req->kfac_layout, "auto") && kfac_rep_mem > plan->budget));
   plan->kfac_distributed = distributed;
   plan->flops[NHGD_ROUTE_KFAC] = kron ? (distributed ? kfac_dist : kfac_rep) : INFINITY;
-  plan->bytes_comm[NHGD_ROUTE_KFAC] = distributed ? gather : 8.0 * (m * m / 2.0 + C * C) / T;
+  plan->bytes_comm[NHGD_ROUTE_KFAC] = (distributed ? gather : 8.0 * (m * m / 2.0 + C * C) / T) / Rf;
   plan->bytes_mem[NHGD_ROUTE_KFAC] = kron ? (distributed ? kfac_dist_mem : kfac_rep_mem) : 0.0;
   if (req->layered) { /* a network: the factors of each layer, reduced onto its owner */
     const nhgd_problem *pb = c->pb;

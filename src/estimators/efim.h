@@ -38,6 +38,7 @@ typedef struct nhgd_efim_request {
   const char *kfac_refusal; /* NULL when the kfac route applies, else why not */
   int64_t samples;          /* per-sample gradients of a step that feed F */
   int layered;              /* kfac: one Kronecker block per layer of a network (kfac_net.h) */
+  int refresh;              /* kfac: outer steps one set of summed factors serves */
 } nhgd_efim_request;
 
 /* Collective. Predict every route's cost for this run; choose the requested route, or with

@@ -33,15 +33,22 @@ void nhgd_kfac_unpack_lower(int n, const double *p, double *a) {
   }
 }
 
-double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes) {
+static int owned_slots(int C, int P) {
+  return (C + P - 1) / P;
+}
+
+double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes, int refresh,
+                       int P) {
   const double mm = (double)m * m, mc = (double)m * C;
   double b = 8.0 * ((double)(m + C) * bmax + 4.0 * mc + 3.0 * (double)C * C + 2.0 * m);
+  if (refresh > 1) b += 8.0 * ((double)C * C + m); /* kept G, the damping of the factors */
   if (distributed) return b + 2.0 * matrix_bytes + 8.0 * lower_len(C);
+  if (refresh > 1) b += 8.0 * mm * (1.0 + owned_slots(C, P > 0 ? P : 1)); /* kept A, factors */
   return b + 8.0 * (3.0 * mm + (double)lower_len(m));
 }
 
 int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int model_g,
-                   int distributed, const nhgd_grid *grid, int nb) {
+                   int distributed, int refresh, const nhgd_grid *grid, int nb) {
   memset(k, 0, sizeof *k);
   k->comm = comm;
   MPI_Comm_rank(comm, &k->rank);
@@ -50,6 +57,8 @@ int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int mode
   k->C = C;
   k->model_g = model_g;
   k->distributed = distributed;
+  if (refresh < 1) NHGD_FAIL(NHGD_ERR_ARG, "nhgd kfac: refresh every %d outer steps", refresh);
+  k->refresh = refresh;
   const size_t mm = (size_t)m * m, mc = (size_t)m * C, b = (size_t)(bmax > 0 ? bmax : 1);
   NHGD_CHECK(nhgd_calloc(&k->G, (size_t)C * C, sizeof(double), "K-FAC G"));
   NHGD_CHECK(nhgd_calloc(&k->Xs, (size_t)m * b, sizeof(double), "K-FAC scaled features"));
@@ -77,13 +86,24 @@ int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int mode
     NHGD_CHECK(
         nhgd_calloc(&k->red, lower_len(m) + lower_len(C) + 2, sizeof(double), "K-FAC reduction"));
   }
+  if (refresh > 1) {
+    NHGD_CHECK(nhgd_calloc(&k->Gk, (size_t)C * C, sizeof(double), "K-FAC kept G"));
+    NHGD_CHECK(nhgd_calloc(&k->Dk, (size_t)m, sizeof(double), "K-FAC damping of the factors"));
+    if (!distributed) {
+      NHGD_CHECK(nhgd_calloc(&k->Ak, mm, sizeof(double), "K-FAC kept A"));
+      NHGD_CHECK(nhgd_calloc(&k->Lf, mm * (size_t)owned_slots(C, k->size), sizeof(double),
+                             "K-FAC kept class factors"));
+    }
+  }
+  if (!k->Ak) k->Ak = k->A; /* replicated, refresh 1: the sum overwrites the partial */
   return NHGD_OK;
 }
 
 void nhgd_kfac_free(nhgd_kfac *k) {
   nhgd_kfac_cancel_reduce(k);
-  double **bufs[] = {&k->A,   &k->G,  &k->Xs, &k->Rs, &k->red, &k->S,    &k->Q,
-                     &k->lam, &k->wk, &k->Gt, &k->Ut, &k->col, &k->diagA};
+  if (k->Ak == k->A) k->Ak = NULL;
+  double **bufs[] = {&k->A,  &k->G,  &k->Xs,  &k->Rs,    &k->red, &k->S,  &k->Q,  &k->lam, &k->wk,
+                     &k->Gt, &k->Ut, &k->col, &k->diagA, &k->Ak,  &k->Gk, &k->Lf, &k->Dk};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
   nhgd_free(&k->sys);
@@ -91,10 +111,10 @@ void nhgd_kfac_free(nhgd_kfac *k) {
   nhgd_bcmat_destroy(&k->Wbc);
 }
 
-void nhgd_kfac_reset(nhgd_kfac *k) {
+void nhgd_kfac_reset(nhgd_kfac *k, int fresh) {
   nhgd_kfac_cancel_reduce(k);
   if (k->A) memset(k->A, 0, (size_t)k->m * k->m * sizeof(double));
-  if (k->Abc) nhgd_bcmat_zero(k->Abc);
+  if (k->Abc && fresh) nhgd_bcmat_zero(k->Abc);
   memset(k->G, 0, (size_t)k->C * k->C * sizeof(double));
   k->trF = 0.0;
   k->failed = 0;
@@ -207,26 +227,23 @@ static int reduce_partials(nhgd_kfac *k, double *trF) {
   return NHGD_OK;
 }
 
-int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u) {
-  const int m = k->m, C = k->C, one = 1;
-  double trF = 0.0, trA = 0.0, trG = 0.0;
-  NHGD_CHECK(reduce_partials(k, &trF));
-  /* Keep the sum of A: S becomes each class system in turn. */
-  double *Asum = k->distributed ? NULL : k->A;
-  if (Asum) memcpy(Asum, k->S, (size_t)m * m * sizeof(double));
+/* tau and G = Q Lambda Q^T from the sums (G full in Q, trace F, A in Ak or Abc): identical
+ * input on every rank, so identical output; the same code after a restart. */
+static int decompose(nhgd_kfac *k, double trF) {
+  const int m = k->m, C = k->C;
+  double trA = 0.0, trG = 0.0;
   if (k->distributed) {
     NHGD_CHECK(nhgd_bcmat_diag(k->Abc, k->diagA));
-    k->bytes += 8.0 * m * (1.0 + C); /* the diagonal, and each class's solution vector */
+    k->bytes += 8.0 * m;
     for (int j = 0; j < m; ++j)
       trA += k->diagA[j];
   } else {
     for (int j = 0; j < m; ++j)
-      trA += Asum[j + (size_t)j * m];
+      trA += k->Ak[j + (size_t)j * m];
   }
   for (int c = 0; c < C; ++c)
     trG += k->Q[c + (size_t)c * C];
-  const double tau = trA > 0.0 && trG > 0.0 ? trF / (trA * trG) : 0.0;
-  /* G = Q Lambda Q^T: identical input on every rank, so identical output. */
+  k->tau = trA > 0.0 && trG > 0.0 ? trF / (trA * trG) : 0.0;
   int info = 0;
   dsyev_("V", "L", &C, k->Q, &C, k->lam, k->wk, &k->lwork, &info, 1, 1);
   if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: eigen-decomposition of G failed (%d)", info);
@@ -236,6 +253,48 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u) 
   const double lmax = k->lam[C - 1] > 0.0 ? k->lam[C - 1] : 0.0;
   for (int c = 0; c < C; ++c)
     if (k->lam[c] <= 1e-13 * lmax) k->lam[c] = 0.0;
+  k->decomposed = 1;
+  k->factored = 0;
+  return NHGD_OK;
+}
+
+/* The summed factors: this inner loop's (reduced now, and kept when refresh > 1), or the
+ * kept ones, decomposed once. */
+static int prepare(nhgd_kfac *k, int fresh) {
+  const int m = k->m, C = k->C;
+  if (!fresh && !k->have)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "nhgd kfac: a solve with kept factors, and none are kept");
+  if (fresh) {
+    double trF = 0.0;
+    NHGD_CHECK(reduce_partials(k, &trF));
+    if (!k->distributed) memcpy(k->Ak, k->S, (size_t)m * m * sizeof(double));
+    if (k->refresh > 1) {
+      memcpy(k->Gk, k->Q, (size_t)C * C * sizeof(double));
+      k->trFk = trF;
+      k->have = 1;
+    }
+    return decompose(k, trF);
+  }
+  if (k->decomposed) return NHGD_OK;
+  memcpy(k->Q, k->Gk, (size_t)C * C * sizeof(double));
+  return decompose(k, k->trFk);
+}
+
+/* S (lower) = a A + diag(Dx) from the kept sum of A. */
+static void class_system(const nhgd_kfac *k, double a, const double *Dx, double *S) {
+  const int m = k->m;
+  for (int j = 0; j < m; ++j) {
+    for (int r = j; r < m; ++r)
+      S[r + (size_t)j * m] = a * k->Ak[r + (size_t)j * m];
+    S[j + (size_t)j * m] += Dx[j];
+  }
+}
+
+int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, int fresh) {
+  const int m = k->m, C = k->C, one = 1;
+  NHGD_CHECK(prepare(k, fresh));
+  const double tau = k->tau;
+  if (k->distributed) k->bytes += 8.0 * m * C; /* each class's solution vector */
   /* Gamma~ = Gamma Q with Gamma the m x C reshape of g. */
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, m, C, C, 1.0, g, m, k->Q, C, 0.0, k->Gt,
               m);
@@ -250,6 +309,7 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u) 
         k->Ut[j + (size_t)c * m] = k->Gt[j + (size_t)c * m] / Dx[j];
     }
   }
+  int info = 0;
   if (k->distributed) {
     for (int i = 0; i < nsys; ++i) {
       const int c = k->sys[i];
@@ -260,32 +320,42 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u) 
     }
   } else {
     /* The i-th class system to factor is solved by rank i mod P; the others contribute
-     * zeros (rank 0 also holds the diagonal ones). */
+     * zeros (rank 0 also holds the diagonal ones). With refresh > 1 the factors are kept in
+     * slot i / P and reused while the damping stays the same. */
+    const int keep = k->refresh > 1;
+    const int reuse = keep && k->factored && !memcmp(Dx, k->Dk, (size_t)m * sizeof(double));
+    int bad = 0;
     for (int i = k->rank; i < nsys; i += k->size) {
       const int c = k->sys[i];
-      const double a = tau * k->lam[c];
-      for (int j = 0; j < m; ++j) {
-        for (int r = j; r < m; ++r)
-          k->S[r + (size_t)j * m] = a * Asum[r + (size_t)j * m];
-        k->S[j + (size_t)j * m] += Dx[j];
+      double *L = keep ? k->Lf + (size_t)(i / k->size) * m * m : k->S;
+      if (!reuse) {
+        class_system(k, tau * k->lam[c], Dx, L);
+        dpotrf_("L", &m, L, &m, &info, 1);
       }
       double *uc = k->Ut + (size_t)c * m;
       memcpy(uc, k->Gt + (size_t)c * m, (size_t)m * sizeof(double));
-      dpotrf_("L", &m, k->S, &m, &info, 1);
-      if (!info) dpotrs_("L", &m, &one, k->S, &m, uc, &m, &info, 1);
-      if (info && k->Ut[(size_t)m * C] == 0.0) {
+      if (!info) dpotrs_("L", &m, &one, L, &m, uc, &m, &info, 1);
+      if (info && !bad) {
         nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
                        "nhgd kfac: the system of class direction %d is not positive definite "
                        "(minor %d): raise --efim-damping",
                        c, info);
-        k->Ut[(size_t)m * C] = 1.0;
+        bad = 1;
       }
+      info = 0;
     }
+    k->Ut[(size_t)m * C] = bad ? 1.0 : 0.0;
     const int n = m * C + 1;
-    const int mine = k->Ut[(size_t)m * C] != 0.0;
     NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, k->Ut, n, MPI_DOUBLE, MPI_SUM, k->comm));
     k->bytes += 8.0 * n;
-    if (k->Ut[(size_t)m * C] > 0.0) NHGD_CHECK(nhgd_error_agree(k->comm, mine ? 1 : 0));
+    if (k->Ut[(size_t)m * C] > 0.0) {
+      k->factored = 0;
+      NHGD_CHECK(nhgd_error_agree(k->comm, bad));
+    }
+    if (keep && !reuse) {
+      memcpy(k->Dk, Dx, (size_t)m * sizeof(double));
+      k->factored = 1;
+    }
   }
   /* U = U~ Q^T. */
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, C, C, 1.0, k->Ut, m, k->Q, C, 0.0, u, m);
@@ -335,8 +405,20 @@ int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec) {
       nhgd_section_put_string(sec, "kfac_layout", k->distributed ? "distributed" : "replicated"));
   NHGD_CHECK(put_partial(k, sec, "kfac_G", CC, k->G));
   NHGD_CHECK(put_partial(k, sec, "kfac_trF", 1, &k->trF));
-  if (k->distributed) return nhgd_section_put_matrix(sec, "kfac_A", k->Abc);
-  return put_partial(k, sec, "kfac_A", (int64_t)k->m * k->m, k->A);
+  if (k->distributed)
+    NHGD_CHECK(nhgd_section_put_matrix(sec, "kfac_A", k->Abc));
+  else
+    NHGD_CHECK(put_partial(k, sec, "kfac_A", (int64_t)k->m * k->m, k->A));
+  if (k->refresh == 1) return NHGD_OK;
+  /* The kept sums, the same on every rank (written once); the block-cyclic A keeps its
+   * kept sum in kfac_A while it serves. Their decomposition is recomputed at a restart. */
+  NHGD_CHECK(nhgd_section_put_int(sec, "kfac_have", k->have));
+  if (!k->have) return NHGD_OK;
+  NHGD_CHECK(nhgd_section_put_vector(sec, "kfac_keptG", CC, k->Gk));
+  NHGD_CHECK(nhgd_section_put_real(sec, "kfac_keptTrF", k->trFk));
+  if (k->distributed) return NHGD_OK;
+  const int64_t mm = (int64_t)k->m * k->m;
+  return nhgd_section_put_vector(sec, "kfac_keptA", mm, k->Ak);
 }
 
 int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec) {
@@ -355,7 +437,46 @@ int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec) {
   const int64_t CC = (int64_t)k->C * k->C;
   k->failed = 0;
   NHGD_CHECK(get_partial(k, sec, "kfac_G", CC, (int)saved, k->G));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_G", CC, k->G));
   NHGD_CHECK(get_partial(k, sec, "kfac_trF", 1, (int)saved, &k->trF));
-  if (k->distributed) return nhgd_section_get_matrix(sec, "kfac_A", k->Abc);
-  return get_partial(k, sec, "kfac_A", (int64_t)k->m * k->m, (int)saved, k->A);
+  NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_trF", 1, &k->trF));
+  if (k->distributed) {
+    NHGD_CHECK(nhgd_section_get_matrix(sec, "kfac_A", k->Abc));
+    NHGD_CHECK(nhgd_section_check_finite_matrix(sec, "kfac_A", k->Abc));
+  } else {
+    const int64_t mm = (int64_t)k->m * k->m;
+    NHGD_CHECK(get_partial(k, sec, "kfac_A", mm, (int)saved, k->A));
+    NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_A", mm, k->A));
+  }
+  return nhgd_kfac_load_kept(k, sec);
+}
+
+int nhgd_kfac_load_kept(nhgd_kfac *k, nhgd_section *sec) {
+  k->have = 0;
+  k->decomposed = 0;
+  k->factored = 0;
+  if (k->refresh == 1 || !nhgd_section_has(sec, "kfac_have")) return NHGD_OK;
+  int64_t have;
+  char layout[32];
+  NHGD_CHECK(nhgd_section_get_int(sec, "kfac_have", &have));
+  if (have != 0 && have != 1)
+    NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's K-FAC state has flag kfac_have = %lld",
+              (long long)have);
+  if (!have) return NHGD_OK;
+  NHGD_CHECK(nhgd_section_get_string(sec, "kfac_layout", layout, sizeof layout));
+  if (strcmp(layout, k->distributed ? "distributed" : "replicated")) return NHGD_OK;
+  const int64_t CC = (int64_t)k->C * k->C, mm = (int64_t)k->m * k->m;
+  NHGD_CHECK(nhgd_section_get_vector(sec, "kfac_keptG", CC, k->Gk));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_keptG", CC, k->Gk));
+  NHGD_CHECK(nhgd_section_get_real(sec, "kfac_keptTrF", &k->trFk));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_keptTrF", 1, &k->trFk));
+  if (k->distributed) {
+    NHGD_CHECK(nhgd_section_get_matrix(sec, "kfac_A", k->Abc));
+    NHGD_CHECK(nhgd_section_check_finite_matrix(sec, "kfac_A", k->Abc));
+  } else {
+    NHGD_CHECK(nhgd_section_get_vector(sec, "kfac_keptA", mm, k->Ak));
+    NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_keptA", mm, k->Ak));
+  }
+  k->have = 1;
+  return NHGD_OK;
 }

@@ -19,7 +19,16 @@
  * C systems are spread over the ranks and factored with LAPACK) or distributed (A summed
  * block-cyclically from the samples all-gathered at every step, so no rank holds it; the C
  * systems factored one after the other with ScaLAPACK on the whole grid). G and trace(F) are
- * always per-rank partials summed at the solve. */
+ * always per-rank partials summed at the solve.
+ *
+ * With refresh R > 1 (--kfac-refresh) the factors are summed only in the inner loops of
+ * outer steps 0, R, 2R, ...; the sums (A, G, trace F) are kept and serve the steps in
+ * between, which sum nothing. The decomposition of G and tau are kept with them; in the
+ * replicated layout so are the Cholesky factors of the class systems this rank solves, reused
+ * while the damping D_x is unchanged and refactored from the kept A when it changes. The
+ * distributed layout keeps only the sums (A stays block-cyclic) and factors its systems at
+ * every solve. A restart keeps the sums and recomputes the rest from them, by the same code,
+ * so a resumed run stays bit-identical. */
 #ifndef NHGD_ESTIMATORS_KFAC_H
 #define NHGD_ESTIMATORS_KFAC_H
 
@@ -40,6 +49,16 @@ typedef struct nhgd_kfac {
   nhgd_bcmat *Wbc; /* distributed: the system of one class direction */
   double *G;       /* C x C partial sum (lower triangle) */
   double trF;      /* partial sum of trace(F) */
+  int refresh;     /* outer steps one set of summed factors serves */
+  int have;        /* refresh > 1: the kept sums below are set (the same on every rank) */
+  int decomposed;  /* Q, lam and tau hold the decomposition of the kept sums */
+  int factored;    /* replicated, refresh > 1: Lf hold the factors for the damping Dk */
+  double *Ak;      /* kept sum of A (replicated; refresh == 1: the same buffer as A) */
+  double *Gk;      /* refresh > 1: kept sum of G (C x C, full) */
+  double trFk;     /* refresh > 1: kept sum of trace(F) */
+  double tau;      /* of the kept sums */
+  double *Lf;      /* replicated, refresh > 1: Cholesky factors of this rank's systems */
+  double *Dk;      /* the damping they were formed with (m) */
   int failed;      /* a local failure not yet agreed on (agreed at the next collective) */
   double bytes;    /* payload this rank received from the solve's reductions */
   MPI_Request req; /* the reduction of the partials, when started early */
@@ -56,14 +75,16 @@ typedef struct nhgd_kfac {
 } nhgd_kfac;
 
 /* Not collective (call it on every rank): allocate for m features, C classes and batches of
- * at most bmax local samples. grid is the BLACS grid of the distributed layout (NULL for
- * replicated), nb its block size. */
+ * at most bmax local samples, with the factors summed every refresh outer steps. grid is the
+ * BLACS grid of the distributed layout (NULL for replicated), nb its block size. */
 int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int model_g,
-                   int distributed, const nhgd_grid *grid, int nb);
+                   int distributed, int refresh, const nhgd_grid *grid, int nb);
 void nhgd_kfac_free(nhgd_kfac *k);
 
-/* Not collective: start a new inner loop (every sum to zero). */
-void nhgd_kfac_reset(nhgd_kfac *k);
+/* Not collective: start a new inner loop, one that sums its own factors (fresh: every
+ * partial sum to zero) or one that reuses the kept sums (fresh 0: nothing may be added; the
+ * block-cyclic A keeps the kept sum). */
+void nhgd_kfac_reset(nhgd_kfac *k, int fresh);
 
 /* Not collective: fold nb of this rank's samples into the partial sums of G and trace(F),
  * and, in the replicated layout, of A. X (m x nb) features, R (C x nb) residuals, Am
@@ -83,13 +104,17 @@ int nhgd_kfac_add_gathered(nhgd_kfac *k, int nb, const double *P, int width);
 int nhgd_kfac_start_reduce(nhgd_kfac *k);
 void nhgd_kfac_cancel_reduce(nhgd_kfac *k);
 
-/* Collective: u = M^{-1} g with M = tau G (x) A + I_C (x) diag(Dx) (Dx: m entries, > 0). */
-int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u);
+/* Collective: u = M^{-1} g with M = tau G (x) A + I_C (x) diag(Dx) (Dx: m entries, > 0),
+ * from this inner loop's sums (fresh) or the kept ones (fresh 0; they must be there). */
+int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, int fresh);
 
 /* Collective: the running sums into a checkpoint section, and back. The partials are stored
  * per rank; a run resumed on another number of ranks gives every partial sum to rank 0. */
 int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec);
 int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec);
+/* Collective: only the kept sums (a restart at an outer-step boundary, refresh > 1); a
+ * section without them leaves none (the next inner loop then sums fresh factors). */
+int nhgd_kfac_load_kept(nhgd_kfac *k, nhgd_section *sec);
 
 /* The lower triangle of the column-major n x n a, column by column, into p (and back). */
 void nhgd_kfac_pack_lower(int n, const double *a, double *p);
@@ -103,7 +128,8 @@ int nhgd_kfac_put_partial(int rank, int size, nhgd_section *sec, const char *nam
 int nhgd_kfac_get_partial(int rank, int size, nhgd_section *sec, const char *name, int64_t n,
                           int saved, double *x);
 
-/* Bytes one rank keeps for the factors and the solve (for the route planner). */
-double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes);
+/* Bytes one rank keeps for the factors and the solve (for the route planner), on P ranks. */
+double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes, int refresh,
+                       int P);
 
 #endif

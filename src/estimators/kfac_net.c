@@ -793,14 +793,19 @@ int nhgd_kfac_net_load_kept(nhgd_kfac_net *k, nhgd_section *sec) {
   for (int l = 0; l < k->L; ++l) {
     const int64_t n = (int64_t)red_len(k, l);
     snprintf(name, sizeof name, "kfac_kept%d", l);
-    NHGD_CHECK(nhgd_section_get_slice(sec, name, n, 0, k->owner[l] == k->rank ? n : 0, k->red[l]));
+    const int64_t mine = k->owner[l] == k->rank ? n : 0;
+    NHGD_CHECK(nhgd_section_get_slice(sec, name, n, 0, mine, k->red[l]));
+    NHGD_CHECK(nhgd_section_check_finite(sec, name, mine, k->red[l]));
     if (!k->dist[l]) continue;
     snprintf(name, sizeof name, "kfac_trA%d", l);
     NHGD_CHECK(nhgd_section_get_real(sec, name, &k->trA[l]));
+    NHGD_CHECK(nhgd_section_check_finite(sec, name, 1, &k->trA[l]));
     snprintf(name, sizeof name, "kfac_V%d", l);
     NHGD_CHECK(nhgd_section_get_matrix(sec, name, k->Vb[l]));
+    NHGD_CHECK(nhgd_section_check_finite_matrix(sec, name, k->Vb[l]));
     snprintf(name, sizeof name, "kfac_sigma%d", l);
     NHGD_CHECK(nhgd_section_get_vector(sec, name, k->in[l], k->sig[l]));
+    NHGD_CHECK(nhgd_section_check_finite(sec, name, k->in[l], k->sig[l]));
   }
   k->have = 1;
   return NHGD_OK;
@@ -819,17 +824,21 @@ int nhgd_kfac_net_load(nhgd_kfac_net *k, nhgd_section *sec) {
   k->pending = 0;
   const int sv = (int)saved;
   NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, "kfac_trF", k->L, sv, k->trF));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_trF", k->L, k->trF));
   char name[32];
   for (int l = 0; l < k->L; ++l) {
     snprintf(name, sizeof name, "kfac_A%d", l);
-    if (k->dist[l])
+    const int64_t ii = (int64_t)k->in[l] * k->in[l], oo = (int64_t)k->out[l] * k->out[l];
+    if (k->dist[l]) {
       NHGD_CHECK(nhgd_section_get_matrix(sec, name, k->Ab[l]));
-    else
-      NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, (int64_t)k->in[l] * k->in[l],
-                                       sv, k->A[l]));
+      NHGD_CHECK(nhgd_section_check_finite_matrix(sec, name, k->Ab[l]));
+    } else {
+      NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, ii, sv, k->A[l]));
+      NHGD_CHECK(nhgd_section_check_finite(sec, name, ii, k->A[l]));
+    }
     snprintf(name, sizeof name, "kfac_G%d", l);
-    NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, (int64_t)k->out[l] * k->out[l],
-                                     sv, k->G[l]));
+    NHGD_CHECK(nhgd_kfac_get_partial(k->rank, k->size, sec, name, oo, sv, k->G[l]));
+    NHGD_CHECK(nhgd_section_check_finite(sec, name, oo, k->G[l]));
   }
   return nhgd_kfac_net_load_kept(k, sec);
 }

@@ -39,7 +39,7 @@ typedef struct nhgd_efim_opts {
   char kfac_g[16];      /* kfac: empirical | model */
   char kfac_layout[16]; /* kfac: auto | replicated | distributed */
   int64_t samples;      /* per-sample gradients of a step that feed F (0: all B) */
-  int64_t refresh;      /* kfac of a network: outer steps one decomposition serves */
+  int64_t refresh;      /* kfac: outer steps one set of summed factors serves */
 } nhgd_efim_opts;
 
 typedef struct nhgd_state {
@@ -78,7 +78,7 @@ typedef struct nhgd_state {
   double *Aloc;          /* kfac with the model's G: c_s (diag p - p p^T) per sample */
   double *wloc;          /* kfac: the Fisher weight of each local sample */
   nhgd_kfac_net kn;      /* kfac route of a network */
-  int fresh;             /* kfac of a network: this inner loop's factors are summed and solved */
+  int fresh;             /* kfac: this inner loop's factors are summed and solved */
   double **la, **lg;     /* kfac of a network: each layer's inputs and gradients per sample */
   char refusal_buf[256]; /* why kfac does not apply, when the reason names a layer */
 } nhgd_state;
@@ -195,13 +195,14 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
     memset(s->Mdense, 0, (size_t)s->d * s->d * sizeof(double));
     break;
   case NHGD_ROUTE_KFAC:
+    /* With --kfac-refresh R the factors are summed in outer steps 0, R, 2R, ... (or the
+     * first step after a restart that brought none), and serve the steps up to the next. */
+    s->fresh =
+        s->o->refresh <= 1 || k % s->o->refresh == 0 || !(s->layered ? s->kn.have : s->kf.have);
     if (s->layered) {
-      /* With --kfac-refresh R the factors are summed in outer steps 0, R, 2R, ... (or the
-       * first step after a restart that brought none), and serve the steps up to the next. */
-      s->fresh = s->o->refresh <= 1 || k % s->o->refresh == 0 || !s->kn.have;
       if (s->fresh) nhgd_kfac_net_reset(&s->kn);
     } else
-      nhgd_kfac_reset(&s->kf);
+      nhgd_kfac_reset(&s->kf, s->fresh);
     break;
   default:
     break;
@@ -329,7 +330,7 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
   nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
   int rc = finish_pending(s, c);
   if (rc) goto done;
-  if (s->route == NHGD_ROUTE_KFAC && s->layered && !s->fresh) { /* the factors of an earlier step */
+  if (s->route == NHGD_ROUTE_KFAC && !s->fresh) { /* the factors of an earlier step */
     ++s->t;
     goto done;
   }
@@ -574,7 +575,7 @@ static int nhgd_solve(nhgd_estimator *est, const double *theta, const double *g,
     rc = check_class_damping(s);
     if (!rc)
       rc = s->layered ? nhgd_kfac_net_solve(&s->kn, s->dg, g, u, s->fresh)
-                      : nhgd_kfac_solve(&s->kf, s->dg, g, u);
+                      : nhgd_kfac_solve(&s->kf, s->dg, g, u, s->fresh);
     nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
     s->bytes += s->kf.bytes + s->kn.bytes;
     s->kf.bytes = 0.0;
@@ -604,7 +605,7 @@ static int nhgd_save(nhgd_estimator *est, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_vector(sec, "D", s->d, s->dg));
   switch (s->route) {
   case NHGD_ROUTE_KFAC:
-    if (s->layered) NHGD_CHECK(nhgd_section_put_int(sec, "kfac_fresh", s->fresh));
+    NHGD_CHECK(nhgd_section_put_int(sec, "kfac_fresh", s->fresh));
     return s->layered ? nhgd_kfac_net_save(&s->kn, sec) : nhgd_kfac_save(&s->kf, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
@@ -625,7 +626,7 @@ static int load_fresh(nhgd_state *s, nhgd_section *sec) {
   if (fresh != 0 && fresh != 1)
     NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's estimator state has kfac_fresh = %lld",
               (long long)fresh);
-  if (!fresh && !s->kn.have)
+  if (!fresh && !(s->layered ? s->kn.have : s->kf.have))
     NHGD_FAIL(NHGD_ERR_DATA, "the checkpoint's inner loop reuses K-FAC factors it does not hold");
   s->fresh = (int)fresh;
   return NHGD_OK;
@@ -634,12 +635,12 @@ static int load_fresh(nhgd_state *s, nhgd_section *sec) {
 /* A restart at an outer-step boundary: the factors that serve the next outer steps. */
 static int nhgd_load_kept(nhgd_estimator *est, nhgd_section *sec) {
   nhgd_state *s = est->state;
-  if (s->route != NHGD_ROUTE_KFAC || !s->layered || s->o->refresh <= 1) return NHGD_OK;
+  if (s->route != NHGD_ROUTE_KFAC || s->o->refresh <= 1) return NHGD_OK;
   char route[32];
   if (!nhgd_section_has(sec, "route")) return NHGD_OK;
   NHGD_CHECK(nhgd_section_get_string(sec, "route", route, sizeof route));
   if (strcmp(route, nhgd_route_name(s->route))) return NHGD_OK;
-  return nhgd_kfac_net_load_kept(&s->kn, sec);
+  return s->layered ? nhgd_kfac_net_load_kept(&s->kn, sec) : nhgd_kfac_load_kept(&s->kf, sec);
 }
 
 static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
@@ -663,19 +664,22 @@ static int nhgd_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   s->nstored = stored;
   s->pending = 0;
   NHGD_CHECK(nhgd_section_get_vector(sec, "D", s->d, s->dg));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "D", s->d, s->dg));
   NHGD_CHECK(derive_damping(s));
   switch (s->route) {
   case NHGD_ROUTE_KFAC:
-    if (!s->layered) return nhgd_kfac_load(&s->kf, sec);
-    NHGD_CHECK(nhgd_kfac_net_load(&s->kn, sec));
+    NHGD_CHECK(s->layered ? nhgd_kfac_net_load(&s->kn, sec) : nhgd_kfac_load(&s->kf, sec));
     return load_fresh(s, sec);
   case NHGD_ROUTE_ONLINE:
   case NHGD_ROUTE_ACCUMULATE:
-    return nhgd_section_get_matrix(sec, "matrix", s->A);
+    NHGD_CHECK(nhgd_section_get_matrix(sec, "matrix", s->A));
+    return nhgd_section_check_finite_matrix(sec, "matrix", s->A);
   case NHGD_ROUTE_GRAM:
-    return nhgd_section_get_vector(sec, "samples", s->nstored * s->width, s->store);
+    NHGD_CHECK(nhgd_section_get_vector(sec, "samples", s->nstored * s->width, s->store));
+    return nhgd_section_check_finite(sec, "samples", s->nstored * s->width, s->store);
   default:
-    return nhgd_section_get_vector(sec, "matrix", (int64_t)s->d * s->d, s->Mdense);
+    NHGD_CHECK(nhgd_section_get_vector(sec, "matrix", (int64_t)s->d * s->d, s->Mdense));
+    return nhgd_section_check_finite(sec, "matrix", (int64_t)s->d * s->d, s->Mdense);
   }
 }
 
@@ -787,16 +791,23 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   if (resume && !strcmp(layout, "auto") && nhgd_section_has(resume, "kfac_layout"))
     NHGD_CHECK(nhgd_section_get_string(resume, "kfac_layout", layout, sizeof layout));
   const nhgd_efim_request req = {route,   layout, o->mem_per_rank, s->kron,
-                                 refusal, s->Bf,  s->layered};
+                                 refusal, s->Bf,  s->layered,      (int)o->refresh};
   nhgd_efim_plan plan;
   NHGD_CHECK(nhgd_efim_plan_route(c, &req, &plan));
   s->route = plan.route;
   const int kfac = s->route == NHGD_ROUTE_KFAC;
-  if (o->refresh > 1 && !(kfac && s->layered))
-    NHGD_FAIL(NHGD_ERR_ARG,
-              "option --kfac-refresh %lld: only the kfac route of a network reuses its factors; "
-              "this run uses route %s%s (leave --kfac-refresh at 1)",
-              (long long)o->refresh, nhgd_route_name(s->route), kfac ? " on a linear model" : "");
+  /* Like --kfac-g and --kfac-layout, --kfac-refresh is the kfac route's own: the other
+   * routes sum and solve at every outer step, and say so. */
+  if (o->refresh > 1 && kfac)
+    nhgd_log(NHGD_LOG_INFO,
+             "nhgd kfac: the factors are summed and decomposed every %lld outer steps and serve "
+             "the steps in between (--kfac-refresh)",
+             (long long)o->refresh);
+  else if (o->refresh > 1)
+    nhgd_log(NHGD_LOG_INFO,
+             "nhgd: --kfac-refresh %lld applies to the kfac route only; route %s sums and solves "
+             "at every outer step",
+             (long long)o->refresh, nhgd_route_name(s->route));
   /* The replicated K-FAC layout sends nothing during the inner loop: no gather buffers. */
   const int gathers = !kfac || plan.kfac_distributed;
   /* Agreed before the route's collectives (grid creation) as well. */
@@ -820,11 +831,6 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
       if (maxd > 0) NHGD_CHECK(grid_block(c, maxd, &g, &nb));
       NHGD_CHECK(nhgd_kfac_net_init(&s->kn, c->comm, L, pb->layer_in, pb->layer_out, s->bmax,
                                     (int)o->refresh, dist, g, nb));
-      if (o->refresh > 1)
-        nhgd_log(NHGD_LOG_INFO,
-                 "nhgd kfac: the layer factors are summed and decomposed every %lld outer steps "
-                 "and serve the steps in between (--kfac-refresh)",
-                 (long long)o->refresh);
       NHGD_CHECK(nhgd_calloc(&s->la, (size_t)L, sizeof(double *), "layer inputs"));
       NHGD_CHECK(nhgd_calloc(&s->lg, (size_t)L, sizeof(double *), "layer gradients"));
       for (int l = 0; l < L; ++l) {
@@ -853,8 +859,8 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
       NHGD_CHECK(nhgd_calloc(&s->Aloc, (size_t)s->bmax * s->C * s->C, sizeof(double),
                              "sample class covariances"));
     if (plan.kfac_distributed) NHGD_CHECK(grid_block(c, s->m, &g, &nb));
-    NHGD_CHECK(
-        nhgd_kfac_init(&s->kf, c->comm, s->m, s->C, s->bmax, model, plan.kfac_distributed, g, nb));
+    NHGD_CHECK(nhgd_kfac_init(&s->kf, c->comm, s->m, s->C, s->bmax, model, plan.kfac_distributed,
+                              (int)o->refresh, g, nb));
     nhgd_log(NHGD_LOG_INFO,
              "nhgd kfac: F ~= tau G (x) A with G = %s, A %d x %d %s; the damped system is "
              "solved exactly (%d class systems)",
@@ -901,19 +907,6 @@ static int efim_check(const void *block, const nhgd_options *all) {
       NHGD_FAIL(NHGD_ERR_ARG,
                 "option --efim-route kfac needs the Kronecker form, which --kron 0 turns off");
   }
-  if (o->refresh > 1) {
-    if (strcmp(o->route, "auto") && strcmp(o->route, "kfac"))
-      NHGD_FAIL(NHGD_ERR_ARG,
-                "option --kfac-refresh %lld: only the kfac route of a network reuses its factors, "
-                "and this run asks for --efim-route %s",
-                (long long)o->refresh, o->route);
-    if (!nhgd_options_get_string(all, "problem", &problem) &&
-        nhgd_problem_builtin_kron(problem) >= 0 && nhgd_problem_builtin_kron(problem) != 2)
-      NHGD_FAIL(NHGD_ERR_ARG,
-                "option --kfac-refresh %lld: only the kfac route of a network reuses its factors, "
-                "and problem %s is not a network (leave --kfac-refresh at 1)",
-                (long long)o->refresh, problem);
-  }
   if (!strcmp(o->mode, "ema") && !(o->beta > 0.0 && o->beta < 1.0))
     NHGD_FAIL(NHGD_ERR_ARG,
               "option --efim-beta %g: the moving average needs beta in (0, 1): the recursive "
@@ -952,9 +945,9 @@ static const nhgd_option_spec efim_specs[] = {
      "labels); linear models only, networks use the empirical G of each layer",
      NHGD_OPT_TRAJECTORY},
     {"kfac-refresh", NHGD_OPT_I64, F(refresh), "1", 1, 1000000, NULL,
-     "nhgd kfac of a network: the layer factors are summed in the inner loop of every R-th outer "
-     "step and decomposed once; the steps in between solve with them (and their own damping) "
-     "and sum nothing (1: every step)",
+     "nhgd kfac: the factors (of every layer, for a network) are summed in the inner loop of "
+     "every R-th outer step and decomposed once; the steps in between solve with them (and "
+     "their own damping) and sum nothing (1: every step; other routes ignore it)",
      NHGD_OPT_TRAJECTORY},
     {"kfac-layout", NHGD_OPT_CHOICE, F(kfac_layout), "auto", 1, 0, "auto|replicated|distributed",
      "nhgd kfac: A summed per rank and reduced once per outer step (replicated), or "

@@ -127,7 +127,9 @@ static int soba_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   NHGD_CHECK(nhgd_section_get_int(sec, "steps", &s->steps));
   NHGD_CHECK(nhgd_section_get_real(sec, "bytes", &s->bytes));
   NHGD_CHECK(nhgd_section_get_vector(sec, "z", s->d, s->z));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "z", s->d, s->z));
   NHGD_CHECK(nhgd_section_get_vector(sec, "g_val", s->d, s->gval));
+  NHGD_CHECK(nhgd_section_check_finite(sec, "g_val", s->d, s->gval));
   s->k = k;
   return NHGD_OK;
 }

@@ -3,6 +3,7 @@
  * failure on one rank (a full disk, a damaged chunk) takes every rank out of the part's save
  * or load at the same call, and no rank is left waiting in the next collective one. A section
  * in sizing mode writes nothing and adds up the bytes the write would need. */
+#include <math.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -72,6 +73,37 @@ int nhgd_section_get_matrix(nhgd_section *s, const char *name, nhgd_bcmat *A) {
 
 int nhgd_section_agree(nhgd_section *s, int status) {
   return agreed(s, status);
+}
+
+static int first_bad(int64_t n, const double *x, int64_t stride, int64_t rows, int64_t *at) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < rows; ++i)
+      if (!isfinite(x[i + j * stride])) {
+        *at = i + j * rows;
+        return 1;
+      }
+  return 0;
+}
+
+int nhgd_section_check_finite(nhgd_section *s, const char *name, int64_t n, const double *x) {
+  int64_t at = 0;
+  int rc = NHGD_OK;
+  if (n > 0 && first_bad(n, x, 1, 1, &at))
+    rc = nhgd_error_set(NHGD_ERR_DATA, __FILE__, __LINE__, "dataset %s: entry %lld is %g", name,
+                        (long long)at, x[at]);
+  return agreed(s, rc);
+}
+
+int nhgd_section_check_finite_matrix(nhgd_section *s, const char *name, const nhgd_bcmat *A) {
+  int64_t at = 0;
+  int rc = NHGD_OK;
+  if (A->mloc > 0 && A->nloc > 0 && first_bad(A->nloc, A->a, A->lld, A->mloc, &at)) {
+    const int64_t il = at % A->mloc, jl = at / A->mloc;
+    rc = nhgd_error_set(NHGD_ERR_DATA, __FILE__, __LINE__, "dataset %s: entry (%lld, %lld) is %g",
+                        name, (long long)A->grow[il], (long long)A->gcol[jl],
+                        A->a[il + jl * (int64_t)A->lld]);
+  }
+  return agreed(s, rc);
 }
 
 int nhgd_section_get_length(nhgd_section *s, const char *name, int64_t *n) {

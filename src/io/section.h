@@ -34,6 +34,11 @@ int nhgd_section_get_matrix(nhgd_section *s, const char *name, nhgd_bcmat *A);
 /* Agree on a part's own rank-local status (an allocation, a check of what was read) the way
  * every section call does: returns the same status on every rank. */
 int nhgd_section_agree(nhgd_section *s, int status);
+/* Collective: whether what was read is finite. An NHGD_ERR_DATA error on every rank, naming
+ * the dataset (or attribute) and the entry, when any rank's x (n entries; for a matrix, this
+ * rank's blocks) holds a NaN or an infinity: a damaged checkpoint, skipped for an older one. */
+int nhgd_section_check_finite(nhgd_section *s, const char *name, int64_t n, const double *x);
+int nhgd_section_check_finite_matrix(nhgd_section *s, const char *name, const nhgd_bcmat *A);
 /* The number of entries of a 1-D dataset (to check it before allocating from it). */
 int nhgd_section_get_length(nhgd_section *s, const char *name, int64_t *n);
 

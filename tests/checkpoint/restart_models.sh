@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stop and resume of the network and distillation problems equals an uninterrupted run bit
 # for bit (layer-wise kfac on both network forms, with and without --kfac-refresh (factors
-# that outlive an inner loop), soba on a relu network, kfac and neumann
-# on distillation; stops inside an inner loop and between outer steps); resume on another
+# that outlive an inner loop), soba on a relu network, kfac and neumann on distillation, and
+# --kfac-refresh on the linear model's kfac route in both layouts of A; stops inside an inner
+# loop and between outer steps); resume on another
 # rank count agrees to 1e-10; a checkpoint of another network shape or activation is
 # refused, naming the option. usage: restart_models.sh NHGD MPIRUN NP
 set -u
@@ -22,7 +23,7 @@ run() { # ranks args...
 base=(run --data d.h5 --outer-steps 4 --inner-steps 7 --batch 16 --inner-lr 0.5 --log-level 1)
 other=$((np == 1 ? 2 : 1))
 for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-grid mlp-soba distill-kfac \
-  distill-neumann distill-mlp; do
+  distill-neumann distill-mlp lin-refresh lin-hpo-refresh lin-grid-refresh; do
   halts="3 10"
   case $case in
   mlp-kfac) cfg=(--problem mlp-hyperclean --hidden 5,4 --estimator nhgd --efim-route kfac) ;;
@@ -43,6 +44,16 @@ for case in mlp-kfac mlp-hpo-kfac mlp-refresh mlp-hpo-refresh mlp-grid mlp-soba 
   distill-mlp) cfg=(--problem distill --distill-per-class 2 --distill-model mlp --hidden 4
     --estimator nhgd) ;;
   distill-neumann) cfg=(--problem distill --distill-per-class 3 --estimator neumann --warm-start 0) ;;
+  lin-refresh) # the linear model's kfac route: the kept sums and Cholesky factors
+    cfg=(--problem hyperclean --estimator nhgd --efim-route kfac --kfac-refresh 2)
+    halts="3 7 10" ;;
+  lin-hpo-refresh) # per-feature L2 weights: the damping changes, the kept A is refactored
+    cfg=(--problem logreg --v-init -2 --estimator nhgd --efim-route kfac --kfac-refresh 3)
+    halts="3 7 10" ;;
+  lin-grid-refresh) # A block-cyclic: it keeps its sum while it serves
+    cfg=(--problem hyperclean --estimator nhgd --efim-route kfac --kfac-layout distributed
+      --kfac-refresh 2)
+    halts="3 7 10" ;;
   esac
   stop_resume "$np" "$other" "$case" "$halts" "${cfg[@]}"
 done

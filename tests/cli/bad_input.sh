@@ -86,11 +86,19 @@ expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- ru
 expect 2 "option --hidden '0,4': every width must be a whole number" -- run --problem distill \
   --distill-model mlp --hidden 0,4
 expect 2 "option --kfac-refresh (command line): value 0 is outside the range" -- run --kfac-refresh 0
-expect 2 "option --kfac-refresh 3: only the kfac route of a network reuses its factors, and problem \
-hyperclean is not a network" -- run --data cls.h5 --problem hyperclean --kfac-refresh 3
-expect 2 "option --kfac-refresh 2: only the kfac route of a network reuses its factors, and this \
-run asks for --efim-route gram" -- run --data cls.h5 --problem mlp-hpo --efim-route gram \
-  --kfac-refresh 2
+# Not bad input: like --kfac-g, the other routes ignore --kfac-refresh, and say so (a log
+# line on standard output).
+timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data cls.h5 \
+  --problem hyperclean --efim-route gram --kfac-refresh 2 $small --log-level 2 --output o.h5 \
+  >out.txt 2>err.txt
+got=$?
+if [ "$got" -eq 0 ] && [ "$(grep -c -F "nhgd: --kfac-refresh 2 applies to the kfac route only; route \
+gram sums and solves" out.txt)" -eq 1 ]; then
+  echo "ok   --kfac-refresh 2 on route gram: exit 0 and one line saying it is ignored"
+else
+  echo "FAIL --kfac-refresh 2 on route gram: exit $got, or no single line saying it is ignored"
+  failures=$((failures + 1))
+fi
 expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300

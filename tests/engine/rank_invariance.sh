@@ -24,6 +24,7 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "logreg logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac" \
   "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-layout distributed" \
   "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-g empirical" \
+  "logreg logistic.h5 nhgd --inner-lr 0.5 --v-init -2 --efim-route kfac --kfac-refresh 2" \
   "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5,4 --efim-route kfac" \
   "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 7 --v-init -3 --activation relu" \
   "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 6,3 --v-init -3 --kfac-refresh 2" \

@@ -1,8 +1,9 @@
 /* The kfac route: its solve against a dense solve of (tau G (x) A + I (x) D_x) u = g built
  * here from the same samples (both G factors, both layouts of A, every grid shape, a block
  * size that does not divide m), a deliberately wrong eigen-scaling that the comparison must
- * reject, checkpointing of the running sums, and the whole solver: with one sample per step
- * and one step, tau G (x) A is the empirical Fisher itself and kfac equals the dense route. */
+ * reject, factors kept over later inner loops (--kfac-refresh), and the whole solver: with
+ * one sample per step and one step, tau G (x) A is the empirical Fisher itself and kfac
+ * equals the dense route. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -100,16 +101,11 @@ static void dense_reference(const samples *s, int model, int power, double *u) {
   }
 }
 
-/* kfac's u for these samples: every rank adds its share (sample k to rank k mod P); the
- * distributed layout also gets every sample as a packed all-gathered column. */
-static int kfac_u(const samples *s, int model, int distributed, const nhgd_grid *grid, int nb,
-                  double *u) {
-  nhgd_kfac k;
-  int rc = nhgd_kfac_init(&k, MPI_COMM_WORLD, M, C, N, model, distributed, grid, nb);
-  if (rc) return rc;
-  nhgd_kfac_reset(&k);
+/* Add these samples to k: every rank its share (sample k to rank k mod P); the distributed
+ * layout also gets every sample as a packed all-gathered column. */
+static int kfac_add(nhgd_kfac *k, const samples *s, int distributed) {
   double X[M * N], R[C * N], Am[C * C * N], c[N], w[N], packed[(1 + M + C) * N];
-  int nb_local = 0;
+  int nb_local = 0, rc = 0;
   for (int k2 = 0; k2 < N; ++k2) {
     double *p = packed + (size_t)k2 * (1 + M + C);
     p[0] = sqrt(s->w[k2]);
@@ -125,15 +121,68 @@ static int kfac_u(const samples *s, int model, int distributed, const nhgd_grid 
   }
   /* In two halves, as two inner steps would add them. */
   const int half = nb_local / 2;
-  nhgd_kfac_add_local(&k, half, X, R, Am, c, w);
-  if (distributed) rc = nhgd_kfac_add_gathered(&k, N / 2, packed, 1 + M + C);
-  nhgd_kfac_add_local(&k, nb_local - half, X + half * M, R + half * C, Am + half * C * C, c + half,
+  nhgd_kfac_add_local(k, half, X, R, Am, c, w);
+  if (distributed) rc = nhgd_kfac_add_gathered(k, N / 2, packed, 1 + M + C);
+  nhgd_kfac_add_local(k, nb_local - half, X + half * M, R + half * C, Am + half * C * C, c + half,
                       w + half);
   if (!rc && distributed)
-    rc = nhgd_kfac_add_gathered(&k, N - N / 2, packed + (size_t)(N / 2) * (1 + M + C), 1 + M + C);
-  if (!rc) rc = nhgd_kfac_solve(&k, s->Dx, s->g, u);
+    rc = nhgd_kfac_add_gathered(k, N - N / 2, packed + (size_t)(N / 2) * (1 + M + C), 1 + M + C);
+  return rc;
+}
+
+/* kfac's u for these samples. */
+static int kfac_u(const samples *s, int model, int distributed, const nhgd_grid *grid, int nb,
+                  double *u) {
+  nhgd_kfac k;
+  int rc = nhgd_kfac_init(&k, MPI_COMM_WORLD, M, C, N, model, distributed, 1, grid, nb);
+  if (rc) return rc;
+  nhgd_kfac_reset(&k, 1);
+  rc = kfac_add(&k, s, distributed);
+  if (!rc) rc = nhgd_kfac_solve(&k, s->Dx, s->g, u, 1);
   nhgd_kfac_free(&k);
   return rc;
+}
+
+/* --kfac-refresh: the factors summed in one inner loop serve the next ones, which add
+ * nothing: a second right-hand side with the same damping (the kept Cholesky factors), then
+ * one with another damping (refactored from the kept A), each against the dense solve of the
+ * first loop's factors. */
+static void refresh_cases(const samples *s, int model, int distributed, const nhgd_grid *grid,
+                          int nb, const char *what) {
+  samples s2 = *s, s3 = *s;
+  for (int i = 0; i < D; ++i)
+    s2.g[i] = nhgd_rng_normal(23, 6, (uint64_t)i, 0, 0);
+  for (int j = 0; j < M; ++j)
+    s3.Dx[j] = 2.0 * s->Dx[j] + 0.01 * j;
+  double want[3][D], got[3][D];
+  dense_reference(s, model, 1, want[0]);
+  dense_reference(&s2, model, 1, want[1]);
+  dense_reference(&s3, model, 1, want[2]);
+  nhgd_kfac k;
+  int rc = nhgd_kfac_init(&k, MPI_COMM_WORLD, M, C, N, model, distributed, 3, grid, nb);
+  if (!rc) {
+    nhgd_kfac_reset(&k, 1);
+    rc = kfac_add(&k, s, distributed);
+  }
+  if (!rc) rc = nhgd_kfac_solve(&k, s->Dx, s->g, got[0], 1);
+  const samples *later[2] = {&s2, &s3};
+  for (int i = 0; i < 2 && !rc; ++i) {
+    nhgd_kfac_reset(&k, 0);
+    rc = nhgd_kfac_solve(&k, later[i]->Dx, later[i]->g, got[i + 1], 0);
+  }
+  const char *step[3] = {"the loop that sums", "a later loop, same damping",
+                         "a later loop, another damping"};
+  for (int i = 0; i < 3; ++i) {
+    report(!rc && rel(got[i], want[i], D) < 1e-10, "refresh 3: relative error %.2e < 1e-10",
+           rc ? INFINITY : rel(got[i], want[i], D));
+    if (rank_ == 0) printf("     (%s; %s, G %s)\n", step[i], what, model ? "model" : "empirical");
+  }
+  /* Able to fail: the later loops' answers differ from the first one's. */
+  const double d1 = rel(want[1], want[0], D), d2 = rel(want[2], want[0], D);
+  report(d1 > 1e-2 && d2 > 1e-2,
+         "the later loops' right-hand side and damping change u (smaller change %.2e > 1e-2)",
+         d1 < d2 ? d1 : d2);
+  nhgd_kfac_free(&k);
 }
 
 static void kernel_cases(void) {
@@ -151,6 +200,7 @@ static void kernel_cases(void) {
     report(!rc && rel(got, want, D) < 1e-10, "replicated A: relative error %.2e < 1e-10",
            rc ? INFINITY : rel(got, want, D));
     if (rank_ == 0) printf("     (G %s, %d ranks)\n", model ? "model" : "empirical", P);
+    refresh_cases(&s, model, 0, NULL, 0, "replicated A");
     for (int nprow = 1; nprow <= P; ++nprow) {
       if (P % nprow) continue;
       nhgd_grid *grid = NULL;
@@ -165,6 +215,7 @@ static void kernel_cases(void) {
                  model ? "model" : "empirical", nprow, P / nprow, blocks[b], M,
                  M % blocks[b] ? "not " : "");
       }
+      refresh_cases(&s, model, 1, grid, 13, "block-cyclic A");
       nhgd_grid_destroy(&grid);
     }
   }

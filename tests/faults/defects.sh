@@ -113,55 +113,79 @@ for bad in outdir a.h5/x.h5; do
 done
 
 # (8) a valid CRC, bad content: skipped with a warning naming file and dataset, fallback to
-# the next older checkpoint, bit-identical.
-rm -rf ck8
-: >log.txt
-run "${base[@]}" --output o.h5 --checkpoint-dir ck8 --checkpoint-every-inner 3 --keep 5 \
-  --halt-after 17
-expect_exit 75 $? "(8) stop"
-for case in outer_step:-3 inner_step:99 complete:7 theta:nan adam_s:-1 history:short \
-  adam_m:missing elapsed:nan theta:flip; do
-  rm -rf ck && cp -r ck8 ck
-  newest=$(ls ck/ckpt-*.h5 | sort | tail -1)
-  $python - "$newest" "$case" <<'PY' || { fail "(8) $case: could not damage"; continue; }
+# the next older checkpoint, bit-identical. damage REF CASE... on the checkpoints in ck8 of
+# a run with the options in cfg8; a CASE is [GROUP/]NAME:HOW.
+damage() {
+  local ref=$1 case newest rc
+  shift
+  for case in "$@"; do
+    rm -rf ck && cp -r ck8 ck
+    newest=$(ls ck/ckpt-*.h5 | sort | tail -1)
+    $python - "$newest" "$case" <<'PY' || { fail "(8) $case: could not damage"; continue; }
 import sys, zlib, h5py, numpy as np
 path, case = sys.argv[1], sys.argv[2]
 name, how = case.split(":")
 flip = None
 with h5py.File(path, "r+") as f:
-    if name in f.attrs:
-        f.attrs[name] = np.float64("nan") if how == "nan" else np.int64(int(how))
+    group, leaf = name.rsplit("/", 1) if "/" in name else ("/", name)
+    g = f[group]
+    if leaf in g.attrs:
+        g.attrs[leaf] = np.float64("nan") if how == "nan" else np.int64(int(how))
     elif how == "missing":
-        del f[name]
+        del g[leaf]
     elif how == "flip":
-        offset = f[name].id.get_chunk_info(0).byte_offset
+        offset = g[leaf].id.get_chunk_info(0).byte_offset
         flip = offset
     else:
-        data = np.asarray(f[name])
-        del f[name]
+        data = np.asarray(g[leaf])
+        del g[leaf]
         if how == "short":
             data = data[:-3]
         elif how == "nan":
             data = data.copy(); data[0] = np.nan
         else:
             data = np.full_like(data, float(how))
-        f.create_dataset(name, data=data)
+        g.create_dataset(leaf, data=data)
 data = bytearray(open(path, "rb").read())
 if flip is not None:  # one byte of the data: only the dataset's Fletcher32 sees it
     data[flip + 3] ^= 0x40
     open(path, "wb").write(data)
 open(path + ".crc32", "w").write("%08x %d\n" % (zlib.crc32(data), len(data)))
 PY
-  : >log.txt
-  run "${base[@]}" --output o.h5 --checkpoint-dir ck --keep 5
-  rc=$?
-  if [ "$rc" -ne 0 ] || ! grep -q "skipping checkpoint.*$(basename "$newest").*${case%%:*}" log.txt; then
-    fail "(8) $case: exit $rc, want 0 and a warning naming $(basename "$newest") and ${case%%:*}"
-  else
-    ok "(8) $case: $(grep -o 'skipping checkpoint.*' log.txt | head -1 | cut -c1-150)"
-    same_tol 0 o.h5 ref.h5 "(8) $case: finished from the older checkpoint, bit-identical"
-  fi
-done
+    : >log.txt
+    run "${cfg8[@]}" --output o.h5 --checkpoint-dir ck --keep 5
+    rc=$?
+    local leaf=${case%%:*}
+    leaf=${leaf##*/}
+    if [ "$rc" -ne 0 ] || ! grep -q "skipping checkpoint.*$(basename "$newest").*$leaf" log.txt; then
+      fail "(8) $case: exit $rc, want 0 and a warning naming $(basename "$newest") and $leaf"
+    else
+      ok "(8) $case: $(grep -o 'skipping checkpoint.*' log.txt | head -1 | cut -c1-150)"
+      same_tol 0 o.h5 "$ref" "(8) $case: finished from the older checkpoint, bit-identical"
+    fi
+  done
+}
+rm -rf ck8
+: >log.txt
+cfg8=("${base[@]}")
+run "${cfg8[@]}" --output o.h5 --checkpoint-dir ck8 --checkpoint-every-inner 3 --keep 5 \
+  --halt-after 17
+expect_exit 75 $? "(8) stop"
+damage ref.h5 outer_step:-3 inner_step:99 complete:7 theta:nan adam_s:-1 history:short \
+  adam_m:missing elapsed:nan theta:flip
+# The K-FAC factors kept across inner loops (--kfac-refresh): the newest checkpoint is inside
+# an inner loop that reuses them (outer step 1, inner step 7).
+rm -rf ck8
+: >log.txt
+cfg8=("${base[@]}" --efim-route kfac --kfac-refresh 2)
+run "${cfg8[@]}" --output ref8.h5
+expect_exit 0 $? "(8) kfac-refresh reference run"
+run "${cfg8[@]}" --output o.h5 --checkpoint-dir ck8 --checkpoint-every-inner 3 --keep 5 \
+  --halt-after 17
+expect_exit 75 $? "(8) kfac-refresh stop"
+damage ref8.h5 estimator/kfac_have:7 estimator/kfac_fresh:-1 estimator/kfac_keptTrF:nan \
+  estimator/kfac_keptG:nan estimator/kfac_keptA:short estimator/kfac_keptA:missing \
+  estimator/kfac_A:nan estimator/kfac_G:nan estimator/D:nan
 
 # (9) smaller items
 mkdir -p cfgdir
