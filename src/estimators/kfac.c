@@ -113,11 +113,14 @@ void nhgd_kfac_free(nhgd_kfac *k) {
 
 void nhgd_kfac_reset(nhgd_kfac *k, int fresh) {
   nhgd_kfac_cancel_reduce(k);
+  k->failed = 0;
+  /* A loop that reuses the kept sums adds nothing, and its partials are not read before the
+   * next loop that sums (which zeroes them): no m x m memset in every outer step. */
+  if (!fresh) return;
   if (k->A) memset(k->A, 0, (size_t)k->m * k->m * sizeof(double));
-  if (k->Abc && fresh) nhgd_bcmat_zero(k->Abc);
+  if (k->Abc) nhgd_bcmat_zero(k->Abc);
   memset(k->G, 0, (size_t)k->C * k->C * sizeof(double));
   k->trF = 0.0;
-  k->failed = 0;
 }
 
 void nhgd_kfac_add_local(nhgd_kfac *k, int nb, const double *X, const double *R, const double *Am,
@@ -421,6 +424,8 @@ int nhgd_kfac_save(nhgd_kfac *k, nhgd_section *sec) {
   return nhgd_section_put_vector(sec, "kfac_keptA", mm, k->Ak);
 }
 
+static int load_kept(nhgd_kfac *k, nhgd_section *sec, int read_abc);
+
 int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec) {
   int64_t saved;
   char layout[32];
@@ -448,10 +453,12 @@ int nhgd_kfac_load(nhgd_kfac *k, nhgd_section *sec) {
     NHGD_CHECK(get_partial(k, sec, "kfac_A", mm, (int)saved, k->A));
     NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_A", mm, k->A));
   }
-  return nhgd_kfac_load_kept(k, sec);
+  return load_kept(k, sec, 0);
 }
 
-int nhgd_kfac_load_kept(nhgd_kfac *k, nhgd_section *sec) {
+/* The kept sums; read_abc 0 when the block-cyclic A (which holds the kept sum while it
+ * serves) has just been read with the running state. */
+static int load_kept(nhgd_kfac *k, nhgd_section *sec, int read_abc) {
   k->have = 0;
   k->decomposed = 0;
   k->factored = 0;
@@ -470,13 +477,17 @@ int nhgd_kfac_load_kept(nhgd_kfac *k, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_keptG", CC, k->Gk));
   NHGD_CHECK(nhgd_section_get_real(sec, "kfac_keptTrF", &k->trFk));
   NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_keptTrF", 1, &k->trFk));
-  if (k->distributed) {
+  if (k->distributed && read_abc) {
     NHGD_CHECK(nhgd_section_get_matrix(sec, "kfac_A", k->Abc));
     NHGD_CHECK(nhgd_section_check_finite_matrix(sec, "kfac_A", k->Abc));
-  } else {
+  } else if (!k->distributed) {
     NHGD_CHECK(nhgd_section_get_vector(sec, "kfac_keptA", mm, k->Ak));
     NHGD_CHECK(nhgd_section_check_finite(sec, "kfac_keptA", mm, k->Ak));
   }
   k->have = 1;
   return NHGD_OK;
+}
+
+int nhgd_kfac_load_kept(nhgd_kfac *k, nhgd_section *sec) {
+  return load_kept(k, sec, 1);
 }
