@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "io/h5util.h"
 
 typedef struct detail_buf {
   char *buf;

@@ -36,6 +36,7 @@
 #include <sys/stat.h>
 
 #include "core/util.h"
+#include "io/h5util.h"
 #include "data/data_internal.h"
 
 enum { N_SPLITS = 3 };

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "core/timer.h"
-#include "curvature/bcmat.h"
+#include "linalg/bcmat.h"
 #include "io/section.h"
 #include "nhgd/data.h"
 #include "nhgd/errors.h"

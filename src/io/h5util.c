@@ -259,3 +259,40 @@ done:
   }
   return rc;
 }
+
+void nhgd_h5_quiet(void) {
+  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* The most telling line of HDF5's error stack: a system error message where there is one,
+ * else the innermost description. */
+typedef struct {
+  char text[256];
+  int have_errno;
+} h5_cause;
+
+static herr_t take_cause(unsigned n, const H5E_error2_t *e, void *arg) {
+  h5_cause *c = arg;
+  if (c->have_errno || !e->desc) return 0;
+  const char *m = strstr(e->desc, "error message = '");
+  if (m) {
+    m += strlen("error message = '");
+    size_t len = strcspn(m, "'");
+    if (len >= sizeof c->text) len = sizeof c->text - 1;
+    memcpy(c->text, m, len);
+    c->text[len] = '\0';
+    c->have_errno = 1;
+  } else if (n == 0) {
+    snprintf(c->text, sizeof c->text, "%s", e->desc);
+  }
+  return 0;
+}
+
+void nhgd_h5_append_cause(void) {
+  h5_cause c = {"", 0};
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_cause, &c);
+  if (!c.text[0]) return;
+  char buf[300];
+  snprintf(buf, sizeof buf, " (%s)", c.text);
+  nhgd_error_append_fresh(buf);
+}

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/util.h"
 #include "nhgd/options.h"
 
 /* Dataset creation property list; chunked with Fletcher32 checksums when checksum is set. */
@@ -50,5 +51,22 @@ int nhgd_h5_group_agreed(MPI_Comm comm, hid_t loc, const char *name, hid_t *g);
 /* Collective: refuse (NHGD_ERR_IO, naming what) if the device of dir has less than need bytes
  * free; rank 0 looks, every rank returns the same status. Unknown free space passes. */
 int nhgd_io_check_space(MPI_Comm comm, const char *dir, double need, const char *what);
+
+/* HDF5 identifiers are negative on failure; the message then ends with HDF5's own cause
+ * (e.g. the system error of a failed write), taken from its error stack. */
+#define NHGD_H5_TRY(rc, expr, label, ...)                                                          \
+  do {                                                                                             \
+    if ((expr) < 0 || nhgd_fault_hit_h5(#expr)) {                                                  \
+      (rc) = nhgd_error_set(NHGD_ERR_HDF5, __FILE__, __LINE__, __VA_ARGS__);                       \
+      nhgd_h5_append_cause();                                                                      \
+      goto label;                                                                                  \
+    }                                                                                              \
+  } while (0)
+
+/* Not collective: add HDF5's cause of the failure just recorded to its message. */
+void nhgd_h5_append_cause(void);
+
+/* Silence HDF5's own error stack printing (we report errors ourselves). Not collective. */
+void nhgd_h5_quiet(void);
 
 #endif

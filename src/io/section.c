@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/util.h"
+#include "io/bcmat_h5.h"
 #include "io/h5util.h"
 #include "io/section_impl.h"
 

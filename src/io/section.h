@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "curvature/bcmat.h"
+#include "linalg/bcmat.h"
 
 typedef struct nhgd_section nhgd_section;
 

@@ -8,7 +8,8 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "curvature/bcmat.h"
+#include "io/bcmat_h5.h"
+#include "linalg/bcmat.h"
 #include "nhgd/errors.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);

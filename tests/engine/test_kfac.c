@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "curvature/bcmat.h"
+#include "linalg/bcmat.h"
 #include "engine/run_opts.h"
 #include "engine/synth_data.h"
-#include "estimators/kfac.h"
+#include "estimators/nhgd/kfac.h"
 #include "nhgd/nhgd.h"
 
 #include "engine/checks.h"

@@ -11,10 +11,10 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "curvature/bcmat.h"
+#include "linalg/bcmat.h"
 #include "engine/run_opts.h"
 #include "engine/synth_data.h"
-#include "estimators/kfac_net.h"
+#include "estimators/nhgd/kfac_net.h"
 #include "io/section.h"
 #include "nhgd/nhgd.h"
 

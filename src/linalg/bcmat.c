@@ -1,15 +1,12 @@
 /* Block-cyclic matrices on a BLACS grid: layout, BLAS-3 updates, ScaLAPACK Cholesky. */
-#include "curvature/bcmat.h"
+#include "linalg/bcmat.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
 
-#include <hdf5.h>
-
 #include "core/util.h"
-#include "io/h5util.h"
-#include "curvature/scalapack.h"
+#include "linalg/scalapack.h"
 
 int nhgd_grid_create(MPI_Comm comm, int nprow, nhgd_grid **out) {
   *out = NULL;
@@ -424,99 +421,24 @@ int nhgd_bcmat_gather(const nhgd_bcmat *A, double *full) {
   return rc;
 }
 
-/* Select this rank's blocks in a file space (dims j, i) and the matching memory space
- * (nloc x lld). Local blocks form one regular pattern of full blocks and, per dimension, at
- * most one trailing partial block: at most four hyperslabs. */
-static int select_local(const nhgd_bcmat *A, hid_t fs, hid_t ms) {
+int nhgd_bcmat_local_slabs(const nhgd_bcmat *A, nhgd_bcmat_slab rows[2], int *nrows,
+                           nhgd_bcmat_slab cols[2], int *ncols) {
   const nhgd_grid *g = A->grid;
-  const int nb = A->nb;
-  if (A->mloc == 0 || A->nloc == 0) {
-    H5Sselect_none(fs);
-    H5Sselect_none(ms);
-    return NHGD_OK;
-  }
-  /* Per dimension: [0] the full blocks, [1] the partial one. */
-  hsize_t rs[2], rstr[2], rc[2], rb[2], cs[2], cstr[2], cc[2], cb[2];
-  int rparts = 0, cparts = 0;
-  if (A->mloc / nb) {
-    rs[rparts] = (hsize_t)g->myrow * nb, rstr[rparts] = (hsize_t)g->nprow * nb;
-    rc[rparts] = (hsize_t)(A->mloc / nb), rb[rparts++] = (hsize_t)nb;
-  }
-  if (A->mloc % nb) {
-    rs[rparts] = ((hsize_t)(A->mloc / nb) * g->nprow + g->myrow) * nb, rstr[rparts] = 1;
-    rc[rparts] = 1, rb[rparts++] = (hsize_t)(A->mloc % nb);
-  }
-  if (A->nloc / nb) {
-    cs[cparts] = (hsize_t)g->mycol * nb, cstr[cparts] = (hsize_t)g->npcol * nb;
-    cc[cparts] = (hsize_t)(A->nloc / nb), cb[cparts++] = (hsize_t)nb;
-  }
-  if (A->nloc % nb) {
-    cs[cparts] = ((hsize_t)(A->nloc / nb) * g->npcol + g->mycol) * nb, cstr[cparts] = 1;
-    cc[cparts] = 1, cb[cparts++] = (hsize_t)(A->nloc % nb);
-  }
-  int first = 1;
-  for (int c = 0; c < cparts; ++c)
-    for (int r = 0; r < rparts; ++r) {
-      hsize_t start[2] = {cs[c], rs[r]}, stride[2] = {cstr[c], rstr[r]};
-      hsize_t count[2] = {cc[c], rc[r]}, block[2] = {cb[c], rb[r]};
-      if (H5Sselect_hyperslab(fs, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, stride, count,
-                              block) < 0)
-        NHGD_FAIL(NHGD_ERR_HDF5, "cannot select the local blocks");
-      first = 0;
-    }
-  hsize_t mstart[2] = {0, 0}, mcount[2] = {(hsize_t)A->nloc, (hsize_t)A->mloc};
-  if (H5Sselect_hyperslab(ms, H5S_SELECT_SET, mstart, NULL, mcount, NULL) < 0)
-    NHGD_FAIL(NHGD_ERR_HDF5, "cannot select the local array");
-  return NHGD_OK;
-}
-
-static int bcmat_io(nhgd_bcmat *A, hid_t loc, const char *name, int write) {
-  int rc = NHGD_OK;
-  hsize_t dims[2] = {(hsize_t)A->n, (hsize_t)A->n};
-  hsize_t mdims[2] = {(hsize_t)(A->nloc > 0 ? A->nloc : 1), (hsize_t)A->lld};
-  hid_t fs = -1, ms = -1, ds = -1, xp = -1, dcpl = -1;
-  NHGD_H5_TRY(rc, ms = H5Screate_simple(2, mdims, NULL), done, "memory space of %s", name);
-  if (write) {
-    NHGD_H5_TRY(rc, fs = H5Screate_simple(2, dims, NULL), done, "file space of %s", name);
-    NHGD_H5_TRY(rc, dcpl = nhgd_h5_dcpl(2, dims, 1), done, "properties of %s", name);
-    NHGD_H5_TRY(rc, ds = H5Dcreate2(loc, name, H5T_IEEE_F64LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT),
-                done, "cannot create dataset %s", name);
-    NHGD_TRY(rc, nhgd_h5_attr_string(ds, "storage_order", "column-major: dataset[j][i] = A[i][j]"),
-             done);
-  } else {
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-      NHGD_RAISE(rc, done, NHGD_ERR_DATA, "dataset %s is missing", name);
-    NHGD_H5_TRY(rc, ds = H5Dopen2(loc, name, H5P_DEFAULT), done, "cannot open %s", name);
-    NHGD_H5_TRY(rc, fs = H5Dget_space(ds), done, "file space of %s", name);
-    hsize_t have[2] = {0, 0};
-    if (H5Sget_simple_extent_ndims(fs) != 2)
-      NHGD_RAISE(rc, done, NHGD_ERR_DATA, "dataset %s is not a matrix", name);
-    H5Sget_simple_extent_dims(fs, have, NULL);
-    if (have[0] != dims[0] || have[1] != dims[1])
-      NHGD_RAISE(rc, done, NHGD_ERR_DATA, "dataset %s is %llu x %llu, expected %d x %d", name,
-                 (unsigned long long)have[0], (unsigned long long)have[1], A->n, A->n);
-  }
-  NHGD_TRY(rc, select_local(A, fs, ms), done);
-  NHGD_H5_TRY(rc, xp = nhgd_h5_xfer(ds), done, "transfer properties");
-  if (write)
-    NHGD_H5_TRY(rc, H5Dwrite(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, A->a), done,
-                "cannot write dataset %s", name);
-  else
-    NHGD_H5_TRY(rc, H5Dread(ds, H5T_NATIVE_DOUBLE, ms, fs, xp, A->a), done,
-                "cannot read dataset %s (damaged? checksum mismatch?)", name);
-done:
-  if (dcpl >= 0) H5Pclose(dcpl);
-  if (xp >= 0) H5Pclose(xp);
-  if (ds >= 0) H5Dclose(ds);
-  if (ms >= 0) H5Sclose(ms);
-  if (fs >= 0) H5Sclose(fs);
-  return rc;
-}
-
-int nhgd_bcmat_h5_write(const nhgd_bcmat *A, hid_t loc, const char *name) {
-  return bcmat_io((nhgd_bcmat *)A, loc, name, 1);
-}
-
-int nhgd_bcmat_h5_read(nhgd_bcmat *A, hid_t loc, const char *name) {
-  return bcmat_io(A, loc, name, 0);
+  const int64_t nb = A->nb;
+  *nrows = *ncols = 0;
+  if (A->mloc == 0 || A->nloc == 0) return 0;
+  /* Per dimension: the full blocks, then the partial one. */
+  if (A->mloc / nb)
+    rows[(*nrows)++] =
+        (nhgd_bcmat_slab){(int64_t)g->myrow * nb, (int64_t)g->nprow * nb, A->mloc / nb, nb};
+  if (A->mloc % nb)
+    rows[(*nrows)++] =
+        (nhgd_bcmat_slab){((A->mloc / nb) * g->nprow + g->myrow) * nb, 1, 1, A->mloc % nb};
+  if (A->nloc / nb)
+    cols[(*ncols)++] =
+        (nhgd_bcmat_slab){(int64_t)g->mycol * nb, (int64_t)g->npcol * nb, A->nloc / nb, nb};
+  if (A->nloc % nb)
+    cols[(*ncols)++] =
+        (nhgd_bcmat_slab){((A->nloc / nb) * g->npcol + g->mycol) * nb, 1, 1, A->nloc % nb};
+  return *nrows * *ncols;
 }

@@ -29,13 +29,13 @@
  * distributed layout keeps only the sums (A stays block-cyclic) and factors its systems at
  * every solve. A restart keeps the sums and recomputes the rest from them, by the same code,
  * so a resumed run stays bit-identical. */
-#ifndef NHGD_ESTIMATORS_KFAC_H
-#define NHGD_ESTIMATORS_KFAC_H
+#ifndef NHGD_ESTIMATORS_NHGD_KFAC_H
+#define NHGD_ESTIMATORS_NHGD_KFAC_H
 
 #include <mpi.h>
 #include <stdint.h>
 
-#include "curvature/bcmat.h"
+#include "linalg/bcmat.h"
 #include "io/section.h"
 
 typedef struct nhgd_kfac {

@@ -1,10 +1,9 @@
 /* The one module that knows the block-cyclic layout: BLACS grid, descriptors, index maps
  * between global and local entries, and the ScaLAPACK factorisation and solve. */
-#ifndef NHGD_CURVATURE_BCMAT_H
-#define NHGD_CURVATURE_BCMAT_H
+#ifndef NHGD_LINALG_BCMAT_H
+#define NHGD_LINALG_BCMAT_H
 
 #include <mpi.h>
-#include <hdf5.h>
 #include <stdint.h>
 
 /* A 2-D BLACS process grid over all ranks of comm (row-major rank order). */
@@ -95,12 +94,15 @@ void nhgd_bcmat_mul_part(const nhgd_bcmat *V, const double *W, int k, double *Y,
  * full (n x n column-major) is written on rank 0 only; others may pass NULL. */
 int nhgd_bcmat_gather(const nhgd_bcmat *A, double *full);
 
-/* Collective: write A as the n x n float64 dataset name under loc, stored column-major
- * (dataset[j][i] = A[i][j]; attribute storage_order says so), each rank writing its blocks
- * through at most four regular hyperslabs, with Fletcher32 checksums. The file does not
- * depend on the grid or block size. */
-int nhgd_bcmat_h5_write(const nhgd_bcmat *A, hid_t loc, const char *name);
-/* Collective: read such a dataset into A (any grid and block size); the size must match. */
-int nhgd_bcmat_h5_read(nhgd_bcmat *A, hid_t loc, const char *name);
+/* This rank's blocks as at most two regular patterns per dimension (full blocks, then a
+ * trailing partial one): the slabs are the global rows and columns it owns, first index
+ * start, then count blocks of size block, stride apart. What a file writer needs to read or
+ * write the local part in one selection, without knowing the layout. Returns nrows * ncols
+ * (0 on a rank that owns nothing). Not collective. */
+typedef struct nhgd_bcmat_slab {
+  int64_t start, stride, count, block;
+} nhgd_bcmat_slab;
+int nhgd_bcmat_local_slabs(const nhgd_bcmat *A, nhgd_bcmat_slab rows[2], int *nrows,
+                           nhgd_bcmat_slab cols[2], int *ncols);
 
 #endif

@@ -18,9 +18,9 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/util.h"
-#include "estimators/efim.h"
-#include "estimators/kfac.h"
-#include "estimators/kfac_net.h"
+#include "estimators/nhgd/plan.h"
+#include "estimators/nhgd/kfac.h"
+#include "estimators/nhgd/kfac_net.h"
 #include "problems/builtin.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
@@ -28,7 +28,7 @@ void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, c
              double *b, const int *ldb, int *info, size_t len);
 
 /* The estimator's option block (its table is at the end of this file). */
-typedef struct nhgd_efim_opts {
+typedef struct est_nhgd_opts {
   char route[16];       /* auto | online | accumulate | gram | dense | kfac */
   double damping;       /* lambda_F added to D */
   double weight_exp;    /* c_s = w_s^exp */
@@ -40,10 +40,10 @@ typedef struct nhgd_efim_opts {
   char kfac_layout[16]; /* kfac: auto | replicated | distributed */
   int64_t samples;      /* per-sample gradients of a step that feed F (0: all B) */
   int64_t refresh;      /* kfac: outer steps one set of summed factors serves */
-} nhgd_efim_opts;
+} est_nhgd_opts;
 
 typedef struct nhgd_state {
-  const nhgd_efim_opts *o;
+  const est_nhgd_opts *o;
   int route;
   int kron;    /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
   int layered; /* the problem has the layered Kronecker form of networks */
@@ -212,7 +212,7 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
 
 /* Weight of every sample of step t in M. */
 static double step_weight(const nhgd_state *s, int64_t t) {
-  const nhgd_efim_opts *o = s->o;
+  const est_nhgd_opts *o = s->o;
   if (!strcmp(o->mode, "ema"))
     return (1.0 - o->beta) * pow(o->beta, (double)(s->T - 1 - t)) / (double)s->Bf;
   return 1.0 / ((double)s->T * (double)s->Bf);
@@ -716,7 +716,7 @@ static int init_buffers(nhgd_state *s, nhgd_est_ctx *c, int kfac, int gathers) {
  * and whether the kfac route applies (*refusal NULL) or why not. */
 static int init_damping(nhgd_state *s, nhgd_est_ctx *c, const char **refusal) {
   const nhgd_problem *pb = c->pb;
-  const nhgd_efim_opts *o = s->o;
+  const est_nhgd_opts *o = s->o;
   const size_t d = (size_t)s->d;
   NHGD_CHECK(nhgd_calloc(&s->dg, d, sizeof(double), "D"));
   NHGD_CHECK(nhgd_calloc(&s->dinv, d, sizeof(double), "D^-1"));
@@ -757,7 +757,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   est->load_kept = nhgd_load_kept;
   est->needs_observe = 1;
   const nhgd_problem *pb = c->pb;
-  const nhgd_efim_opts *o = c->opt;
+  const est_nhgd_opts *o = c->opt;
   s->o = o;
   if (c->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)c->d);
   s->d = (int)c->d;
@@ -886,8 +886,8 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   return NHGD_OK;
 }
 
-static int efim_check(const void *block, const nhgd_options *all) {
-  const nhgd_efim_opts *o = block;
+static int est_nhgd_check(const void *block, const nhgd_options *all) {
+  const est_nhgd_opts *o = block;
   int64_t batch = 0;
   if (o->samples > 0 && !nhgd_options_get_int(all, "batch", &batch) && batch > 0 &&
       o->samples > batch)
@@ -916,8 +916,8 @@ static int efim_check(const void *block, const nhgd_options *all) {
   return NHGD_OK;
 }
 
-#define F(field) offsetof(nhgd_efim_opts, field), sizeof(((nhgd_efim_opts *)0)->field)
-static const nhgd_option_spec efim_specs[] = {
+#define F(field) offsetof(est_nhgd_opts, field), sizeof(((est_nhgd_opts *)0)->field)
+static const nhgd_option_spec est_nhgd_specs[] = {
     {"efim-route", NHGD_OPT_CHOICE, F(route), "auto", 1, 0,
      "auto|online|accumulate|gram|dense|kfac",
      "nhgd: how M^-1 g is kept (auto: kfac where it applies, else the cheapest by the cost "
@@ -957,7 +957,7 @@ static const nhgd_option_spec efim_specs[] = {
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
-static const nhgd_option_block efim_options = {"nhgd", efim_specs, sizeof(nhgd_efim_opts),
-                                               efim_check};
+static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
+                                                   est_nhgd_check};
 
-const nhgd_estimator_desc nhgd_estimator_nhgd = {"nhgd", nhgd_init, &efim_options};
+const nhgd_estimator_desc nhgd_estimator_nhgd = {"nhgd", nhgd_init, &est_nhgd_options};

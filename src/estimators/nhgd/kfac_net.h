@@ -31,8 +31,8 @@
  *   U = V [((V^T Gamma Q_G) ./ (tau sigma lambda^T + delta)) Q_G^T],
  * V^T Gamma by one allreduce (in_l x out_l), the rest on each rank's own blocks, summed by
  * the allreduce of u. G_l stays with its owner as above. */
-#ifndef NHGD_ESTIMATORS_KFAC_NET_H
-#define NHGD_ESTIMATORS_KFAC_NET_H
+#ifndef NHGD_ESTIMATORS_NHGD_KFAC_NET_H
+#define NHGD_ESTIMATORS_NHGD_KFAC_NET_H
 
 #include <mpi.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* Choice of the EFIM route: cost model, memory budget, and the refusal of configurations
  * that do not fit. */
-#ifndef NHGD_ESTIMATORS_EFIM_H
-#define NHGD_ESTIMATORS_EFIM_H
+#ifndef NHGD_ESTIMATORS_NHGD_PLAN_H
+#define NHGD_ESTIMATORS_NHGD_PLAN_H
 
 #include <stdint.h>
 

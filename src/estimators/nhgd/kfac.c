@@ -1,6 +1,6 @@
 /* K-FAC factors of the nhgd estimator and the exact solve of the damped Kronecker system
  * (docs/algorithm.md 4.4; what is exact and what is approximate: see kfac.h). */
-#include "estimators/kfac.h"
+#include "estimators/nhgd/kfac.h"
 
 #include <cblas.h>
 #include <math.h>

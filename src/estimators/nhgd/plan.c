@@ -1,5 +1,5 @@
 /* EFIM route planning: a flop and byte model per route, calibrated by one timed DGEMM. */
-#include "estimators/efim.h"
+#include "estimators/nhgd/plan.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 
 #include "core/log.h"
 #include "core/util.h"
-#include "estimators/kfac.h"
-#include "estimators/kfac_net.h"
+#include "estimators/nhgd/kfac.h"
+#include "estimators/nhgd/kfac_net.h"
 
 /* Network bandwidth assumed by the model (bytes/s per rank): only the ratio to the DGEMM rate
  * matters, and the routes' communication differs by orders of magnitude. */

@@ -1,6 +1,6 @@
 /* Layer-wise K-FAC factors of the nhgd estimator and the exact solve of each layer's damped
  * Kronecker system on its owner rank (docs/algorithm.md 4.6; what is exact: kfac_net.h). */
-#include "estimators/kfac_net.h"
+#include "estimators/nhgd/kfac_net.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "core/util.h"
-#include "curvature/bcmat.h"
-#include "estimators/kfac.h"
+#include "linalg/bcmat.h"
+#include "estimators/nhgd/kfac.h"
 #include "nhgd/errors.h"
 
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);

@@ -1,7 +1,7 @@
 /* Prototypes of the BLACS C interface and the ScaLAPACK/PBLAS Fortran routines we call.
  * Debian's ScaLAPACK uses 32-bit integers; character arguments carry hidden lengths. */
-#ifndef NHGD_CURVATURE_SCALAPACK_H
-#define NHGD_CURVATURE_SCALAPACK_H
+#ifndef NHGD_LINALG_SCALAPACK_H
+#define NHGD_LINALG_SCALAPACK_H
 
 #include <mpi.h>
 #include <stddef.h>
