@@ -5,36 +5,19 @@
 #include "nhgd/export.h"
 
 #include <mpi.h>
+#include "nhgd/checkpoint.h"
 #include "nhgd/data.h"
+#include "nhgd/history.h"
 #include "nhgd/options.h"
+#include "nhgd/output.h"
 #include "nhgd/problem.h"
+#include "nhgd/stop.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct nhgd_solver nhgd_solver;
-
-/* One outer step's record (also a row of the output's /history). */
-typedef struct nhgd_progress {
-  int64_t step;
-  double val_loss, val_acc, test_loss, test_acc, inner_loss, hypergrad_norm, wall_time;
-  double samples; /* per-sample gradients and Hessian-vector products used so far (all ranks) */
-} nhgd_progress;
-
-/* Called on every rank after each outer step, with the same record everywhere. */
-typedef void (*nhgd_progress_fn)(const nhgd_progress *p, void *arg);
-
-/* One rollback of --on-divergence halve (the same record on every rank). */
-typedef struct nhgd_rollback {
-  int64_t step;       /* the outer step whose divergence it answers */
-  int64_t to_step;    /* the outer step the run continues from */
-  const char *option; /* the step size halved: "inner-lr" or "outer-lr" */
-  double old_value, new_value;
-} nhgd_rollback;
-
-/* Called on every rank after each rollback. */
-typedef void (*nhgd_rollback_fn)(const nhgd_rollback *r, void *arg);
 
 /* Collective over comm, which must have the same ranks in the same order as the
  * communicator the data was loaded on (the solver works on a duplicate of it). Copies the
@@ -75,21 +58,6 @@ NHGD_API void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void
  * none). The records of the outer steps taken again are reported to the progress callback
  * again. */
 NHGD_API void nhgd_solver_set_rollback(nhgd_solver *s, nhgd_rollback_fn fn, void *arg);
-
-/* Async-signal-safe, not collective: ask the running solver to write a checkpoint at its
- * next inner step and return NHGD_STOPPED (only with --checkpoint-dir; any rank's request
- * counts). A signal handler may call it. */
-NHGD_API void nhgd_request_stop(void);
-
-/* Not collective: is the checkpoint file at path complete and undamaged (checksum file,
- * size, CRC-32, format)? An NHGD_ERR_DATA error says what is wrong. */
-NHGD_API int nhgd_checkpoint_verify(const char *path);
-
-/* Collective over comm: can the output file path be written? Refuses a folder, and a path
- * whose temporary name (path.tmp) cannot be created (rank 0 tries; every rank returns the
- * same status, NHGD_ERR_IO naming the path and the cause). Meant for start-up, so that a bad
- * --output is found before the run rather than after it. */
-NHGD_API int nhgd_output_check(MPI_Comm comm, const char *path);
 
 /* Read-only views (not collective): theta (d entries), this rank's v (p entries, or the
  * training rows it owns when v is per sample), the last u (d) and this rank's hypergradient

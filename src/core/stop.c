@@ -3,7 +3,7 @@
 
 #include <signal.h>
 
-#include "nhgd/solver.h"
+#include "nhgd/stop.h"
 
 static volatile sig_atomic_t stop_flag = 0;
 

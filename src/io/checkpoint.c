@@ -27,7 +27,7 @@
 #include "core/util.h"
 #include "io/h5util.h"
 #include "io/section_impl.h"
-#include "nhgd/solver.h"
+#include "nhgd/checkpoint.h"
 #include "nhgd/version.h"
 
 #define CKPT_PREFIX "ckpt-"

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "io/section.h"
-#include "nhgd/solver.h"
+#include "nhgd/history.h"
 
 typedef nhgd_progress nhgd_record;
 

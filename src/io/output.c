@@ -11,7 +11,7 @@
 #include "core/util.h"
 #include "nhgd/version.h"
 #include "io/h5util.h"
-#include "nhgd/solver.h"
+#include "nhgd/output.h"
 
 /* Every step agrees on its outcome across the ranks, so that a failure on one rank takes all
  * of them out at the same step and none waits in the next collective call. */

@@ -1,7 +1,10 @@
-/* Private state of one solver run, for the files of outer/ only. */
+/* Private state of one solver run and the functions the files of outer/ share: options.c
+ * (the option block), create.c (creation, restart), state.c (checkpoint parts), rollback.c
+ * (divergence and rollback), optim.c (outer optimisers), solver.c (the run and its API). */
 #ifndef NHGD_OUTER_ENGINE_H
 #define NHGD_OUTER_ENGINE_H
 
+#include <mpi.h>
 #include <stdint.h>
 
 #include "core/timer.h"
@@ -10,31 +13,108 @@
 #include "io/checkpoint.h"
 #include "io/history.h"
 #include "nhgd/solver.h"
+#include "outer/options.h"
 
-/* The solver's option block (its table is in solver.c). */
-typedef struct nhgd_solver_opts {
-  char estimator[32];
-  char v_from[NHGD_PATH_MAX];
-  int64_t outer_steps;
-  char outer_opt[16]; /* sgd | adam */
-  double outer_lr;
-  char outer_schedule[16]; /* const | invsqrt | inv */
-  double outer_decay;
-  double adam_beta1, adam_beta2, adam_eps;
-  nhgd_inner_opts inner;
-  int block_size, grid_rows, kron;
-  char cross_mode[16]; /* end | average */
-  char checkpoint_dir[NHGD_PATH_MAX];
-  int checkpoint_every, checkpoint_every_inner;
-  double checkpoint_seconds;
-  int keep;
-  char restart[NHGD_PATH_MAX];
-  int64_t halt_after;
-  int eval_every, log_level;
-  double divergence_factor; /* stop when the validation loss exceeds this multiple of its start */
-  char on_divergence[8];    /* stop | halve */
-  int divergence_retries;   /* rollbacks allowed with halve */
-} nhgd_solver_opts;
+/* --on-divergence halve: the state at the start of outer step k, where a rollback of the
+ * inner step size returns to, and (has_prev) v and Adam's moments as they were before outer
+ * step k - 1 updated them, from where a rollback of the outer step size redoes that update. */
+typedef struct rollback_state {
+  int valid, has_prev;
+  int64_t k;
+  int have_hypergrad;
+  double last_loss;
+  double *theta, *u;                    /* d */
+  double *v, *m, *s, *h, *vp, *mp, *sp; /* p_local */
+} rollback_state;
+
+struct nhgd_solver {
+  MPI_Comm comm; /* a duplicate of the caller's */
+  int rank, size;
+  nhgd_options *options; /* a copy of the caller's */
+  const nhgd_solver_opts *opt;
+  const nhgd_data *data;  /* the problem's view of the data (pb->data) */
+  const nhgd_data *input; /* the data the solver was given (the view may derive from it) */
+  nhgd_problem *pb;
+  int64_t d, p, p_local;
+  nhgd_inner inner;
+  double *v;               /* p_local */
+  double *u, *gval;        /* d */
+  double *h, *jt;          /* p_local: hypergradient, cross term J^T u */
+  double *adam_m, *adam_s; /* p_local */
+  double *buf;             /* d + 2: evaluation sums */
+  int64_t k;               /* outer steps completed */
+  /* Work counter, replicated: per-sample gradients (inner SGD, validation gradients) plus
+   * per-sample Hessian(-vector) evaluations (baselines, exact) used so far. NHGD adds
+   * nothing: it reuses the inner loop's per-sample gradients. */
+  double samples;
+  double comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
+  int64_t comm_steps; /* inner steps those bytes cover */
+  nhgd_est_ctx ctx;
+  nhgd_estimator *est;
+  nhgd_timers timers;
+  double t_start;
+  nhgd_history hist;
+  int have_hypergrad;
+  /* checkpoint and restart */
+  nhgd_ckpt *ckpt;
+  nhgd_inner_requests req;
+  int64_t ckpt_t;    /* inner step of the checkpoint being written or read */
+  int ckpt_complete; /* the checkpoint being written ends the run */
+  int resumed;       /* state came from a checkpoint */
+  int64_t resume_t;  /* inner steps of outer step k already done at restart */
+  char resume_path[NHGD_PATH_MAX + 64];
+  char digest[24];  /* content digest of the data, hex (checkpoints only) */
+  int pending_stop; /* a stop request met at the last inner step: honoured after the step */
+  int pending_due;  /* likewise a checkpoint that fell due at the last inner step */
+  nhgd_progress_fn progress;
+  void *progress_arg;
+  /* divergence */
+  nhgd_inner_opts inner_opt; /* the inner loop's settings, with the inner step size in use */
+  double outer_lr;           /* the base outer step size in use */
+  double prev_first_loss;    /* inner loss at the first step of the last completed inner loop */
+  int halve;                 /* --on-divergence halve */
+  int diverged;              /* the error being returned is a divergence ... */
+  nhgd_lr_kind blame;        /* ... put down to this step size */
+  char blame_why[160];
+  rollback_state snap;
+  nhgd_rollback_fn rollback;
+  void *rollback_arg;
+};
+
+/* The offset and count of this rank's entries of v in a dataset of all p entries. */
+static inline int64_t nhgd_outer_v_offset(const nhgd_solver *s) {
+  return s->pb->v_per_sample ? s->data->train.lo * s->pb->v_per_sample : 0;
+}
+static inline int64_t nhgd_outer_v_count(const nhgd_solver *s) {
+  return s->pb->v_per_sample ? s->p_local : (s->rank == 0 ? s->p : 0);
+}
+
+/* ---- state.c: the solver's parts of a checkpoint ---- */
+
+/* Collective: the checkpoint writer and its parts (made once); the checkpoint to continue
+ * from, skipping the skip newest valid ones, opened (*file NULL when there is none). */
+int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file);
+/* Collective: write the checkpoint after inner step t of outer step k (t = 0: at the
+ * boundary after k outer steps); complete: it ends the run. */
+int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete);
+
+/* ---- rollback.c: divergence and --on-divergence halve ---- */
+
+/* Collective: the validation loss must stay finite and within --divergence-factor of its
+ * first value; otherwise an NHGD_ERR_NUMERIC error naming the step size blamed. */
+int nhgd_outer_check_divergence(nhgd_solver *s, double loss);
+/* Collective: the error for inner SGD whose theta stopped being finite, naming the step size
+ * blamed. */
+int nhgd_outer_inner_diverged(nhgd_solver *s);
+/* Not collective: keep v and Adam's moments as they are before an outer step updates them. */
+void nhgd_outer_keep_prev(nhgd_solver *s);
+/* Not collective: the state at the start of outer step s->k becomes the rollback state
+ * (with_prev: what nhgd_outer_keep_prev kept is part of it). */
+void nhgd_outer_take_snapshot(nhgd_solver *s, int with_prev);
+/* Collective, after a divergence (error err): with halve and a rollback left, return to the
+ * rollback state with the blamed step size halved and return NHGD_OK (*redo: the outer step
+ * of *rec is to be taken again from there); else err. */
+int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo);
 
 /* Collective: forget the state and take it from the bytes of a checkpoint file in memory, as
  * a restart from that file would (the checks of the options, the data digest and every field

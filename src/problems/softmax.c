@@ -6,7 +6,7 @@
 
 #include "core/util.h"
 #include "nhgd/errors.h"
-#include "problems/builtin.h"
+#include "problems/common.h"
 
 void nhgd_softmax_logits(int m, int C, int nb, const double *xb, const double *W, double *Z) {
   if (nb == 0) return;

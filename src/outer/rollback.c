@@ -1,0 +1,161 @@
+/* Divergence and --on-divergence halve: which step size a divergence is put down to, the
+ * rollback state kept at each outer boundary, and the rollback to it with that step size
+ * halved. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "outer/engine.h"
+
+/* Collective: the step size a divergence at outer step k is put down to, and why (in
+ * s->blame_why). The outer one when v is no longer finite, or when the inner loop of step
+ * k - 1 ran well (its loss at the last step at most twice that at the first), so that what
+ * changed is v; the inner one otherwise, and whenever no outer step can be undone (k = 0,
+ * --outer-lr 0, with halve no state from before the last outer step). */
+static int find_blame(nhgd_solver *s) {
+  int v_bad = 0;
+  for (int64_t j = 0; j < s->p_local; ++j)
+    v_bad |= !isfinite(s->v[j]);
+  if (s->pb->v_per_sample)
+    NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &v_bad, 1, MPI_INT, MPI_MAX, s->comm));
+  const int64_t k = s->k;
+  const double last = k > 0 && s->hist.len >= k ? s->hist.rec[k - 1].inner_loss : NAN;
+  const double first = s->prev_first_loss;
+  const int grew = !(fabs(last) <= 2.0 * fabs(first));
+  const int can_outer = k > 0 && s->outer_lr > 0 && (!s->halve || s->snap.has_prev);
+  s->blame = can_outer && (v_bad || !grew) ? NHGD_LR_OUTER : NHGD_LR_INNER;
+  s->diverged = 1;
+  if (k == 0)
+    snprintf(s->blame_why, sizeof s->blame_why, "before any outer step");
+  else if (v_bad)
+    snprintf(s->blame_why, sizeof s->blame_why, "v is not finite");
+  else
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the inner loss of outer step %lld went from %g to %g", (long long)(k - 1), first,
+             last);
+  return NHGD_OK;
+}
+
+static double lr_in_use(const nhgd_solver *s, nhgd_lr_kind k) {
+  return k == NHGD_LR_OUTER ? s->outer_lr : s->inner_opt.lr;
+}
+
+/* Is x not finite or, with a factor f > 0, above f times the finite start? */
+static int out_of_bounds(double x, double start, double f) {
+  return !isfinite(x) || (f > 0 && isfinite(start) && fabs(x) > f * fabs(start));
+}
+
+int nhgd_outer_check_divergence(nhgd_solver *s, double loss) {
+  const double start = s->hist.len ? s->hist.rec[0].val_loss : loss;
+  const double f = s->opt->divergence_factor;
+  if (!out_of_bounds(loss, start, f)) return NHGD_OK;
+  NHGD_CHECK(find_blame(s));
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "diverged at outer step %lld, inner step %lld: the validation loss is %g (%g at the "
+            "start, --divergence-factor %g); %s: lower --%s (now %g); the last checkpoint is kept",
+            (long long)s->k, (long long)s->opt->inner.steps, loss, start, f, s->blame_why,
+            nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
+}
+
+int nhgd_outer_inner_diverged(nhgd_solver *s) {
+  const nhgd_inner *in = &s->inner;
+  NHGD_CHECK(find_blame(s));
+  nhgd_error_clear();
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite); "
+            "%s: lower --%s (now %g); the last checkpoint is kept",
+            (long long)s->k, (long long)(in->diverged - 1), s->blame_why, nhgd_lr_name(s->blame),
+            lr_in_use(s, s->blame));
+}
+
+/* Copy n doubles from src to dst for each pair. */
+static void copy_pairs(double *const *dst, double *const *src, int pairs, int64_t n) {
+  for (int i = 0; i < pairs; ++i)
+    memcpy(dst[i], src[i], (size_t)n * sizeof(double));
+}
+
+void nhgd_outer_keep_prev(nhgd_solver *s) {
+  double *const to[] = {s->snap.vp, s->snap.mp, s->snap.sp}, *const from[] = {s->v, s->adam_m,
+                                                                              s->adam_s};
+  copy_pairs(to, from, 3, s->p_local);
+}
+
+void nhgd_outer_take_snapshot(nhgd_solver *s, int with_prev) {
+  rollback_state *b = &s->snap;
+  double *const to_r[] = {b->theta, b->u}, *const from_r[] = {s->inner.theta, s->u};
+  double *const to_s[] = {b->v, b->m, b->s, b->h}, *const from_s[] = {s->v, s->adam_m, s->adam_s,
+                                                                      s->h};
+  copy_pairs(to_r, from_r, 2, s->d);
+  copy_pairs(to_s, from_s, 4, s->p_local);
+  b->k = s->k;
+  b->has_prev = with_prev;
+  b->have_hypergrad = s->have_hypergrad;
+  b->last_loss = s->inner.last_loss;
+  b->valid = 1;
+}
+
+/* Rank 0 removes the checkpoints after position pos: they belong to the steps a rollback
+ * undid, and a restart must not continue from them. */
+static int discard_checkpoints(nhgd_solver *s, int64_t k, int64_t t) {
+  if (!s->ckpt) return NHGD_OK;
+  const int64_t T = s->opt->inner.steps > 0 ? s->opt->inner.steps : 1;
+  return nhgd_ckpt_discard_after(s->ckpt, k * T + t);
+}
+
+int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
+  rollback_state *b = &s->snap;
+  const nhgd_solver_opts *o = s->opt;
+  *redo = 0;
+  if (!s->halve) return err;
+  if (!b->valid || s->hist.nrb >= o->divergence_retries) {
+    nhgd_log(NHGD_LOG_WARN,
+             b->valid ? "--on-divergence halve: all %d rollbacks (--divergence-retries) used"
+                      : "--on-divergence halve: no state to roll back to (resumed inside outer "
+                        "step from a checkpoint without one; %d rollbacks allowed)",
+             o->divergence_retries);
+    return err;
+  }
+  nhgd_log(NHGD_LOG_WARN, "%s", nhgd_error_message());
+  nhgd_error_clear();
+  const int outer = s->blame == NHGD_LR_OUTER;
+  double *lr = outer ? &s->outer_lr : &s->inner_opt.lr;
+  const nhgd_rollback_rec r = {s->k, s->blame, *lr, 0.5 * *lr};
+  *lr = r.new_lr;
+  NHGD_CHECK(nhgd_history_push_rollback(&s->hist, &r));
+  /* A fresh estimator: its running state belongs to the steps undone (between outer steps an
+   * estimator holds nothing that u does not, which is what a checkpoint there relies on too). */
+  nhgd_estimator_destroy(&s->est);
+  NHGD_CHECK(nhgd_error_agree(
+      s->comm, nhgd_estimator_create(o->estimator, s->options, &s->ctx, NULL, &s->est)));
+  if (s->est->needs_observe) s->inner.observe_arg = s->est;
+  double *const to_r[] = {s->inner.theta, s->u}, *const from_r[] = {b->theta, b->u};
+  double *const to_s[] = {s->v, s->adam_m, s->adam_s, s->h};
+  double *const from_s[] = {outer ? b->vp : b->v, outer ? b->mp : b->m, outer ? b->sp : b->s, b->h};
+  copy_pairs(to_r, from_r, 2, s->d);
+  copy_pairs(to_s, from_s, 4, s->p_local);
+  s->have_hypergrad = b->have_hypergrad;
+  s->inner.last_loss = b->last_loss;
+  s->inner.diverged = s->diverged = 0;
+  s->resume_t = 0;
+  s->k = outer ? b->k - 1 : b->k;
+  s->hist.len = s->k;
+  if (outer) {
+    /* Outer step k - 1 is taken again from its record, with the halved step size. */
+    *rec = b->k > 0 ? s->hist.rec[s->k] : *rec;
+    rec->test_loss = rec->test_acc = NAN;
+    s->inner.first_loss = s->prev_first_loss;
+    *redo = 1;
+  }
+  NHGD_CHECK(discard_checkpoints(s, b->k, outer ? -1 : 0));
+  nhgd_log(NHGD_LOG_WARN,
+           "--on-divergence halve: rollback %lld of %d: back to %s outer step %lld, --%s halved "
+           "from %g to %g",
+           (long long)s->hist.nrb, o->divergence_retries, outer ? "the update of" : "the start of",
+           (long long)s->k, nhgd_lr_name(r.lr), r.old_lr, r.new_lr);
+  if (s->rollback) {
+    const nhgd_rollback pub = {r.step, s->k, nhgd_lr_name(r.lr), r.old_lr, r.new_lr};
+    s->rollback(&pub, s->rollback_arg);
+  }
+  return NHGD_OK;
+}
