@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The benchmark suite: every estimator side by side on the same data, machine and clock.
 # Runs the sections in bench/suite/, fits the scaling model, then writes CSV files, PNG plots
-# and summary.md to bench/results/suite/ and the results section of README.md.
+# and summary.md to bench/results/suite/, and the suite's block (between the suite-results
+# markers) of bench/results/README.md.
 # usage: bench/suite.sh [--quick] [--ranks P] [section ...]
 #   environment: NHGD_BENCH_RESULTS (folder of results/, default bench/results),
-#   NHGD_SUITE_README (README to update, default the project's), NHGD_BUILD, NHGD_BENCH_WORK
+#   NHGD_SUITE_README (the file whose block is rewritten, default README.md in the results
+#   folder; created if missing), NHGD_BUILD, NHGD_BENCH_WORK
 #   sections: fmnist budget hpo accuracy scaling kernels (default: all); --quick: one seed and short
 #   runs, a check that everything works (its numbers are not for quoting).
 source "$(dirname "$0")/common.sh"
@@ -78,5 +80,5 @@ if [ -f "$out/scaling.csv" ]; then
   echo "setting.model=bench/suite/model.py fitted to scaling.csv, comm.csv and dgemm.csv of the scaling section (assumptions below)." >>"$meta"
 fi
 echo "minutes=$((($(date +%s) - start + 59) / 60))" >>"$meta"
-$python "$bench_dir/suite/report.py" "$out" "${NHGD_SUITE_README:-$root/README.md}" || exit 1
+$python "$bench_dir/suite/report.py" "$out" "${NHGD_SUITE_README:-$results/README.md}" || exit 1
 echo "suite: done in $((($(date +%s) - start) / 60)) min; summary in $out/summary.md"

@@ -1,14 +1,16 @@
 #!/usr/bin/python3
-"""Turn the benchmark suite's CSV files into plots, a summary and the README's results section.
+"""Turn the benchmark suite's CSV files into plots, a summary and the suite's block of the
+results README.
 
 Usage: /usr/bin/python3 bench/suite/report.py RESULTS_DIR README_PATH
 
 Reads RESULTS_DIR/{fmnist,hpo,accuracy,scaling,model,kernels}.csv and RESULTS_DIR/meta.txt
 (written by bench/suite.sh), writes the PNG plots and RESULTS_DIR/summary.md, and replaces the
 text between the marker lines <!-- suite-results:begin --> and <!-- suite-results:end --> of
-README_PATH with a short results section. A missing CSV means that section was not run; NaN
-values are shown as "n/a". Exits 1 if README_PATH lacks the markers (summary.md and the plots
-are written first).
+README_PATH (bench/suite.sh passes bench/results/README.md) with a short results section whose
+links are relative to README_PATH's folder. A missing CSV means that section was not run; NaN
+values are shown as "n/a". A README_PATH that does not exist is created with the markers; one
+that exists without them makes the script exit 1 (summary.md and the plots are written first).
 """
 
 import csv
@@ -1102,12 +1104,13 @@ def readme_block(ctx, sections):
 
 
 def update_readme(path, block):
-    """Replace the lines between the markers of the README with block; False (and a message)
-    if the README or its markers are missing."""
+    """Replace the lines between the markers of the README with block, creating the README
+    (a title and the markers) if it does not exist; False (and a message) if it exists without
+    the markers."""
     if not os.path.exists(path):
-        print(f"report.py: error: {path} not found (it must hold the lines '{BEGIN_MARKER}' "
-              f"and '{END_MARKER}')", file=sys.stderr)
-        return False
+        with open(path, "w") as handle:
+            handle.write(f"# Benchmark results\n\n{BEGIN_MARKER}\n{END_MARKER}\n")
+        print(f"report.py: created {path}", file=sys.stderr)
     with open(path) as handle:
         lines = handle.read().splitlines()
     stripped = [line.strip() for line in lines]

@@ -35,7 +35,7 @@ NHGD_API int nhgd_solver_run(nhgd_solver *s);
  * (what `nhgd hypergrad` does). */
 NHGD_API int nhgd_solver_hypergrad(nhgd_solver *s);
 
-/* Collective. Write the output HDF5 file (see README: /theta, /v, /history, /config, and
+/* Collective. Write the output HDF5 file (docs/usage.md: /theta, /v, /history, /config, and
  * /hypergradient, /u after nhgd_solver_hypergrad). Written under a temporary name and
  * renamed once every rank has succeeded. */
 NHGD_API int nhgd_solver_write(nhgd_solver *s, const char *path);
