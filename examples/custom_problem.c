@@ -143,13 +143,29 @@ static void c_destroy(nhgd_problem *pb) {
   pb->ctx = NULL;
 }
 
-/* The problem is allocated with malloc so that nhgd_problem_destroy can free it. */
+/* The callbacks, filled once; the library copies the table with the size this program was
+ * compiled with, so a later library with more callbacks still reads it right. */
+static const nhgd_problem_ops custom_ops = {
+    .init = c_init,
+    .inner_grad = c_inner_grad,
+    .sample_grads = c_sample_grads,
+    .hess_factors = c_hess_factors,
+    .hvp = c_hvp,
+    .reg = c_reg,
+    .eval = c_eval,
+    .outer_grad_v = c_outer_grad_v,
+    .cross = c_cross,
+    .destroy = c_destroy,
+};
+
+/* The library allocates the problem; c_destroy frees the state when nhgd_problem_destroy is
+ * called. The shape is set on the problem it returns. */
 static nhgd_problem *custom_problem_create(const nhgd_data *data, double mu) {
-  nhgd_problem *pb = calloc(1, sizeof *pb);
   custom_ctx *ctx = calloc(1, sizeof *ctx);
   double *a = calloc((size_t)data->m, sizeof(double));
-  if (!pb || !ctx || !a) {
-    free(pb);
+  nhgd_problem *pb = NULL;
+  if (!ctx || !a ||
+      nhgd_problem_create_custom("weighted-ls", data, &custom_ops, sizeof custom_ops, ctx, &pb)) {
     free(ctx);
     free(a);
     return NULL;
@@ -158,24 +174,11 @@ static nhgd_problem *custom_problem_create(const nhgd_data *data, double mu) {
     a[j] = 1.0 + 0.5 * j; /* later features cost more */
   ctx->a = a;
   ctx->mu = mu;
-  pb->name = "weighted-ls";
-  pb->ctx = ctx;
-  pb->data = data;
   pb->d = data->m;
   pb->p = 1;
   pb->v_per_sample = 0;
   pb->hess_rank = 1;
   pb->is_classifier = 0;
-  pb->init = c_init;
-  pb->inner_grad = c_inner_grad;
-  pb->sample_grads = c_sample_grads;
-  pb->hess_factors = c_hess_factors;
-  pb->hvp = c_hvp;
-  pb->reg = c_reg;
-  pb->eval = c_eval;
-  pb->outer_grad_v = c_outer_grad_v;
-  pb->cross = c_cross;
-  pb->destroy = c_destroy;
   return pb;
 }
 
@@ -226,7 +229,7 @@ static void expect(const char *what, const double *a, const double *b, int n) {
 static double loss_at(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                       const int *rows) {
   double g[M], loss;
-  pb->inner_grad(pb, theta, v, nb, rows, g, &loss);
+  pb->ops.inner_grad(pb, theta, v, nb, rows, g, &loss);
   return loss;
 }
 
@@ -235,10 +238,10 @@ static double loss_at(const nhgd_problem *pb, const double *theta, const double 
 static double phi(const nhgd_problem *pb, const double *theta, double v, const double *u, int nb,
                   const int *rows) {
   double g[M], loss, s = 0.0;
-  pb->inner_grad(pb, theta, &v, nb, rows, g, &loss);
+  pb->ops.inner_grad(pb, theta, &v, nb, rows, g, &loss);
   for (int j = 0; j < M; j++)
     g[j] /= (double)pb->data->train.n_global;
-  pb->reg(pb, theta, &v, NULL, g, NULL);
+  pb->ops.reg(pb, theta, &v, NULL, g, NULL);
   for (int j = 0; j < M; j++)
     s += g[j] * u[j];
   return s;
@@ -284,7 +287,7 @@ static void theta_star(const nhgd_problem *pb, double v, double *theta) {
 static double outer_value(const nhgd_problem *pb, double v) {
   double theta[M], loss = 0.0;
   theta_star(pb, v, theta);
-  pb->eval(pb, &pb->data->val, theta, &v, &loss, NULL, NULL);
+  pb->ops.eval(pb, &pb->data->val, theta, &v, &loss, NULL, NULL);
   MPI_Allreduce(MPI_IN_PLACE, &loss, 1, MPI_DOUBLE, MPI_SUM, pb->data->comm);
   return loss / (double)pb->data->val.n_global + prior_value(pb->ctx, v);
 }
@@ -368,7 +371,7 @@ int main(int argc, char **argv) {
     theta[j] = 0.3 * j - 0.5;
 
   /* inner gradient, per-sample gradients */
-  pb->inner_grad(pb, theta, &v, n, rows, g, &loss);
+  pb->ops.inner_grad(pb, theta, &v, n, rows, g, &loss);
   for (int j = 0; j < M; j++) {
     memcpy(t, theta, sizeof t);
     t[j] += H;
@@ -378,7 +381,7 @@ int main(int argc, char **argv) {
   }
   expect("inner_grad", g, fd, M);
   double S[M * NTRAIN], c[NTRAIN], sum[M] = {0};
-  pb->sample_grads(pb, theta, &v, n, rows, S, c);
+  pb->ops.sample_grads(pb, theta, &v, n, rows, S, c);
   for (int k = 0; k < n; k++)
     for (int j = 0; j < M; j++)
       sum[j] += c[k] * S[k * M + j];
@@ -386,17 +389,17 @@ int main(int argc, char **argv) {
 
   /* Hessian-vector product, Hessian factors */
   double V[M] = {0.3, -1.0, 0.5, 2.0}, HV[M], gp[M], gm[M], ZZV[M] = {0}, Z[M * NTRAIN];
-  pb->hvp(pb, theta, &v, n, rows, V, HV);
+  pb->ops.hvp(pb, theta, &v, n, rows, V, HV);
   for (int j = 0; j < M; j++)
     t[j] = theta[j] + H * V[j];
-  pb->inner_grad(pb, t, &v, n, rows, gp, &loss);
+  pb->ops.inner_grad(pb, t, &v, n, rows, gp, &loss);
   for (int j = 0; j < M; j++)
     t[j] = theta[j] - H * V[j];
-  pb->inner_grad(pb, t, &v, n, rows, gm, &loss);
+  pb->ops.inner_grad(pb, t, &v, n, rows, gm, &loss);
   for (int j = 0; j < M; j++)
     fd[j] = (gp[j] - gm[j]) / (2 * H);
   expect("hvp", HV, fd, M);
-  pb->hess_factors(pb, theta, &v, n, rows, Z);
+  pb->ops.hess_factors(pb, theta, &v, n, rows, Z);
   for (int k = 0; k < n * pb->hess_rank; k++) {
     double zv = 0.0;
     for (int j = 0; j < M; j++)
@@ -408,15 +411,15 @@ int main(int argc, char **argv) {
 
   /* regulariser: gradient and diagonal Hessian */
   double rg[M] = {0}, hd[M], rv, rp, rm, rgp[M], rgm[M];
-  pb->reg(pb, theta, &v, &rv, rg, hd);
+  pb->ops.reg(pb, theta, &v, &rv, rg, hd);
   for (int j = 0; j < M; j++) {
     memcpy(t, theta, sizeof t);
     memset(rgp, 0, sizeof rgp);
     memset(rgm, 0, sizeof rgm);
     t[j] += H;
-    pb->reg(pb, t, &v, &rp, rgp, NULL);
+    pb->ops.reg(pb, t, &v, &rp, rgp, NULL);
     t[j] -= 2 * H;
-    pb->reg(pb, t, &v, &rm, rgm, NULL);
+    pb->ops.reg(pb, t, &v, &rm, rgm, NULL);
     fd[j] = (rp - rm) / (2 * H);
     gp[j] = (rgp[j] - rgm[j]) / (2 * H);
   }
@@ -425,30 +428,30 @@ int main(int argc, char **argv) {
 
   /* outer terms: gradient in theta, gradient in v */
   double ge[M], lp, lm;
-  pb->eval(pb, &data.val, theta, &v, &loss, ge, NULL);
+  pb->ops.eval(pb, &data.val, theta, &v, &loss, ge, NULL);
   for (int j = 0; j < M; j++) {
     memcpy(t, theta, sizeof t);
     t[j] += H;
-    pb->eval(pb, &data.val, t, &v, &lp, NULL, NULL);
+    pb->ops.eval(pb, &data.val, t, &v, &lp, NULL, NULL);
     t[j] -= 2 * H;
-    pb->eval(pb, &data.val, t, &v, &lm, NULL, NULL);
+    pb->ops.eval(pb, &data.val, t, &v, &lm, NULL, NULL);
     fd[j] = (lp - lm) / (2 * H);
   }
   expect("eval gtheta", ge, fd, M);
   double gv, fdv;
   const custom_ctx *ctx = pb->ctx;
-  pb->outer_grad_v(pb, theta, &v, &gv);
+  pb->ops.outer_grad_v(pb, theta, &v, &gv);
   fdv = (prior_value(ctx, v + H) - prior_value(ctx, v - H)) / (2 * H);
   expect("outer_grad_v", &gv, &fdv, 1);
 
   /* cross term J^T u */
   double u[M] = {1.0, -0.5, 0.25, 2.0}, out;
-  pb->cross(pb, theta, &v, u, &out);
+  pb->ops.cross(pb, theta, &v, u, &out);
   fdv = (phi(pb, theta, v + H, u, n, rows) - phi(pb, theta, v - H, u, n, rows)) / (2 * H);
   expect("cross", &out, &fdv, 1);
 
   /* init */
-  pb->init(pb, t, &v);
+  pb->ops.init(pb, t, &v);
   for (int j = 0; j < M; j++)
     if (t[j] != 0.0) failures++;
 

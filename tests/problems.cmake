@@ -17,3 +17,6 @@ endforeach()
 
 nhgd_test_program(test_distill ${NHGD_TEST_DIR}/problems/test_distill.c)
 nhgd_add_serial_test(problem_distill COMMAND $<TARGET_FILE:test_distill>)
+
+nhgd_test_program(test_problem_custom ${NHGD_TEST_DIR}/problems/test_problem_custom.c)
+nhgd_add_serial_test(problem_custom_create COMMAND $<TARGET_FILE:test_problem_custom>)

@@ -25,18 +25,11 @@ extern "C" {
  * diagonal. Row indices passed to callbacks are local (0 .. n_local-1) to the split.
  * Callbacks are not collective unless stated; they return 0 or an nhgd_status. */
 typedef struct nhgd_problem nhgd_problem;
-struct nhgd_problem {
-  const char *name;
-  void *ctx;             /* the problem's own state */
-  const nhgd_data *data; /* bound data; callbacks read data->train/val/test. The solver runs
-                            on this view: a problem may bind a view derived from the data it
-                            was created with (distill: its own rows as the training split) */
-  int64_t d;             /* inner dimension */
-  int64_t p;             /* outer dimension (global) */
-  int v_per_sample;      /* w > 0: p == w * train.n_global, v sharded with the training rows */
-  int hess_rank;         /* q: columns of each per-sample Hessian factor */
-  int is_classifier;     /* 1: eval reports accuracy */
 
+/* The callbacks of a problem: filled once per problem (a static const table), copied into
+ * the problem by nhgd_problem_create_custom with the size the caller compiled it with, so
+ * that callbacks added in later versions read as absent (NULL) for older callers. */
+typedef struct nhgd_problem_ops {
   /* Initial values: theta (d) and this rank's v (p, or w * train.n_local if v_per_sample). */
   int (*init)(const nhgd_problem *pb, double *theta, double *v);
 
@@ -83,21 +76,21 @@ struct nhgd_problem {
   int (*cross)(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
                double *out);
 
-  /* Frees ctx; may be NULL. */
+  /* Frees ctx; may be NULL. Called by nhgd_problem_destroy. */
   void (*destroy)(nhgd_problem *pb);
 
-  /* Optional Kronecker structure of linear-softmax models (0 / NULL when absent): theta is
-   * W (kron_m x kron_c, column-major, d = kron_m * kron_c), the per-sample gradient is
-   * s_i = x_i (x) r_i and w_i Hess l_i = (x_i x_i^T) (x) A_i. kron_factors fills, for the nb
-   * listed rows, any of (each may be NULL): X (kron_m x nb) the features, R (kron_c x nb) the
-   * unweighted residuals r_i, A (kron_c^2 x nb) w_i A_i (column-major kron_c x kron_c per
-   * row), c (nb) the weights w_i. The engine then needs O(m + C) numbers per sample instead
-   * of O(d) and forms curvature blocks with C times fewer flops. */
-  int kron_m, kron_c;
+  /* Optional Kronecker structure of linear-softmax models (NULL when absent; kron_m and kron_c in
+   * nhgd_problem): theta is W (kron_m x kron_c, column-major, d = kron_m * kron_c), the per-sample
+   * gradient is s_i = x_i (x) r_i and w_i Hess l_i = (x_i x_i^T) (x) A_i. kron_factors fills, for
+   * the nb listed rows, any of (each may be NULL): X (kron_m x nb) the features, R (kron_c x nb)
+   * the unweighted residuals r_i, A (kron_c^2 x nb) w_i A_i (column-major kron_c x kron_c per row),
+   * c (nb) the weights w_i. The engine then needs O(m + C) numbers per sample instead of O(d) and
+   * forms curvature blocks with C times fewer flops. */
   int (*kron_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                       const int *rows, double *X, double *R, double *A, double *c);
 
-  /* Optional layered Kronecker form of networks (0 / NULL when absent): theta is the
+  /* Optional layered Kronecker form of networks (NULL when absent; n_layers, layer_in and
+   * layer_out in nhgd_problem): theta is the
    * concatenation of n_layers matrices W_l (layer_in[l] x layer_out[l], column-major, layer l
    * starting at sum_{k<l} layer_in[k] layer_out[k]), and the per-sample gradient of layer l
    * is grad W_l = a_l g_l^T with a_l the layer's input (a trailing 1 for the bias row) and g_l
@@ -107,11 +100,32 @@ struct nhgd_problem {
    * after_grad != 0 says that inner_grad has just run at this theta and v (unchanged since)
    * on a list that holds every one of these rows, so a problem may take the factors from that
    * pass instead of running its own; 0 promises nothing. */
-  int n_layers;
-  const int *layer_in, *layer_out;
   int (*layer_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                        const int *rows, int after_grad, double *const *a, double *const *g,
                        double *c);
+} nhgd_problem_ops;
+
+/* A problem: its name, state, data and shape, and its callbacks. Only the library allocates
+ * one (nhgd_problem_create, nhgd_problem_create_custom), so fields may be added at the end
+ * of the shape in later versions; a caller sets the shape fields after creating a custom
+ * problem and reads them in its callbacks, and never copies the struct. */
+struct nhgd_problem {
+  const char *name;
+  void *ctx;             /* the problem's own state */
+  const nhgd_data *data; /* bound data; callbacks read data->train/val/test. The solver runs
+                            on this view: a problem may bind a view derived from the data it
+                            was created with (distill: its own rows as the training split) */
+  int64_t d;             /* inner dimension */
+  int64_t p;             /* outer dimension (global) */
+  int v_per_sample;      /* w > 0: p == w * train.n_global, v sharded with the training rows */
+  int hess_rank;         /* q: columns of each per-sample Hessian factor */
+  int is_classifier;     /* 1: eval reports accuracy */
+
+  /* Kronecker structure the callbacks provide (see kron_factors and layer_factors). */
+  int kron_m, kron_c;
+  int n_layers;
+  const int *layer_in, *layer_out;
+  nhgd_problem_ops ops;
 };
 
 /* Parameters of the built-in problems. */
@@ -147,7 +161,18 @@ NHGD_API int nhgd_problem_create(const char *name, const nhgd_data *data,
 NHGD_API int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *data,
                                               nhgd_problem **out);
 
-/* Not collective. Calls pb->destroy, frees pb, sets *pb to NULL; NULL-safe. */
+/* Not collective. Create a problem of the caller's: name (at most 63 characters, copied), the
+ * data its callbacks read (pb->data), its state ctx (pb->ctx, not owned unless ops->destroy
+ * frees it) and its callbacks, ops of ops_size bytes: pass sizeof(nhgd_problem_ops) as the
+ * caller compiled it. Callbacks the library knows and the caller's table does not hold are
+ * NULL; a table larger than the library's is refused unless its extra callbacks are NULL.
+ * init, inner_grad, reg, eval and cross are required. The shape is zero: set pb->d, pb->p and
+ * the other shape fields before the problem is used. Free with nhgd_problem_destroy. */
+NHGD_API int nhgd_problem_create_custom(const char *name, const nhgd_data *data,
+                                        const nhgd_problem_ops *ops, size_t ops_size, void *ctx,
+                                        nhgd_problem **out);
+
+/* Not collective. Calls pb->ops.destroy, frees pb, sets *pb to NULL; NULL-safe. */
 NHGD_API void nhgd_problem_destroy(nhgd_problem **pb);
 
 #ifdef __cplusplus

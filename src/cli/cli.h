@@ -2,7 +2,7 @@
 #ifndef NHGD_CLI_H
 #define NHGD_CLI_H
 
-/* Exit codes of the program (documented in README.md). */
+/* Exit codes of the program (documented in README.md and docs/usage.md). */
 enum { NHGD_EXIT_OK = 0, NHGD_EXIT_ERROR = 1, NHGD_EXIT_USAGE = 2, NHGD_EXIT_CHECKPOINTED = 75 };
 
 /* `nhgd data KIND [options]`: collective over MPI_COMM_WORLD; rank 0 does the work. */

@@ -12,7 +12,7 @@
 
 int nhgd_hvp_init(nhgd_hvp *h, nhgd_est_ctx *c, int64_t batch, const char *who) {
   memset(h, 0, sizeof *h);
-  if (!c->pb->hvp)
+  if (!c->pb->ops.hvp)
     NHGD_FAIL(NHGD_ERR_ARG,
               "estimator %s needs Hessian-vector products, but problem '%s' has no hvp callback",
               who, c->pb->name);
@@ -51,7 +51,7 @@ double nhgd_hvp_draw(nhgd_hvp *h, const nhgd_est_ctx *c, int64_t k, int64_t j) {
 }
 
 int nhgd_hvp_point(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta) {
-  int rc = c->pb->reg(c->pb, theta, c->v, NULL, NULL, h->hdiag);
+  int rc = c->pb->ops.reg(c->pb, theta, c->v, NULL, NULL, h->hdiag);
   return nhgd_error_agree(c->comm, rc);
 }
 
@@ -61,7 +61,7 @@ int nhgd_hvp_apply(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta, int nb, co
   const int64_t d = h->d;
   int rc = NHGD_OK;
   if (nb > 0)
-    rc = pb->hvp(pb, theta, c->v, nb, rows, x, h->sum);
+    rc = pb->ops.hvp(pb, theta, c->v, nb, rows, x, h->sum);
   else
     memset(h->sum, 0, (size_t)d * sizeof(double));
   /* A failure rides on the product's allreduce: no rank is left waiting, and no extra

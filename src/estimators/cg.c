@@ -36,14 +36,12 @@ typedef struct cg_state {
   double *x, *r, *p, *Ap; /* CG vectors */
 } cg_state;
 
-static void cg_destroy(nhgd_estimator *est) {
+static void cg_release(nhgd_estimator *est) {
   cg_state *s = est->state;
-  if (!s) return;
   nhgd_hvp_free(&s->hvp);
   double **bufs[] = {&s->x0, &s->x, &s->r, &s->p, &s->Ap};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
-  nhgd_free(&est->state);
 }
 
 static int cg_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
@@ -129,16 +127,7 @@ static int cg_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
 }
 
 static int cg_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
-  cg_state *s;
-  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
-  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "cg estimator")));
-  est->state = s;
-  est->destroy = cg_destroy;
-  est->begin = cg_begin;
-  est->solve = cg_solve;
-  est->save = cg_save;
-  est->load = cg_load;
-  est->needs_observe = 0;
+  cg_state *s = est->state;
   const nhgd_hvp_opts *o = nhgd_options_block(c->options, "hvp");
   const cg_opts *own = c->opt;
   if (o->steps < 1)
@@ -173,4 +162,15 @@ static const nhgd_option_spec cg_specs[] = {
 
 static const nhgd_option_block cg_options = {"cg", cg_specs, sizeof(cg_opts), NULL};
 
-const nhgd_estimator_desc nhgd_estimator_cg = {"cg", cg_init, &cg_options};
+const nhgd_estimator_desc nhgd_estimator_cg = {
+    .name = "cg",
+    .options = &cg_options,
+    .state_size = sizeof(cg_state),
+    .ops = {.needs_observe = 0,
+            .begin = cg_begin,
+            .solve = cg_solve,
+            .save = cg_save,
+            .load = cg_load,
+            .release = cg_release},
+    .init = cg_init,
+};

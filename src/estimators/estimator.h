@@ -44,36 +44,49 @@ int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g);
 /* Global rows of an inner minibatch: B, or every training row with full batches. */
 int64_t nhgd_est_batch_rows(const nhgd_est_ctx *c);
 
-/* An estimator. begin/observe/solve/save/load are collective. */
-typedef struct nhgd_estimator {
-  const char *name;
-  void *state;
-  nhgd_est_ctx *ctx;
+typedef struct nhgd_estimator nhgd_estimator;
+
+/* What an estimator does: begin/observe/solve/save/load are collective. Filled once per
+ * estimator, in its descriptor. */
+typedef struct nhgd_estimator_ops {
   int needs_observe; /* 1: observe is called after every inner step */
-  /* Start the inner loop of outer step k, which begins at theta0. */
-  int (*begin)(struct nhgd_estimator *est, int64_t k, const double *theta0);
+  /* Start the inner loop of outer step k, which begins at theta0. NULL: nothing to do. */
+  int (*begin)(nhgd_estimator *est, int64_t k, const double *theta0);
   /* The nb local training rows of inner step t, at the theta the step's gradient used. */
-  int (*observe)(struct nhgd_estimator *est, const double *theta, int nb, const int *rows);
+  int (*observe)(nhgd_estimator *est, const double *theta, int nb, const int *rows);
   /* u (d, replicated) from g = grad_theta f (d, replicated) at theta. */
-  int (*solve)(struct nhgd_estimator *est, const double *theta, const double *g, double *u);
+  int (*solve)(nhgd_estimator *est, const double *theta, const double *g, double *u);
   /* Checkpoint: the running state of the current inner loop into its section, and back. k is
    * the outer step the state belongs to. NULL for stateless estimators. */
-  int (*save)(struct nhgd_estimator *est, nhgd_section *sec);
-  int (*load)(struct nhgd_estimator *est, nhgd_section *sec, int64_t k);
+  int (*save)(nhgd_estimator *est, nhgd_section *sec);
+  int (*load)(nhgd_estimator *est, nhgd_section *sec, int64_t k);
   /* A restart at an outer-step boundary: only the state that outlives an inner loop (kfac's
    * factors with --kfac-refresh), from the section save wrote. NULL: there is none. */
-  int (*load_kept)(struct nhgd_estimator *est, nhgd_section *sec);
-  void (*destroy)(struct nhgd_estimator *est);
-} nhgd_estimator;
+  int (*load_kept)(nhgd_estimator *est, nhgd_section *sec);
+  /* Free what init allocated inside the state (the registry frees the state itself); it may
+   * find the state half built. NULL: nothing. */
+  void (*release)(nhgd_estimator *est);
+} nhgd_estimator_ops;
 
-/* An implementation: its name, its option block (NULL specs: none) and its constructor. The
- * constructor fills the vtable; resume, when not NULL, is the estimator section of the
- * checkpoint the run will continue from, so that init can follow choices made then. */
+/* An estimator: its descriptor's ops over its own state. */
+struct nhgd_estimator {
+  const char *name;
+  void *state; /* state_size bytes, zeroed, allocated by the registry */
+  nhgd_est_ctx *ctx;
+  const nhgd_estimator_ops *ops;
+};
+
+/* An implementation: its name, its option block (NULL: none), the size of its state, its
+ * ops and its constructor. The registry allocates the state (agreed over the ranks) and
+ * calls init, which sets the state up; resume, when not NULL, is the estimator section of
+ * the checkpoint the run will continue from, so that init can follow choices made then. */
 typedef int (*nhgd_estimator_init_fn)(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume);
 typedef struct nhgd_estimator_desc {
   const char *name;
-  nhgd_estimator_init_fn init;
-  const nhgd_option_block *options; /* NULL: no options of its own */
+  const nhgd_option_block *options;
+  size_t state_size;
+  nhgd_estimator_ops ops;
+  nhgd_estimator_init_fn init; /* NULL: nothing to set up */
 } nhgd_estimator_desc;
 
 extern const nhgd_estimator_desc nhgd_estimator_exact, nhgd_estimator_nhgd, nhgd_estimator_cg,

@@ -34,9 +34,8 @@ typedef struct exact_state {
 /* Networks have no Hessian factors; the products route keeps a replicated d x d matrix. */
 #define EXACT_PRODUCTS_MAX_D 4096
 
-static void exact_destroy(nhgd_estimator *est) {
+static void exact_release(nhgd_estimator *est) {
   exact_state *s = est->state;
-  if (!s) return;
   nhgd_bcmat_destroy(&s->H);
   nhgd_free(&s->hdiag);
   nhgd_free(&s->rows);
@@ -50,7 +49,6 @@ static void exact_destroy(nhgd_estimator *est) {
   nhgd_free(&s->Aloc);
   nhgd_free(&s->Xall);
   nhgd_free(&s->Aall);
-  nhgd_free(&est->state);
 }
 
 /* All-gather ncol columns of height len from every rank into all (rank order); *total is
@@ -90,11 +88,11 @@ static int form_hessian_products(exact_state *s, nhgd_est_ctx *c, const double *
   for (size_t j = 0; j < d && !rc; ++j) {
     memset(s->e, 0, d * sizeof(double));
     s->e[j] = 1.0;
-    rc = pb->hvp(pb, theta, c->v, tr->n_local, s->rows, s->e, s->Hd + j * d);
+    rc = pb->ops.hvp(pb, theta, c->v, tr->n_local, s->rows, s->e, s->Hd + j * d);
   }
   NHGD_CHECK(nhgd_error_agree(c->comm, rc));
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->Hd, (int)(d * d), MPI_DOUBLE, MPI_SUM, c->comm));
-  NHGD_CHECK(pb->reg(pb, theta, c->v, NULL, NULL, s->hdiag));
+  NHGD_CHECK(pb->ops.reg(pb, theta, c->v, NULL, NULL, s->hdiag));
   const double scale = 1.0 / (double)tr->n_global;
   for (size_t j = 0; j < d; ++j)
     for (size_t i = j; i < d; ++i) {
@@ -116,7 +114,7 @@ static int form_hessian(exact_state *s, nhgd_est_ctx *c, const double *theta) {
   int local_rounds = (tr->n_local + s->chunk - 1) / s->chunk, rounds;
   NHGD_MPI_CHECK(MPI_Allreduce(&local_rounds, &rounds, 1, MPI_INT, MPI_MAX, c->comm));
   nhgd_bcmat_zero(s->H);
-  NHGD_CHECK(pb->reg(pb, theta, c->v, NULL, NULL, s->hdiag));
+  NHGD_CHECK(pb->ops.reg(pb, theta, c->v, NULL, NULL, s->hdiag));
   nhgd_bcmat_add_diag(s->H, s->hdiag);
   const double scale = 1.0 / (double)tr->n_global;
   for (int r = 0; r < rounds; ++r) {
@@ -128,15 +126,15 @@ static int form_hessian(exact_state *s, nhgd_est_ctx *c, const double *theta) {
     for (int i = 0; i < nr; ++i)
       rows[i] = first + i;
     if (s->kron) {
-      int rc =
-          nr ? pb->kron_factors(pb, theta, c->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL) : NHGD_OK;
+      int rc = nr ? pb->ops.kron_factors(pb, theta, c->v, nr, rows, s->Xloc, NULL, s->Aloc, NULL)
+                  : NHGD_OK;
       NHGD_CHECK(nhgd_error_agree(c->comm, rc));
       int total;
       NHGD_CHECK(gather_columns(s, c, s->Xloc, s->m, nr, s->Xall, &total));
       NHGD_CHECK(gather_columns(s, c, s->Aloc, s->C * s->C, nr, s->Aall, &total));
       NHGD_CHECK(nhgd_bcmat_add_kron(s->H, s->m, s->C, s->Xall, s->Aall, total, scale, 1));
     } else {
-      int rc = nr ? pb->hess_factors(pb, theta, c->v, nr, rows, s->Zloc) : NHGD_OK;
+      int rc = nr ? pb->ops.hess_factors(pb, theta, c->v, nr, rows, s->Zloc) : NHGD_OK;
       NHGD_CHECK(nhgd_error_agree(c->comm, rc));
       int total;
       NHGD_CHECK(gather_columns(s, c, s->Zloc, (int)d, nr * q, s->Zall, &total));
@@ -169,19 +167,13 @@ static int exact_solve(nhgd_estimator *est, const double *theta, const double *g
 }
 
 static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
-  exact_state *s;
-  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
-  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "exact estimator")));
-  est->state = s;
-  est->destroy = exact_destroy;
-  est->solve = exact_solve;
-  est->needs_observe = 0;
+  exact_state *s = est->state;
   if (c->d > INT_MAX) NHGD_FAIL(NHGD_ERR_ARG, "exact: d = %lld is too large", (long long)c->d);
   const int d = (int)c->d, q = c->pb->hess_rank;
   const exact_opts *o = c->opt;
-  s->kron = c->kron && c->pb->kron_factors != NULL;
-  s->products = !s->kron && !c->pb->hess_factors;
-  if (s->products && !c->pb->hvp)
+  s->kron = c->kron && c->pb->ops.kron_factors != NULL;
+  s->products = !s->kron && !c->pb->ops.hess_factors;
+  if (s->products && !c->pb->ops.hvp)
     NHGD_FAIL(NHGD_ERR_ARG, "exact: problem %s has neither Hessian factors nor products",
               c->pb->name);
   if (s->products && d > EXACT_PRODUCTS_MAX_D)
@@ -246,4 +238,10 @@ static const nhgd_option_spec exact_specs[] = {
 
 static const nhgd_option_block exact_options = {"exact", exact_specs, sizeof(exact_opts), NULL};
 
-const nhgd_estimator_desc nhgd_estimator_exact = {"exact", exact_init, &exact_options};
+const nhgd_estimator_desc nhgd_estimator_exact = {
+    .name = "exact",
+    .options = &exact_options,
+    .state_size = sizeof(exact_state),
+    .ops = {.needs_observe = 0, .solve = exact_solve, .release = exact_release},
+    .init = exact_init,
+};

@@ -31,14 +31,12 @@ typedef struct neumann_state {
   int warned;
 } neumann_state;
 
-static void neumann_destroy(nhgd_estimator *est) {
+static void neumann_release(nhgd_estimator *est) {
   neumann_state *s = est->state;
-  if (!s) return;
   nhgd_hvp_free(&s->hvp);
   nhgd_free(&s->p);
   nhgd_free(&s->Hp);
   nhgd_free(&s->acc);
-  nhgd_free(&est->state);
 }
 
 static int neumann_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
@@ -99,15 +97,7 @@ static int neumann_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
 }
 
 static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
-  neumann_state *s;
-  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
-  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "neumann estimator")));
-  est->state = s;
-  est->destroy = neumann_destroy;
-  est->solve = neumann_solve;
-  est->begin = neumann_begin;
-  est->load = neumann_load;
-  est->needs_observe = 0;
+  neumann_state *s = est->state;
   const nhgd_hvp_opts *o = nhgd_options_block(c->options, "hvp");
   const neumann_opts *own = c->opt;
   if (o->steps < 1)
@@ -143,4 +133,14 @@ static const nhgd_option_spec neumann_specs[] = {
 static const nhgd_option_block neumann_options = {"neumann", neumann_specs, sizeof(neumann_opts),
                                                   NULL};
 
-const nhgd_estimator_desc nhgd_estimator_neumann = {"neumann", neumann_init, &neumann_options};
+const nhgd_estimator_desc nhgd_estimator_neumann = {
+    .name = "neumann",
+    .options = &neumann_options,
+    .state_size = sizeof(neumann_state),
+    .ops = {.needs_observe = 0,
+            .begin = neumann_begin,
+            .solve = neumann_solve,
+            .load = neumann_load,
+            .release = neumann_release},
+    .init = neumann_init,
+};

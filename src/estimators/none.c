@@ -9,10 +9,4 @@ static int none_solve(nhgd_estimator *est, const double *theta, const double *g,
   return NHGD_OK;
 }
 
-static int none_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
-  est->solve = none_solve;
-  est->needs_observe = 0;
-  return NHGD_OK;
-}
-
-const nhgd_estimator_desc nhgd_estimator_none = {"none", none_init, NULL};
+const nhgd_estimator_desc nhgd_estimator_none = {.name = "none", .ops = {.solve = none_solve}};

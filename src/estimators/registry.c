@@ -48,12 +48,16 @@ int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx 
     NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&est, 1, sizeof *est, "estimator")));
     est->name = desc->name;
     est->ctx = c;
+    est->ops = &desc->ops;
     c->options = o;
     c->opt = desc->options ? nhgd_options_block(o, desc->options->name) : NULL;
-    int rc = desc->init(est, c, resume);
+    int rc = desc->state_size ? nhgd_calloc(&est->state, 1, desc->state_size, desc->name) : 0;
+    /* Agreed: a failure on one rank must not leave the others in init's collectives. */
+    rc = nhgd_error_agree(c->comm, rc);
+    if (!rc && desc->init) rc = desc->init(est, c, resume);
     /* State that lives through an inner loop must be restartable: a checkpoint may come at
      * any inner step. */
-    if (!rc && est->needs_observe && (!est->save || !est->load))
+    if (!rc && est->ops->needs_observe && (!est->ops->save || !est->ops->load))
       rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
                           "estimator %s observes the inner loop but cannot be checkpointed",
                           desc->name);
@@ -70,6 +74,7 @@ int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx 
 
 void nhgd_estimator_destroy(nhgd_estimator **est) {
   if (!est || !*est) return;
-  if ((*est)->destroy) (*est)->destroy(*est);
+  if ((*est)->state && (*est)->ops->release) (*est)->ops->release(*est);
+  nhgd_free(&(*est)->state);
   nhgd_free(est);
 }

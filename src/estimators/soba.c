@@ -36,14 +36,12 @@ typedef struct soba_state {
   double bytes;     /* payload received in the current inner loop */
 } soba_state;
 
-static void soba_destroy(nhgd_estimator *est) {
+static void soba_release(nhgd_estimator *est) {
   soba_state *s = est->state;
-  if (!s) return;
   nhgd_hvp_free(&s->hvp);
   double **bufs[] = {&s->z, &s->gval, &s->Hz, &s->buf};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
-  nhgd_free(&est->state);
 }
 
 /* g_val = grad_theta f on the validation rows at theta (replicated). */
@@ -52,7 +50,7 @@ static int val_grad(soba_state *s, nhgd_est_ctx *c, const double *theta) {
   const nhgd_split *val = &c->data->val;
   double loss = 0.0;
   nhgd_timer_start(c->timers, NHGD_T_EVAL);
-  int rc = pb->eval(pb, val, theta, c->v, &loss, s->buf, NULL);
+  int rc = pb->ops.eval(pb, val, theta, c->v, &loss, s->buf, NULL);
   rc = nhgd_error_agree(c->comm, rc);
   if (!rc && MPI_Allreduce(s->buf, s->gval, (int)s->d, MPI_DOUBLE, MPI_SUM, c->comm) != MPI_SUCCESS)
     rc = nhgd_error_set(NHGD_ERR_MPI, __FILE__, __LINE__,
@@ -135,17 +133,7 @@ static int soba_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
 }
 
 static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
-  soba_state *s;
-  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
-  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "soba estimator")));
-  est->state = s;
-  est->destroy = soba_destroy;
-  est->begin = soba_begin;
-  est->observe = soba_observe;
-  est->solve = soba_solve;
-  est->save = soba_save;
-  est->load = soba_load;
-  est->needs_observe = 1;
+  soba_state *s = est->state;
   const soba_opts *o = c->opt;
   if (!(o->rho > 0.0) || !isfinite(o->rho))
     NHGD_FAIL(NHGD_ERR_ARG, "soba: --soba-rho %g: the step of z must be positive and finite",
@@ -180,4 +168,16 @@ static const nhgd_option_spec soba_specs[] = {
 
 static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL};
 
-const nhgd_estimator_desc nhgd_estimator_soba = {"soba", soba_init, &soba_options};
+const nhgd_estimator_desc nhgd_estimator_soba = {
+    .name = "soba",
+    .options = &soba_options,
+    .state_size = sizeof(soba_state),
+    .ops = {.needs_observe = 1,
+            .begin = soba_begin,
+            .observe = soba_observe,
+            .solve = soba_solve,
+            .save = soba_save,
+            .load = soba_load,
+            .release = soba_release},
+    .init = soba_init,
+};

@@ -74,7 +74,7 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
     nhgd_timer_stop(in->timers, NHGD_T_SAMPLING);
 
     nhgd_timer_start(in->timers, NHGD_T_INNER_GRAD);
-    int rc = pb->inner_grad(pb, in->theta, in->v, nb, in->rows, g, &g[d]);
+    int rc = pb->ops.inner_grad(pb, in->theta, in->v, nb, in->rows, g, &g[d]);
     nhgd_timer_stop(in->timers, NHGD_T_INNER_GRAD);
     g[d + 3] = rc ? 1.0 : 0.0; /* a failure anywhere, also carried by the allreduce */
     g[d + 1] = req->enabled && nhgd_stop_requested() ? 1.0 : 0.0;
@@ -97,7 +97,7 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
       g[j] *= invB;
     loss_acc = g[d] * invB;
     if (t == 0) in->first_loss = loss_acc;
-    NHGD_CHECK(pb->reg(pb, in->theta, in->v, NULL, g, NULL));
+    NHGD_CHECK(pb->ops.reg(pb, in->theta, in->v, NULL, g, NULL));
     const double lr = nhgd_inner_lr(in->opt, t, T);
     int finite = 1;
     for (int64_t j = 0; j < d; ++j) {

@@ -26,7 +26,7 @@ typedef struct nhgd_output_view {
   const nhgd_timers *timers;
 } nhgd_output_view;
 
-/* Collective: write the output of the run (layout in README.md) to path, through a
+/* Collective: write the output of the run (layout in docs/usage.md) to path, through a
  * temporary file renamed once every rank has succeeded. */
 int nhgd_output_write(const nhgd_output_view *o, const char *path);
 

@@ -52,7 +52,7 @@ static int solver_alloc(nhgd_solver *s) {
 
 static int observe_step(void *arg, const double *theta, int nb, const int *rows) {
   nhgd_estimator *est = arg;
-  return est->observe(est, theta, nb, rows);
+  return est->ops->observe(est, theta, nb, rows);
 }
 
 /* Bind the pieces: the inner loop, the estimator's context, the checkpoint requests. */
@@ -135,7 +135,7 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
               (long long)s->p);
   NHGD_CHECK(solver_alloc(s));
   bind(s);
-  return pb->init(pb, s->inner.theta, s->v);
+  return pb->ops.init(pb, s->inner.theta, s->v);
 }
 
 /* Collective: the state of a fresh start (after a checkpoint whose content was bad had been
@@ -158,7 +158,7 @@ static int reset_state(nhgd_solver *s) {
   s->inner.last_loss = s->inner.first_loss = s->prev_first_loss = NAN;
   s->t_start = MPI_Wtime();
   s->resume_path[0] = '\0';
-  NHGD_CHECK(nhgd_error_agree(s->comm, s->pb->init(s->pb, s->inner.theta, s->v)));
+  NHGD_CHECK(nhgd_error_agree(s->comm, s->pb->ops.init(s->pb, s->inner.theta, s->v)));
   memcpy(s->inner.theta_init, s->inner.theta, d);
   if (s->opt->v_from[0]) NHGD_CHECK(load_v(s, s->opt->v_from));
   return NHGD_OK;
@@ -239,7 +239,7 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   memcpy(s->inner.theta_init, s->inner.theta, (size_t)s->d * sizeof(double));
   if (s->opt->v_from[0]) NHGD_TRY(rc, load_v(s, s->opt->v_from), fail);
   NHGD_TRY(rc, resume_or_start(s), fail);
-  if (s->est->needs_observe) {
+  if (s->est->ops->needs_observe) {
     s->inner.observe = observe_step;
     s->inner.observe_arg = s->est;
   }

@@ -19,7 +19,7 @@ static int evaluate(nhgd_solver *s, const nhgd_split *split, double *loss, doubl
   double *buf = s->buf; /* d gradient entries, loss, correct */
   int64_t correct = 0;
   nhgd_timer_start(&s->timers, NHGD_T_EVAL);
-  int rc = pb->eval(pb, split, s->inner.theta, s->v, &buf[d], g ? buf : NULL, &correct);
+  int rc = pb->ops.eval(pb, split, s->inner.theta, s->v, &buf[d], g ? buf : NULL, &correct);
   nhgd_timer_stop(&s->timers, NHGD_T_EVAL);
   NHGD_CHECK(nhgd_error_agree(s->comm, rc));
   buf[d + 1] = (double)correct;
@@ -46,9 +46,9 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   /* After a restart inside an inner loop, continue it where it stopped. */
   int64_t t = s->resume_t;
   s->resume_t = 0;
-  if (t == 0 && s->est->begin) {
+  if (t == 0 && s->est->ops->begin) {
     const double *theta0 = s->opt->inner.warm_start ? in->theta : in->theta_init;
-    NHGD_CHECK(s->est->begin(s->est, s->k, theta0));
+    NHGD_CHECK(s->est->ops->begin(s->est, s->k, theta0));
   }
   for (;;) {
     nhgd_inner_event ev;
@@ -69,11 +69,11 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   NHGD_CHECK(evaluate(s, &s->data->val, &rec->val_loss, &rec->val_acc, s->gval));
   NHGD_CHECK(nhgd_outer_check_divergence(s, rec->val_loss));
   s->samples += (double)s->data->val.n_global;
-  NHGD_CHECK(s->est->solve(s->est, in->theta, s->gval, s->u));
+  NHGD_CHECK(s->est->ops->solve(s->est, in->theta, s->gval, s->u));
   nhgd_timer_start(&s->timers, NHGD_T_HYPERGRAD);
   int rc = NHGD_OK;
-  if (pb->outer_grad_v)
-    rc = pb->outer_grad_v(pb, in->theta, s->v, s->h);
+  if (pb->ops.outer_grad_v)
+    rc = pb->ops.outer_grad_v(pb, in->theta, s->v, s->h);
   else
     memset(s->h, 0, (size_t)s->p_local * sizeof(double));
   /* J at the last iterate, or at the Polyak average of the inner iterates. */
@@ -83,7 +83,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
       in->theta_sum[j] /= (double)s->opt->inner.steps;
     theta_j = in->theta_sum;
   }
-  if (!rc) rc = pb->cross(pb, theta_j, s->v, s->u, s->jt);
+  if (!rc) rc = pb->ops.cross(pb, theta_j, s->v, s->u, s->jt);
   double sq = 0.0;
   if (!rc)
     for (int64_t j = 0; j < s->p_local; ++j) {

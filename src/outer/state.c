@@ -232,14 +232,14 @@ static int load_outer(void *self, nhgd_section *sec) {
 /* The estimator's running state, in /estimator; it matters only inside an inner loop. */
 static int save_estimator(void *self, nhgd_section *sec) {
   nhgd_solver *s = self;
-  return s->est->save ? s->est->save(s->est, sec) : NHGD_OK;
+  return s->est->ops->save ? s->est->ops->save(s->est, sec) : NHGD_OK;
 }
 
 static int load_estimator(void *self, nhgd_section *sec) {
   nhgd_solver *s = self;
-  if (s->ckpt_t == 0) return s->est->load_kept ? s->est->load_kept(s->est, sec) : NHGD_OK;
-  if (!s->est->load) return NHGD_OK;
-  return s->est->load(s->est, sec, s->k);
+  if (s->ckpt_t == 0) return s->est->ops->load_kept ? s->est->ops->load_kept(s->est, sec) : NHGD_OK;
+  if (!s->est->ops->load) return NHGD_OK;
+  return s->est->ops->load(s->est, sec, s->k);
 }
 
 int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file) {

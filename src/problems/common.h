@@ -28,11 +28,15 @@ typedef struct nhgd_pb_scratch {
   double *yr;  /* cap: gathered targets */
 } nhgd_pb_scratch;
 
+/* Per-row weight w_i(v) of local training row i; NULL stands for w_i = 1. */
+typedef double (*nhgd_row_weight)(const double *v, int row);
+
 /* State of every built-in problem. */
 typedef struct nhgd_pb_ctx {
   nhgd_pb_scratch s;
-  double sigma;     /* ridge */
-  double clean_reg; /* hyperclean, mlp-hyperclean */
+  nhgd_row_weight row_weight; /* the softmax models' w_i(v): hyperclean's sigmoid(v_i) */
+  double sigma;               /* ridge */
+  double clean_reg;           /* hyperclean, mlp-hyperclean */
   double v_init;
   char hidden[128]; /* mlp-*: hidden widths */
   int activation;   /* mlp-*: NHGD_ACT_* */
@@ -69,9 +73,6 @@ static inline double nhgd_pb_sigmoid(double v) {
   return e / (1.0 + e);
 }
 
-/* Per-row weight w_i(v) of local training row i; NULL stands for w_i = 1. */
-typedef double (*nhgd_row_weight)(const double *v, int row);
-
 /* ---- softmax kernels (softmax.c); per-row quantities are stored C x nb, ld = C ---- */
 
 /* Z = W^T X_b: logits of nb rows (X_b is m x nb, ld m; W is m x C, ld m). */
@@ -89,20 +90,19 @@ void nhgd_softmax_residuals(int C, int nb, double *P, const int32_t *y, const do
 void nhgd_softmax_grad(int m, int C, int nb, const double *xb, const double *R, double beta,
                        double *G);
 
-/* Callbacks of the linear-softmax models, parameterised by the row weight. */
-int nhgd_softmax_inner_grad(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                            const double *v, int nb, const int *rows, double *g, double *loss);
-int nhgd_softmax_sample_grads(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                              const double *v, int nb, const int *rows, double *S, double *c);
-int nhgd_softmax_hess_factors(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                              const double *v, int nb, const int *rows, double *Z);
-int nhgd_softmax_hvp(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                     const double *v, int nb, const int *rows, const double *V, double *HV);
-int nhgd_softmax_kron_factors(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                              const double *v, int nb, const int *rows, double *X, double *R,
-                              double *A, double *c);
-/* Unweighted cross-entropy over all local rows of split. */
+/* Callbacks of the linear-softmax models; rows are weighted by the context's row_weight. */
+int nhgd_softmax_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                            const int *rows, double *g, double *loss);
+int nhgd_softmax_sample_grads(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                              const int *rows, double *S, double *c);
+int nhgd_softmax_hess_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                              const int *rows, double *Z);
+int nhgd_softmax_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                     const int *rows, const double *V, double *HV);
+int nhgd_softmax_kron_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                              const int *rows, double *X, double *R, double *A, double *c);
+/* Unweighted cross-entropy over all local rows of split (v is not used). */
 int nhgd_softmax_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
-                      double *loss_sum, double *gtheta, int64_t *correct);
+                      const double *v, double *loss_sum, double *gtheta, int64_t *correct);
 
 #endif

@@ -38,37 +38,37 @@ static void bind_images(const nhgd_problem *pb, const double *v) {
 static int ds_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                          const int *rows, double *g, double *loss) {
   bind_images(pb, v);
-  return nhgd_softmax_inner_grad(pb, NULL, theta, v, nb, rows, g, loss);
+  return nhgd_softmax_inner_grad(pb, theta, v, nb, rows, g, loss);
 }
 
 static int ds_sample_grads(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                            const int *rows, double *S, double *c) {
   bind_images(pb, v);
-  return nhgd_softmax_sample_grads(pb, NULL, theta, v, nb, rows, S, c);
+  return nhgd_softmax_sample_grads(pb, theta, v, nb, rows, S, c);
 }
 
 static int ds_hess_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                            const int *rows, double *Z) {
   bind_images(pb, v);
-  return nhgd_softmax_hess_factors(pb, NULL, theta, v, nb, rows, Z);
+  return nhgd_softmax_hess_factors(pb, theta, v, nb, rows, Z);
 }
 
 static int ds_kron(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                    const int *rows, double *X, double *R, double *A, double *c) {
   bind_images(pb, v);
-  return nhgd_softmax_kron_factors(pb, NULL, theta, v, nb, rows, X, R, A, c);
+  return nhgd_softmax_kron_factors(pb, theta, v, nb, rows, X, R, A, c);
 }
 
 static int ds_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                   const int *rows, const double *V, double *HV) {
   bind_images(pb, v);
-  return nhgd_softmax_hvp(pb, NULL, theta, v, nb, rows, V, HV);
+  return nhgd_softmax_hvp(pb, theta, v, nb, rows, V, HV);
 }
 
 static int ds_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
                    const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
   bind_images(pb, v);
-  return nhgd_softmax_eval(pb, split, theta, loss_sum, gtheta, correct);
+  return nhgd_softmax_eval(pb, split, theta, v, loss_sum, gtheta, correct);
 }
 
 /* d/dx_i of <grad_W g, U> with grad_W g = (1/n) sum_i x_i r_i^T, r_i = p_i - e_{y_i},
@@ -137,6 +137,19 @@ static void ds_destroy(nhgd_problem *pb) {
   nhgd_pb_destroy_ctx(pb);
 }
 
+static const nhgd_problem_ops ds_ops = {
+    .init = ds_init,
+    .inner_grad = ds_inner_grad,
+    .sample_grads = ds_sample_grads,
+    .hess_factors = ds_hess_factors,
+    .hvp = ds_hvp,
+    .reg = nhgd_pb_reg_clean,
+    .eval = ds_eval,
+    .cross = ds_cross,
+    .destroy = ds_destroy,
+    .kron_factors = ds_kron,
+};
+
 int nhgd_problem_setup_distill(nhgd_problem *pb) {
   nhgd_pb_ctx *ctx = pb->ctx;
   const nhgd_data *data = pb->data;
@@ -161,7 +174,7 @@ int nhgd_problem_setup_distill(nhgd_problem *pb) {
   distill_view *dv;
   NHGD_CHECK(nhgd_calloc(&dv, 1, sizeof *dv, "distill view"));
   ctx->distill = dv;
-  pb->destroy = ds_destroy;
+  pb->ops.destroy = ds_destroy;
   dv->view = *data; /* the communicator and the real splits are shared, not copied */
   dv->view.val = data->train;
   nhgd_split *tr = &dv->view.train;
@@ -179,10 +192,10 @@ int nhgd_problem_setup_distill(nhgd_problem *pb) {
   pb->data = &dv->view;
   if (ctx->distill_mlp) { /* the network on the view: its callbacks, then distill's init */
     const int rc = nhgd_problem_setup_mlp_distill(pb);
-    pb->destroy = ds_destroy; /* frees the view and the network, also after a failure */
+    pb->ops.destroy = ds_destroy; /* frees the view and the network, also after a failure */
     NHGD_CHECK(rc);
-    dv->net_init = pb->init;
-    pb->init = ds_init;
+    dv->net_init = pb->ops.init;
+    pb->ops.init = ds_init;
     return NHGD_OK;
   }
   pb->d = (int64_t)m * C;
@@ -190,17 +203,8 @@ int nhgd_problem_setup_distill(nhgd_problem *pb) {
   pb->v_per_sample = m;
   pb->hess_rank = C;
   pb->is_classifier = 1;
-  pb->init = ds_init;
-  pb->inner_grad = ds_inner_grad;
-  pb->sample_grads = ds_sample_grads;
-  pb->hess_factors = ds_hess_factors;
-  pb->hvp = ds_hvp;
-  pb->reg = nhgd_pb_reg_clean;
-  pb->eval = ds_eval;
-  pb->outer_grad_v = NULL;
-  pb->cross = ds_cross;
   pb->kron_m = m;
   pb->kron_c = C;
-  pb->kron_factors = ds_kron;
+  pb->ops = ds_ops;
   return NHGD_OK;
 }

@@ -10,36 +10,6 @@ static double clean_weight(const double *v, int row) {
   return nhgd_pb_sigmoid(v[row]);
 }
 
-static int hc_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                         const int *rows, double *g, double *loss) {
-  return nhgd_softmax_inner_grad(pb, clean_weight, theta, v, nb, rows, g, loss);
-}
-
-static int hc_sample_grads(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                           const int *rows, double *S, double *c) {
-  return nhgd_softmax_sample_grads(pb, clean_weight, theta, v, nb, rows, S, c);
-}
-
-static int hc_hess_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                           const int *rows, double *Z) {
-  return nhgd_softmax_hess_factors(pb, clean_weight, theta, v, nb, rows, Z);
-}
-
-static int hc_kron(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                   const int *rows, double *X, double *R, double *A, double *c) {
-  return nhgd_softmax_kron_factors(pb, clean_weight, theta, v, nb, rows, X, R, A, c);
-}
-
-static int hc_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                  const int *rows, const double *V, double *HV) {
-  return nhgd_softmax_hvp(pb, clean_weight, theta, v, nb, rows, V, HV);
-}
-
-static int hc_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
-                   const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
-  return nhgd_softmax_eval(pb, split, theta, loss_sum, gtheta, correct);
-}
-
 /* (J^T u)_i = (1/n) sigmoid'(v_i) <s_i, u> with <s_i, u> = r_i^T (U^T x_i): one GEMM gives
  * U^T x_i for a block of local rows, so no per-sample d-vector is ever formed. */
 static int hc_cross(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
@@ -69,23 +39,28 @@ static int hc_cross(const nhgd_problem *pb, const double *theta, const double *v
   return NHGD_OK;
 }
 
+static const nhgd_problem_ops hc_ops = {
+    .init = nhgd_pb_init,
+    .inner_grad = nhgd_softmax_inner_grad,
+    .sample_grads = nhgd_softmax_sample_grads,
+    .hess_factors = nhgd_softmax_hess_factors,
+    .hvp = nhgd_softmax_hvp,
+    .reg = nhgd_pb_reg_clean,
+    .eval = nhgd_softmax_eval,
+    .cross = hc_cross,
+    .destroy = nhgd_pb_destroy_ctx,
+    .kron_factors = nhgd_softmax_kron_factors,
+};
+
 int nhgd_problem_setup_hyperclean(nhgd_problem *pb) {
+  ((nhgd_pb_ctx *)pb->ctx)->row_weight = clean_weight;
   pb->d = (int64_t)pb->data->m * pb->data->n_classes;
   pb->p = pb->data->train.n_global;
   pb->v_per_sample = 1;
   pb->hess_rank = pb->data->n_classes;
   pb->is_classifier = 1;
-  pb->init = nhgd_pb_init;
-  pb->inner_grad = hc_inner_grad;
-  pb->sample_grads = hc_sample_grads;
-  pb->hess_factors = hc_hess_factors;
-  pb->hvp = hc_hvp;
-  pb->reg = nhgd_pb_reg_clean;
-  pb->eval = hc_eval;
-  pb->outer_grad_v = NULL;
-  pb->cross = hc_cross;
   pb->kron_m = pb->data->m;
   pb->kron_c = pb->data->n_classes;
-  pb->kron_factors = hc_kron;
+  pb->ops = hc_ops;
   return NHGD_OK;
 }

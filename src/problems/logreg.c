@@ -5,31 +5,6 @@
 #include "nhgd/errors.h"
 #include "problems/builtin.h"
 
-static int logreg_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                             const int *rows, double *g, double *loss) {
-  return nhgd_softmax_inner_grad(pb, NULL, theta, v, nb, rows, g, loss);
-}
-
-static int logreg_sample_grads(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                               const int *rows, double *S, double *c) {
-  return nhgd_softmax_sample_grads(pb, NULL, theta, v, nb, rows, S, c);
-}
-
-static int logreg_hess_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                               const int *rows, double *Z) {
-  return nhgd_softmax_hess_factors(pb, NULL, theta, v, nb, rows, Z);
-}
-
-static int logreg_kron(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                       const int *rows, double *X, double *R, double *A, double *c) {
-  return nhgd_softmax_kron_factors(pb, NULL, theta, v, nb, rows, X, R, A, c);
-}
-
-static int logreg_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                      const int *rows, const double *V, double *HV) {
-  return nhgd_softmax_hvp(pb, NULL, theta, v, nb, rows, V, HV);
-}
-
 /* R = (1/2) sum_j exp(v_j) sum_c W_jc^2: one weight per input feature, shared by its row of W. */
 static int logreg_reg(const nhgd_problem *pb, const double *theta, const double *v, double *value,
                       double *grad, double *hdiag) {
@@ -47,11 +22,6 @@ static int logreg_reg(const nhgd_problem *pb, const double *theta, const double 
   return NHGD_OK;
 }
 
-static int logreg_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
-                       const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
-  return nhgd_softmax_eval(pb, split, theta, loss_sum, gtheta, correct);
-}
-
 /* d/dv_j of grad_W R is exp(v_j) W_j (row j of W), so (J^T u)_j = exp(v_j) <W_j, U_j>. */
 static int logreg_cross(const nhgd_problem *pb, const double *theta, const double *v,
                         const double *u, double *out) {
@@ -67,23 +37,27 @@ static int logreg_cross(const nhgd_problem *pb, const double *theta, const doubl
   return NHGD_OK;
 }
 
+static const nhgd_problem_ops logreg_ops = {
+    .init = nhgd_pb_init,
+    .inner_grad = nhgd_softmax_inner_grad,
+    .sample_grads = nhgd_softmax_sample_grads,
+    .hess_factors = nhgd_softmax_hess_factors,
+    .hvp = nhgd_softmax_hvp,
+    .reg = logreg_reg,
+    .eval = nhgd_softmax_eval,
+    .cross = logreg_cross,
+    .destroy = nhgd_pb_destroy_ctx,
+    .kron_factors = nhgd_softmax_kron_factors,
+};
+
 int nhgd_problem_setup_logreg(nhgd_problem *pb) {
   pb->d = (int64_t)pb->data->m * pb->data->n_classes;
   pb->p = pb->data->m;
   pb->v_per_sample = 0;
   pb->hess_rank = pb->data->n_classes;
   pb->is_classifier = 1;
-  pb->init = nhgd_pb_init;
-  pb->inner_grad = logreg_inner_grad;
-  pb->sample_grads = logreg_sample_grads;
-  pb->hess_factors = logreg_hess_factors;
-  pb->hvp = logreg_hvp;
-  pb->reg = logreg_reg;
-  pb->eval = logreg_eval;
-  pb->outer_grad_v = NULL;
-  pb->cross = logreg_cross;
   pb->kron_m = pb->data->m;
   pb->kron_c = pb->data->n_classes;
-  pb->kron_factors = logreg_kron;
+  pb->ops = logreg_ops;
   return NHGD_OK;
 }

@@ -587,6 +587,31 @@ int nhgd_mlp_parse_hidden(const char *text, int *widths, int max, int *count) {
   return NHGD_OK;
 }
 
+/* The callbacks of mlp-hyperclean and mlp-hpo, and of the network as distill's inner model
+ * (its cross term is in the images, not in row weights). */
+static const nhgd_problem_ops mlp_ops = {
+    .init = mlp_init,
+    .inner_grad = mlp_inner_grad,
+    .sample_grads = mlp_sample_grads,
+    .hvp = mlp_hvp,
+    .reg = mlp_reg,
+    .eval = mlp_eval,
+    .cross = mlp_cross,
+    .destroy = mlp_destroy,
+    .layer_factors = mlp_layer_factors,
+};
+static const nhgd_problem_ops mlp_distill_ops = {
+    .init = mlp_init,
+    .inner_grad = mlp_inner_grad,
+    .sample_grads = mlp_sample_grads,
+    .hvp = mlp_hvp,
+    .reg = mlp_reg,
+    .eval = mlp_eval,
+    .cross = mlp_distill_cross,
+    .destroy = mlp_destroy,
+    .layer_factors = mlp_layer_factors,
+};
+
 /* form: 0 hyperclean, 1 hpo, 2 distill's inner model */
 static int setup(nhgd_problem *pb, int form) {
   const int hpo = form == 1;
@@ -596,7 +621,7 @@ static int setup(nhgd_problem *pb, int form) {
   mlp_net *n;
   NHGD_CHECK(nhgd_calloc(&n, 1, sizeof *n, "mlp"));
   ctx->net = n;
-  pb->destroy = mlp_destroy;
+  pb->ops = form == 2 ? mlp_distill_ops : mlp_ops; /* destroy frees the network from here on */
   n->L = nh + 1;
   n->act = ctx->activation;
   n->gn = ctx->gauss_newton;
@@ -617,19 +642,9 @@ static int setup(nhgd_problem *pb, int form) {
   pb->v_per_sample = hpo ? 0 : n->distill ? pb->data->m : 1;
   pb->hess_rank = 0; /* no per-sample PSD factor: the Hessian of a network is indefinite */
   pb->is_classifier = 1;
-  pb->init = mlp_init;
-  pb->inner_grad = mlp_inner_grad;
-  pb->sample_grads = mlp_sample_grads;
-  pb->hess_factors = NULL;
-  pb->hvp = mlp_hvp;
-  pb->reg = mlp_reg;
-  pb->eval = mlp_eval;
-  pb->outer_grad_v = NULL;
-  pb->cross = n->distill ? mlp_distill_cross : mlp_cross;
   pb->n_layers = n->L;
   pb->layer_in = n->in;
   pb->layer_out = n->out;
-  pb->layer_factors = mlp_layer_factors;
   return NHGD_OK;
 }
 

@@ -123,6 +123,58 @@ static int check_split(const char *pname, const nhgd_data *data, const nhgd_spli
   return NHGD_OK;
 }
 
+/* The library's allocation of a problem, with room for its name. */
+typedef struct problem_box {
+  nhgd_problem pb;
+  char name[64];
+} problem_box;
+
+static int problem_alloc(const char *name, nhgd_problem **out) {
+  problem_box *box;
+  if (strlen(name) >= sizeof box->name)
+    NHGD_FAIL(NHGD_ERR_ARG, "problem name '%.40s...' is longer than %zu characters", name,
+              sizeof box->name - 1);
+  NHGD_CHECK(nhgd_calloc(&box, 1, sizeof *box, "problem"));
+  memcpy(box->name, name, strlen(name) + 1);
+  box->pb.name = box->name;
+  *out = &box->pb;
+  return NHGD_OK;
+}
+
+int nhgd_problem_create_custom(const char *name, const nhgd_data *data, const nhgd_problem_ops *ops,
+                               size_t ops_size, void *ctx, nhgd_problem **out) {
+  if (!out) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_problem_create_custom: out is NULL");
+  *out = NULL;
+  if (!name || !name[0]) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_problem_create_custom: no name given");
+  if (!data) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': no data given", name);
+  if (!ops || ops_size < sizeof(void (*)(void)))
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': no callback table given (ops_size %zu)", name, ops_size);
+  /* A table from a newer header: only callbacks this library knows may be set. */
+  for (size_t b = sizeof *ops; b < ops_size; ++b)
+    if (((const unsigned char *)ops)[b])
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "problem '%s': the callback table (%zu bytes) sets callbacks this library "
+                "(%zu bytes) does not know: build against the installed nhgd headers",
+                name, ops_size, sizeof *ops);
+  nhgd_problem_ops own;
+  memset(&own, 0, sizeof own);
+  memcpy(&own, ops, ops_size < sizeof own ? ops_size : sizeof own);
+  const char *missing = !own.init         ? "init"
+                        : !own.inner_grad ? "inner_grad"
+                        : !own.reg        ? "reg"
+                        : !own.eval       ? "eval"
+                        : !own.cross      ? "cross"
+                                          : NULL;
+  if (missing) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': callback %s is required", name, missing);
+  nhgd_problem *pb;
+  NHGD_CHECK(problem_alloc(name, &pb));
+  pb->ctx = ctx;
+  pb->data = data;
+  pb->ops = own;
+  *out = pb;
+  return NHGD_OK;
+}
+
 int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_problem_params *pp,
                         nhgd_problem **out) {
   if (!out) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_problem_create: out is NULL");
@@ -167,7 +219,7 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   nhgd_problem *pb = NULL;
   nhgd_pb_ctx *ctx = NULL;
   int rc = NHGD_OK;
-  NHGD_TRY(rc, nhgd_calloc(&pb, 1, sizeof *pb, "problem"), fail);
+  NHGD_TRY(rc, problem_alloc(e->name, &pb), fail);
   NHGD_TRY(rc, nhgd_calloc(&ctx, 1, sizeof *ctx, "problem state"), fail);
   ctx->sigma = pp->noise_sigma;
   ctx->clean_reg = pp->clean_reg;
@@ -180,10 +232,9 @@ int nhgd_problem_create(const char *name, const nhgd_data *data, const nhgd_prob
   ctx->distill_mlp = pp->distill_mlp != 0;
   ctx->s.m = data->m;
   ctx->s.C = data->task == NHGD_TASK_CLASSIFICATION ? data->n_classes : 1;
-  pb->name = e->name;
   pb->ctx = ctx;
   pb->data = data;
-  pb->destroy = nhgd_pb_destroy_ctx;
+  pb->ops.destroy = nhgd_pb_destroy_ctx;
   ctx = NULL;
   NHGD_TRY(rc, e->setup(pb), fail);
   *out = pb;
@@ -196,8 +247,10 @@ fail:
 
 void nhgd_problem_destroy(nhgd_problem **pb) {
   if (!pb || !*pb) return;
-  if ((*pb)->destroy) (*pb)->destroy(*pb);
-  nhgd_free(pb);
+  if ((*pb)->ops.destroy) (*pb)->ops.destroy(*pb);
+  problem_box *box = (problem_box *)*pb;
+  nhgd_free(&box);
+  *pb = NULL;
 }
 
 int nhgd_problem_builtin_kron(const char *name) {

@@ -141,20 +141,24 @@ static int ridge_cross(const nhgd_problem *pb, const double *theta, const double
   return NHGD_OK;
 }
 
+static const nhgd_problem_ops ridge_ops = {
+    .init = nhgd_pb_init,
+    .inner_grad = ridge_inner_grad,
+    .sample_grads = ridge_sample_grads,
+    .hess_factors = ridge_hess_factors,
+    .hvp = ridge_hvp,
+    .reg = ridge_reg,
+    .eval = ridge_eval,
+    .cross = ridge_cross,
+    .destroy = nhgd_pb_destroy_ctx,
+};
+
 int nhgd_problem_setup_ridge(nhgd_problem *pb) {
   pb->d = pb->data->m;
   pb->p = pb->data->m;
   pb->v_per_sample = 0;
   pb->hess_rank = 1;
   pb->is_classifier = 0;
-  pb->init = nhgd_pb_init;
-  pb->inner_grad = ridge_inner_grad;
-  pb->sample_grads = ridge_sample_grads;
-  pb->hess_factors = ridge_hess_factors;
-  pb->hvp = ridge_hvp;
-  pb->reg = ridge_reg;
-  pb->eval = ridge_eval;
-  pb->outer_grad_v = NULL;
-  pb->cross = ridge_cross;
+  pb->ops = ridge_ops;
   return NHGD_OK;
 }

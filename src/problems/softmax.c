@@ -51,8 +51,10 @@ void nhgd_softmax_grad(int m, int C, int nb, const double *xb, const double *R, 
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, C, nb, 1.0, xb, m, R, C, beta, G, m);
 }
 
-/* Weights of the nb rows in rw; w_i = 1 when wf is NULL. */
-static void row_weights(nhgd_row_weight wf, const double *v, int nb, const int *rows, double *rw) {
+/* Weights of the nb rows in rw: the problem's row weight, w_i = 1 when it has none. */
+static void row_weights(const nhgd_problem *pb, const double *v, int nb, const int *rows,
+                        double *rw) {
+  const nhgd_row_weight wf = ((const nhgd_pb_ctx *)pb->ctx)->row_weight;
   for (int k = 0; k < nb; k++)
     rw[k] = wf ? wf(v, rows[k]) : 1.0;
 }
@@ -74,24 +76,23 @@ static int block_len(int nb, int b0) {
 
 /* The block of the nb listed rows that starts at b0 (*nk rows): the forward pass (see
  * forward_block) and the rows' weights into rw (NULL: into the scratch's s->rw). */
-static int prepare_block(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                         const double *v, int nb, const int *rows, int b0, int want_ce, double *rw,
-                         int *nk) {
+static int prepare_block(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                         const int *rows, int b0, int want_ce, double *rw, int *nk) {
   *nk = block_len(nb, b0);
   NHGD_CHECK(forward_block(pb, theta, *nk, rows + b0, want_ce));
-  row_weights(wf, v, *nk, rows + b0, rw ? rw : ((nhgd_pb_ctx *)pb->ctx)->s.rw);
+  row_weights(pb, v, *nk, rows + b0, rw ? rw : ((nhgd_pb_ctx *)pb->ctx)->s.rw);
   return NHGD_OK;
 }
 
-int nhgd_softmax_inner_grad(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                            const double *v, int nb, const int *rows, double *g, double *loss) {
+int nhgd_softmax_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                            const int *rows, double *g, double *loss) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   memset(g, 0, (size_t)pb->d * sizeof(double));
   double total = 0.0;
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     int nk;
-    NHGD_CHECK(prepare_block(pb, wf, theta, v, nb, rows, b0, 1, NULL, &nk));
+    NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 1, NULL, &nk));
     for (int k = 0; k < nk; k++)
       total += s->rw[k] * s->rl[k];
     nhgd_softmax_residuals(s->C, nk, s->za, s->yc, s->rw);
@@ -101,14 +102,14 @@ int nhgd_softmax_inner_grad(const nhgd_problem *pb, nhgd_row_weight wf, const do
   return NHGD_OK;
 }
 
-int nhgd_softmax_sample_grads(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                              const double *v, int nb, const int *rows, double *S, double *c) {
+int nhgd_softmax_sample_grads(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                              const int *rows, double *S, double *c) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   const size_t m = (size_t)s->m, C = (size_t)s->C, d = (size_t)pb->d;
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     int nk;
-    NHGD_CHECK(prepare_block(pb, wf, theta, v, nb, rows, b0, 0, c + b0, &nk));
+    NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 0, c + b0, &nk));
     nhgd_softmax_residuals(s->C, nk, s->za, s->yc, NULL);
     /* s_k = x_k (x) r_k: column c of W's gradient is r_kc x_k. */
     for (int k = 0; k < nk; k++) {
@@ -122,14 +123,14 @@ int nhgd_softmax_sample_grads(const nhgd_problem *pb, nhgd_row_weight wf, const 
   return NHGD_OK;
 }
 
-int nhgd_softmax_hess_factors(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                              const double *v, int nb, const int *rows, double *Z) {
+int nhgd_softmax_hess_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                              const int *rows, double *Z) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   const size_t m = (size_t)s->m, C = (size_t)s->C, d = (size_t)pb->d;
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     int nk;
-    NHGD_CHECK(prepare_block(pb, wf, theta, v, nb, rows, b0, 0, NULL, &nk));
+    NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 0, NULL, &nk));
     /* Column c of Z_k is sqrt(w_k) x_k (x) sqrt(p_c) (e_c - p): these C columns give
      * sum_c p_c (e_c - p)(e_c - p)^T = diag(p) - p p^T in the class factor. */
     for (int k = 0; k < nk; k++) {
@@ -149,15 +150,14 @@ int nhgd_softmax_hess_factors(const nhgd_problem *pb, nhgd_row_weight wf, const 
   return NHGD_OK;
 }
 
-int nhgd_softmax_kron_factors(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                              const double *v, int nb, const int *rows, double *X, double *R,
-                              double *A, double *c) {
+int nhgd_softmax_kron_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                              const int *rows, double *X, double *R, double *A, double *c) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   const size_t m = (size_t)s->m, C = (size_t)s->C;
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     int nk;
-    NHGD_CHECK(prepare_block(pb, wf, theta, v, nb, rows, b0, 0, NULL, &nk));
+    NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 0, NULL, &nk));
     if (X) memcpy(X + (size_t)b0 * m, s->xb, (size_t)nk * m * sizeof(double));
     if (c) memcpy(c + b0, s->rw, (size_t)nk * sizeof(double));
     for (int k = 0; A && k < nk; k++) {
@@ -176,15 +176,15 @@ int nhgd_softmax_kron_factors(const nhgd_problem *pb, nhgd_row_weight wf, const 
   return NHGD_OK;
 }
 
-int nhgd_softmax_hvp(const nhgd_problem *pb, nhgd_row_weight wf, const double *theta,
-                     const double *v, int nb, const int *rows, const double *V, double *HV) {
+int nhgd_softmax_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                     const int *rows, const double *V, double *HV) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   const int m = s->m, C = s->C;
   memset(HV, 0, (size_t)pb->d * sizeof(double));
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     int nk;
-    NHGD_CHECK(prepare_block(pb, wf, theta, v, nb, rows, b0, 0, NULL, &nk));
+    NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 0, NULL, &nk));
     /* a_k = V^T x_k for the whole block, then b_k = w_k (diag(p_k) - p_k p_k^T) a_k, then
      * HV += sum_k x_k b_k^T: two GEMMs and no d x d or per-sample d-vector. */
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, C, nk, m, 1.0, V, m, s->xb, m, 0.0, s->zb,
@@ -204,7 +204,7 @@ int nhgd_softmax_hvp(const nhgd_problem *pb, nhgd_row_weight wf, const double *t
 }
 
 int nhgd_softmax_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
-                      double *loss_sum, double *gtheta, int64_t *correct) {
+                      const double *v, double *loss_sum, double *gtheta, int64_t *correct) {
   if (!split) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': eval needs a split", pb->name);
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   const int m = s->m, C = s->C, n = split->n_local;

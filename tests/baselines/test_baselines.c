@@ -59,7 +59,7 @@ static int solve(const nhgd_data *data, const test_opts *o, int full_run, int dr
   nhgd_problem *pb = NULL;
   nhgd_solver *s = NULL;
   int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(o->problem, data, &pp, &pb));
-  if (!rc && drop_hvp) pb->hvp = NULL;
+  if (!rc && drop_hvp) pb->ops.hvp = NULL;
   if (!rc && (pb->d > 64 || pb->p > 64)) rc = NHGD_ERR_ARG;
   nhgd_options *oh = test_opts_handle(o);
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);

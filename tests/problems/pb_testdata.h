@@ -130,10 +130,10 @@ static inline double td_relerr(const double *a, const double *b, int64_t n, doub
 static inline double td_phi(const nhgd_problem *pb, const double *theta, const double *v, int n,
                             const int *rows, double n_global, const double *u, double *g) {
   double loss, s = 0.0;
-  if (pb->inner_grad(pb, theta, v, n, rows, g, &loss)) return NAN;
+  if (pb->ops.inner_grad(pb, theta, v, n, rows, g, &loss)) return NAN;
   for (int64_t k = 0; k < pb->d; k++)
     g[k] /= n_global;
-  if (pb->reg(pb, theta, v, NULL, g, NULL)) return NAN;
+  if (pb->ops.reg(pb, theta, v, NULL, g, NULL)) return NAN;
   for (int64_t k = 0; k < pb->d; k++)
     s += g[k] * u[k];
   return s;
@@ -151,7 +151,7 @@ static inline double td_cross_fd_error(const nhgd_problem *pb, const double *the
   double *w = calloc((size_t)nv, sizeof(double)), err = INFINITY;
   if (u && g && out && fd && w) {
     td_fill(u, pb->d, seed, 6, 1.0);
-    if (!pb->cross(pb, theta, v, u, out)) {
+    if (!pb->ops.cross(pb, theta, v, u, out)) {
       memcpy(w, v, (size_t)nv * sizeof(double));
       for (int64_t i = 0; i < nv; i++) {
         w[i] = v[i] + h;

@@ -50,7 +50,7 @@ static int setup(void **state) {
   f->nv = f->pb->p; /* one rank: every synthetic row is local */
   f->theta = vec(f->d);
   f->v = vec(f->nv);
-  assert_int_equal(f->pb->init(f->pb, f->theta, f->v), 0);
+  assert_int_equal(f->pb->ops.init(f->pb, f->theta, f->v), 0);
   td_fill(f->theta, f->d, SEED, 1, 0.5);
   for (int i = 0; i < NSYN; ++i)
     all[i] = i;
@@ -81,7 +81,7 @@ static void test_view(void **state) {
   assert_int_equal(pb->n_layers, net_model ? 3 : 0);
   /* The images are noise around --v-init, the same at every call. */
   double *t = vec(f->d), *v = vec(f->nv);
-  assert_int_equal(pb->init(pb, t, v), 0);
+  assert_int_equal(pb->ops.init(pb, t, v), 0);
   assert_memory_equal(v, f->v, (size_t)f->nv * sizeof(double));
   assert_true(v[0] != v[1]);
   free(t);
@@ -90,7 +90,7 @@ static void test_view(void **state) {
 
 static double loss_at(const fx *f, const double *theta, const double *v) {
   double *g = vec(f->d), loss;
-  assert_int_equal(f->pb->inner_grad(f->pb, theta, v, NB, rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, theta, v, NB, rows, g, &loss), 0);
   free(g);
   return loss;
 }
@@ -100,7 +100,7 @@ static void test_inner_grad_hvp_fd(void **state) {
   const int64_t d = f->d;
   double *g = vec(d), *fd = vec(d), *t = vec(d), *V = vec(d), *HV = vec(d), *gp = vec(d),
          *gm = vec(d), loss;
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, NB, rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, NB, rows, g, &loss), 0);
   memcpy(t, f->theta, (size_t)d * sizeof(double));
   for (int64_t k = 0; k < d; ++k) {
     t[k] = f->theta[k] + FD_H;
@@ -112,13 +112,13 @@ static void test_inner_grad_hvp_fd(void **state) {
   }
   expect_close(g, fd, d, 1e-6, 1e-2, "inner_grad vs finite differences");
   td_fill(V, d, SEED, 3, 1.0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, rows, V, HV), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NB, rows, V, HV), 0);
   for (int64_t k = 0; k < d; ++k)
     t[k] = f->theta[k] + FD_H * V[k];
-  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, rows, gp, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, t, f->v, NB, rows, gp, &loss), 0);
   for (int64_t k = 0; k < d; ++k)
     t[k] = f->theta[k] - FD_H * V[k];
-  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, rows, gm, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, t, f->v, NB, rows, gm, &loss), 0);
   for (int64_t k = 0; k < d; ++k)
     fd[k] = (gp[k] - gm[k]) / (2 * FD_H);
   expect_close(HV, fd, d, 1e-6, 1e-2, "hvp vs finite differences of inner_grad");
@@ -146,8 +146,8 @@ static void test_outer_split(void **state) {
   fx *f = *state;
   double a, b;
   int64_t ca, cb;
-  assert_int_equal(f->pb->eval(f->pb, &f->pb->data->val, f->theta, f->v, &a, NULL, &ca), 0);
-  assert_int_equal(f->pb->eval(f->pb, &f->data.train, f->theta, f->v, &b, NULL, &cb), 0);
+  assert_int_equal(f->pb->ops.eval(f->pb, &f->pb->data->val, f->theta, f->v, &a, NULL, &ca), 0);
+  assert_int_equal(f->pb->ops.eval(f->pb, &f->data.train, f->theta, f->v, &b, NULL, &cb), 0);
   assert_true(a == b && ca == cb);
 }
 

@@ -55,7 +55,7 @@ static int setup(void **state) {
   f->nv = f->pb->v_per_sample ? f->data.train.n_local : f->pb->p;
   f->theta = vec(f->d);
   f->v = vec(f->nv);
-  assert_int_equal(f->pb->init(f->pb, f->theta, f->v), 0);
+  assert_int_equal(f->pb->ops.init(f->pb, f->theta, f->v), 0);
   /* Away from the initial point, so that every layer's derivatives matter. */
   double *noise = vec(f->d);
   td_fill(noise, f->d, SEED, 1, 0.3);
@@ -75,7 +75,7 @@ static int teardown(void **state) {
 
 static double inner_loss(const fx *f, const double *theta, const double *v) {
   double *g = vec(f->d), loss = NAN;
-  assert_int_equal(f->pb->inner_grad(f->pb, theta, v, NB, batch_rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, theta, v, NB, batch_rows, g, &loss), 0);
   free(g);
   return loss;
 }
@@ -94,8 +94,8 @@ static void test_dims(void **state) {
   }
   assert_int_equal(pb->d, d);
   assert_int_equal(pb->p, pb->v_per_sample ? NTRAIN : pb->n_layers);
-  assert_null(pb->kron_factors);
-  assert_null(pb->hess_factors);
+  assert_null(pb->ops.kron_factors);
+  assert_null(pb->ops.hess_factors);
 }
 
 /* The initialisation is a pure function of the seed: biases zero, weights within the
@@ -104,8 +104,8 @@ static void test_init(void **state) {
   fx *f = *state;
   const nhgd_problem *pb = f->pb;
   double *a = vec(f->d), *b = vec(f->d), *v = vec(f->nv);
-  assert_int_equal(pb->init(pb, a, v), 0);
-  assert_int_equal(pb->init(pb, b, v), 0);
+  assert_int_equal(pb->ops.init(pb, a, v), 0);
+  assert_int_equal(pb->ops.init(pb, b, v), 0);
   assert_memory_equal(a, b, (size_t)f->d * sizeof(double));
   int64_t off = 0;
   for (int l = 0; l < pb->n_layers; ++l) {
@@ -132,7 +132,7 @@ static void test_init(void **state) {
 static void test_inner_grad_fd(void **state) {
   fx *f = *state;
   double *g = vec(f->d), *fd = vec(f->d), *t = vec(f->d), loss;
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
   memcpy(t, f->theta, (size_t)f->d * sizeof(double));
   for (int64_t k = 0; k < f->d; ++k) {
     t[k] = f->theta[k] + FD_H;
@@ -156,14 +156,14 @@ static void test_hvp_fd(void **state) {
          *t = vec(d), *fd = vec(d), loss;
   td_fill(V, d, SEED, 3, 1.0);
   td_fill(W, d, SEED, 4, 1.0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, W, HW), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NB, batch_rows, W, HW), 0);
   for (int64_t k = 0; k < d; ++k)
     t[k] = f->theta[k] + FD_H * V[k];
-  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, batch_rows, gp, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, t, f->v, NB, batch_rows, gp, &loss), 0);
   for (int64_t k = 0; k < d; ++k)
     t[k] = f->theta[k] - FD_H * V[k];
-  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, batch_rows, gm, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, t, f->v, NB, batch_rows, gm, &loss), 0);
   for (int64_t k = 0; k < d; ++k)
     fd[k] = (gp[k] - gm[k]) / (2 * FD_H);
   expect_close(HV, fd, d, 1e-6, 1e-2, "hvp vs finite differences of inner_grad");
@@ -189,8 +189,8 @@ static void test_sample_grads_factors(void **state) {
   const nhgd_problem *pb = f->pb;
   const int64_t d = f->d;
   double *S = vec(d * NB), *c = vec(NB), *g = vec(d), *sum = vec(d), *c2 = vec(NB), loss;
-  assert_int_equal(pb->sample_grads(pb, f->theta, f->v, NB, batch_rows, S, c), 0);
-  assert_int_equal(pb->inner_grad(pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+  assert_int_equal(pb->ops.sample_grads(pb, f->theta, f->v, NB, batch_rows, S, c), 0);
+  assert_int_equal(pb->ops.inner_grad(pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
   for (int k = 0; k < NB; ++k)
     for (int64_t j = 0; j < d; ++j)
       sum[j] += c[k] * S[j + k * d];
@@ -200,7 +200,7 @@ static void test_sample_grads_factors(void **state) {
     a[l] = vec((int64_t)pb->layer_in[l] * NB);
     gl[l] = vec((int64_t)pb->layer_out[l] * NB);
   }
-  assert_int_equal(pb->layer_factors(pb, f->theta, f->v, NB, batch_rows, 0, a, gl, c2), 0);
+  assert_int_equal(pb->ops.layer_factors(pb, f->theta, f->v, NB, batch_rows, 0, a, gl, c2), 0);
   assert_memory_equal(c, c2, NB * sizeof(double));
   for (int k = 0; k < NB; ++k) {
     int64_t off = 0;
@@ -245,16 +245,16 @@ static void test_factors_after_grad(void **state) {
   /* 0: a pass of their own; 1: from inner_grad's pass. Mode 4 breaks the caller's promise
    * (theta changed in place) to show that the kept pass is what after_grad returns. */
   for (int mode = 0; mode < 5; ++mode) {
-    assert_int_equal(pb->layer_factors(pb, f->theta, f->v, ns, sub, 0, a[0], gl[0], c[0]), 0);
-    assert_int_equal(pb->inner_grad(pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+    assert_int_equal(pb->ops.layer_factors(pb, f->theta, f->v, ns, sub, 0, a[0], gl[0], c[0]), 0);
+    assert_int_equal(pb->ops.inner_grad(pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
     const double *th = f->theta;
     if (mode == 1) /* a pass in between */
-      assert_int_equal(pb->hvp(pb, f->theta, f->v, NB, batch_rows, f->theta, hv), 0);
+      assert_int_equal(pb->ops.hvp(pb, f->theta, f->v, NB, batch_rows, f->theta, hv), 0);
     if (mode == 2) { /* another theta: the kept pass must not be used */
       for (int64_t j = 0; j < d; ++j)
         t2[j] = 0.5 * f->theta[j];
       th = t2;
-      assert_int_equal(pb->layer_factors(pb, th, f->v, ns, sub, 0, a[0], gl[0], c[0]), 0);
+      assert_int_equal(pb->ops.layer_factors(pb, th, f->v, ns, sub, 0, a[0], gl[0], c[0]), 0);
     }
     if (mode == 4) {
       memcpy(t2, f->theta, (size_t)d * sizeof(double));
@@ -267,9 +267,9 @@ static void test_factors_after_grad(void **state) {
     if (mode == 3) { /* row 1 was not in the batch */
       rows = unseen;
       nrows = 2;
-      assert_int_equal(pb->layer_factors(pb, th, f->v, nrows, rows, 0, a[0], gl[0], c[0]), 0);
+      assert_int_equal(pb->ops.layer_factors(pb, th, f->v, nrows, rows, 0, a[0], gl[0], c[0]), 0);
     }
-    assert_int_equal(pb->layer_factors(pb, th, f->v, nrows, rows, 1, a[1], gl[1], c[1]), 0);
+    assert_int_equal(pb->ops.layer_factors(pb, th, f->v, nrows, rows, 1, a[1], gl[1], c[1]), 0);
     for (int l = 0; l < pb->n_layers; ++l) {
       assert_memory_equal(a[0][l], a[1][l], (size_t)pb->layer_in[l] * nrows * sizeof(double));
       assert_memory_equal(gl[0][l], gl[1][l], (size_t)pb->layer_out[l] * nrows * sizeof(double));
@@ -292,18 +292,18 @@ static void test_reg_fd(void **state) {
   fx *f = *state;
   const int64_t d = f->d;
   double *grad = vec(d), *hd = vec(d), *t = vec(d), *fd = vec(d), *gp = vec(d), *gm = vec(d), val;
-  assert_int_equal(f->pb->reg(f->pb, f->theta, f->v, &val, grad, hd), 0);
+  assert_int_equal(f->pb->ops.reg(f->pb, f->theta, f->v, &val, grad, hd), 0);
   memcpy(t, f->theta, (size_t)d * sizeof(double));
   for (int64_t k = 0; k < d; ++k) {
     double vp, vm;
     t[k] = f->theta[k] + FD_H;
-    assert_int_equal(f->pb->reg(f->pb, t, f->v, &vp, NULL, NULL), 0);
+    assert_int_equal(f->pb->ops.reg(f->pb, t, f->v, &vp, NULL, NULL), 0);
     memset(gp, 0, (size_t)d * sizeof(double));
-    assert_int_equal(f->pb->reg(f->pb, t, f->v, NULL, gp, NULL), 0);
+    assert_int_equal(f->pb->ops.reg(f->pb, t, f->v, NULL, gp, NULL), 0);
     t[k] = f->theta[k] - FD_H;
-    assert_int_equal(f->pb->reg(f->pb, t, f->v, &vm, NULL, NULL), 0);
+    assert_int_equal(f->pb->ops.reg(f->pb, t, f->v, &vm, NULL, NULL), 0);
     memset(gm, 0, (size_t)d * sizeof(double));
-    assert_int_equal(f->pb->reg(f->pb, t, f->v, NULL, gm, NULL), 0);
+    assert_int_equal(f->pb->ops.reg(f->pb, t, f->v, NULL, gm, NULL), 0);
     t[k] = f->theta[k];
     fd[k] = (vp - vm) / (2 * FD_H);
     assert_true(fabs((gp[k] - gm[k]) / (2 * FD_H) - hd[k]) <= 1e-6 * (fabs(hd[k]) + 1.0));
@@ -323,14 +323,14 @@ static void test_eval_fd(void **state) {
   const int64_t d = f->d;
   double *g = vec(d), *t = vec(d), *fd = vec(d), loss, lp, lm;
   int64_t hits;
-  assert_int_equal(f->pb->eval(f->pb, &f->data.val, f->theta, f->v, &loss, g, &hits), 0);
+  assert_int_equal(f->pb->ops.eval(f->pb, &f->data.val, f->theta, f->v, &loss, g, &hits), 0);
   assert_true(hits >= 0 && hits <= f->data.val.n_local);
   memcpy(t, f->theta, (size_t)d * sizeof(double));
   for (int64_t k = 0; k < d; ++k) {
     t[k] = f->theta[k] + FD_H;
-    assert_int_equal(f->pb->eval(f->pb, &f->data.val, t, f->v, &lp, NULL, NULL), 0);
+    assert_int_equal(f->pb->ops.eval(f->pb, &f->data.val, t, f->v, &lp, NULL, NULL), 0);
     t[k] = f->theta[k] - FD_H;
-    assert_int_equal(f->pb->eval(f->pb, &f->data.val, t, f->v, &lm, NULL, NULL), 0);
+    assert_int_equal(f->pb->ops.eval(f->pb, &f->data.val, t, f->v, &lm, NULL, NULL), 0);
     t[k] = f->theta[k];
     fd[k] = (lp - lm) / (2 * FD_H);
   }
@@ -361,14 +361,14 @@ static void test_blocks(void **state) {
   double *g = vec(d), *ref = vec(d), *one = vec(d), *V = vec(d), *HV = vec(d), *Href = vec(d), loss,
          lref = 0.0, l1;
   td_fill(V, d, SEED, 8, 1.0);
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, nb, rows, g, &loss), 0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, nb, rows, V, HV), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, nb, rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, nb, rows, V, HV), 0);
   for (int k = 0; k < nb; ++k) {
-    assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, 1, rows + k, one, &l1), 0);
+    assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, 1, rows + k, one, &l1), 0);
     lref += l1;
     for (int64_t j = 0; j < d; ++j)
       ref[j] += one[j];
-    assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, 1, rows + k, V, one), 0);
+    assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, 1, rows + k, V, one), 0);
     for (int64_t j = 0; j < d; ++j)
       Href[j] += one[j];
   }
@@ -394,11 +394,11 @@ static void test_gauss_newton(void **state) {
   td_fill(V, d, SEED, 9, 1.0);
   const int row = 0;
   const int32_t keep = f->data.train.y_class[row];
-  assert_int_equal(pb->hvp(pb, f->theta, f->v, 1, &row, V, GV), 0);
+  assert_int_equal(pb->ops.hvp(pb, f->theta, f->v, 1, &row, V, GV), 0);
   for (int cl = 0; cl < NCLASS; ++cl) {
     f->data.train.y_class[row] = cl;
-    assert_int_equal(pb->sample_grads(pb, f->theta, f->v, 1, &row, s, &c), 0);
-    assert_int_equal(pb->inner_grad(pb, f->theta, f->v, 1, &row, g, &loss), 0);
+    assert_int_equal(pb->ops.sample_grads(pb, f->theta, f->v, 1, &row, s, &c), 0);
+    assert_int_equal(pb->ops.inner_grad(pb, f->theta, f->v, 1, &row, g, &loss), 0);
     const double p = exp(-loss / c), sv = cblas_ddot((int)d, s, 1, V, 1);
     for (int64_t j = 0; j < d; ++j)
       ref[j] += c * p * sv * s[j];

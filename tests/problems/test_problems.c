@@ -79,7 +79,7 @@ static double ref_row_loss(const fx *f, const nhgd_split *s, int i, const double
 static double inner_value(const fx *f, const double *theta, const double *v, int nb,
                           const int *rows) {
   double *g = vec(f->d), loss = NAN;
-  assert_int_equal(f->pb->inner_grad(f->pb, theta, v, nb, rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, theta, v, nb, rows, g, &loss), 0);
   free(g);
   return loss;
 }
@@ -87,7 +87,7 @@ static double inner_value(const fx *f, const double *theta, const double *v, int
 static void inner_gradient(const fx *f, const double *theta, const double *v, int nb,
                            const int *rows, double *g) {
   double loss;
-  assert_int_equal(f->pb->inner_grad(f->pb, theta, v, nb, rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, theta, v, nb, rows, g, &loss), 0);
 }
 
 /* A batch with a repeated row, as minibatches drawn with replacement have. */
@@ -163,12 +163,12 @@ static void test_dims_init(void **state) {
     assert_int_equal(pb->v_per_sample, 0);
     assert_int_equal(pb->p, M);
   }
-  assert_null(pb->outer_grad_v);
+  assert_null(pb->ops.outer_grad_v);
   assert_ptr_equal(pb->data, &f->data);
   double *theta = vec(f->d), *v = vec(f->nv);
   for (int64_t k = 0; k < f->d; k++)
     theta[k] = 9.0;
-  assert_int_equal(pb->init(pb, theta, v), 0);
+  assert_int_equal(pb->ops.init(pb, theta, v), 0);
   for (int64_t k = 0; k < f->d; k++)
     assert_true(theta[k] == 0.0);
   for (int64_t k = 0; k < f->nv; k++)
@@ -184,7 +184,7 @@ static void test_inner_grad_fd(void **state) {
   double *g = vec(f->d), *fd = vec(f->d), *t = vec(f->d), loss;
   for (int64_t k = 0; k < f->d; k++)
     g[k] = 123.0; /* must be zeroed by the callback */
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, NB, batch_rows, g, &loss), 0);
   double ref = 0.0;
   for (int k = 0; k < NB; k++)
     ref += ref_weight(f, f->v, batch_rows[k]) * ref_row_loss(f, &f->data.train, batch_rows[k],
@@ -209,7 +209,7 @@ static void test_inner_grad_fd(void **state) {
 static void test_sample_grads(void **state) {
   fx *f = *state;
   double *S = vec(f->d * NB), c[NB], *g = vec(f->d), *sum = vec(f->d);
-  assert_int_equal(f->pb->sample_grads(f->pb, f->theta, f->v, NB, batch_rows, S, c), 0);
+  assert_int_equal(f->pb->ops.sample_grads(f->pb, f->theta, f->v, NB, batch_rows, S, c), 0);
   inner_gradient(f, f->theta, f->v, NB, batch_rows, g);
   for (int k = 0; k < NB; k++) {
     double w = ref_weight(f, f->v, batch_rows[k]);
@@ -231,7 +231,7 @@ static void test_hvp_fd(void **state) {
   td_fill(V, f->d, SEED, 3, 1.0);
   for (int64_t k = 0; k < f->d; k++)
     HV[k] = -5.0;
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
   for (int64_t k = 0; k < f->d; k++)
     t[k] = f->theta[k] + FD_H * V[k];
   inner_gradient(f, t, f->v, NB, batch_rows, gp);
@@ -255,8 +255,8 @@ static void test_hess_factors(void **state) {
   const int q = f->pb->hess_rank;
   double *Z = vec(f->d * NB * q), *V = vec(f->d), *HV = vec(f->d), *ZZV = vec(f->d);
   td_fill(V, f->d, SEED, 4, 1.0);
-  assert_int_equal(f->pb->hess_factors(f->pb, f->theta, f->v, NB, batch_rows, Z), 0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
+  assert_int_equal(f->pb->ops.hess_factors(f->pb, f->theta, f->v, NB, batch_rows, Z), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
   for (int col = 0; col < NB * q; col++) {
     const double *z = Z + (size_t)col * f->d;
     double zv = 0.0;
@@ -276,7 +276,7 @@ static void test_hess_factors(void **state) {
  * weighted Hessian (sum_k (x_k x_k^T) (x) A_k V == hvp); ridge declares no such structure. */
 static void test_kron_factors(void **state) {
   fx *f = *state;
-  if (!f->pb->kron_factors) {
+  if (!f->pb->ops.kron_factors) {
     assert_string_equal(f->pb->name, "ridge");
     assert_int_equal(f->pb->kron_m, 0);
     return;
@@ -285,8 +285,8 @@ static void test_kron_factors(void **state) {
   assert_int_equal((int64_t)m * C, f->d);
   double *X = vec((int64_t)m * NB), *R = vec((int64_t)C * NB), *A = vec((int64_t)C * C * NB);
   double c[NB], c2[NB], *S = vec(f->d * NB), *V = vec(f->d), *HV = vec(f->d), *KV = vec(f->d);
-  assert_int_equal(f->pb->kron_factors(f->pb, f->theta, f->v, NB, batch_rows, X, R, A, c), 0);
-  assert_int_equal(f->pb->sample_grads(f->pb, f->theta, f->v, NB, batch_rows, S, c2), 0);
+  assert_int_equal(f->pb->ops.kron_factors(f->pb, f->theta, f->v, NB, batch_rows, X, R, A, c), 0);
+  assert_int_equal(f->pb->ops.sample_grads(f->pb, f->theta, f->v, NB, batch_rows, S, c2), 0);
   double *ks = vec(f->d);
   for (int k = 0; k < NB; k++) {
     assert_true(c[k] == c2[k]);
@@ -296,7 +296,7 @@ static void test_kron_factors(void **state) {
     expect_close(ks, S + (size_t)k * f->d, f->d, EXACT_RTOL, 1e-14, "x (x) r vs sample_grads");
   }
   td_fill(V, f->d, SEED, 8, 1.0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NB, batch_rows, V, HV), 0);
   for (int k = 0; k < NB; k++) {
     /* (x x^T (x) A) vec(V) = vec(x x^T V A^T) with V reshaped m x C. */
     const double *x = X + (size_t)k * m, *a = A + (size_t)k * C * C;
@@ -314,14 +314,14 @@ static void test_kron_factors(void **state) {
   }
   expect_close(KV, HV, f->d, EXACT_RTOL, 1e-12, "Kronecker Hessian vs hvp");
   /* Every output may be omitted. */
-  assert_int_equal(f->pb->kron_factors(f->pb, f->theta, f->v, NB, batch_rows, NULL, R, NULL, NULL),
-                   0);
+  assert_int_equal(
+      f->pb->ops.kron_factors(f->pb, f->theta, f->v, NB, batch_rows, NULL, R, NULL, NULL), 0);
   free(X), free(R), free(A), free(S), free(V), free(HV), free(KV), free(ks);
 }
 
 static double reg_value(const fx *f, const double *theta, const double *v) {
   double val = NAN;
-  assert_int_equal(f->pb->reg(f->pb, theta, v, &val, NULL, NULL), 0);
+  assert_int_equal(f->pb->ops.reg(f->pb, theta, v, &val, NULL, NULL), 0);
   return val;
 }
 
@@ -336,7 +336,7 @@ static void test_reg_fd(void **state) {
   memcpy(grad, base, (size_t)d * sizeof(double));
   for (int64_t k = 0; k < d; k++)
     hdiag[k] = -7.0;
-  assert_int_equal(f->pb->reg(f->pb, f->theta, f->v, &val, grad, hdiag), 0);
+  assert_int_equal(f->pb->ops.reg(f->pb, f->theta, f->v, &val, grad, hdiag), 0);
   assert_true(fabs(val - reg_value(f, f->theta, f->v)) <= 1e-15 * fabs(val));
   for (int64_t k = 0; k < d; k++)
     grad[k] -= base[k];
@@ -355,9 +355,9 @@ static void test_reg_fd(void **state) {
     memset(gp, 0, (size_t)d * sizeof(double));
     memset(gm, 0, (size_t)d * sizeof(double));
     t[k] += FD_H;
-    assert_int_equal(f->pb->reg(f->pb, t, f->v, NULL, gp, NULL), 0);
+    assert_int_equal(f->pb->ops.reg(f->pb, t, f->v, NULL, gp, NULL), 0);
     t[k] -= 2 * FD_H;
-    assert_int_equal(f->pb->reg(f->pb, t, f->v, NULL, gm, NULL), 0);
+    assert_int_equal(f->pb->ops.reg(f->pb, t, f->v, NULL, gm, NULL), 0);
     for (int64_t j = 0; j < d; j++) {
       double h = (gp[j] - gm[j]) / (2 * FD_H);
       if (j == k)
@@ -380,7 +380,7 @@ static void test_reg_fd(void **state) {
 
 static double eval_value(const fx *f, const nhgd_split *s, const double *theta) {
   double loss = NAN;
-  assert_int_equal(f->pb->eval(f->pb, s, theta, f->v, &loss, NULL, NULL), 0);
+  assert_int_equal(f->pb->ops.eval(f->pb, s, theta, f->v, &loss, NULL, NULL), 0);
   return loss;
 }
 
@@ -396,7 +396,7 @@ static void test_eval_fd(void **state) {
     int64_t correct = 99, ref_correct = 0;
     for (int64_t k = 0; k < f->d; k++)
       g[k] = 42.0;
-    assert_int_equal(f->pb->eval(f->pb, s, f->theta, f->v, &loss, g, &correct), 0);
+    assert_int_equal(f->pb->ops.eval(f->pb, s, f->theta, f->v, &loss, g, &correct), 0);
     for (int i = 0; i < s->n_local; i++) {
       ref += ref_row_loss(f, s, i, f->theta, 1.0);
       if (f->pb->is_classifier) {
@@ -433,7 +433,7 @@ static double phi(const fx *f, const double *v, const double *u) {
   inner_gradient(f, f->theta, v, NTRAIN, all_rows, g);
   for (int64_t k = 0; k < f->d; k++)
     g[k] /= (double)f->data.train.n_global;
-  assert_int_equal(f->pb->reg(f->pb, f->theta, v, NULL, g, NULL), 0);
+  assert_int_equal(f->pb->ops.reg(f->pb, f->theta, v, NULL, g, NULL), 0);
   double s = 0.0;
   for (int64_t k = 0; k < f->d; k++)
     s += g[k] * u[k];
@@ -446,7 +446,7 @@ static void test_cross_fd(void **state) {
   fx *f = *state;
   double *u = vec(f->d), *out = vec(f->nv), *fd = vec(f->nv), *w = vec(f->nv);
   td_fill(u, f->d, SEED, 6, 1.0);
-  assert_int_equal(f->pb->cross(f->pb, f->theta, f->v, u, out), 0);
+  assert_int_equal(f->pb->ops.cross(f->pb, f->theta, f->v, u, out), 0);
   for (int64_t i = 0; i < f->nv; i++) {
     memcpy(w, f->v, (size_t)f->nv * sizeof(double));
     w[i] += FD_H;
@@ -477,19 +477,19 @@ static void test_huge_logits(void **state) {
   for (int64_t k = 0; k < f->d; k++)
     t[k] = 1e3 * f->theta[k];
   td_fill(u, f->d, SEED, 7, 1.0);
-  assert_int_equal(f->pb->inner_grad(f->pb, t, f->v, NB, batch_rows, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, t, f->v, NB, batch_rows, g, &loss), 0);
   assert_true(isfinite(loss) && loss > 0);
   all_finite(g, f->d, "inner_grad g");
-  assert_int_equal(f->pb->hvp(f->pb, t, f->v, NB, batch_rows, u, HV), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, t, f->v, NB, batch_rows, u, HV), 0);
   all_finite(HV, f->d, "hvp");
-  assert_int_equal(f->pb->sample_grads(f->pb, t, f->v, NB, batch_rows, S, c), 0);
+  assert_int_equal(f->pb->ops.sample_grads(f->pb, t, f->v, NB, batch_rows, S, c), 0);
   all_finite(S, f->d * NB, "sample_grads");
-  assert_int_equal(f->pb->hess_factors(f->pb, t, f->v, NB, batch_rows, Z), 0);
+  assert_int_equal(f->pb->ops.hess_factors(f->pb, t, f->v, NB, batch_rows, Z), 0);
   all_finite(Z, f->d * NB * q, "hess_factors");
-  assert_int_equal(f->pb->eval(f->pb, &f->data.val, t, f->v, &loss, g, &correct), 0);
+  assert_int_equal(f->pb->ops.eval(f->pb, &f->data.val, t, f->v, &loss, g, &correct), 0);
   assert_true(isfinite(loss));
   all_finite(g, f->d, "eval gtheta");
-  assert_int_equal(f->pb->cross(f->pb, t, f->v, u, out), 0);
+  assert_int_equal(f->pb->ops.cross(f->pb, t, f->v, u, out), 0);
   all_finite(out, f->nv, "cross");
   if (f->pb->is_classifier) {
     /* At this scale the CE of a row is its logit margin: compare with the direct value. */
@@ -513,13 +513,13 @@ static void test_empty_batch(void **state) {
   double *g = vec(f->d), *HV = vec(f->d), *V = vec(f->d), loss = 7.0, dummy[1] = {3.0};
   for (int64_t k = 0; k < f->d; k++)
     g[k] = HV[k] = 1.0;
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, 0, NULL, g, &loss), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, 0, NULL, g, &loss), 0);
   assert_true(loss == 0.0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, 0, NULL, V, HV), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, 0, NULL, V, HV), 0);
   for (int64_t k = 0; k < f->d; k++)
     assert_true(g[k] == 0.0 && HV[k] == 0.0);
-  assert_int_equal(f->pb->sample_grads(f->pb, f->theta, f->v, 0, NULL, dummy, dummy), 0);
-  assert_int_equal(f->pb->hess_factors(f->pb, f->theta, f->v, 0, NULL, dummy), 0);
+  assert_int_equal(f->pb->ops.sample_grads(f->pb, f->theta, f->v, 0, NULL, dummy, dummy), 0);
+  assert_int_equal(f->pb->ops.hess_factors(f->pb, f->theta, f->v, 0, NULL, dummy), 0);
   assert_true(dummy[0] == 3.0);
   free(g);
   free(HV);
@@ -532,7 +532,7 @@ static void test_bad_row(void **state) {
   int rows[2] = {0, NTRAIN};
   double *g = vec(f->d), loss;
   nhgd_error_clear();
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, 2, rows, g, &loss), NHGD_ERR_ARG);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, 2, rows, g, &loss), NHGD_ERR_ARG);
   assert_non_null(strstr(nhgd_error_message(), "row index 20"));
   nhgd_error_clear();
   free(g);
@@ -550,14 +550,14 @@ static void test_blocks(void **state) {
     rows[k] = k % NTRAIN;
   double *g1 = vec(d), *g2 = vec(d), *V = vec(d), *h1 = vec(d), *h2 = vec(d), l1, l2;
   td_fill(V, d, SEED, 8, 1.0);
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, NTRAIN, all_rows, g1, &l1), 0);
-  assert_int_equal(f->pb->inner_grad(f->pb, f->theta, f->v, nbig, rows, g2, &l2), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, NTRAIN, all_rows, g1, &l1), 0);
+  assert_int_equal(f->pb->ops.inner_grad(f->pb, f->theta, f->v, nbig, rows, g2, &l2), 0);
   for (int64_t k = 0; k < d; k++)
     g1[k] *= reps;
   expect_close(g2, g1, d, 1e-12, 1e-12, "inner_grad over many blocks");
   assert_true(fabs(l2 - reps * l1) <= 1e-12 * fabs(l2));
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, NTRAIN, all_rows, V, h1), 0);
-  assert_int_equal(f->pb->hvp(f->pb, f->theta, f->v, nbig, rows, V, h2), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, NTRAIN, all_rows, V, h1), 0);
+  assert_int_equal(f->pb->ops.hvp(f->pb, f->theta, f->v, nbig, rows, V, h2), 0);
   for (int64_t k = 0; k < d; k++)
     h1[k] *= reps;
   expect_close(h2, h1, d, 1e-12, 1e-12, "hvp over many blocks");
@@ -565,12 +565,12 @@ static void test_blocks(void **state) {
   const int q = f->pb->hess_rank;
   double *S1 = vec(d * NTRAIN), *S2 = vec(d * nbig), *c1 = vec(NTRAIN), *c2 = vec(nbig);
   double *Z1 = vec(d * NTRAIN * q), *Z2 = vec(d * nbig * q);
-  assert_int_equal(f->pb->sample_grads(f->pb, f->theta, f->v, NTRAIN, all_rows, S1, c1), 0);
-  assert_int_equal(f->pb->sample_grads(f->pb, f->theta, f->v, nbig, rows, S2, c2), 0);
+  assert_int_equal(f->pb->ops.sample_grads(f->pb, f->theta, f->v, NTRAIN, all_rows, S1, c1), 0);
+  assert_int_equal(f->pb->ops.sample_grads(f->pb, f->theta, f->v, nbig, rows, S2, c2), 0);
   expect_close(S2 + d * (nbig - NTRAIN), S1, d * NTRAIN, 1e-14, 1e-14, "sample_grads tail");
   expect_close(c2 + (nbig - NTRAIN), c1, NTRAIN, 1e-15, 1e-15, "sample weights tail");
-  assert_int_equal(f->pb->hess_factors(f->pb, f->theta, f->v, NTRAIN, all_rows, Z1), 0);
-  assert_int_equal(f->pb->hess_factors(f->pb, f->theta, f->v, nbig, rows, Z2), 0);
+  assert_int_equal(f->pb->ops.hess_factors(f->pb, f->theta, f->v, NTRAIN, all_rows, Z1), 0);
+  assert_int_equal(f->pb->ops.hess_factors(f->pb, f->theta, f->v, nbig, rows, Z2), 0);
   expect_close(Z2 + d * q * (nbig - NTRAIN), Z1, d * q * NTRAIN, 1e-14, 1e-14, "hess_factors tail");
 
   /* Tiled data: eval over a 2100-row split, and hyperclean's cross over 2100 local rows. */
@@ -586,19 +586,19 @@ static void test_blocks(void **state) {
   nhgd_problem *pbig = NULL;
   assert_int_equal(nhgd_problem_create(f->pb->name, &big, &pp, &pbig), 0);
   int64_t c_small, c_big;
-  assert_int_equal(f->pb->eval(f->pb, &f->data.val, f->theta, f->v, &l1, g1, &c_small), 0);
+  assert_int_equal(f->pb->ops.eval(f->pb, &f->data.val, f->theta, f->v, &l1, g1, &c_small), 0);
   double *vbig = vec(pbig->v_per_sample ? big.train.n_local : pbig->p);
   for (int i = 0; i < (pbig->v_per_sample ? big.train.n_local : pbig->p); i++)
     vbig[i] = f->v[i % f->nv];
-  assert_int_equal(pbig->eval(pbig, &big.val, f->theta, vbig, &l2, g2, &c_big), 0);
+  assert_int_equal(pbig->ops.eval(pbig, &big.val, f->theta, vbig, &l2, g2, &c_big), 0);
   assert_true(fabs(l2 - 2 * tiles * l1) <= 1e-12 * fabs(l2));
   assert_int_equal(c_big, 2 * tiles * c_small);
   for (int64_t k = 0; k < d; k++)
     g1[k] *= 2 * tiles;
   expect_close(g2, g1, d, 1e-12, 1e-12, "eval over many blocks");
   double *out1 = vec(f->nv), *out2 = vec(pbig->v_per_sample ? big.train.n_local : pbig->p);
-  assert_int_equal(f->pb->cross(f->pb, f->theta, f->v, V, out1), 0);
-  assert_int_equal(pbig->cross(pbig, f->theta, vbig, V, out2), 0);
+  assert_int_equal(f->pb->ops.cross(f->pb, f->theta, f->v, V, out1), 0);
+  assert_int_equal(pbig->ops.cross(pbig, f->theta, vbig, V, out2), 0);
   if (pbig->v_per_sample) {
     /* Same rows, but n is tiles times larger. */
     for (int i = 0; i < big.train.n_local; i++)

@@ -49,11 +49,11 @@ static double phi(const nhgd_problem *pb, const double *theta, const double *v, 
                   const int *rows) {
   int64_t d = pb->d;
   double *g = vec(d), loss;
-  must(pb->inner_grad(pb, theta, v, pb->data->train.n_local, rows, g, &loss), "inner_grad");
+  must(pb->ops.inner_grad(pb, theta, v, pb->data->train.n_local, rows, g, &loss), "inner_grad");
   MPI_Allreduce(MPI_IN_PLACE, g, (int)d, MPI_DOUBLE, MPI_SUM, pb->data->comm);
   for (int64_t k = 0; k < d; k++)
     g[k] /= (double)pb->data->train.n_global;
-  must(pb->reg(pb, theta, v, NULL, g, NULL), "reg");
+  must(pb->ops.reg(pb, theta, v, NULL, g, NULL), "reg");
   double s = 0.0;
   for (int64_t k = 0; k < d; k++)
     s += g[k] * u[k];
@@ -91,14 +91,14 @@ int main(int argc, char **argv) {
 
   /* init sets this rank's slice only. */
   double *v0 = vec(nl), *t0 = vec(d);
-  must(ps->init(ps, t0, v0), "init");
+  must(ps->ops.init(ps, t0, v0), "init");
   for (int i = 0; i < nl; i++)
     check(v0[i] == 0.0, rank, "init v", v0[i]);
 
   /* Cross: this rank's entries equal the full problem's entries lo .. lo+nl-1. */
   double *out = vec(nl), *outf = vec(NTRAIN);
-  must(ps->cross(ps, theta, vloc, u, out), "cross (shard)");
-  must(pf->cross(pf, theta, vfull, u, outf), "cross (full)");
+  must(ps->ops.cross(ps, theta, vloc, u, out), "cross (shard)");
+  must(pf->ops.cross(pf, theta, vfull, u, outf), "cross (full)");
   double err = 0.0;
   for (int i = 0; i < nl; i++)
     err = fmax(err, fabs(out[i] - outf[lo + i]) / fmax(fabs(outf[lo + i]), 1e-12));
@@ -125,9 +125,9 @@ int main(int argc, char **argv) {
 
   /* Inner gradient summed over ranks equals the one-process gradient. */
   double *g = vec(d + 1), *gf = vec(d), lossf;
-  must(ps->inner_grad(ps, theta, vloc, nl, rows, g, &g[d]), "inner_grad (shard)");
+  must(ps->ops.inner_grad(ps, theta, vloc, nl, rows, g, &g[d]), "inner_grad (shard)");
   MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-  must(pf->inner_grad(pf, theta, vfull, NTRAIN, all, gf, &lossf), "inner_grad (full)");
+  must(pf->ops.inner_grad(pf, theta, vfull, NTRAIN, all, gf, &lossf), "inner_grad (full)");
   err = td_relerr(g, gf, d, 1e-12);
   check(err <= 1e-12, rank, "allreduced inner_grad", err);
   check(fabs(g[d] - lossf) <= 1e-12 * lossf, rank, "allreduced inner loss", fabs(g[d] - lossf));
@@ -137,10 +137,10 @@ int main(int argc, char **argv) {
   for (int k = 0; k < 2; k++) {
     double *ge = vec(d + 1), *gef = vec(d), lf;
     int64_t c, cf;
-    must(ps->eval(ps, ss[k], theta, vloc, &ge[d], ge, &c), "eval (shard)");
+    must(ps->ops.eval(ps, ss[k], theta, vloc, &ge[d], ge, &c), "eval (shard)");
     MPI_Allreduce(MPI_IN_PLACE, ge, (int)d + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     MPI_Allreduce(MPI_IN_PLACE, &c, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
-    must(pf->eval(pf, sf[k], theta, vfull, &lf, gef, &cf), "eval (full)");
+    must(pf->ops.eval(pf, sf[k], theta, vfull, &lf, gef, &cf), "eval (full)");
     err = td_relerr(ge, gef, d, 1e-12);
     check(err <= 1e-12, rank, "allreduced eval gradient", err);
     check(fabs(ge[d] - lf) <= 1e-12 * lf, rank, "allreduced eval loss", fabs(ge[d] - lf));

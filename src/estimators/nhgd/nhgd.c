@@ -89,9 +89,8 @@ static int grid_block(nhgd_est_ctx *c, int n, nhgd_grid **g, int *nb) {
   return NHGD_OK;
 }
 
-static void nhgd_destroy(nhgd_estimator *est) {
+static void nhgd_release(nhgd_estimator *est) {
   nhgd_state *s = est->state;
-  if (!s) return;
   if (s->pending) MPI_Wait(&s->req, MPI_STATUS_IGNORE);
   nhgd_bcmat_destroy(&s->A);
   nhgd_bcmat_destroy(&s->K);
@@ -114,7 +113,6 @@ static void nhgd_destroy(nhgd_estimator *est) {
   nhgd_free(&s->la);
   nhgd_free(&s->lg);
   nhgd_kfac_net_free(&s->kn);
-  nhgd_free(&est->state);
 }
 
 /* D^{-1} and its separable form from D (in s->dg). */
@@ -170,7 +168,7 @@ static int check_class_damping(nhgd_state *s) {
 
 /* D = Hess R + damping at theta. */
 static int set_damping(nhgd_state *s, nhgd_est_ctx *c, const double *theta) {
-  NHGD_CHECK(c->pb->reg(c->pb, theta, c->v, NULL, NULL, s->dg));
+  NHGD_CHECK(c->pb->ops.reg(c->pb, theta, c->v, NULL, NULL, s->dg));
   for (int j = 0; j < s->d; ++j)
     s->dg[j] += s->o->damping;
   return derive_damping(s);
@@ -342,11 +340,11 @@ static int nhgd_observe(nhgd_estimator *est, const double *theta, int nb, const 
     rc = nhgd_error_set(NHGD_ERR_INTERNAL, __FILE__, __LINE__,
                         "nhgd: %d samples on one rank, planned %d", nb, s->bmax);
   else if (s->route == NHGD_ROUTE_KFAC && s->layered)
-    rc = pb->layer_factors(pb, theta, c->v, nb, rows, 1, s->la, s->lg, s->cloc);
+    rc = pb->ops.layer_factors(pb, theta, c->v, nb, rows, 1, s->la, s->lg, s->cloc);
   else if (s->kron)
-    rc = pb->kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, s->Aloc, s->cloc);
+    rc = pb->ops.kron_factors(pb, theta, c->v, nb, rows, s->Xloc, s->Rloc, s->Aloc, s->cloc);
   else
-    rc = pb->sample_grads(pb, theta, c->v, nb, rows, s->Xloc, s->cloc);
+    rc = pb->ops.sample_grads(pb, theta, c->v, nb, rows, s->Xloc, s->cloc);
   const double omega = step_weight(s, s->t);
   if (s->route == NHGD_ROUTE_KFAC) {
     /* G and trace(F) (and A in the replicated layout) from this rank's own samples. A failure
@@ -724,13 +722,13 @@ static int init_damping(nhgd_state *s, nhgd_est_ctx *c, const char **refusal) {
    * built-in problems' Hess R does not depend on theta: look at it at theta = 0). */
   *refusal = NULL;
   if (!s->kron && !s->layered) {
-    *refusal = pb->kron_factors || pb->layer_factors
+    *refusal = pb->ops.kron_factors || pb->ops.layer_factors
                    ? "--kron 0 turns the Kronecker form off"
                    : "the problem has no Kronecker form (no kron_factors or layer_factors)";
   } else {
     double *zero;
     NHGD_CHECK(nhgd_calloc(&zero, d, sizeof(double), "theta = 0"));
-    int rc = pb->reg(pb, zero, c->v, NULL, NULL, s->dg);
+    int rc = pb->ops.reg(pb, zero, c->v, NULL, NULL, s->dg);
     nhgd_free(&zero);
     NHGD_CHECK(rc);
     for (size_t j = 0; j < d; ++j)
@@ -744,25 +742,14 @@ static int init_damping(nhgd_state *s, nhgd_est_ctx *c, const char **refusal) {
 }
 
 static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
-  nhgd_state *s;
-  /* Agreed: a failure here on one rank must not leave the others in the set-up's collectives. */
-  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&s, 1, sizeof *s, "nhgd estimator")));
-  est->state = s;
-  est->destroy = nhgd_destroy;
-  est->begin = nhgd_begin;
-  est->observe = nhgd_observe;
-  est->solve = nhgd_solve;
-  est->save = nhgd_save;
-  est->load = nhgd_load;
-  est->load_kept = nhgd_load_kept;
-  est->needs_observe = 1;
+  nhgd_state *s = est->state;
   const nhgd_problem *pb = c->pb;
   const est_nhgd_opts *o = c->opt;
   s->o = o;
   if (c->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)c->d);
   s->d = (int)c->d;
-  s->kron = c->kron && pb->kron_factors != NULL;
-  s->layered = c->kron && !s->kron && pb->n_layers > 0 && pb->layer_factors != NULL;
+  s->kron = c->kron && pb->ops.kron_factors != NULL;
+  s->layered = c->kron && !s->kron && pb->n_layers > 0 && pb->ops.layer_factors != NULL;
   s->m = s->kron ? pb->kron_m : 0;
   s->C = s->kron ? pb->kron_c : 0;
   s->T = c->inner_steps;
@@ -960,4 +947,17 @@ static const nhgd_option_spec est_nhgd_specs[] = {
 static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
                                                    est_nhgd_check};
 
-const nhgd_estimator_desc nhgd_estimator_nhgd = {"nhgd", nhgd_init, &est_nhgd_options};
+const nhgd_estimator_desc nhgd_estimator_nhgd = {
+    .name = "nhgd",
+    .options = &est_nhgd_options,
+    .state_size = sizeof(nhgd_state),
+    .ops = {.needs_observe = 1,
+            .begin = nhgd_begin,
+            .observe = nhgd_observe,
+            .solve = nhgd_solve,
+            .save = nhgd_save,
+            .load = nhgd_load,
+            .load_kept = nhgd_load_kept,
+            .release = nhgd_release},
+    .init = nhgd_init,
+};

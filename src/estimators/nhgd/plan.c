@@ -168,7 +168,7 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
   } else if (!req->kfac_refusal) {
     /* Where it applies, the Kronecker-factored Fisher costs m^2 terms where the other routes
      * cost d^2 or N^2, and its direction is closer to the exact hypergradient than the full
-     * empirical Fisher's (README, Results): auto takes it. */
+     * empirical Fisher's (bench/results/README.md): auto takes it. */
     best = NHGD_ROUTE_KFAC;
     why = req->layered ? "auto: the network has the layered Kronecker form and per-layer damping"
                        : "auto: the problem has the Kronecker form and class-independent damping";
