@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # NHGD against the exact hypergradient on a well-specified ridge problem: the relative gap
 # against N with its bias and sampling bound (derivation at the top of
-# tests/engine/test_ridge_fisher.c). usage: bench/ridge_fisher_bound.sh
+# tests/estimators/nhgd/test_ridge_fisher.c). usage: bench/ridge_fisher_bound.sh
 source "$(dirname "$0")/common.sh"
 out=$results/ridge_fisher_bound.md
 cmake --build "$build" --target test_ridge_fisher >/dev/null

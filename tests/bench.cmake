@@ -2,7 +2,7 @@
 # a scratch folder; the project's README and results are not touched.
 if(NHGD_BUILD_BENCH)
   nhgd_add_serial_test(bench_suite_quick
-    COMMAND bash ${NHGD_TEST_DIR}/bench/suite_quick.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}
+    COMMAND bash ${NHGD_TEST_DIR}/system/bench/suite_quick.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}
     LABELS slow)
   set_tests_properties(bench_suite_quick PROPERTIES TIMEOUT 1800)
 endif()

@@ -4,24 +4,24 @@
 # chaos run (seeded, NHGD_CHAOS_SEED) at 2.
 foreach(np 1 2 4)
   nhgd_add_serial_test(faults_defects_np${np}
-    COMMAND bash ${NHGD_TEST_DIR}/faults/defects.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
+    COMMAND bash ${NHGD_TEST_DIR}/system/faults/defects.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;faults")
   nhgd_add_serial_test(faults_full_disk_np${np}
-    COMMAND bash ${NHGD_TEST_DIR}/faults/full_disk.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
+    COMMAND bash ${NHGD_TEST_DIR}/system/faults/full_disk.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;faults")
   set_tests_properties(faults_full_disk_np${np} PROPERTIES SKIP_RETURN_CODE 77
                        RESOURCE_LOCK faults_tmpfs)
   nhgd_add_serial_test(faults_divergence_np${np}
-    COMMAND bash ${NHGD_TEST_DIR}/faults/divergence.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
+    COMMAND bash ${NHGD_TEST_DIR}/system/faults/divergence.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;faults")
   if(NHGD_FAULTS)
     nhgd_add_serial_test(faults_sweep_np${np}
-      COMMAND bash ${NHGD_TEST_DIR}/faults/sweep.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
+      COMMAND bash ${NHGD_TEST_DIR}/system/faults/sweep.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
       LABELS "mpi;faults")
     set_tests_properties(faults_sweep_np${np} PROPERTIES TIMEOUT 1500)
   endif()
 endforeach()
 nhgd_add_serial_test(faults_chaos_np2
-  COMMAND bash ${NHGD_TEST_DIR}/faults/chaos.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} 2
+  COMMAND bash ${NHGD_TEST_DIR}/system/faults/chaos.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} 2
   LABELS "mpi;faults")
 set_tests_properties(faults_chaos_np2 PROPERTIES TIMEOUT 300)

@@ -22,7 +22,7 @@ foreach(t signal_requeue array chain time_limit)
     set(timeout 1800)
   endif()
   nhgd_add_serial_test(slurm_${t}
-    COMMAND bash ${NHGD_TEST_DIR}/slurm/${t}.sh $<TARGET_FILE:nhgd_cli> ${PROJECT_SOURCE_DIR}
+    COMMAND bash ${NHGD_TEST_DIR}/system/slurm/${t}.sh $<TARGET_FILE:nhgd_cli> ${PROJECT_SOURCE_DIR}
             ${NHGD_SLURM_CLUSTER}
     LABELS "${labels}")
   set_tests_properties(slurm_${t} PROPERTIES FIXTURES_REQUIRED nhgd_slurm TIMEOUT ${timeout}

@@ -27,8 +27,8 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "engine/ridge_oracle.h"
-#include "engine/run_opts.h"
+#include "common/ridge_oracle.h"
+#include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
 #define M_FEAT 8

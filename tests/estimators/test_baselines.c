@@ -17,9 +17,9 @@
 #include <string.h>
 
 #include "core/rng.h"
-#include "engine/ridge_oracle.h"
-#include "engine/synth_data.h"
-#include "engine/run_opts.h"
+#include "common/ridge_oracle.h"
+#include "common/synth_data.h"
+#include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
 static int P, rank_, failures;

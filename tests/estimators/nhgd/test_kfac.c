@@ -12,12 +12,12 @@
 
 #include "core/rng.h"
 #include "linalg/bcmat.h"
-#include "engine/run_opts.h"
-#include "engine/synth_data.h"
+#include "common/run_opts.h"
+#include "common/synth_data.h"
 #include "estimators/nhgd/kfac.h"
 #include "nhgd/nhgd.h"
 
-#include "engine/checks.h"
+#include "common/checks.h"
 
 enum { M = 13, C = 4, N = 37, D = M * C };
 

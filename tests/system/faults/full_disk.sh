@@ -7,7 +7,7 @@
 # usage: full_disk.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=faults_full_disk_np$np
 if mountpoint -q "$dir/mnt" 2>/dev/null; then umount "$dir/mnt"; fi
 rm -rf "$dir" && mkdir -p "$dir/mnt" && cd "$dir" || exit 1

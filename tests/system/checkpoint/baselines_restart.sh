@@ -8,7 +8,7 @@
 # usage: restart.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=baselines_restart_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 # shellcheck source=../tools/restart_lib.sh

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "engine/synth_data.h"
-#include "engine/run_opts.h"
+#include "common/synth_data.h"
+#include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
 static int P, rank_;

@@ -6,7 +6,7 @@
 # usage: chaos.sh NHGD MPIRUN NP [kills]
 set -u
 nhgd=$1 mpirun=$2 np=$3 kills=${4:-8}
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=faults_chaos_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 # shellcheck source=../tools/restart_lib.sh

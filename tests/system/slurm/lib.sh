@@ -1,7 +1,7 @@
 # Helpers shared by the SLURM tests (sourced): cluster access, input data, direct runs, bounded job waits.
 # shellcheck shell=bash
 #
-# A test is run as: bash tests/slurm/NAME.sh NHGD SOURCE_DIR CLUSTER_DIR
+# A test is run as: bash tests/system/slurm/NAME.sh NHGD SOURCE_DIR CLUSTER_DIR
 # from the CTest work directory; it works in ./slurm-NAME (emptied first), cancels every job
 # it submitted when it exits, and prints "FAIL (NAME): why" plus the state of its jobs, the
 # tails of their logs and of slurmctld's log on failure.

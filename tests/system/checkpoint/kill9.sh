@@ -4,7 +4,7 @@
 # usage: kill9.sh NHGD MPIRUN NP [kills]
 set -u
 nhgd=$1 mpirun=$2 np=$3 kills=${4:-12}
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=kill9_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 # shellcheck source=../tools/restart_lib.sh

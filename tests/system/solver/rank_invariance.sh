@@ -6,7 +6,7 @@ set -u
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
 nhgd=$1 mpirun=$2 np=$3
-here=$(cd "$(dirname "$0")/.." && pwd)
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=rank_invariance_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 export OPENBLAS_NUM_THREADS=1

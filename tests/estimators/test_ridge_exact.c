@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ridge_oracle.h"
-#include "engine/run_opts.h"
+#include "common/ridge_oracle.h"
+#include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
 /* Closed-form hypergradient (m entries) and u = A^{-1} grad_theta f. */

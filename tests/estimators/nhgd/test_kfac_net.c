@@ -12,13 +12,13 @@
 
 #include "core/rng.h"
 #include "linalg/bcmat.h"
-#include "engine/run_opts.h"
-#include "engine/synth_data.h"
+#include "common/run_opts.h"
+#include "common/synth_data.h"
 #include "estimators/nhgd/kfac_net.h"
 #include "io/section.h"
 #include "nhgd/nhgd.h"
 
-#include "engine/checks.h"
+#include "common/checks.h"
 
 static double cosine(const double *a, const double *b, int n) {
   double ab = 0.0, aa = 0.0, bb = 0.0;
