@@ -86,6 +86,14 @@ typedef struct nhgd_fmnist_options {
 NHGD_API void nhgd_fmnist_options_default(nhgd_fmnist_options *o);
 NHGD_API int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o);
 
+/* Defaults of the IDX and LIBSVM importers (the library's _default functions and the
+ * options of `nhgd data idx|libsvm` both use these). */
+#define NHGD_IMPORT_DEFAULT_OUTPUT "imported.h5"
+#define NHGD_IMPORT_DEFAULT_VAL_FRACTION 0.2
+#define NHGD_IMPORT_DEFAULT_TEST_FRACTION 0.2
+#define NHGD_IMPORT_DEFAULT_SEED 0
+#define NHGD_IMPORT_DEFAULT_STANDARDIZE 1
+
 /* A user's IDX image/label files split into train/val (and test from separate files). */
 typedef struct nhgd_import_idx_options {
   char images[4096], labels[4096];           /* required */
@@ -111,6 +119,17 @@ typedef struct nhgd_import_libsvm_options {
 } nhgd_import_libsvm_options;
 NHGD_API void nhgd_import_libsvm_options_default(nhgd_import_libsvm_options *o);
 NHGD_API int nhgd_data_import_libsvm(const nhgd_import_libsvm_options *o);
+
+/* Defaults of the synthetic data writer (library and `nhgd data synth`). */
+#define NHGD_SYNTH_DEFAULT_KIND "ridge"
+#define NHGD_SYNTH_DEFAULT_OUTPUT "synth.h5"
+#define NHGD_SYNTH_DEFAULT_N_TRAIN 1000
+#define NHGD_SYNTH_DEFAULT_N_VAL 500
+#define NHGD_SYNTH_DEFAULT_N_TEST 500
+#define NHGD_SYNTH_DEFAULT_FEATURES 20
+#define NHGD_SYNTH_DEFAULT_CLASSES 3
+#define NHGD_SYNTH_DEFAULT_NOISE 1
+#define NHGD_SYNTH_DEFAULT_SEED 0
 
 /* Synthetic ridge (linear-Gaussian) or logistic (softmax) data with the true parameters
  * stored under /truth. */

@@ -195,10 +195,10 @@ int nhgd_idx_writer_end(nhgd_idx_writer *iw, int status) {
 
 void nhgd_import_idx_options_default(nhgd_import_idx_options *o) {
   memset(o, 0, sizeof *o);
-  snprintf(o->output, sizeof o->output, "data.h5");
-  o->val_fraction = 0.2;
-  o->seed = 0;
-  o->standardize = 1;
+  snprintf(o->output, sizeof o->output, NHGD_IMPORT_DEFAULT_OUTPUT);
+  o->val_fraction = NHGD_IMPORT_DEFAULT_VAL_FRACTION;
+  o->seed = NHGD_IMPORT_DEFAULT_SEED;
+  o->standardize = NHGD_IMPORT_DEFAULT_STANDARDIZE;
 }
 
 /* Test labels must be among the classes seen in training. */

@@ -245,13 +245,13 @@ static void densify(const svm_file *f, const int64_t *rows, int64_t n, nhgd_wspl
 
 void nhgd_import_libsvm_options_default(nhgd_import_libsvm_options *o) {
   memset(o, 0, sizeof *o);
-  snprintf(o->output, sizeof o->output, "data.h5");
+  snprintf(o->output, sizeof o->output, NHGD_IMPORT_DEFAULT_OUTPUT);
   o->features = 0;
   o->regression = 0;
-  o->val_fraction = 0.2;
-  o->test_fraction = 0.2;
-  o->seed = 0;
-  o->standardize = 1;
+  o->val_fraction = NHGD_IMPORT_DEFAULT_VAL_FRACTION;
+  o->test_fraction = NHGD_IMPORT_DEFAULT_TEST_FRACTION;
+  o->seed = NHGD_IMPORT_DEFAULT_SEED;
+  o->standardize = NHGD_IMPORT_DEFAULT_STANDARDIZE;
 }
 
 int nhgd_data_import_libsvm(const nhgd_import_libsvm_options *o) {

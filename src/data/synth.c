@@ -16,15 +16,15 @@ enum { WHAT_THETA = 0, WHAT_X = 1, WHAT_Y = 4 };
 
 void nhgd_synth_options_default(nhgd_synth_options *o) {
   memset(o, 0, sizeof *o);
-  snprintf(o->kind, sizeof o->kind, "ridge");
-  snprintf(o->output, sizeof o->output, "synth.h5");
-  o->n_train = 1000;
-  o->n_val = 500;
-  o->n_test = 500;
-  o->features = 20;
-  o->classes = 3;
-  o->noise = 1.0;
-  o->seed = 0;
+  snprintf(o->kind, sizeof o->kind, NHGD_SYNTH_DEFAULT_KIND);
+  snprintf(o->output, sizeof o->output, NHGD_SYNTH_DEFAULT_OUTPUT);
+  o->n_train = NHGD_SYNTH_DEFAULT_N_TRAIN;
+  o->n_val = NHGD_SYNTH_DEFAULT_N_VAL;
+  o->n_test = NHGD_SYNTH_DEFAULT_N_TEST;
+  o->features = NHGD_SYNTH_DEFAULT_FEATURES;
+  o->classes = NHGD_SYNTH_DEFAULT_CLASSES;
+  o->noise = NHGD_SYNTH_DEFAULT_NOISE;
+  o->seed = NHGD_SYNTH_DEFAULT_SEED;
 }
 
 /* Rows of split number `split`: X ~ N(0, 1); ridge y = X theta + noise * N(0, 1); logistic
