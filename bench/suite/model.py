@@ -6,7 +6,7 @@ usage: model.py RESULTS_DIR   (reads scaling.csv, comm.csv, dgemm.csv; writes mo
 model_assumptions.md)
 
 Each stage of an outer step is work divided by a rate. The work counts follow the solver's own
-cost model (src/estimators/efim.c) and its stages (src/core/timer.c); the rates are fitted, one
+cost model (src/estimators/nhgd/plan.c) and its stages (src/core/timer.c); the rates are fitted, one
 per stage, to the measured stage times of the runs that do not oversubscribe the cores (the
 median of measured time / work); communication is a latency plus bytes over a bandwidth per
 collective, fitted to bench/comm_rate on this machine. The measured points are then predicted
@@ -263,7 +263,7 @@ def assumptions(rates, comm, peak, missing, ratios, cores):
     lines = [
         "Model: time per outer step = inner SGD (T steps of B/P per-sample gradients, 4 d flops "
         "each, plus the d-vector update) + the estimator's work (the solver's own cost model, "
-        "src/estimators/efim.c: online 4 d^2 B/P + 2 d B^2 per inner step; accumulate d^2 B/P per "
+        "src/estimators/nhgd/plan.c: online 4 d^2 B/P + 2 d B^2 per inner step; accumulate d^2 B/P per "
         "inner step (the lower triangle) and a d^3/3P Cholesky; gram 2 N^2 (m + C)/P with the "
         "Kronecker form or 2 N^2 d/P without, an N^3/3P Cholesky and 4 N d on every rank, N = "
         "T B; cg (Q + 1) HVPs of 8 d flops per row) + the hypergradient's cross term and the validation gradient + communication "
