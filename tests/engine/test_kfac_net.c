@@ -18,7 +18,12 @@
 #include "io/section.h"
 #include "nhgd/nhgd.h"
 
-#include "engine/checks.h"
+#include "common/mpi_check.h"
+
+void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
+            const int *ldb, int *info, size_t len);
+
+static int P, rank_;
 
 static double cosine(const double *a, const double *b, int n) {
   double ab = 0.0, aa = 0.0, bb = 0.0;
@@ -127,13 +132,6 @@ static void add_samples(nhgd_kfac_net *k, const samples *s) {
   nhgd_kfac_net_add(k, nb - half, pa, pg, w + half);
 }
 
-/* report() with the case's name in front. */
-static void report_on(int ok, const char *what, const char *fmt, double x) {
-  char f[320];
-  snprintf(f, sizeof f, "%s: %s", what, fmt);
-  report(ok, f, x);
-}
-
 /* --kfac-refresh: after one reduction the factors serve later solves, each with its own g and
  * damping, against the dense solve with the same factors and that damping; a change of the
  * damping's form (one value <-> one per input row) needs another record, which the owner
@@ -144,7 +142,7 @@ static void reuse_cases(const samples *s0, const int *dist, nhgd_grid *grid, con
   double want[DMAX], got[DMAX];
   int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 3, dist, grid, 2);
   if (!rc) rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 0) == NHGD_OK;
-  report(rc == 0, "a reuse with nothing kept is refused (%g)", 1.0);
+  mc_check(rc == 0, "a reuse with nothing kept is refused");
   nhgd_error_clear();
   nhgd_kfac_net_reset(&k);
   add_samples(&k, &s);
@@ -164,13 +162,13 @@ static void reuse_cases(const samples *s0, const int *dist, nhgd_grid *grid, con
         }
     dense_reference(&s, 1, want);
     rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 0);
-    const double e = rc ? INFINITY : rel(got, want, s.d);
+    const double e = rc ? INFINITY : mc_rel(got, want, s.d);
     worst = e > worst ? e : worst;
   }
-  report_on(!rc && worst < 1e-10, what,
-            "factors reused over 4 solves with new g and damping (and its form changing) vs dense: "
-            "worst relative error %.2e < 1e-10",
-            worst);
+  mc_check(!rc && worst < 1e-10,
+           "%s: factors reused over 4 solves with new g and damping (and its form changing) vs "
+           "dense: worst relative error %.2e < 1e-10",
+           what, worst);
   nhgd_kfac_net_free(&k);
 }
 
@@ -180,9 +178,9 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   double want[DMAX], wrong[DMAX], got[DMAX];
   dense_reference(&s, 1, want);
   dense_reference(&s, 2, wrong);
-  report(rel(wrong, want, s.d) > 1e-3,
-         "a wrong scaling (tau^2 for tau) is rejected: relative difference %.2e > 1e-3",
-         rel(wrong, want, s.d));
+  mc_check(mc_rel(wrong, want, s.d) > 1e-3,
+           "a wrong scaling (tau^2 for tau) is rejected: relative difference %.2e > 1e-3",
+           mc_rel(wrong, want, s.d));
   nhgd_kfac_net k;
   int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 1, dist, grid, 2);
   if (!rc) {
@@ -190,10 +188,10 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
     add_samples(&k, &s);
     rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 1);
   }
-  report_on(!rc && rel(got, want, s.d) < 1e-10, what,
-            "layer-wise solve (one damping value, and one per input row) vs dense: relative error "
-            "%.2e < 1e-10",
-            rc ? INFINITY : rel(got, want, s.d));
+  mc_check(!rc && mc_rel(got, want, s.d) < 1e-10,
+           "%s: layer-wise solve (one damping value, and one per input row) vs dense: relative "
+           "error %.2e < 1e-10",
+           what, rc ? INFINITY : mc_rel(got, want, s.d));
   if (rank_ == 0)
     printf("     (%d ranks; layer owners %d %d %d)\n", P, k.owner[0], k.owner[1], k.owner[2]);
   /* Overlapped: the reduction started after the last batch. */
@@ -201,9 +199,9 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   add_samples(&k, &s);
   rc = nhgd_kfac_net_start_reduce(&k);
   if (!rc) rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 1);
-  report_on(!rc && rel(got, want, s.d) < 1e-10, what,
-            "with the reduction started early: relative error %.2e < 1e-10",
-            rc ? INFINITY : rel(got, want, s.d));
+  mc_check(!rc && mc_rel(got, want, s.d) < 1e-10,
+           "%s: with the reduction started early: relative error %.2e < 1e-10", what,
+           rc ? INFINITY : mc_rel(got, want, s.d));
   if (dist[0]) { /* a block-cyclic layer needs one damping value on it */
     double Drow[DMAX];
     memcpy(Drow, s.D, sizeof Drow);
@@ -211,14 +209,10 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
     nhgd_kfac_net_reset(&k);
     add_samples(&k, &s);
     rc = nhgd_kfac_net_solve(&k, Drow, s.grad, got, 1);
-    {
-      char f_[320];
-      snprintf(f_, sizeof f_,
-               "%s: a damping per input row on a block-cyclic layer is refused on every rank, "
-               "naming the layer (%%g)",
-               what);
-      report(rc != NHGD_OK && strstr(nhgd_error_message(), "layer 0 has A block-cyclic"), f_, 0.0);
-    }
+    mc_check(rc != NHGD_OK && strstr(nhgd_error_message(), "layer 0 has A block-cyclic"),
+             "%s: a damping per input row on a block-cyclic layer is refused on every rank, "
+             "naming the layer",
+             what);
     nhgd_error_clear();
   }
   /* A damping that differs between the output units of a layer is refused, naming it. */
@@ -227,13 +221,13 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   Dbad[s.off[2] + IN[2]] += 1.0;
   char buf[256];
   const char *why = nhgd_kfac_net_damping_refusal(L, IN, OUT, Dbad, buf, sizeof buf);
-  report(why && strstr(why, "layer 2") != NULL,
-         "a damping that differs between output units is refused, naming layer 2 (%g)", 2.0);
+  mc_check(why && strstr(why, "layer 2") != NULL,
+           "a damping that differs between output units is refused, naming layer 2");
   /* Every rank's owner table is the same. */
   int mine[L], maxo[L];
   memcpy(mine, k.owner, sizeof mine);
   MPI_Allreduce(mine, maxo, L, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  report(!memcmp(mine, maxo, sizeof mine), "the layers' owners agree on every rank (%g)", 1.0);
+  mc_check(!memcmp(mine, maxo, sizeof mine), "the layers' owners agree on every rank");
   nhgd_kfac_net_free(&k);
   reuse_cases(&s, dist, grid, what);
 }
@@ -275,8 +269,8 @@ static void solver_cases(const nhgd_data *cls) {
     if (!rc) rc = test_hypergrad_opts(cls, oh, ue, &d);
     nhgd_options_destroy(&oh);
   }
-  report(!rc && d > 0 && d < 4096, "kfac, dense and exact runs of a 3-5-3 network succeed (d %g)",
-         (double)d);
+  mc_check(!rc && d > 0 && d < 4096, "kfac, dense and exact runs of a 3-5-3 network succeed (d %g)",
+           (double)d);
   if (rc) {
     if (rank_ == 0) fprintf(stderr, "solver: %s\n", nhgd_error_message());
     return;
@@ -300,7 +294,7 @@ int main(int argc, char **argv) {
   nhgd_data *cls = synth_data_small_cls("kfac_net_cls", 4);
   solver_cases(cls);
   nhgd_data_destroy(&cls);
-  if (rank_ == 0) printf("%d of %d kfac layer checks passed\n", cases - failures, cases);
+  const int status = mc_finish("kfac layer checks");
   MPI_Finalize();
-  return failures ? 1 : 0;
+  return status;
 }
