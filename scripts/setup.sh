@@ -11,7 +11,8 @@ packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev
   libscalapack-openmpi-dev libopenblas-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
   librandom123-dev libcmocka-dev dataset-fashion-mnist python3 python3-numpy python3-h5py)
 [[ $mode == bench* ]] && packages+=(python3-matplotlib)
-[[ $mode == test ]] && packages+=(clang libclang-rt-14-dev slurmctld slurmd slurm-client munge)
+[[ $mode == test ]] && packages+=(clang clang-format libclang-rt-14-dev slurmctld slurmd slurm-client
+  munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -61,6 +62,8 @@ test)
   in_dir() { # in_dir DIR COMMAND...
     (cd "$1" && shift && "$@")
   }
+  # The C sources as .clang-format asks (a few seconds; lists the files to reformat).
+  stage format scripts/check-format.sh
   stage build build build
   # Everything but slow, slurm and faults (those run in the fault build below).
   stage tests in_dir build ctest --output-on-failure -j "$jobs" -LE "slow|slurm|faults"

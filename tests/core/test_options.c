@@ -1,4 +1,5 @@
 /* Options: defaults, precedence file < environment < argv, rejection of bad input. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -134,8 +135,35 @@ static void help_lists_every_option(void **state) {
   assert_non_null(strstr(buf, "(default: 256)"));
 }
 
+/* Known answers. The all-zero draw is Random123's own known answer for philox4x64-10 (its
+ * kat_vectors); the others come from tests/tools/philox_ref.py, an implementation of
+ * Philox4x64-10 and of nhgd's use of it (key {seed, stream}, counter {a, b, c, 0}; uniform
+ * (w0 >> 11) 2^-53; below and normal) written independently of src/core/rng.c and checked
+ * against Random123's three philox4x64-10 known answers. A change of the generator, of how
+ * (seed, stream, a, b, c) map to key and counter, or of the mapping to [0, 1) changes every
+ * trajectory and every checkpoint: it must show up here. */
+static void rng_known_answers(void **state) {
+  uint64_t w[4];
+  nhgd_rng4(0, 0, 0, 0, 0, w);
+  assert_true(w[0] == 0x16554d9eca36314cULL && w[1] == 0xdb20fe9d672d0fdcULL &&
+              w[2] == 0xd7e772cee186176bULL && w[3] == 0x7e68b68aec7ba23bULL);
+  nhgd_rng4(1, 2, 3, 4, 5, w);
+  assert_true(w[0] == 0x3f285085eb60e36dULL && w[1] == 0x3e8da5f8546343c3ULL &&
+              w[2] == 0x0a3796088753afafULL && w[3] == 0x19f57f8c20249119ULL);
+  /* Exact: 53 bits of w0 times 2^-53. */
+  assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) == 0x1.f942842f5b070p-3); /* 0.24670890111463306 */
+  assert_true(nhgd_rng_uniform(2, 2, 3, 4, 5) == 0x1.04d8e77cc803bp-1); /* 0.5094673480816775 */
+  assert_true(nhgd_rng_uniform(0, 0, 0, 0, 0) == 0x1.6554d9eca3630p-4); /* 0.08723912359911234 */
+  const uint64_t below[8] = {3, 6, 4, 6, 8, 2, 4, 9};
+  for (uint64_t i = 0; i < 8; ++i)
+    assert_int_equal(nhgd_rng_below(3, 1, i, 0, 0, 10), below[i]);
+  assert_int_equal(nhgd_rng_below(9, 6, 1, 2, 3, 1000003), 257404);
+  /* log, sqrt and cos of the C library: to a few units in the last place. */
+  assert_true(fabs(nhgd_rng_normal(3, 2, 0, 0, 0) - 0.1487679115276609) < 1e-15);
+  assert_true(fabs(nhgd_rng_normal(7, 9, 1, 2, 0) - -0.6396682994007702) < 1e-15);
+}
+
 static void rng_is_deterministic_and_uniform(void **state) {
-  assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) == nhgd_rng_uniform(1, 2, 3, 4, 5));
   assert_true(nhgd_rng_uniform(1, 2, 3, 4, 5) != nhgd_rng_uniform(2, 2, 3, 4, 5));
   int counts[10] = {0};
   for (uint64_t i = 0; i < 100000; ++i)
@@ -162,7 +190,7 @@ static void rng_is_deterministic_and_uniform(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(defaults_are_valid), cmocka_unit_test(precedence),
-      cmocka_unit_test(rejects_bad_input), cmocka_unit_test(help_lists_every_option),
-      cmocka_unit_test(rng_is_deterministic_and_uniform)};
+      cmocka_unit_test(rejects_bad_input),  cmocka_unit_test(help_lists_every_option),
+      cmocka_unit_test(rng_known_answers),  cmocka_unit_test(rng_is_deterministic_and_uniform)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
-#include "data/mpi_check.h"
+#include "common/mpi_check.h"
 #include "data/testutil.h"
 #include "nhgd/data.h"
 #include "nhgd/errors.h"
@@ -67,8 +67,8 @@ static void put(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int nd, c
                 const void *buf) {
   hid_t space = H5Screate_simple(nd, dims, NULL);
   hid_t d = H5Dcreate2(loc, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  MC_CHECK(d >= 0, "cannot create %s", name);
-  MC_CHECK(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "cannot write %s", name);
+  MC_REQUIRE(d >= 0, "cannot create %s", name);
+  MC_REQUIRE(H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0, "cannot write %s", name);
   H5Dclose(d);
   H5Sclose(space);
 }
@@ -76,14 +76,14 @@ static void put(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int nd, c
 static void put_attr(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *v) {
   hid_t space = H5Screate(H5S_SCALAR);
   hid_t a = H5Acreate2(f, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
-  MC_CHECK(a >= 0 && H5Awrite(a, mtype, v) >= 0, "cannot write attribute %s", name);
+  MC_REQUIRE(a >= 0 && H5Awrite(a, mtype, v) >= 0, "cannot write attribute %s", name);
   H5Aclose(a);
   H5Sclose(space);
 }
 
 static void write_spec(const char *path, const spec *s) {
   hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  MC_CHECK(f >= 0, "cannot create %s", path);
+  MC_REQUIRE(f >= 0, "cannot create %s", path);
   if (s->format_version >= 0) {
     hid_t st = H5Tcopy(H5T_C_S1);
     H5Tset_size(st, 10);
@@ -105,11 +105,11 @@ static void write_spec(const char *path, const spec *s) {
     snprintf(path_x, sizeof path_x, "/%s/X", names[sp]);
     snprintf(path_y, sizeof path_y, "/%s/y", names[sp]);
     hid_t g = H5Gcreate2(f, names[sp], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    MC_CHECK(g >= 0, "cannot create group %s", names[sp]);
+    MC_REQUIRE(g >= 0, "cannot create group %s", names[sp]);
     const int64_t n = s->n[sp];
     const int m = s->m[sp];
     double *X = calloc((size_t)(n * m) + 1, sizeof *X), *y = calloc((size_t)n + 2, sizeof *y);
-    MC_CHECK(X && y, "out of memory");
+    MC_REQUIRE(X && y, "out of memory");
     for (int64_t i = 0; i < n; ++i) {
       for (int j = 0; j < m; ++j)
         X[i * m + j] = x_value(sp, i, j);
@@ -147,7 +147,7 @@ static void write_spec(const char *path, const spec *s) {
     free(y);
     H5Gclose(g);
   }
-  MC_CHECK(H5Fclose(f) >= 0, "cannot close %s", path);
+  MC_REQUIRE(H5Fclose(f) >= 0, "cannot close %s", path);
 }
 
 enum kind { SPEC, RANDOM_BYTES, EMPTY, TRUNCATED, NONEXISTENT, DIRECTORY };
@@ -177,7 +177,7 @@ static int setup_case(const char *name, spec *s, enum kind *kind, char *expect, 
     snprintf(expect, len, "/train/y has 39 rows but /train/X has 40");
   } else if (!strcmp(name, "label_out_of_range")) {
     /* The last row belongs to the last rank only: the other ranks must learn of it. */
-    MC_CHECK(nhgd_partition_owner(40, size, 39) == size - 1, "row 39 is not on the last rank");
+    MC_REQUIRE(nhgd_partition_owner(40, size, 39) == size - 1, "row 39 is not on the last rank");
     s->bad_split = 0;
     s->bad_row = 39;
     s->bad_col = -1;
@@ -280,7 +280,7 @@ static int setup_case(const char *name, spec *s, enum kind *kind, char *expect, 
     expect[0] = '\0';
     return 0;
   } else {
-    MC_CHECK(0, "unknown case %s", name);
+    MC_REQUIRE(0, "unknown case %s", name);
   }
   return 1;
 }
@@ -299,42 +299,42 @@ static void make_file(const char *path, enum kind kind, const spec *s) {
       nhgd_rng4(42, 99, i, 0, 0, w);
       memcpy(bytes + i, w, 32);
     }
-    MC_CHECK(tu_write_bytes(path, bytes, sizeof bytes, 0) == 0, "cannot write %s", path);
+    MC_REQUIRE(tu_write_bytes(path, bytes, sizeof bytes, 0) == 0, "cannot write %s", path);
     break;
   }
   case EMPTY:
-    MC_CHECK(tu_write_bytes(path, "", 0, 0) == 0, "cannot write %s", path);
+    MC_REQUIRE(tu_write_bytes(path, "", 0, 0) == 0, "cannot write %s", path);
     break;
   case TRUNCATED: {
     write_spec(path, s);
     const long long n = tu_file_size(path);
-    MC_CHECK(n > 0 && truncate(path, n / 2) == 0, "cannot truncate %s", path);
+    MC_REQUIRE(n > 0 && truncate(path, n / 2) == 0, "cannot truncate %s", path);
     break;
   }
   case NONEXISTENT:
     break;
   case DIRECTORY:
-    MC_CHECK(mkdir(path, 0755) == 0, "cannot make directory %s", path);
+    MC_REQUIRE(mkdir(path, 0755) == 0, "cannot make directory %s", path);
     break;
   }
 }
 
 /* A valid load: every rank holds exactly its rows of the base file. */
 static void check_valid(const nhgd_data *d, const spec *s) {
-  MC_CHECK(d->task == NHGD_TASK_CLASSIFICATION && d->n_classes == 10, "task");
-  MC_CHECK(d->m == 5 && d->has_test, "shape");
+  MC_REQUIRE(d->task == NHGD_TASK_CLASSIFICATION && d->n_classes == 10, "task");
+  MC_REQUIRE(d->m == 5 && d->has_test, "shape");
   const nhgd_split *splits[3] = {&d->train, &d->val, &d->test};
   for (int sp = 0; sp < 3; ++sp) {
     const nhgd_split *x = splits[sp];
     int64_t lo, n;
     nhgd_partition(s->n[sp], size, rank, &lo, &n);
-    MC_CHECK(x->n_global == s->n[sp] && x->lo == lo && x->n_local == n, "%s rows", names[sp]);
+    MC_REQUIRE(x->n_global == s->n[sp] && x->lo == lo && x->n_local == n, "%s rows", names[sp]);
     for (int i = 0; i < x->n_local; ++i) {
       for (int j = 0; j < x->m; ++j)
-        MC_CHECK(x->X[i * x->m + j] == x_value(sp, lo + i, j), "%s X[%lld][%d]", names[sp],
-                 (long long)(lo + i), j);
-      MC_CHECK(x->y_class[i] == (int32_t)y_value(sp, lo + i, 10), "%s y[%lld]", names[sp],
-               (long long)(lo + i));
+        MC_REQUIRE(x->X[i * x->m + j] == x_value(sp, lo + i, j), "%s X[%lld][%d]", names[sp],
+                   (long long)(lo + i), j);
+      MC_REQUIRE(x->y_class[i] == (int32_t)y_value(sp, lo + i, 10), "%s y[%lld]", names[sp],
+                 (long long)(lo + i));
     }
   }
 }
@@ -343,7 +343,7 @@ int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  MC_CHECK(argc == 2, "usage: %s CASE", argv[0]);
+  MC_REQUIRE(argc == 2, "usage: %s CASE", argv[0]);
   const int np = mc_expected_np();
   const char *name = argv[1];
   char path[256], expect[512], full[1024];
@@ -360,30 +360,30 @@ int main(int argc, char **argv) {
   const double t0 = MPI_Wtime();
   const int rc = nhgd_data_load(MPI_COMM_WORLD, path, &d);
   const double elapsed = MPI_Wtime() - t0;
-  MC_CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open");
+  MC_REQUIRE(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open");
 
   int *all = malloc(sizeof(int) * (size_t)size);
   MPI_Allgather(&rc, 1, MPI_INT, all, 1, MPI_INT, MPI_COMM_WORLD);
   for (int r = 0; r < size; ++r)
-    MC_CHECK(all[r] == rc, "rank %d returned %d but rank %d returned %d", r, all[r], rank, rc);
+    MC_REQUIRE(all[r] == rc, "rank %d returned %d but rank %d returned %d", r, all[r], rank, rc);
   free(all);
 
   if (must_fail) {
-    MC_CHECK(rc != 0, "loading %s succeeded but should fail with \"%s\"", path, expect);
-    MC_CHECK(d == NULL, "*out must be NULL on failure");
+    MC_REQUIRE(rc != 0, "loading %s succeeded but should fail with \"%s\"", path, expect);
+    MC_REQUIRE(d == NULL, "*out must be NULL on failure");
     snprintf(full, sizeof full, "%s: %s", path, expect);
     const char *msg = nhgd_error_message();
-    MC_CHECK(tu_contains(msg, full), "wrong message on this rank");
+    MC_REQUIRE(tu_contains(msg, full), "wrong message on this rank");
     /* Every rank holds the same message. */
     char msg0[2048];
     snprintf(msg0, sizeof msg0, "%s", msg);
     MPI_Bcast(msg0, (int)sizeof msg0, MPI_CHAR, 0, MPI_COMM_WORLD);
-    MC_CHECK(strcmp(msg0, msg) == 0, "message differs from rank 0's:\n  %s\n  %s", msg, msg0);
+    MC_REQUIRE(strcmp(msg0, msg) == 0, "message differs from rank 0's:\n  %s\n  %s", msg, msg0);
     if (rank == 0)
       printf("%s at %d rank(s): status %d (%s) in %.3f s, message: %s\n", name, size, rc,
              nhgd_strerror(rc), elapsed, msg);
   } else {
-    MC_CHECK(rc == 0 && d, "loading %s failed: %s", path, nhgd_error_message());
+    MC_REQUIRE(rc == 0 && d, "loading %s failed: %s", path, nhgd_error_message());
     check_valid(d, &s);
     nhgd_data_destroy(&d);
     if (rank == 0) printf("%s at %d rank(s): loads correctly\n", name, size);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/mpi_check.h"
+#include "common/mpi_check.h"
 #include "data/testutil.h"
 #include "nhgd/data.h"
 #include "nhgd/errors.h"
@@ -24,49 +24,49 @@ static void check_split(const char *path, const char *name, const nhgd_split *s,
   if (rank == 0) {
     X = tu_read_doubles(path, xp, &shape[0], &shape[1]);
     y = tu_read_doubles(path, yp, &yn, NULL);
-    MC_CHECK(X && y && yn == shape[0], "serial read of %s failed", path);
+    MC_REQUIRE(X && y && yn == shape[0], "serial read of %s failed", path);
   }
   MPI_Bcast(shape, 2, MPI_INT64_T, 0, MPI_COMM_WORLD);
   const int64_t n = shape[0], m = shape[1];
   if (rank != 0) {
     X = malloc(sizeof(double) * (size_t)(n * m));
     y = malloc(sizeof(double) * (size_t)n);
-    MC_CHECK(X && y, "out of memory");
+    MC_REQUIRE(X && y, "out of memory");
   }
   MPI_Bcast(X, (int)(n * m), MPI_DOUBLE, 0, MPI_COMM_WORLD);
   MPI_Bcast(y, (int)n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
 
   int64_t lo, cnt;
   nhgd_partition(n, size, rank, &lo, &cnt);
-  MC_CHECK(s->n_global == n, "%s: n_global %lld, file has %lld", name, (long long)s->n_global,
-           (long long)n);
-  MC_CHECK(s->m == m, "%s: m %d, file has %lld", name, s->m, (long long)m);
-  MC_CHECK(s->lo == lo && s->n_local == cnt, "%s: rows [%lld, +%d), expected [%lld, +%lld)", name,
-           (long long)s->lo, s->n_local, (long long)lo, (long long)cnt);
-  MC_CHECK(s->n_local > 0, "%s: rank owns no rows", name);
+  MC_REQUIRE(s->n_global == n, "%s: n_global %lld, file has %lld", name, (long long)s->n_global,
+             (long long)n);
+  MC_REQUIRE(s->m == m, "%s: m %d, file has %lld", name, s->m, (long long)m);
+  MC_REQUIRE(s->lo == lo && s->n_local == cnt, "%s: rows [%lld, +%d), expected [%lld, +%lld)", name,
+             (long long)s->lo, s->n_local, (long long)lo, (long long)cnt);
+  MC_REQUIRE(s->n_local > 0, "%s: rank owns no rows", name);
   /* Bitwise: the reader converts float32 to double exactly as the serial read does. */
-  MC_CHECK(memcmp(s->X, X + lo * m, sizeof(double) * (size_t)(cnt * m)) == 0,
-           "%s: X rows differ from the file", name);
+  MC_REQUIRE(memcmp(s->X, X + lo * m, sizeof(double) * (size_t)(cnt * m)) == 0,
+             "%s: X rows differ from the file", name);
   if (classification) {
-    MC_CHECK(s->y_class && !s->y_real, "%s: classification needs y_class only", name);
+    MC_REQUIRE(s->y_class && !s->y_real, "%s: classification needs y_class only", name);
     for (int64_t i = 0; i < cnt; ++i)
-      MC_CHECK(s->y_class[i] == (int32_t)y[lo + i], "%s: label of row %lld is %d, file has %g",
-               name, (long long)(lo + i), s->y_class[i], y[lo + i]);
+      MC_REQUIRE(s->y_class[i] == (int32_t)y[lo + i], "%s: label of row %lld is %d, file has %g",
+                 name, (long long)(lo + i), s->y_class[i], y[lo + i]);
   } else {
-    MC_CHECK(s->y_real && !s->y_class, "%s: regression needs y_real only", name);
-    MC_CHECK(memcmp(s->y_real, y + lo, sizeof(double) * (size_t)cnt) == 0,
-             "%s: targets differ from the file", name);
+    MC_REQUIRE(s->y_real && !s->y_class, "%s: regression needs y_real only", name);
+    MC_REQUIRE(memcmp(s->y_real, y + lo, sizeof(double) * (size_t)cnt) == 0,
+               "%s: targets differ from the file", name);
   }
   /* The blocks of all ranks tile the rows in rank order. */
   int64_t mine[2] = {s->lo, s->n_local}, *all = malloc(sizeof(int64_t) * 2 * (size_t)size);
   MPI_Allgather(mine, 2, MPI_INT64_T, all, 2, MPI_INT64_T, MPI_COMM_WORLD);
   int64_t next = 0;
   for (int r = 0; r < size; ++r) {
-    MC_CHECK(all[2 * r] == next, "%s: rank %d starts at %lld, expected %lld", name, r,
-             (long long)all[2 * r], (long long)next);
+    MC_REQUIRE(all[2 * r] == next, "%s: rank %d starts at %lld, expected %lld", name, r,
+               (long long)all[2 * r], (long long)next);
     next += all[2 * r + 1];
   }
-  MC_CHECK(next == n, "%s: ranks own %lld rows of %lld", name, (long long)next, (long long)n);
+  MC_REQUIRE(next == n, "%s: ranks own %lld rows of %lld", name, (long long)next, (long long)n);
   free(all);
   free(X);
   free(y);
@@ -76,32 +76,32 @@ static void check_file(const char *path, int classification, int n_classes, int 
   nhgd_data *d = NULL;
   nhgd_error_clear();
   const int rc = nhgd_data_load(MPI_COMM_WORLD, path, &d);
-  MC_CHECK(rc == 0 && d, "loading %s failed: %s", path, nhgd_error_message());
-  MC_CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open by the load");
+  MC_REQUIRE(rc == 0 && d, "loading %s failed: %s", path, nhgd_error_message());
+  MC_REQUIRE(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open by the load");
   int cmp;
   MPI_Comm_compare(d->comm, MPI_COMM_WORLD, &cmp);
-  MC_CHECK(cmp == MPI_CONGRUENT, "data->comm must be a duplicate of the caller's communicator");
-  MC_CHECK(d->rank == rank && d->size == size, "rank/size");
-  MC_CHECK(strcmp(d->path, path) == 0, "path %s", d->path);
-  MC_CHECK(d->task == (classification ? NHGD_TASK_CLASSIFICATION : NHGD_TASK_REGRESSION), "task");
-  MC_CHECK(d->n_classes == n_classes, "n_classes %d, expected %d", d->n_classes, n_classes);
-  MC_CHECK(d->has_test == has_test, "has_test %d", d->has_test);
-  MC_CHECK(d->m == d->train.m && d->m == d->val.m, "m");
+  MC_REQUIRE(cmp == MPI_CONGRUENT, "data->comm must be a duplicate of the caller's communicator");
+  MC_REQUIRE(d->rank == rank && d->size == size, "rank/size");
+  MC_REQUIRE(strcmp(d->path, path) == 0, "path %s", d->path);
+  MC_REQUIRE(d->task == (classification ? NHGD_TASK_CLASSIFICATION : NHGD_TASK_REGRESSION), "task");
+  MC_REQUIRE(d->n_classes == n_classes, "n_classes %d, expected %d", d->n_classes, n_classes);
+  MC_REQUIRE(d->has_test == has_test, "has_test %d", d->has_test);
+  MC_REQUIRE(d->m == d->train.m && d->m == d->val.m, "m");
   check_split(path, "train", &d->train, classification);
   check_split(path, "val", &d->val, classification);
   if (has_test)
     check_split(path, "test", &d->test, classification);
   else
-    MC_CHECK(d->test.n_global == 0 && d->test.n_local == 0 && !d->test.X, "absent test split");
+    MC_REQUIRE(d->test.n_global == 0 && d->test.n_local == 0 && !d->test.X, "absent test split");
   nhgd_data_destroy(&d);
-  MC_CHECK(d == NULL, "destroy must NULL the pointer");
+  MC_REQUIRE(d == NULL, "destroy must NULL the pointer");
   nhgd_data_destroy(&d); /* NULL-safe */
 }
 
 /* Rank 0 runs a writer; the status is shared so that a failed writer stops every rank. */
 static void shared_status(int rc, const char *what) {
   MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  MC_CHECK(rc == 0, "%s failed on rank 0: %s", what, rank == 0 ? nhgd_error_message() : "");
+  MC_REQUIRE(rc == 0, "%s failed on rank 0: %s", what, rank == 0 ? nhgd_error_message() : "");
 }
 
 int main(int argc, char **argv) {

@@ -11,7 +11,6 @@
  *           --inner-steps 0 and cg on a problem without hvp refused on every rank alike. */
 #include <math.h>
 #include <mpi.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,28 +21,9 @@
 #include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
-static int P, rank_, failures;
+#include "common/mpi_check.h"
 
-static void report(int ok, const char *fmt, ...) {
-  if (rank_ != 0) return;
-  va_list ap;
-  va_start(ap, fmt);
-  printf("%s ", ok ? "ok  " : "FAIL");
-  vprintf(fmt, ap);
-  printf("\n");
-  fflush(stdout);
-  va_end(ap);
-  if (!ok) ++failures;
-}
-
-static double rel(const double *a, const double *b, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return den > 0 ? sqrt(num / den) : sqrt(num);
-}
+static int P, rank_;
 
 typedef struct result {
   int64_t d, p;
@@ -212,7 +192,7 @@ static void ridge_cases(const char *path, nhgd_data *data) {
   result ex, r;
   ridge_options(&o, path, "exact");
   if (solve(data, &o, 0, 0, &ex)) {
-    report(0, "ridge exact: %s", nhgd_error_message());
+    mc_check(0, "ridge exact: %s", nhgd_error_message());
     return;
   }
   dense D;
@@ -223,13 +203,13 @@ static void ridge_cases(const char *path, nhgd_data *data) {
   ridge_options(&o, path, "cg");
   o.hvp_steps = 2 * m;
   if (solve(data, &o, 0, 0, &r)) {
-    report(0, "ridge cg: %s", nhgd_error_message());
+    mc_check(0, "ridge cg: %s", nhgd_error_message());
   } else {
-    double eu = rel(r.u, ex.u, m), eh = rel(r.h, ex.h, r.p);
-    report(eu < 1e-8 && eh < 1e-8,
-           "ridge: deterministic cg (Q = %d, d = %d) vs exact on %d ranks: u %.2e, h %.2e "
-           "(tolerance 1e-8)",
-           o.hvp_steps, m, P, eu, eh);
+    double eu = mc_rel(r.u, ex.u, m), eh = mc_rel(r.h, ex.h, r.p);
+    mc_check(eu < 1e-8 && eh < 1e-8,
+             "ridge: deterministic cg (Q = %d, d = %d) vs exact on %d ranks: u %.2e, h %.2e "
+             "(tolerance 1e-8)",
+             o.hvp_steps, m, P, eu, eh);
   }
 
   /* Deterministic Neumann: truncation (1 - eta lambda_min)^Q. */
@@ -237,14 +217,14 @@ static void ridge_cases(const char *path, nhgd_data *data) {
   o.neumann_eta = 0.05;
   o.hvp_steps = 150;
   if (solve(data, &o, 0, 0, &r)) {
-    report(0, "ridge neumann: %s", nhgd_error_message());
+    mc_check(0, "ridge neumann: %s", nhgd_error_message());
   } else if (rank_ == 0) {
     double bound = pow(1.0 - o.neumann_eta * ridge_lambda_min(D.H, m), o.hvp_steps);
-    double eu = rel(r.u, ex.u, m), eh = rel(r.h, ex.h, r.p);
-    report(eu < 1e-4 && eh < 1e-4,
-           "ridge: deterministic neumann (eta %g, Q %d) vs exact on %d ranks: u %.2e, h %.2e "
-           "(tolerance 1e-4; truncation bound %.1e)",
-           o.neumann_eta, o.hvp_steps, P, eu, eh, bound);
+    double eu = mc_rel(r.u, ex.u, m), eh = mc_rel(r.h, ex.h, r.p);
+    mc_check(eu < 1e-4 && eh < 1e-4,
+             "ridge: deterministic neumann (eta %g, Q %d) vs exact on %d ranks: u %.2e, h %.2e "
+             "(tolerance 1e-4; truncation bound %.1e)",
+             o.neumann_eta, o.hvp_steps, P, eu, eh, bound);
   }
 
   /* Stochastic Neumann and CG: the same minibatches as a dense replay of the draws. */
@@ -253,29 +233,29 @@ static void ridge_cases(const char *path, nhgd_data *data) {
   o.hvp_steps = 30;
   o.hvp_batch = 16;
   if (solve(data, &o, 0, 0, &r)) {
-    report(0, "ridge stochastic neumann: %s", nhgd_error_message());
+    mc_check(0, "ridge stochastic neumann: %s", nhgd_error_message());
   } else if (rank_ == 0) {
     double want[64];
     dense_neumann(&D, o.hvp_batch, o.seed, o.hvp_steps, o.neumann_eta, want);
-    double e = rel(r.u, want, m);
-    report(e < 1e-9,
-           "ridge: stochastic neumann (--hvp-batch %lld) vs dense replay of the draws on %d "
-           "ranks: u %.2e (tolerance 1e-9; vs exact %.2e)",
-           (long long)o.hvp_batch, P, e, rel(r.u, ex.u, m));
+    double e = mc_rel(r.u, want, m);
+    mc_check(e < 1e-9,
+             "ridge: stochastic neumann (--hvp-batch %lld) vs dense replay of the draws on %d "
+             "ranks: u %.2e (tolerance 1e-9; vs exact %.2e)",
+             (long long)o.hvp_batch, P, e, mc_rel(r.u, ex.u, m));
   }
   ridge_options(&o, path, "cg");
   o.hvp_steps = 12;
   o.hvp_batch = 64;
   if (solve(data, &o, 0, 0, &r)) {
-    report(0, "ridge stochastic cg: %s", nhgd_error_message());
+    mc_check(0, "ridge stochastic cg: %s", nhgd_error_message());
   } else if (rank_ == 0) {
     double want[64];
     dense_cg(&D, o.hvp_batch, o.seed, o.hvp_steps, want);
-    double e = rel(r.u, want, m);
-    report(e < 1e-9,
-           "ridge: stochastic cg (--hvp-batch %lld) vs dense replay of the draws on %d ranks: "
-           "u %.2e (tolerance 1e-9; vs exact %.2e)",
-           (long long)o.hvp_batch, P, e, rel(r.u, ex.u, m));
+    double e = mc_rel(r.u, want, m);
+    mc_check(e < 1e-9,
+             "ridge: stochastic cg (--hvp-batch %lld) vs dense replay of the draws on %d ranks: "
+             "u %.2e (tolerance 1e-9; vs exact %.2e)",
+             (long long)o.hvp_batch, P, e, mc_rel(r.u, ex.u, m));
   }
 
   /* SOBA at fixed v, replayed densely: minibatches of the inner loop, g_val at the start of
@@ -289,15 +269,15 @@ static void ridge_cases(const char *path, nhgd_data *data) {
   o.inner_lr = 0.1;
   o.soba_rho = 0.1;
   if (solve(data, &o, 1, 0, &r)) {
-    report(0, "ridge soba replay: %s", nhgd_error_message());
+    mc_check(0, "ridge soba replay: %s", nhgd_error_message());
   } else if (rank_ == 0) {
     double theta[64], z[64];
     dense_soba(&D, &o, theta, z);
-    double ez = rel(r.u, z, m), et = rel(r.theta, theta, m);
-    report(ez < 1e-9 && et < 1e-9,
-           "ridge: soba (--inner-steps %lld, --batch %lld, %lld outer steps) vs dense replay on "
-           "%d ranks: z %.2e, theta %.2e (tolerance 1e-9)",
-           (long long)o.inner_steps, (long long)o.batch, (long long)o.outer_steps, P, ez, et);
+    double ez = mc_rel(r.u, z, m), et = mc_rel(r.theta, theta, m);
+    mc_check(ez < 1e-9 && et < 1e-9,
+             "ridge: soba (--inner-steps %lld, --batch %lld, %lld outer steps) vs dense replay on "
+             "%d ranks: z %.2e, theta %.2e (tolerance 1e-9)",
+             (long long)o.inner_steps, (long long)o.batch, (long long)o.outer_steps, P, ez, et);
   }
 
   /* Single-loop SOBA at fixed v: z -> H^{-1} grad_theta f(theta_final); with minibatches up
@@ -313,17 +293,17 @@ static void ridge_cases(const char *path, nhgd_data *data) {
     o.soba_rho = mini ? 0.02 : 0.2;
     const double tol = mini ? 0.05 : 1e-6;
     if (solve(data, &o, 1, 0, &r)) {
-      report(0, "ridge soba: %s", nhgd_error_message());
+      mc_check(0, "ridge soba: %s", nhgd_error_message());
     } else if (rank_ == 0) {
       dense F;
       double want[64];
       dense_init(&F, path, &o, r.theta);
       ridge_spd_solve(F.H, F.g, want, m);
-      double e = rel(r.u, want, m);
-      report(e < tol,
-             "ridge: soba (--inner-steps 1, --batch %lld, %lld outer steps at --outer-lr 0) vs "
-             "H^-1 grad f at the final theta on %d ranks: u %.2e (tolerance %g)",
-             (long long)o.batch, (long long)o.outer_steps, P, e, tol);
+      double e = mc_rel(r.u, want, m);
+      mc_check(e < tol,
+               "ridge: soba (--inner-steps 1, --batch %lld, %lld outer steps at --outer-lr 0) vs "
+               "H^-1 grad f at the final theta on %d ranks: u %.2e (tolerance %g)",
+               (long long)o.batch, (long long)o.outer_steps, P, e, tol);
       ridge_full_free(&F.r);
     }
   }
@@ -346,20 +326,20 @@ static void logreg_cases(const char *path, nhgd_data *data) {
   o.log_level = 1;
   result ex, r;
   if (solve(data, &o, 0, 0, &ex)) {
-    report(0, "logreg exact: %s", nhgd_error_message());
+    mc_check(0, "logreg exact: %s", nhgd_error_message());
     return;
   }
   snprintf(o.estimator, sizeof o.estimator, "cg");
   o.hvp_steps = 3 * (int)ex.d;
   if (solve(data, &o, 0, 0, &r)) {
-    report(0, "logreg cg: %s", nhgd_error_message());
+    mc_check(0, "logreg cg: %s", nhgd_error_message());
     return;
   }
-  double eu = rel(r.u, ex.u, ex.d), eh = rel(r.h, ex.h, r.p);
-  report(eu < 1e-6 && eh < 1e-6,
-         "logreg: deterministic cg (Q = %d, d = %lld) vs exact on %d ranks: u %.2e, h %.2e "
-         "(tolerance 1e-6)",
-         o.hvp_steps, (long long)ex.d, P, eu, eh);
+  double eu = mc_rel(r.u, ex.u, ex.d), eh = mc_rel(r.h, ex.h, r.p);
+  mc_check(eu < 1e-6 && eh < 1e-6,
+           "logreg: deterministic cg (Q = %d, d = %lld) vs exact on %d ranks: u %.2e, h %.2e "
+           "(tolerance 1e-6)",
+           o.hvp_steps, (long long)ex.d, P, eu, eh);
 }
 
 /* A bad value is refused when parsed, with a message that names the option. */
@@ -373,8 +353,8 @@ static void parse_refused(const char *name, const char *value) {
   char want[64];
   snprintf(want, sizeof want, "option %s", name);
   const char *msg = nhgd_error_message();
-  report(rc == NHGD_ERR_ARG && strstr(msg, want) && strstr(msg, "outside the range"),
-         "%s %s refused: \"%s\"", name, value, msg);
+  mc_check(rc == NHGD_ERR_ARG && strstr(msg, want) && strstr(msg, "outside the range"),
+           "%s %s refused: \"%s\"", name, value, msg);
   nhgd_error_clear();
 }
 
@@ -384,10 +364,8 @@ static void create_refused(const nhgd_data *data, const test_opts *o, int drop_h
   result r;
   nhgd_error_clear();
   int rc = solve(data, o, 0, drop_hvp, &r);
-  int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
-  int all = 0;
-  MPI_Allreduce(&ok, &all, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-  report(all, "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
+  const int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
+  mc_check(mc_all(ok), "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
   nhgd_error_clear();
 }
 
@@ -430,10 +408,9 @@ int main(int argc, char **argv) {
   ridge_cases(ridge_path, ridge);
   logreg_cases(cls_path, cls);
   option_cases(ridge_path, ridge);
-  MPI_Bcast(&failures, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  if (rank_ == 0) printf("%d failures\n", failures);
+  const int status = mc_finish("baselines");
   nhgd_data_destroy(&ridge);
   nhgd_data_destroy(&cls);
   MPI_Finalize();
-  return failures != 0;
+  return status;
 }

@@ -12,6 +12,8 @@
 #include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
+#include "common/mpi_check.h"
+
 /* Closed-form hypergradient (m entries) and u = A^{-1} grad_theta f. */
 static void closed_form(const char *path, double sigma, double v0, double *h, double *u) {
   ridge_full r;
@@ -31,18 +33,9 @@ static void closed_form(const char *path, double sigma, double v0, double *h, do
   free(A), free(th), free(g);
 }
 
-static double rel(const double *a, const double *b, int n) {
-  double num = 0, den = 0;
-  for (int i = 0; i < n; ++i) {
-    num += (a[i] - b[i]) * (a[i] - b[i]);
-    den += b[i] * b[i];
-  }
-  return sqrt(num / den);
-}
-
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
-  int rank, P, fail = 0;
+  int rank, P;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   char path[64];
@@ -80,22 +73,22 @@ int main(int argc, char **argv) {
   if (!rc) rc = nhgd_solver_hypergrad(s);
   if (!rc) rc = nhgd_solver_write(s, o.output);
   if (rc) {
-    if (rank == 0) fprintf(stderr, "solver failed: %s\n", nhgd_error_message());
-    fail = 1;
+    mc_check(0, "solver failed: %s", nhgd_error_message());
   } else if (rank == 0) {
     int m = so.features;
     double *h = malloc(sizeof(double) * m), *u = malloc(sizeof(double) * m);
     closed_form(path, o.noise_sigma, o.v_init, h, u);
-    double eh = rel(nhgd_solver_hypergradient(s), h, m), eu = rel(nhgd_solver_u(s), u, m);
-    printf("ridge exact on %d ranks: relative error of h %.3e, of u %.3e\n", P, eh, eu);
-    if (!(eh < 1e-8 && eu < 1e-8)) fail = 1;
+    double eh = mc_rel(nhgd_solver_hypergradient(s), h, m), eu = mc_rel(nhgd_solver_u(s), u, m);
+    mc_check(eh < 1e-8 && eu < 1e-8,
+             "ridge exact on %d ranks: relative error of h %.3e, of u %.3e (tolerance 1e-8)", P, eh,
+             eu);
     free(h), free(u);
   }
-  MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
+  const int status = mc_finish("ridge exact");
   nhgd_solver_destroy(&s);
   nhgd_options_destroy(&oh);
   nhgd_problem_destroy(&pb);
   nhgd_data_destroy(&data);
   MPI_Finalize();
-  return fail;
+  return status;
 }

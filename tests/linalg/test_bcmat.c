@@ -12,19 +12,11 @@
 #include "linalg/bcmat.h"
 #include "nhgd/errors.h"
 
+#include "common/mpi_check.h"
+
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t len);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda,
              double *b, const int *ldb, int *info, size_t len);
-
-static int failures = 0;
-#define EXPECT(cond, ...)                                                                          \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, __VA_ARGS__);                                                                \
-      fputc('\n', stderr);                                                                         \
-      ++failures;                                                                                  \
-    }                                                                                              \
-  } while (0)
 
 static void check_case(int n, int nb, int nprow, int k) {
   int rank, P;
@@ -32,12 +24,12 @@ static void check_case(int n, int nb, int nprow, int k) {
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   nhgd_grid *g = NULL;
   if (nhgd_grid_create(MPI_COMM_WORLD, nprow, &g)) {
-    EXPECT(0, "grid %d rows on %d ranks failed: %s", nprow, P, nhgd_error_message());
+    MC_EXPECT(0, "grid %d rows on %d ranks failed: %s", nprow, P, nhgd_error_message());
     return;
   }
   nhgd_bcmat *A = NULL;
   if (nhgd_bcmat_create(g, n, nb, &A)) {
-    EXPECT(0, "create failed");
+    MC_EXPECT(0, "create failed");
     nhgd_grid_destroy(&g);
     return;
   }
@@ -65,8 +57,8 @@ static void check_case(int n, int nb, int nprow, int k) {
     double err = 0.0;
     for (int i = 0; i < n * n; ++i)
       err = fmax(err, fabs(full[i] - ref[i]));
-    EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: gram/diag max error %g", n, nb, g->nprow,
-           g->npcol, err);
+    MC_EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: gram/diag max error %g", n, nb,
+              g->nprow, g->npcol, err);
   }
   /* The lower-only update touches every entry on and below the diagonal like the full one. */
   {
@@ -81,8 +73,8 @@ static void check_case(int n, int nb, int nprow, int k) {
       for (int j = 0; j < n; ++j)
         for (int i = j; i < n; ++i)
           err = fmax(err, fabs(lo[i + j * n] - ref[i + j * n]));
-      EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: lower-only gram max error %g", n, nb,
-             g->nprow, g->npcol, err);
+      MC_EXPECT(err < 1e-12 * (1 + k), "n=%d nb=%d grid %dx%d: lower-only gram max error %g", n, nb,
+                g->nprow, g->npcol, err);
     }
     free(lo);
     nhgd_bcmat_destroy(&Lo);
@@ -92,9 +84,9 @@ static void check_case(int n, int nb, int nprow, int k) {
   for (int i = 0; i < n; ++i)
     b[i] = nhgd_rng_normal(7, 11, (uint64_t)i, 0, 0);
   int rc = nhgd_bcmat_cholesky(A);
-  EXPECT(!rc, "cholesky failed: %s", nhgd_error_message());
+  MC_EXPECT(!rc, "cholesky failed: %s", nhgd_error_message());
   rc = nhgd_bcmat_solve(A, b, x);
-  EXPECT(!rc, "solve failed: %s", nhgd_error_message());
+  MC_EXPECT(!rc, "solve failed: %s", nhgd_error_message());
   int info = 0, one = 1;
   double *xr = malloc(sizeof(double) * n);
   memcpy(xr, b, sizeof(double) * n);
@@ -105,13 +97,13 @@ static void check_case(int n, int nb, int nprow, int k) {
     num += (x[i] - xr[i]) * (x[i] - xr[i]);
     den += xr[i] * xr[i];
   }
-  EXPECT(sqrt(num / den) < 1e-10, "n=%d nb=%d grid %dx%d: solve relative error %g", n, nb, g->nprow,
-         g->npcol, sqrt(num / den));
+  MC_EXPECT(sqrt(num / den) < 1e-10, "n=%d nb=%d grid %dx%d: solve relative error %g", n, nb,
+            g->nprow, g->npcol, sqrt(num / den));
   /* Every rank holds the same x. */
   double *x0 = malloc(sizeof(double) * n);
   memcpy(x0, x, sizeof(double) * n);
   MPI_Bcast(x0, n, MPI_DOUBLE, 0, MPI_COMM_WORLD);
-  EXPECT(!memcmp(x0, x, sizeof(double) * n), "solution differs between ranks");
+  MC_EXPECT(!memcmp(x0, x, sizeof(double) * n), "solution differs between ranks");
   free(x0);
   free(xr);
   free(b);
@@ -132,7 +124,7 @@ static void check_kron(int m, int C, int nb, int nprow, int k) {
   nhgd_grid *g = NULL;
   nhgd_bcmat *A = NULL;
   if (nhgd_grid_create(MPI_COMM_WORLD, nprow, &g) || nhgd_bcmat_create(g, n, nb, &A)) {
-    EXPECT(0, "kron setup failed: %s", nhgd_error_message());
+    MC_EXPECT(0, "kron setup failed: %s", nhgd_error_message());
     return;
   }
   double *X = malloc(sizeof(double) * m * k), *Acc = malloc(sizeof(double) * C * C * k);
@@ -152,15 +144,15 @@ static void check_kron(int m, int C, int nb, int nprow, int k) {
   for (int lower = 0; lower <= 1; ++lower) {
     nhgd_bcmat_zero(A);
     int rc = nhgd_bcmat_add_kron(A, m, C, X, Acc, k, -0.3, lower);
-    EXPECT(!rc, "add_kron failed: %s", nhgd_error_message());
+    MC_EXPECT(!rc, "add_kron failed: %s", nhgd_error_message());
     nhgd_bcmat_gather(A, full);
     if (rank == 0) {
       double err = 0.0;
       for (int j = 0; j < n; ++j)
         for (int i = lower ? j : 0; i < n; ++i)
           err = fmax(err, fabs(full[i + (size_t)j * n] - ref[i + (size_t)j * n]));
-      EXPECT(err < 1e-12 * k, "kron m=%d C=%d nb=%d grid %dx%d lower=%d: max error %g", m, C, nb,
-             g->nprow, g->npcol, lower, err);
+      MC_EXPECT(err < 1e-12 * k, "kron m=%d C=%d nb=%d grid %dx%d lower=%d: max error %g", m, C, nb,
+                g->nprow, g->npcol, lower, err);
     }
   }
   free(full), free(ref), free(X), free(Acc);
@@ -187,18 +179,18 @@ static void check_h5(int n, int nb_w, int nprow_w, int nb_r, int nprow_r) {
   hid_t f = H5Fcreate("bcmat_io.h5", H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
   int rc = nhgd_bcmat_h5_write(W, f, "A");
   H5Fclose(f);
-  EXPECT(!rc, "h5 write failed: %s", nhgd_error_message());
+  MC_EXPECT(!rc, "h5 write failed: %s", nhgd_error_message());
   f = H5Fopen("bcmat_io.h5", H5F_ACC_RDONLY, fapl);
   rc = nhgd_bcmat_h5_read(R, f, "A");
   H5Fclose(f);
   H5Pclose(fapl);
-  EXPECT(!rc, "h5 read failed: %s", nhgd_error_message());
+  MC_EXPECT(!rc, "h5 read failed: %s", nhgd_error_message());
   int bad = 0;
   for (int jl = 0; jl < R->nloc; ++jl)
     for (int il = 0; il < R->mloc; ++il)
       bad += R->a[il + (size_t)jl * R->lld] != (double)R->grow[il] + 1000.0 * (double)R->gcol[jl];
-  EXPECT(!bad, "n=%d written nb %d grid rows %d, read nb %d grid rows %d: %d wrong entries", n,
-         nb_w, nprow_w, nb_r, nprow_r, bad);
+  MC_EXPECT(!bad, "n=%d written nb %d grid rows %d, read nb %d grid rows %d: %d wrong entries", n,
+            nb_w, nprow_w, nb_r, nprow_r, bad);
   nhgd_bcmat_destroy(&W);
   nhgd_bcmat_destroy(&R);
   nhgd_grid_destroy(&gw);
@@ -216,9 +208,9 @@ static void check_not_spd(void) {
   nhgd_bcmat_add_diag(A, dg);
   nhgd_error_clear();
   int rc = nhgd_bcmat_cholesky(A);
-  EXPECT(rc == NHGD_ERR_NUMERIC, "indefinite matrix: expected a numeric error, got %d", rc);
-  EXPECT(strstr(nhgd_error_message(), "leading minor 6") != NULL, "message: %s",
-         nhgd_error_message());
+  MC_EXPECT(rc == NHGD_ERR_NUMERIC, "indefinite matrix: expected a numeric error, got %d", rc);
+  MC_EXPECT(strstr(nhgd_error_message(), "leading minor 6") != NULL, "message: %s",
+            nhgd_error_message());
   nhgd_error_clear();
   nhgd_bcmat_destroy(&A);
   nhgd_grid_destroy(&g);
@@ -246,9 +238,7 @@ int main(int argc, char **argv) {
     check_h5(64, 8, 1, 5, nprow);
     check_h5(3, 8, nprow, 1, 1);
   }
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0) printf("bcmat on %d ranks: %s\n", P, total ? "FAILED" : "all checks passed");
+  const int status = mc_finish("bcmat");
   MPI_Finalize();
-  return total ? 1 : 0;
+  return status;
 }

@@ -11,6 +11,7 @@
 #include <mpi.h>
 
 #include "nhgd/errors.h"
+#include "nhgd/options.h"
 #include "nhgd/problem.h"
 #include "pb_fixture.h"
 
@@ -630,11 +631,48 @@ static void test_blocks(void **state) {
 
 /* ---- registry ---- */
 
+/* Every field of nhgd_problem_params gets the default nhgd/problem.h documents, which is also
+ * the default of its run option (the problem block's option specs; --seed for init_seed), so
+ * the library and `nhgd run` start from the same problem. */
 static void test_params_default(void **state) {
   (void)state;
   nhgd_problem_params pp;
+  memset(&pp, 0xa5, sizeof pp); /* a field left unset keeps this pattern */
   nhgd_problem_params_default(&pp);
-  assert_true(pp.noise_sigma == 1.0 && pp.clean_reg == 1e-3 && pp.v_init == 0.0);
+  assert_true(pp.noise_sigma == 1.0);
+  assert_true(pp.clean_reg == 1e-3);
+  assert_true(pp.v_init == 0.0);
+  assert_memory_equal(pp.hidden, "256", 4);
+  assert_int_equal(pp.activation, NHGD_ACT_TANH);
+  assert_int_equal(pp.init_seed, 0);
+  assert_int_equal(pp.gauss_newton, 0);
+  assert_int_equal(pp.distill_per_class, 1);
+  assert_int_equal(pp.distill_mlp, 0);
+
+  nhgd_options *o = NULL;
+  assert_int_equal(nhgd_options_create_run(&o), 0);
+  double r = -1.0;
+  int64_t i = -1;
+  const char *str = NULL;
+  assert_int_equal(nhgd_options_get_real(o, "noise-sigma", &r), 0);
+  assert_true(r == pp.noise_sigma);
+  assert_int_equal(nhgd_options_get_real(o, "clean-reg", &r), 0);
+  assert_true(r == pp.clean_reg);
+  assert_int_equal(nhgd_options_get_real(o, "v-init", &r), 0);
+  assert_true(r == pp.v_init);
+  assert_int_equal(nhgd_options_get_string(o, "hidden", &str), 0);
+  assert_string_equal(str, pp.hidden);
+  assert_int_equal(nhgd_options_get_string(o, "activation", &str), 0);
+  assert_string_equal(str, pp.activation == NHGD_ACT_RELU ? "relu" : "tanh");
+  assert_int_equal(nhgd_options_get_int(o, "seed", &i), 0);
+  assert_int_equal(i, pp.init_seed);
+  assert_int_equal(nhgd_options_get_string(o, "mlp-hvp", &str), 0);
+  assert_string_equal(str, pp.gauss_newton ? "gauss-newton" : "exact");
+  assert_int_equal(nhgd_options_get_int(o, "distill-per-class", &i), 0);
+  assert_int_equal(i, pp.distill_per_class);
+  assert_int_equal(nhgd_options_get_string(o, "distill-model", &str), 0);
+  assert_string_equal(str, pp.distill_mlp ? "mlp" : "linear");
+  nhgd_options_destroy(&o);
   nhgd_problem_params_default(NULL);
 }
 

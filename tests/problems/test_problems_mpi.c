@@ -12,6 +12,8 @@
 #include "nhgd/problem.h"
 #include "pb_testdata.h"
 
+#include "common/mpi_check.h"
+
 #define SEED 77u
 #define M 5
 #define NCLASS 3
@@ -20,17 +22,6 @@
 #define NTEST 7
 #define FD_H 1e-6
 
-static int failures;
-
-/* Checks are local; failures are summed over ranks at the end, so no rank leaves a
- * collective early. */
-static void check(int ok, int rank, const char *what, double err) {
-  if (!ok) {
-    fprintf(stderr, "rank %d: FAILED %s (error %.3e)\n", rank, what, err);
-    failures++;
-  }
-}
-
 static double *vec(int64_t n) {
   double *x = calloc((size_t)(n > 0 ? n : 1), sizeof(double));
   if (!x) MPI_Abort(MPI_COMM_WORLD, 2);
@@ -38,10 +29,7 @@ static double *vec(int64_t n) {
 }
 
 static void must(int rc, const char *what) {
-  if (rc) {
-    fprintf(stderr, "%s failed: %s\n", what, nhgd_error_message());
-    MPI_Abort(MPI_COMM_WORLD, 3);
-  }
+  MC_REQUIRE(rc == 0, "%s failed: %s", what, nhgd_error_message());
 }
 
 /* <grad_theta g(v, theta), u> over the rows of all ranks (collective). */
@@ -74,7 +62,8 @@ int main(int argc, char **argv) {
   nhgd_problem *ps = NULL, *pf = NULL;
   must(nhgd_problem_create("hyperclean", &shard, NULL, &ps), "create (shard)");
   must(nhgd_problem_create("hyperclean", &full, NULL, &pf), "create (full)");
-  check(ps->p == NTRAIN && ps->v_per_sample == 1, rank, "p and v_per_sample", 0);
+  MC_EXPECT(ps->p == NTRAIN && ps->v_per_sample == 1, "p = %lld and v_per_sample = %d",
+            (long long)ps->p, ps->v_per_sample);
 
   const int64_t d = ps->d, lo = shard.train.lo;
   const int nl = shard.train.n_local;
@@ -93,7 +82,7 @@ int main(int argc, char **argv) {
   double *v0 = vec(nl), *t0 = vec(d);
   must(ps->ops.init(ps, t0, v0), "init");
   for (int i = 0; i < nl; i++)
-    check(v0[i] == 0.0, rank, "init v", v0[i]);
+    MC_EXPECT(v0[i] == 0.0, "init v (error %.3e)", v0[i]);
 
   /* Cross: this rank's entries equal the full problem's entries lo .. lo+nl-1. */
   double *out = vec(nl), *outf = vec(NTRAIN);
@@ -102,7 +91,7 @@ int main(int argc, char **argv) {
   double err = 0.0;
   for (int i = 0; i < nl; i++)
     err = fmax(err, fabs(out[i] - outf[lo + i]) / fmax(fabs(outf[lo + i]), 1e-12));
-  check(err <= 1e-12, rank, "sharded cross vs one process", err);
+  MC_EXPECT(err <= 1e-12, "sharded cross vs one process (error %.3e)", err);
 
   /* Cross against finite differences of the distributed phi, one global entry at a time:
    * only the owner perturbs its slice, every rank joins the allreduce. */
@@ -121,7 +110,8 @@ int main(int argc, char **argv) {
       scale = fmax(scale, fabs(out[gi - lo]));
     }
   }
-  check(fderr <= 1e-6 * scale, rank, "cross vs finite differences (distributed)", fderr / scale);
+  MC_EXPECT(fderr <= 1e-6 * scale, "cross vs finite differences (distributed) (error %.3e)",
+            fderr / scale);
 
   /* Inner gradient summed over ranks equals the one-process gradient. */
   double *g = vec(d + 1), *gf = vec(d), lossf;
@@ -129,8 +119,9 @@ int main(int argc, char **argv) {
   MPI_Allreduce(MPI_IN_PLACE, g, (int)d + 1, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
   must(pf->ops.inner_grad(pf, theta, vfull, NTRAIN, all, gf, &lossf), "inner_grad (full)");
   err = td_relerr(g, gf, d, 1e-12);
-  check(err <= 1e-12, rank, "allreduced inner_grad", err);
-  check(fabs(g[d] - lossf) <= 1e-12 * lossf, rank, "allreduced inner loss", fabs(g[d] - lossf));
+  MC_EXPECT(err <= 1e-12, "allreduced inner_grad (error %.3e)", err);
+  MC_EXPECT(fabs(g[d] - lossf) <= 1e-12 * lossf, "allreduced inner loss (error %.3e)",
+            fabs(g[d] - lossf));
 
   /* Evaluation on val and test summed over ranks equals the one-process evaluation. */
   const nhgd_split *ss[2] = {&shard.val, &shard.test}, *sf[2] = {&full.val, &full.test};
@@ -142,18 +133,16 @@ int main(int argc, char **argv) {
     MPI_Allreduce(MPI_IN_PLACE, &c, 1, MPI_INT64_T, MPI_SUM, MPI_COMM_WORLD);
     must(pf->ops.eval(pf, sf[k], theta, vfull, &lf, gef, &cf), "eval (full)");
     err = td_relerr(ge, gef, d, 1e-12);
-    check(err <= 1e-12, rank, "allreduced eval gradient", err);
-    check(fabs(ge[d] - lf) <= 1e-12 * lf, rank, "allreduced eval loss", fabs(ge[d] - lf));
-    check(c == cf, rank, "allreduced correct count", (double)(c - cf));
+    MC_EXPECT(err <= 1e-12, "allreduced eval gradient (error %.3e)", err);
+    MC_EXPECT(fabs(ge[d] - lf) <= 1e-12 * lf, "allreduced eval loss (error %.3e)",
+              fabs(ge[d] - lf));
+    MC_EXPECT(c == cf, "allreduced correct count %lld, one process %lld", (long long)c,
+              (long long)cf);
     free(ge);
     free(gef);
   }
 
-  int total = 0;
-  MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0)
-    printf("hyperclean sharded over %d rank(s): %s\n", size,
-           total ? "FAILED" : "all checks passed");
+  const int status = mc_finish("hyperclean sharded");
   nhgd_problem_destroy(&ps);
   nhgd_problem_destroy(&pf);
   td_free(&shard);
@@ -170,5 +159,5 @@ int main(int argc, char **argv) {
   free(g);
   free(gf);
   MPI_Finalize();
-  return total ? 1 : 0;
+  return status;
 }

@@ -76,6 +76,40 @@ _descendants() {
   for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do _descendants "$p"; done
 }
 
+# check_chaos_log LOG OUTPUT: the log of chaos_loop's starts (run at --log-level 2 or more) shows
+# that they ran: a start's banner, the last start's completion ("final validation loss ...;
+# output written to OUTPUT" after the last banner), at least one start resumed from a
+# checkpoint, and no error. A log that is empty or cut short fails: an absent error proves
+# nothing.
+check_chaos_log() {
+  local log=$1 out=$2 last_start done_at starts resumed
+  [ -s "$log" ] || { echo "FAIL: $log is empty or missing: nothing shows that the run ran"; return 1; }
+  starts=$(grep -c "INFO  nhgd .* run on [0-9]* ranks" "$log")
+  last_start=$(grep -n "INFO  nhgd .* run on [0-9]* ranks" "$log" | tail -1 | cut -d: -f1)
+  done_at=$(grep -n "INFO  final validation loss .*; output written to $out\$" "$log" | tail -1 |
+    cut -d: -f1)
+  resumed=$(grep -c "INFO  restarted from " "$log")
+  if [ "$starts" -eq 0 ]; then
+    echo "FAIL: $log shows no start of the run ($(wc -l <"$log") lines)"
+    return 1
+  fi
+  if [ -z "$done_at" ] || [ "$done_at" -lt "$last_start" ]; then
+    echo "FAIL: the last start in $log did not log its completion (output written to $out)"
+    tail -3 "$log" | sed 's/^/    /'
+    return 1
+  fi
+  if [ "$resumed" -eq 0 ]; then
+    echo "FAIL: no start in $log resumed from a checkpoint (none written before a kill, or none read)"
+    return 1
+  fi
+  if grep -Eq "error|ERROR" "$log"; then
+    echo "FAIL: errors in the restarted runs:"
+    grep -E "error|ERROR" "$log" | head
+    return 1
+  fi
+  echo "ok   $starts starts logged, $resumed resumed from a checkpoint, the last one completed"
+}
+
 # chaos_loop KILLS PICK CMD...: start CMD in the background again and again (output appended to
 # run.log, checkpoints expected in ck); while fewer than KILLS kills have landed, kill it
 # (kill_tree) $at seconds after its start, $at set by calling the function PICK (in this shell,

@@ -10,6 +10,8 @@
 #include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
+#include "common/mpi_check.h"
+
 static int P, rank_;
 
 /* u of one hypergrad run; returns 0 on success. */
@@ -28,7 +30,6 @@ int main(int argc, char **argv) {
   char ridge_path[64], cls_path[64];
   snprintf(ridge_path, sizeof ridge_path, "efim_ridge_np%d.h5", P);
   snprintf(cls_path, sizeof cls_path, "efim_cls_np%d.h5", P);
-  int failures = 0, cases = 0;
   const synth_data_sizes sizes = {
       .n_train = 157, .n_val = 41, .n_test = 20, .classes = 4, .noise = 1, .seed = 11};
   if (synth_data_write("ridge", ridge_path, 23, &sizes) ||
@@ -72,39 +73,27 @@ int main(int argc, char **argv) {
             int64_t d = 0;
             snprintf(o.efim_route, sizeof o.efim_route, "dense");
             if (run_u(data, problems[ip], &o, ref, &d)) {
-              if (rank_ == 0) fprintf(stderr, "dense failed: %s\n", nhgd_error_message());
-              ++failures;
+              mc_check(0, "%s dense route failed: %s", problems[ip], nhgd_error_message());
               continue;
             }
             for (int r = 0; r < 3; ++r) {
               snprintf(o.efim_route, sizeof o.efim_route, "%s", routes[r]);
               o.overlap = (r + nb) % 2; /* both with and without overlap */
-              ++cases;
               if (run_u(data, problems[ip], &o, u, &d)) {
-                if (rank_ == 0) fprintf(stderr, "%s failed: %s\n", routes[r], nhgd_error_message());
-                ++failures;
+                mc_check(0, "%s route %s failed: %s", problems[ip], routes[r],
+                         nhgd_error_message());
                 continue;
               }
-              double num = 0, den = 0;
-              for (int64_t j = 0; j < d; ++j) {
-                num += (u[j] - ref[j]) * (u[j] - ref[j]);
-                den += ref[j] * ref[j];
-              }
-              double err = sqrt(num / den);
-              if (!(err < 1e-10)) {
-                ++failures;
-                if (rank_ == 0)
-                  fprintf(stderr,
-                          "FAIL %s route %s kron %d %s grid %dx%d nb %d: relative error %.3e\n",
-                          problems[ip], routes[r], kron, ema ? "ema" : "mean", nprow, P / nprow, nb,
-                          err);
-              }
+              const double err = mc_rel(u, ref, d);
+              MC_EXPECT(err < 1e-10, "%s route %s kron %d %s grid %dx%d nb %d: relative error %.3e",
+                        problems[ip], routes[r], kron, ema ? "ema" : "mean", nprow, P / nprow, nb,
+                        err);
             }
           }
         }
   nhgd_data_destroy(&ridge);
   nhgd_data_destroy(&cls);
-  if (rank_ == 0) printf("efim routes on %d ranks: %d cases, %d failures\n", P, cases, failures);
+  const int status = mc_finish("efim routes");
   MPI_Finalize();
-  return failures ? 1 : 0;
+  return status;
 }

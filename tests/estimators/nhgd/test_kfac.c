@@ -17,7 +17,12 @@
 #include "estimators/nhgd/kfac.h"
 #include "nhgd/nhgd.h"
 
-#include "common/checks.h"
+#include "common/mpi_check.h"
+
+void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
+            const int *ldb, int *info, size_t len);
+
+static int P, rank_;
 
 enum { M = 13, C = 4, N = 37, D = M * C };
 
@@ -173,15 +178,15 @@ static void refresh_cases(const samples *s, int model, int distributed, const nh
   const char *step[3] = {"the loop that sums", "a later loop, same damping",
                          "a later loop, another damping"};
   for (int i = 0; i < 3; ++i) {
-    report(!rc && rel(got[i], want[i], D) < 1e-10, "refresh 3: relative error %.2e < 1e-10",
-           rc ? INFINITY : rel(got[i], want[i], D));
+    mc_check(!rc && mc_rel(got[i], want[i], D) < 1e-10, "refresh 3: relative error %.2e < 1e-10",
+             rc ? INFINITY : mc_rel(got[i], want[i], D));
     if (rank_ == 0) printf("     (%s; %s, G %s)\n", step[i], what, model ? "model" : "empirical");
   }
   /* Able to fail: the later loops' answers differ from the first one's. */
-  const double d1 = rel(want[1], want[0], D), d2 = rel(want[2], want[0], D);
-  report(d1 > 1e-2 && d2 > 1e-2,
-         "the later loops' right-hand side and damping change u (smaller change %.2e > 1e-2)",
-         d1 < d2 ? d1 : d2);
+  const double d1 = mc_rel(want[1], want[0], D), d2 = mc_rel(want[2], want[0], D);
+  mc_check(d1 > 1e-2 && d2 > 1e-2,
+           "the later loops' right-hand side and damping change u (smaller change %.2e > 1e-2)",
+           d1 < d2 ? d1 : d2);
   nhgd_kfac_free(&k);
 }
 
@@ -193,12 +198,12 @@ static void kernel_cases(void) {
     dense_reference(&s, model, 1, want);
     dense_reference(&s, model, 2, wrong);
     /* The comparison must be able to fail: a wrong eigen-scaling is far off. */
-    report(rel(wrong, want, D) > 1e-3,
-           "a wrong eigen-scaling (G^2 for G) is rejected: relative difference %.2e > 1e-3",
-           rel(wrong, want, D));
+    mc_check(mc_rel(wrong, want, D) > 1e-3,
+             "a wrong eigen-scaling (G^2 for G) is rejected: relative difference %.2e > 1e-3",
+             mc_rel(wrong, want, D));
     int rc = kfac_u(&s, model, 0, NULL, 0, got);
-    report(!rc && rel(got, want, D) < 1e-10, "replicated A: relative error %.2e < 1e-10",
-           rc ? INFINITY : rel(got, want, D));
+    mc_check(!rc && mc_rel(got, want, D) < 1e-10, "replicated A: relative error %.2e < 1e-10",
+             rc ? INFINITY : mc_rel(got, want, D));
     if (rank_ == 0) printf("     (G %s, %d ranks)\n", model ? "model" : "empirical", P);
     refresh_cases(&s, model, 0, NULL, 0, "replicated A");
     for (int nprow = 1; nprow <= P; ++nprow) {
@@ -208,8 +213,8 @@ static void kernel_cases(void) {
       const int blocks[] = {4, 13, 64};
       for (int b = 0; b < 3; ++b) {
         rc = kfac_u(&s, model, 1, grid, blocks[b], got);
-        report(!rc && rel(got, want, D) < 1e-10, "block-cyclic A: relative error %.2e < 1e-10",
-               rc ? INFINITY : rel(got, want, D));
+        mc_check(!rc && mc_rel(got, want, D) < 1e-10, "block-cyclic A: relative error %.2e < 1e-10",
+                 rc ? INFINITY : mc_rel(got, want, D));
         if (rank_ == 0)
           printf("     (G %s, grid %d x %d, block %d: m = %d is %sa multiple)\n",
                  model ? "model" : "empirical", nprow, P / nprow, blocks[b], M,
@@ -253,10 +258,10 @@ static void solver_cases(const nhgd_data *cls) {
     int64_t d = 0;
     int rc = solver_u(cls, problems[ip % 2], &o, "dense", "empirical", ref, &d);
     if (!rc) rc = solver_u(cls, problems[ip % 2], &o, "kfac", "empirical", u, &d);
-    report(!rc && rel(u, ref, (int)d) < 1e-10,
-           "one sample, one step: kfac (empirical G) equals the dense EFIM route, relative "
-           "difference %.2e < 1e-10",
-           rc ? INFINITY : rel(u, ref, (int)d));
+    mc_check(!rc && mc_rel(u, ref, (int)d) < 1e-10,
+             "one sample, one step: kfac (empirical G) equals the dense EFIM route, relative "
+             "difference %.2e < 1e-10",
+             rc ? INFINITY : mc_rel(u, ref, (int)d));
     if (rank_ == 0)
       printf("     (%s, %s step weights, %d ranks)\n", problems[ip % 2], ema ? "EMA" : "mean", P);
   }
@@ -270,7 +275,7 @@ int main(int argc, char **argv) {
   nhgd_data *cls = synth_data_small_cls("kfac_cls", 5);
   solver_cases(cls);
   nhgd_data_destroy(&cls);
-  if (rank_ == 0) printf("%d of %d kfac checks passed\n", cases - failures, cases);
+  const int status = mc_finish("kfac checks");
   MPI_Finalize();
-  return failures ? 1 : 0;
+  return status;
 }

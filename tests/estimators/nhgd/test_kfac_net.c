@@ -2,7 +2,7 @@
  * + D_l) u = g built here from the same samples (layers with one damping value and with one
  * per input row, layers owned by different ranks, samples added in two batches on every
  * rank), a wrong scaling the comparison must reject, a damping that fits neither form, and,
- * on a small network, the K-FAC hypergradient direction reported beside the full-EFIM and
+ * on a small network, the K-FAC hypergradient direction checked against the full-EFIM and
  * exact ones. Rank invariance and checkpoints of the route: rank_invariance.sh, restart.sh. */
 #include <math.h>
 #include <mpi.h>
@@ -18,7 +18,12 @@
 #include "io/section.h"
 #include "nhgd/nhgd.h"
 
-#include "common/checks.h"
+#include "common/mpi_check.h"
+
+void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
+            const int *ldb, int *info, size_t len);
+
+static int P, rank_;
 
 static double cosine(const double *a, const double *b, int n) {
   double ab = 0.0, aa = 0.0, bb = 0.0;
@@ -127,13 +132,6 @@ static void add_samples(nhgd_kfac_net *k, const samples *s) {
   nhgd_kfac_net_add(k, nb - half, pa, pg, w + half);
 }
 
-/* report() with the case's name in front. */
-static void report_on(int ok, const char *what, const char *fmt, double x) {
-  char f[320];
-  snprintf(f, sizeof f, "%s: %s", what, fmt);
-  report(ok, f, x);
-}
-
 /* --kfac-refresh: after one reduction the factors serve later solves, each with its own g and
  * damping, against the dense solve with the same factors and that damping; a change of the
  * damping's form (one value <-> one per input row) needs another record, which the owner
@@ -143,8 +141,13 @@ static void reuse_cases(const samples *s0, const int *dist, nhgd_grid *grid, con
   nhgd_kfac_net k;
   double want[DMAX], got[DMAX];
   int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 3, dist, grid, 2);
-  if (!rc) rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 0) == NHGD_OK;
-  report(rc == 0, "a reuse with nothing kept is refused (%g)", 1.0);
+  MC_REQUIRE(rc == NHGD_OK, "kfac_net init: %s", nhgd_error_message());
+  /* Refused: a failing status with the reason, on every rank. */
+  rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 0);
+  const int refused = rc != NHGD_OK && strstr(nhgd_error_message(), "no factors to reuse");
+  mc_check(mc_all(refused),
+           "%s: a reuse with nothing kept is refused on every rank (status %d: %s)", what, rc,
+           rc ? nhgd_error_message() : "none");
   nhgd_error_clear();
   nhgd_kfac_net_reset(&k);
   add_samples(&k, &s);
@@ -164,13 +167,13 @@ static void reuse_cases(const samples *s0, const int *dist, nhgd_grid *grid, con
         }
     dense_reference(&s, 1, want);
     rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 0);
-    const double e = rc ? INFINITY : rel(got, want, s.d);
+    const double e = rc ? INFINITY : mc_rel(got, want, s.d);
     worst = e > worst ? e : worst;
   }
-  report_on(!rc && worst < 1e-10, what,
-            "factors reused over 4 solves with new g and damping (and its form changing) vs dense: "
-            "worst relative error %.2e < 1e-10",
-            worst);
+  mc_check(!rc && worst < 1e-10,
+           "%s: factors reused over 4 solves with new g and damping (and its form changing) vs "
+           "dense: worst relative error %.2e < 1e-10",
+           what, worst);
   nhgd_kfac_net_free(&k);
 }
 
@@ -180,9 +183,9 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   double want[DMAX], wrong[DMAX], got[DMAX];
   dense_reference(&s, 1, want);
   dense_reference(&s, 2, wrong);
-  report(rel(wrong, want, s.d) > 1e-3,
-         "a wrong scaling (tau^2 for tau) is rejected: relative difference %.2e > 1e-3",
-         rel(wrong, want, s.d));
+  mc_check(mc_rel(wrong, want, s.d) > 1e-3,
+           "a wrong scaling (tau^2 for tau) is rejected: relative difference %.2e > 1e-3",
+           mc_rel(wrong, want, s.d));
   nhgd_kfac_net k;
   int rc = nhgd_kfac_net_init(&k, MPI_COMM_WORLD, L, IN, OUT, N, 1, dist, grid, 2);
   if (!rc) {
@@ -190,10 +193,10 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
     add_samples(&k, &s);
     rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 1);
   }
-  report_on(!rc && rel(got, want, s.d) < 1e-10, what,
-            "layer-wise solve (one damping value, and one per input row) vs dense: relative error "
-            "%.2e < 1e-10",
-            rc ? INFINITY : rel(got, want, s.d));
+  mc_check(!rc && mc_rel(got, want, s.d) < 1e-10,
+           "%s: layer-wise solve (one damping value, and one per input row) vs dense: relative "
+           "error %.2e < 1e-10",
+           what, rc ? INFINITY : mc_rel(got, want, s.d));
   if (rank_ == 0)
     printf("     (%d ranks; layer owners %d %d %d)\n", P, k.owner[0], k.owner[1], k.owner[2]);
   /* Overlapped: the reduction started after the last batch. */
@@ -201,9 +204,9 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   add_samples(&k, &s);
   rc = nhgd_kfac_net_start_reduce(&k);
   if (!rc) rc = nhgd_kfac_net_solve(&k, s.D, s.grad, got, 1);
-  report_on(!rc && rel(got, want, s.d) < 1e-10, what,
-            "with the reduction started early: relative error %.2e < 1e-10",
-            rc ? INFINITY : rel(got, want, s.d));
+  mc_check(!rc && mc_rel(got, want, s.d) < 1e-10,
+           "%s: with the reduction started early: relative error %.2e < 1e-10", what,
+           rc ? INFINITY : mc_rel(got, want, s.d));
   if (dist[0]) { /* a block-cyclic layer needs one damping value on it */
     double Drow[DMAX];
     memcpy(Drow, s.D, sizeof Drow);
@@ -211,14 +214,10 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
     nhgd_kfac_net_reset(&k);
     add_samples(&k, &s);
     rc = nhgd_kfac_net_solve(&k, Drow, s.grad, got, 1);
-    {
-      char f_[320];
-      snprintf(f_, sizeof f_,
-               "%s: a damping per input row on a block-cyclic layer is refused on every rank, "
-               "naming the layer (%%g)",
-               what);
-      report(rc != NHGD_OK && strstr(nhgd_error_message(), "layer 0 has A block-cyclic"), f_, 0.0);
-    }
+    mc_check(rc != NHGD_OK && strstr(nhgd_error_message(), "layer 0 has A block-cyclic"),
+             "%s: a damping per input row on a block-cyclic layer is refused on every rank, "
+             "naming the layer",
+             what);
     nhgd_error_clear();
   }
   /* A damping that differs between the output units of a layer is refused, naming it. */
@@ -227,20 +226,30 @@ static void kernel_cases(const int *dist, nhgd_grid *grid, const char *what) {
   Dbad[s.off[2] + IN[2]] += 1.0;
   char buf[256];
   const char *why = nhgd_kfac_net_damping_refusal(L, IN, OUT, Dbad, buf, sizeof buf);
-  report(why && strstr(why, "layer 2") != NULL,
-         "a damping that differs between output units is refused, naming layer 2 (%g)", 2.0);
+  mc_check(why && strstr(why, "layer 2") != NULL,
+           "a damping that differs between output units is refused, naming layer 2");
   /* Every rank's owner table is the same. */
   int mine[L], maxo[L];
   memcpy(mine, k.owner, sizeof mine);
   MPI_Allreduce(mine, maxo, L, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-  report(!memcmp(mine, maxo, sizeof mine), "the layers' owners agree on every rank (%g)", 1.0);
+  mc_check(!memcmp(mine, maxo, sizeof mine), "the layers' owners agree on every rank");
   nhgd_kfac_net_free(&k);
   reuse_cases(&s, dist, grid, what);
 }
 
-/* A whole small network: kfac's hypergradient direction beside the full-EFIM (dense route)
- * and exact ones. The K-FAC approximation is reported, not asserted; what is asserted is that
- * each run succeeds. */
+/* A whole small network (4 inputs, 5 hidden units, 3 classes): kfac's hypergradient
+ * direction beside the full-EFIM (dense route) and exact ones. Each run must succeed with the
+ * network's d. K-FAC approximates the EFIM, which approximates the Hessian: the u must agree
+ * closely, kfac's and dense's not exactly. Measured at 1, 2 and 4 ranks alike (the runs are
+ * rank-invariant), cosines and relative differences ||a - b|| / ||b||:
+ *   kfac vs dense   cos 0.99603  rel 0.0890
+ *   kfac vs exact   cos 0.99808  rel 0.0699
+ *   dense vs exact  cos 0.99285  rel 0.1215
+ * Each bound allows twice the measured distance (1 - cos, rel). The cosines alone are weak
+ * here: the damping and the regulariser dominate the curvature, so even a kfac whose Fisher
+ * weights are 1e-4 times too small keeps cos(kfac, exact) = 0.9965, while its relative
+ * difference grows to 0.45; hence both. And cos(kfac, dense) < 0.9999, or kfac would be the
+ * dense solve under another name. */
 static void solver_cases(const nhgd_data *cls) {
   test_opts o;
   test_opts_default(&o);
@@ -253,38 +262,43 @@ static void solver_cases(const nhgd_data *cls) {
   o.efim_damping = 1e-2;
   o.log_level = 0;
   o.seed = 3;
-  static double uk[4096], ud[4096], ue[4096];
-  int64_t d = 0;
-  const char *routes[] = {"kfac", "dense"};
-  double *us[] = {uk, ud};
-  int rc = 0;
-  for (int r = 0; r < 2 && !rc; ++r) {
-    nhgd_options *oh = test_opts_handle(&o);
-    rc = nhgd_options_set_string(oh, "efim-route", routes[r]);
+  enum { HIDDEN = 5 };
+  /* W1 (HIDDEN x (m + 1)) and W2 (C x (HIDDEN + 1)), biases included. */
+  const int64_t d_want = (int64_t)HIDDEN * (cls->m + 1) + (int64_t)cls->n_classes * (HIDDEN + 1);
+  static double u[3][4096];
+  int64_t d[3] = {0, 0, 0};
+  const char *names[3] = {"nhgd --efim-route kfac", "nhgd --efim-route dense", "exact"};
+  for (int r = 0; r < 3; ++r) {
+    test_opts e = o;
+    if (r == 2) snprintf(e.estimator, sizeof e.estimator, "exact");
+    nhgd_options *oh = test_opts_handle(&e);
+    int rc = r < 2 ? nhgd_options_set_string(oh, "efim-route", r == 0 ? "kfac" : "dense") : 0;
     if (!rc) rc = nhgd_options_set_string(oh, "hidden", "5");
     if (!rc) rc = nhgd_options_set_real(oh, "clean-reg", 0.2);
-    if (!rc) rc = test_hypergrad_opts(cls, oh, us[r], &d);
+    if (!rc) rc = test_hypergrad_opts(cls, oh, u[r], &d[r]);
     nhgd_options_destroy(&oh);
+    mc_check(!rc && d[r] == d_want, "%s on a %d-%d-%d network: %s, d = %lld (want %lld)", names[r],
+             cls->m, HIDDEN, cls->n_classes, rc ? nhgd_error_message() : "runs", (long long)d[r],
+             (long long)d_want);
+    if (rc || d[r] != d_want) return;
   }
-  if (!rc) {
-    test_opts e = o;
-    snprintf(e.estimator, sizeof e.estimator, "exact");
-    nhgd_options *oh = test_opts_handle(&e);
-    rc = nhgd_options_set_string(oh, "hidden", "5");
-    if (!rc) rc = nhgd_options_set_real(oh, "clean-reg", 0.2);
-    if (!rc) rc = test_hypergrad_opts(cls, oh, ue, &d);
-    nhgd_options_destroy(&oh);
+  const int n = (int)d_want;
+  static const struct {
+    int a, b;
+    const char *what;
+    double cos_min, rel_max;
+  } pairs[] = {{0, 1, "u_kfac vs u_dense EFIM", 0.992, 0.18},
+               {0, 2, "u_kfac vs u_exact", 0.996, 0.14},
+               {1, 2, "u_dense EFIM vs u_exact", 0.985, 0.25}};
+  for (int k = 0; k < 3; ++k) {
+    const double c = cosine(u[pairs[k].a], u[pairs[k].b], n);
+    const double r = mc_rel(u[pairs[k].a], u[pairs[k].b], n);
+    mc_check(c >= pairs[k].cos_min && r <= pairs[k].rel_max,
+             "%s: cos %.5f >= %g, relative difference %.4f <= %g", pairs[k].what, c,
+             pairs[k].cos_min, r, pairs[k].rel_max);
   }
-  report(!rc && d > 0 && d < 4096, "kfac, dense and exact runs of a 3-5-3 network succeed (d %g)",
-         (double)d);
-  if (rc) {
-    if (rank_ == 0) fprintf(stderr, "solver: %s\n", nhgd_error_message());
-    return;
-  }
-  if (rank_ == 0)
-    printf("     reported: cos(u_kfac, u_dense EFIM) = %.4f, cos(u_kfac, u_exact) = %.4f, "
-           "cos(u_dense EFIM, u_exact) = %.4f\n",
-           cosine(uk, ud, (int)d), cosine(uk, ue, (int)d), cosine(ud, ue, (int)d));
+  const double kd = cosine(u[0], u[1], n);
+  mc_check(kd < 0.9999, "u_kfac is not u_dense: cos %.5f < 0.9999", kd);
 }
 
 int main(int argc, char **argv) {
@@ -300,7 +314,7 @@ int main(int argc, char **argv) {
   nhgd_data *cls = synth_data_small_cls("kfac_net_cls", 4);
   solver_cases(cls);
   nhgd_data_destroy(&cls);
-  if (rank_ == 0) printf("%d of %d kfac layer checks passed\n", cases - failures, cases);
+  const int status = mc_finish("kfac layer checks");
   MPI_Finalize();
-  return failures ? 1 : 0;
+  return status;
 }

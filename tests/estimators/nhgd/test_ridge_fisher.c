@@ -31,6 +31,8 @@
 #include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
+#include "common/mpi_check.h"
+
 #define M_FEAT 8
 
 static double norm(const double *x, int n) {
@@ -42,7 +44,7 @@ static double norm(const double *x, int n) {
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
-  int rank, P, table = argc > 1 && !strcmp(argv[1], "--table"), fail = 0;
+  int rank, P, table = argc > 1 && !strcmp(argv[1], "--table");
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
   const int m = M_FEAT;
@@ -134,10 +136,8 @@ int main(int argc, char **argv) {
     double dth = 0;
     for (int j = 0; j < m; ++j)
       dth = fmax(dth, fabs(theta[j] - theta_T[j]));
-    if (!(dth < 1e-10 * (1 + norm(theta, m)))) {
-      printf("FAIL: replayed theta_T differs from the engine's by %g\n", dth);
-      fail = 1;
-    }
+    MC_EXPECT(dth < 1e-10 * (1 + norm(theta, m)),
+              "replayed theta_T differs from the engine's by %g", dth);
     /* g, H, w = H^{-1} g, and u from the replayed F_N. */
     double g[M_FEAT] = {0}, Hn[M_FEAT * M_FEAT], w[M_FEAT], Mm[M_FEAT * M_FEAT], u[M_FEAT];
     ridge_val_grad(&full, theta_T, g);
@@ -155,10 +155,8 @@ int main(int argc, char **argv) {
     for (int j = 0; j < m; ++j)
       du = fmax(du, fabs(u[j] - u_nhgd[j]));
     double ucheck = du / norm(u, m);
-    if (!(ucheck < 1e-10)) {
-      printf("FAIL: engine u differs from M^{-1} g of the replayed samples by %.3e\n", ucheck);
-      fail = 1;
-    }
+    MC_EXPECT(ucheck < 1e-10, "engine u differs from M^{-1} g of the replayed samples by %.3e",
+              ucheck);
     /* Fbar (dense), then z = Mbar^{-1} g and the sampling variance V of (F_N - Fbar) z. */
     double Fbar[M_FEAT * M_FEAT] = {0}, Mbar[M_FEAT * M_FEAT], z[M_FEAT], V = 0;
     for (int t = 0; t < T; ++t) {
@@ -234,15 +232,13 @@ int main(int argc, char **argv) {
     double samp = 3.0 * Enorm * sqrt(V / N) / lmin / hn;
     printf("| %.0f | %.3e | %.3e | %.3e | %.3e | %.3e | %.1e |\n", N, gap, bias, samp, bias + samp,
            norm(bstar, m) / hn, ucheck);
-    if (!(gap <= bias + samp)) {
-      printf("FAIL: at N = %.0f the gap %.3e exceeds the bound %.3e\n", N, gap, bias + samp);
-      fail = 1;
-    }
+    MC_EXPECT(gap <= bias + samp, "at N = %.0f the gap %.3e exceeds the bound %.3e", N, gap,
+              bias + samp);
     free(traj);
   }
   if (rank == 0) ridge_full_free(&full);
-  MPI_Bcast(&fail, 1, MPI_INT, 0, MPI_COMM_WORLD);
   nhgd_data_destroy(&data);
+  const int status = mc_finish("ridge fisher");
   MPI_Finalize();
-  return fail;
+  return status;
 }
