@@ -587,8 +587,8 @@ int nhgd_mlp_parse_hidden(const char *text, int *widths, int max, int *count) {
   return NHGD_OK;
 }
 
-/* The callbacks of mlp-hyperclean and mlp-hpo, and of the network as distill's inner model
- * (its cross term is in the images, not in row weights). */
+/* The callbacks of mlp-hyperclean and mlp-hpo; as distill's inner model the network's cross
+ * term is in the images, not in row weights (mlp_distill_cross). */
 static const nhgd_problem_ops mlp_ops = {
     .init = mlp_init,
     .inner_grad = mlp_inner_grad,
@@ -597,17 +597,6 @@ static const nhgd_problem_ops mlp_ops = {
     .reg = mlp_reg,
     .eval = mlp_eval,
     .cross = mlp_cross,
-    .destroy = mlp_destroy,
-    .layer_factors = mlp_layer_factors,
-};
-static const nhgd_problem_ops mlp_distill_ops = {
-    .init = mlp_init,
-    .inner_grad = mlp_inner_grad,
-    .sample_grads = mlp_sample_grads,
-    .hvp = mlp_hvp,
-    .reg = mlp_reg,
-    .eval = mlp_eval,
-    .cross = mlp_distill_cross,
     .destroy = mlp_destroy,
     .layer_factors = mlp_layer_factors,
 };
@@ -621,7 +610,8 @@ static int setup(nhgd_problem *pb, int form) {
   mlp_net *n;
   NHGD_CHECK(nhgd_calloc(&n, 1, sizeof *n, "mlp"));
   ctx->net = n;
-  pb->ops = form == 2 ? mlp_distill_ops : mlp_ops; /* destroy frees the network from here on */
+  pb->ops = mlp_ops; /* destroy frees the network from here on */
+  if (form == 2) pb->ops.cross = mlp_distill_cross;
   n->L = nh + 1;
   n->act = ctx->activation;
   n->gn = ctx->gauss_newton;
