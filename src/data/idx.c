@@ -45,6 +45,7 @@ int nhgd_idx_read(const char *path, int ndim, nhgd_idx *out) {
   int rc = NHGD_OK, zerr = 0;
   memset(out, 0, sizeof *out);
   if (ndim < 1 || ndim > 3) NHGD_FAIL(NHGD_ERR_INTERNAL, "IDX files with %d dimensions", ndim);
+  NHGD_CHECK(nhgd_check_regular(path));
   errno = 0;
   gzFile g = gzopen(path, "rb");
   if (!g)

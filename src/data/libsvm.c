@@ -170,6 +170,7 @@ static int parse_line(svm_file *f, int64_t lineno, char *p, int64_t features, in
 static int parse_file(const char *path, int64_t features, int regression, svm_file *f) {
   memset(f, 0, sizeof *f);
   f->path = path;
+  NHGD_CHECK(nhgd_check_regular(path));
   FILE *in = fopen(path, "r");
   if (!in) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   char *buf = NULL;

@@ -132,6 +132,8 @@ static void sync_path(const char *path) {
 int nhgd_checkpoint_verify(const char *path) {
   char crcpath[4200];
   snprintf(crcpath, sizeof crcpath, "%s.crc32", path);
+  NHGD_CHECK(nhgd_check_regular(path));
+  NHGD_CHECK(nhgd_check_regular(crcpath));
   FILE *f = fopen(crcpath, "r");
   if (!f) NHGD_FAIL(NHGD_ERR_DATA, "%s: no checksum file %s", path, crcpath);
   unsigned long want = 0;

@@ -4,16 +4,18 @@
 # usage: bad_input.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=bad_input_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 export OPENBLAS_NUM_THREADS=1
 failures=0
 
-# expect CODE PHRASE -- nhgd arguments...
+# expect CODE PHRASE -- nhgd arguments... (a hang: more than $limit seconds, default 120)
 expect() {
   local code=$1 phrase=$2
   shift 3
-  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >out.txt 2>err.txt
+  timeout "${limit:-120}" $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" \
+    >out.txt 2>err.txt
   local got=$?
   local count
   count=$(grep -c -F -- "$phrase" err.txt)
@@ -57,6 +59,22 @@ expect 1 "has 40 entries, this problem needs 5" -- run --data cls.h5 --problem l
   --output o.h5 --v-from hc.h5
 expect 1 "no dataset /v" -- run --data cls.h5 --problem logreg $small --output o.h5 \
   --v-from reg.h5
+# Issue 22 (9): an input that is a named pipe (or any file that is not a regular one) is
+# refused at open; reading one used to wait for a writer forever.
+mkfifo pipe.h5 pipe.txt
+limit=30
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- run --data pipe.h5 $small
+expect 2 "options file pipe.txt: is a named pipe (FIFO)" -- run --config pipe.txt
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- run --data cls.h5 \
+  --problem logreg $small --output o.h5 --v-from pipe.h5
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- run --data cls.h5 \
+  --problem logreg $small --output o.h5 --checkpoint-dir ckfifo --restart pipe.h5
+expect 1 "pipe.txt: is a named pipe (FIFO), not a regular file" -- data import-libsvm \
+  --input pipe.txt --output imp.h5
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- data import-idx \
+  --images pipe.h5 --labels pipe.h5 --output imp.h5
+expect 1 "pipe.h5: not a regular file" -- info pipe.h5
+unset limit
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
 expect 2 "option --halt-after needs --checkpoint-dir" -- run --data cls.h5 --halt-after 3
 expect 2 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \
