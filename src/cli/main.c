@@ -187,8 +187,11 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_log(NHGD_LOG_INFO, "nhgd %s (%s) %s on %d ranks", NHGD_VERSION_STRING, NHGD_GIT_REVISION,
            cmd, P);
   nhgd_options_foreach(o, log_option, NULL);
-  /* A bad --output is found now, not after the whole run. */
+  /* A bad --output and a bad --checkpoint-dir (a file, a folder that cannot be written,
+   * another run's) are found now, not after the data is read or at the first checkpoint. The
+   * folder stays this process's until the end. */
   rc = nhgd_output_check(MPI_COMM_WORLD, co->output);
+  if (!rc && ckpt_dir[0]) rc = nhgd_checkpoint_folder_lock(MPI_COMM_WORLD, ckpt_dir);
   if (rc) {
     nhgd_cli_report_error(rc);
     nhgd_options_destroy(&o);
@@ -244,6 +247,7 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_solver_destroy(&s);
   nhgd_problem_destroy(&pb);
   nhgd_data_destroy(&data);
+  if (ckpt_dir[0]) nhgd_checkpoint_folder_unlock(MPI_COMM_WORLD, ckpt_dir);
   nhgd_options_destroy(&o);
   if (rc) return NHGD_EXIT_ERROR;
   return stopped ? NHGD_EXIT_CHECKPOINTED : NHGD_EXIT_OK;

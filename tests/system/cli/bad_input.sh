@@ -75,6 +75,15 @@ expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- data import-id
   --images pipe.h5 --labels pipe.h5 --output imp.h5
 expect 1 "pipe.h5: not a regular file" -- info pipe.h5
 unset limit
+# Issue 22 (12): a --checkpoint-dir that is a regular file is found at start-up, before the
+# data is read and a step is taken.
+printf 'not a folder\n' >plain.txt
+expect 1 "checkpoint folder plain.txt: is a file, not a folder" -- run --data cls.h5 \
+  --problem logreg $small --output o.h5 --checkpoint-dir plain.txt --log-level 2
+if grep -q "outer 1/\|data cls.h5:" out.txt; then
+  echo "FAIL --checkpoint-dir plain.txt: found only after the data was read"
+  failures=$((failures + 1))
+fi
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
 expect 2 "option --halt-after needs --checkpoint-dir" -- run --data cls.h5 --halt-after 3
 expect 2 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \

@@ -2,7 +2,8 @@
 # A real full disk (defects 1-3 of issue 12): a 2 MiB tmpfs filled until a given amount is
 # free. Checkpoint and output writes on NP ranks must end on every rank within seconds with
 # one clear message (no hang, no crash at exit), leave no temporary file, never harm a good
-# file, and the last good checkpoint must resume bit-identically once there is room.
+# file, and the last good checkpoint must resume bit-identically once there is room. A
+# read-only checkpoint folder is found at start-up (issue 22).
 # Exits 77 (skipped) where the machine does not allow mounting a tmpfs.
 # usage: full_disk.sh NHGD MPIRUN NP
 set -u
@@ -92,5 +93,20 @@ for free in 4 8 16; do
     failures=$((failures + 1))
   fi
 done
+
+# Issue 22 (12): a read-only --checkpoint-dir is found at start-up, before the data is read.
+rm -rf "${disk:?}"/* && mkdir "$disk/ro"
+if mount -o remount,ro "$disk" 2>/dev/null; then
+  run "${base[@]}" --output out.h5 --checkpoint-dir "$disk/ro" --log-level 2
+  mount -o remount,rw "$disk"
+  if [ "$rc" -ne 1 ] || [ "$(grep -c "nhgd: error: checkpoint folder $disk/ro: cannot write in it (Read-only file system)" log.txt)" -ne 1 ] ||
+    grep -q "outer 1/" log.txt; then
+    echo "FAIL read-only --checkpoint-dir: exit $rc, want 1 at start-up with one message"
+    tail -3 log.txt | sed 's/^/    /'
+    failures=$((failures + 1))
+  else
+    echo "ok   read-only --checkpoint-dir found at start-up: $(grep -o 'error: .*' log.txt)"
+  fi
+fi
 echo "$failures failures"
 [ "$failures" -eq 0 ]
