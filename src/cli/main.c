@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "cli.h"
 #include "nhgd/log.h"
@@ -142,6 +143,34 @@ static void log_option(const char *name, const char *value, unsigned flags, void
   nhgd_log(NHGD_LOG_INFO, "config: %s = %s", name, value);
 }
 
+/* The options file of the command line (--config), else of the environment (NHGD_CONFIG). */
+static const char *config_file(int argc, char **argv) {
+  for (int i = 0; i < argc; ++i) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) return argv[i + 1];
+    if (!strncmp(argv[i], "--config=", 9)) return argv[i] + 9;
+  }
+  return getenv("NHGD_CONFIG");
+}
+
+/* Collective: no path the run writes is one it reads or another it writes (rank 0 looks). */
+static int check_paths(const nhgd_options *o, const cli_opts *co, int argc, char **argv) {
+  const char *ckpt_dir = "", *v_from = "", *restart = "auto";
+  nhgd_options_get_string(o, "checkpoint-dir", &ckpt_dir);
+  nhgd_options_get_string(o, "v-from", &v_from);
+  nhgd_options_get_string(o, "restart", &restart);
+  const int restart_file = strcmp(restart, "auto") && strcmp(restart, "never");
+  const nhgd_path paths[] = {{"--data", co->data, NHGD_PATH_READ},
+                             {"--config", config_file(argc, argv), NHGD_PATH_READ},
+                             {"--v-from", v_from, NHGD_PATH_READ},
+                             {"--restart", restart_file ? restart : NULL, NHGD_PATH_READ},
+                             {"--output", co->output, NHGD_PATH_WRITE},
+                             {"--metrics", co->metrics, NHGD_PATH_APPEND},
+                             {"--checkpoint-dir", ckpt_dir, NHGD_PATH_FOLDER}};
+  int rc = NHGD_OK;
+  if (world_rank() == 0) rc = nhgd_paths_check(paths, (int)(sizeof paths / sizeof paths[0]));
+  return nhgd_error_agree(MPI_COMM_WORLD, rc);
+}
+
 static int solve(const char *cmd, int argc, char **argv) {
   nhgd_options *o = NULL;
   int help = 0;
@@ -187,6 +216,13 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_log(NHGD_LOG_INFO, "nhgd %s (%s) %s on %d ranks", NHGD_VERSION_STRING, NHGD_GIT_REVISION,
            cmd, P);
   nhgd_options_foreach(o, log_option, NULL);
+  /* No output may overwrite an input or another output. */
+  rc = check_paths(o, co, argc, argv);
+  if (rc) {
+    nhgd_cli_report_error(rc);
+    nhgd_options_destroy(&o);
+    return NHGD_EXIT_USAGE;
+  }
   /* A bad --output and a bad --checkpoint-dir (a file, a folder that cannot be written,
    * another run's) are found now, not after the data is read or at the first checkpoint. The
    * folder stays this process's until the end. */

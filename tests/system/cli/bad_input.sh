@@ -75,6 +75,43 @@ expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- data import-id
   --images pipe.h5 --labels pipe.h5 --output imp.h5
 expect 1 "pipe.h5: not a regular file" -- info pipe.h5
 unset limit
+# Issue 22 (1): no output may name an input of the run or another output, compared as files
+# (device and inode), not as text; the inputs stay byte for byte what they were.
+cp cls.h5 in.h5 && cp cls.h5 in_saved.h5 && ln -sf in.h5 in_link.h5
+printf 'outer-steps = 1\n' >run.cfg && cp run.cfg run_saved.cfg
+"$nhgd" data synth --kind logistic --n-train 40 --n-val 20 --n-test 10 --features 5 \
+  --output 'in.h5.tmp' >/dev/null || exit 1
+guard="run --problem logreg $small"
+expect 2 "--output in.h5 is the same file as --data in.h5: the run would overwrite its input" -- \
+  $guard --data in.h5 --output in.h5
+expect 2 "--output ./in_link.h5 is the same file as --data in.h5" -- $guard --data in.h5 \
+  --output ./in_link.h5
+expect 2 "--metrics in.h5 is the same file as --data in.h5" -- $guard --data in.h5 \
+  --output o.h5 --metrics in.h5
+expect 2 "--output run.cfg is the same file as --config run.cfg" -- $guard --data in.h5 \
+  --config run.cfg --output run.cfg
+expect 2 "--output in.h5.tmp is the same file as --v-from in.h5.tmp" -- $guard --data cls.h5 \
+  --v-from in.h5.tmp --output in.h5.tmp
+expect 2 "--output in.h5 is written as in.h5.tmp first, which is --data in.h5.tmp" -- $guard \
+  --data in.h5.tmp --output in.h5
+expect 2 "--output m.jsonl and --metrics m.jsonl are the same file" -- $guard --data in.h5 \
+  --output m.jsonl --metrics m.jsonl
+expect 2 "--checkpoint-dir in.h5 is the same file as --data in.h5" -- $guard --data in.h5 \
+  --output o.h5 --checkpoint-dir in.h5
+mkdir -p ckg
+expect 2 "--metrics ckg/LATEST is inside --checkpoint-dir ckg under a name its checkpoints use" \
+  -- $guard --data in.h5 --output o.h5 --metrics ckg/LATEST --checkpoint-dir ckg
+printf '1 1:0.5\n0 2:0.5\n1 1:0.1\n0 2:0.3\n1 1:0.2\n' >svm.txt && cp svm.txt svm_saved.txt
+expect 1 "--output svm.txt is the same file as --input svm.txt" -- data import-libsvm \
+  --input svm.txt --output svm.txt
+expect 1 "--output in.h5 is the same file as --images in.h5" -- data import-idx \
+  --images in.h5 --labels in.h5 --output in.h5
+if cmp -s in.h5 in_saved.h5 && cmp -s run.cfg run_saved.cfg && cmp -s svm.txt svm_saved.txt; then
+  echo "ok   every input is intact"
+else
+  echo "FAIL an input was overwritten"
+  failures=$((failures + 1))
+fi
 # Issue 22 (12): a --checkpoint-dir that is a regular file is found at start-up, before the
 # data is read and a step is taken.
 printf 'not a folder\n' >plain.txt
