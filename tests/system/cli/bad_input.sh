@@ -112,6 +112,22 @@ else
   echo "FAIL an input was overwritten"
   failures=$((failures + 1))
 fi
+# Issue 22 (4): the metrics are strict JSON lines: null where a value is missing (no test
+# evaluation at this step, no accuracy for regression), never nan.
+timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data reg.h5 \
+  --problem ridge $small --outer-steps 3 --eval-every 2 --output o.h5 --metrics m.jsonl \
+  >out.txt 2>&1
+got=$?
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+if [ "$got" -eq 0 ] && $python "$here/tools/check_jsonl.py" m.jsonl >json.txt &&
+  [ "$(grep -c '"test_loss": null' m.jsonl)" -eq 1 ] && grep -q '"val_acc": null' m.jsonl; then
+  echo "ok   metrics are strict JSON lines with null for the missing values"
+else
+  echo "FAIL metrics: exit $got, not strict JSON or no null: $(cat json.txt)"
+  head -3 m.jsonl | sed 's/^/    /'
+  failures=$((failures + 1))
+fi
 # Issue 22 (12): a --checkpoint-dir that is a regular file is found at start-up, before the
 # data is read and a step is taken.
 printf 'not a folder\n' >plain.txt

@@ -187,6 +187,22 @@ damage ref8.h5 estimator/kfac_have:7 estimator/kfac_fresh:-1 estimator/kfac_kept
   estimator/kfac_keptG:nan estimator/kfac_keptA:short estimator/kfac_keptA:missing \
   estimator/kfac_A:nan estimator/kfac_G:nan estimator/D:nan
 
+# Issue 22 (3): a metrics line that cannot be written (/dev/full: no space left) is an error
+# naming the file, exit 1 on every rank, after the state is checkpointed; the run then
+# continues from that checkpoint, bit-identically.
+rm -rf ck
+expect_msg 1 "metrics file /dev/full: cannot write (No space left on device)" \
+  "(22.3) --metrics on a full device" -- "${base[@]}" --output m3.h5 --metrics /dev/full \
+  --checkpoint-dir ck
+[ "$(grep -c "nhgd: error" log.txt)" -eq 1 ] || fail "(22.3) one error message"
+grep -q "the state is checkpointed" log.txt && grep -q "checkpoint ck/ckpt-000000000010.h5 written" \
+  log.txt || fail "(22.3) stopped after a checkpoint at the first failed line"
+: >log.txt
+run "${base[@]}" --output m3.h5 --metrics m3.jsonl --checkpoint-dir ck
+expect_exit 0 $? "(22.3) continued after the failed metrics"
+same_tol 0 m3.h5 ref.h5 "(22.3) continued from the checkpoint of the failed metrics: bit-identical"
+expect_msg 1 "metrics file /dev/full: cannot write" "(22.3) without --checkpoint-dir" -- \
+  "${base[@]}" --output m3.h5 --metrics /dev/full
 # (9) smaller items
 mkdir -p cfgdir
 expect_msg 2 "is a folder" "(9) --config on a folder" -- run --config cfgdir

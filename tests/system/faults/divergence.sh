@@ -72,6 +72,9 @@ PY
 else
   echo "ok   halve: two rollbacks of --inner-lr at outer step 2 in the metrics and /history"
 fi
+# Issue 22 (4): strict JSON (no nan: ridge has no accuracy).
+$python "$here/tools/check_jsonl.py" h.jsonl >json.txt ||
+  { echo "FAIL halve: the metrics are not strict JSON: $(cat json.txt)"; failures=$((failures + 1)); }
 # Issue 22 (10): a rollback keeps the checkpoint it returns to until a newer one exists, and
 # the steps it undid are checkpointed again under new names. With a checkpoint at every inner
 # step and --keep 3, the one at the start of outer step 2 was pruned before the rollback to it
@@ -141,6 +144,8 @@ outer=(run --data l.h5 --problem logreg --inner-steps 10 --batch 16 --outer-step
 rm -rf ck
 run "$np" "${outer[@]}" --checkpoint-dir ck --output ho.h5 --metrics ho.jsonl
 expect_exit 0 $? "halve --outer-lr: recovers"
+$python "$here/tools/check_jsonl.py" ho.jsonl >json.txt ||
+  { echo "FAIL halve --outer-lr: the metrics are not strict JSON: $(cat json.txt)"; failures=$((failures + 1)); }
 if grep -q '"lr": "outer-lr", "old": 4, "new": 2' ho.jsonl; then
   echo "ok   halve --outer-lr: $(grep -c '"outer-lr"' ho.jsonl) rollbacks of --outer-lr"
 else
