@@ -256,9 +256,10 @@ int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file
   char path[NHGD_PATH_MAX + 64];
   NHGD_CHECK(nhgd_ckpt_find(s->ckpt, o->restart, skip, path, sizeof path));
   if (!path[0]) return NHGD_OK;
-  NHGD_CHECK(nhgd_ckpt_open(s->ckpt, path, s->options, file));
+  /* Named before it is opened: a file that does not open as a checkpoint (a group missing)
+   * is skipped like one whose content is bad. */
   snprintf(s->resume_path, sizeof s->resume_path, "%s", path);
-  return NHGD_OK;
+  return nhgd_ckpt_open(s->ckpt, path, s->options, file);
 }
 
 int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
