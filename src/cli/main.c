@@ -323,6 +323,14 @@ static int solve(const char *cmd, int argc, char **argv) {
     rc = NHGD_OK;
   }
   if (!rc) rc = nhgd_solver_write(s, co->output);
+  if (!rc && stopped) {
+    int64_t K = 0;
+    nhgd_options_get_int(o, "outer-steps", &K);
+    nhgd_log(NHGD_LOG_INFO,
+             "output %s now holds the state after %lld of %lld outer steps (it replaces what "
+             "was there; the run writes it again when it ends)",
+             co->output, (long long)nhgd_solver_outer_steps_done(s), (long long)K);
+  }
   if (!rc) rc = nhgd_solver_report(s);
   if (!rc) rc = write_metrics_timing(s, &metrics);
   /* A metrics line that could not be written ends the run with an error (after the stop it

@@ -205,6 +205,11 @@ expect_exit 0 $? "(22.3) continued after the failed metrics"
 same_tol 0 m3.h5 ref.h5 "(22.3) continued from the checkpoint of the failed metrics: bit-identical"
 expect_msg 1 "metrics file /dev/full: cannot write" "(22.3) without --checkpoint-dir" -- \
   "${base[@]}" --output m3.h5 --metrics /dev/full
+# Issue 22 (12): a stop (exit 75) says that --output now holds the partial state.
+rm -rf ck
+expect_msg 75 "output o12.h5 now holds the state after 1 of 4 outer steps" "(22.12) stop" -- \
+  "${base[@]}" --output o12.h5 --checkpoint-dir ck --halt-after 13
+
 # (9) smaller items
 mkdir -p cfgdir
 expect_msg 2 "is a folder" "(9) --config on a folder" -- run --config cfgdir
