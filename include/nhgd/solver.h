@@ -51,6 +51,9 @@ NHGD_API int nhgd_solver_timing(nhgd_solver *s, int *n, const char **names, doub
 /* Not collective: did the solver continue from a checkpoint? */
 NHGD_API int nhgd_solver_resumed(const nhgd_solver *s);
 
+/* Not collective: the outer steps done so far. */
+NHGD_API int64_t nhgd_solver_outer_steps_done(const nhgd_solver *s);
+
 /* Not collective: call fn(record, arg) after every outer step (NULL: none). */
 NHGD_API void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg);
 

@@ -3,6 +3,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "nhgd/nhgd.h"
@@ -67,6 +68,12 @@ static herr_t print_object(hid_t root, const char *name, const H5O_info_t *info,
 
 static int info(const char *path) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+  /* Opening a named pipe for reading waits for a writer forever. */
+  struct stat st;
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "nhgd: error: %s: not a regular file (a named pipe, socket or device)\n", path);
+    return NHGD_EXIT_ERROR;
+  }
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) {
     fprintf(stderr, "nhgd: error: %s: not a readable HDF5 file\n", path);

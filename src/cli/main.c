@@ -1,10 +1,13 @@
 /* The nhgd program: run, hypergrad and data subcommands on top of libnhgd. */
 #include <errno.h>
+#include <math.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "nhgd/log.h"
@@ -61,46 +64,98 @@ static void install_stop_signals(void) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
-/* The metrics file: one JSON object per outer step, then one with the timing table. */
+/* The metrics file (rank 0): one JSON object per line, strict JSON (a value that is missing
+ * or not finite, such as the test loss of a step without a test evaluation, is null). Every
+ * line is written whole or not at all: after a failed write (a full disk) the file is cut
+ * back to the lines before it, the failure is kept for the end of the run, and a stop is
+ * requested, so that with --checkpoint-dir the state is checkpointed first. */
+typedef struct metrics_file {
+  FILE *f;
+  const char *path;
+  int err; /* errno of the first failed write, 0 while none failed */
+} metrics_file;
+
+/* x with %.17g (or fmt), or null. */
+static const char *json_num(char *buf, size_t len, const char *fmt, double x) {
+  if (!isfinite(x)) return "null";
+  snprintf(buf, len, fmt, x);
+  return buf;
+}
+
+static void metrics_put(metrics_file *m, const char *line) {
+  if (m->err) return;
+  const long start = ftell(m->f);
+  errno = 0;
+  if (fputs(line, m->f) >= 0 && fflush(m->f) == 0) return;
+  m->err = errno ? errno : EIO;
+  clearerr(m->f);
+  /* What reached the file of a partial line goes: the file stays whole JSON lines. */
+  if (start >= 0 && ftruncate(fileno(m->f), (off_t)start) == 0) fseek(m->f, start, SEEK_SET);
+  nhgd_request_stop();
+}
+
 static void write_metrics_line(const nhgd_progress *r, void *arg) {
-  FILE *f = arg;
-  fprintf(f,
-          "{\"outer_step\": %lld, \"val_loss\": %.17g, \"val_acc\": %.17g, \"test_loss\": "
-          "%.17g, \"test_acc\": %.17g, \"inner_loss\": %.17g, \"hypergrad_norm\": %.17g, "
-          "\"wall_time\": %.6f, \"samples\": %.17g}\n",
-          (long long)r->step, r->val_loss, r->val_acc, r->test_loss, r->test_acc, r->inner_loss,
-          r->hypergrad_norm, r->wall_time, r->samples);
-  fflush(f);
+  char line[1024], b[8][40];
+  snprintf(line, sizeof line,
+           "{\"outer_step\": %lld, \"val_loss\": %s, \"val_acc\": %s, \"test_loss\": %s, "
+           "\"test_acc\": %s, \"inner_loss\": %s, \"hypergrad_norm\": %s, \"wall_time\": %s, "
+           "\"samples\": %s}\n",
+           (long long)r->step, json_num(b[0], 40, "%.17g", r->val_loss),
+           json_num(b[1], 40, "%.17g", r->val_acc), json_num(b[2], 40, "%.17g", r->test_loss),
+           json_num(b[3], 40, "%.17g", r->test_acc), json_num(b[4], 40, "%.17g", r->inner_loss),
+           json_num(b[5], 40, "%.17g", r->hypergrad_norm), json_num(b[6], 40, "%.6f", r->wall_time),
+           json_num(b[7], 40, "%.17g", r->samples));
+  metrics_put(arg, line);
 }
 
 /* A rollback of --on-divergence halve; the outer steps taken again follow with lines of
  * their own. */
 static void write_metrics_rollback(const nhgd_rollback *r, void *arg) {
-  FILE *f = arg;
-  fprintf(f,
-          "{\"rollback\": {\"outer_step\": %lld, \"to_outer_step\": %lld, \"lr\": \"%s\", "
-          "\"old\": %.17g, \"new\": %.17g}}\n",
-          (long long)r->step, (long long)r->to_step, r->option, r->old_value, r->new_value);
-  fflush(f);
+  char line[512], b[2][40];
+  snprintf(line, sizeof line,
+           "{\"rollback\": {\"outer_step\": %lld, \"to_outer_step\": %lld, \"lr\": \"%s\", "
+           "\"old\": %s, \"new\": %s}}\n",
+           (long long)r->step, (long long)r->to_step, r->option,
+           json_num(b[0], 40, "%.17g", r->old_value), json_num(b[1], 40, "%.17g", r->new_value));
+  metrics_put(arg, line);
 }
 
 /* Collective (the timing table is reduced over the ranks); rank 0 writes. */
-static int write_metrics_timing(nhgd_solver *s, FILE *f) {
+static int write_metrics_timing(nhgd_solver *s, metrics_file *m) {
   int n = 0;
   NHGD_CHECK(nhgd_solver_timing(s, &n, NULL, NULL, NULL, NULL));
   const char *names[32];
   double mn[32], avg[32], mx[32];
   if (n > 32) n = 32;
   NHGD_CHECK(nhgd_solver_timing(s, &n, names, mn, avg, mx));
-  if (!f) return NHGD_OK;
-  fprintf(f, "{\"timing\": {");
-  for (int i = 0; i < n; ++i)
-    fprintf(f, "%s\"%s\": [%.6f, %.6f, %.6f]", i ? ", " : "", names[i], mn[i], avg[i], mx[i]);
+  if (!m->f) return NHGD_OK;
+  char line[4096], b[3][40];
+  size_t used = (size_t)snprintf(line, sizeof line, "{\"timing\": {");
+  for (int i = 0; i < n && used < sizeof line; ++i)
+    used += (size_t)snprintf(line + used, sizeof line - used, "%s\"%s\": [%s, %s, %s]",
+                             i ? ", " : "", names[i], json_num(b[0], 40, "%.6f", mn[i]),
+                             json_num(b[1], 40, "%.6f", avg[i]), json_num(b[2], 40, "%.6f", mx[i]));
   int P;
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  fprintf(f, "}, \"ranks\": %d}\n", P);
-  fflush(f);
+  if (used < sizeof line) snprintf(line + used, sizeof line - used, "}, \"ranks\": %d}\n", P);
+  metrics_put(m, line);
   return NHGD_OK;
+}
+
+/* Collective: the metrics' verdict, agreed (rank 0 holds the file): a failed write is an
+ * error naming the file. */
+static int metrics_status(metrics_file *m, const char *ckpt_dir) {
+  int rc = NHGD_OK;
+  if (m->f && fclose(m->f) != 0 && !m->err) m->err = errno ? errno : EIO;
+  m->f = NULL;
+  if (m->err)
+    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__,
+                        "metrics file %s: cannot write (%s); the lines from there on are missing%s",
+                        m->path, strerror(m->err),
+                        ckpt_dir[0] ? "; the state is checkpointed: free space and continue with "
+                                      "--restart auto"
+                                    : "");
+  return nhgd_error_agree(MPI_COMM_WORLD, rc);
 }
 
 static int world_rank(void) {
@@ -140,6 +195,34 @@ static void usage(FILE *out) {
 
 static void log_option(const char *name, const char *value, unsigned flags, void *arg) {
   nhgd_log(NHGD_LOG_INFO, "config: %s = %s", name, value);
+}
+
+/* The options file of the command line (--config), else of the environment (NHGD_CONFIG). */
+static const char *config_file(int argc, char **argv) {
+  for (int i = 0; i < argc; ++i) {
+    if (!strcmp(argv[i], "--config") && i + 1 < argc) return argv[i + 1];
+    if (!strncmp(argv[i], "--config=", 9)) return argv[i] + 9;
+  }
+  return getenv("NHGD_CONFIG");
+}
+
+/* Collective: no path the run writes is one it reads or another it writes (rank 0 looks). */
+static int check_paths(const nhgd_options *o, const cli_opts *co, int argc, char **argv) {
+  const char *ckpt_dir = "", *v_from = "", *restart = "auto";
+  nhgd_options_get_string(o, "checkpoint-dir", &ckpt_dir);
+  nhgd_options_get_string(o, "v-from", &v_from);
+  nhgd_options_get_string(o, "restart", &restart);
+  const int restart_file = strcmp(restart, "auto") && strcmp(restart, "never");
+  const nhgd_path paths[] = {{"--data", co->data, NHGD_PATH_READ},
+                             {"--config", config_file(argc, argv), NHGD_PATH_READ},
+                             {"--v-from", v_from, NHGD_PATH_READ},
+                             {"--restart", restart_file ? restart : NULL, NHGD_PATH_READ},
+                             {"--output", co->output, NHGD_PATH_WRITE},
+                             {"--metrics", co->metrics, NHGD_PATH_APPEND},
+                             {"--checkpoint-dir", ckpt_dir, NHGD_PATH_FOLDER}};
+  int rc = NHGD_OK;
+  if (world_rank() == 0) rc = nhgd_paths_check(paths, (int)(sizeof paths / sizeof paths[0]));
+  return nhgd_error_agree(MPI_COMM_WORLD, rc);
 }
 
 static int solve(const char *cmd, int argc, char **argv) {
@@ -187,8 +270,18 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_log(NHGD_LOG_INFO, "nhgd %s (%s) %s on %d ranks", NHGD_VERSION_STRING, NHGD_GIT_REVISION,
            cmd, P);
   nhgd_options_foreach(o, log_option, NULL);
-  /* A bad --output is found now, not after the whole run. */
+  /* No output may overwrite an input or another output. */
+  rc = check_paths(o, co, argc, argv);
+  if (rc) {
+    nhgd_cli_report_error(rc);
+    nhgd_options_destroy(&o);
+    return NHGD_EXIT_USAGE;
+  }
+  /* A bad --output and a bad --checkpoint-dir (a file, a folder that cannot be written,
+   * another run's) are found now, not after the data is read or at the first checkpoint. The
+   * folder stays this process's until the end. */
   rc = nhgd_output_check(MPI_COMM_WORLD, co->output);
+  if (!rc && ckpt_dir[0]) rc = nhgd_checkpoint_folder_lock(MPI_COMM_WORLD, ckpt_dir);
   if (rc) {
     nhgd_cli_report_error(rc);
     nhgd_options_destroy(&o);
@@ -198,7 +291,7 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_data *data = NULL;
   nhgd_problem *pb = NULL;
   nhgd_solver *s = NULL;
-  FILE *metrics = NULL;
+  metrics_file metrics = {NULL, co->metrics, 0};
   rc = nhgd_data_load(MPI_COMM_WORLD, co->data, &data);
   if (!rc) {
     nhgd_log(NHGD_LOG_INFO, "data %s: %lld train, %lld val, %lld test rows, %d features, %s",
@@ -210,15 +303,17 @@ static int solve(const char *cmd, int argc, char **argv) {
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
   if (!rc && co->metrics[0] && world_rank() == 0) {
     /* A resumed run appends to the metrics of the run it continues. */
-    metrics = fopen(co->metrics, nhgd_solver_resumed(s) ? "a" : "w");
-    if (!metrics)
+    metrics.f = fopen(co->metrics, nhgd_solver_resumed(s) ? "a" : "w");
+    /* At the end, so that a failed line is cut back from where it began. */
+    if (metrics.f) fseek(metrics.f, 0, SEEK_END);
+    if (!metrics.f)
       rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "metrics file %s: cannot open (%s)",
                           co->metrics, strerror(errno));
   }
   if (s) rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
-  if (!rc && metrics) {
-    nhgd_solver_set_progress(s, write_metrics_line, metrics);
-    nhgd_solver_set_rollback(s, write_metrics_rollback, metrics);
+  if (!rc && metrics.f) {
+    nhgd_solver_set_progress(s, write_metrics_line, &metrics);
+    nhgd_solver_set_rollback(s, write_metrics_rollback, &metrics);
   }
   if (!rc) rc = !strcmp(cmd, "run") ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
   /* Stopped on request after a checkpoint: still write what has been done so far. */
@@ -228,8 +323,22 @@ static int solve(const char *cmd, int argc, char **argv) {
     rc = NHGD_OK;
   }
   if (!rc) rc = nhgd_solver_write(s, co->output);
+  if (!rc && stopped) {
+    int64_t K = 0;
+    nhgd_options_get_int(o, "outer-steps", &K);
+    nhgd_log(NHGD_LOG_INFO,
+             "output %s now holds the state after %lld of %lld outer steps (it replaces what "
+             "was there; the run writes it again when it ends)",
+             co->output, (long long)nhgd_solver_outer_steps_done(s), (long long)K);
+  }
   if (!rc) rc = nhgd_solver_report(s);
-  if (!rc) rc = write_metrics_timing(s, metrics);
+  if (!rc) rc = write_metrics_timing(s, &metrics);
+  /* A metrics line that could not be written ends the run with an error (after the stop it
+   * requested, and its checkpoint). */
+  if (s) {
+    const int mrc = metrics_status(&metrics, ckpt_dir);
+    if (!rc) rc = mrc;
+  }
   if (!rc && stopped)
     nhgd_log(NHGD_LOG_INFO, "stopped after a checkpoint; continue with --restart auto (exit %d)",
              NHGD_EXIT_CHECKPOINTED);
@@ -240,10 +349,11 @@ static int solve(const char *cmd, int argc, char **argv) {
              nhgd_solver_val_loss(s), co->output);
   }
   if (rc) nhgd_cli_report_error(rc);
-  if (metrics) fclose(metrics);
+  if (metrics.f) fclose(metrics.f);
   nhgd_solver_destroy(&s);
   nhgd_problem_destroy(&pb);
   nhgd_data_destroy(&data);
+  if (ckpt_dir[0]) nhgd_checkpoint_folder_unlock(MPI_COMM_WORLD, ckpt_dir);
   nhgd_options_destroy(&o);
   if (rc) return NHGD_EXIT_ERROR;
   return stopped ? NHGD_EXIT_CHECKPOINTED : NHGD_EXIT_OK;

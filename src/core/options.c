@@ -297,6 +297,10 @@ typedef struct {
 #define MAX_SEEN 512
 
 static int parse_file(nhgd_options *o, const char *path) {
+  if (nhgd_check_regular(path)) {
+    nhgd_error_context("options file ");
+    return nhgd_error_trace(NHGD_ERR_IO, __FILE__, __LINE__);
+  }
   FILE *f = fopen(path, "r");
   if (!f) NHGD_FAIL(NHGD_ERR_IO, "options file %s: cannot open (%s)", path, strerror(errno));
   struct stat st;

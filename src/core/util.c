@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int nhgd_calloc(void *pptr, size_t n, size_t size, const char *what) {
   void **p = (void **)pptr;
@@ -37,4 +38,16 @@ double nhgd_mem_available(void) {
     fclose(f);
   }
   return avail;
+}
+
+int nhgd_check_regular(const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) return NHGD_OK;
+  const char *kind = S_ISFIFO(st.st_mode)   ? "named pipe (FIFO)"
+                     : S_ISSOCK(st.st_mode) ? "socket"
+                     : S_ISCHR(st.st_mode)  ? "character device"
+                     : S_ISBLK(st.st_mode)  ? "block device"
+                                            : "special file";
+  NHGD_FAIL(NHGD_ERR_IO, "%s: is a %s, not a regular file (nhgd reads inputs from files only)",
+            path, kind);
 }

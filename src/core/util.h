@@ -14,6 +14,11 @@ double nhgd_mem_available(void);
 /* Free *pptr and set it to NULL. */
 void nhgd_free(void *pptr);
 
+/* Not collective: refuse (NHGD_ERR_IO) an input path that names a named pipe, a socket or a
+ * device, before anything opens it (opening a FIFO for reading waits for a writer forever).
+ * A missing path or a folder passes: the caller's open reports those in its own words. */
+int nhgd_check_regular(const char *path);
+
 /* Not collective: append text to the recorded message if the last nhgd_error_set recorded
  * it (not an earlier error's). */
 void nhgd_error_append_fresh(const char *text);

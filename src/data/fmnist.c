@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "data/data_internal.h"
+#include "nhgd/output.h"
 
 void nhgd_fmnist_options_default(nhgd_fmnist_options *o) {
   memset(o, 0, sizeof *o);
@@ -51,6 +52,12 @@ int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o) {
 
   for (int i = 0; i < 4; ++i)
     NHGD_TRY(rc, find_file(o->dir, bases[i], paths[i], sizeof paths[i]), done);
+  const nhgd_path uses[] = {{"--dir", paths[0], NHGD_PATH_READ},
+                            {"--dir", paths[1], NHGD_PATH_READ},
+                            {"--dir", paths[2], NHGD_PATH_READ},
+                            {"--dir", paths[3], NHGD_PATH_READ},
+                            {"--output", o->output, NHGD_PATH_WRITE}};
+  NHGD_TRY(rc, nhgd_paths_check(uses, (int)(sizeof uses / sizeof uses[0])), done);
   NHGD_TRY(rc, nhgd_idx_read_pair(paths[0], paths[1], &iw.img, &iw.lab), done);
   NHGD_TRY(rc, nhgd_idx_read_pair(paths[2], paths[3], &iw.timg, &iw.tlab), done);
   NHGD_TRY(rc, nhgd_idx_classes(&iw.lab, paths[1], &n_classes), done);

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "data/data_internal.h"
+#include "nhgd/output.h"
 
 /* Read up to len bytes. Returns the number read; *zerr is set to 1 on a zlib error
  * (damaged or truncated gzip stream), in which case the bytes read so far are returned. */
@@ -45,6 +46,7 @@ int nhgd_idx_read(const char *path, int ndim, nhgd_idx *out) {
   int rc = NHGD_OK, zerr = 0;
   memset(out, 0, sizeof *out);
   if (ndim < 1 || ndim > 3) NHGD_FAIL(NHGD_ERR_INTERNAL, "IDX files with %d dimensions", ndim);
+  NHGD_CHECK(nhgd_check_regular(path));
   errno = 0;
   gzFile g = gzopen(path, "rb");
   if (!g)
@@ -220,6 +222,12 @@ int nhgd_data_import_idx(const nhgd_import_idx_options *o) {
   if (!(o->val_fraction > 0 && o->val_fraction < 1))
     NHGD_FAIL(NHGD_ERR_ARG, "import-idx: val_fraction = %g must be in (0, 1)", o->val_fraction);
   if (!o->output[0]) NHGD_FAIL(NHGD_ERR_ARG, "import-idx: no output file given");
+  const nhgd_path paths[] = {{"--images", o->images, NHGD_PATH_READ},
+                             {"--labels", o->labels, NHGD_PATH_READ},
+                             {"--test-images", o->test_images, NHGD_PATH_READ},
+                             {"--test-labels", o->test_labels, NHGD_PATH_READ},
+                             {"--output", o->output, NHGD_PATH_WRITE}};
+  NHGD_CHECK(nhgd_paths_check(paths, (int)(sizeof paths / sizeof paths[0])));
 
   int rc = NHGD_OK, n_classes = 0;
   const int has_test = o->test_images[0] != '\0';

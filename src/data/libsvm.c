@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "core/util.h"
 #include "data/data_internal.h"
+#include "nhgd/output.h"
 
 /* A parsed file in compressed sparse rows, with the line number of each row for messages. */
 typedef struct svm_file {
@@ -170,6 +171,7 @@ static int parse_line(svm_file *f, int64_t lineno, char *p, int64_t features, in
 static int parse_file(const char *path, int64_t features, int regression, svm_file *f) {
   memset(f, 0, sizeof *f);
   f->path = path;
+  NHGD_CHECK(nhgd_check_regular(path));
   FILE *in = fopen(path, "r");
   if (!in) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   char *buf = NULL;
@@ -276,6 +278,10 @@ int nhgd_data_import_libsvm(const nhgd_import_libsvm_options *o) {
   nhgd_wsplit train = {0}, val = {0}, test = {0};
   nhgd_h5w w = {.file = H5I_INVALID_HID};
 
+  const nhgd_path paths[] = {{"--input", o->input, NHGD_PATH_READ},
+                             {"--test", o->test, NHGD_PATH_READ},
+                             {"--output", o->output, NHGD_PATH_WRITE}};
+  NHGD_TRY(rc, nhgd_paths_check(paths, (int)(sizeof paths / sizeof paths[0])), done);
   NHGD_TRY(rc, parse_file(o->input, o->features, o->regression, &in), done);
   if (has_test_file) NHGD_TRY(rc, parse_file(o->test, o->features, o->regression, &tf), done);
   /* Without a given count, features absent from one file are zero there: take the largest

@@ -108,6 +108,7 @@ static int precheck(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   if (S_ISDIR(st.st_mode)) NHGD_FAIL(NHGD_ERR_IO, "%s: is a directory, not a data file", path);
+  NHGD_CHECK(nhgd_check_regular(path));
   FILE *f = fopen(path, "rb");
   if (!f) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   fclose(f);

@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -33,6 +35,8 @@
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".h5"
 #define MAX_PARTS 8
+/* A checkpoint's base name: ckpt-, 12 digits, -r and up to 9 digits, .h5, and a NUL. */
+#define BASE_LEN 48
 /* Room asked for beyond the estimate of a file: HDF5's superblock, free-space and B-tree
  * metadata, the configuration. */
 #define SPACE_SLACK (64.0 * 1024.0)
@@ -51,6 +55,12 @@ struct nhgd_ckpt {
   int keep;
   ckpt_part parts[MAX_PARTS];
   int nparts;
+  int locked; /* rank 0: holds the folder's lock */
+  /* Rank 0: the folder's manifest, the base names of the checkpoints that runs in this folder
+   * wrote, oldest write first; nothing else in the folder is ever removed or overwritten. */
+  char (*names)[BASE_LEN];
+  int nnames, cap_names;
+  int64_t protect[2]; /* the newest checkpoint at or before each (>= 0) is never pruned */
 };
 
 struct nhgd_ckpt_file {
@@ -62,40 +72,99 @@ struct nhgd_ckpt_file {
 
 /* ---- files ---- */
 
-static void ckpt_name(char *buf, size_t len, const char *dir, int64_t pos, const char *suffix) {
-  snprintf(buf, len, "%s/" CKPT_PREFIX "%012lld" CKPT_SUFFIX "%s", dir, (long long)pos, suffix);
+#define LOCK_NAME "LOCK"
+#define MANIFEST_NAME "MANIFEST"
+#define MANIFEST_HEAD "nhgd checkpoint folder manifest 1"
+
+int nhgd_ckpt_reserved_name(const char *name) {
+  return !strncmp(name, CKPT_PREFIX, strlen(CKPT_PREFIX)) || !strcmp(name, "LATEST") ||
+         !strcmp(name, "LATEST.tmp") || !strcmp(name, LOCK_NAME) || !strcmp(name, MANIFEST_NAME) ||
+         !strcmp(name, MANIFEST_NAME ".tmp");
 }
 
-/* Positions of the checkpoints in dir, newest first. */
-static int list_checkpoints(const char *dir, int64_t **pos, int *n) {
-  *pos = NULL;
+/* The base name of checkpoint pos after gen rollbacks: ckpt-<pos>.h5, or ckpt-<pos>-r<gen>.h5
+ * once a rollback has undone steps (their positions are taken again under new names). */
+static void ckpt_base(char *buf, size_t len, int64_t pos, int gen) {
+  if (gen > 0)
+    snprintf(buf, len, CKPT_PREFIX "%012lld-r%d" CKPT_SUFFIX, (long long)pos, gen);
+  else
+    snprintf(buf, len, CKPT_PREFIX "%012lld" CKPT_SUFFIX, (long long)pos);
+}
+
+/* Is name the base name of a checkpoint? Its position and rollback count. */
+static int parse_base(const char *name, int64_t *pos, int *gen) {
+  const char *p = name + strlen(CKPT_PREFIX);
+  if (strncmp(name, CKPT_PREFIX, strlen(CKPT_PREFIX))) return 0;
+  int64_t v = 0;
+  for (int i = 0; i < 12; ++i, ++p) {
+    if (*p < '0' || *p > '9') return 0;
+    v = 10 * v + (*p - '0');
+  }
+  int g = 0;
+  if (p[0] == '-' && p[1] == 'r') {
+    p += 2;
+    if (*p < '1' || *p > '9') return 0;
+    for (int i = 0; *p >= '0' && *p <= '9'; ++i, ++p) {
+      if (i == 9) return 0;
+      g = 10 * g + (*p - '0');
+    }
+  }
+  if (strcmp(p, CKPT_SUFFIX)) return 0;
+  *pos = v;
+  *gen = g;
+  return 1;
+}
+
+static void in_dir(char *buf, size_t len, const char *dir, const char *base, const char *suffix) {
+  snprintf(buf, len, "%s/%s%s", dir, base, suffix);
+}
+
+static int exists(const char *path) {
+  struct stat st;
+  return lstat(path, &st) == 0;
+}
+
+typedef struct {
+  int64_t pos;
+  int gen;
+  char base[BASE_LEN];
+} ckpt_entry;
+
+/* Newest first: by position, then by rollback count. */
+static int newer(const ckpt_entry *a, const ckpt_entry *b) {
+  return a->pos > b->pos || (a->pos == b->pos && a->gen > b->gen);
+}
+
+/* The checkpoints in dir (every data file with a checkpoint's name), newest first. */
+static int list_checkpoints(const char *dir, ckpt_entry **out, int *n) {
+  *out = NULL;
   *n = 0;
   DIR *dp = opendir(dir);
   if (!dp) return NHGD_OK;
   int cap = 0;
   struct dirent *de;
   while ((de = readdir(dp))) {
-    long long p;
-    char tail[8];
-    if (sscanf(de->d_name, CKPT_PREFIX "%12lld" CKPT_SUFFIX "%7s", &p, tail) != 1) continue;
-    if (strlen(de->d_name) != strlen(CKPT_PREFIX) + 12 + strlen(CKPT_SUFFIX)) continue;
+    ckpt_entry e;
+    if (!parse_base(de->d_name, &e.pos, &e.gen)) continue;
+    ckpt_base(e.base, sizeof e.base, e.pos,
+              e.gen); /* the name itself: parse_base takes one spelling */
     if (*n == cap) {
       cap = cap ? 2 * cap : 16;
-      int64_t *np = realloc(*pos, (size_t)cap * sizeof **pos);
+      ckpt_entry *np = realloc(*out, (size_t)cap * sizeof **out);
       if (!np) {
         closedir(dp);
         NHGD_FAIL(NHGD_ERR_MEM, "out of memory listing %s", dir);
       }
-      *pos = np;
+      *out = np;
     }
-    (*pos)[(*n)++] = p;
+    (*out)[(*n)++] = e;
   }
   closedir(dp);
-  for (int i = 1; i < *n; ++i) /* insertion sort, descending */
-    for (int j = i; j > 0 && (*pos)[j] > (*pos)[j - 1]; --j) {
-      int64_t t = (*pos)[j];
-      (*pos)[j] = (*pos)[j - 1];
-      (*pos)[j - 1] = t;
+  for (int i = 1; i < *n; ++i) /* insertion sort, newest first */
+    for (int j = i; j > 0 && newer(&(*out)[j], &(*out)[j - 1]); --j) {
+      ckpt_entry t = (*out)[j];
+      (*out)[j] = (*out)[j - 1];
+      (*out)[j - 1] = t;
     }
   return NHGD_OK;
 }
@@ -132,6 +201,8 @@ static void sync_path(const char *path) {
 int nhgd_checkpoint_verify(const char *path) {
   char crcpath[4200];
   snprintf(crcpath, sizeof crcpath, "%s.crc32", path);
+  NHGD_CHECK(nhgd_check_regular(path));
+  NHGD_CHECK(nhgd_check_regular(crcpath));
   FILE *f = fopen(crcpath, "r");
   if (!f) NHGD_FAIL(NHGD_ERR_DATA, "%s: no checksum file %s", path, crcpath);
   unsigned long want = 0;
@@ -179,27 +250,223 @@ static int make_dir(const char *dir) {
   return NHGD_OK;
 }
 
-/* Collective: create the folder and remove leftovers of interrupted writes. */
+/* ---- the folder's lock ---- */
+
+/* The folders this process holds the lock of, with a count of holders each (the program's
+ * start-up check and the solver's writer share one). An flock on LOCK in the folder: the
+ * kernel releases it when the process ends, however it ends. */
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  int fd, refs;
+} folder_lock;
+#define MAX_LOCKS 16
+static folder_lock held[MAX_LOCKS];
+static int nheld;
+
+static int lock_folder(const char *dir) {
+  NHGD_CHECK(make_dir(dir));
+  struct stat st;
+  if (stat(dir, &st) != 0) NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: %s", dir, strerror(errno));
+  if (!S_ISDIR(st.st_mode))
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: is a file, not a folder", dir);
+  for (int i = 0; i < nheld; ++i)
+    if (held[i].dev == st.st_dev && held[i].ino == st.st_ino) {
+      ++held[i].refs;
+      return NHGD_OK;
+    }
+  if (nheld == MAX_LOCKS)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "more than %d checkpoint folders", MAX_LOCKS);
+  if (access(dir, W_OK | X_OK) != 0)
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot write in it (%s)", dir, strerror(errno));
+  char path[NHGD_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
+  const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0)
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot create %s (%s)", dir, path,
+              strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    char holder[256] = "";
+    const ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
+    holder[got > 0 ? got : 0] = '\0';
+    holder[strcspn(holder, "\n")] = '\0';
+    close(fd);
+    if (e == EWOULDBLOCK)
+      NHGD_FAIL(NHGD_ERR_IO,
+                "checkpoint folder %s is in use by another run (%s: %s): two runs must not share "
+                "a folder; wait until that run has ended, or use another --checkpoint-dir",
+                dir, path, holder[0] ? holder : "holder unknown");
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot lock %s (%s)", dir, path, strerror(e));
+  }
+  /* Who holds it, for the message of a second run (a failure to say so is no error). */
+  char host[256] = "?", when[64] = "?", info[512];
+  gethostname(host, sizeof host - 1);
+  host[sizeof host - 1] = '\0';
+  const time_t now = time(NULL);
+  struct tm tm;
+  if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  const int n = snprintf(info, sizeof info, "held by host %s, pid %ld, since %s\n", host,
+                         (long)getpid(), when);
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, info, (size_t)n, 0) != n)
+    nhgd_log(NHGD_LOG_DEBUG, "cannot record the holder in %s", path);
+  held[nheld++] = (folder_lock){st.st_dev, st.st_ino, fd, 1};
+  return NHGD_OK;
+}
+
+static void unlock_folder(const char *dir) {
+  struct stat st;
+  if (stat(dir, &st) != 0) return;
+  for (int i = 0; i < nheld; ++i)
+    if (held[i].dev == st.st_dev && held[i].ino == st.st_ino) {
+      if (--held[i].refs > 0) return;
+      close(held[i].fd);
+      held[i] = held[--nheld];
+      return;
+    }
+}
+
+int nhgd_checkpoint_folder_lock(MPI_Comm comm, const char *dir) {
+  int rank, rc = NHGD_OK;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) rc = lock_folder(dir);
+  return nhgd_error_agree(comm, rc);
+}
+
+void nhgd_checkpoint_folder_unlock(MPI_Comm comm, const char *dir) {
+  int rank;
+  MPI_Comm_rank(comm, &rank);
+  if (rank == 0) unlock_folder(dir);
+}
+
+/* ---- the manifest (rank 0) ---- */
+
+static int manifest_find(const nhgd_ckpt *c, const char *base) {
+  for (int i = 0; i < c->nnames; ++i)
+    if (!strcmp(c->names[i], base)) return i;
+  return -1;
+}
+
+static void manifest_drop(nhgd_ckpt *c, int i) {
+  memmove(c->names[i], c->names[i + 1], (size_t)(c->nnames - i - 1) * sizeof c->names[0]);
+  --c->nnames;
+}
+
+/* base becomes the newest entry. */
+static int manifest_add(nhgd_ckpt *c, const char *base) {
+  const int i = manifest_find(c, base);
+  if (i >= 0) manifest_drop(c, i);
+  if (c->nnames == c->cap_names) {
+    const int cap = c->cap_names ? 2 * c->cap_names : 16;
+    char(*n)[BASE_LEN] = realloc(c->names, (size_t)cap * sizeof *n);
+    if (!n) NHGD_FAIL(NHGD_ERR_MEM, "out of memory for the checkpoint manifest");
+    c->names = n;
+    c->cap_names = cap;
+  }
+  snprintf(c->names[c->nnames++], BASE_LEN, "%s", base);
+  return NHGD_OK;
+}
+
+/* Read the manifest; a folder without one holds nothing of the run's. */
+static int manifest_load(nhgd_ckpt *c) {
+  char path[NHGD_PATH_MAX + 16], line[256];
+  snprintf(path, sizeof path, "%s/" MANIFEST_NAME, c->dir);
+  c->nnames = 0;
+  NHGD_CHECK(nhgd_check_regular(path));
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    if (errno == ENOENT) return NHGD_OK;
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot read %s (%s)", c->dir, path,
+              strerror(errno));
+  }
+  int rc = NHGD_OK, first = 1;
+  while (!rc && fgets(line, sizeof line, f)) {
+    line[strcspn(line, "\r\n")] = '\0';
+    int64_t pos;
+    int gen;
+    if (first && strcmp(line, MANIFEST_HEAD)) {
+      /* Not ours to read: then nothing in the folder is known to be the run's. */
+      nhgd_log(NHGD_LOG_WARN, "%s is not a manifest of this nhgd: nothing in %s is removed", path,
+               c->dir);
+      c->nnames = 0;
+      break;
+    }
+    if (!first && parse_base(line, &pos, &gen)) rc = manifest_add(c, line);
+    first = 0;
+  }
+  fclose(f);
+  return rc;
+}
+
+static int manifest_save(nhgd_ckpt *c) {
+  char path[NHGD_PATH_MAX + 16], tmp[NHGD_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/" MANIFEST_NAME, c->dir);
+  snprintf(tmp, sizeof tmp, "%s/" MANIFEST_NAME ".tmp", c->dir);
+  FILE *f = fopen(tmp, "w");
+  int ok = f && fprintf(f, "%s\n", MANIFEST_HEAD) > 0;
+  for (int i = 0; ok && i < c->nnames; ++i)
+    ok = fprintf(f, "%s\n", c->names[i]) > 0;
+  ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+  int e = errno;
+  if (f && fclose(f) != 0 && ok) {
+    ok = 0;
+    e = errno;
+  }
+  if (ok && rename(tmp, path) != 0) {
+    ok = 0;
+    e = errno;
+  }
+  if (!ok) {
+    remove(tmp);
+    NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot write %s (%s)", c->dir, path, strerror(e));
+  }
+  sync_path(c->dir);
+  return NHGD_OK;
+}
+
+/* Remove a checkpoint of the manifest (its checksum first: without it the data file is no
+ * checkpoint any more) and its entry; the manifest is saved by the caller. */
+static int remove_listed(nhgd_ckpt *c, int i) {
+  char p[NHGD_PATH_MAX + 64];
+  in_dir(p, sizeof p, c->dir, c->names[i], ".crc32");
+  if (remove(p) && errno != ENOENT)
+    NHGD_FAIL(NHGD_ERR_IO, "cannot remove %s (%s)", p, strerror(errno));
+  sync_path(c->dir);
+  in_dir(p, sizeof p, c->dir, c->names[i], "");
+  if (remove(p) && errno != ENOENT)
+    NHGD_FAIL(NHGD_ERR_IO, "cannot remove %s (%s)", p, strerror(errno));
+  manifest_drop(c, i);
+  return NHGD_OK;
+}
+
+/* Collective: lock the folder (creating it), read its manifest and remove the leftovers of
+ * the run's interrupted writes: temporary files, and a data file without its checksum (a kill
+ * between the two renames of publish). Only names in the manifest are touched. */
 static int prepare(nhgd_ckpt *c) {
   int rc = NHGD_OK;
   if (c->rank == 0) {
-    rc = make_dir(c->dir);
-    /* Leftovers of a write that was interrupted are incomplete by construction. */
-    DIR *dp = rc ? NULL : opendir(c->dir);
-    struct dirent *de;
-    while (dp && (de = readdir(dp))) {
-      size_t n = strlen(de->d_name);
-      if (strncmp(de->d_name, CKPT_PREFIX, strlen(CKPT_PREFIX))) continue;
-      char p[NHGD_PATH_MAX + 512], sum[NHGD_PATH_MAX + 520];
-      snprintf(p, sizeof p, "%s/%s", c->dir, de->d_name);
-      snprintf(sum, sizeof sum, "%s.crc32", p);
-      struct stat st;
-      /* A data file without its checksum was never published (a kill between the renames). */
-      const int unpublished = n > 3 && !strcmp(de->d_name + n - 3, CKPT_SUFFIX) &&
-                              stat(sum, &st) != 0 && errno == ENOENT;
-      if ((n > 4 && !strcmp(de->d_name + n - 4, ".tmp")) || unpublished) remove(p);
+    rc = lock_folder(c->dir);
+    c->locked = !rc;
+    if (!rc) rc = manifest_load(c);
+    int changed = 0;
+    for (int i = c->nnames - 1; !rc && i >= 0; --i) {
+      char data[NHGD_PATH_MAX + 64], sum[NHGD_PATH_MAX + 64], p[NHGD_PATH_MAX + 64];
+      in_dir(p, sizeof p, c->dir, c->names[i], ".tmp");
+      remove(p);
+      in_dir(p, sizeof p, c->dir, c->names[i], ".crc32.tmp");
+      remove(p);
+      in_dir(data, sizeof data, c->dir, c->names[i], "");
+      in_dir(sum, sizeof sum, c->dir, c->names[i], ".crc32");
+      if (exists(data) && exists(sum)) continue;
+      rc = remove_listed(c, i);
+      changed = 1;
     }
-    if (dp) closedir(dp);
+    char p[NHGD_PATH_MAX + 16];
+    snprintf(p, sizeof p, "%s/LATEST.tmp", c->dir);
+    remove(p);
+    snprintf(p, sizeof p, "%s/" MANIFEST_NAME ".tmp", c->dir);
+    remove(p);
+    if (!rc && changed) rc = manifest_save(c);
   }
   return nhgd_error_agree(c->comm, rc);
 }
@@ -216,9 +483,10 @@ int nhgd_ckpt_create(MPI_Comm comm, const char *dir, int keep, nhgd_ckpt **out) 
   MPI_Comm_size(comm, &c->size);
   snprintf(c->dir, sizeof c->dir, "%s", dir);
   c->keep = keep;
+  c->protect[0] = c->protect[1] = -1;
   rc = prepare(c);
   if (rc) {
-    nhgd_free(&c);
+    nhgd_ckpt_destroy(&c);
     return nhgd_error_trace(rc, __FILE__, __LINE__);
   }
   *out = c;
@@ -226,7 +494,15 @@ int nhgd_ckpt_create(MPI_Comm comm, const char *dir, int keep, nhgd_ckpt **out) 
 }
 
 void nhgd_ckpt_destroy(nhgd_ckpt **c) {
+  if (!c || !*c) return;
+  if ((*c)->locked) unlock_folder((*c)->dir);
+  free((*c)->names);
   nhgd_free(c);
+}
+
+void nhgd_ckpt_protect(nhgd_ckpt *c, int64_t a, int64_t b) {
+  c->protect[0] = a;
+  c->protect[1] = b;
 }
 
 int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_save_fn save,
@@ -267,46 +543,91 @@ done:
   return rc;
 }
 
-/* Rank 0: remove all but the newest `keep` checkpoints. */
+/* Rank 0: remove the run's checkpoints (those of the manifest) but the newest `keep` written
+ * and, for each protected position, the newest at or before it (where a rollback returns). */
 static void prune(nhgd_ckpt *c) {
-  int64_t *pos;
-  int n;
-  if (list_checkpoints(c->dir, &pos, &n)) return;
-  for (int i = c->keep; i < n; ++i) {
-    char p[4200];
-    ckpt_name(p, sizeof p, c->dir, pos[i], ".crc32");
-    remove(p);
-    ckpt_name(p, sizeof p, c->dir, pos[i], "");
-    remove(p);
+  int keep_protected[2] = {-1, -1};
+  for (int k = 0; k < 2; ++k)
+    for (int i = 0; c->protect[k] >= 0 && i < c->nnames; ++i) {
+      ckpt_entry e, best;
+      parse_base(c->names[i], &e.pos, &e.gen);
+      if (e.pos > c->protect[k]) continue;
+      if (keep_protected[k] >= 0) {
+        parse_base(c->names[keep_protected[k]], &best.pos, &best.gen);
+        if (!newer(&e, &best)) continue;
+      }
+      keep_protected[k] = i;
+    }
+  int kept = 0, changed = 0, rc = NHGD_OK;
+  /* From the newest down: a removal moves only the entries already passed. */
+  for (int i = c->nnames - 1; i >= 0 && !rc; --i) {
+    char data[NHGD_PATH_MAX + 64], sum[NHGD_PATH_MAX + 64];
+    in_dir(data, sizeof data, c->dir, c->names[i], "");
+    in_dir(sum, sizeof sum, c->dir, c->names[i], ".crc32");
+    const int gone = !exists(data) && !exists(sum); /* a write that failed */
+    if (!gone && (kept++ < c->keep || i == keep_protected[0] || i == keep_protected[1])) continue;
+    rc = remove_listed(c, i);
+    changed = 1;
   }
-  free(pos);
+  if (!rc && changed) rc = manifest_save(c);
+  if (rc) {
+    nhgd_log(NHGD_LOG_WARN, "pruning %s: %s", c->dir, nhgd_error_message());
+    nhgd_error_clear();
+  }
 }
 
-/* Rank 0: LATEST names checkpoint pos (pos < 0: there is none). */
-static void write_latest(nhgd_ckpt *c, int64_t pos) {
-  char latest[4200], ltmp[4200];
+/* Rank 0: LATEST names the newest checkpoint in the folder (none: no LATEST). */
+static void write_latest(nhgd_ckpt *c) {
+  char latest[NHGD_PATH_MAX + 16], ltmp[NHGD_PATH_MAX + 16];
   snprintf(latest, sizeof latest, "%s/LATEST", c->dir);
   snprintf(ltmp, sizeof ltmp, "%s/LATEST.tmp", c->dir);
-  if (pos < 0) {
+  ckpt_entry *list;
+  int n;
+  if (list_checkpoints(c->dir, &list, &n)) {
+    nhgd_error_clear();
+    return;
+  }
+  if (n == 0) {
     remove(latest);
+    free(list);
     return;
   }
   FILE *lf = fopen(ltmp, "w");
   if (lf) {
     /* LATEST is a hint for people; restart lists the folder itself. */
-    int ok = fprintf(lf, CKPT_PREFIX "%012lld" CKPT_SUFFIX "\n", (long long)pos) > 0;
+    int ok = fprintf(lf, "%s\n", list[0].base) > 0;
     if (fclose(lf) == 0 && ok)
       rename(ltmp, latest);
     else
       remove(ltmp);
   }
+  free(list);
+}
+
+/* Rank 0: may checkpoint base be written? Its names must be free or the run's (in the
+ * manifest); it then becomes the manifest's newest entry, saved before anything is written. */
+static int claim(nhgd_ckpt *c, const char *base) {
+  if (manifest_find(c, base) < 0) {
+    static const char *const suffixes[] = {"", ".crc32", ".tmp", ".crc32.tmp"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; ++i) {
+      char p[NHGD_PATH_MAX + 64];
+      in_dir(p, sizeof p, c->dir, base, suffixes[i]);
+      if (exists(p))
+        NHGD_FAIL(NHGD_ERR_IO,
+                  "%s exists but no run in this folder wrote it (it is not in %s/" MANIFEST_NAME
+                  "): nhgd leaves it alone; move it away, or use another --checkpoint-dir",
+                  p, c->dir);
+    }
+  }
+  NHGD_CHECK(manifest_add(c, base));
+  return manifest_save(c);
 }
 
 /* Rank 0: publish the closed file tmp as path with its checksum (see the top of the file). */
-static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path) {
-  char crc[4200], crctmp[4200];
-  ckpt_name(crc, sizeof crc, c->dir, pos, ".crc32");
-  ckpt_name(crctmp, sizeof crctmp, c->dir, pos, ".crc32.tmp");
+static int publish(nhgd_ckpt *c, const char *base, const char *tmp, const char *path) {
+  char crc[NHGD_PATH_MAX + 64], crctmp[NHGD_PATH_MAX + 64];
+  in_dir(crc, sizeof crc, c->dir, base, ".crc32");
+  in_dir(crctmp, sizeof crctmp, c->dir, base, ".crc32.tmp");
   unsigned long sum;
   long long size;
   sync_path(tmp);
@@ -323,7 +644,8 @@ static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path)
     remove(crctmp);
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: cannot write %s", path, crctmp);
   }
-  /* Unpublish a checkpoint of the same name first (only after --restart from an older one). */
+  /* Unpublish a checkpoint of the same name first (only after --restart from an older one;
+   * claim made sure it is the run's). */
   if (remove(crc) == 0) sync_path(c->dir);
   if (rename(tmp, path) || rename(crctmp, crc)) {
     int e = errno;
@@ -331,23 +653,26 @@ static int publish(nhgd_ckpt *c, int64_t pos, const char *tmp, const char *path)
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint %s: rename failed (%s)", path, strerror(e));
   }
   sync_path(c->dir);
-  write_latest(c, pos);
+  write_latest(c);
   sync_path(c->dir);
   prune(c);
   return NHGD_OK;
 }
 
-int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len) {
-  char tmp[4200];
-  ckpt_name(path, len, c->dir, pos, "");
-  ckpt_name(tmp, sizeof tmp, c->dir, pos, ".tmp");
+int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, int gen, const nhgd_options *o, char *path,
+                    size_t len) {
+  char tmp[NHGD_PATH_MAX + 64], base[BASE_LEN];
+  ckpt_base(base, sizeof base, pos, gen);
+  in_dir(path, len, c->dir, base, "");
+  in_dir(tmp, sizeof tmp, c->dir, base, ".tmp");
   nhgd_h5_quiet();
   /* What the parts will write, checked against the free space before HDF5 starts. */
   double need = 0.0;
   int rc = write_parts(c, -1, o, &need);
-  char what[4300];
+  char what[NHGD_PATH_MAX + 100];
   snprintf(what, sizeof what, "checkpoint %s", tmp);
   if (!rc) rc = nhgd_io_check_space(c->comm, c->dir, 2.0 * need + SPACE_SLACK, what);
+  if (!rc) rc = nhgd_error_agree(c->comm, c->rank == 0 ? claim(c, base) : NHGD_OK);
   if (rc) {
     nhgd_error_context("checkpoint %s: ", tmp);
     return nhgd_error_trace(rc, __FILE__, __LINE__);
@@ -389,7 +714,7 @@ int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path
                             : NHGD_OK;
   if (!rc) rc = crc;
   rc = nhgd_error_agree(c->comm, rc);
-  if (!rc && c->rank == 0) rc = publish(c, pos, tmp, path);
+  if (!rc && c->rank == 0) rc = publish(c, base, tmp, path);
   if (rc && c->rank == 0) remove(tmp);
   rc = nhgd_error_agree(c->comm, rc);
   if (rc) {
@@ -402,30 +727,20 @@ int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path
 int nhgd_ckpt_discard_after(nhgd_ckpt *c, int64_t pos) {
   int rc = NHGD_OK;
   if (c->rank == 0) {
-    int64_t *list;
-    int n;
-    rc = list_checkpoints(c->dir, &list, &n);
-    int64_t newest = -1;
-    for (int i = 0; !rc && i < n; ++i) {
-      if (list[i] <= pos) {
-        if (newest < 0) newest = list[i];
-        continue;
-      }
-      char p[4200];
-      /* The checksum first: without it the data file is no checkpoint any more. */
-      ckpt_name(p, sizeof p, c->dir, list[i], ".crc32");
-      if (remove(p) && errno != ENOENT)
-        rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "cannot remove %s (%s)", p,
-                            strerror(errno));
-      sync_path(c->dir);
-      ckpt_name(p, sizeof p, c->dir, list[i], "");
-      remove(p);
+    int changed = 0;
+    for (int i = c->nnames - 1; !rc && i >= 0; --i) {
+      int64_t p;
+      int gen;
+      parse_base(c->names[i], &p, &gen);
+      if (p <= pos) continue;
+      rc = remove_listed(c, i);
+      changed = 1;
     }
+    if (!rc && changed) rc = manifest_save(c);
     if (!rc) {
-      write_latest(c, newest);
+      write_latest(c);
       sync_path(c->dir);
     }
-    free(list);
   }
   return nhgd_error_agree(c->comm, rc);
 }
@@ -441,17 +756,17 @@ int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, int skip, char *path, size_t len
       rc = nhgd_checkpoint_verify(r);
       if (!rc) snprintf(path, len, "%s", r);
     } else {
-      int64_t *pos;
+      ckpt_entry *list;
       int n;
-      rc = list_checkpoints(c->dir, &pos, &n);
+      rc = list_checkpoints(c->dir, &list, &n);
       if (!rc && n > 0 && !strcmp(r, "never"))
         rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
                             "--restart never, but %s holds %d checkpoint(s) of an earlier run: "
                             "use --restart auto to continue it, or another --checkpoint-dir",
                             c->dir, n);
       for (int i = 0; !rc && i < n && !path[0]; ++i) {
-        char p[4200];
-        ckpt_name(p, sizeof p, c->dir, pos[i], "");
+        char p[NHGD_PATH_MAX + 64];
+        in_dir(p, sizeof p, c->dir, list[i].base, "");
         nhgd_error_clear();
         if (nhgd_checkpoint_verify(p) == NHGD_OK) {
           if (skip-- <= 0) snprintf(path, len, "%s", p);
@@ -459,7 +774,7 @@ int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, int skip, char *path, size_t len
           nhgd_log(NHGD_LOG_WARN, "skipping checkpoint: %s", nhgd_error_message());
         nhgd_error_clear();
       }
-      free(pos);
+      free(list);
     }
   }
   rc = nhgd_error_agree(c->comm, rc);

@@ -21,18 +21,28 @@ typedef int (*nhgd_ckpt_save_fn)(void *self, nhgd_section *s);
 typedef int (*nhgd_ckpt_load_fn)(void *self, nhgd_section *s);
 
 /* Collective: a writer for folder dir keeping the newest keep checkpoints; creates the
- * folder and removes leftovers of interrupted writes. */
+ * folder, takes its lock (refusing a folder another process holds), reads its manifest and
+ * removes the leftovers of the run's interrupted writes. */
 int nhgd_ckpt_create(MPI_Comm comm, const char *dir, int keep, nhgd_ckpt **out);
+/* Releases the folder's lock. */
 void nhgd_ckpt_destroy(nhgd_ckpt **c);
+/* Not collective: pruning keeps, besides the newest keep, the newest checkpoint at or before
+ * position a and the newest at or before b (where a rollback returns; < 0: none). */
+void nhgd_ckpt_protect(nhgd_ckpt *c, int64_t a, int64_t b);
+/* Is name (in a checkpoint folder) one of the names the checkpoints use: ckpt-*, LATEST,
+ * LOCK, MANIFEST and their temporary names? */
+int nhgd_ckpt_reserved_name(const char *name);
 /* Register a part: save writes it, load reads it back (parts are loaded in the order they
  * were added). group NULL puts it at the file's root, else in its own group. */
 int nhgd_ckpt_add_part(nhgd_ckpt *c, const char *group, void *self, nhgd_ckpt_save_fn save,
                        nhgd_ckpt_load_fn load);
-/* Collective: write checkpoint number pos (its path is returned): every part, and every
- * option of o under /config. */
-int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, const nhgd_options *o, char *path, size_t len);
-/* Collective: unpublish and remove every checkpoint after position pos (those of steps a
- * rollback undid); LATEST then names the newest left. */
+/* Collective: write checkpoint number pos after gen rollbacks (its path is returned): every
+ * part, and every option of o under /config. A name that exists and is not in the manifest is
+ * refused, never overwritten. */
+int nhgd_ckpt_write(nhgd_ckpt *c, int64_t pos, int gen, const nhgd_options *o, char *path,
+                    size_t len);
+/* Collective: unpublish and remove every checkpoint of the run after position pos (those of
+ * steps a rollback undid); LATEST then names the newest left. */
 int nhgd_ckpt_discard_after(nhgd_ckpt *c, int64_t pos);
 /* Collective: the checkpoint to continue from per restart (auto | never | a path; "" if
  * none), skipping damaged ones with a warning, and with auto also the newest skip ones that

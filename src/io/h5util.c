@@ -180,6 +180,7 @@ done:
 
 int nhgd_h5_read_vector(const char *path, const char *name, int64_t n, double *out) {
   nhgd_h5_quiet();
+  NHGD_CHECK(nhgd_check_regular(path));
   int rc = NHGD_OK;
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), ds = -1, sp = -1;
   if (f < 0) NHGD_FAIL(NHGD_ERR_IO, "%s: cannot open as HDF5", path);

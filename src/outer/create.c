@@ -188,8 +188,12 @@ static int resume_or_start(nhgd_solver *s) {
   const int fallback = !strcmp(s->opt->restart, "auto");
   for (int skip = 0;; ++skip) {
     nhgd_ckpt_file *file = NULL;
-    if (s->opt->checkpoint_dir[0]) NHGD_CHECK(nhgd_outer_setup_checkpoints(s, skip, &file));
-    int rc = start_from(s, file);
+    int rc = NHGD_OK;
+    if (s->opt->checkpoint_dir[0]) rc = nhgd_outer_setup_checkpoints(s, skip, &file);
+    /* A checkpoint that was found but does not open (no /estimator, no /config) is skipped
+     * below like one whose content is bad. */
+    if (rc && !s->resume_path[0]) return nhgd_error_trace(rc, __FILE__, __LINE__);
+    if (!rc) rc = start_from(s, file);
     if (!rc || !s->resume_path[0]) return rc;
     if (rc == NHGD_ERR_DATA || rc == NHGD_ERR_HDF5) nhgd_error_context("%s: ", s->resume_path);
     if (!fallback || (rc != NHGD_ERR_DATA && rc != NHGD_ERR_HDF5))

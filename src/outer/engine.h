@@ -92,7 +92,8 @@ static inline int64_t nhgd_outer_v_count(const nhgd_solver *s) {
 /* ---- state.c: the solver's parts of a checkpoint ---- */
 
 /* Collective: the checkpoint writer and its parts (made once); the checkpoint to continue
- * from, skipping the skip newest valid ones, opened (*file NULL when there is none). */
+ * from, skipping the skip newest valid ones, opened (*file NULL when there is none). Its path
+ * is in s->resume_path, also when it was found but failed to open. */
 int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file);
 /* Collective: write the checkpoint after inner step t of outer step k (t = 0: at the
  * boundary after k outer steps); complete: it ends the run. */

@@ -259,6 +259,10 @@ int nhgd_solver_resumed(const nhgd_solver *s) {
   return s->resumed;
 }
 
+int64_t nhgd_solver_outer_steps_done(const nhgd_solver *s) {
+  return s->k;
+}
+
 void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg) {
   s->progress = fn;
   s->progress_arg = arg;

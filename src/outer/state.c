@@ -256,9 +256,10 @@ int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file
   char path[NHGD_PATH_MAX + 64];
   NHGD_CHECK(nhgd_ckpt_find(s->ckpt, o->restart, skip, path, sizeof path));
   if (!path[0]) return NHGD_OK;
-  NHGD_CHECK(nhgd_ckpt_open(s->ckpt, path, s->options, file));
+  /* Named before it is opened: a file that does not open as a checkpoint (a group missing)
+   * is skipped like one whose content is bad. */
   snprintf(s->resume_path, sizeof s->resume_path, "%s", path);
-  return NHGD_OK;
+  return nhgd_ckpt_open(s->ckpt, path, s->options, file);
 }
 
 int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
@@ -269,7 +270,14 @@ int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
   /* Positions never repeat: inside an inner loop t < T (a checkpoint due at t = T is written
    * after the outer step, at the next boundary), at a boundary t = 0. */
   const int64_t T = s->opt->inner.steps > 0 ? s->opt->inner.steps : 1;
-  int rc = nhgd_ckpt_write(s->ckpt, s->k * T + t, s->options, path, sizeof path);
+  /* A rollback returns to the start of outer step snap.k (the inner step size halved) or to
+   * the update of the one before (the outer one): the checkpoints it would continue from after
+   * a kill stay until newer ones exist. */
+  const rollback_state *b = &s->snap;
+  const int halve = s->halve && b->valid;
+  nhgd_ckpt_protect(s->ckpt, halve ? b->k * T : -1, halve && b->has_prev ? b->k * T - 1 : -1);
+  /* After a rollback the positions of the undone steps are taken again: under new names. */
+  int rc = nhgd_ckpt_write(s->ckpt, s->k * T + t, (int)s->hist.nrb, s->options, path, sizeof path);
   s->req.last_time = MPI_Wtime();
   nhgd_timer_stop(&s->timers, NHGD_T_IO);
   NHGD_CHECK(rc);

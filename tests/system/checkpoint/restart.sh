@@ -3,7 +3,8 @@
 # layouts and with both G factors, and `exact`, a
 # stop inside an inner loop and between outer steps, by --halt-after and by SIGUSR1); resume
 # on another rank count agrees to 1e-10; damaged checkpoints are skipped; a changed
-# configuration and --restart never over old checkpoints are refused.
+# configuration and --restart never over old checkpoints are refused; the run removes only
+# the checkpoints it wrote, and one folder serves one run at a time.
 # usage: restart.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
@@ -101,6 +102,74 @@ run "$np" "${base[@]}" "${cfg[@]}" --output c2.h5 --checkpoint-dir ck --keep 5 -
 expect_exit 0 $? "restart of a complete run"
 grep -q "already complete" log.txt || { echo "FAIL complete run: message"; failures=$((failures + 1)); }
 same 0 c2.h5 ref_dmg.h5 "output of a complete run rewritten: bit-identical"
+
+# Issue 22 (2): the run removes only checkpoints it wrote itself (those named in the folder's
+# MANIFEST). The user's ckpt-mine.h5, a checkpoint copied in by hand without its checksum and
+# a file named like a leftover of a write stay through the start, every prune (--keep 1) and
+# the end; one that has the name of a checkpoint the run is about to write stops the run with
+# a message naming it, and is not overwritten either.
+rm -rf ck ck2 && mkdir ck ck2
+printf 'mine\n' >ck/ckpt-mine.h5
+printf 'notes\n' >ck/notes.txt
+cp ref_dmg.h5 ck/ckpt-000000000001.h5
+cp ref_dmg.h5 ck/ckpt-000000000005.h5.tmp
+cp -r ck ck_user
+: >log.txt
+run "$np" "${base[@]}" "${cfg[@]}" --output u.h5 --checkpoint-dir ck --checkpoint-every-inner 2 \
+  --keep 1 --log-level 2
+expect_exit 0 $? "a folder with the user's files"
+lost=""
+for f in ckpt-mine.h5 notes.txt ckpt-000000000001.h5 ckpt-000000000005.h5.tmp; do
+  cmp -s "ck/$f" "ck_user/$f" || lost="$lost $f"
+done
+ours=$(ls ck | grep -c '^ckpt-[0-9]*\.h5\.crc32$')
+if [ -n "$lost" ] || [ "$ours" -ne 1 ]; then
+  echo "FAIL the user's files in the checkpoint folder: lost or changed:${lost:- none}; $ours checkpoints of the run left (want 1)"
+  failures=$((failures + 1))
+else
+  echo "ok   the user's files in the checkpoint folder are intact; the run pruned its own to --keep 1"
+fi
+same 0 u.h5 ref_dmg.h5 "a run beside the user's files: bit-identical"
+cp ref_dmg.h5 ck2/ckpt-000000000004.h5
+: >log.txt
+run "$np" "${base[@]}" "${cfg[@]}" --output u.h5 --checkpoint-dir ck2 --checkpoint-every-inner 2
+rc=$?
+if [ "$rc" -ne 1 ] || [ "$(grep -c "nhgd: error: .*ck2/ckpt-000000000004.h5 exists but no run in this folder wrote it" log.txt)" -ne 1 ] ||
+  ! cmp -s ck2/ckpt-000000000004.h5 ref_dmg.h5; then
+  echo "FAIL a file with the name of the next checkpoint: exit $rc (want 1), one message, the file intact"
+  tail -3 log.txt | sed 's/^/    /'
+  failures=$((failures + 1))
+else
+  echo "ok   a file with the name of the next checkpoint is left alone: $(grep -o 'error: .*' log.txt | cut -c1-100)"
+fi
+
+# Issue 22 (11): one folder, one run. A second run on the folder of a running one is refused
+# at once with a message naming the holder (host and pid in ck/LOCK), and the first run goes
+# on unharmed; once it has ended (the kernel drops the lock with the process), the folder is
+# free again. kill9.sh restarts after kill -9, with the lock of the killed run still on file.
+rm -rf ck
+: >log.txt
+$mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${long[@]}" "${cfg[@]}" \
+  --outer-steps 100000000 --output l1.h5 --checkpoint-dir ck --checkpoint-every 0 >>log.txt 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do grep -q "outer 2/" log.txt 2>/dev/null && break; sleep 0.05; done
+timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "${base[@]}" "${cfg[@]}" \
+  --output l2.h5 --checkpoint-dir ck --log-level 2 >log2.txt 2>&1
+rc=$?
+kill -USR1 "$pid"
+wait "$pid"
+rc1=$?
+phrase="checkpoint folder ck is in use by another run (ck/LOCK: held by host $(hostname), pid"
+if [ "$rc" -ne 1 ] || [ "$(grep -c -F "$phrase" log2.txt)" -ne 1 ] || grep -q "outer 1/" log2.txt; then
+  echo "FAIL a second run on a folder in use: exit $rc (want 1 at start-up, one message '$phrase')"
+  tail -3 log2.txt | sed 's/^/    /'
+  failures=$((failures + 1))
+else
+  echo "ok   a second run on a folder in use is refused: $(grep -o 'in use by .*pid [0-9]*' log2.txt)"
+fi
+expect_exit 75 "$rc1" "the first run, stopped after the second was refused"
+run "$np" "${long[@]}" "${cfg[@]}" --outer-steps 1 --output l3.h5 --checkpoint-dir ck
+expect_exit 0 $? "the folder is free once its run has ended"
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

@@ -4,16 +4,18 @@
 # usage: bad_input.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/../.." && pwd)
 dir=bad_input_np$np
 rm -rf "$dir" && mkdir -p "$dir" && cd "$dir" || exit 1
 export OPENBLAS_NUM_THREADS=1
 failures=0
 
-# expect CODE PHRASE -- nhgd arguments...
+# expect CODE PHRASE -- nhgd arguments... (a hang: more than $limit seconds, default 120)
 expect() {
   local code=$1 phrase=$2
   shift 3
-  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >out.txt 2>err.txt
+  timeout "${limit:-120}" $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" \
+    >out.txt 2>err.txt
   local got=$?
   local count
   count=$(grep -c -F -- "$phrase" err.txt)
@@ -57,6 +59,84 @@ expect 1 "has 40 entries, this problem needs 5" -- run --data cls.h5 --problem l
   --output o.h5 --v-from hc.h5
 expect 1 "no dataset /v" -- run --data cls.h5 --problem logreg $small --output o.h5 \
   --v-from reg.h5
+# Issue 22 (9): an input that is a named pipe (or any file that is not a regular one) is
+# refused at open; reading one used to wait for a writer forever.
+mkfifo pipe.h5 pipe.txt
+limit=30
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- run --data pipe.h5 $small
+expect 2 "options file pipe.txt: is a named pipe (FIFO)" -- run --config pipe.txt
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- run --data cls.h5 \
+  --problem logreg $small --output o.h5 --v-from pipe.h5
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- run --data cls.h5 \
+  --problem logreg $small --output o.h5 --checkpoint-dir ckfifo --restart pipe.h5
+expect 1 "pipe.txt: is a named pipe (FIFO), not a regular file" -- data import-libsvm \
+  --input pipe.txt --output imp.h5
+expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- data import-idx \
+  --images pipe.h5 --labels pipe.h5 --output imp.h5
+expect 1 "pipe.h5: not a regular file" -- info pipe.h5
+unset limit
+# Issue 22 (1): no output may name an input of the run or another output, compared as files
+# (device and inode), not as text; the inputs stay byte for byte what they were.
+cp cls.h5 in.h5 && cp cls.h5 in_saved.h5 && ln -sf in.h5 in_link.h5
+printf 'outer-steps = 1\n' >run.cfg && cp run.cfg run_saved.cfg
+"$nhgd" data synth --kind logistic --n-train 40 --n-val 20 --n-test 10 --features 5 \
+  --output 'in.h5.tmp' >/dev/null || exit 1
+guard="run --problem logreg $small"
+expect 2 "--output in.h5 is the same file as --data in.h5: the run would overwrite its input" -- \
+  $guard --data in.h5 --output in.h5
+expect 2 "--output ./in_link.h5 is the same file as --data in.h5" -- $guard --data in.h5 \
+  --output ./in_link.h5
+expect 2 "--metrics in.h5 is the same file as --data in.h5" -- $guard --data in.h5 \
+  --output o.h5 --metrics in.h5
+expect 2 "--output run.cfg is the same file as --config run.cfg" -- $guard --data in.h5 \
+  --config run.cfg --output run.cfg
+expect 2 "--output in.h5.tmp is the same file as --v-from in.h5.tmp" -- $guard --data cls.h5 \
+  --v-from in.h5.tmp --output in.h5.tmp
+expect 2 "--output in.h5 is written as in.h5.tmp first, which is --data in.h5.tmp" -- $guard \
+  --data in.h5.tmp --output in.h5
+expect 2 "--output m.jsonl and --metrics m.jsonl are the same file" -- $guard --data in.h5 \
+  --output m.jsonl --metrics m.jsonl
+expect 2 "--checkpoint-dir in.h5 is the same file as --data in.h5" -- $guard --data in.h5 \
+  --output o.h5 --checkpoint-dir in.h5
+mkdir -p ckg
+expect 2 "--metrics ckg/LATEST is inside --checkpoint-dir ckg under a name its checkpoints use" \
+  -- $guard --data in.h5 --output o.h5 --metrics ckg/LATEST --checkpoint-dir ckg
+printf '1 1:0.5\n0 2:0.5\n1 1:0.1\n0 2:0.3\n1 1:0.2\n' >svm.txt && cp svm.txt svm_saved.txt
+expect 1 "--output svm.txt is the same file as --input svm.txt" -- data import-libsvm \
+  --input svm.txt --output svm.txt
+expect 1 "--output in.h5 is the same file as --images in.h5" -- data import-idx \
+  --images in.h5 --labels in.h5 --output in.h5
+if cmp -s in.h5 in_saved.h5 && cmp -s run.cfg run_saved.cfg && cmp -s svm.txt svm_saved.txt; then
+  echo "ok   every input is intact"
+else
+  echo "FAIL an input was overwritten"
+  failures=$((failures + 1))
+fi
+# Issue 22 (4): the metrics are strict JSON lines: null where a value is missing (no test
+# evaluation at this step, no accuracy for regression), never nan.
+timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data reg.h5 \
+  --problem ridge $small --outer-steps 3 --eval-every 2 --output o.h5 --metrics m.jsonl \
+  >out.txt 2>&1
+got=$?
+python=python3
+[ -x /usr/bin/python3 ] && python=/usr/bin/python3
+if [ "$got" -eq 0 ] && $python "$here/tools/check_jsonl.py" m.jsonl >json.txt &&
+  [ "$(grep -c '"test_loss": null' m.jsonl)" -eq 1 ] && grep -q '"val_acc": null' m.jsonl; then
+  echo "ok   metrics are strict JSON lines with null for the missing values"
+else
+  echo "FAIL metrics: exit $got, not strict JSON or no null: $(cat json.txt)"
+  head -3 m.jsonl | sed 's/^/    /'
+  failures=$((failures + 1))
+fi
+# Issue 22 (12): a --checkpoint-dir that is a regular file is found at start-up, before the
+# data is read and a step is taken.
+printf 'not a folder\n' >plain.txt
+expect 1 "checkpoint folder plain.txt: is a file, not a folder" -- run --data cls.h5 \
+  --problem logreg $small --output o.h5 --checkpoint-dir plain.txt --log-level 2
+if grep -q "outer 1/\|data cls.h5:" out.txt; then
+  echo "FAIL --checkpoint-dir plain.txt: found only after the data was read"
+  failures=$((failures + 1))
+fi
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
 expect 2 "option --halt-after needs --checkpoint-dir" -- run --data cls.h5 --halt-after 3
 expect 2 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \

@@ -129,10 +129,10 @@ flip = None
 with h5py.File(path, "r+") as f:
     group, leaf = name.rsplit("/", 1) if "/" in name else ("/", name)
     g = f[group]
-    if leaf in g.attrs:
-        g.attrs[leaf] = np.float64("nan") if how == "nan" else np.int64(int(how))
-    elif how == "missing":
+    if how == "missing":  # a dataset or a group (/estimator is also a root attribute)
         del g[leaf]
+    elif leaf in g.attrs:
+        g.attrs[leaf] = np.float64("nan") if how == "nan" else np.int64(int(how))
     elif how == "flip":
         offset = g[leaf].id.get_chunk_info(0).byte_offset
         flip = offset
@@ -173,6 +173,8 @@ run "${cfg8[@]}" --output o.h5 --checkpoint-dir ck8 --checkpoint-every-inner 3 -
 expect_exit 75 $? "(8) stop"
 damage ref.h5 outer_step:-3 inner_step:99 complete:7 theta:nan adam_s:-1 history:short \
   adam_m:missing elapsed:nan theta:flip
+# Issue 22 (15): a whole group missing (the file opens, the checksum holds) is skipped too.
+damage ref.h5 estimator:missing config:missing
 # The K-FAC factors kept across inner loops (--kfac-refresh): the newest checkpoint is inside
 # an inner loop that reuses them (outer step 1, inner step 7).
 rm -rf ck8
@@ -186,6 +188,27 @@ expect_exit 75 $? "(8) kfac-refresh stop"
 damage ref8.h5 estimator/kfac_have:7 estimator/kfac_fresh:-1 estimator/kfac_keptTrF:nan \
   estimator/kfac_keptG:nan estimator/kfac_keptA:short estimator/kfac_keptA:missing \
   estimator/kfac_A:nan estimator/kfac_G:nan estimator/D:nan
+
+# Issue 22 (3): a metrics line that cannot be written (/dev/full: no space left) is an error
+# naming the file, exit 1 on every rank, after the state is checkpointed; the run then
+# continues from that checkpoint, bit-identically.
+rm -rf ck
+expect_msg 1 "metrics file /dev/full: cannot write (No space left on device)" \
+  "(22.3) --metrics on a full device" -- "${base[@]}" --output m3.h5 --metrics /dev/full \
+  --checkpoint-dir ck
+[ "$(grep -c "nhgd: error" log.txt)" -eq 1 ] || fail "(22.3) one error message"
+grep -q "the state is checkpointed" log.txt && grep -q "checkpoint ck/ckpt-000000000010.h5 written" \
+  log.txt || fail "(22.3) stopped after a checkpoint at the first failed line"
+: >log.txt
+run "${base[@]}" --output m3.h5 --metrics m3.jsonl --checkpoint-dir ck
+expect_exit 0 $? "(22.3) continued after the failed metrics"
+same_tol 0 m3.h5 ref.h5 "(22.3) continued from the checkpoint of the failed metrics: bit-identical"
+expect_msg 1 "metrics file /dev/full: cannot write" "(22.3) without --checkpoint-dir" -- \
+  "${base[@]}" --output m3.h5 --metrics /dev/full
+# Issue 22 (12): a stop (exit 75) says that --output now holds the partial state.
+rm -rf ck
+expect_msg 75 "output o12.h5 now holds the state after 1 of 4 outer steps" "(22.12) stop" -- \
+  "${base[@]}" --output o12.h5 --checkpoint-dir ck --halt-after 13
 
 # (9) smaller items
 mkdir -p cfgdir

@@ -72,6 +72,43 @@ PY
 else
   echo "ok   halve: two rollbacks of --inner-lr at outer step 2 in the metrics and /history"
 fi
+# Issue 22 (4): strict JSON (no nan: ridge has no accuracy).
+$python "$here/tools/check_jsonl.py" h.jsonl >json.txt ||
+  { echo "FAIL halve: the metrics are not strict JSON: $(cat json.txt)"; failures=$((failures + 1)); }
+# Issue 22 (10): a rollback keeps the checkpoint it returns to until a newer one exists, and
+# the steps it undid are checkpointed again under new names. With a checkpoint at every inner
+# step and --keep 3, the one at the start of outer step 2 was pruned before the rollback to it
+# removed the newer ones: the folder then held no checkpoint, and a kill there restarted the
+# run from outer step 0; the names of the undone steps were written a second time.
+rm -rf ck
+run "$np" "${halve[@]}" --checkpoint-every-inner 1 --checkpoint-dir ck --output h10.h5 \
+  --log-level 2
+expect_exit 0 $? "(22.10) halve with a checkpoint at every inner step"
+dups=$(grep -o 'checkpoint [^ ]* written' log.txt | sort | uniq -d | awk '{print $2}')
+if [ -n "$dups" ] || ! grep -q "checkpoint ck/ckpt-000000000011-r1.h5 written" log.txt; then
+  echo "FAIL (22.10) checkpoint names written twice: $(echo $dups)"
+  failures=$((failures + 1))
+else
+  echo "ok   (22.10) $(grep -c 'checkpoint [^ ]* written' log.txt) checkpoints, no name written twice"
+fi
+same_tol 0 h10.h5 h.h5 "(22.10) a checkpoint at every inner step changes nothing"
+# Stopped at the first inner step after the first rollback, and that step's checkpoint removed
+# (a kill just before it was published): the run continues from the start of outer step 2.
+rm -rf ck
+run "$np" "${halve[@]}" --checkpoint-every-inner 1 --checkpoint-dir ck --output a.h5 \
+  --halt-after 16
+expect_exit 75 $? "(22.10) stop at the first inner step after the rollback"
+newest=$(ls ck/ckpt-*.h5 | sort | tail -1)
+rm -f "$newest" "$newest.crc32"
+run "$np" "${halve[@]}" --checkpoint-dir ck --output a.h5 --log-level 2
+expect_exit 0 $? "(22.10) resume"
+if ! grep -q "restarted from ck/ckpt-000000000010.h5: outer step 2, inner step 0" log.txt; then
+  echo "FAIL (22.10) not continued from the start of outer step 2: $(grep -o 'restarted from.*' log.txt || echo 'started afresh')"
+  failures=$((failures + 1))
+else
+  echo "ok   (22.10) the checkpoint the rollback returned to was kept: $(grep -o 'restarted from [^:]*' log.txt)"
+fi
+same_tol 0 a.h5 h.h5 "(22.10) continued from it: bit-identical"
 if [ "$np" -gt 1 ]; then
   run 1 "${halve[@]}" --output h1.h5
   expect_exit 0 $? "halve on 1 rank"
@@ -107,6 +144,8 @@ outer=(run --data l.h5 --problem logreg --inner-steps 10 --batch 16 --outer-step
 rm -rf ck
 run "$np" "${outer[@]}" --checkpoint-dir ck --output ho.h5 --metrics ho.jsonl
 expect_exit 0 $? "halve --outer-lr: recovers"
+$python "$here/tools/check_jsonl.py" ho.jsonl >json.txt ||
+  { echo "FAIL halve --outer-lr: the metrics are not strict JSON: $(cat json.txt)"; failures=$((failures + 1)); }
 if grep -q '"lr": "outer-lr", "old": 4, "new": 2' ho.jsonl; then
   echo "ok   halve --outer-lr: $(grep -c '"outer-lr"' ho.jsonl) rollbacks of --outer-lr"
 else

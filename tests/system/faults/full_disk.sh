@@ -2,7 +2,9 @@
 # A real full disk (defects 1-3 of issue 12): a 2 MiB tmpfs filled until a given amount is
 # free. Checkpoint and output writes on NP ranks must end on every rank within seconds with
 # one clear message (no hang, no crash at exit), leave no temporary file, never harm a good
-# file, and the last good checkpoint must resume bit-identically once there is room.
+# file, and the last good checkpoint must resume bit-identically once there is room. A
+# read-only checkpoint folder is found at start-up, and the metrics on a full disk are an
+# error too (issue 22).
 # Exits 77 (skipped) where the machine does not allow mounting a tmpfs.
 # usage: full_disk.sh NHGD MPIRUN NP
 set -u
@@ -92,5 +94,53 @@ for free in 4 8 16; do
     failures=$((failures + 1))
   fi
 done
+
+# Issue 22 (3): the metrics on a full disk, with 0 KiB free from the start and with room for a
+# few lines only: exit 1 and one message naming the file once the state is checkpointed (on
+# the other disk), the metrics cut back to whole lines, and the run continues from that
+# checkpoint once there is room, bit-identically.
+long=("${base[@]}" --outer-steps 24)
+run "${long[@]}" --output ref24.h5
+[ "$rc" -eq 0 ] || { echo "FAIL reference run of 24 outer steps"; exit 1; }
+for free in 0 4; do
+  rm -rf "${disk:?}"/* ck
+  fill "$free"
+  run "${long[@]}" --output out.h5 --metrics "$disk/m.jsonl" --checkpoint-dir ck --log-level 2
+  clean "metrics with $free KiB free on $np ranks"
+  lines=$(wc -l <"$disk/m.jsonl")
+  if [ "$rc" -ne 1 ] || ! grep -q "nhgd: error: metrics file $disk/m.jsonl: cannot write (No space left on device)" log.txt ||
+    ! grep -q "checkpoint ck/ckpt-[0-9]*.h5 written" log.txt; then
+    echo "FAIL metrics with $free KiB free: exit $rc, want 1 after a checkpoint and a message naming $disk/m.jsonl"
+    failures=$((failures + 1))
+  elif ! $python "$here/tools/check_jsonl.py" "$disk/m.jsonl" >json.txt; then
+    echo "FAIL metrics with $free KiB free: not whole JSON lines: $(cat json.txt)"
+    failures=$((failures + 1))
+  else
+    echo "ok   metrics with $free KiB free: $lines whole lines kept, the state checkpointed"
+  fi
+  rm -f "$disk/fill"
+  run "${long[@]}" --output out.h5 --metrics "$disk/m.jsonl" --checkpoint-dir ck
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL resume after the metrics failed with $free KiB free: exit $rc"
+    failures=$((failures + 1))
+  else
+    same_tol 0 out.h5 ref24.h5 "resumed after the metrics failed ($free KiB free): bit-identical"
+  fi
+done
+
+# Issue 22 (12): a read-only --checkpoint-dir is found at start-up, before the data is read.
+rm -rf "${disk:?}"/* && mkdir "$disk/ro"
+if mount -o remount,ro "$disk" 2>/dev/null; then
+  run "${base[@]}" --output out.h5 --checkpoint-dir "$disk/ro" --log-level 2
+  mount -o remount,rw "$disk"
+  if [ "$rc" -ne 1 ] || [ "$(grep -c "nhgd: error: checkpoint folder $disk/ro: cannot write in it (Read-only file system)" log.txt)" -ne 1 ] ||
+    grep -q "outer 1/" log.txt; then
+    echo "FAIL read-only --checkpoint-dir: exit $rc, want 1 at start-up with one message"
+    tail -3 log.txt | sed 's/^/    /'
+    failures=$((failures + 1))
+  else
+    echo "ok   read-only --checkpoint-dir found at start-up: $(grep -o 'error: .*' log.txt)"
+  fi
+fi
 echo "$failures failures"
 [ "$failures" -eq 0 ]
