@@ -296,6 +296,53 @@ typedef struct {
 } seen_key;
 #define MAX_SEEN 512
 
+/* Longest line an options file may hold: far more than any option needs, little enough that
+ * a file that is not text (a device, a binary) is refused before it fills the memory. */
+#define MAX_LINE ((size_t)1 << 20)
+
+/* The next line of f into *buf (grown as needed), without its '\n': the whole line, however
+ * long (*got is 0 at the end of the file). Errors: a control byte, reported by its value and
+ * column and never echoed (a NUL byte too: it would end the line for every string function
+ * after this one, and the rest of the line would go unread), a line longer than MAX_LINE, a
+ * read error. */
+static int read_line(FILE *f, const char *path, int lineno, char **buf, size_t *cap, int *got) {
+  size_t n = 0;
+  *got = 0;
+  int c;
+  while ((c = getc(f)) != EOF && c != '\n') {
+    if (c == 0)
+      NHGD_FAIL(NHGD_ERR_ARG, "options file %s line %d: not a text line (a NUL byte at column %zu)",
+                path, lineno, n + 1);
+    if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f)
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "options file %s line %d: not a text line (byte 0x%02x at column %zu)", path,
+                lineno, c, n + 1);
+    if (n + 1 >= MAX_LINE)
+      NHGD_FAIL(NHGD_ERR_ARG, "options file %s line %d: longer than %zu bytes (not a text file?)",
+                path, lineno, MAX_LINE - 1);
+    if (n + 1 >= *cap) {
+      const size_t grown = *cap ? 2 * *cap : 256;
+      char *q = realloc(*buf, grown);
+      if (!q) NHGD_FAIL(NHGD_ERR_MEM, "options file %s line %d: out of memory", path, lineno);
+      *buf = q;
+      *cap = grown;
+    }
+    (*buf)[n++] = (char)c;
+  }
+  if (c == EOF && ferror(f))
+    NHGD_FAIL(NHGD_ERR_IO, "options file %s line %d: read error (%s)", path, lineno,
+              strerror(errno));
+  if (c == EOF && n == 0) return NHGD_OK;
+  if (!*buf) { /* an empty last line before the end */
+    *buf = malloc(1);
+    if (!*buf) NHGD_FAIL(NHGD_ERR_MEM, "options file %s: out of memory", path);
+    *cap = 1;
+  }
+  (*buf)[n] = '\0';
+  *got = 1;
+  return NHGD_OK;
+}
+
 static int parse_file(nhgd_options *o, const char *path) {
   FILE *f = fopen(path, "r");
   if (!f) NHGD_FAIL(NHGD_ERR_IO, "options file %s: cannot open (%s)", path, strerror(errno));
@@ -304,20 +351,14 @@ static int parse_file(nhgd_options *o, const char *path) {
     fclose(f);
     NHGD_FAIL(NHGD_ERR_IO, "options file %s: is a folder, not a file", path);
   }
-  char line[8192], source[4200];
-  int lineno = 0, rc = NHGD_OK, nseen = 0;
+  char *line = NULL, source[4200];
+  size_t cap = 0;
+  int lineno = 0, rc = NHGD_OK, nseen = 0, got = 0;
   static seen_key seen[MAX_SEEN];
-  while (fgets(line, sizeof line, f)) {
+  for (;;) {
     ++lineno;
-    /* Text only: a control byte is reported by its value, never echoed. */
-    for (const unsigned char *c = (const unsigned char *)line; *c; ++c)
-      if ((*c < 0x20 && *c != '\t' && *c != '\n' && *c != '\r') || *c == 0x7f) {
-        rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
-                            "options file %s line %d: not a text line (byte 0x%02x at column %d)",
-                            path, lineno, *c, (int)(c - (const unsigned char *)line) + 1);
-        break;
-      }
-    if (rc) break;
+    rc = read_line(f, path, lineno, &line, &cap, &got);
+    if (rc || !got) break;
     char *hash = strchr(line, '#');
     if (hash) *hash = '\0';
     char *s = trim(line);
@@ -351,8 +392,7 @@ static int parse_file(nhgd_options *o, const char *path) {
       seen[nseen++].line = lineno;
     }
   }
-  if (!rc && ferror(f))
-    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "options file %s: read error", path);
+  free(line);
   fclose(f);
   return rc;
 }

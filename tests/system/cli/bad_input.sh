@@ -29,6 +29,23 @@ expect() {
   fi
 }
 
+# expect_ok PHRASE -- nhgd arguments...: exit 0, and PHRASE (a warning, or "" for none) seen
+# once on the standard error.
+expect_ok() {
+  local phrase=$1
+  shift 2
+  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >out.txt 2>err.txt
+  local got=$? count=1
+  [ -n "$phrase" ] && count=$(grep -c -F -- "$phrase" err.txt)
+  if [ "$got" -ne 0 ] || [ "$count" -ne 1 ]; then
+    echo "FAIL nhgd $*: exit $got (want 0), phrase '$phrase' seen $count times (want 1)"
+    sed 's/^/    /' err.txt | head -20
+    failures=$((failures + 1))
+  else
+    echo "ok   nhgd $* -> exit 0${phrase:+: $(grep -F -- "$phrase" err.txt | head -1)}"
+  fi
+}
+
 "$nhgd" data synth --kind logistic --n-train 40 --n-val 20 --n-test 10 --features 5 \
   --output cls.h5 >/dev/null || exit 1
 "$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 10 --features 5 \
@@ -43,6 +60,27 @@ expect 2 "option --batch (command line): value -5 is outside the range" -- run -
 expect 2 "option --estimator (command line): 'magic' is not one of" -- run --estimator magic
 expect 2 "option --inner-lr (command line): 'fast' is not a finite number" -- run --inner-lr fast
 expect 2 "unknown command 'fly'" -- fly
+# Options files: a NUL byte anywhere is refused (it used to end the line where it stood, the
+# rest unread); a long line is read whole (a 10,000-character comment used to be split at
+# 8,191 characters and its tail read as an option).
+printf 'batch = 8\0 4\n' >nul_value.cfg
+head -c 64 /dev/zero >nul_only.cfg
+printf 'batch = 8\n\0inner-lr = 5\n' >nul_start.cfg
+expect 2 "nul_value.cfg line 1: not a text line (a NUL byte at column 10)" -- run \
+  --config nul_value.cfg
+expect 2 "nul_only.cfg line 1: not a text line (a NUL byte at column 1)" -- run \
+  --config nul_only.cfg
+expect 2 "nul_start.cfg line 2: not a text line (a NUL byte at column 1)" -- run \
+  --config nul_start.cfg
+{
+  printf 'batch = 8\n#'
+  printf 'x%.0s' $(seq 8190)
+  printf 'batch = -5 #'
+  printf 'y%.0s' $(seq $((10000 - 8191 - 12)))
+  printf '\ninner-steps = 2\n'
+} >long_line.cfg
+expect_ok "" -- run --config long_line.cfg --data cls.h5 --problem logreg --outer-steps 1 \
+  --log-level 1 --output o.h5
 expect 2 "unknown data kind" -- data nothing
 expect 1 "missing.h5" -- run --data missing.h5 $small
 expect 1 "garbage.h5" -- run --data garbage.h5 $small
