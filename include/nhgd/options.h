@@ -31,10 +31,14 @@ typedef enum {
 
 /* The option changes the run's trajectory: a checkpoint continues only a run that agrees. */
 #define NHGD_OPT_TRAJECTORY 1u
+/* The range is open at min (the value must be above it) or at max (below it). */
+#define NHGD_OPT_MIN_OPEN 2u
+#define NHGD_OPT_MAX_OPEN 4u
 
 /* One option of a block: where it lives in the block's struct (offset, and for strings the
- * buffer size), its default as text and its valid range (inclusive; ignored when
- * min > max). A table ends with an entry whose name is NULL. */
+ * buffer size), its default as text and its valid range (inclusive unless flags has
+ * NHGD_OPT_MIN_OPEN or NHGD_OPT_MAX_OPEN; ignored when min > max). A table ends with an entry
+ * whose name is NULL. */
 typedef struct nhgd_option_spec {
   const char *name;
   nhgd_opt_type type;

@@ -50,10 +50,37 @@ static int in_choices(const char *choices, const char *v) {
   return 0;
 }
 
+/* A bound as the user would write it: integers exactly, reals in the shortest form that
+ * reads back as the same double. */
+static void format_bound(const nhgd_option_spec *s, double x, char *buf, size_t len) {
+  if (s->type != NHGD_OPT_REAL && fabs(x) < 9.2e18) {
+    snprintf(buf, len, "%lld", (long long)x);
+    return;
+  }
+  snprintf(buf, len, "%g", x);
+  if (strtod(buf, NULL) != x) snprintf(buf, len, "%.15g", x);
+  if (strtod(buf, NULL) != x) snprintf(buf, len, "%.17g", x);
+}
+
+/* "[min, max]", with a parenthesis at an open end. */
+static void format_range(const nhgd_option_spec *s, char *buf, size_t len) {
+  char lo[40], hi[40];
+  format_bound(s, s->min, lo, sizeof lo);
+  format_bound(s, s->max, hi, sizeof hi);
+  snprintf(buf, len, "%c%s, %s%c", s->flags & NHGD_OPT_MIN_OPEN ? '(' : '[', lo, hi,
+           s->flags & NHGD_OPT_MAX_OPEN ? ')' : ']');
+}
+
 static int check_range(const nhgd_option_spec *s, double x, const char *value, const char *source) {
-  if (s->min <= s->max && (x < s->min || x > s->max))
-    NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): value %s is outside the range [%g, %g]", s->name,
-              source, value, s->min, s->max);
+  if (s->min > s->max) return NHGD_OK;
+  const int below = s->flags & NHGD_OPT_MIN_OPEN ? x <= s->min : x < s->min;
+  const int above = s->flags & NHGD_OPT_MAX_OPEN ? x >= s->max : x > s->max;
+  if (below || above) {
+    char range[96];
+    format_range(s, range, sizeof range);
+    NHGD_FAIL(NHGD_ERR_ARG, "option --%s (%s): value %s is outside the range %s", s->name, source,
+              value, range);
+  }
   return NHGD_OK;
 }
 
@@ -475,8 +502,10 @@ void nhgd_options_help(const nhgd_options *o, FILE *out) {
       char range[160] = "";
       if (s->type == NHGD_OPT_CHOICE)
         snprintf(range, sizeof range, " {%s}", s->choices);
-      else if (s->min <= s->max && s->type != NHGD_OPT_BOOL)
-        snprintf(range, sizeof range, " [%g, %g]", s->min, s->max);
+      else if (s->min <= s->max && s->type != NHGD_OPT_BOOL) {
+        range[0] = ' ';
+        format_range(s, range + 1, sizeof range - 1);
+      }
       fprintf(out, "  --%-18s %s%s (default: %s)\n", s->name, s->help, range,
               s->def[0] ? s->def : "\"\"");
     }

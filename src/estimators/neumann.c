@@ -124,10 +124,10 @@ static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resu
 }
 
 static const nhgd_option_spec neumann_specs[] = {
-    {"neumann-eta", NHGD_OPT_REAL, offsetof(neumann_opts, eta), sizeof(double), "0.1", 1e-300, 1e12,
+    {"neumann-eta", NHGD_OPT_REAL, offsetof(neumann_opts, eta), sizeof(double), "0.1", 0, 1e12,
      NULL,
      "neumann: step eta of u = eta sum_q prod_j (I - eta H_j) g (needs eta < 2 / lambda_max(H))",
-     NHGD_OPT_TRAJECTORY},
+     NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
 static const nhgd_option_block neumann_options = {"neumann", neumann_specs, sizeof(neumann_opts),

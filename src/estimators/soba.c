@@ -159,11 +159,10 @@ static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
 }
 
 static const nhgd_option_spec soba_specs[] = {
-    {"soba-rho", NHGD_OPT_REAL, offsetof(soba_opts, rho), sizeof(double), "0.05", 1e-300, 1e12,
-     NULL,
+    {"soba-rho", NHGD_OPT_REAL, offsetof(soba_opts, rho), sizeof(double), "0.05", 0, 1e12, NULL,
      "soba: step rho of z -= rho (H_batch z - g) after every inner step (needs rho < 2 / "
      "lambda_max(H))",
-     NHGD_OPT_TRAJECTORY},
+     NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
 static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL};

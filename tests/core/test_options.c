@@ -107,6 +107,11 @@ static void rejects_bad_input(void **state) {
   expect_error(1, a8, "unexpected argument");
   char *a9[] = {"--seed", "-3"};
   expect_error(2, a9, "must be non-negative");
+  /* Open ends are printed open, integer bounds exactly. */
+  char *a12[] = {"--adam-beta2", "1"};
+  expect_error(2, a12, "value 1 is outside the range [0, 1)");
+  char *a13[] = {"--grid-rows", "1048577"};
+  expect_error(2, a13, "value 1048577 is outside the range [0, 1048576]");
   char *a10[] = {"--config", "/nonexistent/file.cfg"};
   view o;
   assert_int_equal(parse(&o, 2, a10), NHGD_ERR_IO);

@@ -58,6 +58,16 @@ small="--outer-steps 1 --inner-steps 2 --batch 8 --log-level 1"
 expect 2 "unknown option --bogus" -- run --bogus 1
 expect 2 "option --batch (command line): value -5 is outside the range" -- run --batch -5
 expect 2 "option --estimator (command line): 'magic' is not one of" -- run --estimator magic
+# Ranges as the option means them: an open end printed open, integers exactly (not "[0, 1]"
+# for --adam-beta2 1, nor "[0, 1.04858e+06]" for --grid-rows).
+expect 2 "option --adam-beta2 (command line): value 1 is outside the range [0, 1)" -- run \
+  --adam-beta2 1
+expect 2 "option --inner-lr (command line): value 0 is outside the range (0, 1e+12]" -- run \
+  --inner-lr 0
+expect 2 "option --grid-rows (command line): value 1048577 is outside the range [0, 1048576]" \
+  -- run --grid-rows 1048577
+expect 2 "option --efim-samples (command line): value -1 is outside the range [0, 2147483647]" \
+  -- run --efim-samples -1
 expect 2 "option --inner-lr (command line): 'fast' is not a finite number" -- run --inner-lr fast
 expect 2 "unknown command 'fly'" -- fly
 # Options files: a NUL byte anywhere is refused (it used to end the line where it stood, the
@@ -137,7 +147,6 @@ else
   echo "FAIL --kfac-refresh 2 on route gram: exit $got, or no single line saying it is ignored"
   failures=$((failures + 1))
 fi
-expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
 expect 1 "option --efim-samples 50: a step has only 40 per-sample gradients" -- run --data cls.h5 \
