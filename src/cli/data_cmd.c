@@ -122,7 +122,7 @@ int nhgd_cli_data(int argc, char **argv) {
     }
     return argc > 0 && !strcmp(argv[0], "--help") ? NHGD_EXIT_OK : NHGD_EXIT_USAGE;
   }
-  const nhgd_option_block block = {kinds[k].name, kinds[k].specs, kinds[k].size, NULL};
+  const nhgd_option_block block = {kinds[k].name, kinds[k].specs, kinds[k].size, NULL, NULL};
   nhgd_options *o = NULL;
   int help = 0;
   int rc = nhgd_options_create(&o);

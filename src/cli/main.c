@@ -33,7 +33,7 @@ static int cli_check(const void *block, const nhgd_options *all) {
   return NHGD_OK;
 }
 
-static const nhgd_option_block cli_block = {"cli", cli_specs, sizeof(cli_opts), cli_check};
+static const nhgd_option_block cli_block = {"cli", cli_specs, sizeof(cli_opts), cli_check, NULL};
 
 /* The options of run and hypergrad: the library's and the program's own. */
 static int run_options(nhgd_options **o) {

@@ -110,4 +110,8 @@ static const nhgd_option_spec hvp_specs[] = {
      NHGD_OPT_TRAJECTORY},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-const nhgd_option_block nhgd_hvp_options = {"hvp", hvp_specs, sizeof(nhgd_hvp_opts), NULL};
+/* soba takes its products over the inner loop's own minibatches: neither option is its. */
+static const nhgd_option_scope hvp_scopes[] = {{NULL, "estimator=cg|neumann"}, {NULL, NULL}};
+
+const nhgd_option_block nhgd_hvp_options = {"hvp", hvp_specs, sizeof(nhgd_hvp_opts), NULL,
+                                            hvp_scopes};

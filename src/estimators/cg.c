@@ -160,7 +160,8 @@ static const nhgd_option_spec cg_specs[] = {
      "cg: start from the previous outer step's u (0: from u = 0)", NHGD_OPT_TRAJECTORY},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-static const nhgd_option_block cg_options = {"cg", cg_specs, sizeof(cg_opts), NULL};
+static const nhgd_option_scope cg_scopes[] = {{NULL, "estimator=cg"}, {NULL, NULL}};
+static const nhgd_option_block cg_options = {"cg", cg_specs, sizeof(cg_opts), NULL, cg_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_cg = {
     .name = "cg",

@@ -236,7 +236,9 @@ static const nhgd_option_spec exact_specs[] = {
      NULL, "training rows per rank per all-gather when forming the exact Hessian", 0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-static const nhgd_option_block exact_options = {"exact", exact_specs, sizeof(exact_opts), NULL};
+static const nhgd_option_scope exact_scopes[] = {{NULL, "estimator=exact"}, {NULL, NULL}};
+static const nhgd_option_block exact_options = {"exact", exact_specs, sizeof(exact_opts), NULL,
+                                                exact_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_exact = {
     .name = "exact",

@@ -130,8 +130,9 @@ static const nhgd_option_spec neumann_specs[] = {
      NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
+static const nhgd_option_scope neumann_scopes[] = {{NULL, "estimator=neumann"}, {NULL, NULL}};
 static const nhgd_option_block neumann_options = {"neumann", neumann_specs, sizeof(neumann_opts),
-                                                  NULL};
+                                                  NULL, neumann_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_neumann = {
     .name = "neumann",

@@ -165,7 +165,9 @@ static const nhgd_option_spec soba_specs[] = {
      NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL};
+static const nhgd_option_scope soba_scopes[] = {{NULL, "estimator=soba"}, {NULL, NULL}};
+static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL,
+                                               soba_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_soba = {
     .name = "soba",

@@ -87,6 +87,14 @@ static nhgd_option_spec solver_specs[] = {
 #undef NORANGE
 #undef TRAJ
 
+/* Options that only one setting of another reads. */
+static const nhgd_option_scope solver_scopes[] = {
+    {"adam-beta1,adam-beta2,adam-eps", "outer-opt=adam"},
+    {"outer-decay", "outer-schedule=invsqrt|inv"},
+    {"inner-decay", "inner-schedule=inv"},
+    {"divergence-retries", "on-divergence=halve"},
+    {NULL, NULL}};
+
 static int solver_check(const void *block, const nhgd_options *all) {
   const nhgd_solver_opts *o = block;
   if (!o->checkpoint_dir[0] && o->halt_after > 0)
@@ -103,7 +111,7 @@ static int solver_check(const void *block, const nhgd_options *all) {
 int nhgd_options_create_run(nhgd_options **out) {
   solver_specs[0].choices = nhgd_estimator_names();
   const nhgd_option_block solver_block = {"solver", solver_specs, sizeof(nhgd_solver_opts),
-                                          solver_check};
+                                          solver_check, solver_scopes};
   NHGD_CHECK(nhgd_options_create(out));
   int rc = nhgd_options_add_block(*out, &nhgd_problem_options);
   if (!rc) rc = nhgd_options_add_block(*out, &solver_block);

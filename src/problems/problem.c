@@ -74,8 +74,23 @@ static int problem_check(const void *block, const nhgd_options *all) {
   return nhgd_mlp_parse_hidden(po->pp.hidden, widths, 15, &count);
 }
 
+/* Which problems (and, for the products of a network, which estimators) read each option;
+ * the others apply to every problem. */
+#define NETWORK "problem=mlp-hyperclean|mlp-hpo;problem=distill,distill-model=mlp"
+#define HVP_EST "estimator=cg|neumann|soba|exact"
+static const nhgd_option_scope problem_scopes[] = {
+    {"noise-sigma", "problem=ridge"},
+    {"clean-reg", "problem=hyperclean|mlp-hyperclean|distill"},
+    {"hidden,activation", NETWORK},
+    {"distill-per-class,distill-model", "problem=distill"},
+    {"mlp-hvp",
+     "problem=mlp-hyperclean|mlp-hpo," HVP_EST ";problem=distill,distill-model=mlp," HVP_EST},
+    {NULL, NULL}};
+#undef NETWORK
+#undef HVP_EST
+
 const nhgd_option_block nhgd_problem_options = {"problem", problem_specs, sizeof(problem_opts),
-                                                problem_check};
+                                                problem_check, problem_scopes};
 
 typedef struct nhgd_problem_entry {
   const char *name;

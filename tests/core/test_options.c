@@ -25,7 +25,7 @@ static const nhgd_option_spec program_specs[] = {
      "metrics", 0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 static const nhgd_option_block program_block = {"program", program_specs, sizeof(program_opts),
-                                                NULL};
+                                                NULL, NULL};
 
 /* The values the tests look at. */
 typedef struct {
@@ -123,6 +123,35 @@ static void rejects_bad_input(void **state) {
   remove("bad.cfg");
 }
 
+/* Given options that the run does not read are named, with what they apply to. */
+static int unused(int argc, char **argv) {
+  nhgd_options *o;
+  assert_int_equal(nhgd_options_create_run(&o), 0);
+  int help = 0;
+  assert_int_equal(nhgd_options_parse(o, argc, argv, NULL, &help), 0);
+  const int n = nhgd_options_warn_unused(o);
+  nhgd_options_destroy(&o);
+  return n;
+}
+
+static void warns_about_unused_options(void **state) {
+  assert_int_equal(unused(0, NULL), 0);
+  char *a1[] = {"--problem", "ridge", "--hidden", "abc"};
+  assert_int_equal(unused(4, a1), 1);
+  char *a2[] = {"--problem", "mlp-hpo", "--hidden", "8"};
+  assert_int_equal(unused(4, a2), 0);
+  char *a3[] = {"--problem", "distill", "--hidden", "8", "--distill-model", "linear"};
+  assert_int_equal(unused(6, a3), 1);
+  char *a4[] = {"--problem", "distill", "--hidden", "8", "--distill-model", "mlp"};
+  assert_int_equal(unused(6, a4), 0);
+  char *a5[] = {"--soba-rho", "0.1", "--hvp-steps", "3", "--efim-damping", "1"};
+  assert_int_equal(unused(6, a5), 2); /* nhgd reads --efim-damping only */
+  char *a6[] = {"--estimator", "cg", "--hvp-steps", "3"};
+  assert_int_equal(unused(4, a6), 0);
+  char *a7[] = {"--outer-opt", "sgd", "--adam-beta1", "0.5"};
+  assert_int_equal(unused(4, a7), 1);
+}
+
 static void help_lists_every_option(void **state) {
   char buf[65536];
   FILE *f = fmemopen(buf, sizeof buf, "w");
@@ -165,9 +194,11 @@ static void rng_is_deterministic_and_uniform(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(defaults_are_valid), cmocka_unit_test(precedence),
-      cmocka_unit_test(rejects_bad_input), cmocka_unit_test(help_lists_every_option),
-      cmocka_unit_test(rng_is_deterministic_and_uniform)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_are_valid),
+                                     cmocka_unit_test(precedence),
+                                     cmocka_unit_test(rejects_bad_input),
+                                     cmocka_unit_test(warns_about_unused_options),
+                                     cmocka_unit_test(help_lists_every_option),
+                                     cmocka_unit_test(rng_is_deterministic_and_uniform)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -944,8 +944,10 @@ static const nhgd_option_spec est_nhgd_specs[] = {
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
+static const nhgd_option_scope est_nhgd_scopes[] = {
+    {"efim-beta", "estimator=nhgd,efim-mode=ema"}, {NULL, "estimator=nhgd"}, {NULL, NULL}};
 static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
-                                                   est_nhgd_check};
+                                                   est_nhgd_check, est_nhgd_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_nhgd = {
     .name = "nhgd",

@@ -134,6 +134,20 @@ expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- ru
 expect 2 "option --hidden '0,4': every width must be a whole number" -- run --problem distill \
   --distill-model mlp --hidden 0,4
 expect 2 "option --kfac-refresh (command line): value 0 is outside the range" -- run --kfac-refresh 0
+# An option the run does not read is named once, with what it applies to and the value that
+# rules it out (from the scopes of its block): --hidden without a network, an estimator's
+# option with another estimator, one given in an options file.
+expect_ok "option --hidden (command line) is ignored: it applies to --problem mlp-hyperclean or \
+mlp-hpo, or to --problem distill with --distill-model mlp, and this run has --problem ridge" -- \
+  run --data reg.h5 --problem ridge --hidden abc $small --output o.h5
+expect_ok "option --activation (command line) is ignored: it applies to --problem mlp-hyperclean \
+or mlp-hpo, or to --problem distill with --distill-model mlp, and this run has --problem distill, \
+--distill-model linear" -- run --data cls.h5 --problem distill --activation relu $small \
+  --output o.h5
+printf 'soba-rho = 0.5\n' >soba.cfg
+expect_ok "option --soba-rho (soba.cfg line 1) is ignored: it applies to --estimator soba, and \
+this run has --estimator cg" -- run --config soba.cfg --data cls.h5 --problem logreg \
+  --estimator cg $small --output o.h5
 # Not bad input: like --kfac-g, the other routes ignore --kfac-refresh, and say so (a log
 # line on standard output).
 timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data cls.h5 \
