@@ -132,6 +132,7 @@ static int cg_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   const cg_opts *own = c->opt;
   if (o->steps < 1)
     NHGD_FAIL(NHGD_ERR_ARG, "cg: --hvp-steps %d: at least one CG iteration is needed", o->steps);
+  NHGD_CHECK(nhgd_hvp_check_memory(c, o->batch, 5, "cg"));
   NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, o->batch, "cg"));
   s->d = c->d;
   s->Q = o->steps;

@@ -39,6 +39,15 @@ typedef struct nhgd_est_ctx {
   nhgd_grid *grid;     /* created on first use (nhgd_est_grid) */
 } nhgd_est_ctx;
 
+/* Collective. Bytes of memory one rank may use: mib or, when 0, 90 % of MemAvailable divided
+ * by the ranks on this node. Equal on all ranks (the minimum). */
+int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes);
+/* Collective: the budget of --mem-per-rank (nhgd_mem_budget) binds every estimator. bytes:
+ * what the estimator who will hold per rank (the most any rank holds); what names it. Above
+ * the budget an NHGD_ERR_MEM error gives both and hint (how to make it fit). */
+int nhgd_est_check_memory(nhgd_est_ctx *c, const char *who, const char *what, double bytes,
+                          const char *hint);
+
 /* Collective: the process grid, created on first call. */
 int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g);
 /* Global rows of an inner minibatch: B, or every training row with full batches. */

@@ -107,6 +107,7 @@ static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resu
     NHGD_FAIL(NHGD_ERR_ARG,
               "neumann: --neumann-eta %g: the step of the series must be positive and finite",
               own->eta);
+  NHGD_CHECK(nhgd_hvp_check_memory(c, o->batch, 3, "neumann"));
   NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, o->batch, "neumann"));
   s->d = c->d;
   s->Q = o->steps;

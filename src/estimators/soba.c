@@ -143,6 +143,7 @@ static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
               "soba: --inner-steps 0 leaves z (and so u) at zero: SOBA takes its z steps "
               "alongside the inner SGD steps; use --inner-steps 1 for the single-loop method");
   /* The rows come from the inner loop: the draw size of the helper is not used. */
+  NHGD_CHECK(nhgd_hvp_check_memory(c, 0, 4, "soba"));
   NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, 0, "soba"));
   s->d = c->d;
   s->rho = o->rho;

@@ -922,7 +922,9 @@ static const nhgd_option_spec est_nhgd_specs[] = {
     {"overlap", NHGD_OPT_BOOL, F(overlap), "1", 1, 0, NULL,
      "nhgd: gather step t's per-sample gradients while SGD takes step t+1", 0},
     {"mem-per-rank", NHGD_OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
-     "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)", 0},
+     "MiB of memory one rank may use for the estimator's work (0: 90% of MemAvailable / ranks "
+     "on the node); every estimator refuses a run that needs more",
+     0},
     {"efim-samples", NHGD_OPT_I64, F(samples), "0", 0, 2147483647, NULL,
      "nhgd: per-sample gradients of each step that feed F, drawn from the step's minibatch "
      "(0: all of them)",
@@ -945,7 +947,10 @@ static const nhgd_option_spec est_nhgd_specs[] = {
 #undef F
 
 static const nhgd_option_scope est_nhgd_scopes[] = {
-    {"efim-beta", "estimator=nhgd,efim-mode=ema"}, {NULL, "estimator=nhgd"}, {NULL, NULL}};
+    {"mem-per-rank", "estimator=nhgd|exact|cg|neumann|soba"},
+    {"efim-beta", "estimator=nhgd,efim-mode=ema"},
+    {NULL, "estimator=nhgd"},
+    {NULL, NULL}};
 static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
                                                    est_nhgd_check, est_nhgd_scopes};
 

@@ -178,6 +178,12 @@ expect 1 "the smallest rank count that fits is 14" -- run --data wide.h5 --probl
   --estimator nhgd --efim-route accumulate --mem-per-rank 0.15 $small --output o.h5
 expect 1 "no rank count fits" -- run --data wide.h5 --problem ridge --estimator nhgd \
   --mem-per-rank 0.001 $small --output o.h5
+# --mem-per-rank binds every estimator, not only nhgd's routes (exact used to form a Hessian
+# of any size, cg to allocate its vectors, whatever the limit).
+expect 1 "exact: the Hessian and its buffers need" -- run --data wide.h5 --problem ridge \
+  --estimator exact --mem-per-rank 0.15 $small --output o.h5
+expect 1 "MiB are available (--mem-per-rank); no rank count fits (every rank holds them whole)" \
+  -- run --data wide.h5 --problem ridge --estimator cg --mem-per-rank 0.001 $small --output o.h5
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]
