@@ -344,7 +344,9 @@ static int alloc_split(loader *L, int s) {
   sp->n_local = (int)n;
   sp->m = d->m;
   /* Dimensions come from the file: refuse what cannot be held before allocating it. */
-  const double need = 8.0 * (double)n * (double)d->m, limit = nhgd_data_dense_limit();
+  double limit;
+  NHGD_CHECK(nhgd_data_dense_limit(&limit));
+  const double need = 8.0 * (double)n * (double)d->m;
   if (need > limit)
     NHGD_FAIL(NHGD_ERR_MEM,
               "%s: /%s/X: this rank's %lld rows x %d features need %.1f GiB, more than the %.1f "

@@ -106,6 +106,19 @@ expect 1 "has 40 entries, this problem needs 5" -- run --data cls.h5 --problem l
 expect 1 "no dataset /v" -- run --data cls.h5 --problem logreg $small --output o.h5 \
   --v-from reg.h5
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
+# The importers' limit in the environment is read as strictly as an option (atof read "abc" as
+# 0 and "-5" as -5, both "no limit"); a NUL byte inside a LIBSVM line is refused (it ended the
+# line there, and the rest went unread).
+printf '1 1:1 2:3\n2 1:2\n1 2:1\n2 1:0.5 2:1\n1 1:3\n2 2:2\n1 1:1\n2 2:5\n' >s.svm
+NHGD_MAX_DENSE_MB=abc expect 1 "environment NHGD_MAX_DENSE_MB: 'abc' is not a finite number" -- \
+  data import-libsvm --input s.svm --output s.h5
+NHGD_MAX_DENSE_MB=-5 expect 1 "environment NHGD_MAX_DENSE_MB: value -5 is outside the range \
+(0, 1e+12]" -- data import-libsvm --input s.svm --output s.h5
+NHGD_MAX_DENSE_MB=abc expect 1 "environment NHGD_MAX_DENSE_MB: 'abc' is not a finite number" -- \
+  run --data cls.h5 --problem logreg $small --output o.h5
+printf '1 1:1 2:3\n2 1:2\0 2:7\n1 2:1\n2 1:0.5 2:1\n1 1:3\n2 2:2\n1 1:1\n2 2:5\n' >nul.svm
+expect 1 "nul.svm: line 2: a NUL byte at column 6" -- data import-libsvm --input nul.svm \
+  --output s.h5
 expect 2 "option --halt-after needs --checkpoint-dir" -- run --data cls.h5 --halt-after 3
 expect 2 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \
   --problem logreg --estimator exact --grid-rows 3 $small --output o.h5
