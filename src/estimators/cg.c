@@ -173,6 +173,7 @@ const nhgd_estimator_desc nhgd_estimator_cg = {
             .solve = cg_solve,
             .save = cg_save,
             .load = cg_load,
-            .release = cg_release},
+            .release = cg_release,
+            .advice = nhgd_est_hessian_advice},
     .init = cg_init,
 };

@@ -75,6 +75,9 @@ typedef struct nhgd_estimator_ops {
   /* Free what init allocated inside the state (the registry frees the state itself); it may
    * find the state half built. NULL: nothing. */
   void (*release)(nhgd_estimator *est);
+  /* When the u it returned is not finite or too large to use: the setting to change, in
+   * words (e.g. "lower --soba-rho (now 1e+12): ..."). NULL: nothing to say. */
+  void (*advice)(const nhgd_estimator *est, char *buf, size_t len);
 } nhgd_estimator_ops;
 
 /* An estimator: its descriptor's ops over its own state. */
@@ -112,5 +115,9 @@ int nhgd_estimator_add_options(nhgd_options *o);
 int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx *c,
                           nhgd_section *resume, nhgd_estimator **out);
 void nhgd_estimator_destroy(nhgd_estimator **est);
+
+/* Advice for an estimator that solves with the Hessian of the inner objective (exact, cg):
+ * H is nearly singular; where the problem has a regulariser of its own, raise it. */
+void nhgd_est_hessian_advice(const nhgd_estimator *est, char *buf, size_t len);
 
 #endif

@@ -162,6 +162,13 @@ static int exact_solve(nhgd_estimator *est, const double *theta, const double *g
               "this point (its inverse is not the implicit-function one): train the inner "
               "problem longer or regularise more");
   }
+  if (rc == NHGD_ERR_NUMERIC || rc == NHGD_ERR_SCALAPACK) {
+    /* Name the setting that gives H the curvature it lacks. */
+    char advice[300], text[320];
+    nhgd_est_hessian_advice(est, advice, sizeof advice);
+    snprintf(text, sizeof text, " in exact's solve: %s", advice);
+    nhgd_error_append_fresh(text);
+  }
   if (!rc) rc = nhgd_bcmat_solve(s->H, g, u);
   nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
   return rc;
@@ -282,6 +289,9 @@ const nhgd_estimator_desc nhgd_estimator_exact = {
     .name = "exact",
     .options = &exact_options,
     .state_size = sizeof(exact_state),
-    .ops = {.needs_observe = 0, .solve = exact_solve, .release = exact_release},
+    .ops = {.needs_observe = 0,
+            .solve = exact_solve,
+            .release = exact_release,
+            .advice = nhgd_est_hessian_advice},
     .init = exact_init,
 };

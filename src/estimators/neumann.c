@@ -89,6 +89,14 @@ static int neumann_solve(nhgd_estimator *est, const double *theta, const double 
   return nhgd_hvp_solve(&s->hvp, est->ctx, neumann_run, s, theta, g, s->acc, u);
 }
 
+static void neumann_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const neumann_state *s = est->state;
+  snprintf(buf, len,
+           "lower --neumann-eta (now %g): the series grows without bound when eta is above 2 / "
+           "lambda_max(H)",
+           s->eta);
+}
+
 /* Stateless within an inner loop: a resumed one only needs to know its outer step. */
 static int neumann_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   neumann_state *s = est->state;
@@ -143,6 +151,7 @@ const nhgd_estimator_desc nhgd_estimator_neumann = {
             .begin = neumann_begin,
             .solve = neumann_solve,
             .load = neumann_load,
-            .release = neumann_release},
+            .release = neumann_release,
+            .advice = neumann_advice},
     .init = neumann_init,
 };

@@ -1,5 +1,6 @@
 /* Estimator registry: --estimator names, their option blocks and constructors; the grid,
  * batch and memory helpers of the estimator context. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -60,6 +61,25 @@ int nhgd_est_check_memory(nhgd_est_ctx *c, const char *who, const char *what, do
               who, what, most / 1048576.0, c->size, budget / 1048576.0,
               mib > 0.0 ? "" : " 0: 90% of MemAvailable over the ranks of a node", hint);
   return NHGD_OK;
+}
+
+void nhgd_est_hessian_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const nhgd_est_ctx *c = est->ctx;
+  const char *problem = c->pb->name;
+  double r = 0.0;
+  if (!strcmp(problem, "hyperclean") || !strcmp(problem, "mlp-hyperclean") ||
+      !strcmp(problem, "distill")) {
+    nhgd_options_get_real(c->options, "clean-reg", &r);
+    snprintf(buf, len,
+             "the Hessian of the inner objective is nearly singular here: raise --clean-reg "
+             "(now %g), the curvature the regulariser adds",
+             r);
+  } else {
+    snprintf(buf, len,
+             "the Hessian of the inner objective is nearly singular here (problem %s: its "
+             "regulariser exp(v) vanishes where v is very negative)",
+             problem);
+  }
 }
 
 int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g) {

@@ -16,6 +16,7 @@
  * an inner loop. The z recursion converges when rho < 2 / lambda_max(H). */
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -112,6 +113,14 @@ static int soba_solve(nhgd_estimator *est, const double *theta, const double *g,
   return NHGD_OK;
 }
 
+static void soba_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const soba_state *s = est->state;
+  snprintf(buf, len,
+           "lower --soba-rho (now %g): z grows without bound when rho is above 2 / "
+           "lambda_max(H)",
+           s->rho);
+}
+
 static int soba_save(nhgd_estimator *est, nhgd_section *sec) {
   soba_state *s = est->state;
   NHGD_CHECK(nhgd_section_put_int(sec, "steps", s->steps));
@@ -180,6 +189,7 @@ const nhgd_estimator_desc nhgd_estimator_soba = {
             .solve = soba_solve,
             .save = soba_save,
             .load = soba_load,
-            .release = soba_release},
+            .release = soba_release,
+            .advice = soba_advice},
     .init = soba_init,
 };

@@ -75,7 +75,8 @@ struct nhgd_solver {
   int halve;                 /* --on-divergence halve */
   int diverged;              /* the error being returned is a divergence ... */
   nhgd_lr_kind blame;        /* ... put down to this step size */
-  char blame_why[160];
+  int blame_start;           /* ... or to the starting point, which no step size changes */
+  char blame_why[400];
   rollback_state snap;
   nhgd_rollback_fn rollback;
   void *rollback_arg;

@@ -8,6 +8,25 @@
 #include "core/log.h"
 #include "outer/engine.h"
 
+/* What to change when the inner objective is not finite at the starting point: the initial
+ * v, from --v-init or --v-from. */
+static void start_advice(nhgd_solver *s) {
+  double v_init = 0.0;
+  nhgd_options_get_real(s->options, "v-init", &v_init);
+  if (s->opt->v_from[0])
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the gradient of the inner objective at the starting point (the initial theta, v "
+             "from --v-from %.60s) is not finite, which no step size changes: that v is out of "
+             "range for problem %s",
+             s->opt->v_from, s->pb->name);
+  else
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the gradient of the inner objective at the starting point (the initial theta, "
+             "every entry of v = --v-init %g) is not finite, which no step size changes: lower "
+             "the size of --v-init (problem %s)",
+             v_init, s->pb->name);
+}
+
 /* Collective: the step size a divergence at outer step k is put down to, and why (in
  * s->blame_why). The outer one when v is no longer finite, or when the inner loop of step
  * k - 1 ran well (its loss at the last step at most twice that at the first), so that what
@@ -26,7 +45,12 @@ static int find_blame(nhgd_solver *s) {
   const int can_outer = k > 0 && s->outer_lr > 0 && (!s->halve || s->snap.has_prev);
   s->blame = can_outer && (v_bad || !grew) ? NHGD_LR_OUTER : NHGD_LR_INNER;
   s->diverged = 1;
-  if (k == 0)
+  /* The very first gradient, at the initial theta and v, not finite: no step has been taken,
+   * so no step size is to blame; the data being checked at load, v is. */
+  s->blame_start = k == 0 && s->inner.diverged == 1 && s->inner.bad_gradient;
+  if (s->blame_start)
+    start_advice(s);
+  else if (k == 0)
     snprintf(s->blame_why, sizeof s->blame_why, "before any outer step");
   else if (v_bad)
     snprintf(s->blame_why, sizeof s->blame_why, "v is not finite");
@@ -62,6 +86,10 @@ int nhgd_outer_inner_diverged(nhgd_solver *s) {
   const nhgd_inner *in = &s->inner;
   NHGD_CHECK(find_blame(s));
   nhgd_error_clear();
+  if (s->blame_start)
+    NHGD_FAIL(NHGD_ERR_NUMERIC,
+              "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): %s",
+              (long long)s->k, (long long)(in->diverged - 1), s->blame_why);
   NHGD_FAIL(NHGD_ERR_NUMERIC,
             "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite); "
             "%s: lower --%s (now %g); the last checkpoint is kept",
@@ -108,6 +136,10 @@ int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
   const nhgd_solver_opts *o = s->opt;
   *redo = 0;
   if (!s->halve) return err;
+  if (s->blame_start) {
+    nhgd_log(NHGD_LOG_WARN, "--on-divergence halve: no step size is to blame, no rollback");
+    return err;
+  }
   if (!b->valid || s->hist.nrb >= o->divergence_retries) {
     nhgd_log(NHGD_LOG_WARN,
              b->valid ? "--on-divergence halve: all %d rollbacks (--divergence-retries) used"

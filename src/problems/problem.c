@@ -36,9 +36,10 @@ static const nhgd_option_spec problem_specs[] = {
     {"problem", NHGD_OPT_CHOICE, F(name), "hyperclean", 1, 0,
      "ridge|logreg|hyperclean|mlp-hyperclean|mlp-hpo|distill", "bilevel problem",
      NHGD_OPT_TRAJECTORY},
-    {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 0, 1e300, NULL,
-     "ridge: noise standard deviation sigma of the likelihood",
-     NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
+    {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-150, 1e150, NULL,
+     "ridge: noise standard deviation sigma of the likelihood (the loss divides by sigma^2, "
+     "which must stay a double and not vanish)",
+     NHGD_OPT_TRAJECTORY},
     {"clean-reg", NHGD_OPT_REAL, F(pp.clean_reg), "1e-3", 0, 1e300, NULL,
      "hyperclean, mlp-hyperclean, distill: r in the regulariser r ||theta||^2",
      NHGD_OPT_TRAJECTORY},

@@ -903,6 +903,12 @@ static int est_nhgd_check(const void *block, const nhgd_options *all) {
   return NHGD_OK;
 }
 
+/* u = M^-1 g too large: M = D + F is nearly singular, which its damping lifts. */
+static void nhgd_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const est_nhgd_opts *o = est->ctx->opt;
+  snprintf(buf, len, "raise --efim-damping (now %g): M = D + F is nearly singular", o->damping);
+}
+
 #define F(field) offsetof(est_nhgd_opts, field), sizeof(((est_nhgd_opts *)0)->field)
 static const nhgd_option_spec est_nhgd_specs[] = {
     {"efim-route", NHGD_OPT_CHOICE, F(route), "auto", 1, 0,
@@ -965,6 +971,7 @@ const nhgd_estimator_desc nhgd_estimator_nhgd = {
             .save = nhgd_save,
             .load = nhgd_load,
             .load_kept = nhgd_load_kept,
-            .release = nhgd_release},
+            .release = nhgd_release,
+            .advice = nhgd_advice},
     .init = nhgd_init,
 };
