@@ -99,6 +99,9 @@ int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file
  * boundary after k outer steps); complete: it ends the run. */
 int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete);
 
+/* Collective: the mean validation loss at the current theta and v (solver.c). */
+int nhgd_outer_val_loss(nhgd_solver *s, double *loss);
+
 /* ---- rollback.c: divergence and --on-divergence halve ---- */
 
 /* Collective: the validation loss must stay finite and within --divergence-factor of its

@@ -78,7 +78,8 @@ static nhgd_option_spec solver_specs[] = {
      0},
     {"on-divergence", NHGD_OPT_CHOICE, F(on_divergence), "stop", NORANGE, "stop|halve",
      "on divergence stop (exit 1), or roll back to the start of the outer step (or before the "
-     "outer step that moved v too far) and halve the step size blamed: --inner-lr or --outer-lr",
+     "outer step that moved v too far) and halve the step size blamed (--inner-lr if the inner "
+     "loop diverges with the previous v too, else --outer-lr)",
      0},
     {"divergence-retries", NHGD_OPT_INT, F(divergence_retries), "3", 0, 1 << 20, NULL,
      "rollbacks allowed in a run with --on-divergence halve; the next divergence stops it", 0},

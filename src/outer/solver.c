@@ -39,6 +39,10 @@ static int evaluate(nhgd_solver *s, const nhgd_split *split, double *loss, doubl
   return NHGD_OK;
 }
 
+int nhgd_outer_val_loss(nhgd_solver *s, double *loss) {
+  return evaluate(s, &s->data->val, loss, NULL, NULL);
+}
+
 /* The largest size of u from which J^T u cannot overflow for any sane J. */
 #define NHGD_U_MAX 1e150
 

@@ -195,5 +195,38 @@ advise 1 "lower --neumann-eta (now 1e+12)" "--neumann-eta 0.1" run --data c.h5 \
 # exact without a regulariser: the Hessian is singular (the Cholesky failure named nothing).
 advise 1 "raise --clean-reg (now 0)" "--clean-reg 1e-3" run --data c.h5 --problem hyperclean \
   --estimator exact --clean-reg 0
+# Which step size a rollback halves is decided by an experiment (the inner loop run again
+# with v as before the last outer step), not guessed from the inner loss. distill with a huge
+# --inner-lr: every rollback halves --inner-lr and the run recovers (all 30 used to halve
+# --outer-lr, down to 9e-11, and the run stopped).
+run "$np" run --data c.h5 --problem distill --inner-lr 1e6 --on-divergence halve \
+  --divergence-retries 30 --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 \
+  --output o.h5 --metrics d.jsonl
+rc=$?
+n_in=$(grep -c '"lr": "inner-lr"' d.jsonl)
+n_out=$(grep -c '"lr": "outer-lr"' d.jsonl)
+if [ "$rc" -ne 0 ] || [ "$n_in" -lt 1 ] || [ "$n_out" -ne 0 ]; then
+  echo "FAIL blame, distill --inner-lr 1e6: exit $rc, $n_in rollbacks of --inner-lr, $n_out of --outer-lr (want 0, recovered)"
+  failures=$((failures + 1))
+else
+  echo "ok   blame, distill --inner-lr 1e6: $n_in rollbacks, all of --inner-lr; recovered"
+fi
+# logreg with a huge --outer-lr under sgd: the rollbacks start on --outer-lr, and the advice
+# when they run out is to lower --outer-lr (it used to end on --inner-lr, halved to 2e-11),
+# which followed fixes the run.
+run "$np" run --data c.h5 --problem logreg --outer-opt sgd --outer-lr 1e6 --on-divergence halve \
+  --divergence-retries 40 --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 \
+  --output o.h5 --metrics o.jsonl
+rc=$?
+first=$(grep -m1 -o '"lr": "[a-z-]*"' o.jsonl)
+if [ "$rc" -eq 0 ] || [ "$first" != '"lr": "outer-lr"' ] ||
+  [ "$(grep -c "nhgd: error: .*: lower --outer-lr" log.txt)" -ne 1 ]; then
+  echo "FAIL blame, logreg sgd --outer-lr 1e6: exit $rc, first rollback $first, error:"
+  grep "error" log.txt | head -1 | cut -c1-200 | sed 's/^/    /'
+  failures=$((failures + 1))
+else
+  advise 1 "lower --outer-lr (now 1e+06)" "--outer-lr 0.1" run --data c.h5 --problem logreg \
+    --outer-opt sgd --outer-lr 1e6
+fi
 echo "$failures failures"
 [ "$failures" -eq 0 ]
