@@ -155,8 +155,8 @@ mlp-hpo, or to --problem distill with --distill-model mlp, and this run has --pr
   run --data reg.h5 --problem ridge --hidden abc $small --output o.h5
 expect_ok "option --activation (command line) is ignored: it applies to --problem mlp-hyperclean \
 or mlp-hpo, or to --problem distill with --distill-model mlp, and this run has --problem distill, \
---distill-model linear" -- run --data cls.h5 --problem distill --activation relu $small \
-  --output o.h5
+--distill-model linear" -- run --data cls.h5 --problem distill --distill-per-class 2 \
+  --activation relu $small --output o.h5
 printf 'soba-rho = 0.5\n' >soba.cfg
 expect_ok "option --soba-rho (soba.cfg line 1) is ignored: it applies to --estimator soba, and \
 this run has --estimator cg" -- run --config soba.cfg --data cls.h5 --problem logreg \
