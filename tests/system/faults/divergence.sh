@@ -199,9 +199,11 @@ advise 1 "raise --clean-reg (now 0)" "--clean-reg 1e-3" run --data c.h5 --proble
 # with v as before the last outer step), not guessed from the inner loss. distill with a huge
 # --inner-lr: every rollback halves --inner-lr and the run recovers (all 30 used to halve
 # --outer-lr, down to 9e-11, and the run stopped).
+# (4 classes: one image each, one for each of up to 4 ranks.)
+"$nhgd" data synth --kind logistic --features 10 --classes 4 --n-train 200 --n-val 100 \
+  --n-test 50 --output c4.h5 >/dev/null || exit 1
 rm -f d.jsonl
-run "$np" run --data c.h5 --problem distill --distill-per-class 2 --inner-lr 1e6 \
-  --on-divergence halve \
+run "$np" run --data c4.h5 --problem distill --inner-lr 1e6 --on-divergence halve \
   --divergence-retries 30 --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 \
   --output o.h5 --metrics d.jsonl
 rc=$?
