@@ -4,7 +4,7 @@
 # The scripts that source this call nhgd_job_main RUN_DIR [nhgd options...]. It starts
 #   LAUNCHER nhgd run --checkpoint-dir RUN_DIR/checkpoints --restart auto
 #                     --output RUN_DIR/output.h5 --metrics RUN_DIR/metrics.jsonl OPTIONS...
-# in the background and waits for it. SIGUSR1 or SIGTERM to this shell (sbatch
+# in the background and waits for it. SIGUSR1, SIGTERM, SIGINT or SIGHUP to this shell (sbatch
 # --signal=B:USR1@T, scancel --batch --signal=USR1, the time limit) is passed on as SIGUSR1 to
 # the launcher, which passes it to every rank: the program writes a checkpoint and exits 75.
 # Exit 75 ("checkpointed, resubmit me") makes the job requeue itself; SLURM then starts this
@@ -150,6 +150,8 @@ nhgd_job_main() {
   nhgd_pid="" nhgd_signalled="" nhgd_interrupted=0
   trap 'nhgd_on_signal USR1' USR1
   trap 'nhgd_on_signal TERM' TERM
+  trap 'nhgd_on_signal INT' INT
+  trap 'nhgd_on_signal HUP' HUP
   "${cmd[@]}" &
   nhgd_pid=$!
   if [ -n "$nhgd_signalled" ]; then
@@ -167,7 +169,7 @@ nhgd_job_main() {
   # From here SIGTERM (SLURM ending the job, or the requeue) may end this script at once;
   # a late SIGUSR1 must not kill it before it has requeued the job.
   trap '' USR1
-  trap - TERM
+  trap - TERM INT HUP
   case $rc in
   0) nhgd_log "the program exited 0: run complete (output $run_dir/output.h5)" ;;
   75)

@@ -21,3 +21,11 @@ foreach(np 1 2 4)
             ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;checkpoint")
 endforeach()
+# Signals: SIGTERM, SIGINT and SIGHUP to the ranks, at start-up, through jobs/nhgd-launch, and
+# to mpirun itself.
+foreach(np 1 2)
+  nhgd_add_serial_test(checkpoint_signals_np${np}
+    COMMAND bash ${NHGD_TEST_DIR}/system/checkpoint/signals.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE}
+            ${np}
+    LABELS "mpi;checkpoint")
+endforeach()

@@ -27,7 +27,7 @@ nhgd_test_program(test_data_load_bad ${NHGD_TEST_DIR}/data/test_load_bad.c ${NHG
 target_link_libraries(test_data_load_bad PRIVATE ZLIB::ZLIB)
 set(NHGD_DATA_BAD_CASES
     missing_group missing_test_y missing_x x_1d y_2d row_mismatch label_out_of_range
-    label_huge label_negative nan_x inf_x nan_y_regression float_y_classification int_y_regression
+    label_huge label_negative nan_x inf_x huge_x nan_y_regression float_y_classification int_y_regression
     int_x string_x feature_mismatch test_feature_mismatch few_rows empty_split n_classes_1
     n_classes_float format_version not_hdf5 empty_file truncated nonexistent directory)
 foreach(case IN LISTS NHGD_DATA_BAD_CASES)

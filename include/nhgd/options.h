@@ -31,10 +31,14 @@ typedef enum {
 
 /* The option changes the run's trajectory: a checkpoint continues only a run that agrees. */
 #define NHGD_OPT_TRAJECTORY 1u
+/* The range is open at min (the value must be above it) or at max (below it). */
+#define NHGD_OPT_MIN_OPEN 2u
+#define NHGD_OPT_MAX_OPEN 4u
 
 /* One option of a block: where it lives in the block's struct (offset, and for strings the
- * buffer size), its default as text and its valid range (inclusive; ignored when
- * min > max). A table ends with an entry whose name is NULL. */
+ * buffer size), its default as text and its valid range (inclusive unless flags has
+ * NHGD_OPT_MIN_OPEN or NHGD_OPT_MAX_OPEN; ignored when min > max). A table ends with an entry
+ * whose name is NULL. */
 typedef struct nhgd_option_spec {
   const char *name;
   nhgd_opt_type type;
@@ -50,13 +54,28 @@ typedef struct nhgd_option_spec {
 /* Cross-option check of one block, given the whole set (NHGD_OK or an NHGD_ERR_ARG error). */
 typedef int (*nhgd_option_check)(const void *block, const nhgd_options *all);
 
-/* A block: a name, its table, the size of the struct the offsets point into, and an
- * optional check. */
+/* Which runs read options of a block. names: comma-separated options of the block, or NULL
+ * for every option of it that no earlier entry names. applies: a condition on the values of
+ * other options (of any block) under which the run reads them:
+ *   "NAME=A|B"       option NAME is A or B (its value as text, as --NAME would give it);
+ *   "P=x,Q=y"        every condition of the list holds;
+ *   "P=x;P=y,Q=z"    one of the alternatives holds;
+ *   ""               every run reads them.
+ * A condition on an option the set does not have holds. A table ends with an entry whose
+ * applies is NULL. */
+typedef struct nhgd_option_scope {
+  const char *names;
+  const char *applies;
+} nhgd_option_scope;
+
+/* A block: a name, its table, the size of the struct the offsets point into, an optional
+ * check, and an optional table of scopes (NULL: every run reads every option). */
 typedef struct nhgd_option_block {
   const char *name;
   const nhgd_option_spec *specs;
   size_t size;
   nhgd_option_check check;
+  const nhgd_option_scope *scopes;
 } nhgd_option_block;
 
 /* Not collective. An empty set (for a program's own options). */
@@ -97,6 +116,11 @@ NHGD_API const void *nhgd_options_block(const nhgd_options *o, const char *block
 
 /* Run every block's check. Not collective. */
 NHGD_API int nhgd_options_validate(const nhgd_options *o);
+/* Not collective (the log prints on rank 0 only). For every option given a value (in a file,
+ * the environment, the command line or by a setter) that this run does not read, by the
+ * scopes of its block, log a warning naming where it was given, what it applies to and the
+ * values that rule it out. Returns the number of such options. nhgd_solver_create calls it. */
+NHGD_API int nhgd_options_warn_unused(const nhgd_options *o);
 /* Print every option with its default, range or choices, and description. */
 NHGD_API void nhgd_options_help(const nhgd_options *o, FILE *out);
 /* Call fn(name, value-as-text, flags, arg) for every option, block by block. */

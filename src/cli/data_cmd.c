@@ -41,8 +41,8 @@ static const nhgd_option_spec idx_specs[] = {
     {"output", NHGD_OPT_STR, FI(output), NHGD_IMPORT_DEFAULT_OUTPUT, NORANGE, NULL,
      "HDF5 file to write", 0},
     {"val-fraction", NHGD_OPT_REAL, FI(val_fraction),
-     DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_VAL_FRACTION), 1e-9, 0.999999, NULL,
-     "fraction of the rows that go to /val", 0},
+     DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_VAL_FRACTION), 0, 1, NULL,
+     "fraction of the rows that go to /val", NHGD_OPT_MIN_OPEN | NHGD_OPT_MAX_OPEN},
     {"seed", NHGD_OPT_U64, FI(seed), DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_SEED), NORANGE, NULL,
      "seed of the split", 0},
     {"standardize", NHGD_OPT_BOOL, FI(standardize), DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_STANDARDIZE),
@@ -61,11 +61,11 @@ static const nhgd_option_spec libsvm_specs[] = {
     {"regression", NHGD_OPT_BOOL, FL(regression), "0", NORANGE, NULL,
      "real targets (else class labels mapped to 0..C-1)", 0},
     {"val-fraction", NHGD_OPT_REAL, FL(val_fraction),
-     DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_VAL_FRACTION), 1e-9, 0.999999, NULL,
-     "fraction of the training rows that go to /val", 0},
+     DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_VAL_FRACTION), 0, 1, NULL,
+     "fraction of the training rows that go to /val", NHGD_OPT_MIN_OPEN | NHGD_OPT_MAX_OPEN},
     {"test-fraction", NHGD_OPT_REAL, FL(test_fraction),
-     DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_TEST_FRACTION), 0, 0.999999, NULL,
-     "fraction that goes to /test when no --test file is given", 0},
+     DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_TEST_FRACTION), 0, 1, NULL,
+     "fraction that goes to /test when no --test file is given", NHGD_OPT_MAX_OPEN},
     {"seed", NHGD_OPT_U64, FL(seed), DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_SEED), NORANGE, NULL,
      "seed of the split", 0},
     {"standardize", NHGD_OPT_BOOL, FL(standardize), DEFAULT_TEXT(NHGD_IMPORT_DEFAULT_STANDARDIZE),
@@ -138,7 +138,7 @@ int nhgd_cli_data(int argc, char **argv) {
     }
     return argc > 0 && !strcmp(argv[0], "--help") ? NHGD_EXIT_OK : NHGD_EXIT_USAGE;
   }
-  const nhgd_option_block block = {kinds[k].name, kinds[k].specs, kinds[k].size, NULL};
+  const nhgd_option_block block = {kinds[k].name, kinds[k].specs, kinds[k].size, NULL, NULL};
   nhgd_options *o = NULL;
   int help = 0;
   int rc = nhgd_options_create(&o);

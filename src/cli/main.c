@@ -1,5 +1,6 @@
 /* The nhgd program: run, hypergrad and data subcommands on top of libnhgd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <mpi.h>
 #include <signal.h>
@@ -36,7 +37,7 @@ static int cli_check(const void *block, const nhgd_options *all) {
   return NHGD_OK;
 }
 
-static const nhgd_option_block cli_block = {"cli", cli_specs, sizeof(cli_opts), cli_check};
+static const nhgd_option_block cli_block = {"cli", cli_specs, sizeof(cli_opts), cli_check, NULL};
 
 /* The options of run and hypergrad: the library's and the program's own. */
 static int run_options(nhgd_options **o) {
@@ -46,22 +47,99 @@ static int run_options(nhgd_options **o) {
   return rc;
 }
 
-/* SIGUSR1 and SIGTERM ask the solver for a checkpoint and a stop at its next inner step. A
- * signal only sets a flag, so one that arrives during a checkpoint write changes nothing
- * until the write is done. */
-static void on_stop_signal(int sig) {
-  (void)sig;
+/* SIGUSR1, SIGTERM, SIGINT and SIGHUP ask the solver for a checkpoint and a stop at its next
+ * inner step. A signal only sets a flag, so one that arrives during a checkpoint write changes
+ * nothing until the write is done. The handlers are installed first thing, before MPI_Init
+ * and the options: a signal in the first moments is remembered, not fatal. Once the command
+ * and its options are known, a run without --checkpoint-dir (and any other command) gets the
+ * default actions back, and a signal that came meanwhile then ends it as it would have. */
+static const int stop_signals[] = {SIGUSR1, SIGTERM, SIGINT, SIGHUP};
+#define N_STOP_SIGNALS ((int)(sizeof stop_signals / sizeof stop_signals[0]))
+static volatile sig_atomic_t stop_signal;      /* the first one received (0: none) */
+static volatile sig_atomic_t stop_from_parent; /* it came from the launcher (mpirun, orted) */
+static pid_t launcher_pid; /* the parent when it is Open MPI's launcher or daemon, else 0 */
+
+/* The parent process when it is Open MPI's launcher or daemon (it signals the ranks itself
+ * when it ends a job), else 0. */
+static pid_t find_launcher(void) {
+  static const char *const names[] = {"mpirun", "mpiexec", "orterun", "orted", "prterun", "prted"};
+  const pid_t parent = getppid();
+  char path[64], comm[64] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", (int)parent);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+  fclose(f);
+  comm[strcspn(comm, "\n")] = '\0';
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+    if (!strcmp(comm, names[i])) return parent;
+  return 0;
+}
+
+static const char *signal_name(int sig) {
+  return sig == SIGUSR1   ? "SIGUSR1"
+         : sig == SIGTERM ? "SIGTERM"
+         : sig == SIGINT  ? "SIGINT"
+         : sig == SIGHUP  ? "SIGHUP"
+                          : "a signal";
+}
+
+static void on_stop_signal(int sig, siginfo_t *info, void *context) {
+  (void)context;
+  if (!stop_signal) {
+    stop_signal = sig;
+    stop_from_parent = launcher_pid > 0 && info && info->si_pid == launcher_pid;
+    /* A launcher that ends the job stops reading what the ranks print: a write to a full
+     * pipe would block them before their checkpoint, until the SIGKILL. Output that cannot
+     * go now is dropped instead. */
+    if (stop_from_parent && sig != SIGUSR1) {
+      fcntl(STDOUT_FILENO, F_SETFL, fcntl(STDOUT_FILENO, F_GETFL) | O_NONBLOCK);
+      fcntl(STDERR_FILENO, F_SETFL, fcntl(STDERR_FILENO, F_GETFL) | O_NONBLOCK);
+    }
+  }
   nhgd_request_stop();
 }
 
 static void install_stop_signals(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
+  sa.sa_sigaction = on_stop_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
+  for (int i = 0; i < N_STOP_SIGNALS; ++i)
+    sigaction(stop_signals[i], &sa, NULL);
+}
+
+/* The default actions back; a stop signal received so far is delivered again (and ends the
+ * process, as it would have without the early handlers). */
+static void restore_stop_signals(void) {
+  for (int i = 0; i < N_STOP_SIGNALS; ++i)
+    signal(stop_signals[i], SIG_DFL);
+  if (stop_signal) {
+    fprintf(stderr,
+            "nhgd: %s during start-up, and nothing to checkpoint (no --checkpoint-dir): "
+            "ending\n",
+            signal_name(stop_signal));
+    fflush(stderr);
+    raise(stop_signal);
+  }
+}
+
+/* After a stop on a signal: name it, and say what the launcher will report. Open MPI's mpirun
+ * answers SIGTERM, SIGINT and SIGHUP by sending SIGTERM to every rank (the one the ranks
+ * see), then SIGKILL a second later, and exits 1 whatever the ranks return; only SIGUSR1 (and
+ * SIGUSR2) does it pass on. */
+static void log_stop_signal(void) {
+  if (!stop_signal) return;
+  nhgd_log(NHGD_LOG_INFO, "stopped on %s%s", signal_name(stop_signal),
+           stop_from_parent ? " from the launcher (mpirun)" : "");
+  if (stop_from_parent && stop_signal != SIGUSR1)
+    nhgd_log(NHGD_LOG_WARN,
+             "the launcher sent %s: mpirun does so when it is itself sent SIGTERM, SIGINT "
+             "(Ctrl-C) or SIGHUP, and then exits 1 whatever the ranks return; the checkpoint is "
+             "written and --restart auto continues from it. To stop with exit 75, send SIGUSR1 "
+             "to mpirun, or start it through jobs/nhgd-launch",
+             signal_name(stop_signal));
 }
 
 /* The metrics file (rank 0): one JSON object per line, strict JSON (a value that is missing
@@ -264,8 +342,8 @@ static int solve(const char *cmd, int argc, char **argv) {
     return NHGD_EXIT_USAGE;
   }
   /* With checkpoints, a stop request that arrives while the data is still loading must not
-   * kill the ranks: it is honoured at the first inner step. */
-  if (ckpt_dir[0]) install_stop_signals();
+   * kill the ranks: it is honoured at the first inner step. Without, a signal ends the run. */
+  if (!ckpt_dir[0]) restore_stop_signals();
   nhgd_log_init(MPI_COMM_WORLD, (int)level);
   nhgd_log(NHGD_LOG_INFO, "nhgd %s (%s) %s on %d ranks", NHGD_VERSION_STRING, NHGD_GIT_REVISION,
            cmd, P);
@@ -339,9 +417,11 @@ static int solve(const char *cmd, int argc, char **argv) {
     const int mrc = metrics_status(&metrics, ckpt_dir);
     if (!rc) rc = mrc;
   }
-  if (!rc && stopped)
+  if (!rc && stopped) {
+    log_stop_signal();
     nhgd_log(NHGD_LOG_INFO, "stopped after a checkpoint; continue with --restart auto (exit %d)",
              NHGD_EXIT_CHECKPOINTED);
+  }
   if (!rc && !stopped) {
     double acc = nhgd_solver_test_accuracy(s);
     if (acc == acc) nhgd_log(NHGD_LOG_INFO, "final test accuracy %.4f", acc);
@@ -360,6 +440,10 @@ static int solve(const char *cmd, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+  launcher_pid = find_launcher();
+  install_stop_signals();
+  /* Only run and hypergrad stop on request; every other command ends on a signal. */
+  if (argc < 2 || (strcmp(argv[1], "run") && strcmp(argv[1], "hypergrad"))) restore_stop_signals();
   MPI_Init(&argc, &argv);
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   int code;

@@ -23,8 +23,9 @@ int nhgd_data_load_image(MPI_Comm comm, const char *name, const void *image, siz
                          nhgd_data **out);
 
 /* Bytes a dense split may take: MemAvailable, or NHGD_MAX_DENSE_MB when set lower (the fuzz
- * harnesses set it to their own allocation limit). */
-double nhgd_data_dense_limit(void);
+ * harnesses set it to their own allocation limit). A value that is not a number of MiB in
+ * (0, 1e12] is an NHGD_ERR_ARG error, as an option's would be. */
+int nhgd_data_dense_limit(double *bytes);
 
 /* ---- One split held in memory by a writer ---- */
 

@@ -179,8 +179,15 @@ static int parse_file(const char *path, int64_t features, int regression, svm_fi
   int rc = NHGD_OK;
   int64_t lineno = 0;
   errno = 0;
-  while (getline(&buf, &cap, in) >= 0) {
+  ssize_t len;
+  while ((len = getline(&buf, &cap, in)) >= 0) {
     ++lineno;
+    /* A NUL would end the line for the parser: what follows it would go unread. */
+    const char *nul = memchr(buf, '\0', (size_t)len);
+    if (nul)
+      NHGD_RAISE(rc, done, NHGD_ERR_DATA,
+                 "%s: line %lld: a NUL byte at column %lld (a LIBSVM file is text)", path,
+                 (long long)lineno, (long long)(nul - buf) + 1);
     NHGD_TRY(rc, parse_line(f, lineno, buf, features, regression), done);
   }
   if (ferror(in)) NHGD_RAISE(rc, done, NHGD_ERR_IO, "%s: read error: %s", path, strerror(errno));

@@ -345,7 +345,9 @@ static int alloc_split(loader *L, int s) {
   sp->n_local = (int)n;
   sp->m = d->m;
   /* Dimensions come from the file: refuse what cannot be held before allocating it. */
-  const double need = 8.0 * (double)n * (double)d->m, limit = nhgd_data_dense_limit();
+  double limit;
+  NHGD_CHECK(nhgd_data_dense_limit(&limit));
+  const double need = 8.0 * (double)n * (double)d->m;
   if (need > limit)
     NHGD_FAIL(NHGD_ERR_MEM,
               "%s: /%s/X: this rank's %lld rows x %d features need %.1f GiB, more than the %.1f "
@@ -404,7 +406,14 @@ static const char *nonfinite_name(double v) {
   return isnan(v) ? "NaN" : v > 0 ? "Inf" : "-Inf";
 }
 
-/* Local: finite features, labels in range, finite targets. Rows are reported globally. */
+/* The largest magnitude a feature or target may have: the solver multiplies two of them
+ * (squares, outer products, Gram and Fisher sums over up to 1e8 rows), and their product must
+ * stay a double. Far beyond any data that means something; a value above it is the data's
+ * fault, not a step size's. */
+#define NHGD_DATA_MAX_ABS 1e150
+
+/* Local: finite features of a sane size, labels in range, finite targets. Rows are reported
+ * globally. */
 static int validate_split(loader *L, int s) {
   nhgd_data *d = L->d;
   nhgd_split *sp = split_of(d, s);
@@ -415,6 +424,12 @@ static int validate_split(loader *L, int s) {
       if (!isfinite(v))
         NHGD_FAIL(NHGD_ERR_DATA, "%s: /%s/X: %s at row %lld column %d", L->path, name,
                   nonfinite_name(v), (long long)(sp->lo + i), j);
+      if (fabs(v) > NHGD_DATA_MAX_ABS)
+        NHGD_FAIL(NHGD_ERR_DATA,
+                  "%s: /%s/X: %g at row %lld column %d is too large to compute with (the "
+                  "product of two such values overflows; |x| must stay below %g): rescale the "
+                  "features (the importers standardise them)",
+                  L->path, name, v, (long long)(sp->lo + i), j, NHGD_DATA_MAX_ABS);
     }
   if (sp->y_class) {
     for (int i = 0; i < sp->n_local; ++i) {
@@ -430,6 +445,11 @@ static int validate_split(loader *L, int s) {
       if (!isfinite(sp->y_real[i]))
         NHGD_FAIL(NHGD_ERR_DATA, "%s: /%s/y: %s at row %lld", L->path, name,
                   nonfinite_name(sp->y_real[i]), (long long)(sp->lo + i));
+      else if (fabs(sp->y_real[i]) > NHGD_DATA_MAX_ABS)
+        NHGD_FAIL(NHGD_ERR_DATA,
+                  "%s: /%s/y: %g at row %lld is too large to compute with (the square "
+                  "overflows; |y| must stay below %g): rescale the targets",
+                  L->path, name, sp->y_real[i], (long long)(sp->lo + i), NHGD_DATA_MAX_ABS);
   }
   return NHGD_OK;
 }

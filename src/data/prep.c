@@ -1,6 +1,7 @@
 /* In-memory splits used by the writers, and feature standardisation with train statistics. */
 #include "data/data_internal.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,31 @@
 
 #include "core/util.h"
 
-double nhgd_data_dense_limit(void) {
+int nhgd_data_dense_limit(double *bytes) {
   double avail = nhgd_mem_available();
   if (avail <= 0.0) avail = INFINITY;
   const char *env = getenv("NHGD_MAX_DENSE_MB");
-  const double cap = env ? atof(env) * 1048576.0 : INFINITY;
-  return cap > 0 && cap < avail ? cap : avail;
+  double cap = INFINITY;
+  if (env) {
+    /* As strict as an option: a number, all of it, finite and in range, or an error (atof
+     * read "abc" as 0 and "-5" as -5, and either meant "no limit"). */
+    char *end = NULL;
+    errno = 0;
+    const double mib = strtod(env, &end);
+    if (errno || end == env || *end || !isfinite(mib))
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "environment NHGD_MAX_DENSE_MB: '%.64s' is not a finite number (MiB a dense "
+                "split may take)",
+                env);
+    if (!(mib > 0.0 && mib <= 1e12))
+      NHGD_FAIL(NHGD_ERR_ARG,
+                "environment NHGD_MAX_DENSE_MB: value %.64s is outside the range (0, 1e+12] (MiB "
+                "a dense split may take; unset it for no limit)",
+                env);
+    cap = mib * 1048576.0;
+  }
+  *bytes = cap < avail ? cap : avail;
+  return NHGD_OK;
 }
 
 int nhgd_wsplit_alloc(nhgd_wsplit *s, int64_t n, int m, int classification, const char *what) {
@@ -26,7 +46,9 @@ int nhgd_wsplit_alloc(nhgd_wsplit *s, int64_t n, int m, int classification, cons
     NHGD_FAIL(NHGD_ERR_MEM, "%s: %lld x %d features do not fit in memory", what, (long long)n, m);
   /* A sparse input densifies to n x m: refuse before allocating what cannot be held (a
    * stray feature index of 10^9 in a LIBSVM file, say). */
-  const double need = 8.0 * (double)n * (double)m, limit = nhgd_data_dense_limit();
+  double limit;
+  NHGD_CHECK(nhgd_data_dense_limit(&limit));
+  const double need = 8.0 * (double)n * (double)m;
   if (need > limit)
     NHGD_FAIL(NHGD_ERR_MEM,
               "%s: %lld rows x %d features need %.1f GiB as a dense matrix, more than the %.1f GiB "

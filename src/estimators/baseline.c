@@ -28,6 +28,15 @@ int nhgd_hvp_init(nhgd_hvp *h, nhgd_est_ctx *c, int64_t batch, const char *who) 
   return NHGD_OK;
 }
 
+int nhgd_hvp_check_memory(nhgd_est_ctx *c, int64_t batch, int nvec, const char *who) {
+  const int64_t n_local = c->data->train.n_local;
+  const double rows = (double)(batch > n_local ? batch : n_local);
+  const double bytes = 8.0 * (double)c->d * (2.0 + nvec) + 8.0 + 4.0 * (rows > 0 ? rows : 1);
+  return nhgd_est_check_memory(c, who, "its vectors", bytes,
+                               "no rank count fits (every rank holds them whole): raise "
+                               "--mem-per-rank");
+}
+
 void nhgd_hvp_free(nhgd_hvp *h) {
   nhgd_free(&h->rows);
   nhgd_free(&h->hdiag);
@@ -110,4 +119,8 @@ static const nhgd_option_spec hvp_specs[] = {
      NHGD_OPT_TRAJECTORY},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-const nhgd_option_block nhgd_hvp_options = {"hvp", hvp_specs, sizeof(nhgd_hvp_opts), NULL};
+/* soba takes its products over the inner loop's own minibatches: neither option is its. */
+static const nhgd_option_scope hvp_scopes[] = {{NULL, "estimator=cg|neumann"}, {NULL, NULL}};
+
+const nhgd_option_block nhgd_hvp_options = {"hvp", hvp_specs, sizeof(nhgd_hvp_opts), NULL,
+                                            hvp_scopes};

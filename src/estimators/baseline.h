@@ -33,6 +33,9 @@ typedef struct nhgd_hvp {
  * messages. */
 int nhgd_hvp_init(nhgd_hvp *h, nhgd_est_ctx *c, int64_t batch, const char *who);
 void nhgd_hvp_free(nhgd_hvp *h);
+/* Collective: the budget of --mem-per-rank against what nhgd_hvp_init allocates for batch
+ * plus the estimator's own nvec replicated d-vectors; who names the estimator. */
+int nhgd_hvp_check_memory(nhgd_est_ctx *c, int64_t batch, int nvec, const char *who);
 
 /* Not collective: h->rows, h->nb = this rank's rows of the global minibatch number j of outer
  * step k, drawn with replacement from (seed, NHGD_STREAM_HVP, k, j, slot) like the inner

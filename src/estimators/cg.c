@@ -132,6 +132,7 @@ static int cg_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
   const cg_opts *own = c->opt;
   if (o->steps < 1)
     NHGD_FAIL(NHGD_ERR_ARG, "cg: --hvp-steps %d: at least one CG iteration is needed", o->steps);
+  NHGD_CHECK(nhgd_hvp_check_memory(c, o->batch, 5, "cg"));
   NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, o->batch, "cg"));
   s->d = c->d;
   s->Q = o->steps;
@@ -160,7 +161,8 @@ static const nhgd_option_spec cg_specs[] = {
      "cg: start from the previous outer step's u (0: from u = 0)", NHGD_OPT_TRAJECTORY},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-static const nhgd_option_block cg_options = {"cg", cg_specs, sizeof(cg_opts), NULL};
+static const nhgd_option_scope cg_scopes[] = {{NULL, "estimator=cg"}, {NULL, NULL}};
+static const nhgd_option_block cg_options = {"cg", cg_specs, sizeof(cg_opts), NULL, cg_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_cg = {
     .name = "cg",
@@ -171,6 +173,7 @@ const nhgd_estimator_desc nhgd_estimator_cg = {
             .solve = cg_solve,
             .save = cg_save,
             .load = cg_load,
-            .release = cg_release},
+            .release = cg_release,
+            .advice = nhgd_est_hessian_advice},
     .init = cg_init,
 };

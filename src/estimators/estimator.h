@@ -39,6 +39,15 @@ typedef struct nhgd_est_ctx {
   nhgd_grid *grid;     /* created on first use (nhgd_est_grid) */
 } nhgd_est_ctx;
 
+/* Collective. Bytes of memory one rank may use: mib or, when 0, 90 % of MemAvailable divided
+ * by the ranks on this node. Equal on all ranks (the minimum). */
+int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes);
+/* Collective: the budget of --mem-per-rank (nhgd_mem_budget) binds every estimator. bytes:
+ * what the estimator who will hold per rank (the most any rank holds); what names it. Above
+ * the budget an NHGD_ERR_MEM error gives both and hint (how to make it fit). */
+int nhgd_est_check_memory(nhgd_est_ctx *c, const char *who, const char *what, double bytes,
+                          const char *hint);
+
 /* Collective: the process grid, created on first call. */
 int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g);
 /* Global rows of an inner minibatch: B, or every training row with full batches. */
@@ -66,6 +75,9 @@ typedef struct nhgd_estimator_ops {
   /* Free what init allocated inside the state (the registry frees the state itself); it may
    * find the state half built. NULL: nothing. */
   void (*release)(nhgd_estimator *est);
+  /* When the u it returned is not finite or too large to use: the setting to change, in
+   * words (e.g. "lower --soba-rho (now 1e+12): ..."). NULL: nothing to say. */
+  void (*advice)(const nhgd_estimator *est, char *buf, size_t len);
 } nhgd_estimator_ops;
 
 /* An estimator: its descriptor's ops over its own state. */
@@ -103,5 +115,9 @@ int nhgd_estimator_add_options(nhgd_options *o);
 int nhgd_estimator_create(const char *name, const nhgd_options *o, nhgd_est_ctx *c,
                           nhgd_section *resume, nhgd_estimator **out);
 void nhgd_estimator_destroy(nhgd_estimator **est);
+
+/* Advice for an estimator that solves with the Hessian of the inner objective (exact, cg):
+ * H is nearly singular; where the problem has a regulariser of its own, raise it. */
+void nhgd_est_hessian_advice(const nhgd_estimator *est, char *buf, size_t len);
 
 #endif

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -161,9 +162,27 @@ static int exact_solve(nhgd_estimator *est, const double *theta, const double *g
               "this point (its inverse is not the implicit-function one): train the inner "
               "problem longer or regularise more");
   }
+  if (rc == NHGD_ERR_NUMERIC || rc == NHGD_ERR_SCALAPACK) {
+    /* Name the setting that gives H the curvature it lacks. */
+    char advice[300], text[320];
+    nhgd_est_hessian_advice(est, advice, sizeof advice);
+    snprintf(text, sizeof text, " in exact's solve: %s", advice);
+    nhgd_error_append_fresh(text);
+  }
   if (!rc) rc = nhgd_bcmat_solve(s->H, g, u);
   nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
   return rc;
+}
+
+/* The fewest ranks (up to 65536) on which a rank's share of the d x d Hessian (rounded up as
+ * the nhgd planner does), the fixed part and the all-gathered rows (gather per rank) fit in
+ * budget bytes; 0 when no count does. */
+static int fewest_ranks(int d, double fixed, double gather, double budget) {
+  for (int P = 1; P <= 65536; ++P) {
+    const double H = 8.0 * d * (double)d / P * (P > 1 ? 1.15 : 1.0);
+    if (fixed + H + gather * (1.0 + P) <= budget) return P;
+  }
+  return 0;
 }
 
 static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) {
@@ -196,8 +215,14 @@ static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume
   nhgd_grid *g;
   NHGD_CHECK(nhgd_est_grid(c, &g));
   int nb = c->block_size ? c->block_size : nhgd_bcmat_auto_block(d, g);
-  double bytes = (double)nhgd_bcmat_local_bytes(d, nb, g->nprow, g->npcol) +
-                 8.0 * per_row * s->chunk * (1.0 + c->size);
+  const int nrows = s->products ? c->data->train.n_local : s->chunk;
+  /* Held by every rank whatever their number: the diagonal, the row list, and on the products
+   * route the whole Hessian; the all-gather buffers grow with the ranks, H shrinks. */
+  const double fixed =
+      8.0 * d + 4.0 * (nrows > 0 ? nrows : 1) + (s->products ? 8.0 * d * (double)d + 8.0 * d : 0.0);
+  const double gather = 8.0 * per_row * s->chunk;
+  double bytes =
+      (double)nhgd_bcmat_local_bytes(d, nb, g->nprow, g->npcol) + fixed + gather * (1.0 + c->size);
   nhgd_log(NHGD_LOG_INFO,
            "exact: %d x %d Hessian on a %d x %d grid, block %d, %s route; %.1f MiB per rank "
            "(busiest)",
@@ -206,9 +231,29 @@ static int exact_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume
            : s->products ? "Hessian-vector products"
                          : "factored",
            bytes / 1048576.0);
+  {
+    /* The hint: the fewest ranks whose share of H (as the nhgd planner rounds it) fits. */
+    double mib = 0.0, budget = 0.0;
+    nhgd_options_get_real(c->options, "mem-per-rank", &mib);
+    NHGD_CHECK(nhgd_mem_budget(c->comm, mib, &budget));
+    char hint[240] = "no rank count fits: raise --mem-per-rank";
+    const double gather1 = gather / s->chunk * (s->kron ? 16 : 1); /* at --hess-chunk 1 */
+    const int P = fewest_ranks(d, fixed, gather, budget);
+    if (P > 0)
+      snprintf(hint, sizeof hint,
+               "the smallest rank count that fits is %d (at this memory per rank)", P);
+    else if (gather > 0.0 && fewest_ranks(d, fixed, gather1, budget) > 0)
+      snprintf(hint, sizeof hint,
+               "no rank count fits with --hess-chunk %d: lower it (every rank holds the rows "
+               "gathered from all ranks) or raise --mem-per-rank",
+               o->hess_chunk);
+    if (s->products)
+      snprintf(hint + strlen(hint), sizeof hint - strlen(hint),
+               " (a network's Hessian is held whole on every rank)");
+    NHGD_CHECK(nhgd_est_check_memory(c, "exact", "the Hessian and its buffers", bytes, hint));
+  }
   NHGD_CHECK(nhgd_bcmat_create(g, d, nb, &s->H));
   NHGD_CHECK(nhgd_calloc(&s->hdiag, (size_t)d, sizeof(double), "Hessian diagonal"));
-  const int nrows = s->products ? c->data->train.n_local : s->chunk;
   NHGD_CHECK(nhgd_calloc(&s->rows, (size_t)(nrows > 0 ? nrows : 1), sizeof(int), "Hessian rows"));
   if (s->products) {
     for (int i = 0; i < nrows; ++i)
@@ -236,12 +281,17 @@ static const nhgd_option_spec exact_specs[] = {
      NULL, "training rows per rank per all-gather when forming the exact Hessian", 0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-static const nhgd_option_block exact_options = {"exact", exact_specs, sizeof(exact_opts), NULL};
+static const nhgd_option_scope exact_scopes[] = {{NULL, "estimator=exact"}, {NULL, NULL}};
+static const nhgd_option_block exact_options = {"exact", exact_specs, sizeof(exact_opts), NULL,
+                                                exact_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_exact = {
     .name = "exact",
     .options = &exact_options,
     .state_size = sizeof(exact_state),
-    .ops = {.needs_observe = 0, .solve = exact_solve, .release = exact_release},
+    .ops = {.needs_observe = 0,
+            .solve = exact_solve,
+            .release = exact_release,
+            .advice = nhgd_est_hessian_advice},
     .init = exact_init,
 };

@@ -89,6 +89,14 @@ static int neumann_solve(nhgd_estimator *est, const double *theta, const double 
   return nhgd_hvp_solve(&s->hvp, est->ctx, neumann_run, s, theta, g, s->acc, u);
 }
 
+static void neumann_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const neumann_state *s = est->state;
+  snprintf(buf, len,
+           "lower --neumann-eta (now %g): the series grows without bound when eta is above 2 / "
+           "lambda_max(H)",
+           s->eta);
+}
+
 /* Stateless within an inner loop: a resumed one only needs to know its outer step. */
 static int neumann_load(nhgd_estimator *est, nhgd_section *sec, int64_t k) {
   neumann_state *s = est->state;
@@ -107,6 +115,7 @@ static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resu
     NHGD_FAIL(NHGD_ERR_ARG,
               "neumann: --neumann-eta %g: the step of the series must be positive and finite",
               own->eta);
+  NHGD_CHECK(nhgd_hvp_check_memory(c, o->batch, 3, "neumann"));
   NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, o->batch, "neumann"));
   s->d = c->d;
   s->Q = o->steps;
@@ -124,14 +133,15 @@ static int neumann_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resu
 }
 
 static const nhgd_option_spec neumann_specs[] = {
-    {"neumann-eta", NHGD_OPT_REAL, offsetof(neumann_opts, eta), sizeof(double), "0.1", 1e-300, 1e12,
+    {"neumann-eta", NHGD_OPT_REAL, offsetof(neumann_opts, eta), sizeof(double), "0.1", 0, 1e12,
      NULL,
      "neumann: step eta of u = eta sum_q prod_j (I - eta H_j) g (needs eta < 2 / lambda_max(H))",
-     NHGD_OPT_TRAJECTORY},
+     NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
+static const nhgd_option_scope neumann_scopes[] = {{NULL, "estimator=neumann"}, {NULL, NULL}};
 static const nhgd_option_block neumann_options = {"neumann", neumann_specs, sizeof(neumann_opts),
-                                                  NULL};
+                                                  NULL, neumann_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_neumann = {
     .name = "neumann",
@@ -141,6 +151,7 @@ const nhgd_estimator_desc nhgd_estimator_neumann = {
             .begin = neumann_begin,
             .solve = neumann_solve,
             .load = neumann_load,
-            .release = neumann_release},
+            .release = neumann_release,
+            .advice = neumann_advice},
     .init = neumann_init,
 };

@@ -1,7 +1,9 @@
-/* Estimator registry: --estimator names, their option blocks and constructors; the grid and
- * batch helpers of the estimator context. */
+/* Estimator registry: --estimator names, their option blocks and constructors; the grid,
+ * batch and memory helpers of the estimator context. */
+#include <stdio.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/util.h"
 #include "estimators/estimator.h"
 
@@ -25,6 +27,59 @@ int nhgd_estimator_add_options(nhgd_options *o) {
   for (size_t i = 0; i < NREG; ++i)
     if (registry[i]->options) NHGD_CHECK(nhgd_options_add_block(o, registry[i]->options));
   return NHGD_OK;
+}
+
+int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes) {
+  double mine = mib * 1048576.0;
+  if (mine <= 0.0) {
+    MPI_Comm node;
+    int local = 1;
+    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+      MPI_Comm_size(node, &local);
+      MPI_Comm_free(&node);
+    }
+    double avail = nhgd_mem_available();
+    if (avail <= 0.0) avail = 4.0 * 1073741824.0; /* unknown system: assume 4 GiB */
+    mine = 0.9 * avail / local;
+  }
+  NHGD_MPI_CHECK(MPI_Allreduce(&mine, bytes, 1, MPI_DOUBLE, MPI_MIN, comm));
+  return NHGD_OK;
+}
+
+int nhgd_est_check_memory(nhgd_est_ctx *c, const char *who, const char *what, double bytes,
+                          const char *hint) {
+  double mib = 0.0, budget = 0.0, most = bytes;
+  if (c->options) nhgd_options_get_real(c->options, "mem-per-rank", &mib);
+  NHGD_CHECK(nhgd_mem_budget(c->comm, mib, &budget));
+  NHGD_MPI_CHECK(MPI_Allreduce(&bytes, &most, 1, MPI_DOUBLE, MPI_MAX, c->comm));
+  nhgd_log(NHGD_LOG_DEBUG, "%s: %s need %.3f MiB per rank, %.3f MiB available", who, what,
+           most / 1048576.0, budget / 1048576.0);
+  if (most > budget)
+    NHGD_FAIL(NHGD_ERR_MEM,
+              "%s: %s need %.3g MiB per rank on %d ranks but %.3g MiB are available "
+              "(--mem-per-rank%s); %s",
+              who, what, most / 1048576.0, c->size, budget / 1048576.0,
+              mib > 0.0 ? "" : " 0: 90% of MemAvailable over the ranks of a node", hint);
+  return NHGD_OK;
+}
+
+void nhgd_est_hessian_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const nhgd_est_ctx *c = est->ctx;
+  const char *problem = c->pb->name;
+  double r = 0.0;
+  if (!strcmp(problem, "hyperclean") || !strcmp(problem, "mlp-hyperclean") ||
+      !strcmp(problem, "distill")) {
+    nhgd_options_get_real(c->options, "clean-reg", &r);
+    snprintf(buf, len,
+             "the Hessian of the inner objective is nearly singular here: raise --clean-reg "
+             "(now %g), the curvature the regulariser adds",
+             r);
+  } else {
+    snprintf(buf, len,
+             "the Hessian of the inner objective is nearly singular here (problem %s: its "
+             "regulariser exp(v) vanishes where v is very negative)",
+             problem);
+  }
 }
 
 int nhgd_est_grid(nhgd_est_ctx *c, nhgd_grid **g) {

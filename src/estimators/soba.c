@@ -16,6 +16,7 @@
  * an inner loop. The z recursion converges when rho < 2 / lambda_max(H). */
 #include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -112,6 +113,14 @@ static int soba_solve(nhgd_estimator *est, const double *theta, const double *g,
   return NHGD_OK;
 }
 
+static void soba_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const soba_state *s = est->state;
+  snprintf(buf, len,
+           "lower --soba-rho (now %g): z grows without bound when rho is above 2 / "
+           "lambda_max(H)",
+           s->rho);
+}
+
 static int soba_save(nhgd_estimator *est, nhgd_section *sec) {
   soba_state *s = est->state;
   NHGD_CHECK(nhgd_section_put_int(sec, "steps", s->steps));
@@ -143,6 +152,7 @@ static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
               "soba: --inner-steps 0 leaves z (and so u) at zero: SOBA takes its z steps "
               "alongside the inner SGD steps; use --inner-steps 1 for the single-loop method");
   /* The rows come from the inner loop: the draw size of the helper is not used. */
+  NHGD_CHECK(nhgd_hvp_check_memory(c, 0, 4, "soba"));
   NHGD_CHECK(nhgd_hvp_init(&s->hvp, c, 0, "soba"));
   s->d = c->d;
   s->rho = o->rho;
@@ -159,14 +169,15 @@ static int soba_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
 }
 
 static const nhgd_option_spec soba_specs[] = {
-    {"soba-rho", NHGD_OPT_REAL, offsetof(soba_opts, rho), sizeof(double), "0.05", 1e-300, 1e12,
-     NULL,
+    {"soba-rho", NHGD_OPT_REAL, offsetof(soba_opts, rho), sizeof(double), "0.05", 0, 1e12, NULL,
      "soba: step rho of z -= rho (H_batch z - g) after every inner step (needs rho < 2 / "
      "lambda_max(H))",
-     NHGD_OPT_TRAJECTORY},
+     NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 
-static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL};
+static const nhgd_option_scope soba_scopes[] = {{NULL, "estimator=soba"}, {NULL, NULL}};
+static const nhgd_option_block soba_options = {"soba", soba_specs, sizeof(soba_opts), NULL,
+                                               soba_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_soba = {
     .name = "soba",
@@ -178,6 +189,7 @@ const nhgd_estimator_desc nhgd_estimator_soba = {
             .solve = soba_solve,
             .save = soba_save,
             .load = soba_load,
-            .release = soba_release},
+            .release = soba_release,
+            .advice = soba_advice},
     .init = soba_init,
 };

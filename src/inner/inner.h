@@ -44,6 +44,7 @@ typedef struct nhgd_inner {
   double *samples;                        /* work counter: per-sample gradients are added */
   int64_t steps_run;                      /* inner steps taken by this process */
   int64_t diverged; /* 1 + the step where theta stopped being finite (the loop failed); 0 */
+  int bad_gradient; /* ... because the gradient there, at a finite theta, was not finite */
 } nhgd_inner;
 
 /* What the caller is told when the loop returns. */

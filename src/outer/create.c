@@ -234,6 +234,7 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   NHGD_CHECK(nhgd_options_validate(o));
   const nhgd_solver_opts *so = nhgd_options_block(o, "solver");
   nhgd_log_init(comm, so ? so->log_level : NHGD_LOG_INFO);
+  nhgd_options_warn_unused(o);
   nhgd_solver *s;
   int rc = nhgd_calloc(&s, 1, sizeof *s, "solver");
   NHGD_CHECK(nhgd_error_agree(comm, rc));

@@ -75,7 +75,8 @@ struct nhgd_solver {
   int halve;                 /* --on-divergence halve */
   int diverged;              /* the error being returned is a divergence ... */
   nhgd_lr_kind blame;        /* ... put down to this step size */
-  char blame_why[160];
+  int blame_start;           /* ... or to the starting point, which no step size changes */
+  char blame_why[400];
   rollback_state snap;
   nhgd_rollback_fn rollback;
   void *rollback_arg;
@@ -98,6 +99,9 @@ int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file
 /* Collective: write the checkpoint after inner step t of outer step k (t = 0: at the
  * boundary after k outer steps); complete: it ends the run. */
 int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete);
+
+/* Collective: the mean validation loss at the current theta and v (solver.c). */
+int nhgd_outer_val_loss(nhgd_solver *s, double *loss);
 
 /* ---- rollback.c: divergence and --on-divergence halve ---- */
 

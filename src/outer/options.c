@@ -25,13 +25,17 @@ static nhgd_option_spec solver_specs[] = {
      "outer step-size schedule: lr, lr/sqrt(1+decay*k), lr/(1+decay*k)", TRAJ},
     {"outer-decay", NHGD_OPT_REAL, F(outer_decay), "0.1", 0, 1e12, NULL, "outer schedule decay",
      TRAJ},
-    {"adam-beta1", NHGD_OPT_REAL, F(adam_beta1), "0.9", 0, 0.999999, NULL, "Adam beta1", TRAJ},
-    {"adam-beta2", NHGD_OPT_REAL, F(adam_beta2), "0.999", 0, 0.99999999, NULL, "Adam beta2", TRAJ},
-    {"adam-eps", NHGD_OPT_REAL, F(adam_eps), "1e-8", 1e-300, 1, NULL, "Adam epsilon", TRAJ},
+    {"adam-beta1", NHGD_OPT_REAL, F(adam_beta1), "0.9", 0, 1, NULL, "Adam beta1",
+     TRAJ | NHGD_OPT_MAX_OPEN},
+    {"adam-beta2", NHGD_OPT_REAL, F(adam_beta2), "0.999", 0, 1, NULL, "Adam beta2",
+     TRAJ | NHGD_OPT_MAX_OPEN},
+    {"adam-eps", NHGD_OPT_REAL, F(adam_eps), "1e-8", 0, 1, NULL, "Adam epsilon",
+     TRAJ | NHGD_OPT_MIN_OPEN},
     {"inner-steps", NHGD_OPT_I64, F(inner.steps), "20", 0, 1e12, NULL, "inner SGD steps T", TRAJ},
     {"batch", NHGD_OPT_I64, F(inner.batch), "256", 0, 2147483647, NULL,
      "global minibatch size B, drawn with replacement (0: full batch, every row once)", TRAJ},
-    {"inner-lr", NHGD_OPT_REAL, F(inner.lr), "0.1", 1e-300, 1e12, NULL, "inner step size", TRAJ},
+    {"inner-lr", NHGD_OPT_REAL, F(inner.lr), "0.1", 0, 1e12, NULL, "inner step size",
+     TRAJ | NHGD_OPT_MIN_OPEN},
     {"inner-schedule", NHGD_OPT_CHOICE, F(inner.schedule), "const", NORANGE, "const|inv|cosine",
      "inner step-size schedule: lr, lr/(1+decay*t), cosine from lr to 0 over T", TRAJ},
     {"inner-decay", NHGD_OPT_REAL, F(inner.decay), "0.01", 0, 1e12, NULL, "inner schedule decay",
@@ -74,7 +78,8 @@ static nhgd_option_spec solver_specs[] = {
      0},
     {"on-divergence", NHGD_OPT_CHOICE, F(on_divergence), "stop", NORANGE, "stop|halve",
      "on divergence stop (exit 1), or roll back to the start of the outer step (or before the "
-     "outer step that moved v too far) and halve the step size blamed: --inner-lr or --outer-lr",
+     "outer step that moved v too far) and halve the step size blamed (--inner-lr if the inner "
+     "loop diverges with the previous v too, else --outer-lr)",
      0},
     {"divergence-retries", NHGD_OPT_INT, F(divergence_retries), "3", 0, 1 << 20, NULL,
      "rollbacks allowed in a run with --on-divergence halve; the next divergence stops it", 0},
@@ -82,6 +87,14 @@ static nhgd_option_spec solver_specs[] = {
 #undef F
 #undef NORANGE
 #undef TRAJ
+
+/* Options that only one setting of another reads. */
+static const nhgd_option_scope solver_scopes[] = {
+    {"adam-beta1,adam-beta2,adam-eps", "outer-opt=adam"},
+    {"outer-decay", "outer-schedule=invsqrt|inv"},
+    {"inner-decay", "inner-schedule=inv"},
+    {"divergence-retries", "on-divergence=halve"},
+    {NULL, NULL}};
 
 static int solver_check(const void *block, const nhgd_options *all) {
   const nhgd_solver_opts *o = block;
@@ -99,7 +112,7 @@ static int solver_check(const void *block, const nhgd_options *all) {
 int nhgd_options_create_run(nhgd_options **out) {
   solver_specs[0].choices = nhgd_estimator_names();
   const nhgd_option_block solver_block = {"solver", solver_specs, sizeof(nhgd_solver_opts),
-                                          solver_check};
+                                          solver_check, solver_scopes};
   NHGD_CHECK(nhgd_options_create(out));
   int rc = nhgd_options_add_block(*out, &nhgd_problem_options);
   if (!rc) rc = nhgd_options_add_block(*out, &solver_block);

@@ -8,11 +8,75 @@
 #include "core/log.h"
 #include "outer/engine.h"
 
+/* What to change when the inner objective is not finite at the starting point: the initial
+ * v, from --v-init or --v-from. */
+static void start_advice(nhgd_solver *s) {
+  double v_init = 0.0;
+  nhgd_options_get_real(s->options, "v-init", &v_init);
+  if (s->opt->v_from[0])
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the gradient of the inner objective at the starting point (the initial theta, v "
+             "from --v-from %.60s) is not finite, which no step size changes: that v is out of "
+             "range for problem %s",
+             s->opt->v_from, s->pb->name);
+  else
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the gradient of the inner objective at the starting point (the initial theta, "
+             "every entry of v = --v-init %g) is not finite, which no step size changes: lower "
+             "the size of --v-init (problem %s)",
+             v_init, s->pb->name);
+}
+
+/* Is x not finite or, with a factor f > 0, above f times the finite start? */
+static int out_of_bounds(double x, double start, double f) {
+  return !isfinite(x) || (f > 0 && isfinite(start) && fabs(x) > f * fabs(start));
+}
+
+/* Collective, with halve: the experiment that tells the two step sizes apart. The inner loop
+ * of outer step k is run once more from the rollback state, but with v as it was before
+ * outer step k - 1 moved it. If that diverges too, the inner step size is to blame whatever
+ * v does; if not, the update of v is. Nothing of it stays: no observer, no checkpoint
+ * request, the work counter and step counts put back (the rollback that follows restores
+ * theta, v and the rest). *diverges is the verdict, *loss the validation loss reached. */
+static int trial_with_previous_v(nhgd_solver *s, int *diverges, double *loss) {
+  nhgd_inner *in = &s->inner;
+  const rollback_state *b = &s->snap;
+  const double samples = s->samples, first = in->first_loss, last = in->last_loss;
+  const int64_t steps_run = in->steps_run;
+  const nhgd_inner_observer observe = in->observe;
+  const nhgd_inner_requests none = {0};
+  memcpy(in->theta, b->theta, (size_t)s->d * sizeof(double));
+  memcpy(s->v, b->vp, (size_t)s->p_local * sizeof(double));
+  in->observe = NULL;
+  int64_t t = 0;
+  nhgd_inner_event ev;
+  int rc = nhgd_inner_run(in, s->k, &none, &t, &ev);
+  *loss = NAN;
+  if (rc && in->diverged) {
+    nhgd_error_clear();
+    rc = NHGD_OK;
+    *diverges = 1;
+  } else if (!rc) {
+    rc = nhgd_outer_val_loss(s, loss);
+    const double start = s->hist.len ? s->hist.rec[0].val_loss : *loss;
+    *diverges = out_of_bounds(*loss, start, s->opt->divergence_factor);
+  }
+  in->observe = observe;
+  in->steps_run = steps_run;
+  in->first_loss = first;
+  in->last_loss = last;
+  in->diverged = 0;
+  s->samples = samples;
+  return rc;
+}
+
 /* Collective: the step size a divergence at outer step k is put down to, and why (in
- * s->blame_why). The outer one when v is no longer finite, or when the inner loop of step
- * k - 1 ran well (its loss at the last step at most twice that at the first), so that what
- * changed is v; the inner one otherwise, and whenever no outer step can be undone (k = 0,
- * --outer-lr 0, with halve no state from before the last outer step). */
+ * s->blame_why). The outer one when v is no longer finite. With halve and the state from
+ * before the last outer step kept, an experiment decides (trial_with_previous_v). Else the
+ * outer one when the inner loop of step k - 1 ran well (its loss at the last step at most
+ * twice that at the first), so that what changed is v; the inner one otherwise, and whenever
+ * no outer step can be undone (k = 0, --outer-lr 0, with halve no state from before the last
+ * outer step). */
 static int find_blame(nhgd_solver *s) {
   int v_bad = 0;
   for (int64_t j = 0; j < s->p_local; ++j)
@@ -26,11 +90,25 @@ static int find_blame(nhgd_solver *s) {
   const int can_outer = k > 0 && s->outer_lr > 0 && (!s->halve || s->snap.has_prev);
   s->blame = can_outer && (v_bad || !grew) ? NHGD_LR_OUTER : NHGD_LR_INNER;
   s->diverged = 1;
-  if (k == 0)
+  /* The very first gradient, at the initial theta and v, not finite: no step has been taken,
+   * so no step size is to blame; the data being checked at load, v is. */
+  s->blame_start = k == 0 && s->inner.diverged == 1 && s->inner.bad_gradient;
+  if (s->blame_start)
+    start_advice(s);
+  else if (k == 0)
     snprintf(s->blame_why, sizeof s->blame_why, "before any outer step");
   else if (v_bad)
     snprintf(s->blame_why, sizeof s->blame_why, "v is not finite");
-  else
+  else if (can_outer && s->halve && s->snap.valid && s->snap.has_prev) {
+    int diverges = 0;
+    double loss = NAN;
+    NHGD_CHECK(trial_with_previous_v(s, &diverges, &loss));
+    s->blame = diverges ? NHGD_LR_INNER : NHGD_LR_OUTER;
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "with v as before outer step %lld the inner loop of outer step %lld %s (validation "
+             "loss %g)",
+             (long long)(k - 1), (long long)k, diverges ? "diverges too" : "runs well", loss);
+  } else
     snprintf(s->blame_why, sizeof s->blame_why,
              "the inner loss of outer step %lld went from %g to %g", (long long)(k - 1), first,
              last);
@@ -39,11 +117,6 @@ static int find_blame(nhgd_solver *s) {
 
 static double lr_in_use(const nhgd_solver *s, nhgd_lr_kind k) {
   return k == NHGD_LR_OUTER ? s->outer_lr : s->inner_opt.lr;
-}
-
-/* Is x not finite or, with a factor f > 0, above f times the finite start? */
-static int out_of_bounds(double x, double start, double f) {
-  return !isfinite(x) || (f > 0 && isfinite(start) && fabs(x) > f * fabs(start));
 }
 
 int nhgd_outer_check_divergence(nhgd_solver *s, double loss) {
@@ -62,6 +135,10 @@ int nhgd_outer_inner_diverged(nhgd_solver *s) {
   const nhgd_inner *in = &s->inner;
   NHGD_CHECK(find_blame(s));
   nhgd_error_clear();
+  if (s->blame_start)
+    NHGD_FAIL(NHGD_ERR_NUMERIC,
+              "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): %s",
+              (long long)s->k, (long long)(in->diverged - 1), s->blame_why);
   NHGD_FAIL(NHGD_ERR_NUMERIC,
             "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite); "
             "%s: lower --%s (now %g); the last checkpoint is kept",
@@ -108,6 +185,10 @@ int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
   const nhgd_solver_opts *o = s->opt;
   *redo = 0;
   if (!s->halve) return err;
+  if (s->blame_start) {
+    nhgd_log(NHGD_LOG_WARN, "--on-divergence halve: no step size is to blame, no rollback");
+    return err;
+  }
   if (!b->valid || s->hist.nrb >= o->divergence_retries) {
     nhgd_log(NHGD_LOG_WARN,
              b->valid ? "--on-divergence halve: all %d rollbacks (--divergence-retries) used"

@@ -39,6 +39,36 @@ static int evaluate(nhgd_solver *s, const nhgd_split *split, double *loss, doubl
   return NHGD_OK;
 }
 
+int nhgd_outer_val_loss(nhgd_solver *s, double *loss) {
+  return evaluate(s, &s->data->val, loss, NULL, NULL);
+}
+
+/* The largest size of u from which J^T u cannot overflow for any sane J. */
+#define NHGD_U_MAX 1e150
+
+/* Collective (u is replicated, the verdict too): h = grad_v f - J^T u is not finite. When u
+ * is (or is so large that J^T u overflows), the estimator is to blame and says what to
+ * change; else v, which the outer steps moved. */
+static int hypergradient_not_finite(nhgd_solver *s) {
+  double umax = 0.0;
+  for (int64_t j = 0; j < s->d; ++j)
+    umax = !(fabs(s->u[j]) <= umax) ? fabs(s->u[j]) : umax;
+  char advice[300] = "";
+  if (!(umax <= NHGD_U_MAX) && s->est->ops->advice)
+    s->est->ops->advice(s->est, advice, sizeof advice);
+  if (advice[0])
+    NHGD_FAIL(NHGD_ERR_NUMERIC,
+              "the hypergradient at outer step %lld is not finite: the estimate u of estimator "
+              "%s is %s (largest entry %g): %s",
+              (long long)s->k, s->est->name, isfinite(umax) ? "too large" : "not finite", umax,
+              advice);
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "the hypergradient at outer step %lld is not finite (u from estimator %s: largest "
+            "entry %g)%s",
+            (long long)s->k, s->est->name, umax,
+            s->k > 0 ? ": v, which the outer steps moved, is out of range: lower --outer-lr" : "");
+}
+
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
 static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   const nhgd_problem *pb = s->pb;
@@ -95,9 +125,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   if (pb->v_per_sample)
     NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &sq, 1, MPI_DOUBLE, MPI_SUM, s->comm));
   rec->hypergrad_norm = sqrt(sq);
-  if (!isfinite(rec->hypergrad_norm))
-    NHGD_FAIL(NHGD_ERR_NUMERIC, "the hypergradient at outer step %lld is not finite",
-              (long long)s->k);
+  if (!isfinite(rec->hypergrad_norm)) return hypergradient_not_finite(s);
   rec->inner_loss = in->last_loss;
   s->have_hypergrad = 1;
   return NHGD_OK;

@@ -36,8 +36,10 @@ static const nhgd_option_spec problem_specs[] = {
     {"problem", NHGD_OPT_CHOICE, F(name), "hyperclean", 1, 0,
      "ridge|logreg|hyperclean|mlp-hyperclean|mlp-hpo|distill", "bilevel problem",
      NHGD_OPT_TRAJECTORY},
-    {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-300, 1e300, NULL,
-     "ridge: noise standard deviation sigma of the likelihood", NHGD_OPT_TRAJECTORY},
+    {"noise-sigma", NHGD_OPT_REAL, F(pp.noise_sigma), "1", 1e-150, 1e150, NULL,
+     "ridge: noise standard deviation sigma of the likelihood (the loss divides by sigma^2, "
+     "which must stay a double and not vanish)",
+     NHGD_OPT_TRAJECTORY},
     {"clean-reg", NHGD_OPT_REAL, F(pp.clean_reg), "1e-3", 0, 1e300, NULL,
      "hyperclean, mlp-hyperclean, distill: r in the regulariser r ||theta||^2",
      NHGD_OPT_TRAJECTORY},
@@ -73,8 +75,23 @@ static int problem_check(const void *block, const nhgd_options *all) {
   return nhgd_mlp_parse_hidden(po->pp.hidden, widths, 15, &count);
 }
 
+/* Which problems (and, for the products of a network, which estimators) read each option;
+ * the others apply to every problem. */
+#define NETWORK "problem=mlp-hyperclean|mlp-hpo;problem=distill,distill-model=mlp"
+#define HVP_EST "estimator=cg|neumann|soba|exact"
+static const nhgd_option_scope problem_scopes[] = {
+    {"noise-sigma", "problem=ridge"},
+    {"clean-reg", "problem=hyperclean|mlp-hyperclean|distill"},
+    {"hidden,activation", NETWORK},
+    {"distill-per-class,distill-model", "problem=distill"},
+    {"mlp-hvp",
+     "problem=mlp-hyperclean|mlp-hpo," HVP_EST ";problem=distill,distill-model=mlp," HVP_EST},
+    {NULL, NULL}};
+#undef NETWORK
+#undef HVP_EST
+
 const nhgd_option_block nhgd_problem_options = {"problem", problem_specs, sizeof(problem_opts),
-                                                problem_check};
+                                                problem_check, problem_scopes};
 
 typedef struct nhgd_problem_entry {
   const char *name;

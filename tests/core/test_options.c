@@ -26,7 +26,7 @@ static const nhgd_option_spec program_specs[] = {
      "metrics", 0},
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 static const nhgd_option_block program_block = {"program", program_specs, sizeof(program_opts),
-                                                NULL};
+                                                NULL, NULL};
 
 /* The values the tests look at. */
 typedef struct {
@@ -108,6 +108,11 @@ static void rejects_bad_input(void **state) {
   expect_error(1, a8, "unexpected argument");
   char *a9[] = {"--seed", "-3"};
   expect_error(2, a9, "must be non-negative");
+  /* Open ends are printed open, integer bounds exactly. */
+  char *a12[] = {"--adam-beta2", "1"};
+  expect_error(2, a12, "value 1 is outside the range [0, 1)");
+  char *a13[] = {"--grid-rows", "1048577"};
+  expect_error(2, a13, "value 1048577 is outside the range [0, 1048576]");
   char *a10[] = {"--config", "/nonexistent/file.cfg"};
   view o;
   assert_int_equal(parse(&o, 2, a10), NHGD_ERR_IO);
@@ -117,6 +122,35 @@ static void rejects_bad_input(void **state) {
   char *a11[] = {"--config", "bad.cfg"};
   expect_error(2, a11, "bad.cfg line 2");
   remove("bad.cfg");
+}
+
+/* Given options that the run does not read are named, with what they apply to. */
+static int unused(int argc, char **argv) {
+  nhgd_options *o;
+  assert_int_equal(nhgd_options_create_run(&o), 0);
+  int help = 0;
+  assert_int_equal(nhgd_options_parse(o, argc, argv, NULL, &help), 0);
+  const int n = nhgd_options_warn_unused(o);
+  nhgd_options_destroy(&o);
+  return n;
+}
+
+static void warns_about_unused_options(void **state) {
+  assert_int_equal(unused(0, NULL), 0);
+  char *a1[] = {"--problem", "ridge", "--hidden", "abc"};
+  assert_int_equal(unused(4, a1), 1);
+  char *a2[] = {"--problem", "mlp-hpo", "--hidden", "8"};
+  assert_int_equal(unused(4, a2), 0);
+  char *a3[] = {"--problem", "distill", "--hidden", "8", "--distill-model", "linear"};
+  assert_int_equal(unused(6, a3), 1);
+  char *a4[] = {"--problem", "distill", "--hidden", "8", "--distill-model", "mlp"};
+  assert_int_equal(unused(6, a4), 0);
+  char *a5[] = {"--soba-rho", "0.1", "--hvp-steps", "3", "--efim-damping", "1"};
+  assert_int_equal(unused(6, a5), 2); /* nhgd reads --efim-damping only */
+  char *a6[] = {"--estimator", "cg", "--hvp-steps", "3"};
+  assert_int_equal(unused(4, a6), 0);
+  char *a7[] = {"--outer-opt", "sgd", "--adam-beta1", "0.5"};
+  assert_int_equal(unused(4, a7), 1);
 }
 
 static void help_lists_every_option(void **state) {
@@ -188,9 +222,12 @@ static void rng_is_deterministic_and_uniform(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test(defaults_are_valid), cmocka_unit_test(precedence),
-      cmocka_unit_test(rejects_bad_input),  cmocka_unit_test(help_lists_every_option),
-      cmocka_unit_test(rng_known_answers),  cmocka_unit_test(rng_is_deterministic_and_uniform)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_are_valid),
+                                     cmocka_unit_test(precedence),
+                                     cmocka_unit_test(rejects_bad_input),
+                                     cmocka_unit_test(warns_about_unused_options),
+                                     cmocka_unit_test(help_lists_every_option),
+                                     cmocka_unit_test(rng_known_answers),
+                                     cmocka_unit_test(rng_is_deterministic_and_uniform)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

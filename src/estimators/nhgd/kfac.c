@@ -339,10 +339,17 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, 
       memcpy(uc, k->Gt + (size_t)c * m, (size_t)m * sizeof(double));
       if (!info) dpotrs_("L", &m, &one, L, &m, uc, &m, &info, 1);
       if (info && !bad) {
-        nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
-                       "nhgd kfac: the system of class direction %d is not positive definite "
-                       "(minor %d): raise --efim-damping",
-                       c, info);
+        /* Damping lifts a system that is merely singular, never one that overflowed. */
+        int finite = isfinite(tau * k->lam[c]);
+        for (size_t e = 0; e < (size_t)m * m && finite; ++e)
+          finite = isfinite(k->Ak[e]);
+        if (finite)
+          nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
+                         "nhgd kfac: the system of class direction %d is not positive definite "
+                         "(minor %d): raise --efim-damping",
+                         c, info);
+        else
+          nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__, "nhgd kfac: %s", NHGD_KFAC_OVERFLOW);
         bad = 1;
       }
       info = 0;

@@ -132,4 +132,9 @@ int nhgd_kfac_get_partial(int rank, int size, nhgd_section *sec, const char *nam
 double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes, int refresh,
                        int P);
 
+/* What a Kronecker factor that is not finite means, and what mends it (damping does not). */
+#define NHGD_KFAC_OVERFLOW                                                                         \
+  "the Kronecker factors are not finite (the per-sample gradients overflowed: theta has grown "    \
+  "too large), which no damping mends: lower --inner-lr"
+
 #endif

@@ -458,11 +458,16 @@ static int solve_columns(nhgd_kfac_net *k, int l, double delta, const double *gl
       if (r + 1 < in) ee[r] = a * e[r];
     }
     dptsv_(&in, &one, dd, ee, y, &in, &info);
-    if (info)
+    if (info) {
+      int finite = isfinite(a);
+      for (int r = 0; r < in && finite; ++r)
+        finite = isfinite(d[r]) && (r + 1 >= in || isfinite(e[r]));
+      if (!finite) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
       NHGD_FAIL(NHGD_ERR_NUMERIC,
                 "nhgd kfac: layer %d, eigen-direction %d: the system is not positive definite "
                 "(minor %d): raise --efim-damping",
                 l, c0 + j, info);
+    }
   }
   dormtr_("L", "L", "N", &in, &nc, Aref, &in, tq, k->Y, &in, k->wk, &k->lwork, &info, 1, 1, 1);
   if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: applying Q failed (%d)", info);
@@ -541,11 +546,16 @@ static int solve_whole(nhgd_kfac_net *k, int l, const double *Dx, const double *
     int info = 0;
     dpotrf_("L", &in, k->Sys, &in, &info, 1);
     if (!info) dpotrs_("L", &in, &one, k->Sys, &in, y, &in, &info, 1);
-    if (info)
+    if (info) {
+      int finite = isfinite(a);
+      for (size_t e = 0; e < (size_t)in * in && finite; ++e)
+        finite = isfinite(A[e]);
+      if (!finite) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
       NHGD_FAIL(NHGD_ERR_NUMERIC,
                 "nhgd kfac: layer %d, direction %d: the system is not positive definite (minor "
                 "%d): raise --efim-damping",
                 l, o, info);
+    }
   }
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Yall, in, QG, out, 0.0,
               ul, in);

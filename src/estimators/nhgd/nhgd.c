@@ -903,6 +903,12 @@ static int est_nhgd_check(const void *block, const nhgd_options *all) {
   return NHGD_OK;
 }
 
+/* u = M^-1 g too large: M = D + F is nearly singular, which its damping lifts. */
+static void nhgd_advice(const nhgd_estimator *est, char *buf, size_t len) {
+  const est_nhgd_opts *o = est->ctx->opt;
+  snprintf(buf, len, "raise --efim-damping (now %g): M = D + F is nearly singular", o->damping);
+}
+
 #define F(field) offsetof(est_nhgd_opts, field), sizeof(((est_nhgd_opts *)0)->field)
 static const nhgd_option_spec est_nhgd_specs[] = {
     {"efim-route", NHGD_OPT_CHOICE, F(route), "auto", 1, 0,
@@ -922,7 +928,9 @@ static const nhgd_option_spec est_nhgd_specs[] = {
     {"overlap", NHGD_OPT_BOOL, F(overlap), "1", 1, 0, NULL,
      "nhgd: gather step t's per-sample gradients while SGD takes step t+1", 0},
     {"mem-per-rank", NHGD_OPT_REAL, F(mem_per_rank), "0", 0, 1e12, NULL,
-     "MiB of memory one rank may use (0: 90% of MemAvailable / ranks on the node)", 0},
+     "MiB of memory one rank may use for the estimator's work (0: 90% of MemAvailable / ranks "
+     "on the node); every estimator refuses a run that needs more",
+     0},
     {"efim-samples", NHGD_OPT_I64, F(samples), "0", 0, 2147483647, NULL,
      "nhgd: per-sample gradients of each step that feed F, drawn from the step's minibatch "
      "(0: all of them)",
@@ -944,8 +952,13 @@ static const nhgd_option_spec est_nhgd_specs[] = {
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
+static const nhgd_option_scope est_nhgd_scopes[] = {
+    {"mem-per-rank", "estimator=nhgd|exact|cg|neumann|soba"},
+    {"efim-beta", "estimator=nhgd,efim-mode=ema"},
+    {NULL, "estimator=nhgd"},
+    {NULL, NULL}};
 static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
-                                                   est_nhgd_check};
+                                                   est_nhgd_check, est_nhgd_scopes};
 
 const nhgd_estimator_desc nhgd_estimator_nhgd = {
     .name = "nhgd",
@@ -958,6 +971,7 @@ const nhgd_estimator_desc nhgd_estimator_nhgd = {
             .save = nhgd_save,
             .load = nhgd_load,
             .load_kept = nhgd_load_kept,
-            .release = nhgd_release},
+            .release = nhgd_release,
+            .advice = nhgd_advice},
     .init = nhgd_init,
 };

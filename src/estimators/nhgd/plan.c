@@ -24,23 +24,6 @@ const char *nhgd_route_name(int route) {
   return route >= 0 && route < NHGD_ROUTE_COUNT ? route_names[route] : "?";
 }
 
-int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes) {
-  double mine = mib * 1048576.0;
-  if (mine <= 0.0) {
-    MPI_Comm node;
-    int local = 1;
-    if (MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
-      MPI_Comm_size(node, &local);
-      MPI_Comm_free(&node);
-    }
-    double avail = nhgd_mem_available();
-    if (avail <= 0.0) avail = 4.0 * 1073741824.0; /* unknown system: assume 4 GiB */
-    mine = 0.9 * avail / local;
-  }
-  NHGD_MPI_CHECK(MPI_Allreduce(&mine, bytes, 1, MPI_DOUBLE, MPI_MIN, comm));
-  return NHGD_OK;
-}
-
 /* DGEMM rate of one rank, agreed (minimum) over ranks so all make the same choice. */
 static int calibrate(MPI_Comm comm, double *rate) {
   const int n = 384;

@@ -48,8 +48,4 @@ typedef struct nhgd_efim_request {
  * needed, the budget and the smallest rank count that would fit. */
 int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efim_plan *plan);
 
-/* Collective. Bytes of memory one rank may use: mib or, when 0, 90 % of MemAvailable divided
- * by the ranks on this node. Equal on all ranks (the minimum). */
-int nhgd_mem_budget(MPI_Comm comm, double mib, double *bytes);
-
 #endif

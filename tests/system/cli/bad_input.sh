@@ -31,6 +31,23 @@ expect() {
   fi
 }
 
+# expect_ok PHRASE -- nhgd arguments...: exit 0, and PHRASE (a warning, or "" for none) seen
+# once on the standard error.
+expect_ok() {
+  local phrase=$1
+  shift 2
+  timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" "$@" >out.txt 2>err.txt
+  local got=$? count=1
+  [ -n "$phrase" ] && count=$(grep -c -F -- "$phrase" err.txt)
+  if [ "$got" -ne 0 ] || [ "$count" -ne 1 ]; then
+    echo "FAIL nhgd $*: exit $got (want 0), phrase '$phrase' seen $count times (want 1)"
+    sed 's/^/    /' err.txt | head -20
+    failures=$((failures + 1))
+  else
+    echo "ok   nhgd $* -> exit 0${phrase:+: $(grep -F -- "$phrase" err.txt | head -1)}"
+  fi
+}
+
 "$nhgd" data synth --kind logistic --n-train 40 --n-val 20 --n-test 10 --features 5 \
   --output cls.h5 >/dev/null || exit 1
 "$nhgd" data synth --kind ridge --n-train 40 --n-val 20 --n-test 10 --features 5 \
@@ -43,8 +60,39 @@ small="--outer-steps 1 --inner-steps 2 --batch 8 --log-level 1"
 expect 2 "unknown option --bogus" -- run --bogus 1
 expect 2 "option --batch (command line): value -5 is outside the range" -- run --batch -5
 expect 2 "option --estimator (command line): 'magic' is not one of" -- run --estimator magic
+# Ranges as the option means them: an open end printed open, integers exactly (not "[0, 1]"
+# for --adam-beta2 1, nor "[0, 1.04858e+06]" for --grid-rows).
+expect 2 "option --adam-beta2 (command line): value 1 is outside the range [0, 1)" -- run \
+  --adam-beta2 1
+expect 2 "option --inner-lr (command line): value 0 is outside the range (0, 1e+12]" -- run \
+  --inner-lr 0
+expect 2 "option --grid-rows (command line): value 1048577 is outside the range [0, 1048576]" \
+  -- run --grid-rows 1048577
+expect 2 "option --efim-samples (command line): value -1 is outside the range [0, 2147483647]" \
+  -- run --efim-samples -1
 expect 2 "option --inner-lr (command line): 'fast' is not a finite number" -- run --inner-lr fast
 expect 2 "unknown command 'fly'" -- fly
+# Options files: a NUL byte anywhere is refused (it used to end the line where it stood, the
+# rest unread); a long line is read whole (a 10,000-character comment used to be split at
+# 8,191 characters and its tail read as an option).
+printf 'batch = 8\0 4\n' >nul_value.cfg
+head -c 64 /dev/zero >nul_only.cfg
+printf 'batch = 8\n\0inner-lr = 5\n' >nul_start.cfg
+expect 2 "nul_value.cfg line 1: not a text line (a NUL byte at column 10)" -- run \
+  --config nul_value.cfg
+expect 2 "nul_only.cfg line 1: not a text line (a NUL byte at column 1)" -- run \
+  --config nul_only.cfg
+expect 2 "nul_start.cfg line 2: not a text line (a NUL byte at column 1)" -- run \
+  --config nul_start.cfg
+{
+  printf 'batch = 8\n#'
+  printf 'x%.0s' $(seq 8190)
+  printf 'batch = -5 #'
+  printf 'y%.0s' $(seq $((10000 - 8191 - 12)))
+  printf '\ninner-steps = 2\n'
+} >long_line.cfg
+expect_ok "" -- run --config long_line.cfg --data cls.h5 --problem logreg --outer-steps 1 \
+  --log-level 1 --output o.h5
 expect 2 "unknown data kind" -- data nothing
 expect 1 "missing.h5" -- run --data missing.h5 $small
 expect 1 "garbage.h5" -- run --data garbage.h5 $small
@@ -138,6 +186,19 @@ if grep -q "outer 1/\|data cls.h5:" out.txt; then
   failures=$((failures + 1))
 fi
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
+# The importers' limit in the environment is read as strictly as an option (atof read "abc" as
+# 0 and "-5" as -5, both "no limit"); a NUL byte inside a LIBSVM line is refused (it ended the
+# line there, and the rest went unread).
+printf '1 1:1 2:3\n2 1:2\n1 2:1\n2 1:0.5 2:1\n1 1:3\n2 2:2\n1 1:1\n2 2:5\n' >s.svm
+NHGD_MAX_DENSE_MB=abc expect 1 "environment NHGD_MAX_DENSE_MB: 'abc' is not a finite number" -- \
+  data import-libsvm --input s.svm --output s.h5
+NHGD_MAX_DENSE_MB=-5 expect 1 "environment NHGD_MAX_DENSE_MB: value -5 is outside the range \
+(0, 1e+12]" -- data import-libsvm --input s.svm --output s.h5
+NHGD_MAX_DENSE_MB=abc expect 1 "environment NHGD_MAX_DENSE_MB: 'abc' is not a finite number" -- \
+  run --data cls.h5 --problem logreg $small --output o.h5
+printf '1 1:1 2:3\n2 1:2\0 2:7\n1 2:1\n2 1:0.5 2:1\n1 1:3\n2 2:2\n1 1:1\n2 2:5\n' >nul.svm
+expect 1 "nul.svm: line 2: a NUL byte at column 6" -- data import-libsvm --input nul.svm \
+  --output s.h5
 expect 2 "option --halt-after needs --checkpoint-dir" -- run --data cls.h5 --halt-after 3
 expect 2 "option --grid-rows: 3 does not divide the number of ranks" -- run --data cls.h5 \
   --problem logreg --estimator exact --grid-rows 3 $small --output o.h5
@@ -166,6 +227,20 @@ expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- ru
 expect 2 "option --hidden '0,4': every width must be a whole number" -- run --problem distill \
   --distill-model mlp --hidden 0,4
 expect 2 "option --kfac-refresh (command line): value 0 is outside the range" -- run --kfac-refresh 0
+# An option the run does not read is named once, with what it applies to and the value that
+# rules it out (from the scopes of its block): --hidden without a network, an estimator's
+# option with another estimator, one given in an options file.
+expect_ok "option --hidden (command line) is ignored: it applies to --problem mlp-hyperclean or \
+mlp-hpo, or to --problem distill with --distill-model mlp, and this run has --problem ridge" -- \
+  run --data reg.h5 --problem ridge --hidden abc $small --output o.h5
+expect_ok "option --activation (command line) is ignored: it applies to --problem mlp-hyperclean \
+or mlp-hpo, or to --problem distill with --distill-model mlp, and this run has --problem distill, \
+--distill-model linear" -- run --data cls.h5 --problem distill --distill-per-class 2 \
+  --activation relu $small --output o.h5
+printf 'soba-rho = 0.5\n' >soba.cfg
+expect_ok "option --soba-rho (soba.cfg line 1) is ignored: it applies to --estimator soba, and \
+this run has --estimator cg" -- run --config soba.cfg --data cls.h5 --problem logreg \
+  --estimator cg $small --output o.h5
 # Not bad input: like --kfac-g, the other routes ignore --kfac-refresh, and say so (a log
 # line on standard output).
 timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data cls.h5 \
@@ -179,7 +254,6 @@ else
   echo "FAIL --kfac-refresh 2 on route gram: exit $got, or no single line saying it is ignored"
   failures=$((failures + 1))
 fi
-expect 2 "option --efim-samples (command line): value -1 is outside the range" -- run --efim-samples -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
 expect 1 "option --efim-samples 50: a step has only 40 per-sample gradients" -- run --data cls.h5 \
@@ -197,6 +271,12 @@ expect 1 "the smallest rank count that fits is 14" -- run --data wide.h5 --probl
   --estimator nhgd --efim-route accumulate --mem-per-rank 0.15 $small --output o.h5
 expect 1 "no rank count fits" -- run --data wide.h5 --problem ridge --estimator nhgd \
   --mem-per-rank 0.001 $small --output o.h5
+# --mem-per-rank binds every estimator, not only nhgd's routes (exact used to form a Hessian
+# of any size, cg to allocate its vectors, whatever the limit).
+expect 1 "exact: the Hessian and its buffers need" -- run --data wide.h5 --problem ridge \
+  --estimator exact --mem-per-rank 0.15 $small --output o.h5
+expect 1 "MiB are available (--mem-per-rank); no rank count fits (every rank holds them whole)" \
+  -- run --data wide.h5 --problem ridge --estimator cg --mem-per-rank 0.001 $small --output o.h5
 
 echo "$failures failures"
 [ "$failures" -eq 0 ]

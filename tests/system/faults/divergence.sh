@@ -185,5 +185,91 @@ for bad in "--on-divergence retry" "--divergence-retries -1"; do
     echo "ok   $bad: $(grep -m1 -o 'error: .*' log.txt | cut -c1-120)"
   fi
 done
+# Advice that, followed, fixes the case: each failing run must name what to change (exit 1,
+# or 2 for a value no run can use), and the same run with that change must succeed.
+"$nhgd" data synth --kind logistic --features 10 --classes 3 --n-train 200 --n-val 100 \
+  --n-test 50 --output c.h5 >/dev/null || exit 1
+# advise CODE PHRASE "--NAME VALUE" ARGS...: ARGS fail with CODE and PHRASE once; with --NAME
+# VALUE they succeed.
+advise() {
+  local code=$1 phrase=$2 fix=$3 rc
+  shift 3
+  run "$np" "$@" --outer-steps 3 --inner-steps 10 --batch 16 --log-level 1 --output o.h5
+  rc=$?
+  if [ "$rc" -ne "$code" ] || [ "$(grep -c -F -- "$phrase" log.txt)" -ne 1 ]; then
+    echo "FAIL advice for $*: exit $rc (want $code), '$phrase' not said once"
+    grep "error" log.txt | head -2 | sed 's/^/    /'
+    failures=$((failures + 1))
+    return
+  fi
+  # Followed: FIX ("--name value") replaces the value ARGS gave (a bad value is refused
+  # before a later one could win), or is added.
+  local args=("$@") name=${fix%% *} value=${fix#* } i found=0
+  for ((i = 0; i + 1 < ${#args[@]}; ++i)); do
+    [ "${args[i]}" = "$name" ] && args[i + 1]=$value && found=1
+  done
+  [ "$found" = 1 ] || args+=("$name" "$value")
+  run "$np" "${args[@]}" --outer-steps 3 --inner-steps 10 --batch 16 --log-level 1 --output o.h5
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    echo "FAIL advice for $*: followed ($fix), the run still fails (exit $rc)"
+    grep "error" log.txt | head -2 | sed 's/^/    /'
+    failures=$((failures + 1))
+  else
+    echo "ok   advice for $*: '$phrase'; followed ($fix): exit 0"
+  fi
+}
+# An initial v whose exp overflows: no step size is to blame (it said: lower --inner-lr).
+advise 1 "is not finite, which no step size changes: lower the size of --v-init" "--v-init 0" \
+  run --data r.h5 --problem ridge --v-init 1e6
+# A noise level whose square no double holds: refused as a value (it said: lower --inner-lr).
+advise 2 "option --noise-sigma (command line): value 1e-300 is outside the range [1e-150," \
+  "--noise-sigma 1" run --data r.h5 --problem ridge --noise-sigma 1e-300
+# A step of soba's z or neumann's series far too large (it said: the hypergradient is not
+# finite).
+advise 1 "lower --soba-rho (now 1e+12)" "--soba-rho 0.05" run --data c.h5 --problem hyperclean \
+  --estimator soba --soba-rho 1e12
+advise 1 "lower --neumann-eta (now 1e+12)" "--neumann-eta 0.1" run --data c.h5 \
+  --problem hyperclean --estimator neumann --neumann-eta 1e12
+# exact without a regulariser: the Hessian is singular (the Cholesky failure named nothing).
+advise 1 "raise --clean-reg (now 0)" "--clean-reg 1e-3" run --data c.h5 --problem hyperclean \
+  --estimator exact --clean-reg 0
+# Which step size a rollback halves is decided by an experiment (the inner loop run again
+# with v as before the last outer step), not guessed from the inner loss. distill with a huge
+# --inner-lr: every rollback halves --inner-lr and the run recovers (all 30 used to halve
+# --outer-lr, down to 9e-11, and the run stopped).
+# (4 classes: one image each, one for each of up to 4 ranks.)
+"$nhgd" data synth --kind logistic --features 10 --classes 4 --n-train 200 --n-val 100 \
+  --n-test 50 --output c4.h5 >/dev/null || exit 1
+rm -f d.jsonl
+run "$np" run --data c4.h5 --problem distill --inner-lr 1e6 --on-divergence halve \
+  --divergence-retries 30 --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 \
+  --output o.h5 --metrics d.jsonl
+rc=$?
+n_in=$(grep -c '"lr": "inner-lr"' d.jsonl 2>/dev/null)
+n_out=$(grep -c '"lr": "outer-lr"' d.jsonl 2>/dev/null)
+if [ "$rc" -ne 0 ] || [ "$n_in" -lt 1 ] || [ "$n_out" -ne 0 ]; then
+  echo "FAIL blame, distill --inner-lr 1e6: exit $rc, $n_in rollbacks of --inner-lr, $n_out of --outer-lr (want 0, recovered)"
+  failures=$((failures + 1))
+else
+  echo "ok   blame, distill --inner-lr 1e6: $n_in rollbacks, all of --inner-lr; recovered"
+fi
+# logreg with a huge --outer-lr under sgd: the rollbacks start on --outer-lr, and the advice
+# when they run out is to lower --outer-lr (it used to end on --inner-lr, halved to 2e-11),
+# which followed fixes the run.
+run "$np" run --data c.h5 --problem logreg --outer-opt sgd --outer-lr 1e6 --on-divergence halve \
+  --divergence-retries 40 --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 \
+  --output o.h5 --metrics o.jsonl
+rc=$?
+first=$(grep -m1 -o '"lr": "[a-z-]*"' o.jsonl)
+if [ "$rc" -eq 0 ] || [ "$first" != '"lr": "outer-lr"' ] ||
+  [ "$(grep -c "nhgd: error: .*: lower --outer-lr" log.txt)" -ne 1 ]; then
+  echo "FAIL blame, logreg sgd --outer-lr 1e6: exit $rc, first rollback $first, error:"
+  grep "error" log.txt | head -1 | cut -c1-200 | sed 's/^/    /'
+  failures=$((failures + 1))
+else
+  advise 1 "lower --outer-lr (now 1e+06)" "--outer-lr 0.1" run --data c.h5 --problem logreg \
+    --outer-opt sgd --outer-lr 1e6
+fi
 echo "$failures failures"
 [ "$failures" -eq 0 ]
