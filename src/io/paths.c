@@ -37,7 +37,7 @@ static void identify(const char *path, path_id *id) {
   const char *name = slash ? slash + 1 : dir;
   if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || strlen(name) >= sizeof id->name)
     return;
-  snprintf(id->name, sizeof id->name, "%s", name);
+  memcpy(id->name, name, strlen(name) + 1); /* fits: checked above */
   const char *folder = !slash ? "." : slash == dir ? "/" : (*slash = '\0', dir);
   if (stat(folder, &st) == 0) {
     id->in_dir = 1;
