@@ -44,7 +44,7 @@ runs "$new" "$w/new"
 out=$results/same_results.md
 fail=0
 {
-  echo "# Same results: $old against $new"
+  echo "# Same results: $old against $new (name the commits of each when you commit this file)"
   echo
   echo "$(date -u +%F), $(machine_desc). Exit codes: old $(tr '\n' ' ' <"$w/old/exits")"
   echo
