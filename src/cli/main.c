@@ -86,6 +86,7 @@ static const char *signal_name(int sig) {
 
 static void on_stop_signal(int sig, siginfo_t *info, void *context) {
   (void)context;
+  const int saved_errno = errno; /* the interrupted code may be about to read errno */
   if (!stop_signal) {
     stop_signal = sig;
     stop_from_parent = launcher_pid > 0 && info && info->si_pid == launcher_pid;
@@ -98,6 +99,7 @@ static void on_stop_signal(int sig, siginfo_t *info, void *context) {
     }
   }
   nhgd_request_stop();
+  errno = saved_errno;
 }
 
 static void install_stop_signals(void) {

@@ -73,6 +73,7 @@ struct nhgd_ckpt_file {
 /* ---- files ---- */
 
 #define LOCK_NAME "LOCK"
+#define LOCK_HEAD "held by host "
 #define MANIFEST_NAME "MANIFEST"
 #define MANIFEST_HEAD "nhgd checkpoint folder manifest 1"
 
@@ -281,12 +282,26 @@ static int lock_folder(const char *dir) {
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot write in it (%s)", dir, strerror(errno));
   char path[NHGD_PATH_MAX + 16];
   snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
-  const int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  /* Never through a link, and a LOCK that is not nhgd's is locked but never written. */
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int ours = fd >= 0;
+  if (fd < 0 && errno == EEXIST) fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     NHGD_FAIL(NHGD_ERR_IO, "checkpoint folder %s: cannot create %s (%s)", dir, path,
               strerror(errno));
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int e = errno;
+  if (!ours) {
+    char head[sizeof LOCK_HEAD] = "";
+    const ssize_t got = pread(fd, head, sizeof head - 1, 0);
+    ours = got == (ssize_t)(sizeof head - 1) && !memcmp(head, LOCK_HEAD, sizeof head - 1);
+  }
+  const int locked = flock(fd, LOCK_EX | LOCK_NB) == 0, e = locked ? 0 : errno;
+  /* File systems without flock (Lustre without -o flock, some NFS): run, unprotected. */
+  if (e == ENOSYS || e == ENOLCK || e == EOPNOTSUPP)
+    nhgd_log(NHGD_LOG_WARN,
+             "checkpoint folder %s: the file system cannot lock %s (%s): nothing stops a second "
+             "run from using the folder at the same time",
+             dir, path, strerror(e));
+  else if (!locked) {
     char holder[256] = "";
     const ssize_t got = pread(fd, holder, sizeof holder - 1, 0);
     holder[got > 0 ? got : 0] = '\0';
@@ -306,9 +321,9 @@ static int lock_folder(const char *dir) {
   const time_t now = time(NULL);
   struct tm tm;
   if (gmtime_r(&now, &tm)) strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  const int n = snprintf(info, sizeof info, "held by host %s, pid %ld, since %s\n", host,
-                         (long)getpid(), when);
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, info, (size_t)n, 0) != n)
+  const int n =
+      snprintf(info, sizeof info, LOCK_HEAD "%s, pid %ld, since %s\n", host, (long)getpid(), when);
+  if (ours && (ftruncate(fd, 0) != 0 || pwrite(fd, info, (size_t)n, 0) != n))
     nhgd_log(NHGD_LOG_DEBUG, "cannot record the holder in %s", path);
   held[nheld++] = (folder_lock){st.st_dev, st.st_ino, fd, 1};
   return NHGD_OK;
@@ -385,15 +400,22 @@ static int manifest_load(nhgd_ckpt *c) {
     int64_t pos;
     int gen;
     if (first && strcmp(line, MANIFEST_HEAD)) {
-      /* Not ours to read: then nothing in the folder is known to be the run's. */
-      nhgd_log(NHGD_LOG_WARN, "%s is not a manifest of this nhgd: nothing in %s is removed", path,
-               c->dir);
-      c->nnames = 0;
+      /* Not nhgd's: the run would have to overwrite it to record its checkpoints. */
+      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__,
+                          "checkpoint folder %s: %s is not a manifest of nhgd (the run records "
+                          "its checkpoints there and will not overwrite it): use another "
+                          "--checkpoint-dir",
+                          c->dir, path);
       break;
     }
     if (!first && parse_base(line, &pos, &gen)) rc = manifest_add(c, line);
     first = 0;
   }
+  if (!rc && first)
+    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__,
+                        "checkpoint folder %s: %s is empty, not a manifest of nhgd: use another "
+                        "--checkpoint-dir",
+                        c->dir, path);
   fclose(f);
   return rc;
 }

@@ -132,18 +132,18 @@ int nhgd_outer_check_divergence(nhgd_solver *s, double loss) {
 }
 
 int nhgd_outer_inner_diverged(nhgd_solver *s) {
-  const nhgd_inner *in = &s->inner;
+  /* Taken first: find_blame's experiment runs the inner loop again and resets it. */
+  const long long at = (long long)(s->inner.diverged - 1);
   NHGD_CHECK(find_blame(s));
   nhgd_error_clear();
   if (s->blame_start)
     NHGD_FAIL(NHGD_ERR_NUMERIC,
               "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): %s",
-              (long long)s->k, (long long)(in->diverged - 1), s->blame_why);
+              (long long)s->k, at, s->blame_why);
   NHGD_FAIL(NHGD_ERR_NUMERIC,
             "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite); "
             "%s: lower --%s (now %g); the last checkpoint is kept",
-            (long long)s->k, (long long)(in->diverged - 1), s->blame_why, nhgd_lr_name(s->blame),
-            lr_in_use(s, s->blame));
+            (long long)s->k, at, s->blame_why, nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
 }
 
 /* Copy n doubles from src to dst for each pair. */

@@ -185,6 +185,29 @@ if grep -q "outer 1/\|data cls.h5:" out.txt; then
   echo "FAIL --checkpoint-dir plain.txt: found only after the data was read"
   failures=$((failures + 1))
 fi
+# The folder's own names belong to the user when nhgd did not write them: a MANIFEST that is not
+# nhgd's stops the run at start-up and stays as it was; a LOCK that is not nhgd's is locked but
+# never written, and a LOCK that is a link is refused (it would lock and write through it).
+rm -rf ckm && mkdir ckm && printf 'include README\n' >ckm/MANIFEST && cp ckm/MANIFEST manifest.ref
+expect 1 "ckm/MANIFEST is not a manifest of nhgd" -- run --data cls.h5 --problem logreg $small \
+  --output o.h5 --checkpoint-dir ckm
+cmp -s ckm/MANIFEST manifest.ref || {
+  echo "FAIL the user's MANIFEST in the checkpoint folder was changed"
+  failures=$((failures + 1))
+}
+rm -rf ckl && mkdir ckl && printf 'my lock\n' >ckl/LOCK && cp ckl/LOCK lock.ref
+expect_ok "" -- run --data cls.h5 --problem logreg $small --output o.h5 --checkpoint-dir ckl
+cmp -s ckl/LOCK lock.ref || {
+  echo "FAIL the user's LOCK in the checkpoint folder was overwritten"
+  failures=$((failures + 1))
+}
+rm -rf ckk2 && mkdir ckk2 && printf 'elsewhere\n' >lock.target && ln -s ../lock.target ckk2/LOCK
+expect 1 "cannot create ckk2/LOCK" -- run --data cls.h5 --problem logreg $small --output o.h5 \
+  --checkpoint-dir ckk2
+grep -q '^elsewhere$' lock.target || {
+  echo "FAIL a LOCK link was written through"
+  failures=$((failures + 1))
+}
 expect 2 "option --features (command line)" -- data synth --features 0 --output x.h5
 # The importers' limit in the environment is read as strictly as an option (atof read "abc" as
 # 0 and "-5" as -5, both "no limit"); a NUL byte inside a LIBSVM line is refused (it ended the
