@@ -99,9 +99,8 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
     if (t == 0) in->first_loss = loss_acc;
     NHGD_CHECK(pb->ops.reg(pb, in->theta, in->v, NULL, g, NULL));
     const double lr = nhgd_inner_lr(in->opt, t, T);
-    int finite = 1, gfinite = 1;
+    int finite = 1;
     for (int64_t j = 0; j < d; ++j) {
-      gfinite &= isfinite(g[j]);
       in->theta[j] -= lr * g[j];
       finite &= isfinite(in->theta[j]);
     }
@@ -111,6 +110,11 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
     nhgd_timer_stop(in->timers, NHGD_T_INNER_GRAD);
     /* theta is replicated and identical everywhere, so every rank reaches the same verdict. */
     in->diverged = finite ? 0 : t + 1;
+    /* Was the gradient itself not finite (the data or v at fault), or only the step? Looked
+     * at only on the way out, not in every step. */
+    int gfinite = 1;
+    for (int64_t j = 0; !finite && gfinite && j < d; ++j)
+      gfinite = isfinite(g[j]);
     in->bad_gradient = !finite && !gfinite;
     if (!finite)
       NHGD_FAIL(NHGD_ERR_NUMERIC,
