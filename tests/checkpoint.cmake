@@ -14,6 +14,13 @@ foreach(np 1 2 4)
     COMMAND bash ${NHGD_TEST_DIR}/system/checkpoint/restart_models.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;checkpoint")
 endforeach()
+# Stop and resume with a sampled cross term (--cross-rows), bit-identical.
+foreach(np 1 2 4)
+  nhgd_add_serial_test(checkpoint_restart_cross_np${np}
+    COMMAND bash ${NHGD_TEST_DIR}/system/checkpoint/restart_cross.sh $<TARGET_FILE:nhgd_cli>
+            ${MPIEXEC_EXECUTABLE} ${np}
+    LABELS "mpi;checkpoint")
+endforeach()
 # The baseline estimators' stop and resume, bit-identical.
 foreach(np 1 2 4)
   nhgd_add_serial_test(baselines_restart_np${np}

@@ -103,6 +103,21 @@ typedef struct nhgd_problem_ops {
   int (*layer_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                        const int *rows, int after_grad, double *const *a, double *const *g,
                        double *c);
+
+  /* Optional sampled cross term (both or neither; cross_width in nhgd_problem). For problems
+   * with per-row v (v_per_sample) whose row i's entries of J^T u depend on row i alone,
+   * (J^T u)_i = (1/n) q_i(theta, v, u) with q_i linear in u. cross_keep writes, for the nb
+   * listed training rows at theta, cross_width numbers per row (K: cross_width x nb,
+   * column-major) from which cross_apply later forms q_i for any u: for the softmax models the
+   * residuals r_i, so that q_i = w_i'(v) r_i^T (U^T x_i). after_grad as in layer_factors.
+   * cross_apply adds scale[k] * q_{rows[k]}(u) to the v_per_sample entries of row rows[k] in
+   * out (rows may repeat; their terms add up in list order). The engine samples rows along the
+   * inner trajectory or at its end with these (--cross-rows), instead of a pass over all rows
+   * through cross. */
+  int (*cross_keep)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                    const int *rows, int after_grad, double *K);
+  int (*cross_apply)(const nhgd_problem *pb, const double *v, const double *u, int nb,
+                     const int *rows, const double *K, const double *scale, double *out);
 } nhgd_problem_ops;
 
 /* A problem: its name, state, data and shape, and its callbacks. Only the library allocates
@@ -126,6 +141,7 @@ struct nhgd_problem {
   int n_layers;
   const int *layer_in, *layer_out;
   nhgd_problem_ops ops;
+  int cross_width; /* numbers cross_keep keeps per row (with cross_keep and cross_apply) */
 };
 
 /* Parameters of the built-in problems. */

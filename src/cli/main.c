@@ -380,6 +380,15 @@ static int solve(const char *cmd, int argc, char **argv) {
              data->task == NHGD_TASK_CLASSIFICATION ? "classification" : "regression");
     rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create_from_options(o, data, &pb));
   }
+  /* Options that do not fit the data are usage errors too. */
+  if (!rc && nhgd_error_agree(MPI_COMM_WORLD, nhgd_solver_check_options(o, pb))) {
+    nhgd_cli_report_error(NHGD_ERR_ARG);
+    nhgd_problem_destroy(&pb);
+    nhgd_data_destroy(&data);
+    if (ckpt_dir[0]) nhgd_checkpoint_folder_unlock(MPI_COMM_WORLD, ckpt_dir);
+    nhgd_options_destroy(&o);
+    return NHGD_EXIT_USAGE;
+  }
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
   if (!rc && co->metrics[0] && world_rank() == 0) {
     /* A resumed run appends to the metrics of the run it continues. */

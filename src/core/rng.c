@@ -2,6 +2,7 @@
 #include "core/rng.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <Random123/philox.h>
 
 void nhgd_rng4(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c,
@@ -54,4 +55,43 @@ void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t
     perm[i] = perm[j];
     perm[j] = t;
   }
+}
+
+int64_t nhgd_rng_choose_scratch(int64_t K) {
+  int64_t len = 2;
+  while (len < 2 * K)
+    len *= 2;
+  return len;
+}
+
+/* Open addressing on the scratch (-1: empty): insert x, or return 0 when it is there. */
+static int set_insert(int64_t *set, int64_t mask, int64_t x) {
+  uint64_t h = ((uint64_t)x * 0x9E3779B97F4A7C15ull) >> 16;
+  for (;; ++h) {
+    int64_t *slot = &set[(int64_t)(h & (uint64_t)mask)];
+    if (*slot == x) return 0;
+    if (*slot < 0) {
+      *slot = x;
+      return 1;
+    }
+  }
+}
+
+static int cmp_i64(const void *a, const void *b) {
+  const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+void nhgd_rng_choose(uint64_t seed, uint64_t stream, uint64_t a, int64_t n, int64_t K, int64_t *out,
+                     int64_t *scratch) {
+  const int64_t len = nhgd_rng_choose_scratch(K);
+  for (int64_t i = 0; i < len; ++i)
+    scratch[i] = -1;
+  /* Floyd: for j = n-K .. n-1 take t uniform in [0, j]; if t is taken already, take j. */
+  int64_t got = 0;
+  for (int64_t j = n - K; j < n; ++j) {
+    const int64_t t = (int64_t)nhgd_rng_below(seed, stream, a, (uint64_t)j, 0, (uint64_t)j + 1);
+    out[got++] = set_insert(scratch, len - 1, t) ? t : (set_insert(scratch, len - 1, j), j);
+  }
+  qsort(out, (size_t)K, sizeof *out, cmp_i64);
 }

@@ -39,6 +39,8 @@ typedef struct nhgd_inner {
   double *theta, *theta_init, *theta_sum; /* d each */
   double *scratch;                        /* d + 4 */
   int *rows;                              /* local rows of the current batch */
+  int64_t *slots;                         /* their slots in the global batch (see draw_batch) */
+  int64_t step;                           /* the inner step being taken (for the observer) */
   double last_loss;                       /* mean minibatch loss of the last step */
   double first_loss;                      /* and of the first step of this inner loop */
   double *samples;                        /* work counter: per-sample gradients are added */

@@ -18,6 +18,8 @@ int nhgd_inner_init(nhgd_inner *in, int64_t d, const nhgd_inner_opts *opt, const
   NHGD_CHECK(nhgd_calloc(&in->theta_sum, n, sizeof(double), "sum of inner iterates"));
   NHGD_CHECK(nhgd_calloc(&in->scratch, n + 4, sizeof(double), "scratch"));
   NHGD_CHECK(nhgd_calloc(&in->rows, (size_t)(nrows > 0 ? nrows : 1), sizeof(int), "batch rows"));
+  NHGD_CHECK(
+      nhgd_calloc(&in->slots, (size_t)(nrows > 0 ? nrows : 1), sizeof(int64_t), "batch slots"));
   return NHGD_OK;
 }
 
@@ -27,6 +29,7 @@ void nhgd_inner_free(nhgd_inner *in) {
   nhgd_free(&in->theta_sum);
   nhgd_free(&in->scratch);
   nhgd_free(&in->rows);
+  nhgd_free(&in->slots);
 }
 
 double nhgd_inner_lr(const nhgd_inner_opts *o, int64_t t, int64_t T) {
@@ -37,19 +40,25 @@ double nhgd_inner_lr(const nhgd_inner_opts *o, int64_t t, int64_t T) {
 }
 
 /* Local rows of the global minibatch of (k, t): every rank draws the same B global indices
- * and keeps those it owns, so the trajectory does not depend on the number of ranks. */
-static int draw_batch(const nhgd_inner *in, int64_t k, int64_t t, int *rows) {
+ * and keeps those it owns, so the trajectory does not depend on the number of ranks. slots
+ * receives each kept row's slot in the global batch (the global row with a full batch). */
+static int draw_batch(const nhgd_inner *in, int64_t k, int64_t t, int *rows, int64_t *slots) {
   const nhgd_split *tr = &in->data->train;
   int nb = 0;
   if (in->opt->batch == 0) { /* full batch: every row once, deterministic gradient descent */
-    for (int i = 0; i < tr->n_local; ++i)
+    for (int i = 0; i < tr->n_local; ++i) {
       rows[i] = i;
+      slots[i] = tr->lo + i;
+    }
     return tr->n_local;
   }
   for (int64_t slot = 0; slot < in->opt->batch; ++slot) {
     int64_t i = (int64_t)nhgd_rng_below(in->opt->seed, NHGD_STREAM_BATCH, (uint64_t)k, (uint64_t)t,
                                         (uint64_t)slot, (uint64_t)tr->n_global);
-    if (i >= tr->lo && i < tr->lo + tr->n_local) rows[nb++] = (int)(i - tr->lo);
+    if (i >= tr->lo && i < tr->lo + tr->n_local) {
+      slots[nb] = slot;
+      rows[nb++] = (int)(i - tr->lo);
+    }
   }
   return nb;
 }
@@ -70,7 +79,8 @@ int nhgd_inner_run(nhgd_inner *in, int64_t k, const nhgd_inner_requests *req, in
   }
   for (int64_t t = t0; t < T; ++t) {
     nhgd_timer_start(in->timers, NHGD_T_SAMPLING);
-    int nb = draw_batch(in, k, t, in->rows);
+    int nb = draw_batch(in, k, t, in->rows, in->slots);
+    in->step = t;
     nhgd_timer_stop(in->timers, NHGD_T_SAMPLING);
 
     nhgd_timer_start(in->timers, NHGD_T_INNER_GRAD);

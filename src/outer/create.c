@@ -50,9 +50,11 @@ static int solver_alloc(nhgd_solver *s) {
   return NHGD_OK;
 }
 
+/* Inner step observer: the sampled cross term's records, then the estimator's. */
 static int observe_step(void *arg, const double *theta, int nb, const int *rows) {
-  nhgd_estimator *est = arg;
-  return est->ops->observe(est, theta, nb, rows);
+  nhgd_solver *s = arg;
+  NHGD_CHECK(nhgd_error_agree(s->comm, nhgd_cross_observe(s, theta, nb, rows)));
+  return s->est->ops->needs_observe ? s->est->ops->observe(s->est, theta, nb, rows) : NHGD_OK;
 }
 
 /* Bind the pieces: the inner loop, the estimator's context, the checkpoint requests. */
@@ -134,6 +136,7 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
     NHGD_FAIL(NHGD_ERR_ARG, "problem too large: d = %lld, p = %lld", (long long)s->d,
               (long long)s->p);
   NHGD_CHECK(solver_alloc(s));
+  NHGD_CHECK(nhgd_cross_init(s));
   bind(s);
   return pb->ops.init(pb, s->inner.theta, s->v);
 }
@@ -228,6 +231,16 @@ int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size) {
   return rc;
 }
 
+int nhgd_solver_check_options(const nhgd_options *o, const nhgd_problem *pb) {
+  NHGD_CHECK(nhgd_options_validate(o));
+  const nhgd_solver_opts *so = nhgd_options_block(o, "solver");
+  if (!so)
+    NHGD_FAIL(NHGD_ERR_ARG, "the options have no solver block: make them with "
+                            "nhgd_options_create_run");
+  if (!pb || !pb->data) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_solver_check_options: no problem or data");
+  return nhgd_cross_check(so, pb);
+}
+
 int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
                        nhgd_problem *pb, nhgd_solver **out) {
   *out = NULL;
@@ -244,9 +257,9 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   memcpy(s->inner.theta_init, s->inner.theta, (size_t)s->d * sizeof(double));
   if (s->opt->v_from[0]) NHGD_TRY(rc, load_v(s, s->opt->v_from), fail);
   NHGD_TRY(rc, resume_or_start(s), fail);
-  if (s->est->ops->needs_observe) {
+  if (s->est->ops->needs_observe || s->cross.mode == NHGD_CROSS_TRAJECTORY) {
     s->inner.observe = observe_step;
-    s->inner.observe_arg = s->est;
+    s->inner.observe_arg = s;
   }
   if (s->resume_path[0]) {
     s->resume_t = s->ckpt_t;
@@ -270,6 +283,7 @@ void nhgd_solver_destroy(nhgd_solver **ps) {
   nhgd_grid_destroy(&s->ctx.grid);
   nhgd_ckpt_destroy(&s->ckpt);
   nhgd_inner_free(&s->inner);
+  nhgd_cross_free(&s->cross);
   rollback_state *b = &s->snap;
   double **bufs[] = {&s->u,      &s->gval,   &s->buf,   &s->v,  &s->h, &s->jt,
                      &s->adam_m, &s->adam_s, &b->theta, &b->u,  &b->v, &b->m,

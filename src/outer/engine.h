@@ -27,6 +27,20 @@ typedef struct rollback_state {
   double *v, *m, *s, *h, *vp, *mp, *sp; /* p_local */
 } rollback_state;
 
+/* --cross-rows: the sampled cross term (cross.c). */
+enum { NHGD_CROSS_ALL = 0, NHGD_CROSS_TRAJECTORY, NHGD_CROSS_END };
+typedef struct nhgd_cross {
+  int mode;      /* NHGD_CROSS_*; ALL also when the problem has nothing to sample */
+  int width;     /* numbers per record (the problem's cross_width) */
+  int64_t n;     /* records kept (this rank) */
+  int64_t cap;   /* records room is made for */
+  double *rec;   /* width x cap: the problem's cross_keep records */
+  int *rows;     /* cap: their local rows */
+  int64_t *pos;  /* cap: position in the loop's global batches, t B + slot (end: the row) */
+  double *scale; /* cap */
+  int64_t *draw, *scratch; /* end: the rows drawn, and the drawing's scratch */
+} nhgd_cross;
+
 struct nhgd_solver {
   MPI_Comm comm; /* a duplicate of the caller's */
   int rank, size;
@@ -78,6 +92,7 @@ struct nhgd_solver {
   int blame_start;           /* ... or to the starting point, which no step size changes */
   char blame_why[400];
   rollback_state snap;
+  nhgd_cross cross;
   nhgd_rollback_fn rollback;
   void *rollback_arg;
 };
@@ -126,6 +141,23 @@ int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo);
  * included; not the CRC-32, which guards the file on disk). On failure the solver holds a
  * fresh start. Needs a solver made with --checkpoint-dir; the checkpoint fuzz harness uses it. */
 int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size);
+
+/* ---- cross.c: the sampled cross term (--cross-rows) ---- */
+
+/* Not collective: the cross options fit the problem and its data. */
+int nhgd_cross_check(const nhgd_solver_opts *o, const nhgd_problem *pb);
+/* Collective (errors agree through the caller): the mode the problem allows, its buffers. */
+int nhgd_cross_init(nhgd_solver *s);
+void nhgd_cross_free(nhgd_cross *c);
+/* Not collective: a new inner loop begins (no records). */
+void nhgd_cross_begin(nhgd_solver *s);
+/* Not collective: inner step s->inner.step drew the nb local rows at theta (trajectory). */
+int nhgd_cross_observe(nhgd_solver *s, const double *theta, int nb, const int *rows);
+/* Not collective unless the problem's cross is: out (p_local) = the estimate of J^T u. */
+int nhgd_cross_term(nhgd_solver *s, const double *theta, const double *u, double *out);
+/* Collective: the records of an inner loop stopped part-way, into and out of a checkpoint. */
+int nhgd_cross_save(nhgd_solver *s, nhgd_section *sec);
+int nhgd_cross_load(nhgd_solver *s, nhgd_section *sec);
 
 /* Outer optimiser: one step v -= lr_k * direction(h) on the n entries of this rank, with
  * the moments m and s of Adam; k is the number of outer steps already taken, lr the base step

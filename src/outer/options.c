@@ -50,6 +50,13 @@ static nhgd_option_spec solver_specs[] = {
      "use the Kronecker structure of softmax problems (0: generic per-sample factors)", TRAJ},
     {"cross-mode", NHGD_OPT_CHOICE, F(cross_mode), "end", NORANGE, "end|average",
      "evaluate J at the last inner iterate or at the average of the inner iterates", TRAJ},
+    {"cross-rows", NHGD_OPT_CHOICE, F(cross_rows), "all", NORANGE, "all|trajectory|end",
+     "training rows of the cross term J^T u for per-row v (hyperclean, mlp-hyperclean): all "
+     "(one pass over every row), trajectory (the rows inner SGD drew, at the iterates it drew "
+     "them) or end (--cross-samples rows drawn at the last iterate); unbiased estimates",
+     TRAJ},
+    {"cross-samples", NHGD_OPT_I64, F(cross_samples), "4096", 1, 1e12, NULL,
+     "rows drawn without replacement for --cross-rows end (at most the training rows)", TRAJ},
     {"checkpoint-dir", NHGD_OPT_STR, F(checkpoint_dir), "", NORANGE, NULL,
      "folder for checkpoints (\"\": no checkpoints; signals then end the run)", 0},
     {"checkpoint-every", NHGD_OPT_INT, F(checkpoint_every), "1", 0, 1 << 30, NULL,
@@ -94,10 +101,21 @@ static const nhgd_option_scope solver_scopes[] = {
     {"outer-decay", "outer-schedule=invsqrt|inv"},
     {"inner-decay", "inner-schedule=inv"},
     {"divergence-retries", "on-divergence=halve"},
+    {"cross-samples", "cross-rows=end"},
     {NULL, NULL}};
 
 static int solver_check(const void *block, const nhgd_options *all) {
   const nhgd_solver_opts *o = block;
+  if (strcmp(o->cross_rows, "all") && !strcmp(o->cross_mode, "average"))
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --cross-rows %s cannot go with --cross-mode average: the sampled cross "
+              "term is taken at the iterates the rows were drawn at (trajectory) or at the last "
+              "one (end); use --cross-mode end, or --cross-rows all to average the iterates",
+              o->cross_rows);
+  if (!strcmp(o->cross_rows, "trajectory") && o->inner.steps == 0)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --cross-rows trajectory needs inner steps to draw rows from (--inner-steps "
+              "is 0): use --cross-rows end or all");
   if (!o->checkpoint_dir[0] && o->halt_after > 0)
     NHGD_FAIL(NHGD_ERR_ARG, "option --halt-after needs --checkpoint-dir (nothing to resume from)");
   /* Only the default may go without a folder: anything else would be silently ignored. */

@@ -20,7 +20,9 @@ typedef struct nhgd_solver_opts {
   double adam_beta1, adam_beta2, adam_eps;
   nhgd_inner_opts inner;
   int block_size, grid_rows, kron;
-  char cross_mode[16]; /* end | average */
+  char cross_mode[16];   /* end | average */
+  char cross_rows[16];   /* all | trajectory | end */
+  int64_t cross_samples; /* rows of the cross term at the inner loop's end (cross_rows end) */
   char checkpoint_dir[NHGD_PATH_MAX];
   int checkpoint_every, checkpoint_every_inner;
   double checkpoint_seconds;

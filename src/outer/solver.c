@@ -76,6 +76,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   /* After a restart inside an inner loop, continue it where it stopped. */
   int64_t t = s->resume_t;
   s->resume_t = 0;
+  if (t == 0) nhgd_cross_begin(s);
   if (t == 0 && s->est->ops->begin) {
     const double *theta0 = s->opt->inner.warm_start ? in->theta : in->theta_init;
     NHGD_CHECK(s->est->ops->begin(s->est, s->k, theta0));
@@ -113,7 +114,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
       in->theta_sum[j] /= (double)s->opt->inner.steps;
     theta_j = in->theta_sum;
   }
-  if (!rc) rc = pb->ops.cross(pb, theta_j, s->v, s->u, s->jt);
+  if (!rc) rc = nhgd_cross_term(s, theta_j, s->u, s->jt);
   double sq = 0.0;
   if (!rc)
     for (int64_t j = 0; j < s->p_local; ++j) {

@@ -115,6 +115,7 @@ static int save_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_int(sec, "rollbacks", s->hist.nrb));
   NHGD_CHECK(nhgd_history_put_rollbacks(&s->hist, sec, "rollback_log"));
   if (s->snap.valid) NHGD_CHECK(put_rollback_state(s, sec));
+  NHGD_CHECK(nhgd_cross_save(s, sec));
   return nhgd_history_put(&s->hist, sec, "history");
 }
 
@@ -225,6 +226,7 @@ static int load_outer(void *self, nhgd_section *sec) {
   s->k = k;
   s->t_start = MPI_Wtime() - elapsed;
   s->ckpt_t = tt;
+  NHGD_CHECK(nhgd_cross_load(s, sec));
   s->ckpt_complete = (int)comp;
   return NHGD_OK;
 }

@@ -11,6 +11,8 @@ void nhgd_pb_destroy_ctx(nhgd_problem *pb) {
   nhgd_pb_ctx *ctx = pb->ctx;
   if (!ctx) return;
   nhgd_pb_scratch_free(&ctx->s);
+  nhgd_free(&ctx->kept.r);
+  nhgd_free(&ctx->kept.rows);
   nhgd_free(&ctx);
   pb->ctx = NULL;
 }

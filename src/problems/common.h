@@ -31,12 +31,22 @@ typedef struct nhgd_pb_scratch {
 /* Per-row weight w_i(v) of local training row i; NULL stands for w_i = 1. */
 typedef double (*nhgd_row_weight)(const double *v, int row);
 
+/* The unweighted residuals of the rows of the softmax models' last inner_grad call, kept for
+ * cross_keep (which the engine calls right after inner_grad with the same rows). */
+typedef struct nhgd_pb_kept {
+  int cap, nb;
+  double *r; /* C x cap */
+  int *rows; /* cap */
+} nhgd_pb_kept;
+
 /* State of every built-in problem. */
 typedef struct nhgd_pb_ctx {
   nhgd_pb_scratch s;
-  nhgd_row_weight row_weight; /* the softmax models' w_i(v): hyperclean's sigmoid(v_i) */
-  double sigma;               /* ridge */
-  double clean_reg;           /* hyperclean, mlp-hyperclean */
+  nhgd_pb_kept kept;
+  nhgd_row_weight row_weight;   /* the softmax models' w_i(v): hyperclean's sigmoid(v_i) */
+  nhgd_row_weight row_weight_d; /* and its derivative dw_i/dv_i (the sampled cross term) */
+  double sigma;                 /* ridge */
+  double clean_reg;             /* hyperclean, mlp-hyperclean */
   double v_init;
   char hidden[128]; /* mlp-*: hidden widths */
   int activation;   /* mlp-*: NHGD_ACT_* */
@@ -101,6 +111,13 @@ int nhgd_softmax_hvp(const nhgd_problem *pb, const double *theta, const double *
                      const int *rows, const double *V, double *HV);
 int nhgd_softmax_kron_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                               const int *rows, double *X, double *R, double *A, double *c);
+/* The sampled cross term of the softmax models with per-row weights (see cross_keep and
+ * cross_apply in nhgd/problem.h): K holds the residuals r_i (cross_width = C), and
+ * q_i = w_i'(v) r_i^T (U^T x_i) with w' the context's row_weight_d. */
+int nhgd_softmax_cross_keep(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                            const int *rows, int after_grad, double *K);
+int nhgd_softmax_cross_apply(const nhgd_problem *pb, const double *v, const double *u, int nb,
+                             const int *rows, const double *K, const double *scale, double *out);
 /* Unweighted cross-entropy over all local rows of split (v is not used). */
 int nhgd_softmax_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
                       const double *v, double *loss_sum, double *gtheta, int64_t *correct);

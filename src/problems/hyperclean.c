@@ -10,6 +10,11 @@ static double clean_weight(const double *v, int row) {
   return nhgd_pb_sigmoid(v[row]);
 }
 
+static double clean_weight_d(const double *v, int row) {
+  const double sg = nhgd_pb_sigmoid(v[row]);
+  return sg * (1.0 - sg);
+}
+
 /* (J^T u)_i = (1/n) sigmoid'(v_i) <s_i, u> with <s_i, u> = r_i^T (U^T x_i): one GEMM gives
  * U^T x_i for a block of local rows, so no per-sample d-vector is ever formed. */
 static int hc_cross(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
@@ -50,10 +55,13 @@ static const nhgd_problem_ops hc_ops = {
     .cross = hc_cross,
     .destroy = nhgd_pb_destroy_ctx,
     .kron_factors = nhgd_softmax_kron_factors,
+    .cross_keep = nhgd_softmax_cross_keep,
+    .cross_apply = nhgd_softmax_cross_apply,
 };
 
 int nhgd_problem_setup_hyperclean(nhgd_problem *pb) {
   ((nhgd_pb_ctx *)pb->ctx)->row_weight = clean_weight;
+  ((nhgd_pb_ctx *)pb->ctx)->row_weight_d = clean_weight_d;
   pb->d = (int64_t)pb->data->m * pb->data->n_classes;
   pb->p = pb->data->train.n_global;
   pb->v_per_sample = 1;
@@ -62,5 +70,6 @@ int nhgd_problem_setup_hyperclean(nhgd_problem *pb) {
   pb->kron_m = pb->data->m;
   pb->kron_c = pb->data->n_classes;
   pb->ops = hc_ops;
+  pb->cross_width = pb->data->n_classes;
   return NHGD_OK;
 }

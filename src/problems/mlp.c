@@ -229,8 +229,8 @@ static void keep_block(mlp_net *n, const double *theta, const double *v, int nk,
 /* The factors of the listed rows from the block inner_grad kept, if it holds every one of
  * them and no pass ran since at the same theta and v (the caller vouches that theta did not
  * change in place): 1 when copied, 0 when the rows need a pass of their own. */
-static int factors_from_kept(mlp_net *n, const double *theta, const double *v, int nb,
-                             const int *rows, double *const *a, double *const *g, double *c) {
+/* Whether the kept block holds every listed row (then n->kcol maps each to its column). */
+static int kept_columns(mlp_net *n, const double *theta, const double *v, int nb, const int *rows) {
   if (n->knb == 0 || n->kpass != n->passes || theta != n->ktheta || v != n->kv) return 0;
   int *col = n->kcol;
   if (nb > n->cap) return 0;
@@ -244,6 +244,13 @@ static int factors_from_kept(mlp_net *n, const double *theta, const double *v, i
     col[k] = j;
     hint = j + 1;
   }
+  return 1;
+}
+
+static int factors_from_kept(mlp_net *n, const double *theta, const double *v, int nb,
+                             const int *rows, double *const *a, double *const *g, double *c) {
+  if (!kept_columns(n, theta, v, nb, rows)) return 0;
+  const int *col = n->kcol;
   for (int l = 0; l < n->L; ++l) {
     const int in = n->in[l], out = n->out[l];
     for (int k = 0; k < nb; ++k) {
@@ -290,6 +297,75 @@ static int mlp_layer_factors(const nhgd_problem *pb, const double *theta, const 
       memcpy(g[l] + (size_t)b0 * n->out[l], n->D[l], (size_t)nk * n->out[l] * sizeof(double));
     }
     if (c) memcpy(c + b0, n->rw, (size_t)nk * sizeof(double));
+  }
+  return NHGD_OK;
+}
+
+/* mlp-hyperclean's sampled cross term: row k of K holds the hidden layers' inputs a_1 ..
+ * a_{L-1} and every layer's unweighted D_0 .. D_{L-1} (the input a_0 = (x, 1) is read from the
+ * data again by cross_apply), so <s_i, u> = sum_l D_l^T (U_l^T a_l) for any u later. */
+static int mlp_cross_keep(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                          const int *rows, int after_grad, double *K) {
+  NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
+  mlp_net *n = net_of(pb);
+  const size_t w = (size_t)pb->cross_width;
+  const int kept = after_grad && kept_columns(n, theta, v, nb, rows);
+  for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
+    const int nk = block_len(nb, b0);
+    if (!kept) NHGD_CHECK(block_pass(pb, theta, v, nk, rows + b0, 0));
+    for (int k = 0; k < nk; ++k) {
+      const int col = kept ? n->kcol[b0 + k] : k;
+      double *dst = K + (size_t)(b0 + k) * w;
+      for (int l = 1; l < n->L; ++l) {
+        memcpy(dst, n->A[l] + (size_t)col * n->in[l], (size_t)n->in[l] * sizeof(double));
+        dst += n->in[l];
+      }
+      for (int l = 0; l < n->L; ++l) {
+        const double *src = (kept ? n->KD[l] : n->D[l]) + (size_t)col * n->out[l];
+        memcpy(dst, src, (size_t)n->out[l] * sizeof(double));
+        dst += n->out[l];
+      }
+    }
+  }
+  return NHGD_OK;
+}
+
+static int mlp_cross_apply(const nhgd_problem *pb, const double *v, const double *u, int nb,
+                           const int *rows, const double *K, const double *scale, double *out) {
+  NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
+  mlp_net *n = net_of(pb);
+  const int w = pb->cross_width, m = n->in[0] - 1;
+  for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
+    const int nk = block_len(nb, b0);
+    const double *X = NULL;
+    NHGD_CHECK(gather(pb, v, nk, rows + b0, &X));
+    for (int k = 0; k < nk; ++k) {
+      double *a = n->A[0] + (size_t)k * n->in[0];
+      memcpy(a, X + (size_t)k * m, (size_t)m * sizeof(double));
+      a[m] = 1.0;
+    }
+    const double *Kb = K + (size_t)b0 * w;
+    double *q = n->rl; /* q_k, summed over the layers */
+    for (int k = 0; k < nk; ++k)
+      q[k] = 0.0;
+    size_t a_off = 0, d_off = 0;
+    for (int l = 1; l < n->L; ++l)
+      d_off += (size_t)n->in[l];
+    for (int l = 0; l < n->L; ++l) {
+      const int in = n->in[l], o = n->out[l];
+      /* U_l^T a_l for the block: a_0 from the data, the others from K (ld w) */
+      const double *al = l == 0 ? n->A[0] : Kb + a_off;
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, o, nk, in, 1.0, u + n->off[l], in, al,
+                  l == 0 ? in : w, 0.0, n->T, o);
+      for (int k = 0; k < nk; ++k)
+        q[k] += cblas_ddot(o, n->T + (size_t)k * o, 1, Kb + (size_t)k * w + d_off, 1);
+      if (l > 0) a_off += (size_t)in;
+      d_off += (size_t)o;
+    }
+    for (int k = 0; k < nk; ++k) {
+      const double sg = nhgd_pb_sigmoid(v[rows[b0 + k]]);
+      out[rows[b0 + k]] += scale[b0 + k] * sg * (1.0 - sg) * q[k];
+    }
   }
   return NHGD_OK;
 }
@@ -599,6 +675,8 @@ static const nhgd_problem_ops mlp_ops = {
     .cross = mlp_cross,
     .destroy = mlp_destroy,
     .layer_factors = mlp_layer_factors,
+    .cross_keep = mlp_cross_keep,
+    .cross_apply = mlp_cross_apply,
 };
 
 /* form: 0 hyperclean, 1 hpo, 2 distill's inner model */
@@ -612,6 +690,10 @@ static int setup(nhgd_problem *pb, int form) {
   ctx->net = n;
   pb->ops = mlp_ops; /* destroy frees the network from here on */
   if (form == 2) pb->ops.cross = mlp_distill_cross;
+  if (form != 0) { /* the sampled cross term is that of per-row weights */
+    pb->ops.cross_keep = NULL;
+    pb->ops.cross_apply = NULL;
+  }
   n->L = nh + 1;
   n->act = ctx->activation;
   n->gn = ctx->gauss_newton;
@@ -633,6 +715,10 @@ static int setup(nhgd_problem *pb, int form) {
   pb->hess_rank = 0; /* no per-sample PSD factor: the Hessian of a network is indefinite */
   pb->is_classifier = 1;
   pb->n_layers = n->L;
+  pb->cross_width = 0;
+  for (int l = 0; l < n->L; ++l)
+    pb->cross_width += (l > 0 ? n->in[l] : 0) + n->out[l];
+  if (form != 0) pb->cross_width = 0;
   pb->layer_in = n->in;
   pb->layer_out = n->out;
   return NHGD_OK;

@@ -183,6 +183,9 @@ int nhgd_problem_create_custom(const char *name, const nhgd_data *data, const nh
                         : !own.cross      ? "cross"
                                           : NULL;
   if (missing) NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': callback %s is required", name, missing);
+  if (!own.cross_keep != !own.cross_apply)
+    NHGD_FAIL(NHGD_ERR_ARG, "problem '%s': callbacks cross_keep and cross_apply come together",
+              name);
   nhgd_problem *pb;
   NHGD_CHECK(problem_alloc(name, &pb));
   pb->ctx = ctx;

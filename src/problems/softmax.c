@@ -84,10 +84,27 @@ static int prepare_block(const nhgd_problem *pb, const double *theta, const doub
   return NHGD_OK;
 }
 
+/* Room in the kept residuals for nb rows (grown, never shrunk). */
+static int kept_reserve(nhgd_pb_kept *kp, int C, int nb) {
+  if (nb <= kp->cap) return NHGD_OK;
+  nhgd_free(&kp->r);
+  nhgd_free(&kp->rows);
+  kp->cap = kp->nb = 0;
+  NHGD_CHECK(nhgd_calloc(&kp->r, (size_t)nb * (size_t)C, sizeof(double), "kept residuals"));
+  NHGD_CHECK(nhgd_calloc(&kp->rows, (size_t)nb, sizeof(int), "kept rows"));
+  kp->cap = nb;
+  return NHGD_OK;
+}
+
 int nhgd_softmax_inner_grad(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                             const int *rows, double *g, double *loss) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
-  nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
+  nhgd_pb_ctx *ctx = pb->ctx;
+  nhgd_pb_scratch *s = &ctx->s;
+  nhgd_pb_kept *kp = &ctx->kept;
+  const int keep = pb->ops.cross_keep != NULL;
+  kp->nb = 0;
+  if (keep) NHGD_CHECK(kept_reserve(kp, s->C, nb));
   memset(g, 0, (size_t)pb->d * sizeof(double));
   double total = 0.0;
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
@@ -95,10 +112,66 @@ int nhgd_softmax_inner_grad(const nhgd_problem *pb, const double *theta, const d
     NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 1, NULL, &nk));
     for (int k = 0; k < nk; k++)
       total += s->rw[k] * s->rl[k];
-    nhgd_softmax_residuals(s->C, nk, s->za, s->yc, s->rw);
+    nhgd_softmax_residuals(s->C, nk, s->za, s->yc, NULL);
+    if (keep) memcpy(kp->r + (size_t)b0 * s->C, s->za, (size_t)nk * s->C * sizeof(double));
+    for (int k = 0; k < nk; k++)
+      for (int c = 0; c < s->C; c++)
+        s->za[(size_t)k * s->C + c] *= s->rw[k];
     nhgd_softmax_grad(s->m, s->C, nk, s->xb, s->za, 1.0, g);
   }
+  if (keep) {
+    memcpy(kp->rows, rows, (size_t)nb * sizeof(int));
+    kp->nb = nb;
+  }
   *loss = total;
+  return NHGD_OK;
+}
+
+int nhgd_softmax_cross_keep(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                            const int *rows, int after_grad, double *K) {
+  NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
+  nhgd_pb_ctx *ctx = pb->ctx;
+  nhgd_pb_scratch *s = &ctx->s;
+  const nhgd_pb_kept *kp = &ctx->kept;
+  const size_t C = (size_t)s->C;
+  /* The rows inner_grad has just passed: their residuals are at hand. */
+  if (after_grad && kp->nb == nb && !memcmp(kp->rows, rows, (size_t)nb * sizeof(int))) {
+    memcpy(K, kp->r, (size_t)nb * C * sizeof(double));
+    return NHGD_OK;
+  }
+  for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
+    int nk;
+    NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 0, NULL, &nk));
+    nhgd_softmax_residuals(s->C, nk, s->za, s->yc, NULL);
+    memcpy(K + (size_t)b0 * C, s->za, (size_t)nk * C * sizeof(double));
+  }
+  return NHGD_OK;
+}
+
+int nhgd_softmax_cross_apply(const nhgd_problem *pb, const double *v, const double *u, int nb,
+                             const int *rows, const double *K, const double *scale, double *out) {
+  NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
+  const nhgd_pb_ctx *ctx = pb->ctx;
+  nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
+  const int m = s->m, C = s->C;
+  if (!ctx->row_weight_d)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "problem '%s' has no row weights to sample a cross term of",
+              pb->name);
+  for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
+    const int nk = block_len(nb, b0);
+    NHGD_CHECK(nhgd_pb_gather(&pb->data->train, nk, rows + b0, s));
+    /* U^T x_k for the block, then q_k = w'(v) r_k^T (U^T x_k). */
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, C, nk, m, 1.0, u, m, s->xb, m, 0.0, s->zb,
+                C);
+    for (int k = 0; k < nk; k++) {
+      const double *r = K + (size_t)(b0 + k) * C, *a = s->zb + (size_t)k * C;
+      double dot = 0.0;
+      for (int c = 0; c < C; c++)
+        dot += r[c] * a[c];
+      const int row = rows[b0 + k];
+      out[row] += scale[b0 + k] * ctx->row_weight_d(v, row) * dot;
+    }
+  }
   return NHGD_OK;
 }
 

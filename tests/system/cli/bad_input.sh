@@ -277,6 +277,18 @@ else
   echo "FAIL --kfac-refresh 2 on route gram: exit $got, or no single line saying it is ignored"
   failures=$((failures + 1))
 fi
+# --cross-rows: samples in range, options that go together, one message and exit 2 everywhere
+expect 2 "option --cross-samples (command line): value 0 is outside the range" -- run \
+  --cross-rows end --cross-samples 0
+expect 2 "option --cross-samples 41: the training split has only 40 rows to draw from" -- run \
+  --data cls.h5 $small --cross-rows end --cross-samples 41 --output o.h5
+expect 2 "option --cross-rows trajectory cannot go with --cross-mode average" -- run \
+  --data cls.h5 --cross-rows trajectory --cross-mode average --output o.h5
+expect 2 "option --cross-rows trajectory needs inner steps to draw rows from" -- run \
+  --data cls.h5 --cross-rows trajectory --inner-steps 0 --output o.h5
+expect 2 "option --cross-rows (command line): 'rows' is not one of all|trajectory|end" -- run --cross-rows rows
+expect_ok "--cross-rows end changes nothing" -- run --data cls.h5 $small --problem logreg \
+  --cross-rows end --cross-samples 41 --log-level 2 --output o.h5
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
 expect 1 "option --efim-samples 50: a step has only 40 per-sample gradients" -- run --data cls.h5 \

@@ -24,6 +24,10 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "logreg logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac" \
   "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-layout distributed" \
   "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --kfac-g empirical" \
+  "hyperclean logistic.h5 nhgd --inner-lr 0.5 --efim-route kfac --cross-rows trajectory" \
+  "hyperclean logistic.h5 exact --inner-lr 0.5 --cross-rows end --cross-samples 77" \
+  "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5,4 --cross-rows trajectory" \
+  "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5 --cross-rows end --cross-samples 60" \
   "logreg logistic.h5 nhgd --inner-lr 0.5 --v-init -2 --efim-route kfac --kfac-refresh 2" \
   "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 5,4 --efim-route kfac" \
   "mlp-hpo logistic.h5 nhgd --inner-lr 0.5 --hidden 7 --v-init -3 --activation relu" \
