@@ -57,10 +57,10 @@ int nhgd_cross_init(nhgd_solver *s) {
   if (c->mode == NHGD_CROSS_ALL) return NHGD_OK;
   NHGD_CHECK(nhgd_cross_check(o, pb));
   if (nothing_to_sample(pb)) {
-    nhgd_log(NHGD_LOG_INFO,
-             "cross term: problem %s forms J^T u without a pass over the training rows; "
-             "--cross-rows %s changes nothing",
-             pb->name, o->cross_rows);
+    nhgd_log(NHGD_LOG_WARN,
+             "option --cross-rows %s changes nothing: problem %s forms J^T u without a pass "
+             "over the training rows",
+             o->cross_rows, pb->name);
     c->mode = NHGD_CROSS_ALL;
     return NHGD_OK;
   }

@@ -287,8 +287,8 @@ expect 2 "option --cross-rows trajectory cannot go with --cross-mode average" --
 expect 2 "option --cross-rows trajectory needs inner steps to draw rows from" -- run \
   --data cls.h5 --cross-rows trajectory --inner-steps 0 --output o.h5
 expect 2 "option --cross-rows (command line): 'rows' is not one of all|trajectory|end" -- run --cross-rows rows
-expect_ok "--cross-rows end changes nothing" -- run --data cls.h5 $small --problem logreg \
-  --cross-rows end --cross-samples 41 --log-level 2 --output o.h5
+expect_ok "option --cross-rows end changes nothing: problem logreg" -- run --data cls.h5 $small \
+  --problem logreg --cross-rows end --cross-samples 41 --output o.h5
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
 expect 1 "option --efim-samples 50: a step has only 40 per-sample gradients" -- run --data cls.h5 \
