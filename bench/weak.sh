@@ -43,7 +43,7 @@ done
   echo "$per training rows per rank (synthetic 784 x 10 hyper-cleaning), main job settings,"
   echo "evaluation off. Ranks above the $cores cores are oversubscribed (marked *)."
   echo
-  $python - "$csv" "$cores" <<'PY'
+  $python - "$csv" "$cores" "$per" <<'PY'
 import csv, statistics as st, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 cores = int(sys.argv[2])
@@ -56,7 +56,7 @@ print("|---|---|" + "---|" * len(modes))
 for P in ranks:
     mark = "*" if P > cores else ""
     cells = [f"{med(P, m):.4f} ({med(P, m) / med(ranks[0], m):.2f}x)" for m in modes]
-    print(f"| {P}{mark} | {20000 * P:,} | " + " | ".join(cells) + " |")
+    print(f"| {P}{mark} | {int(sys.argv[3]) * P:,} | " + " | ".join(cells) + " |")
 PY
 } >"$results/weak.md"
 cat "$results/weak.md"
