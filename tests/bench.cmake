@@ -5,4 +5,8 @@ if(NHGD_BUILD_BENCH)
     COMMAND bash ${NHGD_TEST_DIR}/system/bench/suite_quick.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}
     LABELS slow)
   set_tests_properties(bench_suite_quick PROPERTIES TIMEOUT 1800)
+  # bench/pass_bandwidth.sh on small sizes: it runs and prints every field (nothing timed).
+  nhgd_add_serial_test(bench_pass_bandwidth
+    COMMAND bash ${NHGD_TEST_DIR}/system/bench/pass_bandwidth.sh ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}
+    LABELS bench)
 endif()

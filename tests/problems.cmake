@@ -1,6 +1,6 @@
 # Tests of the built-in problems (src/problems) and of the user-defined problem example.
 nhgd_test_program(test_problems ${NHGD_TEST_DIR}/problems/test_problems.c)
-foreach(group ridge logreg hyperclean registry)
+foreach(group ridge logreg hyperclean hyperclean-cross registry)
   nhgd_add_serial_test(problem_${group} COMMAND $<TARGET_FILE:test_problems> ${group})
 endforeach()
 

@@ -12,6 +12,3 @@ foreach(np 2 4)
             ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;fast")
 endforeach()
-# The sampled cross term (--cross-rows) against the full pass, and its unbiasedness.
-nhgd_test_program(test_cross_rows outer/test_cross_rows.c)
-nhgd_add_mpi_test(cross_rows COMMAND $<TARGET_FILE:test_cross_rows> LABELS fast)

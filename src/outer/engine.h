@@ -160,8 +160,9 @@ int nhgd_cross_save(nhgd_solver *s, nhgd_section *sec);
 int nhgd_cross_load(nhgd_solver *s, nhgd_section *sec);
 
 /* Outer optimiser: one step v -= lr_k * direction(h) on the n entries of this rank, with
- * the moments m and s of Adam; k is the number of outer steps already taken, lr the base step
- * size (--outer-lr, or what rollbacks halved it to) that the schedule applies to. */
+ * the moments m and s of Adam (lazy-adam: only the entries with h_j != 0 change, m, s and v
+ * alike); k is the number of outer steps already taken, lr the base step size (--outer-lr, or
+ * what rollbacks halved it to) that the schedule applies to. */
 void nhgd_outer_step(const nhgd_solver_opts *o, double lr, int64_t k, int64_t n, double *m,
                      double *s, double *v, const double *h);
 

@@ -18,7 +18,9 @@ static nhgd_option_spec solver_specs[] = {
     {"v-from", NHGD_OPT_STR, F(v_from), "", NORANGE, NULL,
      "start from /v of this HDF5 file (\"\": every entry = --v-init)", 0},
     {"outer-steps", NHGD_OPT_I64, F(outer_steps), "30", 1, 1e12, NULL, "outer steps K", 0},
-    {"outer-opt", NHGD_OPT_CHOICE, F(outer_opt), "adam", NORANGE, "sgd|adam", "outer optimiser",
+    {"outer-opt", NHGD_OPT_CHOICE, F(outer_opt), "adam", NORANGE, "sgd|adam|lazy-adam",
+     "outer optimiser (lazy-adam: Adam that leaves the entries of v with a zero hypergradient "
+     "and their moments untouched)",
      TRAJ},
     {"outer-lr", NHGD_OPT_REAL, F(outer_lr), "0.1", 0, 1e12, NULL, "outer step size", TRAJ},
     {"outer-schedule", NHGD_OPT_CHOICE, F(outer_schedule), "const", NORANGE, "const|invsqrt|inv",
@@ -97,7 +99,7 @@ static nhgd_option_spec solver_specs[] = {
 
 /* Options that only one setting of another reads. */
 static const nhgd_option_scope solver_scopes[] = {
-    {"adam-beta1,adam-beta2,adam-eps", "outer-opt=adam"},
+    {"adam-beta1,adam-beta2,adam-eps", "outer-opt=adam|lazy-adam"},
     {"outer-decay", "outer-schedule=invsqrt|inv"},
     {"inner-decay", "inner-schedule=inv"},
     {"divergence-retries", "on-divergence=halve"},

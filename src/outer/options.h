@@ -13,7 +13,7 @@ typedef struct nhgd_solver_opts {
   char estimator[32];
   char v_from[NHGD_PATH_MAX];
   int64_t outer_steps;
-  char outer_opt[16]; /* sgd | adam */
+  char outer_opt[16]; /* sgd | adam | lazy-adam */
   double outer_lr;
   char outer_schedule[16]; /* const | invsqrt | inv */
   double outer_decay;

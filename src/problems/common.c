@@ -46,6 +46,8 @@ void nhgd_pb_scratch_free(nhgd_pb_scratch *s) {
   nhgd_free(&s->xb);
   nhgd_free(&s->za);
   nhgd_free(&s->zb);
+  nhgd_free(&s->zw);
+  nhgd_free(&s->wu);
   nhgd_free(&s->rw);
   nhgd_free(&s->rl);
   nhgd_free(&s->yc);
@@ -67,6 +69,9 @@ int nhgd_pb_reserve(nhgd_pb_scratch *s, int nb) {
   NHGD_TRY(rc, nhgd_calloc(&s->xb, m * n, sizeof(double), "problem scratch (features)"), fail);
   NHGD_TRY(rc, nhgd_calloc(&s->za, C * n, sizeof(double), "problem scratch (logits)"), fail);
   NHGD_TRY(rc, nhgd_calloc(&s->zb, C * n, sizeof(double), "problem scratch (products)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->zw, 2 * C * n, sizeof(double), "problem scratch (products)"), fail);
+  NHGD_TRY(rc, nhgd_calloc(&s->wu, m * 2 * C, sizeof(double), "problem scratch (model pair)"),
+           fail);
   NHGD_TRY(rc, nhgd_calloc(&s->rw, n, sizeof(double), "problem scratch (weights)"), fail);
   NHGD_TRY(rc, nhgd_calloc(&s->rl, n, sizeof(double), "problem scratch (losses)"), fail);
   NHGD_TRY(rc, nhgd_calloc(&s->yc, n, sizeof(int32_t), "problem scratch (labels)"), fail);

@@ -22,6 +22,8 @@ typedef struct nhgd_pb_scratch {
   double *xb;  /* m x cap: gathered feature columns */
   double *za;  /* C x cap: logits, then probabilities, then residuals */
   double *zb;  /* C x cap: products with a direction (hvp, cross) */
+  double *zw;  /* 2C x cap: logits and products with a direction from one GEMM (cross) */
+  double *wu;  /* m x 2C: [W U], the model and a direction side by side (cross) */
   double *rw;  /* cap: per-row weights */
   double *rl;  /* cap: per-row losses or residuals */
   int32_t *yc; /* cap: gathered labels */

@@ -2,6 +2,7 @@
  * the cross-entropy of clean validation data (docs/algorithm.md 4.3). */
 #include <cblas.h>
 #include <math.h>
+#include <string.h>
 
 #include "nhgd/errors.h"
 #include "problems/builtin.h"
@@ -15,25 +16,34 @@ static double clean_weight_d(const double *v, int row) {
   return sg * (1.0 - sg);
 }
 
-/* (J^T u)_i = (1/n) sigmoid'(v_i) <s_i, u> with <s_i, u> = r_i^T (U^T x_i): one GEMM gives
- * U^T x_i for a block of local rows, so no per-sample d-vector is ever formed. */
+/* (J^T u)_i = (1/n) sigmoid'(v_i) <s_i, u> with <s_i, u> = r_i^T (U^T x_i). W and U are packed
+ * side by side once per call, so that one GEMM per block of local rows gives the logits W^T x_i
+ * and U^T x_i together: each block of X is read once, and no per-sample d-vector is formed. */
 static int hc_cross(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
                     double *out) {
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
   const nhgd_split *tr = &pb->data->train;
   const int m = s->m, C = s->C, n = tr->n_local;
+  const size_t mC = (size_t)m * C;
   const double inv_n = 1.0 / (double)tr->n_global;
+  if (n == 0) return NHGD_OK;
+  /* The first block is the longest: no block after it reallocates the packed pair. */
+  NHGD_CHECK(nhgd_pb_reserve(s, n < NHGD_PB_BLOCK ? n : NHGD_PB_BLOCK));
+  memcpy(s->wu, theta, mC * sizeof(double));
+  memcpy(s->wu + mC, u, mC * sizeof(double));
   for (int b0 = 0; b0 < n; b0 += NHGD_PB_BLOCK) {
     int nk = n - b0 < NHGD_PB_BLOCK ? n - b0 : NHGD_PB_BLOCK;
-    NHGD_CHECK(nhgd_pb_reserve(s, nk));
     const double *xb = tr->X + (size_t)b0 * m;
     const int32_t *y = tr->y_class + b0;
-    nhgd_softmax_logits(m, C, nk, xb, theta, s->za);
+    /* Column k of zw: the C logits of row k, then the C entries of U^T x_k. */
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, 2 * C, nk, m, 1.0, s->wu, m, xb, m, 0.0,
+                s->zw, 2 * C);
+    for (int k = 0; k < nk; k++)
+      memcpy(s->za + (size_t)k * C, s->zw + (size_t)k * 2 * C, (size_t)C * sizeof(double));
     nhgd_softmax_probs(C, nk, s->za, y, NULL, NULL);
     nhgd_softmax_residuals(C, nk, s->za, y, NULL);
-    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, C, nk, m, 1.0, u, m, xb, m, 0.0, s->zb, C);
     for (int k = 0; k < nk; k++) {
-      const double *r = s->za + (size_t)k * C, *a = s->zb + (size_t)k * C;
+      const double *r = s->za + (size_t)k * C, *a = s->zw + (size_t)k * 2 * C + C;
       double dot = 0.0;
       for (int c = 0; c < C; c++)
         dot += r[c] * a[c];

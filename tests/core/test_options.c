@@ -151,6 +151,8 @@ static void warns_about_unused_options(void **state) {
   assert_int_equal(unused(4, a6), 0);
   char *a7[] = {"--outer-opt", "sgd", "--adam-beta1", "0.5"};
   assert_int_equal(unused(4, a7), 1);
+  char *a8[] = {"--outer-opt", "lazy-adam", "--adam-beta1", "0.5", "--adam-eps", "1e-6"};
+  assert_int_equal(unused(6, a8), 0); /* lazy Adam reads Adam's constants */
 }
 
 static void help_lists_every_option(void **state) {

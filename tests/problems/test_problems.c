@@ -734,6 +734,62 @@ static void test_create_errors(void **state) {
   td_free(&reg);
 }
 
+/* hyperclean's cross term over several blocks of rows (the last one short), with m and C of a
+ * realistic shape, against a straightforward per-row reference: logits, softmax, residual r_i,
+ * U^T x_i and (1/n) sigmoid'(v_i) r_i^T U^T x_i, to 1e-12 of the terms' magnitudes. The scratch
+ * is first sized by a short batch, so that the cross call has to grow it; a second call with
+ * another direction uses that direction. */
+static void test_hyperclean_cross_reference(void **state) {
+  (void)state;
+  enum { MF = 300, CF = 7, NF = 2100 };
+  nhgd_data data;
+  td_make(&data, MPI_COMM_WORLD, SEED + 1, MF, CF, NF, 5, 5);
+  nhgd_problem *pb = NULL;
+  assert_int_equal(nhgd_problem_create("hyperclean", &data, NULL, &pb), 0);
+  const int64_t d = pb->d;
+  const int n = data.train.n_local;
+  double *theta = vec(d), *u = vec(d), *v = vec(n), *out = vec(n), *g = vec(d), loss;
+  td_fill(theta, d, SEED, 11, 0.2);
+  td_fill(v, n, SEED, 12, 1.0);
+  assert_int_equal(pb->ops.inner_grad(pb, theta, v, NB, batch_rows, g, &loss), 0);
+  for (int call = 0; call < 2; call++) {
+    td_fill(u, d, SEED, 13 + call, 1.0);
+    assert_int_equal(pb->ops.cross(pb, theta, v, u, out), 0);
+    double worst = 0.0;
+    for (int i = 0; i < n; i++) {
+      const double *x = data.train.X + (size_t)i * MF;
+      double z[CF], a[CF], zmax = -INFINITY, sum = 0.0, dot = 0.0, mag = 0.0;
+      for (int c = 0; c < CF; c++) {
+        z[c] = a[c] = 0.0;
+        for (int j = 0; j < MF; j++) {
+          z[c] += x[j] * theta[j + c * MF];
+          a[c] += x[j] * u[j + c * MF];
+        }
+        zmax = z[c] > zmax ? z[c] : zmax;
+      }
+      for (int c = 0; c < CF; c++)
+        sum += exp(z[c] - zmax);
+      for (int c = 0; c < CF; c++) {
+        const double r = exp(z[c] - zmax) / sum - (c == data.train.y_class[i] ? 1.0 : 0.0);
+        dot += r * a[c];
+        mag += fabs(r * a[c]);
+      }
+      const double sg = sigmoid_ref(v[i]), w = sg * (1.0 - sg) / (double)data.train.n_global;
+      const double e = fabs(out[i] - w * dot) / (w * mag);
+      worst = e > worst || isnan(e) ? e : worst;
+    }
+    if (!(worst <= 1e-12))
+      fail_msg("cross, call %d: relative error %.3e against the reference", call, worst);
+  }
+  nhgd_problem_destroy(&pb);
+  td_free(&data);
+  free(theta);
+  free(u);
+  free(v);
+  free(out);
+  free(g);
+}
+
 #define PROBLEM_TESTS                                                                              \
   cmocka_unit_test(test_dims_init), cmocka_unit_test(test_inner_grad_fd),                          \
       cmocka_unit_test(test_sample_grads), cmocka_unit_test(test_hvp_fd),                          \
@@ -749,6 +805,7 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {PROBLEM_TESTS};
   const struct CMUnitTest registry[] = {cmocka_unit_test(test_params_default),
                                         cmocka_unit_test(test_create_errors)};
+  const struct CMUnitTest cross[] = {cmocka_unit_test(test_hyperclean_cross_reference)};
   static const struct {
     const char *name;
     CMFixtureFunction setup;
@@ -764,8 +821,12 @@ int main(int argc, char **argv) {
     failed += cmocka_run_group_tests_name("registry", registry, NULL, NULL);
     ran++;
   }
+  if (!strcmp(which, "hyperclean-cross") || !strcmp(which, "all")) {
+    failed += cmocka_run_group_tests_name("hyperclean-cross", cross, NULL, NULL);
+    ran++;
+  }
   if (!ran) {
-    fprintf(stderr, "usage: %s [ridge|logreg|hyperclean|registry|all]\n", argv[0]);
+    fprintf(stderr, "usage: %s [ridge|logreg|hyperclean|hyperclean-cross|registry|all]\n", argv[0]);
     failed = 1;
   }
   MPI_Finalize();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stop and resume equals an uninterrupted run bit for bit (every EFIM route, kfac in both
-# layouts and with both G factors, and `exact`, a
+# layouts and with both G factors, `exact`, and --outer-opt lazy-adam, a
 # stop inside an inner loop and between outer steps, by --halt-after and by SIGUSR1); resume
 # on another rank count agrees to 1e-10; damaged checkpoints are skipped; a changed
 # configuration and --restart never over old checkpoints are refused; the run removes only
@@ -36,6 +36,9 @@ for est in online accumulate gram gram-subsampled kfac kfac-distributed kfac-emp
   esac
   stop_resume "$np" "$other" "$est" "3 7 10" "${cfg[@]}"
 done
+# The lazy Adam outer step through the program (its option recorded in the checkpoint; the
+# moments it leaves alone when the hypergradient is sparse: tests/outer/test_optim.c).
+stop_resume "$np" "$other" lazy-adam "7" --estimator nhgd --outer-opt lazy-adam
 
 # SIGUSR1 to the launcher: checkpoint at the next inner step, exit 75, resume bit-identical.
 # The signalled run is given far more outer steps than it can finish, so the signal always
