@@ -175,16 +175,19 @@ static void metrics_put(metrics_file *m, const char *line) {
 }
 
 static void write_metrics_line(const nhgd_progress *r, void *arg) {
-  char line[1024], b[8][40];
+  char line[1024], b[11][40];
   snprintf(line, sizeof line,
            "{\"outer_step\": %lld, \"val_loss\": %s, \"val_acc\": %s, \"test_loss\": %s, "
            "\"test_acc\": %s, \"inner_loss\": %s, \"hypergrad_norm\": %s, \"wall_time\": %s, "
-           "\"samples\": %s}\n",
+           "\"samples\": %s, \"val_rows\": %lld, \"val_loss_full\": %s, \"solver_time\": %s, "
+           "\"eval_time\": %s}\n",
            (long long)r->step, json_num(b[0], 40, "%.17g", r->val_loss),
            json_num(b[1], 40, "%.17g", r->val_acc), json_num(b[2], 40, "%.17g", r->test_loss),
            json_num(b[3], 40, "%.17g", r->test_acc), json_num(b[4], 40, "%.17g", r->inner_loss),
            json_num(b[5], 40, "%.17g", r->hypergrad_norm), json_num(b[6], 40, "%.6f", r->wall_time),
-           json_num(b[7], 40, "%.17g", r->samples));
+           json_num(b[7], 40, "%.17g", r->samples), (long long)r->val_rows,
+           json_num(b[8], 40, "%.17g", r->val_loss_full),
+           json_num(b[9], 40, "%.6f", r->solver_time), json_num(b[10], 40, "%.6f", r->eval_time));
   metrics_put(arg, line);
 }
 

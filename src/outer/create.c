@@ -154,6 +154,8 @@ static int reset_state(nhgd_solver *s) {
   s->k = s->ckpt_t = 0;
   s->ckpt_complete = s->have_hypergrad = 0;
   s->samples = s->comm_bytes = 0.0;
+  s->solver_time = s->eval_time = 0.0;
+  s->solver_running = 0;
   s->comm_steps = 0;
   s->inner.last_loss = s->inner.first_loss = s->prev_first_loss = NAN;
   s->t_start = MPI_Wtime();

@@ -53,6 +53,11 @@ struct nhgd_solver {
   nhgd_estimator *est;
   nhgd_timers timers;
   double t_start;
+  /* Clocks, seconds over the whole run (restarts included; each rank reads its own, rank 0's
+   * are recorded): the method's own work and measurement (docs/usage.md, metrics). */
+  double solver_time, eval_time;
+  double solver_since; /* when the solver clock was started ... */
+  int solver_running;  /* ... if it runs */
   nhgd_history hist;
   int have_hypergrad;
   /* checkpoint and restart */
@@ -88,6 +93,19 @@ static inline int64_t nhgd_outer_v_offset(const nhgd_solver *s) {
 }
 static inline int64_t nhgd_outer_v_count(const nhgd_solver *s) {
   return s->pb->v_per_sample ? s->p_local : (s->rank == 0 ? s->p : 0);
+}
+
+/* The solver clock (solver_time): what runs between start and stop is the method's own work.
+ * stop returns whether it ran, so that a checkpoint write can leave it out and start it again. */
+static inline void nhgd_outer_clock_start(nhgd_solver *s) {
+  s->solver_since = MPI_Wtime();
+  s->solver_running = 1;
+}
+static inline int nhgd_outer_clock_stop(nhgd_solver *s) {
+  const int was = s->solver_running;
+  if (was) s->solver_time += MPI_Wtime() - s->solver_since;
+  s->solver_running = 0;
+  return was;
 }
 
 /* ---- state.c: the solver's parts of a checkpoint ---- */
