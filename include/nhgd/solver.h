@@ -27,6 +27,12 @@ typedef struct nhgd_solver nhgd_solver;
 NHGD_API int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
                                 nhgd_problem *pb, nhgd_solver **out);
 
+/* Not collective: the options that must fit the data, against the problem's view of it
+ * (--val-batch at most its validation rows): NHGD_ERR_ARG, a usage error, naming both values
+ * when they do not. nhgd_solver_create checks them too; the program calls this first, to
+ * exit with its usage code. */
+NHGD_API int nhgd_solver_check_data(const nhgd_options *o, const nhgd_problem *pb);
+
 /* Collective. Run the remaining outer steps: inner SGD, estimator, hypergradient, outer
  * step, progress line and metrics per step. */
 NHGD_API int nhgd_solver_run(nhgd_solver *s);

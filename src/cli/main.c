@@ -383,6 +383,12 @@ static int solve(const char *cmd, int argc, char **argv) {
              data->task == NHGD_TASK_CLASSIFICATION ? "classification" : "regression");
     rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create_from_options(o, data, &pb));
   }
+  /* Options that ask more of the data than it holds are usage errors, found before any work. */
+  int usage = 0;
+  if (!rc) {
+    rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_solver_check_data(o, pb));
+    usage = rc != NHGD_OK;
+  }
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
   if (!rc && co->metrics[0] && world_rank() == 0) {
     /* A resumed run appends to the metrics of the run it continues. */
@@ -440,7 +446,7 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_data_destroy(&data);
   if (ckpt_dir[0]) nhgd_checkpoint_folder_unlock(MPI_COMM_WORLD, ckpt_dir);
   nhgd_options_destroy(&o);
-  if (rc) return NHGD_EXIT_ERROR;
+  if (rc) return usage ? NHGD_EXIT_USAGE : NHGD_EXIT_ERROR;
   return stopped ? NHGD_EXIT_CHECKPOINTED : NHGD_EXIT_OK;
 }
 

@@ -39,6 +39,7 @@ static int solver_alloc(nhgd_solver *s) {
   NHGD_CHECK(nhgd_calloc(&s->jt, pl, sizeof(double), "cross term J^T u"));
   NHGD_CHECK(nhgd_calloc(&s->adam_m, pl, sizeof(double), "Adam first moment"));
   NHGD_CHECK(nhgd_calloc(&s->adam_s, pl, sizeof(double), "Adam second moment"));
+  NHGD_CHECK(nhgd_outer_val_batch_alloc(s));
   if (strcmp(s->opt->on_divergence, "halve")) return NHGD_OK;
   rollback_state *b = &s->snap;
   double **rep[] = {&b->theta, &b->u},
@@ -53,6 +54,10 @@ static int solver_alloc(nhgd_solver *s) {
 static int observe_step(void *arg, const double *theta, int nb, const int *rows) {
   nhgd_estimator *est = arg;
   return est->ops->observe(est, theta, nb, rows);
+}
+
+static const nhgd_split *val_rows_of(void *arg, int64_t k) {
+  return nhgd_outer_val_rows(arg, k);
 }
 
 /* Bind the pieces: the inner loop, the estimator's context, the checkpoint requests. */
@@ -88,6 +93,8 @@ static void bind(nhgd_solver *s) {
   c->block_size = o->block_size;
   c->grid_rows = o->grid_rows;
   c->timers = &s->timers;
+  c->val_rows = val_rows_of;
+  c->val_rows_arg = s;
   c->samples = &s->samples;
   c->comm_bytes = &s->comm_bytes;
   c->comm_steps = &s->comm_steps;
@@ -133,6 +140,7 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
   if (s->d > (int64_t)1 << 30 || s->p > (int64_t)1 << 30)
     NHGD_FAIL(NHGD_ERR_ARG, "problem too large: d = %lld, p = %lld", (long long)s->d,
               (long long)s->p);
+  NHGD_CHECK(nhgd_outer_check_val_batch(s->opt, pb->name, data));
   NHGD_CHECK(solver_alloc(s));
   bind(s);
   return pb->ops.init(pb, s->inner.theta, s->v);
@@ -230,6 +238,12 @@ int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size) {
   return rc;
 }
 
+int nhgd_solver_check_data(const nhgd_options *o, const nhgd_problem *pb) {
+  const nhgd_solver_opts *so = nhgd_options_block(o, "solver");
+  if (!so || !pb->data) return NHGD_OK; /* nhgd_solver_create says what is missing */
+  return nhgd_outer_check_val_batch(so, pb->name, pb->data);
+}
+
 int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
                        nhgd_problem *pb, nhgd_solver **out) {
   *out = NULL;
@@ -272,6 +286,7 @@ void nhgd_solver_destroy(nhgd_solver **ps) {
   nhgd_grid_destroy(&s->ctx.grid);
   nhgd_ckpt_destroy(&s->ckpt);
   nhgd_inner_free(&s->inner);
+  nhgd_outer_val_batch_free(s);
   rollback_state *b = &s->snap;
   double **bufs[] = {&s->u,      &s->gval,   &s->buf,   &s->v,  &s->h, &s->jt,
                      &s->adam_m, &s->adam_s, &b->theta, &b->u,  &b->v, &b->m,
