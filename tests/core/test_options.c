@@ -221,6 +221,27 @@ static void rng_is_deterministic_and_uniform(void **state) {
     assert_int_equal(seen[i], 1);
 }
 
+/* An option is at its default when its value reads the same as the default's, however given. */
+static void knows_its_defaults(void **state) {
+  nhgd_options *o;
+  assert_int_equal(nhgd_options_create_run(&o), 0);
+  int at = -1;
+  assert_int_equal(nhgd_options_is_default(o, "val-batch", &at), 0);
+  assert_int_equal(at, 1);
+  assert_int_equal(nhgd_options_set(o, "outer-lr", "0.10", "test"), 0); /* the default, 0.1 */
+  assert_int_equal(nhgd_options_is_default(o, "outer-lr", &at), 0);
+  assert_int_equal(at, 1);
+  assert_int_equal(nhgd_options_set(o, "val-batch", "7", "test"), 0);
+  assert_int_equal(nhgd_options_is_default(o, "val-batch", &at), 0);
+  assert_int_equal(at, 0);
+  assert_int_equal(nhgd_options_set(o, "estimator", "soba", "test"), 0);
+  assert_int_equal(nhgd_options_is_default(o, "estimator", &at), 0);
+  assert_int_equal(at, 0);
+  assert_int_equal(nhgd_options_is_default(o, "no-such-option", &at), NHGD_ERR_ARG);
+  nhgd_error_clear();
+  nhgd_options_destroy(&o);
+}
+
 /* Floyd's draw of K of n: K distinct rows in ascending order, a pure function of its key,
  * every K-subset equally likely, all rows when K = n, and no memory in n. */
 static void rng_sample_without_replacement(void **state) {
@@ -261,6 +282,7 @@ int main(void) {
                                      cmocka_unit_test(help_lists_every_option),
                                      cmocka_unit_test(rng_known_answers),
                                      cmocka_unit_test(rng_is_deterministic_and_uniform),
-                                     cmocka_unit_test(rng_sample_without_replacement)};
+                                     cmocka_unit_test(rng_sample_without_replacement),
+                                     cmocka_unit_test(knows_its_defaults)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
 # (measurement) never fall, add up to at most wall_time, eval_time grows exactly at the steps
 # with a test evaluation; checkpoint writes count in neither; the metrics lines are strict
 # JSON and carry the same values as /history; a stop inside an inner loop and its resume keep
-# the clocks going; a checkpoint of format 4 (no clocks, no val_rows) still resumes.
+# the clocks going; a checkpoint of format 4 (no clocks, no val_rows, no --val-batch) still
+# resumes at the default --val-batch.
 # usage: clocks.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
@@ -98,15 +99,30 @@ expect_exit 0 $? "resume"
 check r.h5 r.jsonl "stopped inside an inner loop and resumed"
 same_tol 0 r.h5 a.h5 "the resumed run is the uninterrupted one"
 
-# A checkpoint of format 4: no clocks, history rows of 9 columns. It resumes: the same run,
-# every record with val_rows = 83, the clocks unknown (NaN in /history, null in the metrics).
+# A checkpoint of format 4: no clocks, history rows of 9 columns, no --val-batch in /config.
+# It resumes: the same run, every record with val_rows = 83, the clocks unknown (NaN in
+# /history, null in the metrics). With --val-batch other than its default it is refused.
 rm -rf ck4
 run "$np" "${base[@]}" --output o4.h5 --metrics o4.jsonl --checkpoint-dir ck4 --halt-after 10
 expect_exit 75 $? "stop for the format-4 case"
-$python "$here/tools/old_checkpoint.py" ck4/ckpt-000000000010.h5 4 9 solver_time eval_time ||
+$python "$here/tools/old_checkpoint.py" ck4/ckpt-000000000010.h5 4 9 solver_time eval_time \
+  config/val-batch || failures=$((failures + 1))
+: >log.txt
+run "$np" "${base[@]}" --output o4.h5 --checkpoint-dir ck4 --val-batch 5
+expect_exit 1 $? "format 4 resumed with --val-batch 5"
+if grep -q "was written before option --val-batch existed (as with its default) but this run \
+has --val-batch 5" log.txt; then
+  echo "ok   format 4 with --val-batch 5: refused, naming the option"
+else
+  echo "FAIL format 4 with --val-batch 5: no message naming the option"
+  tail -3 log.txt | sed 's/^/    /'
   failures=$((failures + 1))
+fi
+: >log.txt
 run "$np" "${base[@]}" --output o4.h5 --metrics o4.jsonl --checkpoint-dir ck4
 expect_exit 0 $? "resume from format 4"
+# Clocks unknown in every record show that it continued from the checkpoint (a fresh start,
+# after skipping it, would have them).
 if $python - o4.h5 a.h5 o4.jsonl <<'PY'; then
 import sys, json, h5py, numpy as np
 a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
