@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Are two nhgd HDF5 files (outputs or checkpoints) the same, byte for byte, in every dataset?
 
-Wall-clock fields are left out: compound or column fields whose name holds "time", any
-dataset under a path holding "timing", and in a checkpoint's packed /history (rows of
-nhgd_history columns) the wall_time column. Prints one line per file; exit 1 when any
-dataset differs or is missing.
+Clock fields are left out: compound or column fields whose name holds "time", any dataset
+under a path holding "timing" or named for a clock (wall_time, solver_time, eval_time), and in
+a checkpoint's packed /history (rows of nhgd_history columns) the clock columns. Prints one
+line per file; exit 1 when any dataset differs or is missing.
 
 usage: bench/compare_bytes.py A.h5 B.h5
 """
@@ -13,9 +13,12 @@ import sys
 import h5py
 import numpy as np
 
-# Columns of a checkpoint's packed history, in the order of src/io/history.c.
+# Columns of a checkpoint's packed history, in the order of src/io/history.c (checkpoint
+# format 5; older formats hold the first 9, format 1 the first 8).
 HISTORY_COLUMNS = ["step", "val_loss", "val_acc", "test_loss", "test_acc", "inner_loss",
-                   "hypergrad_norm", "wall_time", "samples"]
+                   "hypergrad_norm", "wall_time", "samples", "val_rows", "val_loss_full",
+                   "solver_time", "eval_time"]
+CLOCKS = ("wall_time", "solver_time", "eval_time")
 
 
 def main():
@@ -23,7 +26,7 @@ def main():
     bad, seen = [], [0]
 
     def visit(name, obj):
-        if not isinstance(obj, h5py.Dataset) or "timing" in name or name.endswith("wall_time"):
+        if not isinstance(obj, h5py.Dataset) or "timing" in name or name.endswith(CLOCKS):
             return
         if name not in b:
             bad.append(name + " (missing)")
@@ -36,10 +39,12 @@ def main():
                     bad.append(f"{name}.{f}")
             return
         x, y = np.asarray(x), np.asarray(y)
-        if name == "history" and x.ndim == 1 and x.size % len(HISTORY_COLUMNS) == 0:
-            keep = [i for i, c in enumerate(HISTORY_COLUMNS) if c != "wall_time"]
-            x = x.reshape(-1, len(HISTORY_COLUMNS))[:, keep]
-            y = y.reshape(-1, len(HISTORY_COLUMNS))[:, keep] if y.shape == obj.shape else y
+        steps = int(a.attrs.get("outer_step", 0))
+        if name == "history" and x.ndim == 1 and steps > 0 and x.size % steps == 0:
+            width = x.size // steps
+            keep = [i for i, c in enumerate(HISTORY_COLUMNS[:width]) if c not in CLOCKS]
+            x = x.reshape(steps, width)[:, keep]
+            y = y.reshape(steps, width)[:, keep] if y.shape == obj.shape else y
         if x.shape != y.shape or x.tobytes() != y.tobytes():
             bad.append(name)
 

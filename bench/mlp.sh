@@ -4,7 +4,8 @@
 # redrawn, 5,000 clean validation rows, T = 20 inner steps of B = 256, 30 outer steps, Adam
 # 0.1) with --problem mlp-hyperclean --hidden 256:
 #   1. accuracy: NHGD (layer-wise kfac, the job's K = 64), cg, neumann, soba, and the noisy
-#      floor (no estimator, every weight sigmoid(0)), several seeds; one CSV row per outer step.
+#      floor (no estimator, every weight sigmoid(0)), several seeds; one CSV row per outer step;
+#      time to 0.82 on the solver time (the method's own work, without the test evaluations).
 #   2. overhead: seconds per outer step (test evaluation off) per estimator against
 #      --estimator none, side by side in one run, with the stages' seconds.
 #   3. scaling: the NHGD run on 1, 2 and 4 ranks (4 oversubscribed on 2 cores), per stage.
@@ -76,7 +77,7 @@ med = st.median
 def fmt(x, f="{:.3f}"):
     return "-" if x is None else f.format(x)
 print("## Accuracy (median over seeds)\n")
-print("| method | final test accuracy | best test accuracy | seconds to 0.82 (runs reaching it) | run seconds |")
+print("| method | final test accuracy | best test accuracy | solver time to 0.82, s (runs reaching it) | run seconds |")
 print("|---|---:|---:|---:|---:|")
 for m in ["floor", "nhgd", "nhgd-r3", "cg", "neumann", "soba"]:
     rs = [r for r in runs if r["method"] == m]
@@ -87,7 +88,7 @@ for m in ["floor", "nhgd", "nhgd-r3", "cg", "neumann", "soba"]:
         h.sort(key=lambda r: int(r["step"]))
         acc = [float(r["test_acc"]) for r in h]
         fin.append(acc[-1]); best.append(max(acc)); wall.append(float(h[-1]["wall_time"]))
-        hit = [float(r["wall_time"]) for r in h if float(r["test_acc"]) >= 0.82]
+        hit = [float(r["solver_time"]) for r in h if float(r["test_acc"]) >= 0.82]
         if hit: t82.append(hit[0])
     t = f"{med(t82):.1f} ({len(t82)}/{len(seeds)})" if t82 else f"- (0/{len(seeds)})"
     print(f"| {m} | {med(fin):.4f} | {med(best):.4f} | {t} | {med(wall):.1f} |")
@@ -123,7 +124,10 @@ PY
   echo "(the job's --efim-samples; nhgd-all: every sample; nhgd-r3: --kfac-refresh 3, the factors"
   echo "summed and decomposed in every third outer step and reused in between). cg (10 iterations), neumann (20"
   echo "terms, eta 0.1) on 2,048-row Hessian samples and soba (rho 0.1) use Gauss-Newton"
-  echo "products. floor: no estimator and outer step 0, every sample weight sigmoid(0). Stage"
+  echo "products. floor: no estimator and outer step 0, every sample weight sigmoid(0). Solver"
+  echo "time to 0.82: solver_time of the first outer step at or above it (inner SGD, estimator,"
+  echo "validation gradient, hypergradient, outer steps; not the test evaluations, start-up or"
+  echo "output); run seconds: wall time of the whole run. Stage"
   echo "columns: seconds per outer step of the slowest rank. none times everything but the"
   echo "estimate (inner SGD, the validation gradient, J^T u with u = 0, the outer step), so the"
   echo "ratio is the estimator's own cost. J^T u (the hypergrad column) is one pass over all"

@@ -22,8 +22,8 @@ declare -A est=(
   [soba]="--estimator soba --soba-rho 0.1"
 )
 csv=$out/fmnist.csv
-echo "method,seed,step,wall_time,samples,test_acc,val_loss" >"$csv"
-cols=step,wall_time,samples,test_acc,val_loss
+echo "method,seed,step,wall_time,solver_time,samples,test_acc,val_loss" >"$csv"
+cols=step,wall_time,solver_time,samples,test_acc,val_loss
 for s in $seeds; do
   noisy=$(fmnist_data "$s" 0.5) || exit 1
   clean=$(fmnist_data "$s" 0) || exit 1

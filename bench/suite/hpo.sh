@@ -7,8 +7,8 @@ source "$(dirname "$0")/../common.sh"
 source "$(dirname "$0")/lib.sh"
 seeds=$(pick "0 1 2" "0")
 csv=$out/hpo.csv
-echo "dataset,method,seed,step,wall_time,samples,val_loss,test_loss,test_acc,l2" >"$csv"
-cols=step,wall_time,samples,val_loss,test_loss,test_acc
+echo "dataset,method,seed,step,wall_time,solver_time,samples,val_loss,test_loss,test_acc,l2" >"$csv"
+cols=step,wall_time,solver_time,samples,val_loss,test_loss,test_acc
 o=$work/suite_hpo.h5
 
 # dataset NAME DATA SEED K EXACT(0/1) GRID-VALUES ETA COMMON-OPTIONS...
@@ -31,27 +31,28 @@ dataset() {
     history_rows "$o" "$name,$m,$s" $cols | sed 's/$/,nan/' >>"$csv" || exit 1
   done
   # The grid search a user would otherwise run: one shared weight, no outer updates, the
-  # same inner SGD budget per point, evaluated on the test split once at the end; time and
-  # work (the SGD's per-sample gradients only: a grid needs no validation gradients)
-  # accumulate over the points.
-  local t=0 n=0 i=0 v
+  # same inner SGD budget per point, evaluated on the test split once at the end; time (wall
+  # and solver) and work (the SGD's per-sample gradients only: a grid needs no validation
+  # gradients) accumulate over the points.
+  local t=0 ts=0 n=0 i=0 v
   for v in $grid; do
     i=$((i + 1))
     nhgd_run "$P" run --data "$data" --problem logreg --seed "$s" --outer-steps "$K" \
       --estimator none --outer-lr 0 "$@" --v-init "$v" --eval-every "$K" --output "$o"
-    read -r t n row < <($python - "$o" "$t" "$n" <<'PY'
+    read -r t ts n row < <($python - "$o" "$t" "$ts" "$n" <<'PY'
 import sys, h5py, math
 f = h5py.File(sys.argv[1], "r")
 h = f["history"]
 t = float(sys.argv[2]) + float(h["wall_time"][-1])
+ts = float(sys.argv[3]) + float(h["solver_time"][-1])
 cfg = f["config"].attrs
 text = lambda k: cfg[k].decode() if isinstance(cfg[k], bytes) else str(cfg[k])
-n = float(sys.argv[3]) + float(text("outer-steps")) * float(text("inner-steps")) * float(text("batch"))
-print(t, n, ",".join(repr(float(h[c][-1])) for c in ("val_loss", "test_loss", "test_acc")))
+n = float(sys.argv[4]) + float(text("outer-steps")) * float(text("inner-steps")) * float(text("batch"))
+print(t, ts, n, ",".join(repr(float(h[c][-1])) for c in ("val_loss", "test_loss", "test_acc")))
 PY
     ) || exit 1
     [ -n "$row" ] || exit 1
-    echo "$name,grid,$s,$i,$t,$n,$row,$($python -c "import math; print(math.exp($v))")" >>"$csv"
+    echo "$name,grid,$s,$i,$t,$ts,$n,$row,$($python -c "import math; print(math.exp($v))")" >>"$csv"
   done
 }
 
@@ -72,4 +73,4 @@ for s in $seeds; do
   dataset fmnist "$fm" "$s" "$K_fm" $((s == 0)) "$fm_grid" 0.05 --inner-steps 20 --batch 128 \
     --inner-lr 0.1 --outer-lr 0.1 --v-init -4
 done
-echo "setting.hpo=Problem logreg (mean cross-entropy + (1/2) sum_j exp(v_j) ||W_j||^2, v one log-weight per feature), outer Adam 0.1 from v = -4, 20 inner SGD steps of step 0.1 per outer step, warm start, $P ranks, seeds $seeds. synthetic: nhgd data synth --kind logistic, 200 features, 5 classes (d = 1,000), 1,000 train, 1,000 validation, 5,000 test rows, batch 64, $K_syn outer steps. fmnist: Fashion-MNIST with clean labels, 2,000 train rows, 5,000 validation rows, 10,000 test images (d = 7,840, p = 784), batch 128, $K_fm outer steps, exact on seed 0 only. cg: --hvp-steps 10 --hvp-batch 512; neumann: --hvp-steps 20 --hvp-batch 512 --neumann-eta eta; soba: --soba-rho eta, eta = 0.1 (synthetic) and 0.05 (fmnist: 0.1 makes neumann warn that its series grows, i.e. eta > 2 / lambda_max). grid: one shared weight exp(v) for v in {$syn_grid} (synthetic) and {$fm_grid} (fmnist), each point the same outer x inner SGD steps with the outer step size 0; its time and work (inner SGD's per-sample gradients only) are the sums over the points run so far; each point is evaluated on the test split once, at its end, while the estimators' runs evaluate after every outer step (inside their wall time)." >>"$out/meta.txt"
+echo "setting.hpo=Problem logreg (mean cross-entropy + (1/2) sum_j exp(v_j) ||W_j||^2, v one log-weight per feature), outer Adam 0.1 from v = -4, 20 inner SGD steps of step 0.1 per outer step, warm start, $P ranks, seeds $seeds. synthetic: nhgd data synth --kind logistic, 200 features, 5 classes (d = 1,000), 1,000 train, 1,000 validation, 5,000 test rows, batch 64, $K_syn outer steps. fmnist: Fashion-MNIST with clean labels, 2,000 train rows, 5,000 validation rows, 10,000 test images (d = 7,840, p = 784), batch 128, $K_fm outer steps, exact on seed 0 only. cg: --hvp-steps 10 --hvp-batch 512; neumann: --hvp-steps 20 --hvp-batch 512 --neumann-eta eta; soba: --soba-rho eta, eta = 0.1 (synthetic) and 0.05 (fmnist: 0.1 makes neumann warn that its series grows, i.e. eta > 2 / lambda_max). grid: one shared weight exp(v) for v in {$syn_grid} (synthetic) and {$fm_grid} (fmnist), each point the same outer x inner SGD steps with the outer step size 0; its time and work (inner SGD's per-sample gradients only) are the sums over the points run so far; each point is evaluated on the test split once, at its end, while the estimators' runs evaluate after every outer step (inside their wall time, outside their solver time). Times are solver times: each run's own work, without test evaluations, start-up and output." >>"$out/meta.txt"

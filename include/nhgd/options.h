@@ -123,6 +123,9 @@ NHGD_API int nhgd_options_validate(const nhgd_options *o);
 NHGD_API int nhgd_options_warn_unused(const nhgd_options *o);
 /* Print every option with its default, range or choices, and description. */
 NHGD_API void nhgd_options_help(const nhgd_options *o, FILE *out);
+/* Not collective: *is_default = whether option name holds the value its default reads as
+ * (given or not). Errors: unknown name, allocation. */
+NHGD_API int nhgd_options_is_default(const nhgd_options *o, const char *name, int *is_default);
 /* Call fn(name, value-as-text, flags, arg) for every option, block by block. */
 NHGD_API void nhgd_options_foreach(const nhgd_options *o,
                                    void (*fn)(const char *name, const char *value, unsigned flags,

@@ -58,9 +58,10 @@ typedef struct nhgd_problem_ops {
   int (*reg)(const nhgd_problem *pb, const double *theta, const double *v, double *value,
              double *grad, double *hdiag);
 
-  /* Outer terms over all local rows of split (data->val or data->test):
-   * *loss_sum = sum of per-row outer losses; if gtheta != NULL, gtheta (d, set) = sum of
-   * per-row gradients in theta; *correct (may be NULL) = rows classified right. The engine
+  /* Outer terms over all local rows of split (data->val or data->test, or with --val-batch
+   * a split of the validation rows drawn for an outer step, which may hold no row on this
+   * rank): *loss_sum = sum of per-row outer losses; if gtheta != NULL, gtheta (d, set) = sum
+   * of per-row gradients in theta; *correct (may be NULL) = rows classified right. The engine
    * sums over ranks and divides by the split's n_global. */
   int (*eval)(const nhgd_problem *pb, const nhgd_split *split, const double *theta, const double *v,
               double *loss_sum, double *gtheta, int64_t *correct);

@@ -27,11 +27,12 @@ typedef struct nhgd_solver nhgd_solver;
 NHGD_API int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *data,
                                 nhgd_problem *pb, nhgd_solver **out);
 
-/* Not collective (every rank reaches the same verdict). The options that depend on the
- * problem and its data (--cross-rows and --cross-samples against the training rows): an
- * NHGD_ERR_ARG error naming the option when they do not fit. nhgd_solver_create checks them
- * too; a program calls this first to tell such a usage error from a failure of the run. */
-NHGD_API int nhgd_solver_check_options(const nhgd_options *o, const nhgd_problem *pb);
+/* Not collective: the options that must fit the problem and its data (--val-batch at most its
+ * validation rows, --cross-samples at most its training rows, --cross-rows a problem that has
+ * a sampled cross term): NHGD_ERR_ARG, a usage error, naming the values when they do not.
+ * nhgd_solver_create checks them too; the program calls this first, to exit with its usage
+ * code. */
+NHGD_API int nhgd_solver_check_data(const nhgd_options *o, const nhgd_problem *pb);
 
 /* Collective. Run the remaining outer steps: inner SGD, estimator, hypergradient, outer
  * step, progress line and metrics per step. */

@@ -175,16 +175,19 @@ static void metrics_put(metrics_file *m, const char *line) {
 }
 
 static void write_metrics_line(const nhgd_progress *r, void *arg) {
-  char line[1024], b[8][40];
+  char line[1024], b[11][40];
   snprintf(line, sizeof line,
            "{\"outer_step\": %lld, \"val_loss\": %s, \"val_acc\": %s, \"test_loss\": %s, "
            "\"test_acc\": %s, \"inner_loss\": %s, \"hypergrad_norm\": %s, \"wall_time\": %s, "
-           "\"samples\": %s}\n",
+           "\"samples\": %s, \"val_rows\": %lld, \"val_loss_full\": %s, \"solver_time\": %s, "
+           "\"eval_time\": %s}\n",
            (long long)r->step, json_num(b[0], 40, "%.17g", r->val_loss),
            json_num(b[1], 40, "%.17g", r->val_acc), json_num(b[2], 40, "%.17g", r->test_loss),
            json_num(b[3], 40, "%.17g", r->test_acc), json_num(b[4], 40, "%.17g", r->inner_loss),
            json_num(b[5], 40, "%.17g", r->hypergrad_norm), json_num(b[6], 40, "%.6f", r->wall_time),
-           json_num(b[7], 40, "%.17g", r->samples));
+           json_num(b[7], 40, "%.17g", r->samples), (long long)r->val_rows,
+           json_num(b[8], 40, "%.17g", r->val_loss_full),
+           json_num(b[9], 40, "%.6f", r->solver_time), json_num(b[10], 40, "%.6f", r->eval_time));
   metrics_put(arg, line);
 }
 
@@ -380,14 +383,11 @@ static int solve(const char *cmd, int argc, char **argv) {
              data->task == NHGD_TASK_CLASSIFICATION ? "classification" : "regression");
     rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create_from_options(o, data, &pb));
   }
-  /* Options that do not fit the data are usage errors too. */
-  if (!rc && nhgd_error_agree(MPI_COMM_WORLD, nhgd_solver_check_options(o, pb))) {
-    nhgd_cli_report_error(NHGD_ERR_ARG);
-    nhgd_problem_destroy(&pb);
-    nhgd_data_destroy(&data);
-    if (ckpt_dir[0]) nhgd_checkpoint_folder_unlock(MPI_COMM_WORLD, ckpt_dir);
-    nhgd_options_destroy(&o);
-    return NHGD_EXIT_USAGE;
+  /* Options that ask more of the data than it holds are usage errors, found before any work. */
+  int usage = 0;
+  if (!rc) {
+    rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_solver_check_data(o, pb));
+    usage = rc != NHGD_OK;
   }
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
   if (!rc && co->metrics[0] && world_rank() == 0) {
@@ -446,7 +446,7 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_data_destroy(&data);
   if (ckpt_dir[0]) nhgd_checkpoint_folder_unlock(MPI_COMM_WORLD, ckpt_dir);
   nhgd_options_destroy(&o);
-  if (rc) return NHGD_EXIT_ERROR;
+  if (rc) return usage ? NHGD_EXIT_USAGE : NHGD_EXIT_ERROR;
   return stopped ? NHGD_EXIT_CHECKPOINTED : NHGD_EXIT_OK;
 }
 

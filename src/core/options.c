@@ -675,6 +675,26 @@ void nhgd_options_help(const nhgd_options *o, FILE *out) {
     }
 }
 
+int nhgd_options_is_default(const nhgd_options *o, const char *name, int *is_default) {
+  void *base;
+  int b;
+  const nhgd_option_spec *s = find_in(o, name, strlen(name), &base, &b);
+  if (!s) NHGD_FAIL(NHGD_ERR_ARG, "unknown option --%s", name);
+  /* The default read into a scratch block, both compared in their text form. */
+  char *scratch;
+  const size_t size = o->blocks[b].def.size;
+  NHGD_CHECK(nhgd_calloc(&scratch, size ? size : 1, 1, "option default"));
+  int rc = set_spec(s, scratch, s->def, "default");
+  if (!rc) {
+    char now[NHGD_PATH_MAX + 64], def[NHGD_PATH_MAX + 64];
+    format_spec(s, base, now, sizeof now);
+    format_spec(s, scratch, def, sizeof def);
+    *is_default = !strcmp(now, def);
+  }
+  nhgd_free(&scratch);
+  return rc;
+}
+
 void nhgd_options_foreach(const nhgd_options *o,
                           void (*fn)(const char *name, const char *value, unsigned flags,
                                      void *arg),

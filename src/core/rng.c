@@ -57,41 +57,46 @@ void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t
   }
 }
 
-int64_t nhgd_rng_choose_scratch(int64_t K) {
-  int64_t len = 2;
-  while (len < 2 * K)
-    len *= 2;
-  return len;
+int64_t nhgd_rng_sample_table(int64_t K) {
+  int64_t size = 4;
+  while (size < 2 * K)
+    size *= 2;
+  return size;
 }
 
-/* Open addressing on the scratch (-1: empty): insert x, or return 0 when it is there. */
-static int set_insert(int64_t *set, int64_t mask, int64_t x) {
-  uint64_t h = ((uint64_t)x * 0x9E3779B97F4A7C15ull) >> 16;
-  for (;; ++h) {
-    int64_t *slot = &set[(int64_t)(h & (uint64_t)mask)];
-    if (*slot == x) return 0;
-    if (*slot < 0) {
-      *slot = x;
+/* Insert x into the set (table of size entries, -1 when empty); returns 0 if it was there. */
+static int set_insert(int64_t *table, int64_t size, int64_t x) {
+  uint64_t i = ((uint64_t)x * 0x9E3779B97F4A7C15u) >> 17;
+  for (;; ++i) {
+    int64_t *e = &table[i & (uint64_t)(size - 1)];
+    if (*e == x) return 0;
+    if (*e < 0) {
+      *e = x;
       return 1;
     }
   }
 }
 
-static int cmp_i64(const void *a, const void *b) {
+static int by_value(const void *a, const void *b) {
   const int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
   return (x > y) - (x < y);
 }
 
-void nhgd_rng_choose(uint64_t seed, uint64_t stream, uint64_t a, int64_t n, int64_t K, int64_t *out,
-                     int64_t *scratch) {
-  const int64_t len = nhgd_rng_choose_scratch(K);
-  for (int64_t i = 0; i < len; ++i)
-    scratch[i] = -1;
-  /* Floyd: for j = n-K .. n-1 take t uniform in [0, j]; if t is taken already, take j. */
-  int64_t got = 0;
+void nhgd_rng_sample(uint64_t seed, uint64_t stream, uint64_t a, int64_t n, int64_t K,
+                     int64_t *table, int64_t *out) {
+  const int64_t size = nhgd_rng_sample_table(K);
+  for (int64_t i = 0; i < size; ++i)
+    table[i] = -1;
+  /* Floyd: after the draw for j the set is a uniform (K - n + j + 1)-subset of 0..j: the draw
+   * is taken if new, else j, which no earlier draw could reach, takes its place. */
+  int64_t len = 0;
   for (int64_t j = n - K; j < n; ++j) {
-    const int64_t t = (int64_t)nhgd_rng_below(seed, stream, a, (uint64_t)j, 0, (uint64_t)j + 1);
-    out[got++] = set_insert(scratch, len - 1, t) ? t : (set_insert(scratch, len - 1, j), j);
+    int64_t x = (int64_t)nhgd_rng_below(seed, stream, a, (uint64_t)j, 0, (uint64_t)j + 1);
+    if (!set_insert(table, size, x)) {
+      x = j;
+      set_insert(table, size, x);
+    }
+    out[len++] = x;
   }
-  qsort(out, (size_t)K, sizeof *out, cmp_i64);
+  qsort(out, (size_t)K, sizeof *out, by_value);
 }

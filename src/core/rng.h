@@ -14,7 +14,8 @@ enum {
   NHGD_STREAM_INIT = 5,    /* parameter initialisation */
   NHGD_STREAM_HVP = 6,     /* Hessian-vector product minibatches: (outer k, product j, slot) */
   NHGD_STREAM_EFIM = 7,    /* Fisher subsample of a minibatch: (outer k, inner t, draw) */
-  NHGD_STREAM_CROSS = 9    /* rows of the sampled cross term at the loop's end: (outer k, j) */
+  NHGD_STREAM_VAL = 8,     /* validation rows of an outer step (--val-batch): (outer k, j, 0) */
+  NHGD_STREAM_CROSS = 9    /* rows of the sampled cross term at the loop's end: (outer k, j, 0) */
 };
 
 /* Four independent 64-bit words for (seed, stream, a, b, c). */
@@ -26,14 +27,15 @@ uint64_t nhgd_rng_below(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, 
                         uint64_t n);
 /* Standard normal draw (Box-Muller on two words). */
 double nhgd_rng_normal(uint64_t seed, uint64_t stream, uint64_t a, uint64_t b, uint64_t c);
-/* Slots of the scratch nhgd_rng_choose needs for K draws (a power of two >= 2K). */
-int64_t nhgd_rng_choose_scratch(int64_t K);
-/* K distinct integers of [0, n) (1 <= K <= n), every K-subset equally likely (Floyd's
- * algorithm), reproducible from (seed, stream, a), sorted ascending into out. scratch holds
- * nhgd_rng_choose_scratch(K) entries. O(K log K) whatever n. */
-void nhgd_rng_choose(uint64_t seed, uint64_t stream, uint64_t a, int64_t n, int64_t K, int64_t *out,
-                     int64_t *scratch);
 /* Fisher-Yates permutation of 0..n-1 into perm, reproducible from (seed, stream, pass). */
 void nhgd_rng_permutation(uint64_t seed, uint64_t stream, uint64_t pass, int64_t n, int64_t *perm);
+/* Entries of the scratch table nhgd_rng_sample needs for K draws (a power of two >= 2K). */
+int64_t nhgd_rng_sample_table(int64_t K);
+/* K distinct integers of 0..n-1 (1 <= K <= n), uniform over the K-subsets, in ascending order
+ * in out: Floyd's algorithm, whose j-th draw (j = n-K .. n-1) is uniform in [0, j] keyed by
+ * (seed, stream, a, j, 0), over an open-addressing set in table (nhgd_rng_sample_table(K)
+ * entries). O(K) draws and O(K log K) for the sort, whatever n. */
+void nhgd_rng_sample(uint64_t seed, uint64_t stream, uint64_t a, int64_t n, int64_t K,
+                     int64_t *table, int64_t *out);
 
 #endif

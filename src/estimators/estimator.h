@@ -33,6 +33,11 @@ typedef struct nhgd_est_ctx {
   const void *opt;             /* the estimator's own option block */
   const nhgd_options *options; /* every option (for blocks shared between estimators) */
   nhgd_timers *timers;
+  /* Not collective: the validation rows of outer step k that grad_theta f comes from: data->val,
+   * or with --val-batch a split of the rows drawn for k (n_global of them in all). NULL in a
+   * context of no solver: data->val. */
+  const nhgd_split *(*val_rows)(void *arg, int64_t k);
+  void *val_rows_arg;
   double *samples;     /* work counter (replicated): add per-sample evaluations */
   double *comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
   int64_t *comm_steps; /* inner steps those bytes cover */

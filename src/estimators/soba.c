@@ -9,8 +9,9 @@
  *
  * g_val is the validation gradient at the start of the inner loop, computed once per outer
  * step in begin() (one more allreduce of d doubles) rather than at every inner step, to keep
- * the cost down. With --inner-steps 1 the method is exactly single-loop SOBA: one theta step,
- * one z step and one v step per outer step, all at the same point. z is carried across
+ * the cost down, on the validation rows the engine uses for the outer step (with --val-batch
+ * those drawn for it). With --inner-steps 1 the method is exactly single-loop SOBA: one theta
+ * step, one z step and one v step per outer step, all at the same point. z is carried across
  * outer steps (warm): it is the solver's u of the previous outer step, which every checkpoint
  * holds; begin() takes it from there, and save/load carry z and g_val through a stop inside
  * an inner loop. The z recursion converges when rho < 2 / lambda_max(H). */
@@ -45,10 +46,10 @@ static void soba_release(nhgd_estimator *est) {
     nhgd_free(bufs[i]);
 }
 
-/* g_val = grad_theta f on the validation rows at theta (replicated). */
+/* g_val = grad_theta f on the validation rows of the outer step at theta (replicated). */
 static int val_grad(soba_state *s, nhgd_est_ctx *c, const double *theta) {
   const nhgd_problem *pb = c->pb;
-  const nhgd_split *val = &c->data->val;
+  const nhgd_split *val = c->val_rows ? c->val_rows(c->val_rows_arg, s->k) : &c->data->val;
   double loss = 0.0;
   nhgd_timer_start(c->timers, NHGD_T_EVAL);
   int rc = pb->ops.eval(pb, val, theta, c->v, &loss, s->buf, NULL);

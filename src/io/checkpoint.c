@@ -807,13 +807,27 @@ int nhgd_ckpt_find(nhgd_ckpt *c, const char *r, int skip, char *path, size_t len
 typedef struct {
   hid_t group;
   const char *path;
+  const nhgd_options *options;
   int rc;
 } option_checker;
 
-/* Every option that shapes the trajectory must have the value it had. */
+/* Every option that shapes the trajectory must have the value it had. One the checkpoint does
+ * not record was added since it was written, by a program that ran as its default does: this
+ * run may continue it at the default only. */
 static void check_option(const char *name, const char *value, unsigned flags, void *arg) {
   option_checker *c = arg;
   if (c->rc || !(flags & NHGD_OPT_TRAJECTORY)) return;
+  if (H5Aexists(c->group, name) == 0) {
+    int is_default = 0;
+    c->rc = nhgd_options_is_default(c->options, name, &is_default);
+    if (!c->rc && !is_default)
+      c->rc = nhgd_error_set(NHGD_ERR_ARG, __FILE__, __LINE__,
+                             "checkpoint %s was written before option --%s existed (as with its "
+                             "default) but this run has --%s %s: continue with the default, or "
+                             "use another --checkpoint-dir",
+                             c->path, name, name, value);
+    return;
+  }
   char saved[4200];
   if (nhgd_h5_attr_read_string(c->group, name, saved, sizeof saved)) {
     c->rc = nhgd_error_set(NHGD_ERR_DATA, __FILE__, __LINE__, "%s: option --%s is not recorded",
@@ -839,7 +853,7 @@ void nhgd_ckpt_close(nhgd_ckpt_file **pf) {
 static int open_groups(nhgd_ckpt *c, nhgd_ckpt_file *f, const nhgd_options *o) {
   hid_t g = H5Gopen2(f->f, "config", H5P_DEFAULT);
   if (g < 0) NHGD_FAIL(NHGD_ERR_DATA, "%s: no /config", f->path);
-  option_checker chk = {g, f->path, NHGD_OK};
+  option_checker chk = {g, f->path, o, NHGD_OK};
   nhgd_options_foreach(o, check_option, &chk);
   H5Gclose(g);
   NHGD_CHECK(chk.rc);

@@ -11,9 +11,9 @@
 #include "io/section.h"
 #include "nhgd/options.h"
 
-#define NHGD_CHECKPOINT_FORMAT_VERSION                                                             \
-  4 /* 2: work counter "samples"; 3: data digest; 4: step                                          \
-     * sizes in use, rollbacks */
+/* 2: work counter "samples"; 3: data digest; 4: step sizes in use, rollbacks; 5: the clocks
+ * solver_time and eval_time, history columns val_rows, val_loss_full, solver_time, eval_time */
+#define NHGD_CHECKPOINT_FORMAT_VERSION 5
 
 typedef struct nhgd_ckpt nhgd_ckpt;
 typedef struct nhgd_ckpt_file nhgd_ckpt_file;

@@ -8,20 +8,27 @@
 #include "core/util.h"
 #include "io/h5util.h"
 
+/* The columns in checkpoint order: a format's records hold the columns of that format and
+ * older ones (since: the checkpoint format that added the column). */
 static const struct {
   const char *name;
   size_t offset;
   int is_int;
+  int since;
 } columns[] = {
-    {"step", offsetof(nhgd_record, step), 1},
-    {"val_loss", offsetof(nhgd_record, val_loss), 0},
-    {"val_acc", offsetof(nhgd_record, val_acc), 0},
-    {"test_loss", offsetof(nhgd_record, test_loss), 0},
-    {"test_acc", offsetof(nhgd_record, test_acc), 0},
-    {"inner_loss", offsetof(nhgd_record, inner_loss), 0},
-    {"hypergrad_norm", offsetof(nhgd_record, hypergrad_norm), 0},
-    {"wall_time", offsetof(nhgd_record, wall_time), 0},
-    {"samples", offsetof(nhgd_record, samples), 0}, /* since checkpoint format 2 */
+    {"step", offsetof(nhgd_record, step), 1, 1},
+    {"val_loss", offsetof(nhgd_record, val_loss), 0, 1},
+    {"val_acc", offsetof(nhgd_record, val_acc), 0, 1},
+    {"test_loss", offsetof(nhgd_record, test_loss), 0, 1},
+    {"test_acc", offsetof(nhgd_record, test_acc), 0, 1},
+    {"inner_loss", offsetof(nhgd_record, inner_loss), 0, 1},
+    {"hypergrad_norm", offsetof(nhgd_record, hypergrad_norm), 0, 1},
+    {"wall_time", offsetof(nhgd_record, wall_time), 0, 1},
+    {"samples", offsetof(nhgd_record, samples), 0, 2},
+    {"val_rows", offsetof(nhgd_record, val_rows), 1, 5},
+    {"val_loss_full", offsetof(nhgd_record, val_loss_full), 0, 5},
+    {"solver_time", offsetof(nhgd_record, solver_time), 0, 5},
+    {"eval_time", offsetof(nhgd_record, eval_time), 0, 5},
 };
 #define NCOL ((int)(sizeof columns / sizeof columns[0]))
 
@@ -30,10 +37,11 @@ static double get(const nhgd_record *r, int c) {
   return columns[c].is_int ? (double)*(const int64_t *)p : *(const double *)p;
 }
 
+/* An integer column's value that no int64 holds (damage) is read as -1. */
 static void set(nhgd_record *r, int c, double x) {
   char *p = (char *)r + columns[c].offset;
   if (columns[c].is_int)
-    *(int64_t *)p = (int64_t)x;
+    *(int64_t *)p = x > -9e18 && x < 9e18 ? (int64_t)x : -1;
   else
     *(double *)p = x;
 }
@@ -151,16 +159,18 @@ int nhgd_history_put(const nhgd_history *h, nhgd_section *s, const char *name) {
 }
 
 int nhgd_history_get(nhgd_history *h, nhgd_section *s, const char *name, int64_t n,
-                     int64_t format_version) {
-  const int fields = format_version >= 2 ? NCOL : NCOL - 1;
+                     int64_t format_version, const nhgd_record *missing) {
+  int fields = 0;
+  while (fields < NCOL && columns[fields].since <= format_version)
+    ++fields;
   double *rows;
   NHGD_CHECK(get_rows(s, name, n, fields, NCOL, "outer steps", &rows));
   int rc = NHGD_OK;
   h->len = 0;
   for (int64_t i = 0; !rc && i < n; ++i) {
-    nhgd_record r;
-    for (int c = 0; c < NCOL; ++c)
-      set(&r, c, c < fields ? rows[i * fields + c] : NAN);
+    nhgd_record r = *missing;
+    for (int c = 0; c < fields; ++c)
+      set(&r, c, rows[i * fields + c]);
     rc = nhgd_history_push(h, &r);
   }
   nhgd_free(&rows);

@@ -36,11 +36,12 @@ void nhgd_history_free(nhgd_history *h);
 
 /* Collective: one dataset per column under group g (the output layout). */
 int nhgd_history_write_columns(const nhgd_history *h, hid_t g, MPI_Comm comm, int rank);
-/* Collective: the records as one vector of rows (the checkpoint layout), and back. Checkpoint
- * format 1 had no samples column: those records get NaN. */
+/* Collective: the records as one vector of rows (the checkpoint layout), and back. The rows
+ * of an older checkpoint format lack the columns added since: those fields are taken from
+ * missing. */
 int nhgd_history_put(const nhgd_history *h, nhgd_section *s, const char *name);
 int nhgd_history_get(nhgd_history *h, nhgd_section *s, const char *name, int64_t n,
-                     int64_t format_version);
+                     int64_t format_version, const nhgd_record *missing);
 /* Collective: the rollbacks as one vector of rows (step, lr kind, old, new), and back (n rows;
  * each is checked before it is taken). */
 int nhgd_history_put_rollbacks(const nhgd_history *h, nhgd_section *s, const char *name);

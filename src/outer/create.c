@@ -39,6 +39,7 @@ static int solver_alloc(nhgd_solver *s) {
   NHGD_CHECK(nhgd_calloc(&s->jt, pl, sizeof(double), "cross term J^T u"));
   NHGD_CHECK(nhgd_calloc(&s->adam_m, pl, sizeof(double), "Adam first moment"));
   NHGD_CHECK(nhgd_calloc(&s->adam_s, pl, sizeof(double), "Adam second moment"));
+  NHGD_CHECK(nhgd_outer_val_batch_alloc(s));
   if (strcmp(s->opt->on_divergence, "halve")) return NHGD_OK;
   rollback_state *b = &s->snap;
   double **rep[] = {&b->theta, &b->u},
@@ -55,6 +56,10 @@ static int observe_step(void *arg, const double *theta, int nb, const int *rows)
   nhgd_solver *s = arg;
   NHGD_CHECK(nhgd_error_agree(s->comm, nhgd_cross_observe(s, theta, nb, rows)));
   return s->est->ops->needs_observe ? s->est->ops->observe(s->est, theta, nb, rows) : NHGD_OK;
+}
+
+static const nhgd_split *val_rows_of(void *arg, int64_t k) {
+  return nhgd_outer_val_rows(arg, k);
 }
 
 /* Bind the pieces: the inner loop, the estimator's context, the checkpoint requests. */
@@ -90,6 +95,8 @@ static void bind(nhgd_solver *s) {
   c->block_size = o->block_size;
   c->grid_rows = o->grid_rows;
   c->timers = &s->timers;
+  c->val_rows = val_rows_of;
+  c->val_rows_arg = s;
   c->samples = &s->samples;
   c->comm_bytes = &s->comm_bytes;
   c->comm_steps = &s->comm_steps;
@@ -135,6 +142,7 @@ static int create(nhgd_solver *s, MPI_Comm comm, const nhgd_options *o, const nh
   if (s->d > (int64_t)1 << 30 || s->p > (int64_t)1 << 30)
     NHGD_FAIL(NHGD_ERR_ARG, "problem too large: d = %lld, p = %lld", (long long)s->d,
               (long long)s->p);
+  NHGD_CHECK(nhgd_outer_check_val_batch(s->opt, pb->name, data));
   NHGD_CHECK(solver_alloc(s));
   NHGD_CHECK(nhgd_cross_init(s));
   bind(s);
@@ -157,6 +165,8 @@ static int reset_state(nhgd_solver *s) {
   s->k = s->ckpt_t = 0;
   s->ckpt_complete = s->have_hypergrad = 0;
   s->samples = s->comm_bytes = 0.0;
+  s->solver_time = s->eval_time = 0.0;
+  s->solver_running = 0;
   s->comm_steps = 0;
   s->inner.last_loss = s->inner.first_loss = s->prev_first_loss = NAN;
   s->t_start = MPI_Wtime();
@@ -231,13 +241,10 @@ int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size) {
   return rc;
 }
 
-int nhgd_solver_check_options(const nhgd_options *o, const nhgd_problem *pb) {
-  NHGD_CHECK(nhgd_options_validate(o));
+int nhgd_solver_check_data(const nhgd_options *o, const nhgd_problem *pb) {
   const nhgd_solver_opts *so = nhgd_options_block(o, "solver");
-  if (!so)
-    NHGD_FAIL(NHGD_ERR_ARG, "the options have no solver block: make them with "
-                            "nhgd_options_create_run");
-  if (!pb || !pb->data) NHGD_FAIL(NHGD_ERR_ARG, "nhgd_solver_check_options: no problem or data");
+  if (!so || !pb->data) return NHGD_OK; /* nhgd_solver_create says what is missing */
+  NHGD_CHECK(nhgd_outer_check_val_batch(so, pb->name, pb->data));
   return nhgd_cross_check(so, pb);
 }
 
@@ -284,6 +291,7 @@ void nhgd_solver_destroy(nhgd_solver **ps) {
   nhgd_ckpt_destroy(&s->ckpt);
   nhgd_inner_free(&s->inner);
   nhgd_cross_free(&s->cross);
+  nhgd_outer_val_batch_free(s);
   rollback_state *b = &s->snap;
   double **bufs[] = {&s->u,      &s->gval,   &s->buf,   &s->v,  &s->h, &s->jt,
                      &s->adam_m, &s->adam_s, &b->theta, &b->u,  &b->v, &b->m,

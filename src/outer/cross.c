@@ -81,7 +81,7 @@ int nhgd_cross_init(nhgd_solver *s) {
   NHGD_CHECK(nhgd_calloc(&c->scale, cap, sizeof(double), "cross-term scales"));
   if (c->mode == NHGD_CROSS_END) {
     NHGD_CHECK(nhgd_calloc(&c->draw, cap, sizeof(int64_t), "cross-term draws"));
-    NHGD_CHECK(nhgd_calloc(&c->scratch, (size_t)nhgd_rng_choose_scratch(c->cap), sizeof(int64_t),
+    NHGD_CHECK(nhgd_calloc(&c->scratch, (size_t)nhgd_rng_sample_table(c->cap), sizeof(int64_t),
                            "cross-term draws"));
   }
   nhgd_log(NHGD_LOG_INFO,
@@ -125,8 +125,8 @@ int nhgd_cross_observe(nhgd_solver *s, const double *theta, int nb, const int *r
 static int draw_end_rows(nhgd_solver *s, int *nb) {
   nhgd_cross *c = &s->cross;
   const nhgd_split *tr = &s->data->train;
-  nhgd_rng_choose(s->opt->inner.seed, NHGD_STREAM_CROSS, (uint64_t)s->k, tr->n_global,
-                  s->opt->cross_samples, c->draw, c->scratch);
+  nhgd_rng_sample(s->opt->inner.seed, NHGD_STREAM_CROSS, (uint64_t)s->k, tr->n_global,
+                  s->opt->cross_samples, c->scratch, c->draw);
   int n = 0;
   for (int64_t j = 0; j < s->opt->cross_samples; ++j)
     if (c->draw[j] >= tr->lo && c->draw[j] < tr->lo + tr->n_local) {

@@ -63,10 +63,20 @@ struct nhgd_solver {
   double samples;
   double comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
   int64_t comm_steps; /* inner steps those bytes cover */
+  /* --val-batch (val_batch.c): the rows drawn for outer step vbatch_k (ascending global
+   * indices), Floyd's set, and this rank's of them gathered as a split of K global rows */
+  int64_t *vdraw, *vtable;
+  nhgd_split vbatch;
+  int64_t vbatch_k; /* -1: none drawn */
   nhgd_est_ctx ctx;
   nhgd_estimator *est;
   nhgd_timers timers;
   double t_start;
+  /* Clocks, seconds over the whole run (restarts included; each rank reads its own, rank 0's
+   * are recorded): the method's own work and measurement (docs/usage.md, metrics). */
+  double solver_time, eval_time;
+  double solver_since; /* when the solver clock was started ... */
+  int solver_running;  /* ... if it runs */
   nhgd_history hist;
   int have_hypergrad;
   /* checkpoint and restart */
@@ -104,6 +114,33 @@ static inline int64_t nhgd_outer_v_offset(const nhgd_solver *s) {
 static inline int64_t nhgd_outer_v_count(const nhgd_solver *s) {
   return s->pb->v_per_sample ? s->p_local : (s->rank == 0 ? s->p : 0);
 }
+
+/* The solver clock (solver_time): what runs between start and stop is the method's own work.
+ * stop returns whether it ran, so that a checkpoint write can leave it out and start it again. */
+static inline void nhgd_outer_clock_start(nhgd_solver *s) {
+  s->solver_since = MPI_Wtime();
+  s->solver_running = 1;
+}
+static inline int nhgd_outer_clock_stop(nhgd_solver *s) {
+  const int was = s->solver_running;
+  if (was) s->solver_time += MPI_Wtime() - s->solver_since;
+  s->solver_running = 0;
+  return was;
+}
+
+/* ---- val_batch.c: the validation rows of an outer step ---- */
+
+/* Not collective: --val-batch against the validation rows of data (the problem's view): a
+ * usage error (NHGD_ERR_ARG) naming both numbers when it asks for more rows than there are. */
+int nhgd_outer_check_val_batch(const nhgd_solver_opts *o, const char *problem,
+                               const nhgd_data *data);
+/* The buffers of the draws (none without --val-batch); freed by nhgd_outer_val_batch_free. */
+int nhgd_outer_val_batch_alloc(nhgd_solver *s);
+void nhgd_outer_val_batch_free(nhgd_solver *s);
+/* Not collective: the validation rows of outer step k: the whole split, or with --val-batch K
+ * the K rows drawn for k (the same on every rank, restarts included), this rank's of them
+ * gathered into a split of K global rows. Valid until rows of another step are asked for. */
+const nhgd_split *nhgd_outer_val_rows(nhgd_solver *s, int64_t k);
 
 /* ---- state.c: the solver's parts of a checkpoint ---- */
 

@@ -36,6 +36,10 @@ static nhgd_option_spec solver_specs[] = {
     {"inner-steps", NHGD_OPT_I64, F(inner.steps), "20", 0, 1e12, NULL, "inner SGD steps T", TRAJ},
     {"batch", NHGD_OPT_I64, F(inner.batch), "256", 0, 2147483647, NULL,
      "global minibatch size B, drawn with replacement (0: full batch, every row once)", TRAJ},
+    {"val-batch", NHGD_OPT_I64, F(val_batch), "0", 0, 2147483647, NULL,
+     "validation rows drawn without replacement at each outer step for grad_theta f and "
+     "val_loss (0: every validation row)",
+     TRAJ},
     {"inner-lr", NHGD_OPT_REAL, F(inner.lr), "0.1", 0, 1e12, NULL, "inner step size",
      TRAJ | NHGD_OPT_MIN_OPEN},
     {"inner-schedule", NHGD_OPT_CHOICE, F(inner.schedule), "const", NORANGE, "const|inv|cosine",
@@ -78,7 +82,9 @@ static nhgd_option_spec solver_specs[] = {
     {"seed", NHGD_OPT_U64, F(inner.seed), "0", NORANGE, NULL, "seed of the minibatch sampler",
      TRAJ},
     {"eval-every", NHGD_OPT_INT, F(eval_every), "1", 0, 1 << 30, NULL,
-     "evaluate on the test split every this many outer steps (0: never)", 0},
+     "evaluate on the test split (and, with --val-batch, on every validation row) every this "
+     "many outer steps (0: never)",
+     0},
     {"log-level", NHGD_OPT_INT, F(log_level), "2", 0, 3, NULL, "0 error, 1 warn, 2 info, 3 debug",
      0},
     {"divergence-factor", NHGD_OPT_REAL, F(divergence_factor), "1e6", 0, 1e300, NULL,

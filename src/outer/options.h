@@ -19,6 +19,7 @@ typedef struct nhgd_solver_opts {
   double outer_decay;
   double adam_beta1, adam_beta2, adam_eps;
   nhgd_inner_opts inner;
+  int64_t val_batch; /* validation rows drawn per outer step (0: every row) */
   int block_size, grid_rows, kron;
   char cross_mode[16];   /* end | average */
   char cross_rows[16];   /* all | trajectory | end */

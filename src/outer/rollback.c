@@ -27,6 +27,15 @@ static void start_advice(nhgd_solver *s) {
              v_init, s->pb->name);
 }
 
+/* The value a validation loss is held against: the validation loss at the first outer step,
+ * on every row (with --val-batch the full one measured there, not the sampled one, whose
+ * noise would move the bound; docs/algorithm.md 1). loss is the first one itself. */
+static double start_loss(const nhgd_solver *s, double loss) {
+  if (!s->hist.len) return loss;
+  const nhgd_record *r = &s->hist.rec[0];
+  return isfinite(r->val_loss_full) ? r->val_loss_full : r->val_loss;
+}
+
 /* Is x not finite or, with a factor f > 0, above f times the finite start? */
 static int out_of_bounds(double x, double start, double f) {
   return !isfinite(x) || (f > 0 && isfinite(start) && fabs(x) > f * fabs(start));
@@ -58,8 +67,7 @@ static int trial_with_previous_v(nhgd_solver *s, int *diverges, double *loss) {
     *diverges = 1;
   } else if (!rc) {
     rc = nhgd_outer_val_loss(s, loss);
-    const double start = s->hist.len ? s->hist.rec[0].val_loss : *loss;
-    *diverges = out_of_bounds(*loss, start, s->opt->divergence_factor);
+    *diverges = out_of_bounds(*loss, start_loss(s, *loss), s->opt->divergence_factor);
   }
   in->observe = observe;
   in->steps_run = steps_run;
@@ -120,15 +128,21 @@ static double lr_in_use(const nhgd_solver *s, nhgd_lr_kind k) {
 }
 
 int nhgd_outer_check_divergence(nhgd_solver *s, double loss) {
-  const double start = s->hist.len ? s->hist.rec[0].val_loss : loss;
+  const double start = start_loss(s, loss);
   const double f = s->opt->divergence_factor;
   if (!out_of_bounds(loss, start, f)) return NHGD_OK;
   NHGD_CHECK(find_blame(s));
+  char rows[64] = "";
+  if (s->opt->val_batch > 0)
+    snprintf(rows, sizeof rows, " on the %lld rows drawn (--val-batch)",
+             (long long)s->opt->val_batch);
   NHGD_FAIL(NHGD_ERR_NUMERIC,
-            "diverged at outer step %lld, inner step %lld: the validation loss is %g (%g at the "
-            "start, --divergence-factor %g); %s: lower --%s (now %g); the last checkpoint is kept",
-            (long long)s->k, (long long)s->opt->inner.steps, loss, start, f, s->blame_why,
-            nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
+            "diverged at outer step %lld, inner step %lld: the validation loss%s is %g (%g at the "
+            "start%s, --divergence-factor %g); %s: lower --%s (now %g); the last checkpoint is "
+            "kept",
+            (long long)s->k, (long long)s->opt->inner.steps, rows, loss, start,
+            rows[0] && s->hist.len && start == s->hist.rec[0].val_loss_full ? " on every row" : "",
+            f, s->blame_why, nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
 }
 
 int nhgd_outer_inner_diverged(nhgd_solver *s) {
@@ -224,7 +238,7 @@ int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
   if (outer) {
     /* Outer step k - 1 is taken again from its record, with the halved step size. */
     *rec = b->k > 0 ? s->hist.rec[s->k] : *rec;
-    rec->test_loss = rec->test_acc = NAN;
+    rec->test_loss = rec->test_acc = NAN; /* val_loss_full stays: it is taken before the update */
     s->inner.first_loss = s->prev_first_loss;
     *redo = 1;
   }

@@ -40,7 +40,17 @@ static int evaluate(nhgd_solver *s, const nhgd_split *split, double *loss, doubl
 }
 
 int nhgd_outer_val_loss(nhgd_solver *s, double *loss) {
-  return evaluate(s, &s->data->val, loss, NULL, NULL);
+  return evaluate(s, nhgd_outer_val_rows(s, s->k), loss, NULL, NULL);
+}
+
+/* Collective: with --val-batch, rec's loss on every validation row (not yet known) into
+ * val_loss_full, on the evaluation clock. */
+static int full_val_loss(nhgd_solver *s, nhgd_record *rec) {
+  if (s->opt->val_batch <= 0 || !isnan(rec->val_loss_full)) return NHGD_OK;
+  const double t0 = MPI_Wtime();
+  NHGD_CHECK(evaluate(s, &s->data->val, &rec->val_loss_full, NULL, NULL));
+  s->eval_time += MPI_Wtime() - t0;
+  return NHGD_OK;
 }
 
 /* The largest size of u from which J^T u cannot overflow for any sane J. */
@@ -97,9 +107,13 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
     NHGD_CHECK(nhgd_outer_write_checkpoint(s, t, 0));
     if (ev == NHGD_INNER_STOP) return NHGD_STOPPED;
   }
-  NHGD_CHECK(evaluate(s, &s->data->val, &rec->val_loss, &rec->val_acc, s->gval));
+  /* grad_theta f on the validation rows of this step: every row, or the --val-batch drawn. */
+  const nhgd_split *val = nhgd_outer_val_rows(s, s->k);
+  NHGD_CHECK(evaluate(s, val, &rec->val_loss, &rec->val_acc, s->gval));
+  rec->val_rows = val->n_global;
+  if (val == &s->data->val) rec->val_loss_full = rec->val_loss;
   NHGD_CHECK(nhgd_outer_check_divergence(s, rec->val_loss));
-  s->samples += (double)s->data->val.n_global;
+  s->samples += (double)val->n_global;
   NHGD_CHECK(s->est->ops->solve(s->est, in->theta, s->gval, s->u));
   nhgd_timer_start(&s->timers, NHGD_T_HYPERGRAD);
   int rc = NHGD_OK;
@@ -164,20 +178,38 @@ static int boundary_requests(nhgd_solver *s, int *stop, int *timed) {
   return NHGD_OK;
 }
 
-/* Collective: the outer step from the hypergradient of rec, the test evaluation, the record,
- * and the checkpoint or stop that falls due after it. */
+/* Collective: the measurements of rec (due: the test split's, if there is one), on the
+ * evaluation clock; then its clocks and work counter. */
+static int measure(nhgd_solver *s, nhgd_record *rec, int due) {
+  if (due && s->data->has_test) {
+    const double t0 = MPI_Wtime();
+    NHGD_CHECK(evaluate(s, &s->data->test, &rec->test_loss, &rec->test_acc, NULL));
+    s->eval_time += MPI_Wtime() - t0;
+  }
+  rec->solver_time = s->solver_time;
+  rec->eval_time = s->eval_time;
+  rec->wall_time = MPI_Wtime() - s->t_start;
+  rec->samples = s->samples;
+  return NHGD_OK;
+}
+
+/* Collective: the outer step from the hypergradient of rec, the evaluations, the record, and
+ * the checkpoint or stop that falls due after it. */
 static int end_outer_step(nhgd_solver *s, nhgd_record *rec) {
   const nhgd_solver_opts *o = s->opt;
   const int64_t K = o->outer_steps;
+  const int due = o->eval_every > 0 && ((s->k + 1) % o->eval_every == 0 || s->k + 1 == K);
+  /* The full validation loss where the sampled one was taken, before v moves; always at the
+   * first step, the divergence check's reference (docs/algorithm.md 1). */
+  if (due || s->k == 0) NHGD_CHECK(full_val_loss(s, rec));
+  nhgd_outer_clock_start(s);
   if (s->halve) nhgd_outer_keep_prev(s);
   nhgd_outer_step(o, s->outer_lr, s->k, s->p_local, s->adam_m, s->adam_s, s->v, s->h);
   NHGD_CHECK(sync_replicated(s));
+  nhgd_outer_clock_stop(s);
   ++s->k;
   s->prev_first_loss = s->inner.first_loss;
-  if (s->data->has_test && o->eval_every > 0 && (s->k % o->eval_every == 0 || s->k == K))
-    NHGD_CHECK(evaluate(s, &s->data->test, &rec->test_loss, &rec->test_acc, NULL));
-  rec->wall_time = MPI_Wtime() - s->t_start;
-  rec->samples = s->samples;
+  NHGD_CHECK(measure(s, rec, due));
   NHGD_CHECK(nhgd_history_push(&s->hist, rec));
   log_progress(s, rec, K);
   if (s->halve) nhgd_outer_take_snapshot(s, 1);
@@ -206,9 +238,11 @@ int nhgd_solver_run(nhgd_solver *s) {
    * state: the rollback state is the state now. */
   if (s->halve && !s->snap.valid && s->resume_t == 0) nhgd_outer_take_snapshot(s, 0);
   while (s->k < K) {
-    nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN};
+    nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN, .val_loss_full = NAN};
     s->diverged = 0;
+    nhgd_outer_clock_start(s);
     int rc = hypergradient(s, &rec), redo = 0;
+    nhgd_outer_clock_stop(s);
     if (rc == NHGD_STOPPED) return NHGD_STOPPED;
     if (rc && s->diverged) {
       NHGD_CHECK(nhgd_outer_roll_back(s, rc, &rec, &redo));
@@ -223,12 +257,13 @@ int nhgd_solver_run(nhgd_solver *s) {
 }
 
 int nhgd_solver_hypergrad(nhgd_solver *s) {
-  nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN};
-  NHGD_CHECK(hypergradient(s, &rec));
-  if (s->data->has_test)
-    NHGD_CHECK(evaluate(s, &s->data->test, &rec.test_loss, &rec.test_acc, NULL));
-  rec.wall_time = MPI_Wtime() - s->t_start;
-  rec.samples = s->samples;
+  nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN, .val_loss_full = NAN};
+  nhgd_outer_clock_start(s);
+  const int rc = hypergradient(s, &rec);
+  nhgd_outer_clock_stop(s);
+  NHGD_CHECK(rc);
+  NHGD_CHECK(full_val_loss(s, &rec));
+  NHGD_CHECK(measure(s, &rec, 1));
   NHGD_CHECK(nhgd_history_push(&s->hist, &rec));
   nhgd_log(NHGD_LOG_INFO, "hypergradient at v: |h| = %.6e, |u| computed by %s, val_loss %.6g",
            rec.hypergrad_norm, s->est->name, rec.val_loss);

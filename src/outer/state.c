@@ -90,6 +90,8 @@ static int save_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_real(sec, "elapsed", MPI_Wtime() - s->t_start));
   NHGD_CHECK(nhgd_section_put_real(sec, "last_inner_loss", s->inner.last_loss));
   NHGD_CHECK(nhgd_section_put_real(sec, "samples", s->samples));
+  NHGD_CHECK(nhgd_section_put_real(sec, "solver_time", s->solver_time));
+  NHGD_CHECK(nhgd_section_put_real(sec, "eval_time", s->eval_time));
   NHGD_CHECK(nhgd_section_put_int(sec, "d", s->d));
   NHGD_CHECK(nhgd_section_put_int(sec, "p", s->p));
   NHGD_CHECK(nhgd_section_put_int(sec, "n_train", s->data->train.n_global));
@@ -159,6 +161,12 @@ static int load_outer(void *self, nhgd_section *sec) {
   /* Format 1 had no work counter: it stays unknown (NaN) for the rest of the run. */
   s->samples = NAN;
   if (version >= 2) NHGD_CHECK(nhgd_section_get_real(sec, "samples", &s->samples));
+  /* Before format 5 the clocks were not kept: unknown (NaN) likewise. */
+  s->solver_time = s->eval_time = NAN;
+  if (version >= 5) {
+    NHGD_CHECK(nhgd_section_get_real(sec, "solver_time", &s->solver_time));
+    NHGD_CHECK(nhgd_section_get_real(sec, "eval_time", &s->eval_time));
+  }
   if (d != s->d || p != s->p || ntr != s->data->train.n_global || nval != s->data->val.n_global)
     NHGD_FAIL(NHGD_ERR_ARG,
               "the checkpoint is of another problem or data: d = %lld, p = %lld, %lld train and "
@@ -189,6 +197,12 @@ static int load_outer(void *self, nhgd_section *sec) {
     NHGD_FAIL(NHGD_ERR_DATA, "attribute elapsed %g is not a time", elapsed);
   if (version >= 2 && !(s->samples >= 0))
     NHGD_FAIL(NHGD_ERR_DATA, "attribute samples %g is not a count", s->samples);
+  /* NaN: a run resumed from a checkpoint that had no clocks. */
+  if (!(isnan(s->solver_time) || (s->solver_time >= 0 && s->solver_time <= elapsed)) ||
+      !(isnan(s->eval_time) || (s->eval_time >= 0 && s->eval_time <= elapsed)))
+    NHGD_FAIL(NHGD_ERR_DATA,
+              "attributes solver_time %g and eval_time %g are not times within elapsed %g",
+              s->solver_time, s->eval_time, elapsed);
   const int64_t dd = s->d, voff = nhgd_outer_v_offset(s);
   NHGD_CHECK(nhgd_section_get_vector(sec, "theta", dd, s->inner.theta));
   NHGD_CHECK(nhgd_section_get_vector(sec, "theta_init", dd, s->inner.theta_init));
@@ -200,7 +214,14 @@ static int load_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_get_slice(sec, "hypergradient", s->p, voff, s->p_local, s->h));
   NHGD_CHECK(nhgd_section_get_vector(sec, "u", dd, s->u));
   s->have_hypergrad = (int)have;
-  NHGD_CHECK(nhgd_history_get(&s->hist, sec, "history", k, version));
+  /* Fields older formats lack: the counter (format 1) and the clocks unknown, every
+   * validation row used (before format 5). */
+  const nhgd_record missing = {.samples = NAN,
+                               .val_rows = s->data->val.n_global,
+                               .val_loss_full = NAN,
+                               .solver_time = NAN,
+                               .eval_time = NAN};
+  NHGD_CHECK(nhgd_history_get(&s->hist, sec, "history", k, version, &missing));
   NHGD_CHECK(nhgd_section_agree(sec, check_state(s)));
   if (version >= 4) {
     int64_t nrb;
@@ -265,6 +286,8 @@ int nhgd_outer_setup_checkpoints(nhgd_solver *s, int skip, nhgd_ckpt_file **file
 }
 
 int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
+  /* Checkpoints are neither the method's work nor measurement. */
+  const int clock = nhgd_outer_clock_stop(s);
   nhgd_timer_start(&s->timers, NHGD_T_IO);
   s->ckpt_t = t;
   s->ckpt_complete = complete;
@@ -282,6 +305,7 @@ int nhgd_outer_write_checkpoint(nhgd_solver *s, int64_t t, int complete) {
   int rc = nhgd_ckpt_write(s->ckpt, s->k * T + t, (int)s->hist.nrb, s->options, path, sizeof path);
   s->req.last_time = MPI_Wtime();
   nhgd_timer_stop(&s->timers, NHGD_T_IO);
+  if (clock) nhgd_outer_clock_start(s);
   NHGD_CHECK(rc);
   nhgd_log(NHGD_LOG_INFO, "checkpoint %s written (outer step %lld, inner step %lld%s)", path,
            (long long)s->k, (long long)t, complete ? ", run complete" : "");

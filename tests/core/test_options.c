@@ -223,6 +223,59 @@ static void rng_is_deterministic_and_uniform(void **state) {
     assert_int_equal(seen[i], 1);
 }
 
+/* An option is at its default when its value reads the same as the default's, however given. */
+static void knows_its_defaults(void **state) {
+  nhgd_options *o;
+  assert_int_equal(nhgd_options_create_run(&o), 0);
+  int at = -1;
+  assert_int_equal(nhgd_options_is_default(o, "val-batch", &at), 0);
+  assert_int_equal(at, 1);
+  assert_int_equal(nhgd_options_set(o, "outer-lr", "0.10", "test"), 0); /* the default, 0.1 */
+  assert_int_equal(nhgd_options_is_default(o, "outer-lr", &at), 0);
+  assert_int_equal(at, 1);
+  assert_int_equal(nhgd_options_set(o, "val-batch", "7", "test"), 0);
+  assert_int_equal(nhgd_options_is_default(o, "val-batch", &at), 0);
+  assert_int_equal(at, 0);
+  assert_int_equal(nhgd_options_set(o, "estimator", "soba", "test"), 0);
+  assert_int_equal(nhgd_options_is_default(o, "estimator", &at), 0);
+  assert_int_equal(at, 0);
+  assert_int_equal(nhgd_options_is_default(o, "no-such-option", &at), NHGD_ERR_ARG);
+  nhgd_error_clear();
+  nhgd_options_destroy(&o);
+}
+
+/* Floyd's draw of K of n: K distinct rows in ascending order, a pure function of its key,
+ * every K-subset equally likely, all rows when K = n, and no memory in n. */
+static void rng_sample_without_replacement(void **state) {
+  int64_t table[64], out[16], again[16];
+  assert_true(nhgd_rng_sample_table(16) <= 64);
+  nhgd_rng_sample(4, 8, 2, 16, 16, table, out);
+  for (int64_t i = 0; i < 16; ++i)
+    assert_int_equal(out[i], i);
+  nhgd_rng_sample(4, 8, 2, 1000000000000, 16, table, out);
+  nhgd_rng_sample(4, 8, 2, 1000000000000, 16, table, again);
+  for (int i = 0; i < 16; ++i) {
+    assert_int_equal(out[i], again[i]);
+    assert_true(out[i] >= 0 && out[i] < 1000000000000);
+    if (i) assert_true(out[i] > out[i - 1]);
+  }
+  /* The 120 subsets of 3 of 10, 60000 draws: 500 each expected, standard deviation 22. */
+  static int count[1024];
+  memset(count, 0, sizeof count);
+  for (uint64_t a = 0; a < 60000; ++a) {
+    nhgd_rng_sample(9, 8, a, 10, 3, table, out);
+    assert_true(out[0] < out[1] && out[1] < out[2] && out[0] >= 0 && out[2] < 10);
+    count[(1 << out[0]) | (1 << out[1]) | (1 << out[2])]++;
+  }
+  int subsets = 0;
+  for (int m = 0; m < 1024; ++m)
+    if (count[m]) {
+      ++subsets;
+      assert_in_range(count[m], 390, 610);
+    }
+  assert_int_equal(subsets, 120);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(defaults_are_valid),
                                      cmocka_unit_test(precedence),
@@ -230,6 +283,8 @@ int main(void) {
                                      cmocka_unit_test(warns_about_unused_options),
                                      cmocka_unit_test(help_lists_every_option),
                                      cmocka_unit_test(rng_known_answers),
-                                     cmocka_unit_test(rng_is_deterministic_and_uniform)};
+                                     cmocka_unit_test(rng_is_deterministic_and_uniform),
+                                     cmocka_unit_test(rng_sample_without_replacement),
+                                     cmocka_unit_test(knows_its_defaults)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -236,7 +236,7 @@ static void refusals(void) {
   MC_REQUIRE(!rc, "custom: %s", nhgd_error_message());
   own->d = hc->d, own->p = hc->p, own->v_per_sample = 1, own->is_classifier = 1;
   own->hess_rank = hc->hess_rank;
-  rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_solver_check_options(o, own));
+  rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_solver_check_data(o, own));
   mc_check(rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), "no sampled cross term"),
            "a custom problem without a sampled cross term is refused (%d): %s", rc,
            nhgd_error_message());

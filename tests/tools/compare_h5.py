@@ -9,8 +9,10 @@ max |a - b| / max |b| <= TOL over the entries (the maximum of |b| over its finit
 an infinity must be the same infinity in both files).
 
 NaN is a value only in the history columns that record a missing value: a step without a
-test evaluation (/history/test_loss, /history/test_acc), a regression problem's accuracy
-(/history/val_acc), a work counter lost with a checkpoint of format 1 (/history/samples).
+test evaluation (/history/test_loss, /history/test_acc), or with --val-batch without a full
+validation loss (/history/val_loss_full), a regression problem's accuracy (/history/val_acc),
+a work counter lost with a checkpoint of format 1 (/history/samples), clocks lost with one of
+format 4 or older (/history/solver_time, /history/eval_time).
 There the two files must have NaN in the same entries, and not in every entry (an all-NaN
 column compares nothing). NaN in any other dataset is an error: it is not data a run may
 produce, and it would otherwise pass as "equal".
@@ -27,7 +29,8 @@ SAME, DIFFERS, ERROR = 0, 1, 2
 
 # Datasets that may hold NaN for "no value" (see above).
 MAY_BE_MISSING = {"/history/test_loss", "/history/test_acc", "/history/val_acc",
-                  "/history/samples"}
+                  "/history/samples", "/history/val_loss_full", "/history/solver_time",
+                  "/history/eval_time"}
 
 
 class Invalid(Exception):

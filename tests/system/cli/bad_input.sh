@@ -289,6 +289,15 @@ expect 2 "option --cross-rows trajectory needs inner steps to draw rows from" --
 expect 2 "option --cross-rows (command line): 'rows' is not one of all|trajectory|end" -- run --cross-rows rows
 expect_ok "option --cross-rows end changes nothing: problem logreg" -- run --data cls.h5 $small \
   --problem logreg --cross-rows end --cross-samples 41 --output o.h5
+# --val-batch: at most the rows the outer loss averages over (distill: the file's 40 training
+# rows), a usage error found once the data is read, on every rank.
+expect 2 "option --val-batch 21: the outer loss of problem hyperclean averages over 20 validation \
+rows" -- run --data cls.h5 --problem hyperclean --val-batch 21 $small --output o.h5
+expect 2 "option --val-batch 41: the outer loss of problem distill averages over 40 validation \
+rows" -- run --data cls.h5 --problem distill --distill-per-class 2 --val-batch 41 $small \
+  --output o.h5
+expect 2 "option --val-batch (command line): value -1 is outside the range [0, 2147483647]" -- \
+  run --val-batch -1
 expect 2 "option --efim-samples 300: a step has only 256 per-sample gradients" -- run --data cls.h5 \
   --efim-samples 300
 expect 1 "option --efim-samples 50: a step has only 40 per-sample gradients" -- run --data cls.h5 \

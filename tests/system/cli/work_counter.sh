@@ -9,6 +9,7 @@
 # usage: work_counter.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
+here=$(cd "$(dirname "$0")/../.." && pwd)
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
 dir=work_counter_np$np
@@ -63,19 +64,8 @@ check "soba stopped and resumed" r.h5 $((base + T * B + nv))
 # an uninterrupted one does, and the counter is unknown (NaN) from there on.
 run run "${common[@]}" --estimator nhgd --checkpoint-dir ck1 --halt-after 8 --output old.h5
 [ $? -eq 75 ] || { echo "FAIL nhgd stop for the format-1 case: exit code"; failures=$((failures + 1)); }
-$python - ck1/ckpt-000000000008.h5 <<'PY' || failures=$((failures + 1))
-import sys, zlib, os, h5py, numpy as np
-path = sys.argv[1]
-with h5py.File(path, "r+") as f:
-    f.attrs["format_version"] = np.int64(1)
-    del f.attrs["samples"]
-    k = int(f.attrs["outer_step"])
-    hist = np.asarray(f["history"]).reshape(k, 9)[:, :8].ravel()
-    del f["history"]
-    f.create_dataset("history", data=hist)
-data = open(path, "rb").read()
-open(path + ".crc32", "w").write("%08x %d\n" % (zlib.crc32(data), len(data)))
-PY
+$python "$here/tools/old_checkpoint.py" ck1/ckpt-000000000008.h5 1 8 samples \
+  solver_time eval_time || failures=$((failures + 1))
 run run "${common[@]}" --estimator nhgd --checkpoint-dir ck1 --output old.h5 || failures=$((failures + 1))
 if $python - old.h5 nhgd.h5 <<'PY'; then
 import sys, h5py, numpy as np
