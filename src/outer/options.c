@@ -89,7 +89,8 @@ static nhgd_option_spec solver_specs[] = {
      0},
     {"divergence-factor", NHGD_OPT_REAL, F(divergence_factor), "1e6", 0, 1e300, NULL,
      "stop (exit 1, the last checkpoint kept) when the validation loss is not finite or above "
-     "this multiple of its value at the first outer step (0: only when not finite)",
+     "this multiple of its value at the first outer step (with --val-batch: the loss on the rows "
+     "drawn against the first step's on every row; 0: only when not finite)",
      0},
     {"on-divergence", NHGD_OPT_CHOICE, F(on_divergence), "stop", NORANGE, "stop|halve",
      "on divergence stop (exit 1), or roll back to the start of the outer step (or before the "
