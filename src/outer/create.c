@@ -54,7 +54,10 @@ static int solver_alloc(nhgd_solver *s) {
 /* Inner step observer: the sampled cross term's records, then the estimator's. */
 static int observe_step(void *arg, const double *theta, int nb, const int *rows) {
   nhgd_solver *s = arg;
-  NHGD_CHECK(nhgd_error_agree(s->comm, nhgd_cross_observe(s, theta, nb, rows)));
+  /* Agreed on before the estimator's collectives (a record that failed on one rank only
+   * must not leave the others waiting); only trajectory keeps records, so only it pays. */
+  if (s->cross.mode == NHGD_CROSS_TRAJECTORY)
+    NHGD_CHECK(nhgd_error_agree(s->comm, nhgd_cross_observe(s, theta, nb, rows)));
   return s->est->ops->needs_observe ? s->est->ops->observe(s->est, theta, nb, rows) : NHGD_OK;
 }
 

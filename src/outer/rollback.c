@@ -223,7 +223,6 @@ int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
   nhgd_estimator_destroy(&s->est);
   NHGD_CHECK(nhgd_error_agree(
       s->comm, nhgd_estimator_create(o->estimator, s->options, &s->ctx, NULL, &s->est)));
-  if (s->est->ops->needs_observe) s->inner.observe_arg = s->est;
   double *const to_r[] = {s->inner.theta, s->u}, *const from_r[] = {b->theta, b->u};
   double *const to_s[] = {s->v, s->adam_m, s->adam_s, s->h};
   double *const from_s[] = {outer ? b->vp : b->v, outer ? b->mp : b->m, outer ? b->sp : b->s, b->h};
