@@ -15,17 +15,21 @@ seeds=${2:-"0 1 2 3 4"}
 K=30
 cfg=$root/jobs/hyperclean_fmnist.cfg
 declare -A est=(
-  [all-adam-0.1]="--cross-rows all --outer-opt adam --outer-lr 0.1 --val-batch 0"
-  [all-sgd-5000]="--cross-rows all --outer-opt sgd --outer-lr 5000 --val-batch 0"
-  [traj-adam-0.3]="--cross-rows trajectory --outer-opt adam --outer-lr 0.3 --val-batch 0"
-  [traj-lazy-0.8]="--cross-rows trajectory --outer-opt lazy-adam --outer-lr 0.8 --val-batch 0"
-  [traj-sgd-3000]="--cross-rows trajectory --outer-opt sgd --outer-lr 3000 --val-batch 0"
-  [traj-sgd-5000]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 0"
-  [end-sgd-5000]="--cross-rows end --cross-samples 5120 --outer-opt sgd --outer-lr 5000 --val-batch 0"
-  [traj-sgd-5000-vb1024]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 1024"
-  [traj-sgd-5000-vb2048]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 2048"
+  [all-adam-0.1]="--cross-rows all --outer-opt adam --outer-lr 0.1 --val-batch 0 --kfac-refresh 5"
+  [all-sgd-5000]="--cross-rows all --outer-opt sgd --outer-lr 5000 --val-batch 0 --kfac-refresh 5"
+  [traj-adam-0.1]="--cross-rows trajectory --outer-opt adam --outer-lr 0.1 --val-batch 0 --kfac-refresh 5"
+  [traj-adam-0.3]="--cross-rows trajectory --outer-opt adam --outer-lr 0.3 --val-batch 0 --kfac-refresh 5"
+  [traj-lazy-0.8]="--cross-rows trajectory --outer-opt lazy-adam --outer-lr 0.8 --val-batch 0 --kfac-refresh 5"
+  [traj-sgd-3000]="--cross-rows trajectory --outer-opt sgd --outer-lr 3000 --val-batch 0 --kfac-refresh 5"
+  [traj-sgd-5000]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 0 --kfac-refresh 5"
+  [end-sgd-5000]="--cross-rows end --cross-samples 5120 --outer-opt sgd --outer-lr 5000 --val-batch 0 --kfac-refresh 5"
+  [traj-sgd-5000-vb1024]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 1024 --kfac-refresh 5"
+  [traj-sgd-5000-vb2048]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 2048 --kfac-refresh 5"
+  [traj-sgd-5000-vb1024-r10]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 1024 --kfac-refresh 10"
+  [traj-sgd-8000-vb1024]="--cross-rows trajectory --outer-opt sgd --outer-lr 8000 --val-batch 1024 --kfac-refresh 5"
+  [traj-sgd-5000-vb512]="--cross-rows trajectory --outer-opt sgd --outer-lr 5000 --val-batch 512 --kfac-refresh 5"
 )
-settings=${3:-"all-adam-0.1 all-sgd-5000 traj-adam-0.3 traj-lazy-0.8 traj-sgd-3000 traj-sgd-5000 end-sgd-5000 traj-sgd-5000-vb1024 traj-sgd-5000-vb2048"}
+settings=${3:-"all-adam-0.1 all-sgd-5000 traj-adam-0.1 traj-adam-0.3 traj-lazy-0.8 traj-sgd-3000 traj-sgd-5000 end-sgd-5000 traj-sgd-5000-vb1024 traj-sgd-5000-vb2048 traj-sgd-5000-vb1024-r10 traj-sgd-8000-vb1024 traj-sgd-5000-vb512"}
 runs=$results/outer_opt_runs.csv
 accuracy_runs "$runs" "$settings" "$seeds"
 
