@@ -130,8 +130,9 @@ PY
   echo "output); run seconds: wall time of the whole run. Stage"
   echo "columns: seconds per outer step of the slowest rank. none times everything but the"
   echo "estimate (inner SGD, the validation gradient, J^T u with u = 0, the outer step), so the"
-  echo "ratio is the estimator's own cost. J^T u (the hypergrad column) is one pass over all"
-  echo "20,000 training rows, because hyper-cleaning has one outer variable per row."
+  echo "ratio is the estimator's own cost. J^T u (the hypergrad column) comes, as the job's"
+  echo "--cross-rows trajectory says, from the rows inner SGD drew (T B = 5,120), not from a pass"
+  echo "over all 20,000 training rows."
   echo
   cat "$results/mlp.md.body"
 } >"$results/mlp.md"
