@@ -119,7 +119,7 @@ int nhgd_softmax_inner_grad(const nhgd_problem *pb, const double *theta, const d
         s->za[(size_t)k * s->C + c] *= s->rw[k];
     nhgd_softmax_grad(s->m, s->C, nk, s->xb, s->za, 1.0, g);
   }
-  if (keep) {
+  if (keep && nb > 0) {
     memcpy(kp->rows, rows, (size_t)nb * sizeof(int));
     kp->nb = nb;
   }
@@ -134,6 +134,7 @@ int nhgd_softmax_cross_keep(const nhgd_problem *pb, const double *theta, const d
   nhgd_pb_scratch *s = &ctx->s;
   const nhgd_pb_kept *kp = &ctx->kept;
   const size_t C = (size_t)s->C;
+  if (nb == 0) return NHGD_OK;
   /* The rows inner_grad has just passed: their residuals are at hand. */
   if (after_grad && kp->nb == nb && !memcmp(kp->rows, rows, (size_t)nb * sizeof(int))) {
     memcpy(K, kp->r, (size_t)nb * C * sizeof(double));
