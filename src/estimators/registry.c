@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "estimators/estimator.h"
+#include "estimators/precond.h"
 
 static const nhgd_estimator_desc *const registry[] = {&nhgd_estimator_nhgd, &nhgd_estimator_exact,
                                                       &nhgd_estimator_cg,   &nhgd_estimator_neumann,
@@ -24,6 +25,7 @@ const char *nhgd_estimator_names(void) {
 
 int nhgd_estimator_add_options(nhgd_options *o) {
   NHGD_CHECK(nhgd_options_add_block(o, &nhgd_hvp_options));
+  NHGD_CHECK(nhgd_options_add_block(o, &nhgd_precond_options));
   for (size_t i = 0; i < NREG; ++i)
     if (registry[i]->options) NHGD_CHECK(nhgd_options_add_block(o, registry[i]->options));
   return NHGD_OK;
