@@ -70,6 +70,11 @@ typedef struct nhgd_estimator_ops {
   int (*observe)(nhgd_estimator *est, const double *theta, int nb, const int *rows);
   /* u (d, replicated) from g = grad_theta f (d, replicated) at theta. */
   int (*solve)(nhgd_estimator *est, const double *theta, const double *g, double *u);
+  /* After solve, before the engine forms the hypergradient: a correction of the inner iterate
+   * (nbo's Newton step). theta (d, replicated, the inner loop's own) may be changed in place;
+   * the hypergradient of this outer step, its checkpoint and the next inner loop (with
+   * --warm-start 1) then see the corrected theta. The same on every rank. NULL: none. */
+  int (*correct)(nhgd_estimator *est, double *theta);
   /* Checkpoint: the running state of the current inner loop into its section, and back. k is
    * the outer step the state belongs to. NULL for stateless estimators. */
   int (*save)(nhgd_estimator *est, nhgd_section *sec);
@@ -107,7 +112,7 @@ typedef struct nhgd_estimator_desc {
 } nhgd_estimator_desc;
 
 extern const nhgd_estimator_desc nhgd_estimator_exact, nhgd_estimator_nhgd, nhgd_estimator_cg,
-    nhgd_estimator_neumann, nhgd_estimator_soba, nhgd_estimator_none;
+    nhgd_estimator_neumann, nhgd_estimator_soba, nhgd_estimator_nbo, nhgd_estimator_none;
 /* The option block shared by the Hessian-vector-product baselines (cg, neumann). */
 extern const nhgd_option_block nhgd_hvp_options;
 

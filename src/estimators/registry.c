@@ -8,9 +8,9 @@
 #include "estimators/estimator.h"
 #include "estimators/precond.h"
 
-static const nhgd_estimator_desc *const registry[] = {&nhgd_estimator_nhgd, &nhgd_estimator_exact,
-                                                      &nhgd_estimator_cg,   &nhgd_estimator_neumann,
-                                                      &nhgd_estimator_soba, &nhgd_estimator_none};
+static const nhgd_estimator_desc *const registry[] = {
+    &nhgd_estimator_nhgd, &nhgd_estimator_exact, &nhgd_estimator_cg,  &nhgd_estimator_neumann,
+    &nhgd_estimator_soba, &nhgd_estimator_nbo,   &nhgd_estimator_none};
 #define NREG (sizeof registry / sizeof registry[0])
 
 const char *nhgd_estimator_names(void) {

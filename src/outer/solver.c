@@ -115,6 +115,7 @@ static int hypergradient(nhgd_solver *s, nhgd_record *rec) {
   NHGD_CHECK(nhgd_outer_check_divergence(s, rec->val_loss));
   s->samples += (double)val->n_global;
   NHGD_CHECK(s->est->ops->solve(s->est, in->theta, s->gval, s->u));
+  if (s->est->ops->correct) NHGD_CHECK(s->est->ops->correct(s->est, in->theta));
   nhgd_timer_start(&s->timers, NHGD_T_HYPERGRAD);
   int rc = NHGD_OK;
   if (pb->ops.outer_grad_v)

@@ -1,0 +1,294 @@
+/* The nbo estimator (src/estimators/nbo.c) against exact references, at any rank count:
+ *   exact solve  full batches, --nbo-solver cg with Q = 3d: u equals the `exact` estimator's u
+ *                (the same inner loop, so the same theta_T and g_f) to 1e-10, and the Newton
+ *                step d = theta_T - theta (theta_T from the exact run, which takes no step)
+ *                solves H(theta_T) d = grad g(theta_T) to a relative residual of 1e-10, H and
+ *                grad g taken here from the problem's own callbacks over every row; on ridge,
+ *                whose inner problem is quadratic, theta is then the closed-form minimiser
+ *                (1e-10). On ridge and logreg; --nbo-newton 0 leaves theta at theta_T.
+ *   SOBA         --nbo-solver gd, one step (Q = 1) from d = 0 and u = u_prev, eta = rho, with
+ *                --inner-steps 0 and full batches (--batch 0, --nbo-batch 0), gives
+ *                  theta <- theta - rho grad g(theta),  u <- u_prev - rho (H u_prev - g_f),
+ *                both at the theta the outer step starts from, then h at the new theta: SOBA's
+ *                theta and z steps with --inner-steps 1, --inner-lr rho, --soba-rho rho (its
+ *                one SGD step and its z step are taken at the same theta, g_val at the loop's
+ *                start). Over 6 outer steps with v moving (outer SGD): theta, u, v and h agree
+ *                to 1e-12. The correspondence needs full batches: SOBA's products use the inner
+ *                minibatches, nbo's draws of its own.
+ *   gd, sgd      many gd steps reach the exact u (1e-8); sgd with minibatches stays within 5 %
+ *                of it and does not depend on the rank count (the draws are counter-based).
+ *   options      --nbo-lr 0, --nbo-batch -1 and --nbo-steps -1 refused when parsed;
+ *                --nbo-steps 0 without a preconditioner refused on every rank alike; nbo on a
+ *                problem without hvp refused. */
+#include <math.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ridge_oracle.h"
+#include "common/run_opts.h"
+#include "common/synth_data.h"
+#include "nhgd/nhgd.h"
+
+#include "common/mpi_check.h"
+
+static int P, rank_;
+
+typedef struct result {
+  int64_t d, p;
+  double u[64], h[64], theta[64], v[64];
+} result;
+
+/* One hypergrad (full_run 0) or run (1) with o and the extra options kv (name, value pairs,
+ * NULL-terminated); drop_hvp removes the problem's hvp callback. */
+static int solve(const nhgd_data *data, const test_opts *o, const char *const *kv, int full_run,
+                 int drop_hvp, result *r) {
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.noise_sigma = o->noise_sigma;
+  pp.v_init = o->v_init;
+  nhgd_problem *pb = NULL;
+  nhgd_solver *s = NULL;
+  int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(o->problem, data, &pp, &pb));
+  if (!rc && drop_hvp) pb->ops.hvp = NULL;
+  if (!rc && (pb->d > 64 || pb->p > 64)) rc = NHGD_ERR_ARG;
+  nhgd_options *oh = test_opts_handle(o);
+  for (int i = 0; kv && kv[i] && !rc; i += 2)
+    rc = nhgd_options_set_string(oh, kv[i], kv[i + 1]);
+  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
+  if (!rc) rc = full_run ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
+  if (!rc) {
+    r->d = pb->d;
+    r->p = nhgd_solver_v_local(s);
+    memcpy(r->u, nhgd_solver_u(s), sizeof(double) * (size_t)r->d);
+    memcpy(r->h, nhgd_solver_hypergradient(s), sizeof(double) * (size_t)r->p);
+    memcpy(r->theta, nhgd_solver_theta(s), sizeof(double) * (size_t)r->d);
+    memcpy(r->v, nhgd_solver_v(s), sizeof(double) * (size_t)r->p);
+  }
+  nhgd_solver_destroy(&s);
+  nhgd_options_destroy(&oh);
+  nhgd_problem_destroy(&pb);
+  return rc;
+}
+
+static void base_options(test_opts *o, const char *path, const char *problem,
+                         const char *estimator) {
+  test_opts_default(o);
+  snprintf(o->data, sizeof o->data, "%s", path);
+  snprintf(o->problem, sizeof o->problem, "%s", problem);
+  snprintf(o->estimator, sizeof o->estimator, "%s", estimator);
+  o->batch = 0;
+  o->inner_steps = 25;
+  o->inner_lr = 0.3;
+  o->noise_sigma = 0.7;
+  o->v_init = -0.4;
+  o->outer_steps = 1;
+  o->eval_every = 0;
+  o->seed = 11;
+  o->log_level = 1;
+}
+
+/* Collective: out = H(theta) x and grad = grad g(theta), over every training row, from the
+ * problem's callbacks at its initial v (what a hypergrad run uses). */
+static int newton_residual(const nhgd_data *data, const test_opts *o, const double *theta,
+                           const double *x, double *rel) {
+  nhgd_problem_params pp;
+  nhgd_problem_params_default(&pp);
+  pp.noise_sigma = o->noise_sigma;
+  pp.v_init = o->v_init;
+  nhgd_problem *pb = NULL;
+  int rc = nhgd_problem_create(o->problem, data, &pp, &pb);
+  if (rc) return rc;
+  const int64_t d = pb->d, n = data->train.n_local;
+  double th0[64], v[64], hd[64], sum[129], loss = 0.0;
+  int *rows = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+  for (int64_t i = 0; i < n; ++i)
+    rows[i] = (int)i;
+  rc = pb->ops.init(pb, th0, v);
+  if (!rc) rc = pb->ops.hvp(pb, theta, v, (int)n, rows, x, sum);
+  if (!rc) rc = pb->ops.inner_grad(pb, theta, v, (int)n, rows, sum + d, &loss);
+  free(rows);
+  if (!rc) {
+    MPI_Allreduce(MPI_IN_PLACE, sum, (int)(2 * d), MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    double g[64] = {0};
+    rc = pb->ops.reg(pb, theta, v, NULL, g, hd);
+    const double invn = 1.0 / (double)data->train.n_global;
+    double rr = 0.0, gg = 0.0;
+    for (int64_t j = 0; j < d; ++j) {
+      const double Hx = sum[j] * invn + hd[j] * x[j];
+      const double gj = sum[d + j] * invn + g[j];
+      rr += (Hx - gj) * (Hx - gj);
+      gg += gj * gj;
+    }
+    *rel = sqrt(rr / gg);
+  }
+  nhgd_problem_destroy(&pb);
+  return rc;
+}
+
+static void exact_cases(const char *problem, const char *path, const nhgd_data *data) {
+  test_opts o;
+  result ex, r;
+  base_options(&o, path, problem, "exact");
+  o.inner_steps = 4; /* theta_T far enough from the minimiser that grad g is not rounding */
+  if (!strcmp(problem, "logreg")) o.inner_lr = 0.5, o.v_init = -1.0;
+  if (solve(data, &o, NULL, 0, 0, &ex)) {
+    mc_check(0, "%s exact: %s", problem, nhgd_error_message());
+    return;
+  }
+  const int64_t d = ex.d;
+  char q[16];
+  snprintf(q, sizeof q, "%d", (int)(3 * d));
+  const char *kv[] = {"nbo-solver", "cg", "nbo-steps", q, NULL};
+  snprintf(o.estimator, sizeof o.estimator, "nbo");
+  if (solve(data, &o, kv, 0, 0, &r)) {
+    mc_check(0, "%s nbo cg: %s", problem, nhgd_error_message());
+    return;
+  }
+  double dstep[64], rel = NAN;
+  for (int64_t j = 0; j < d; ++j)
+    dstep[j] = ex.theta[j] - r.theta[j];
+  int rc = nhgd_error_agree(MPI_COMM_WORLD, newton_residual(data, &o, ex.theta, dstep, &rel));
+  const double eu = mc_rel(r.u, ex.u, d);
+  mc_check(!rc && eu < 1e-10 && rel < 1e-10,
+           "%s: nbo cg (Q = %s, full batch) on %d ranks: u vs exact %.2e, Newton residual "
+           "|H d - grad g| / |grad g| %.2e (tolerance 1e-10)",
+           problem, q, P, eu, rel);
+  if (!strcmp(problem, "ridge") && rank_ == 0) {
+    ridge_full R;
+    ridge_full_read(path, &R);
+    double star[64];
+    ridge_theta_star(&R, o.noise_sigma, o.v_init, star);
+    const double et = mc_rel(r.theta, star, d);
+    mc_check(et < 1e-10, "ridge: theta after nbo's Newton step vs the closed-form minimiser: %.2e",
+             et);
+    ridge_full_free(&R);
+  }
+  const char *kv0[] = {"nbo-solver", "cg", "nbo-steps", q, "nbo-newton", "0", NULL};
+  if (solve(data, &o, kv0, 0, 0, &r)) {
+    mc_check(0, "%s nbo --nbo-newton 0: %s", problem, nhgd_error_message());
+    return;
+  }
+  mc_check(mc_rel(r.theta, ex.theta, d) == 0.0 && mc_rel(r.u, ex.u, d) < 1e-10,
+           "%s: nbo --nbo-newton 0 leaves theta at theta_T (%.2e) and u = exact's (%.2e)", problem,
+           mc_rel(r.theta, ex.theta, d), mc_rel(r.u, ex.u, d));
+
+  /* Many gd steps reach the same u; sgd on minibatches comes close. */
+  const char *kvg[] = {"nbo-solver", "gd", "nbo-steps", "400", "nbo-lr", "0.5", NULL};
+  if (solve(data, &o, kvg, 0, 0, &r)) {
+    mc_check(0, "%s nbo gd: %s", problem, nhgd_error_message());
+  } else {
+    mc_check(mc_rel(r.u, ex.u, d) < 1e-8, "%s: nbo gd (400 steps, eta 0.5) vs exact: u %.2e",
+             problem, mc_rel(r.u, ex.u, d));
+  }
+  const char *kvs[] = {"nbo-solver", "sgd",       "nbo-steps", "8000", "nbo-lr",
+                       "0.005",      "nbo-batch", "100",       NULL};
+  if (solve(data, &o, kvs, 0, 0, &r)) {
+    mc_check(0, "%s nbo sgd: %s", problem, nhgd_error_message());
+  } else {
+    mc_check(mc_rel(r.u, ex.u, d) < 0.05,
+             "%s: nbo sgd (8000 steps of 100 rows, eta 0.005) vs exact: u %.2e (tolerance 0.05)",
+             problem, mc_rel(r.u, ex.u, d));
+  }
+}
+
+/* nbo gd, one step, --inner-steps 0 against soba with --inner-steps 1: see the header. */
+static void soba_case(const char *path, const nhgd_data *data) {
+  const double rho = 0.2;
+  char rs[32];
+  snprintf(rs, sizeof rs, "%.17g", rho);
+  test_opts o;
+  result a, b;
+  base_options(&o, path, "ridge", "soba");
+  snprintf(o.outer_opt, sizeof o.outer_opt, "sgd");
+  o.outer_lr = 0.05;
+  o.outer_steps = 6;
+  o.inner_steps = 1;
+  o.inner_lr = rho;
+  o.soba_rho = rho;
+  if (solve(data, &o, NULL, 1, 0, &a)) {
+    mc_check(0, "soba: %s", nhgd_error_message());
+    return;
+  }
+  snprintf(o.estimator, sizeof o.estimator, "nbo");
+  o.inner_steps = 0;
+  const char *kv[] = {"nbo-solver", "gd", "nbo-steps", "1", "nbo-lr", rs, NULL};
+  if (solve(data, &o, kv, 1, 0, &b)) {
+    mc_check(0, "nbo gd as soba: %s", nhgd_error_message());
+    return;
+  }
+  const double et = mc_rel(b.theta, a.theta, a.d), eu = mc_rel(b.u, a.u, a.d),
+               ev = mc_rel(b.v, a.v, a.p), eh = mc_rel(b.h, a.h, a.p);
+  mc_check(et < 1e-12 && eu < 1e-12 && ev < 1e-12 && eh < 1e-12,
+           "nbo gd (Q = 1, eta %g, --inner-steps 0) vs soba (--inner-steps 1, --inner-lr and "
+           "--soba-rho %g), 6 outer steps on %d ranks: theta %.2e, u %.2e, v %.2e, h %.2e "
+           "(tolerance 1e-12)",
+           rho, rho, P, et, eu, ev, eh);
+}
+
+static void parse_refused(const char *name, const char *value, const char *phrase) {
+  nhgd_options *o;
+  if (nhgd_options_create_run(&o)) abort();
+  char *argv[] = {(char *)name, (char *)value};
+  nhgd_error_clear();
+  int help = 0, rc = nhgd_options_parse(o, 2, argv, NULL, &help);
+  nhgd_options_destroy(&o);
+  const char *msg = nhgd_error_message();
+  mc_check(rc == NHGD_ERR_ARG && strstr(msg, name) && strstr(msg, phrase), "%s %s refused: \"%s\"",
+           name, value, msg);
+  nhgd_error_clear();
+}
+
+static void create_refused(const nhgd_data *data, const test_opts *o, const char *const *kv,
+                           int drop_hvp, const char *phrase, const char *what) {
+  result r;
+  nhgd_error_clear();
+  int rc = solve(data, o, kv, 0, drop_hvp, &r);
+  const int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
+  mc_check(mc_all(ok), "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
+  nhgd_error_clear();
+}
+
+static void option_cases(const char *path, const nhgd_data *data) {
+  parse_refused("--nbo-lr", "0", "outside the range");
+  parse_refused("--nbo-batch", "-1", "outside the range");
+  parse_refused("--nbo-steps", "-1", "outside the range");
+  parse_refused("--nbo-solver", "newton", "newton");
+  test_opts o;
+  base_options(&o, path, "ridge", "nbo");
+  const char *kv[] = {"nbo-steps", "0", NULL};
+  create_refused(data, &o, kv, 0, "--nbo-steps 0", "nbo --nbo-steps 0 without --precond");
+  create_refused(data, &o, NULL, 1, "has no hvp callback", "nbo on a problem without hvp");
+}
+
+int main(int argc, char **argv) {
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  char ridge_path[64], cls_path[64];
+  snprintf(ridge_path, sizeof ridge_path, "nbo_ridge_np%d.h5", P);
+  snprintf(cls_path, sizeof cls_path, "nbo_cls_np%d.h5", P);
+  nhgd_data *ridge = NULL, *cls = NULL;
+  const synth_data_sizes ridge_sizes = {
+      .n_train = 300, .n_val = 120, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
+  const synth_data_sizes cls_sizes = {
+      .n_train = 200, .n_val = 60, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
+  int rc = synth_data_write("ridge", ridge_path, 12, &ridge_sizes);
+  if (!rc) rc = synth_data_write("logistic", cls_path, 6, &cls_sizes);
+  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, ridge_path, &ridge);
+  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, cls_path, &cls);
+  if (rc) {
+    if (rank_ == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  exact_cases("ridge", ridge_path, ridge);
+  exact_cases("logreg", cls_path, cls);
+  soba_case(ridge_path, ridge);
+  option_cases(ridge_path, ridge);
+  const int status = mc_finish("nbo");
+  nhgd_data_destroy(&ridge);
+  nhgd_data_destroy(&cls);
+  MPI_Finalize();
+  return status;
+}
