@@ -190,8 +190,10 @@ static int nbo_run(void *state, nhgd_est_ctx *c, const double *theta, const doub
     char who[64];
     snprintf(who, sizeof who, "nbo cg at outer step %lld", (long long)s->k);
     nhgd_pcg_stats st;
+    /* d_0 = 0 needs no product for its residual; u_0 = u_prev (or M^{-1} g) does. */
+    const int start = s->pre ? (1 << s->n) - 1 : 1 << (s->n - 1);
     NHGD_CHECK(nhgd_pcg(d, s->n, hvp_op, s, s->pre ? prec_op : NULL, s, s->Bm + (size_t)col0 * d,
-                        s->X + (size_t)col0 * d, 1, s->Q, 1e-12, who, s->work, &st));
+                        s->X + (size_t)col0 * d, start, s->Q, 1e-12, who, s->work, &st));
     nhgd_log(NHGD_LOG_DEBUG, "nbo cg: outer step %lld: %d iterations, |r| / |b| = %.3e (u)%s%.3e",
              (long long)s->k, st.iters, st.rel[s->n - 1], s->newton ? ", Newton " : "",
              s->newton ? st.rel[0] : 0.0);
@@ -296,10 +298,6 @@ static int nbo_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) 
   NHGD_CHECK(nhgd_calloc(&s->work, 12 * d, sizeof(double), "nbo vectors"));
   NHGD_CHECK(nhgd_precond_create(c, resume, "nbo", &s->pre));
   if (s->pre) est->ops = &nbo_ops_precond;
-  if (s->Q == 0 && !s->pre)
-    NHGD_FAIL(NHGD_ERR_ARG,
-              "nbo: --nbo-steps 0 leaves d at 0 and u at the previous outer step's u (0 at the "
-              "start): take at least one step, or start from NHGD's answer with --precond nhgd");
   char rows[80] = "all training rows";
   if (o->batch)
     snprintf(rows, sizeof rows, "%s minibatch of %lld rows",
@@ -312,6 +310,19 @@ static int nbo_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) 
            s->newton ? "the Newton system H d = grad g and H u = g_f" : "H u = g_f only", lr,
            s->pre ? ", preconditioned by NHGD's M and started from M^-1 b" : "", rows,
            s->solver == NBO_SGD && o->batch ? " per step" : "", (long long)s->d);
+  return NHGD_OK;
+}
+
+/* Q = 0 is a start without steps: only the preconditioner gives a start worth having. */
+static int nbo_check(const void *block, const nhgd_options *all) {
+  const nbo_opts *o = block;
+  const char *est = NULL, *pre = NULL;
+  if (o->steps == 0 && !nhgd_options_get_string(all, "estimator", &est) && !strcmp(est, "nbo") &&
+      !nhgd_options_get_string(all, "precond", &pre) && strcmp(pre, "nhgd") != 0)
+    NHGD_FAIL(NHGD_ERR_ARG,
+              "option --nbo-steps 0: without --precond nhgd it leaves d at 0 and u at the "
+              "previous outer step's u (0 at the start); take at least one step, or start from "
+              "NHGD's answer with --precond nhgd");
   return NHGD_OK;
 }
 
@@ -338,7 +349,8 @@ static const nhgd_option_spec nbo_specs[] = {
 
 static const nhgd_option_scope nbo_scopes[] = {
     {"nbo-lr", "estimator=nbo,nbo-solver=gd|sgd"}, {NULL, "estimator=nbo"}, {NULL, NULL}};
-static const nhgd_option_block nbo_options = {"nbo", nbo_specs, sizeof(nbo_opts), NULL, nbo_scopes};
+static const nhgd_option_block nbo_options = {"nbo", nbo_specs, sizeof(nbo_opts), nbo_check,
+                                              nbo_scopes};
 
 #define NBO_OPS(observing)                                                                         \
   {                                                                                                \

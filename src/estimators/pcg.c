@@ -53,14 +53,16 @@ int nhgd_pcg(int64_t d, int n, nhgd_linop_fn A, void *Aarg, nhgd_linop_fn Minv, 
       st->rel[c] = NAN; /* not measured: it would cost a product */
     return 0;
   }
-  /* r_0 */
-  if (start) {
-    NHGD_CHECK(A(Aarg, n, X, AP));
-    st->products += n;
-    for (size_t i = 0; i < dn; ++i)
-      R[i] = B[i] - AP[i];
-  } else {
-    memcpy(R, B, dn * sizeof(double));
+  /* r_0 = b - A x_0 for the columns with a general start, b for the others */
+  memcpy(R, B, dn * sizeof(double));
+  int general[2] = {start & 1, (start >> 1) & 1};
+  if (general[0] || general[1]) {
+    NHGD_CHECK(apply_active(A, Aarg, d, n, general, X, AP, T, TO));
+    for (int c = 0; c < n; ++c) {
+      if (!general[c]) continue;
+      st->products += 1;
+      cblas_daxpy((int)d, -1.0, AP + (size_t)c * d, 1, R + (size_t)c * d, 1);
+    }
   }
   for (int c = 0; c < n; ++c) {
     rr[c] = dot(d, R + (size_t)c * d, R + (size_t)c * d);

@@ -24,8 +24,9 @@ typedef struct nhgd_pcg_stats {
 /* Solve A x_c = b_c for n (1 or 2) columns by at most Q iterations of conjugate gradients,
  * preconditioned by Minv when it is not NULL (z = M^{-1} r), from the start in X (d x n,
  * overwritten by the result).
- *   start 0: X is zero on entry (the first residual is b, no product);
- *   start 1: a general start, r_0 = b - A x_0 (one product per column, only when Q > 0).
+ * start is a bit mask over the columns: bit c set, a general start of column c,
+ * r_0 = b - A x_0 (one product, only when Q > 0); bit c clear, column c is zero on entry
+ * (r_0 = b, no product). With one column: 0 (zero start) or 1 (general).
  * A column stops when |r| <= tol |b|; Q = 0 returns the start unchanged. A search direction
  * with p^T A p <= 0 or not finite is an NHGD_ERR_NUMERIC error naming who (e.g. "cg at outer
  * step 3") and the iteration. work: at least 6 d n doubles. st may be NULL. */

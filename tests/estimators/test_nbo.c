@@ -17,9 +17,9 @@
  *                minibatches, nbo's draws of its own.
  *   gd, sgd      many gd steps reach the exact u (1e-8); sgd with minibatches stays within 5 %
  *                of it and does not depend on the rank count (the draws are counter-based).
- *   options      --nbo-lr 0, --nbo-batch -1 and --nbo-steps -1 refused when parsed;
- *                --nbo-steps 0 without a preconditioner refused on every rank alike; nbo on a
- *                problem without hvp refused. */
+ *   options      --nbo-lr 0, --nbo-batch -1 and --nbo-steps -1 refused when parsed; nbo on
+ *                a problem without hvp refused on every rank alike (--nbo-steps 0 without a
+ *                preconditioner: tests/system/cli/bad_input.sh). */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -257,8 +257,6 @@ static void option_cases(const char *path, const nhgd_data *data) {
   parse_refused("--nbo-solver", "newton", "newton");
   test_opts o;
   base_options(&o, path, "ridge", "nbo");
-  const char *kv[] = {"nbo-steps", "0", NULL};
-  create_refused(data, &o, kv, 0, "--nbo-steps 0", "nbo --nbo-steps 0 without --precond");
   create_refused(data, &o, NULL, 1, "has no hvp callback", "nbo on a problem without hvp");
 }
 

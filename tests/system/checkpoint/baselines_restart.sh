@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Stop and resume with the baseline estimators (cg with stochastic products and warm start,
-# stochastic neumann, soba) equals an uninterrupted run bit for bit: a stop inside the inner
+# stochastic neumann, soba, nbo with its Newton step by cg and by sgd) equals an uninterrupted run bit for bit: a stop inside the inner
 # loop of outer step 1 resumed from the estimator's saved state, and a resume from the
 # checkpoint between outer steps 0 and 1, where the state carried across outer steps (cg's
-# warm start, soba's z) comes from the engine's u. (A stop costs Open MPI about two seconds:
+# warm start, soba's z, nbo's u_prev) comes from the engine's u and the Newton-corrected theta
+# from the checkpoint's theta. (A stop costs Open MPI about two seconds:
 # one per estimator, so the resume between outer steps uses the reference run's checkpoint.)
 # usage: restart.sh NHGD MPIRUN NP
 set -u
@@ -22,11 +23,13 @@ same() { same_tol 0 "$@"; } # a b label
 # 5 inner steps per outer step: checkpoint position = 5 k + t.
 base=(run --data d.h5 --problem hyperclean --outer-steps 4 --inner-steps 5 --batch 16
   --inner-lr 0.5 --seed 3 --log-level 1)
-for est in cg neumann soba; do
+for est in cg neumann soba nbo nbo-sgd; do
   case $est in
   cg) cfg=(--estimator cg --hvp-steps 6 --hvp-batch 24 --hvp-warm 1) ;;
   neumann) cfg=(--estimator neumann --hvp-steps 6 --hvp-batch 24 --neumann-eta 0.2) ;;
   soba) cfg=(--estimator soba --soba-rho 0.1) ;;
+  nbo) cfg=(--estimator nbo --nbo-steps 3 --nbo-batch 24) ;;
+  nbo-sgd) cfg=(--estimator nbo --nbo-solver sgd --nbo-steps 4 --nbo-lr 0.1 --nbo-batch 24) ;;
   esac
   # The reference also leaves a checkpoint after every outer step (position 5 k).
   rm -rf ck ref_ck

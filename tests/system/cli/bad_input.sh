@@ -60,6 +60,11 @@ small="--outer-steps 1 --inner-steps 2 --batch 8 --log-level 1"
 expect 2 "unknown option --bogus" -- run --bogus 1
 expect 2 "option --batch (command line): value -5 is outside the range" -- run --batch -5
 expect 2 "option --estimator (command line): 'magic' is not one of" -- run --estimator magic
+expect 2 "option --nbo-steps 0: without --precond nhgd" -- run --estimator nbo --nbo-steps 0
+expect 2 "option --nbo-lr (command line): value 0 is outside the range (0," -- run --estimator nbo \
+  --nbo-lr 0
+expect 2 "option --nbo-solver (command line): 'lbfgs' is not one of gd|cg|sgd" -- run \
+  --estimator nbo --nbo-solver lbfgs
 # Ranges as the option means them: an open end printed open, integers exactly (not "[0, 1]"
 # for --adam-beta2 1, nor "[0, 1.04858e+06]" for --grid-rows).
 expect 2 "option --adam-beta2 (command line): value 1 is outside the range [0, 1)" -- run \

@@ -6,6 +6,8 @@
 #   nhgd 0 (it reuses SGD's per-sample gradients)    exact n (one Hessian factor per row)
 #   cg   (Q + 1) b or Q b (warm or cold start)        neumann (Q - 1) b
 #   soba T B + n_v (a Hessian-vector product per inner step, g_val at the loop's start)
+#   nbo  b + 2 Q b with gd (the Newton gradient on its minibatch, then per step a product for
+#        each of the two systems)
 # usage: work_counter.sh NHGD MPIRUN NP
 set -u
 nhgd=$1 mpirun=$2 np=$3
@@ -55,6 +57,9 @@ if [ "$got" = "$want" ]; then echo "ok   cg: samples $got"; else
 fi
 check neumann neumann.h5 $((base + (Q - 1) * b))
 check soba soba.h5 $((base + T * B + nv))
+run run "${common[@]}" --estimator nbo --nbo-solver gd --nbo-steps $Q --nbo-batch $b \
+  --nbo-lr 0.05 --output nbo.h5 || { echo "FAIL nbo: run failed"; failures=$((failures + 1)); }
+check nbo nbo.h5 $((base + b + 2 * Q * b))
 # Stopped inside an inner loop and resumed: the counter continues where it stopped.
 run run "${common[@]}" --estimator soba --checkpoint-dir ck --halt-after 6 --output r.h5
 [ $? -eq 75 ] || { echo "FAIL soba stop: exit code"; failures=$((failures + 1)); }

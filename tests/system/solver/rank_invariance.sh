@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `nhgd run` follows the same trajectory on 1 and NP ranks (1e-10 relative on theta, v, u and
 # the history) for every built-in problem, with the exact and the NHGD estimators (and cg on a
-# network). usage: rank_invariance.sh NHGD MPIRUN NP
+# network, nbo with each solver). usage: rank_invariance.sh NHGD MPIRUN NP
 set -u
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
@@ -38,6 +38,9 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton" \
   "distill logistic.h5 nhgd --inner-lr 0.5 --distill-per-class 2 --clean-reg 0.05" \
   "distill logistic.h5 soba --inner-lr 0.5 --distill-per-class 3 --warm-start 0" \
+  "hyperclean logistic.h5 nbo --inner-lr 0.5 --nbo-batch 50" \
+  "logreg logistic.h5 nbo --inner-lr 0.5 --nbo-solver sgd --nbo-lr 0.2 --nbo-batch 40" \
+  "mlp-hpo logistic.h5 nbo --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton --nbo-solver gd --nbo-lr 0.3" \
   "distill logistic.h5 nhgd --inner-lr 0.5 --distill-per-class 2 --distill-model mlp --hidden 4"; do
   set -- $case
   problem=$1 data=$2 estimator=$3
