@@ -1,5 +1,5 @@
 /* Estimator `nbo` (curvature-aware hypergradients with an inexact Newton step; docs/algorithm.md
- * 5.4): after the inner loop, at theta = theta_T, the inner problem's Newton direction and the
+ * 5.2): after the inner loop, at theta = theta_T, the inner problem's Newton direction and the
  * hypergradient's linear system share one Hessian H = Hess_theta g(v, theta) and are solved
  * together:
  *   H d = grad_theta g(v, theta)                  (Newton direction of the inner problem)

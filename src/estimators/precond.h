@@ -1,5 +1,5 @@
 /* NHGD's curvature as a preconditioner of the Hessian systems of other estimators (cg, nbo;
- * docs/algorithm.md 5.3): --precond nhgd keeps, inside the estimator, the nhgd estimator's M
+ * docs/algorithm.md 5.1): --precond nhgd keeps, inside the estimator, the nhgd estimator's M
  * of the same run (its route, damping and --kfac-refresh, fed by the same observe calls), and
  * applies M^{-1} to as many vectors as the solve needs. --precond none: no preconditioner. */
 #ifndef NHGD_ESTIMATORS_PRECOND_H
