@@ -119,6 +119,13 @@ typedef struct nhgd_problem_ops {
                     const int *rows, int after_grad, double *K);
   int (*cross_apply)(const nhgd_problem *pb, const double *v, const double *u, int nb,
                      const int *rows, const double *K, const double *scale, double *out);
+
+  /* Optional: Hessian-vector products of n directions over the same rows in one pass (the
+   * rows' forward pass shared): column j of HV (d x n, column-major, zeroed by the callback)
+   * is what hvp gives for column j of V. Estimators that solve two systems with one Hessian
+   * (nbo) use it; NULL: hvp once per column. */
+  int (*hvp_multi)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                   const int *rows, int n, const double *V, double *HV);
 } nhgd_problem_ops;
 
 /* A problem: its name, state, data and shape, and its callbacks. Only the library allocates

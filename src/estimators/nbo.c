@@ -80,13 +80,14 @@ static int hvp_op(void *arg, int n, const double *X, double *OUT) {
   const nhgd_problem *pb = c->pb;
   const int64_t d = s->d;
   int rc = NHGD_OK;
-  for (int j = 0; j < n && !rc; ++j) {
-    if (s->hvp.nb > 0)
+  if (s->hvp.nb == 0)
+    memset(s->sum, 0, (size_t)(n * d) * sizeof(double));
+  else if (n > 1 && pb->ops.hvp_multi) /* one pass over the rows for both systems */
+    rc = pb->ops.hvp_multi(pb, s->theta, c->v, s->hvp.nb, s->hvp.rows, n, X, s->sum);
+  else
+    for (int j = 0; j < n && !rc; ++j)
       rc = pb->ops.hvp(pb, s->theta, c->v, s->hvp.nb, s->hvp.rows, X + (size_t)j * d,
                        s->sum + (size_t)j * d);
-    else
-      memset(s->sum + (size_t)j * d, 0, (size_t)d * sizeof(double));
-  }
   const int len = (int)(n * d) + 1;
   s->sum[len - 1] = rc ? 1.0 : 0.0;
   NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->sum, len, MPI_DOUBLE, MPI_SUM, c->comm));

@@ -111,6 +111,10 @@ int nhgd_softmax_hess_factors(const nhgd_problem *pb, const double *theta, const
                               const int *rows, double *Z);
 int nhgd_softmax_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                      const int *rows, const double *V, double *HV);
+/* hvp_multi: n directions over the same rows, each block's forward pass shared. Column j
+ * equals nhgd_softmax_hvp of column j bit for bit. */
+int nhgd_softmax_hvp_multi(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                           const int *rows, int n, const double *V, double *HV);
 int nhgd_softmax_kron_factors(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                               const int *rows, double *X, double *R, double *A, double *c);
 /* The sampled cross term of the softmax models with per-row weights (see cross_keep and

@@ -60,6 +60,7 @@ static const nhgd_problem_ops hc_ops = {
     .sample_grads = nhgd_softmax_sample_grads,
     .hess_factors = nhgd_softmax_hess_factors,
     .hvp = nhgd_softmax_hvp,
+    .hvp_multi = nhgd_softmax_hvp_multi,
     .reg = nhgd_pb_reg_clean,
     .eval = nhgd_softmax_eval,
     .cross = hc_cross,

@@ -43,6 +43,7 @@ static const nhgd_problem_ops logreg_ops = {
     .sample_grads = nhgd_softmax_sample_grads,
     .hess_factors = nhgd_softmax_hess_factors,
     .hvp = nhgd_softmax_hvp,
+    .hvp_multi = nhgd_softmax_hvp_multi,
     .reg = logreg_reg,
     .eval = nhgd_softmax_eval,
     .cross = logreg_cross,

@@ -250,31 +250,42 @@ int nhgd_softmax_kron_factors(const nhgd_problem *pb, const double *theta, const
   return NHGD_OK;
 }
 
-int nhgd_softmax_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
-                     const int *rows, const double *V, double *HV) {
+/* a_k = V^T x_k for the block, then b_k = w_k (diag(p_k) - p_k p_k^T) a_k, then
+ * HV += sum_k x_k b_k^T: two GEMMs and no d x d or per-sample d-vector. */
+static void hvp_block(nhgd_pb_scratch *s, int nk, const double *V, double *HV) {
+  const int m = s->m, C = s->C;
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, C, nk, m, 1.0, V, m, s->xb, m, 0.0, s->zb,
+              C);
+  for (int k = 0; k < nk; k++) {
+    const double *p = s->za + (size_t)k * C;
+    double *a = s->zb + (size_t)k * C;
+    double pa = 0.0;
+    for (int c = 0; c < C; c++)
+      pa += p[c] * a[c];
+    for (int c = 0; c < C; c++)
+      a[c] = s->rw[k] * p[c] * (a[c] - pa);
+  }
+  nhgd_softmax_grad(m, C, nk, s->xb, s->zb, 1.0, HV);
+}
+
+int nhgd_softmax_hvp_multi(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                           const int *rows, int n, const double *V, double *HV) {
   NHGD_CHECK(nhgd_pb_check_batch(pb, nb, rows));
   nhgd_pb_scratch *s = &((nhgd_pb_ctx *)pb->ctx)->s;
-  const int m = s->m, C = s->C;
-  memset(HV, 0, (size_t)pb->d * sizeof(double));
+  const size_t d = (size_t)pb->d;
+  memset(HV, 0, d * (size_t)n * sizeof(double));
   for (int b0 = 0; b0 < nb; b0 += NHGD_PB_BLOCK) {
     int nk;
     NHGD_CHECK(prepare_block(pb, theta, v, nb, rows, b0, 0, NULL, &nk));
-    /* a_k = V^T x_k for the whole block, then b_k = w_k (diag(p_k) - p_k p_k^T) a_k, then
-     * HV += sum_k x_k b_k^T: two GEMMs and no d x d or per-sample d-vector. */
-    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, C, nk, m, 1.0, V, m, s->xb, m, 0.0, s->zb,
-                C);
-    for (int k = 0; k < nk; k++) {
-      const double *p = s->za + (size_t)k * C;
-      double *a = s->zb + (size_t)k * C;
-      double pa = 0.0;
-      for (int c = 0; c < C; c++)
-        pa += p[c] * a[c];
-      for (int c = 0; c < C; c++)
-        a[c] = s->rw[k] * p[c] * (a[c] - pa);
-    }
-    nhgd_softmax_grad(m, C, nk, s->xb, s->zb, 1.0, HV);
+    for (int j = 0; j < n; ++j)
+      hvp_block(s, nk, V + (size_t)j * d, HV + (size_t)j * d);
   }
   return NHGD_OK;
+}
+
+int nhgd_softmax_hvp(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                     const int *rows, const double *V, double *HV) {
+  return nhgd_softmax_hvp_multi(pb, theta, v, nb, rows, 1, V, HV);
 }
 
 int nhgd_softmax_eval(const nhgd_problem *pb, const nhgd_split *split, const double *theta,

@@ -250,6 +250,25 @@ static void test_hvp_fd(void **state) {
   free(fd);
 }
 
+/* hvp_multi, where a problem has it, gives each column what hvp gives, bit for bit. */
+static void test_hvp_multi(void **state) {
+  fx *f = *state;
+  if (!f->pb->ops.hvp_multi) return;
+  double *V = vec(2 * f->d), *HV = vec(2 * f->d), *one = vec(f->d);
+  td_fill(V, 2 * f->d, SEED, 5, 1.0);
+  for (int64_t k = 0; k < 2 * f->d; k++)
+    HV[k] = -5.0;
+  assert_int_equal(f->pb->ops.hvp_multi(f->pb, f->theta, f->v, NB, batch_rows, 2, V, HV), 0);
+  for (int j = 0; j < 2; ++j) {
+    assert_int_equal(
+        f->pb->ops.hvp(f->pb, f->theta, f->v, NB, batch_rows, V + (size_t)j * f->d, one), 0);
+    assert_memory_equal(one, HV + (size_t)j * f->d, (size_t)f->d * sizeof(double));
+  }
+  free(V);
+  free(HV);
+  free(one);
+}
+
 /* sum over rows of Z_k Z_k^T V equals hvp: the factors include the weights. */
 static void test_hess_factors(void **state) {
   fx *f = *state;
@@ -793,11 +812,11 @@ static void test_hyperclean_cross_reference(void **state) {
 #define PROBLEM_TESTS                                                                              \
   cmocka_unit_test(test_dims_init), cmocka_unit_test(test_inner_grad_fd),                          \
       cmocka_unit_test(test_sample_grads), cmocka_unit_test(test_hvp_fd),                          \
-      cmocka_unit_test(test_hess_factors), cmocka_unit_test(test_kron_factors),                    \
-      cmocka_unit_test(test_reg_fd), cmocka_unit_test(test_eval_fd),                               \
-      cmocka_unit_test(test_cross_fd), cmocka_unit_test(test_huge_logits),                         \
-      cmocka_unit_test(test_empty_batch), cmocka_unit_test(test_bad_row),                          \
-      cmocka_unit_test(test_blocks)
+      cmocka_unit_test(test_hvp_multi), cmocka_unit_test(test_hess_factors),                       \
+      cmocka_unit_test(test_kron_factors), cmocka_unit_test(test_reg_fd),                          \
+      cmocka_unit_test(test_eval_fd), cmocka_unit_test(test_cross_fd),                             \
+      cmocka_unit_test(test_huge_logits), cmocka_unit_test(test_empty_batch),                      \
+      cmocka_unit_test(test_bad_row), cmocka_unit_test(test_blocks)
 
 int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
