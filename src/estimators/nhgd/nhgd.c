@@ -1023,10 +1023,11 @@ static const nhgd_option_spec est_nhgd_specs[] = {
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
+/* cg and nbo read the block too when NHGD's M preconditions them (estimators/precond.h). */
 static const nhgd_option_scope est_nhgd_scopes[] = {
     {"mem-per-rank", "estimator=nhgd|exact|cg|neumann|soba"},
-    {"efim-beta", "estimator=nhgd,efim-mode=ema"},
-    {NULL, "estimator=nhgd"},
+    {"efim-beta", "estimator=nhgd,efim-mode=ema;estimator=cg|nbo,precond=nhgd,efim-mode=ema"},
+    {NULL, "estimator=nhgd;estimator=cg|nbo,precond=nhgd"},
     {NULL, NULL}};
 static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
                                                    est_nhgd_check, est_nhgd_scopes};
