@@ -170,6 +170,23 @@ static void route_case(const char *path, const nhgd_data *data, const char *prob
   result_free(&q0);
 }
 
+/* K-FAC with A replicated (the class systems' factors kept; a network's layers whole) against
+ * A block-cyclic (refactored; a network's layers spread), both with the options `common`. */
+static void layout_case(const char *path, const nhgd_data *data, const char *problem,
+                        const char *const *common, const char *what, double tol) {
+  const char *rep[16], *dist[16];
+  int n = 0;
+  for (; common[n] && n < 12; ++n)
+    rep[n] = dist[n] = common[n];
+  rep[n] = dist[n] = "kfac-layout";
+  rep[n + 1] = "replicated";
+  dist[n + 1] = "distributed";
+  rep[n + 2] = dist[n + 2] = NULL;
+  char label[96];
+  snprintf(label, sizeof label, "%s, A replicated (reference: A block-cyclic)", what);
+  route_case(path, data, problem, dist, rep, label, tol);
+}
+
 static void route_cases(const char *path, const nhgd_data *data) {
   const char *dense[] = {"precond", "nhgd", "efim-route", "dense", NULL};
   const char *routes[] = {"online", "accumulate", "gram"};
@@ -179,24 +196,13 @@ static void route_cases(const char *path, const nhgd_data *data) {
     snprintf(what, sizeof what, "route %s (reference: dense)", routes[i]);
     route_case(path, data, "hyperclean", dense, opts, what, 1e-9);
   }
-  const char *rep[] = {"precond", "nhgd", "efim-route", "kfac", "kfac-layout", "replicated", NULL};
-  const char *dist[] = {"precond",     "nhgd",        "efim-route", "kfac",
-                        "kfac-layout", "distributed", NULL};
-  route_case(path, data, "hyperclean", dist, rep, "K-FAC, A replicated (reference: A block-cyclic)",
-             1e-10);
-  const char *rep2[] = {"precond",    "nhgd",         "efim-route", "kfac", "kfac-layout",
-                        "replicated", "kfac-refresh", "2",          NULL};
-  const char *dist2[] = {"precond",     "nhgd",         "efim-route", "kfac", "kfac-layout",
-                         "distributed", "kfac-refresh", "2",          NULL};
-  route_case(path, data, "logreg", dist2, rep2,
-             "K-FAC and --kfac-refresh 2, A replicated (reference: A block-cyclic)", 1e-10);
+  const char *kfac[] = {"precond", "nhgd", "efim-route", "kfac", NULL};
+  layout_case(path, data, "hyperclean", kfac, "K-FAC", 1e-10);
+  const char *refresh[] = {"precond", "nhgd", "efim-route", "kfac", "kfac-refresh", "2", NULL};
+  layout_case(path, data, "logreg", refresh, "K-FAC and --kfac-refresh 2", 1e-10);
   /* A network's Hessian is not positive definite: CG runs on its Gauss-Newton part. */
-  const char *net[] = {"precond",      "nhgd",        "hidden",     "5,4", "mlp-hvp",
-                       "gauss-newton", "kfac-layout", "replicated", NULL};
-  const char *net_dist[] = {"precond",      "nhgd",        "hidden",      "5,4", "mlp-hvp",
-                            "gauss-newton", "kfac-layout", "distributed", NULL};
-  route_case(path, data, "mlp-hyperclean", net_dist, net,
-             "K-FAC per layer, every A whole (reference: every A block-cyclic)", 1e-9);
+  const char *net[] = {"precond", "nhgd", "hidden", "5,4", "mlp-hvp", "gauss-newton", NULL};
+  layout_case(path, data, "mlp-hyperclean", net, "K-FAC per layer", 1e-9);
 }
 
 int main(int argc, char **argv) {
