@@ -19,7 +19,6 @@
  * during the inner loop (observe), gives the start x0 = M^{-1} g (NHGD's own u) and
  * preconditions Q iterations from there, the first residual g - H x0; Q = 0 returns NHGD's u.
  * The iterations are those of the PCG kernel (pcg.h), preconditioned or not. */
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
