@@ -15,3 +15,9 @@ nhgd_test_program(test_kfac_net estimators/nhgd/test_kfac_net.c)
 nhgd_add_mpi_test(kfac_net COMMAND $<TARGET_FILE:test_kfac_net> LABELS fast)
 nhgd_test_program(test_nbo estimators/test_nbo.c)
 nhgd_add_mpi_test(nbo COMMAND $<TARGET_FILE:test_nbo> LABELS fast)
+# The PCG kernel on dense matrices (one process), and cg preconditioned by NHGD's M against
+# the nhgd estimator (bit for bit), exact, and itself across the routes of M.
+nhgd_test_program(test_pcg estimators/test_pcg.c)
+nhgd_add_serial_test(pcg COMMAND $<TARGET_FILE:test_pcg>)
+nhgd_test_program(test_precond estimators/test_precond.c)
+nhgd_add_mpi_test(precond COMMAND $<TARGET_FILE:test_precond> LABELS fast)

@@ -109,9 +109,26 @@ double nhgd_baseline_dot(int64_t d, const double *a, const double *b) {
   return cblas_ddot((int)d, a, 1, b, 1);
 }
 
+/* --hvp-steps 0 is an estimate of nothing, except for cg started from NHGD's u (--precond
+ * nhgd), where it gives that u. */
+static int hvp_check(const void *block, const nhgd_options *all) {
+  const nhgd_hvp_opts *o = block;
+  const char *est = "", *precond = "none";
+  nhgd_options_get_string(all, "estimator", &est);
+  nhgd_options_get_string(all, "precond", &precond);
+  if (o->steps > 0 || (strcmp(est, "cg") && strcmp(est, "neumann"))) return NHGD_OK;
+  if (!strcmp(est, "cg") && !strcmp(precond, "nhgd")) return NHGD_OK;
+  NHGD_FAIL(NHGD_ERR_ARG,
+            "option --hvp-steps 0: estimator %s needs at least one %s (0 is allowed only for cg "
+            "with --precond nhgd, which then returns NHGD's u)",
+            est, strcmp(est, "cg") ? "term of the series" : "conjugate-gradient iteration");
+}
+
 static const nhgd_option_spec hvp_specs[] = {
-    {"hvp-steps", NHGD_OPT_INT, offsetof(nhgd_hvp_opts, steps), sizeof(int), "20", 1, 1 << 20, NULL,
-     "cg: conjugate-gradient iterations Q; neumann: terms Q of the series", NHGD_OPT_TRAJECTORY},
+    {"hvp-steps", NHGD_OPT_INT, offsetof(nhgd_hvp_opts, steps), sizeof(int), "20", 0, 1 << 20, NULL,
+     "cg: conjugate-gradient iterations Q (0: only with --precond nhgd); neumann: terms Q of the "
+     "series",
+     NHGD_OPT_TRAJECTORY},
     {"hvp-batch", NHGD_OPT_I64, offsetof(nhgd_hvp_opts, batch), sizeof(int64_t), "0", 0, 2147483647,
      NULL,
      "training rows of the sampled Hessian (0: all rows): cg one draw per solve, neumann a "
@@ -122,5 +139,5 @@ static const nhgd_option_spec hvp_specs[] = {
 /* soba takes its products over the inner loop's own minibatches: neither option is its. */
 static const nhgd_option_scope hvp_scopes[] = {{NULL, "estimator=cg|neumann"}, {NULL, NULL}};
 
-const nhgd_option_block nhgd_hvp_options = {"hvp", hvp_specs, sizeof(nhgd_hvp_opts), NULL,
+const nhgd_option_block nhgd_hvp_options = {"hvp", hvp_specs, sizeof(nhgd_hvp_opts), hvp_check,
                                             hvp_scopes};

@@ -42,6 +42,8 @@ typedef struct nhgd_est_ctx {
   double *comm_bytes;  /* payload bytes this rank received from the estimator's collectives */
   int64_t *comm_steps; /* inner steps those bytes cover */
   nhgd_grid *grid;     /* created on first use (nhgd_est_grid) */
+  int precond;         /* 1: the estimator is another's preconditioner (precond.h): its solve of
+                          an outer step is followed by more applications of the same operator */
 } nhgd_est_ctx;
 
 /* Collective. Bytes of memory one rank may use: mib or, when 0, 90 % of MemAvailable divided

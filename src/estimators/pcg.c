@@ -75,9 +75,12 @@ int nhgd_pcg(int64_t d, int n, nhgd_linop_fn A, void *Aarg, nhgd_linop_fn Minv, 
   } else {
     memcpy(Z, R, dn * sizeof(double));
   }
-  for (int c = 0; c < n; ++c)
+  /* Only the active columns have a z (an inactive one's is never written): p_0 = z_0 for them. */
+  for (int c = 0; c < n; ++c) {
+    if (!act[c]) continue;
     rz[c] = dot(d, R + (size_t)c * d, Z + (size_t)c * d);
-  memcpy(P, Z, dn * sizeof(double));
+    memcpy(P + (size_t)c * d, Z + (size_t)c * d, (size_t)d * sizeof(double));
+  }
   int q = 0;
   for (; q < Q && (act[0] || act[1]); ++q) {
     NHGD_CHECK(apply_active(A, Aarg, d, n, act, P, AP, T, TO));

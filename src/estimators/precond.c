@@ -1,62 +1,94 @@
-/* --precond: the option block and, for now, only `none` (the nhgd preconditioner is being
- * built; asking for it is refused with a message). */
+/* --precond: the option block, and NHGD's M as a preconditioner: an nhgd estimator over a
+ * private copy of the host estimator's context, fed by the host's begin and observe calls,
+ * its solve the first application of M^{-1} in an outer step and nhgd_efim_reapply the later
+ * ones. */
 #include "estimators/precond.h"
 
 #include <stddef.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/util.h"
+#include "estimators/nhgd/nhgd.h"
 
 typedef struct precond_opts {
   char kind[8]; /* none | nhgd */
 } precond_opts;
 
+struct nhgd_precond {
+  /* The host's context with the nhgd block as its options, its own process grid, and its
+   * inner steps counted apart: the host counts the steps its traffic covers, once. */
+  nhgd_est_ctx ctx;
+  int64_t steps;
+  nhgd_estimator *est;
+  int solved; /* M of the current outer step is complete (its first application is done) */
+};
+
 int nhgd_precond_create(nhgd_est_ctx *c, nhgd_section *resume, const char *who,
                         nhgd_precond **out) {
-  (void)resume;
   *out = NULL;
-  const precond_opts *o = nhgd_options_block(c->options, "precond");
+  const precond_opts *o = c->options ? nhgd_options_block(c->options, "precond") : NULL;
   if (!o || !strcmp(o->kind, "none")) return NHGD_OK;
-  NHGD_FAIL(NHGD_ERR_ARG, "%s: --precond %s is not available in this build", who, o->kind);
+  nhgd_precond *p;
+  /* Agreed: the estimator's set-up below is collective. */
+  NHGD_CHECK(nhgd_error_agree(c->comm, nhgd_calloc(&p, 1, sizeof *p, "preconditioner")));
+  p->ctx = *c;
+  p->ctx.grid = NULL;
+  p->ctx.precond = 1;
+  p->ctx.comm_steps = &p->steps;
+  nhgd_log(NHGD_LOG_INFO,
+           "%s: preconditioned by NHGD's M of the same run (--precond nhgd: its --efim-* and "
+           "--kfac-* options apply)",
+           who);
+  int rc = nhgd_estimator_create("nhgd", c->options, &p->ctx, resume, &p->est);
+  if (rc) {
+    nhgd_precond_destroy(&p);
+    return nhgd_error_trace(rc, __FILE__, __LINE__);
+  }
+  *out = p;
+  return NHGD_OK;
 }
 
 void nhgd_precond_destroy(nhgd_precond **p) {
-  *p = NULL;
+  if (!p || !*p) return;
+  nhgd_estimator_destroy(&(*p)->est);
+  nhgd_grid_destroy(&(*p)->ctx.grid);
+  nhgd_free(p);
 }
 
 int nhgd_precond_begin(nhgd_precond *p, int64_t k, const double *theta0) {
-  (void)p, (void)k, (void)theta0;
-  return NHGD_OK;
+  p->solved = 0;
+  return p->est->ops->begin(p->est, k, theta0);
 }
 
 int nhgd_precond_observe(nhgd_precond *p, const double *theta, int nb, const int *rows) {
-  (void)p, (void)theta, (void)nb, (void)rows;
-  return NHGD_OK;
+  return p->est->ops->observe(p->est, theta, nb, rows);
 }
 
 int nhgd_precond_apply(nhgd_precond *p, const double *theta, const double *x, double *out) {
-  (void)p, (void)theta, (void)x, (void)out;
-  NHGD_FAIL(NHGD_ERR_INTERNAL, "precond: no preconditioner");
+  if (p->solved) return nhgd_efim_reapply(p->est, x, out);
+  NHGD_CHECK(p->est->ops->solve(p->est, theta, x, out));
+  p->solved = 1;
+  return NHGD_OK;
 }
 
 int nhgd_precond_save(nhgd_precond *p, nhgd_section *sec) {
-  (void)p, (void)sec;
-  return NHGD_OK;
+  return p->est->ops->save(p->est, sec);
 }
 
 int nhgd_precond_load(nhgd_precond *p, nhgd_section *sec, int64_t k) {
-  (void)p, (void)sec, (void)k;
-  return NHGD_OK;
+  p->solved = 0;
+  return p->est->ops->load(p->est, sec, k);
 }
 
 int nhgd_precond_load_kept(nhgd_precond *p, nhgd_section *sec) {
-  (void)p, (void)sec;
-  return NHGD_OK;
+  p->solved = 0;
+  return p->est->ops->load_kept(p->est, sec);
 }
 
 void nhgd_precond_advice(const nhgd_precond *p, char *buf, size_t len) {
-  (void)p;
   if (len) buf[0] = '\0';
+  if (p && p->est->ops->advice) p->est->ops->advice(p->est, buf, len);
 }
 
 #define F(field) offsetof(precond_opts, field), sizeof(((precond_opts *)0)->field)

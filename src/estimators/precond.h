@@ -25,12 +25,15 @@ int nhgd_precond_begin(nhgd_precond *p, int64_t k, const double *theta0);
 int nhgd_precond_observe(nhgd_precond *p, const double *theta, int nb, const int *rows);
 
 /* Collective, after the inner loop: out = M^{-1} x (d entries, replicated; x and out must not
- * overlap). The first call of an outer step completes M as the nhgd estimator's solve does;
- * later calls of the same step reuse its factors. */
+ * overlap). The first call of an outer step is the nhgd estimator's solve (its timers and
+ * traffic; out is bit for bit the u of --estimator nhgd for g = x); later calls of the same
+ * step reuse its factors (nhgd_efim_reapply: no timer of their own). */
 int nhgd_precond_apply(nhgd_precond *p, const double *theta, const double *x, double *out);
 
 /* Checkpoints: the running state of the current inner loop (in the estimator's section), and
- * back; load_kept at an outer-step boundary, as the estimator ops of the same names. */
+ * back; load_kept at an outer-step boundary, as the estimator ops of the same names. The state
+ * is the nhgd estimator's, under its own names (route, steps, stored, width, bytes, D, matrix,
+ * samples, kfac_*), which the host's own entries of the section must not use. */
 int nhgd_precond_save(nhgd_precond *p, nhgd_section *sec);
 int nhgd_precond_load(nhgd_precond *p, nhgd_section *sec, int64_t k);
 int nhgd_precond_load_kept(nhgd_precond *p, nhgd_section *sec);

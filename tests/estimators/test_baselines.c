@@ -7,8 +7,9 @@
  *           --outer-lr 0: z -> H^{-1} grad_theta f at the final theta (1e-6 full batch, 5 %
  *           with minibatches)
  *   logreg  deterministic cg = exact to 1e-6
- *   options --hvp-steps 0, --neumann-eta <= 0, --soba-rho 0 refused when parsed; soba with
- *           --inner-steps 0 and cg on a problem without hvp refused on every rank alike. */
+ *   options --neumann-eta <= 0, --soba-rho 0 refused when parsed; --hvp-steps 0 (cg without
+ *           --precond nhgd, neumann), soba with --inner-steps 0 and cg on a problem without
+ *           hvp refused on every rank alike. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -370,7 +371,6 @@ static void create_refused(const nhgd_data *data, const test_opts *o, int drop_h
 }
 
 static void option_cases(const char *path, nhgd_data *data) {
-  parse_refused("--hvp-steps", "0");
   parse_refused("--neumann-eta", "0");
   parse_refused("--neumann-eta", "-0.5");
   parse_refused("--soba-rho", "0");
@@ -379,6 +379,14 @@ static void option_cases(const char *path, nhgd_data *data) {
   ridge_options(&o, path, "soba");
   o.inner_steps = 0;
   create_refused(data, &o, 0, "--inner-steps 0", "soba with --inner-steps 0");
+  ridge_options(&o, path, "cg");
+  o.hvp_steps = 0;
+  create_refused(data, &o, 0, "option --hvp-steps 0: estimator cg needs at least one",
+                 "cg with --hvp-steps 0 and no preconditioner");
+  ridge_options(&o, path, "neumann");
+  o.hvp_steps = 0;
+  create_refused(data, &o, 0, "option --hvp-steps 0: estimator neumann needs at least one",
+                 "neumann with --hvp-steps 0");
   ridge_options(&o, path, "cg");
   create_refused(data, &o, 1, "has no hvp callback", "cg on a problem without hvp");
   ridge_options(&o, path, "neumann");

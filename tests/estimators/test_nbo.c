@@ -17,6 +17,11 @@
  *                minibatches, nbo's draws of its own.
  *   gd, sgd      many gd steps reach the exact u (1e-8); sgd with minibatches stays within 5 %
  *                of it and does not depend on the rank count (the draws are counter-based).
+ *   precond      --precond nhgd with --nbo-steps 0 and --nbo-newton 0 gives --estimator nhgd's
+ *                run bit for bit (u, h, theta and v after 3 outer steps: u_0 = M^{-1} g_f is
+ *                NHGD's u); with the Newton step and Q = 0, theta moves by M^{-1} grad g while
+ *                u stays NHGD's; preconditioned cg with Q = 3d reaches exact's u (1e-10) and
+ *                the Newton step (1e-10).
  *   options      --nbo-lr 0, --nbo-batch -1 and --nbo-steps -1 refused when parsed; nbo on
  *                a problem without hvp refused on every rank alike (--nbo-steps 0 without a
  *                preconditioner: tests/system/cli/bad_input.sh). */
@@ -193,6 +198,67 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   }
 }
 
+/* --precond nhgd: Q = 0 is NHGD; Q large is exact. */
+static void precond_cases(const char *path, const nhgd_data *data) {
+  test_opts o;
+  result nh, r, ex;
+  base_options(&o, path, "logreg", "nhgd");
+  o.batch = 32;
+  o.inner_steps = 6;
+  o.inner_lr = 0.5;
+  o.v_init = -1.0;
+  o.outer_steps = 3;
+  snprintf(o.efim_route, sizeof o.efim_route, "kfac");
+  if (solve(data, &o, NULL, 1, 0, &nh)) {
+    mc_check(0, "logreg nhgd: %s", nhgd_error_message());
+    return;
+  }
+  snprintf(o.estimator, sizeof o.estimator, "nbo");
+  const char *kv0[] = {"precond", "nhgd", "nbo-steps", "0", "nbo-newton", "0", NULL};
+  if (solve(data, &o, kv0, 1, 0, &r)) {
+    mc_check(0, "nbo --precond nhgd --nbo-steps 0: %s", nhgd_error_message());
+  } else {
+    const double e = mc_rel(r.u, nh.u, nh.d) + mc_rel(r.h, nh.h, nh.p) +
+                     mc_rel(r.theta, nh.theta, nh.d) + mc_rel(r.v, nh.v, nh.p);
+    mc_check(e == 0.0,
+             "logreg (kfac): nbo --precond nhgd --nbo-steps 0 --nbo-newton 0 vs nhgd, 3 outer "
+             "steps on %d ranks: summed relative differences of u, h, theta, v %.2e (want 0)",
+             P, e);
+  }
+  o.outer_steps = 1;
+  snprintf(o.estimator, sizeof o.estimator, "nhgd");
+  if (solve(data, &o, NULL, 0, 0, &nh)) return;
+  snprintf(o.estimator, sizeof o.estimator, "nbo");
+  const char *kv1[] = {"precond", "nhgd", "nbo-steps", "0", NULL};
+  if (solve(data, &o, kv1, 0, 0, &r)) {
+    mc_check(0, "nbo --precond nhgd --nbo-steps 0 with Newton: %s", nhgd_error_message());
+  } else {
+    mc_check(mc_rel(r.u, nh.u, nh.d) == 0.0 && mc_rel(r.theta, nh.theta, nh.d) > 0.0,
+             "logreg: nbo --precond nhgd --nbo-steps 0 with the Newton step: u is NHGD's "
+             "(%.2e), theta moved by M^-1 grad g (%.2e from theta_T)",
+             mc_rel(r.u, nh.u, nh.d), mc_rel(r.theta, nh.theta, nh.d));
+  }
+  o.batch = 0;
+  snprintf(o.estimator, sizeof o.estimator, "exact");
+  if (solve(data, &o, NULL, 0, 0, &ex)) return;
+  char q[16];
+  snprintf(q, sizeof q, "%d", (int)(3 * ex.d));
+  snprintf(o.estimator, sizeof o.estimator, "nbo");
+  const char *kvq[] = {"precond", "nhgd", "nbo-steps", q, NULL};
+  if (solve(data, &o, kvq, 0, 0, &r)) {
+    mc_check(0, "nbo --precond nhgd cg: %s", nhgd_error_message());
+    return;
+  }
+  double dstep[64], rel = NAN;
+  for (int64_t j = 0; j < ex.d; ++j)
+    dstep[j] = ex.theta[j] - r.theta[j];
+  int rc = nhgd_error_agree(MPI_COMM_WORLD, newton_residual(data, &o, ex.theta, dstep, &rel));
+  mc_check(!rc && mc_rel(r.u, ex.u, ex.d) < 1e-10 && rel < 1e-10,
+           "logreg: nbo --precond nhgd, cg with Q = %s, full batch: u vs exact %.2e, Newton "
+           "residual %.2e (tolerance 1e-10)",
+           q, mc_rel(r.u, ex.u, ex.d), rel);
+}
+
 /* nbo gd, one step, --inner-steps 0 against soba with --inner-steps 1: see the header. */
 static void soba_case(const char *path, const nhgd_data *data) {
   const double rho = 0.2;
@@ -283,6 +349,7 @@ int main(int argc, char **argv) {
   exact_cases("ridge", ridge_path, ridge);
   exact_cases("logreg", cls_path, cls);
   soba_case(ridge_path, ridge);
+  precond_cases(cls_path, cls);
   option_cases(ridge_path, ridge);
   const int status = mc_finish("nbo");
   nhgd_data_destroy(&ridge);

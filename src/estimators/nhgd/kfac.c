@@ -38,12 +38,13 @@ static int owned_slots(int C, int P) {
 }
 
 double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes, int refresh,
-                       int P) {
+                       int keep, int P) {
   const double mm = (double)m * m, mc = (double)m * C;
   double b = 8.0 * ((double)(m + C) * bmax + 4.0 * mc + 3.0 * (double)C * C + 2.0 * m);
   if (refresh > 1) b += 8.0 * ((double)C * C + m); /* kept G, the damping of the factors */
   if (distributed) return b + 2.0 * matrix_bytes + 8.0 * lower_len(C);
-  if (refresh > 1) b += 8.0 * mm * (1.0 + owned_slots(C, P > 0 ? P : 1)); /* kept A, factors */
+  if (refresh > 1) b += 8.0 * mm;                                               /* kept A */
+  if (refresh > 1 || keep) b += 8.0 * (mm * owned_slots(C, P > 0 ? P : 1) + m); /* factors */
   return b + 8.0 * (3.0 * mm + (double)lower_len(m));
 }
 
@@ -97,6 +98,14 @@ int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int mode
   }
   if (!k->Ak) k->Ak = k->A; /* replicated, refresh 1: the sum overwrites the partial */
   return NHGD_OK;
+}
+
+int nhgd_kfac_keep_factors(nhgd_kfac *k) {
+  if (k->distributed || k->Lf) return NHGD_OK;
+  const size_t mm = (size_t)k->m * k->m;
+  NHGD_CHECK(nhgd_calloc(&k->Dk, (size_t)k->m, sizeof(double), "K-FAC damping of the factors"));
+  return nhgd_calloc(&k->Lf, mm * (size_t)owned_slots(k->C, k->size), sizeof(double),
+                     "K-FAC kept class factors");
 }
 
 void nhgd_kfac_free(nhgd_kfac *k) {
@@ -293,9 +302,9 @@ static void class_system(const nhgd_kfac *k, double a, const double *Dx, double 
   }
 }
 
-int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, int fresh) {
+/* u = M^{-1} g from the prepared factors (decomposition of G, tau, A). */
+static int solve_prepared(nhgd_kfac *k, const double *Dx, const double *g, double *u) {
   const int m = k->m, C = k->C, one = 1;
-  NHGD_CHECK(prepare(k, fresh));
   const double tau = k->tau;
   if (k->distributed) k->bytes += 8.0 * m * C; /* each class's solution vector */
   /* Gamma~ = Gamma Q with Gamma the m x C reshape of g. */
@@ -323,9 +332,9 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, 
     }
   } else {
     /* The i-th class system to factor is solved by rank i mod P; the others contribute
-     * zeros (rank 0 also holds the diagonal ones). With refresh > 1 the factors are kept in
-     * slot i / P and reused while the damping stays the same. */
-    const int keep = k->refresh > 1;
+     * zeros (rank 0 also holds the diagonal ones). With refresh > 1 (or nhgd_kfac_keep_factors)
+     * the factors are kept in slot i / P and reused while the damping stays the same. */
+    const int keep = k->Lf != NULL;
     const int reuse = keep && k->factored && !memcmp(Dx, k->Dk, (size_t)m * sizeof(double));
     int bad = 0;
     for (int i = k->rank; i < nsys; i += k->size) {
@@ -370,6 +379,17 @@ int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, 
   /* U = U~ Q^T. */
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, m, C, C, 1.0, k->Ut, m, k->Q, C, 0.0, u, m);
   return NHGD_OK;
+}
+
+int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, int fresh) {
+  NHGD_CHECK(prepare(k, fresh));
+  return solve_prepared(k, Dx, g, u);
+}
+
+int nhgd_kfac_reapply(nhgd_kfac *k, const double *Dx, const double *g, double *u) {
+  if (!k->decomposed)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "nhgd kfac: a repeated solve before the first one");
+  return solve_prepared(k, Dx, g, u);
 }
 
 /* ---- checkpoint ---- */

@@ -28,7 +28,14 @@
  * while the damping D_x is unchanged and refactored from the kept A when it changes. The
  * distributed layout keeps only the sums (A stays block-cyclic) and factors its systems at
  * every solve. A restart keeps the sums and recomputes the rest from them, by the same code,
- * so a resumed run stays bit-identical. */
+ * so a resumed run stays bit-identical.
+ *
+ * As a preconditioner (estimators/precond.h) M^{-1} is applied several times per outer step:
+ * nhgd_kfac_reapply solves again with what the step's solve prepared. The replicated layout
+ * then keeps its Cholesky factors also with refresh 1 (nhgd_kfac_keep_factors), so a repeated
+ * solve costs two triangular solves per class system; the distributed layout refactors its C
+ * class systems at every solve, repeated or not (keeping C block-cyclic factors would take C
+ * times the memory of A, which that layout exists to spread). */
 #ifndef NHGD_ESTIMATORS_NHGD_KFAC_H
 #define NHGD_ESTIMATORS_NHGD_KFAC_H
 
@@ -52,12 +59,12 @@ typedef struct nhgd_kfac {
   int refresh;     /* outer steps one set of summed factors serves */
   int have;        /* refresh > 1: the kept sums below are set (the same on every rank) */
   int decomposed;  /* Q, lam and tau hold the decomposition of the kept sums */
-  int factored;    /* replicated, refresh > 1: Lf hold the factors for the damping Dk */
+  int factored;    /* replicated, Lf set: Lf hold the factors for the damping Dk */
   double *Ak;      /* kept sum of A (replicated; refresh == 1: the same buffer as A) */
   double *Gk;      /* refresh > 1: kept sum of G (C x C, full) */
   double trFk;     /* refresh > 1: kept sum of trace(F) */
   double tau;      /* of the kept sums */
-  double *Lf;      /* replicated, refresh > 1: Cholesky factors of this rank's systems */
+  double *Lf;      /* replicated, refresh > 1 or kept: Cholesky factors of this rank's systems */
   double *Dk;      /* the damping they were formed with (m) */
   int failed;      /* a local failure not yet agreed on (agreed at the next collective) */
   double bytes;    /* payload this rank received from the solve's reductions */
@@ -80,6 +87,9 @@ typedef struct nhgd_kfac {
 int nhgd_kfac_init(nhgd_kfac *k, MPI_Comm comm, int m, int C, int bmax, int model_g,
                    int distributed, int refresh, const nhgd_grid *grid, int nb);
 void nhgd_kfac_free(nhgd_kfac *k);
+/* Not collective: keep the Cholesky factors of this rank's class systems also with refresh 1
+ * (replicated layout; nothing to do in the distributed one), for nhgd_kfac_reapply. */
+int nhgd_kfac_keep_factors(nhgd_kfac *k);
 
 /* Not collective: start a new inner loop, one that sums its own factors (fresh: every
  * partial sum to zero) or one that reuses the kept sums (fresh 0: nothing may be added; the
@@ -107,6 +117,10 @@ void nhgd_kfac_cancel_reduce(nhgd_kfac *k);
 /* Collective: u = M^{-1} g with M = tau G (x) A + I_C (x) diag(Dx) (Dx: m entries, > 0),
  * from this inner loop's sums (fresh) or the kept ones (fresh 0; they must be there). */
 int nhgd_kfac_solve(nhgd_kfac *k, const double *Dx, const double *g, double *u, int fresh);
+/* Collective: u = M^{-1} g again with the factors the last nhgd_kfac_solve prepared and the
+ * same Dx (no reduction, no decomposition; with kept factors no factorisation either in the
+ * replicated layout). The same u as nhgd_kfac_solve would give for this g, bit for bit. */
+int nhgd_kfac_reapply(nhgd_kfac *k, const double *Dx, const double *g, double *u);
 
 /* Collective: the running sums into a checkpoint section, and back. The partials are stored
  * per rank; a run resumed on another number of ranks gives every partial sum to rank 0. */
@@ -128,9 +142,10 @@ int nhgd_kfac_put_partial(int rank, int size, nhgd_section *sec, const char *nam
 int nhgd_kfac_get_partial(int rank, int size, nhgd_section *sec, const char *name, int64_t n,
                           int saved, double *x);
 
-/* Bytes one rank keeps for the factors and the solve (for the route planner), on P ranks. */
+/* Bytes one rank keeps for the factors and the solve (for the route planner), on P ranks; keep:
+ * the factors of the class systems are kept (nhgd_kfac_keep_factors). */
 double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes, int refresh,
-                       int P);
+                       int keep, int P);
 
 /* What a Kronecker factor that is not finite means, and what mends it (damping does not). */
 #define NHGD_KFAC_OVERFLOW                                                                         \

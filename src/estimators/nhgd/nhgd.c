@@ -8,7 +8,11 @@
  *   kfac        M ~= tau G (x) A + D from Kronecker factors, solved exactly (kfac.h); for
  *               networks one such block per layer (kfac_net.h)
  * Step weights: omega_t = 1/(T B) (plain mean) or (1-beta) beta^(T-1-t) / B (moving average);
- * both are known when step t is observed, so every route yields the same M. */
+ * both are known when step t is observed, so every route yields the same M.
+ *
+ * As another estimator's preconditioner (ctx->precond, estimators/precond.h) the solve of an
+ * outer step is followed by more applications of M^{-1} (nhgd_efim_reapply): every route keeps
+ * what its solve factored until the next inner loop begins. */
 #include <cblas.h>
 #include <limits.h>
 #include <math.h>
@@ -18,6 +22,7 @@
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/util.h"
+#include "estimators/nhgd/nhgd.h"
 #include "estimators/nhgd/plan.h"
 #include "estimators/nhgd/kfac.h"
 #include "estimators/nhgd/kfac_net.h"
@@ -48,6 +53,7 @@ typedef struct nhgd_state {
   int kron;    /* per-sample gradients travel as (x_i, r_i) instead of d-vectors */
   int layered; /* the problem has the layered Kronecker form of networks */
   int sep;     /* gram with Kronecker: D^{-1} reshaped m x C is a_j b_c */
+  int keep;    /* a preconditioner: keep what the solve factors (nhgd_efim_reapply) */
   int m, C, d;
   int64_t T, B;              /* inner steps, global batch */
   int64_t Bf;                /* samples of a step that feed F: B, or K < B when subsampled */
@@ -68,10 +74,12 @@ typedef struct nhgd_state {
   double *U, *W, *S;
   double *work;  /* scratch of the block-cyclic products */
   nhgd_bcmat *A; /* online: M^{-1}; accumulate: F */
-  /* gram: stored samples (packed) and the N x N system */
+  /* gram: stored samples (packed), the N x N system (factored; kept until the next inner loop
+   * when keep) and a right-hand side of it */
   double *store;
   int64_t nstored, cap;
   nhgd_bcmat *K;
+  double *tz;
   double *Mdense;        /* dense reference */
   double bytes;          /* payload this rank received from collectives in the current inner loop */
   nhgd_kfac kf;          /* kfac route */
@@ -94,9 +102,9 @@ static void nhgd_release(nhgd_estimator *est) {
   if (s->pending) MPI_Wait(&s->req, MPI_STATUS_IGNORE);
   nhgd_bcmat_destroy(&s->A);
   nhgd_bcmat_destroy(&s->K);
-  double **bufs[] = {&s->dg,         &s->dinv, &s->a,     &s->b,      &s->packed_loc,
-                     &s->packed_all, &s->Xloc, &s->Rloc,  &s->cloc,   &s->U,
-                     &s->W,          &s->S,    &s->store, &s->Mdense, &s->work};
+  double **bufs[] = {&s->dg,    &s->dinv, &s->a,      &s->b,   &s->packed_loc, &s->packed_all,
+                     &s->Xloc,  &s->Rloc, &s->cloc,   &s->U,   &s->W,          &s->S,
+                     &s->store, &s->tz,   &s->Mdense, &s->work};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
   nhgd_free(&s->counts);
@@ -180,6 +188,7 @@ static int nhgd_begin(nhgd_estimator *est, int64_t k, const double *theta0) {
   s->t = 0;
   s->nstored = 0;
   s->bytes = 0.0;
+  nhgd_bcmat_destroy(&s->K); /* the last outer step's factored gram system (keep) */
   NHGD_CHECK(set_damping(s, est->ctx, theta0));
   switch (s->route) {
   case NHGD_ROUTE_ONLINE:
@@ -473,73 +482,76 @@ done:
   return rc;
 }
 
-/* Gram route: u = D^{-1} g - D^{-1} U (I + U^T D^{-1} U)^{-1} U^T D^{-1} g over the N stored
- * samples, with the N x N system block-cyclic and each rank forming only its own entries. */
-static int gram_solve(nhgd_state *s, nhgd_est_ctx *c, const double *g, double *u) {
+/* Gram route, with K = I + U^T D^{-1} U factored (NULL: no samples): u = D^{-1} g -
+ * D^{-1} U K^{-1} U^T D^{-1} g. */
+static int gram_apply(nhgd_state *s, const double *g, double *u) {
   const int N = (int)s->nstored, d = s->d, w = s->width;
   const double *P = s->store;
-  int rc = NHGD_OK;
   for (int j = 0; j < d; ++j)
     u[j] = s->dinv[j] * g[j];
-  if (N == 0) return NHGD_OK;
+  if (!s->K) return NHGD_OK;
+  /* t_i = sc_i <s_i, D^{-1} g>; z = K^{-1} t; u -= D^{-1} sum_i z_i sc_i s_i. */
+  double *tz = s->tz, *sample = s->U, *corr = s->W; /* d scratch each */
+  for (int i = 0; i < N; ++i) {
+    unpack_column(s, P + (size_t)i * w, sample, 1);
+    tz[i] = cblas_ddot(d, sample, 1, u, 1);
+  }
+  NHGD_CHECK(nhgd_bcmat_solve(s->K, tz, tz));
+  memset(corr, 0, (size_t)d * sizeof(double));
+  for (int i = 0; i < N; ++i) {
+    unpack_column(s, P + (size_t)i * w, sample, 1);
+    cblas_daxpy(d, tz[i], sample, 1, corr, 1);
+  }
+  for (int j = 0; j < d; ++j)
+    u[j] -= s->dinv[j] * corr[j];
+  return NHGD_OK;
+}
+
+/* Gram route: u = D^{-1} g - D^{-1} U (I + U^T D^{-1} U)^{-1} U^T D^{-1} g over the N stored
+ * samples, with the N x N system block-cyclic and each rank forming only its own entries. The
+ * factored system is dropped, or kept (keep) for gram_apply until the next inner loop. */
+static int gram_solve(nhgd_state *s, nhgd_est_ctx *c, const double *g, double *u) {
+  const int N = (int)s->nstored;
+  int rc = NHGD_OK;
+  nhgd_bcmat_destroy(&s->K);
+  if (N == 0) return gram_apply(s, g, u);
   nhgd_grid *grid;
   int nb = 0;
   NHGD_CHECK(grid_block(c, N, &grid, &nb));
   NHGD_CHECK(nhgd_bcmat_create(grid, N, nb, &s->K));
-  nhgd_bcmat *K = s->K;
-  double *tz = NULL;
   /* An allocation that fails on one rank must not leave the others in the Cholesky. */
-  rc = nhgd_error_agree(c->comm, nhgd_bcmat_fill(K, gram_fill, s));
+  rc = nhgd_error_agree(c->comm, nhgd_bcmat_fill(s->K, gram_fill, s));
   if (rc) goto done;
-  {
-    double *ones;
-    NHGD_TRY(rc, nhgd_calloc(&ones, (size_t)N, sizeof(double), "identity"), done);
-    for (int i = 0; i < N; ++i)
-      ones[i] = 1.0;
-    nhgd_bcmat_add_diag(K, ones);
-    nhgd_free(&ones);
-  }
+  for (int i = 0; i < N; ++i) /* the identity, through t's buffer */
+    s->tz[i] = 1.0;
+  nhgd_bcmat_add_diag(s->K, s->tz);
   nhgd_timer_stop(c->timers, NHGD_T_CURVATURE);
   nhgd_timer_start(c->timers, NHGD_T_SOLVE);
-  rc = nhgd_bcmat_cholesky(K);
-  /* t_i = sc_i <s_i, D^{-1} g>; z = K^{-1} t; u -= D^{-1} sum_i z_i sc_i s_i. */
-  if (!rc) rc = nhgd_calloc(&tz, (size_t)N, sizeof(double), "gram right-hand side");
-  if (!rc) {
-    double *sample = s->U; /* d scratch */
-    for (int i = 0; i < N; ++i) {
-      unpack_column(s, P + (size_t)i * w, sample, 1);
-      tz[i] = cblas_ddot(d, sample, 1, u, 1);
-    }
-    rc = nhgd_bcmat_solve(K, tz, tz);
-  }
-  if (!rc) {
-    double *corr = s->W; /* d scratch */
-    memset(corr, 0, (size_t)d * sizeof(double));
-    double *sample = s->U;
-    for (int i = 0; i < N; ++i) {
-      unpack_column(s, P + (size_t)i * w, sample, 1);
-      cblas_daxpy(d, tz[i], sample, 1, corr, 1);
-    }
-    for (int j = 0; j < d; ++j)
-      u[j] -= s->dinv[j] * corr[j];
-  }
+  rc = nhgd_bcmat_cholesky(s->K);
+  if (!rc) rc = gram_apply(s, g, u);
   nhgd_timer_stop(c->timers, NHGD_T_SOLVE);
   nhgd_timer_start(c->timers, NHGD_T_CURVATURE);
 done:
-  nhgd_free(&tz);
-  nhgd_bcmat_destroy(&s->K);
+  if (rc || !s->keep) nhgd_bcmat_destroy(&s->K);
   return rc;
 }
 
-static int dense_solve(nhgd_state *s, const double *g, double *u) {
+/* Dense reference, M's Cholesky factor in Mdense: u = M^{-1} g. */
+static void dense_apply(const nhgd_state *s, const double *g, double *u) {
   const int d = s->d, one = 1;
+  int info = 0;
+  memcpy(u, g, (size_t)d * sizeof(double));
+  dpotrs_("L", &d, &one, s->Mdense, &d, u, &d, &info, 1);
+}
+
+static int dense_solve(nhgd_state *s, const double *g, double *u) {
+  const int d = s->d;
   int info = 0;
   for (int j = 0; j < d; ++j)
     s->Mdense[j + (size_t)j * d] += s->dg[j];
-  memcpy(u, g, (size_t)d * sizeof(double));
   dpotrf_("L", &d, s->Mdense, &d, &info, 1);
   if (info) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd dense: M is not positive definite (minor %d)", info);
-  dpotrs_("L", &d, &one, s->Mdense, &d, u, &d, &info, 1);
+  dense_apply(s, g, u);
   return NHGD_OK;
 }
 
@@ -588,6 +600,56 @@ static int nhgd_solve(nhgd_estimator *est, const double *theta, const double *g,
   *c->comm_bytes += s->bytes;
   *c->comm_steps += s->t;
   return rc;
+}
+
+int nhgd_efim_reapply(nhgd_estimator *est, const double *x, double *out) {
+  nhgd_state *s = est->state;
+  nhgd_est_ctx *c = est->ctx;
+  int rc = NHGD_OK;
+  if (!s->keep)
+    NHGD_FAIL(NHGD_ERR_INTERNAL, "nhgd: M^-1 applied again by an estimator that keeps no factors");
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE: /* A = M^{-1} itself */
+    return nhgd_bcmat_apply_vector(s->A, x, out, s->work);
+  case NHGD_ROUTE_ACCUMULATE: /* A = the Cholesky factor of M */
+    return nhgd_bcmat_solve(s->A, x, out);
+  case NHGD_ROUTE_GRAM:
+    return gram_apply(s, x, out);
+  case NHGD_ROUTE_KFAC:
+    /* A network's layers keep their records (fresh 0 reuses them); the linear model's
+     * prepared factors serve again. */
+    rc = s->layered ? nhgd_kfac_net_solve(&s->kn, s->dg, x, out, 0)
+                    : nhgd_kfac_reapply(&s->kf, s->dg, x, out);
+    *c->comm_bytes += s->kf.bytes + s->kn.bytes;
+    s->kf.bytes = 0.0;
+    s->kn.bytes = 0.0;
+    return rc;
+  default:
+    dense_apply(s, x, out);
+    return NHGD_OK;
+  }
+}
+
+/* What one more application of M^{-1} costs on the chosen route, in words (for the log). */
+static const char *reapply_cost(const nhgd_state *s) {
+  switch (s->route) {
+  case NHGD_ROUTE_ONLINE:
+    return "one product with the block-cyclic M^-1 the route keeps";
+  case NHGD_ROUTE_ACCUMULATE:
+    return "two triangular solves with the block-cyclic Cholesky factor of M";
+  case NHGD_ROUTE_GRAM:
+    return "the factored N x N system is kept: 4 N d flops and two triangular solves of order N";
+  case NHGD_ROUTE_KFAC:
+    if (s->layered)
+      return "each layer's decomposition is kept: its rotations and tridiagonal solves (a layer "
+             "whose damping varies with the input row refactors its systems)";
+    if (s->kf.distributed)
+      return "A is block-cyclic: the C class systems are factored again (keeping C factors "
+             "would take C times the memory of A)";
+    return "the Cholesky factors of the class systems are kept: two triangular solves each";
+  default:
+    return "two triangular solves with the dense Cholesky factor of M";
+  }
 }
 
 /* Checkpoint: the running state of the current inner loop (after folding in the step in
@@ -746,6 +808,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   const nhgd_problem *pb = c->pb;
   const est_nhgd_opts *o = c->opt;
   s->o = o;
+  s->keep = c->precond;
   if (c->d > INT_MAX / 2) NHGD_FAIL(NHGD_ERR_ARG, "nhgd: d = %lld is too large", (long long)c->d);
   s->d = (int)c->d;
   s->kron = c->kron && pb->ops.kron_factors != NULL;
@@ -777,8 +840,8 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     NHGD_CHECK(nhgd_section_get_string(resume, "route", route, sizeof route));
   if (resume && !strcmp(layout, "auto") && nhgd_section_has(resume, "kfac_layout"))
     NHGD_CHECK(nhgd_section_get_string(resume, "kfac_layout", layout, sizeof layout));
-  const nhgd_efim_request req = {route,   layout, o->mem_per_rank, s->kron,
-                                 refusal, s->Bf,  s->layered,      (int)o->refresh};
+  const nhgd_efim_request req = {route, layout,     o->mem_per_rank, s->kron, refusal,
+                                 s->Bf, s->layered, (int)o->refresh, s->keep};
   nhgd_efim_plan plan;
   NHGD_CHECK(nhgd_efim_plan_route(c, &req, &plan));
   s->route = plan.route;
@@ -848,6 +911,7 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
     if (plan.kfac_distributed) NHGD_CHECK(grid_block(c, s->m, &g, &nb));
     NHGD_CHECK(nhgd_kfac_init(&s->kf, c->comm, s->m, s->C, s->bmax, model, plan.kfac_distributed,
                               (int)o->refresh, g, nb));
+    if (s->keep) NHGD_CHECK(nhgd_kfac_keep_factors(&s->kf));
     nhgd_log(NHGD_LOG_INFO,
              "nhgd kfac: F ~= tau G (x) A with G = %s, A %d x %d %s; the damped system is "
              "solved exactly (%d class systems)",
@@ -865,11 +929,18 @@ static int nhgd_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume)
   case NHGD_ROUTE_GRAM:
     s->cap = s->T * (int64_t)s->Bf;
     NHGD_CHECK(nhgd_calloc(&s->store, (size_t)s->cap * w, sizeof(double), "stored samples"));
+    NHGD_CHECK(nhgd_calloc(&s->tz, s->cap > 0 ? (size_t)s->cap : 1, sizeof(double),
+                           "gram right-hand side"));
     break;
   default:
     NHGD_CHECK(nhgd_calloc(&s->Mdense, d * d, sizeof(double), "dense M"));
     break;
   }
+  if (s->keep)
+    nhgd_log(NHGD_LOG_INFO,
+             "nhgd as a preconditioner: each further application of M^-1 in an "
+             "outer step: %s",
+             reapply_cost(s));
   return NHGD_OK;
 }
 
@@ -952,10 +1023,11 @@ static const nhgd_option_spec est_nhgd_specs[] = {
     {NULL, NHGD_OPT_INT, 0, 0, NULL, 0, 0, NULL, NULL, 0}};
 #undef F
 
+/* cg and nbo read the block too when NHGD's M preconditions them (estimators/precond.h). */
 static const nhgd_option_scope est_nhgd_scopes[] = {
-    {"mem-per-rank", "estimator=nhgd|exact|cg|neumann|soba"},
-    {"efim-beta", "estimator=nhgd,efim-mode=ema"},
-    {NULL, "estimator=nhgd"},
+    {"mem-per-rank", "estimator=nhgd|exact|cg|neumann|soba|nbo"},
+    {"efim-beta", "estimator=nhgd,efim-mode=ema;estimator=cg|nbo,precond=nhgd,efim-mode=ema"},
+    {NULL, "estimator=nhgd;estimator=cg|nbo,precond=nhgd"},
     {NULL, NULL}};
 static const nhgd_option_block est_nhgd_options = {"nhgd", est_nhgd_specs, sizeof(est_nhgd_opts),
                                                    est_nhgd_check, est_nhgd_scopes};

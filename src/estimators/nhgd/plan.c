@@ -110,9 +110,10 @@ int nhgd_efim_plan_route(nhgd_est_ctx *c, const nhgd_efim_request *req, nhgd_efi
   const double Rf = req->refresh > 1 ? req->refresh : 1.0;
   const double kfac_rep = (T * (m * m + C * C) * B / P + kfac_solve_rep) / Rf;
   const double kfac_dist = T * (m * m * B + C * C * B) / P / Rf + C * m * m * m / 3.0 / P / chol;
-  const double kfac_rep_mem = nhgd_kfac_bytes((int)m, (int)C, (int)B, 0, 0.0, req->refresh, (int)P);
+  const double kfac_rep_mem =
+      nhgd_kfac_bytes((int)m, (int)C, (int)B, 0, 0.0, req->refresh, req->keep, (int)P);
   const double kfac_dist_mem =
-      nhgd_kfac_bytes((int)m, (int)C, (int)B, 1, mm_local, req->refresh, (int)P) +
+      nhgd_kfac_bytes((int)m, (int)C, (int)B, 1, mm_local, req->refresh, req->keep, (int)P) +
       8.0 * B * w * 2.0;
   int distributed =
       !req->layered && (!strcmp(req->kfac_layout, "distributed") ||

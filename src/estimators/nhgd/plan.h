@@ -39,6 +39,8 @@ typedef struct nhgd_efim_request {
   int64_t samples;          /* per-sample gradients of a step that feed F */
   int layered;              /* kfac: one Kronecker block per layer of a network (kfac_net.h) */
   int refresh;              /* kfac: outer steps one set of summed factors serves */
+  int keep;                 /* a preconditioner: the solve's factorisation is kept for more
+                               applications of M^{-1} in the same outer step */
 } nhgd_efim_request;
 
 /* Collective. Predict every route's cost for this run; choose the requested route, or with

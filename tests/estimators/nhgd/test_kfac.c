@@ -1,7 +1,8 @@
 /* The kfac route: its solve against a dense solve of (tau G (x) A + I (x) D_x) u = g built
  * here from the same samples (both G factors, both layouts of A, every grid shape, a block
  * size that does not divide m), a deliberately wrong eigen-scaling that the comparison must
- * reject, factors kept over later inner loops (--kfac-refresh), and the whole solver: with
+ * reject, factors kept over later inner loops (--kfac-refresh), M^{-1} applied again after a
+ * solve (a preconditioner's repeated applications), and the whole solver: with
  * one sample per step and one step, tau G (x) A is the empirical Fisher itself and kfac
  * equals the dense route. */
 #include <math.h>
@@ -190,6 +191,34 @@ static void refresh_cases(const samples *s, int model, int distributed, const nh
   nhgd_kfac_free(&k);
 }
 
+/* As a preconditioner: after the solve of an inner loop, M^{-1} applied again
+ * (nhgd_kfac_reapply; the replicated layout keeps its factors also with refresh 1) to another
+ * right-hand side, against the dense solve, and to the first one, bit for bit its u. */
+static void repeat_cases(const samples *s, int model, int distributed, const nhgd_grid *grid,
+                         int nb, const char *what) {
+  samples s2 = *s;
+  for (int i = 0; i < D; ++i)
+    s2.g[i] = nhgd_rng_normal(29, 6, (uint64_t)i, 0, 0);
+  double want[D], got[3][D];
+  dense_reference(&s2, model, 1, want);
+  nhgd_kfac k;
+  int rc = nhgd_kfac_init(&k, MPI_COMM_WORLD, M, C, N, model, distributed, 1, grid, nb);
+  if (!rc) rc = nhgd_kfac_keep_factors(&k);
+  if (!rc) {
+    nhgd_kfac_reset(&k, 1);
+    rc = kfac_add(&k, s, distributed);
+  }
+  if (!rc) rc = nhgd_kfac_solve(&k, s->Dx, s->g, got[0], 1);
+  if (!rc) rc = nhgd_kfac_reapply(&k, s->Dx, s2.g, got[1]);
+  if (!rc) rc = nhgd_kfac_reapply(&k, s->Dx, s->g, got[2]);
+  const double e = rc ? INFINITY : mc_rel(got[1], want, D);
+  mc_check(!rc && e < 1e-10 && !memcmp(got[2], got[0], sizeof got[0]),
+           "applied again: another right-hand side %.2e < 1e-10, the first one bit for bit (%s, "
+           "G %s)",
+           e, what, model ? "model" : "empirical");
+  nhgd_kfac_free(&k);
+}
+
 static void kernel_cases(void) {
   samples s;
   make_samples(&s, 17);
@@ -206,6 +235,7 @@ static void kernel_cases(void) {
              rc ? INFINITY : mc_rel(got, want, D));
     if (rank_ == 0) printf("     (G %s, %d ranks)\n", model ? "model" : "empirical", P);
     refresh_cases(&s, model, 0, NULL, 0, "replicated A");
+    repeat_cases(&s, model, 0, NULL, 0, "replicated A");
     for (int nprow = 1; nprow <= P; ++nprow) {
       if (P % nprow) continue;
       nhgd_grid *grid = NULL;
@@ -221,6 +251,7 @@ static void kernel_cases(void) {
                  M % blocks[b] ? "not " : "");
       }
       refresh_cases(&s, model, 1, grid, 13, "block-cyclic A");
+      repeat_cases(&s, model, 1, grid, 13, "block-cyclic A");
       nhgd_grid_destroy(&grid);
     }
   }

@@ -255,6 +255,12 @@ expect 1 "exact: problem mlp-hyperclean has no per-sample Hessian factors" -- ru
 expect 2 "option --hidden '0,4': every width must be a whole number" -- run --problem distill \
   --distill-model mlp --hidden 0,4
 expect 2 "option --kfac-refresh (command line): value 0 is outside the range" -- run --kfac-refresh 0
+# --precond: a choice; --hvp-steps 0 only where it means NHGD's u (cg --precond nhgd).
+expect 2 "option --precond (command line): 'foo' is not one of none|nhgd" -- run --precond foo
+expect 2 "option --hvp-steps 0: estimator cg needs at least one conjugate-gradient iteration" -- \
+  run --data cls.h5 --estimator cg --hvp-steps 0 $small --output o.h5
+expect 2 "option --hvp-steps 0: estimator neumann needs at least one term of the series" -- \
+  run --data cls.h5 --estimator neumann --precond nhgd --hvp-steps 0 $small --output o.h5
 # An option the run does not read is named once, with what it applies to and the value that
 # rules it out (from the scopes of its block): --hidden without a network, an estimator's
 # option with another estimator, one given in an options file.
@@ -269,6 +275,23 @@ printf 'soba-rho = 0.5\n' >soba.cfg
 expect_ok "option --soba-rho (soba.cfg line 1) is ignored: it applies to --estimator soba, and \
 this run has --estimator cg" -- run --config soba.cfg --data cls.h5 --problem logreg \
   --estimator cg $small --output o.h5
+# --precond and the nhgd block with the estimators that read them or not.
+expect_ok "option --precond (command line) is ignored: it applies to --estimator cg or nbo, and \
+this run has --estimator nhgd" -- run --data cls.h5 --precond nhgd $small --output o.h5
+expect_ok "option --efim-damping (command line) is ignored: it applies to --estimator nhgd, or to \
+--estimator cg or nbo with --precond nhgd, and this run has --estimator cg, --precond none" -- \
+  run --data cls.h5 --estimator cg --efim-damping 0.1 $small --output o.h5
+expect_ok "option --hvp-warm (command line) is ignored: it applies to --estimator cg with \
+--precond none, and this run has --precond nhgd" -- run --data cls.h5 --estimator cg \
+  --precond nhgd --hvp-warm 0 $small --output o.h5
+# ... and nothing is said of the nhgd block's options that cg reads through --precond nhgd.
+expect_ok "" -- run --data cls.h5 --estimator cg --precond nhgd --efim-damping 0.1 \
+  --kfac-refresh 2 --hvp-steps 0 $small --output o.h5
+if grep -q "is ignored" err.txt; then
+  echo "FAIL cg --precond nhgd: an option of the nhgd block called ignored:"
+  grep "is ignored" err.txt | sed 's/^/    /'
+  failures=$((failures + 1))
+fi
 # Not bad input: like --kfac-g, the other routes ignore --kfac-refresh, and say so (a log
 # line on standard output).
 timeout 120 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run --data cls.h5 \

@@ -5,6 +5,7 @@
 # n_v validation rows, one outer step costs T B (SGD) + n_v (validation gradient) plus
 #   nhgd 0 (it reuses SGD's per-sample gradients)    exact n (one Hessian factor per row)
 #   cg   (Q + 1) b or Q b (warm or cold start)        neumann (Q - 1) b
+#   cg --precond nhgd (Q + 1) b (every solve starts from M^-1 g)
 #   soba T B + n_v (a Hessian-vector product per inner step, g_val at the loop's start)
 #   nbo  b + 2 Q b with gd (the Newton gradient on its minibatch, then per step a product for
 #        each of the two systems)
@@ -56,6 +57,12 @@ if [ "$got" = "$want" ]; then echo "ok   cg: samples $got"; else
   failures=$((failures + 1))
 fi
 check neumann neumann.h5 $((base + (Q - 1) * b))
+if run run "${common[@]}" --estimator cg --precond nhgd --output cgp.h5; then
+  check "cg --precond nhgd" cgp.h5 $((base + (Q + 1) * b))
+else
+  echo "FAIL cg --precond nhgd: run failed"
+  failures=$((failures + 1))
+fi
 check soba soba.h5 $((base + T * B + nv))
 run run "${common[@]}" --estimator nbo --nbo-solver gd --nbo-steps $Q --nbo-batch $b \
   --nbo-lr 0.05 --output nbo.h5 || { echo "FAIL nbo: run failed"; failures=$((failures + 1)); }

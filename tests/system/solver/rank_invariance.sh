@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `nhgd run` follows the same trajectory on 1 and NP ranks (1e-10 relative on theta, v, u and
 # the history) for every built-in problem, with the exact and the NHGD estimators (and cg on a
-# network, nbo with each solver). usage: rank_invariance.sh NHGD MPIRUN NP
+# network, cg preconditioned by NHGD's M, nbo with each solver). usage: rank_invariance.sh
+# NHGD MPIRUN NP
 set -u
 python=python3
 [ -x /usr/bin/python3 ] && python=/usr/bin/python3 # Debian's h5py lives there
@@ -36,6 +37,8 @@ for case in "ridge ridge.h5 exact --noise-sigma 0.5 --inner-lr 0.05" \
   "mlp-hyperclean logistic.h5 nhgd --inner-lr 0.5 --hidden 3 --efim-route gram" \
   "mlp-hyperclean logistic.h5 exact --inner-lr 0.5 --hidden 4 --mlp-hvp gauss-newton" \
   "mlp-hpo logistic.h5 cg --inner-lr 0.5 --hidden 4 --v-init -2 --mlp-hvp gauss-newton" \
+  "hyperclean logistic.h5 cg --inner-lr 0.5 --precond nhgd --hvp-steps 3 --efim-route kfac" \
+  "ridge ridge.h5 cg --noise-sigma 0.5 --inner-lr 0.05 --precond nhgd --hvp-steps 2" \
   "distill logistic.h5 nhgd --inner-lr 0.5 --distill-per-class 2 --clean-reg 0.05" \
   "distill logistic.h5 soba --inner-lr 0.5 --distill-per-class 3 --warm-start 0" \
   "hyperclean logistic.h5 nbo --inner-lr 0.5 --nbo-batch 50" \
