@@ -1,0 +1,59 @@
+/* The C side of the Python package: thin wrappers that take the communicator by address, so
+ * that the cffi declarations never need the MPI implementation's handle type (an int in
+ * MPICH, a pointer in Open MPI), and the trampolines from the library's callbacks into Python.
+ * Compiled into the extension module only; it uses the installed public headers alone. */
+#ifndef NHGD_PY_GLUE_H
+#define NHGD_PY_GLUE_H
+
+#include <mpi.h>
+
+#include "nhgd/nhgd.h"
+
+static int pynhgd_error_agree(const MPI_Comm *comm, int status) {
+  return nhgd_error_agree(*comm, status);
+}
+
+static void pynhgd_log_init(const MPI_Comm *comm, int level) {
+  nhgd_log_init(*comm, level);
+}
+
+static int pynhgd_data_load(const MPI_Comm *comm, const char *path, nhgd_data **out) {
+  return nhgd_data_load(*comm, path, out);
+}
+
+static int pynhgd_solver_create(const MPI_Comm *comm, const nhgd_options *o, const nhgd_data *data,
+                                nhgd_problem *pb, nhgd_solver **out) {
+  return nhgd_solver_create(*comm, o, data, pb, out);
+}
+
+static int pynhgd_output_check(const MPI_Comm *comm, const char *path) {
+  return nhgd_output_check(*comm, path);
+}
+
+static int pynhgd_checkpoint_folder_lock(const MPI_Comm *comm, const char *dir) {
+  return nhgd_checkpoint_folder_lock(*comm, dir);
+}
+
+static void pynhgd_checkpoint_folder_unlock(const MPI_Comm *comm, const char *dir) {
+  nhgd_checkpoint_folder_unlock(*comm, dir);
+}
+
+/* Whether the data was loaded on a communicator with the same ranks in the same order as
+ * comm (what nhgd_solver_create asks of its caller). Not collective. */
+static int pynhgd_same_ranks(const MPI_Comm *comm, const nhgd_data *data) {
+  int result = MPI_UNEQUAL;
+  if (MPI_Comm_compare(*comm, data->comm, &result) != MPI_SUCCESS) return 0;
+  return result == MPI_IDENT || result == MPI_CONGRUENT;
+}
+
+/* Set an error whose message is given whole (the library's setter takes a format). */
+static int pynhgd_error_set(int code, const char *message) {
+  return nhgd_error_set(code, "python", 0, "%s", message);
+}
+
+/* The library's version and the commit it was built from. */
+static const char *pynhgd_version(void) {
+  return NHGD_VERSION_STRING " (" NHGD_GIT_REVISION ")";
+}
+
+#endif
