@@ -63,6 +63,17 @@ typedef struct nhgd_data {
   ...;
 } nhgd_data;
 void nhgd_data_destroy(nhgd_data **data);
+typedef struct nhgd_fmnist_options {
+  char dir[4096];
+  char output[4096];
+  int64_t n_train;
+  int64_t n_val;
+  double corruption;
+  uint64_t seed;
+  int standardize;
+} nhgd_fmnist_options;
+void nhgd_fmnist_options_default(nhgd_fmnist_options *o);
+int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o);
 
 struct nhgd_problem {
   const char *name;

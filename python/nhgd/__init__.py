@@ -555,3 +555,28 @@ def hypergradient(data, problem=None, comm=None, output=None, options=None, **va
     hypergradient, no outer step (what ``nhgd hypergrad`` does). Arguments as :func:`solve`;
     the :class:`Result`'s ``hypergradient`` and ``u`` hold the answer."""
     return _solve("hypergrad", data, problem, comm, None, output, options, values)
+
+
+# ---- input files ------------------------------------------------------------------------
+
+
+def data_fashion_mnist(output, comm=None, **fields):
+    """Collective over comm (default MPI.COMM_WORLD): write the Fashion-MNIST hyper-cleaning
+    input file output (what ``nhgd data fashion-mnist`` writes; rank 0 writes it). ``fields``
+    set the writer's settings by name: ``dir`` (the IDX files, default Debian's
+    dataset-fashion-mnist), ``n_train``, ``n_val``, ``corruption``, ``seed``,
+    ``standardize``. A failure raises :class:`Error` on every rank."""
+    comm = MPI.COMM_WORLD if comm is None else comm
+
+    def write():
+        o = ffi.new("nhgd_fmnist_options *")
+        lib.nhgd_fmnist_options_default(o)
+        o.output = os.fsencode(output)
+        for key, value in fields.items():
+            if key not in ("dir", "n_train", "n_val", "corruption", "seed", "standardize"):
+                _fail(lib.NHGD_ERR_ARG, f"data_fashion_mnist: unknown setting {key}")
+            setattr(o, key, os.fsencode(value) if key == "dir" else value)
+        lib.nhgd_error_clear()
+        _check(lib.nhgd_data_fashion_mnist(o))
+
+    _agree(comm, _local(write) if comm.Get_rank() == 0 else 0)
