@@ -131,6 +131,7 @@ double nhgd_solver_test_accuracy(const nhgd_solver *s);
 void nhgd_solver_destroy(nhgd_solver **s);
 
 void nhgd_request_stop(void);
+void nhgd_clear_stop_request(void);
 int nhgd_log_level(void);
 
 int pynhgd_error_agree(const MPI_Comm *comm, int status);

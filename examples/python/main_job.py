@@ -4,16 +4,18 @@ Python, as `scripts/setup.sh demo` runs it with the program.
 usage (from the repository root, after the build):
     mpirun -n 2 python3 examples/python/main_job.py [OUTER_STEPS]
 
-Makes the input run/fashion_mnist.h5 when it is missing, writes run/hyperclean_fmnist_py.h5
-(the file `nhgd run --output` writes) and prints the test accuracy per outer step.
+Makes the input run/fashion_mnist.h5 (under the current folder) when it is missing, writes
+run/hyperclean_fmnist_py.h5 (the file `nhgd run --output` writes) and prints the test
+accuracy per outer step.
 """
 import os
 import sys
 
+root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 try:
     import nhgd
 except ImportError:  # not installed: the package of the build tree
-    sys.path.insert(0, os.path.join(os.getcwd(), "build", "python"))
+    sys.path.insert(0, os.path.join(root, "build", "python"))
     import nhgd
 from mpi4py import MPI
 
@@ -24,7 +26,7 @@ if comm.rank == 0:
 if not os.path.exists(data_path):  # every rank sees the same file system here
     nhgd.data_fashion_mnist(data_path)
 
-options = nhgd.Options.from_file("jobs/hyperclean_fmnist.cfg")
+options = nhgd.Options.from_file(os.path.join(root, "jobs", "hyperclean_fmnist.cfg"))
 if len(sys.argv) > 1:
     options["outer_steps"] = int(sys.argv[1])
 

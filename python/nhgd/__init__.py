@@ -84,6 +84,12 @@ def _comm_address(comm):
     return ffi.cast("MPI_Comm *", MPI._addressof(comm))
 
 
+def _same_everywhere(what, mine, first, rank):
+    if mine != first:
+        _fail(lib.NHGD_ERR_ARG, f"{what}: rank {rank} gave {mine!r}, rank 0 {first!r}: every "
+              "rank must give the same")
+
+
 def _agree(comm, status):
     """Collective: every rank raises the same Error when some rank's status is a failure."""
     _check(lib.pynhgd_error_agree(_comm_address(comm), status))
@@ -323,7 +329,13 @@ def load(path, comm=None):
     p = ffi.new("nhgd_data **")
     address = _comm_address(comm)
     lib.nhgd_error_clear()
-    _check(lib.pynhgd_data_load(address, os.fsencode(path), p))
+    # The reads are collective with one file name: a name that differs between ranks would
+    # hang them, so it is refused on every rank first.
+    name = os.fsencode(path)
+    first = comm.bcast(name, root=0)
+    _agree(comm, _local(_same_everywhere, "path", os.fsdecode(name), os.fsdecode(first),
+                        comm.rank))
+    _check(lib.pynhgd_data_load(address, name, p))
     return Data(p, comm)
 
 
@@ -485,6 +497,8 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
         rc = lib.nhgd_solver_run(s[0]) if mode == "run" else lib.nhgd_solver_hypergrad(s[0])
         stopped = rc == lib.NHGD_STOPPED
         if stopped:
+            # The request is honoured: a later call in this process continues the run.
+            lib.nhgd_clear_stop_request()
             lib.nhgd_error_clear()
             rc = 0
         _check(rc)

@@ -1,0 +1,25 @@
+# Tests of the Python package (label python): the main job from Python equals the program's
+# output bit for bit, errors reach every rank alike, stop and resume is bit-identical; at 1, 2
+# and 4 ranks. Without the package (Python, numpy, cffi or mpi4py missing) one test says why
+# and is reported as skipped.
+if(NHGD_PYTHON_BUILT)
+  set(nhgd_py_env "PYTHONPATH=${PROJECT_BINARY_DIR}/python")
+  foreach(t errors restart)
+    nhgd_add_mpi_test(python_${t}
+      COMMAND ${NHGD_PYTHON_EXECUTABLE} ${NHGD_TEST_DIR}/python/test_${t}.py LABELS "python;fast")
+    foreach(np 1 2 4)
+      set_property(TEST python_${t}_np${np} APPEND PROPERTY ENVIRONMENT ${nhgd_py_env})
+    endforeach()
+  endforeach()
+  foreach(np 1 2 4)
+    nhgd_add_serial_test(python_main_job_np${np}
+      COMMAND bash ${NHGD_TEST_DIR}/python/main_job.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE}
+              ${np} ${NHGD_PYTHON_EXECUTABLE}
+      LABELS "mpi;python")
+    set_property(TEST python_main_job_np${np} APPEND PROPERTY ENVIRONMENT ${nhgd_py_env})
+  endforeach()
+else()
+  add_test(NAME python_skipped
+           COMMAND sh -c "echo 'skipped: the Python package is not built (${NHGD_PYTHON_MISSING})'; exit 77")
+  set_tests_properties(python_skipped PROPERTIES LABELS "python;fast" SKIP_RETURN_CODE 77)
+endif()

@@ -1,0 +1,88 @@
+"""Stop and resume from Python equals an uninterrupted run bit for bit: a stop by halt_after
+inside an inner loop, by nhgd.request_stop() from the progress callback between outer steps,
+and by a signal whose Python handler calls nhgd.request_stop() (sent by rank 0 to itself).
+Each stopped run returns a Result with stopped set; solve again with the same options
+continues from the checkpoint. Run under mpirun at any rank count; exit 0 when all pass."""
+import os
+import shutil
+import signal
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import nhgd
+
+comm = MPI.COMM_WORLD
+rank = comm.rank
+failures = 0
+work = f"python_restart_np{comm.size}"
+if rank == 0:
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+comm.Barrier()
+path = os.path.join(work, "small.h5")
+nhgd.data_fashion_mnist(path, n_train=600, n_val=200)
+data = nhgd.load(path)
+base = nhgd.Options(problem="hyperclean", estimator="nhgd", outer_steps=5, inner_steps=6,
+                    batch=16, inner_lr=0.5, log_level=0)
+
+
+def report(label, ok, detail=""):
+    global failures
+    ok = comm.allreduce(int(not ok)) == 0
+    failures += not ok
+    if rank == 0:
+        print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + detail if detail else ''}", flush=True)
+
+
+def same(a, b):
+    """Bit-identical results: theta, the whole v, u and the history's values."""
+    pairs = [(a.theta, b.theta), (a.gather_v(), b.gather_v()), (a.u, b.u)]
+    pairs += [(a.history[c], b.history[c]) for c in ("val_loss", "hypergrad_norm", "samples")]
+    return all(x.shape == y.shape and x.tobytes() == y.tobytes() for x, y in pairs)
+
+
+reference = nhgd.solve(data, options=base)
+report("uninterrupted run", reference.steps == 5 and not reference.stopped)
+
+
+def resumed(label, stop, **first):
+    """Stop a checkpointed run as first/stop say, continue it, compare with the reference."""
+    ckpt = os.path.join(work, label.replace(" ", "_"))
+    a = nhgd.solve(data, options=base, checkpoint_dir=ckpt, progress=stop, **first)
+    b = nhgd.solve(data, options=base, checkpoint_dir=ckpt)
+    tail = {c: np.concatenate([a.history[c], b.history[c]]) for c in a.history}
+    steps_ok = list(tail["step"]) == list(range(5))
+    ok = a.stopped and not b.stopped and b.resumed and b.steps == 5 and steps_ok
+    # The history of the two calls together is the reference's (the step of the stop, when
+    # inside an inner loop, is reported once, by the run that finishes it).
+    b.history = {c: tail[c] for c in tail}
+    report(label, ok and same(reference, b),
+           f"stopped after {a.steps} outer steps, resumed to {b.steps}")
+
+
+# Inside the third outer step's inner loop (halt_after counts inner steps).
+resumed("halt_after", None, halt_after=14)
+
+
+def stop_after_step1(step):
+    if step["step"] == 1:
+        nhgd.request_stop()
+
+
+resumed("request_stop from progress", stop_after_step1)
+
+# A Python signal handler: it runs in the main thread when the engine next calls into Python.
+previous = signal.signal(signal.SIGUSR1, lambda signum, frame: nhgd.request_stop())
+
+
+def signal_after_step2(step):
+    if step["step"] == 2 and rank == 0:
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+resumed("SIGUSR1 to rank 0, handled in Python", signal_after_step2)
+signal.signal(signal.SIGUSR1, previous)
+data.close()
+sys.exit(1 if failures else 0)
