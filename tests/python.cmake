@@ -1,7 +1,7 @@
 # Tests of the Python package (label python): the main job from Python equals the program's
-# output bit for bit, errors reach every rank alike, stop and resume is bit-identical; at 1, 2
-# and 4 ranks. Without the package (Python, numpy, cffi or mpi4py missing) one test says why
-# and is reported as skipped.
+# output bit for bit, errors reach every rank alike, stop and resume is bit-identical (at 1, 2
+# and 4 ranks); the installed package imports and runs. Without the package (Python, numpy,
+# cffi or mpi4py missing) one test says why and is reported as skipped.
 if(NHGD_PYTHON_BUILT)
   set(nhgd_py_env "PYTHONPATH=${PROJECT_BINARY_DIR}/python")
   foreach(t errors restart)
@@ -18,6 +18,12 @@ if(NHGD_PYTHON_BUILT)
       LABELS "mpi;python")
     set_property(TEST python_main_job_np${np} APPEND PROPERTY ENVIRONMENT ${nhgd_py_env})
   endforeach()
+  # The installed package, outside sanitizer builds (as install_consumer).
+  if(NOT NHGD_SANITIZE)
+    nhgd_add_serial_test(python_install
+      COMMAND bash ${NHGD_TEST_DIR}/python/install.sh ${PROJECT_BINARY_DIR} ${NHGD_PYTHON_EXECUTABLE}
+      LABELS "python;fast")
+  endif()
 else()
   add_test(NAME python_skipped
            COMMAND sh -c "echo 'skipped: the Python package is not built (${NHGD_PYTHON_MISSING})'; exit 77")
