@@ -143,6 +143,8 @@ int pynhgd_output_check(const MPI_Comm *comm, const char *path);
 int pynhgd_checkpoint_folder_lock(const MPI_Comm *comm, const char *dir);
 void pynhgd_checkpoint_folder_unlock(const MPI_Comm *comm, const char *dir);
 int pynhgd_same_ranks(const MPI_Comm *comm, const nhgd_data *data);
+void pynhgd_data_set_comm(nhgd_data *data, const MPI_Comm *comm);
+void nhgd_partition(int64_t n_global, int P, int r, int64_t *lo, int64_t *n);
 int pynhgd_error_set(int code, const char *message);
 const char *pynhgd_version(void);
 

@@ -46,6 +46,11 @@ static int pynhgd_same_ranks(const MPI_Comm *comm, const nhgd_data *data) {
   return result == MPI_IDENT || result == MPI_CONGRUENT;
 }
 
+/* Give data built by the caller its communicator (a duplicate the caller owns). */
+static void pynhgd_data_set_comm(nhgd_data *data, const MPI_Comm *comm) {
+  data->comm = *comm;
+}
+
 /* Set an error whose message is given whole (the library's setter takes a format). */
 static int pynhgd_error_set(int code, const char *message) {
   return nhgd_error_set(code, "python", 0, "%s", message);

@@ -246,9 +246,12 @@ class Data:
     collector does it otherwise.
     """
 
-    def __init__(self, ptr, comm):
+    def __init__(self, ptr, comm, arrays=None):
         self._ptr = ptr
         self.comm = comm
+        # Data built from arrays: the struct and arrays are Python's, the communicator a
+        # duplicate this object frees; loaded data is the library's to free.
+        self._arrays = arrays
 
     @property
     def _handle(self):
@@ -258,13 +261,85 @@ class Data:
 
     def close(self):
         """Collective: free the data now."""
-        if self._ptr is not None:
-            lib.nhgd_data_destroy(self._ptr)
-            self._ptr = None
+        if self._ptr is not None and not MPI.Is_finalized():
+            if self._arrays is None:
+                lib.nhgd_data_destroy(self._ptr)
+            else:
+                self._arrays["comm"].Free()
+        self._ptr = None
 
     def __del__(self):
-        if getattr(self, "_ptr", None) is not None and not MPI.Is_finalized():
-            lib.nhgd_data_destroy(self._ptr)
+        if getattr(self, "_ptr", None) is not None:
+            self.close()
+
+    @classmethod
+    def from_arrays(cls, train, val, test=None, comm=None, root=0, n_classes=None):
+        """Collective over comm (default MPI.COMM_WORLD): data from numpy arrays, without a file.
+
+        ``train``, ``val`` and ``test`` (optional) are ``(X, y)`` pairs: X ``n x m`` (any real
+        type, held as float64), y integer class labels (a classification task, with
+        ``n_classes`` classes, default the largest label + 1) or real targets (regression).
+
+        ``root=0`` (the default): rank root passes every row and the other ranks pass None for
+        the splits (``train=None, val=None``); each rank receives its block of rows as
+        :func:`load` would give it. ``root=None``: every rank passes its own block, which must
+        be the rows ``load`` would give it (rank r of P: ``n // P`` rows, one more for
+        ``r < n % P``, in rank order).
+
+        The arrays are checked as :func:`load` checks a file (shapes, equal feature counts,
+        finite values, labels in range, at least as many rows as ranks in every split); a
+        failure on any rank raises :class:`Error` on every rank. The data lives in Python
+        memory (copies of the given arrays) and has no path.
+        """
+        comm = MPI.COMM_WORLD if comm is None else comm
+        address = _comm_address(comm)
+        lib.nhgd_error_clear()
+        names = ("train", "val", "test")
+        given = (train, val, test)
+        if root is not None:
+            local = [None] * 3
+            status = _local(lambda: local.__setitem__(slice(None), _split_arrays(given, names))
+                            ) if comm.rank == root else 0
+            _agree(comm, status)
+            has_test = comm.bcast(test is not None if comm.rank == root else None, root=root)
+            parts = [_scatter_rows(comm, root, local[i]) if i < 2 or has_test else None
+                     for i in range(3)]
+        else:
+            box = []
+            _agree(comm, _local(lambda: box.extend(_split_arrays(given, names))))
+            parts = box
+            has_test = test is not None
+            _agree(comm, 0 if comm.allreduce(int(has_test)) in (0, comm.size) else
+                   _local(_fail, lib.NHGD_ERR_ARG, "from_arrays: some ranks pass test rows and "
+                          "some do not"))
+        # The class count of the root, or, with rows from every rank, one they all give.
+        first = comm.bcast(n_classes, root=0 if root is None else root)
+        if root is None:
+            _agree(comm, _local(_same_everywhere, "n_classes", n_classes, first, comm.rank))
+        box = []
+        _agree(comm, _local(lambda: box.append(_check_blocks(comm, parts, names, first))))
+        classes = box[0]
+        d = ffi.new("nhgd_data *")
+        dup = comm.Dup()
+        lib.pynhgd_data_set_comm(d, _comm_address(dup))
+        d.rank, d.size, d.m = comm.rank, comm.size, parts[0][0].shape[1]
+        d.task = lib.NHGD_TASK_CLASSIFICATION if classes else lib.NHGD_TASK_REGRESSION
+        d.n_classes, d.has_test = classes, int(has_test)
+        for name, part in zip(names, parts):
+            if part is None:
+                continue
+            X, y = part
+            sp = getattr(d, name)
+            sp.n_global = comm.allreduce(X.shape[0])
+            sp.lo = comm.exscan(X.shape[0]) or 0
+            sp.n_local, sp.m = X.shape
+            sp.X = ffi.from_buffer("double[]", X)
+            if classes:
+                sp.y_class = ffi.from_buffer("int32_t[]", y)
+            else:
+                sp.y_real = ffi.from_buffer("double[]", y)
+        ptr = ffi.new("nhgd_data **", d)
+        return cls(ptr, comm, arrays={"struct": d, "parts": parts, "comm": dup})
 
     def _split(self, s):
         n, m = s.n_local, s.m
@@ -318,6 +393,101 @@ class Data:
         return (f"nhgd.Data({self.path!r}: {d.train.n_global} train, {d.val.n_global} val, "
                 f"{d.test.n_global if d.has_test else 0} test rows, {d.m} features, "
                 f"rank {d.rank} of {d.size})")
+
+
+def _split_arrays(given, names):
+    """The splits as C-contiguous float64 X and int32 labels or float64 targets (train and
+    val required)."""
+    out = []
+    for name, pair in zip(names, given):
+        if pair is None:
+            if name != "test":
+                _fail(lib.NHGD_ERR_ARG, f"from_arrays: the {name} split is required")
+            out.append(None)
+            continue
+        try:
+            X, y = pair
+        except (TypeError, ValueError):
+            _fail(lib.NHGD_ERR_ARG, f"from_arrays: {name} must be a pair (X, y)")
+        X, y = np.asarray(X), np.asarray(y)
+        if X.ndim != 2 or y.ndim != 1 or X.shape[0] != y.shape[0]:
+            _fail(lib.NHGD_ERR_DATA, f"from_arrays: {name}: X must be n x m and y hold n "
+                  f"entries, got X {X.shape} and y {y.shape}")
+        if X.dtype.kind not in "biuf" or y.dtype.kind not in "biuf":
+            _fail(lib.NHGD_ERR_DATA, f"from_arrays: {name}: X and y must hold numbers")
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        if y.dtype.kind in "biu":
+            if y.size and (y.min() < 0 or y.max() > np.iinfo(np.int32).max):
+                _fail(lib.NHGD_ERR_DATA, f"from_arrays: {name}: class labels must be in "
+                      f"0..{np.iinfo(np.int32).max}")
+            y = np.ascontiguousarray(y, dtype=np.int32)
+        else:
+            y = np.ascontiguousarray(y, dtype=np.float64)
+        if not (np.isfinite(X).all() and np.isfinite(y).all()):
+            _fail(lib.NHGD_ERR_DATA, f"from_arrays: {name}: X and y must be finite")
+        out.append((X, y))
+    kinds = {p[1].dtype for p in out if p is not None}
+    if len(kinds) > 1:
+        _fail(lib.NHGD_ERR_DATA, "from_arrays: the splits mix class labels and real targets")
+    return out
+
+
+def _scatter_rows(comm, root, part):
+    """Rank root's (X, y) split among the ranks in the library's partition."""
+    meta = comm.bcast((part[0].shape, part[1].dtype.str) if comm.rank == root else None,
+                      root=root)
+    (n, m), ydtype = meta
+    lo_n = [(ffi.new("int64_t *"), ffi.new("int64_t *")) for _ in range(comm.size)]
+    for r, (lo, cnt) in enumerate(lo_n):
+        lib.nhgd_partition(n, comm.size, r, lo, cnt)
+    counts = [int(c[0]) for _, c in lo_n]
+    starts = [int(lo[0]) for lo, _ in lo_n]
+    X = np.empty((counts[comm.rank], m))
+    y = np.empty(counts[comm.rank], dtype=np.dtype(ydtype))
+    sendX = [part[0], ([c * m for c in counts], [s * m for s in starts]), MPI.DOUBLE] \
+        if comm.rank == root else None
+    comm.Scatterv(sendX, X, root=root)
+    sendy = [part[1], (counts, starts), MPI._typedict[y.dtype.char]] \
+        if comm.rank == root else None
+    comm.Scatterv(sendy, y, root=root)
+    return X, y
+
+
+def _check_blocks(comm, parts, names, n_classes):
+    """What the loader checks of a file, for rows given by the ranks (collective: every rank
+    runs the same reductions before any may fail); the number of classes (0: regression)."""
+    ms = comm.allgather([p[0].shape[1] if p is not None else -1 for p in parts])
+    kinds = comm.allgather(parts[0][1].dtype.kind)
+    problems = []
+    if len(set(kinds)) > 1:
+        problems.append("the ranks mix class labels and real targets")
+    if len({m for row in ms for m in row if m >= 0}) > 1:
+        problems.append(f"the feature counts differ between splits or ranks: {ms}")
+    for name, part in zip(names, parts):
+        if part is None:
+            continue
+        n_local = part[0].shape[0]
+        counts = comm.allgather(n_local)
+        n = sum(counts)
+        lo, cnt = ffi.new("int64_t *"), ffi.new("int64_t *")
+        for r in range(comm.size):
+            lib.nhgd_partition(n, comm.size, r, lo, cnt)
+            if counts[r] != cnt[0]:
+                problems.append(f"{name}: rank {r} holds {counts[r]} of {n} rows, the partition "
+                                f"gives it {cnt[0]}")
+                break
+        if n < comm.size:
+            problems.append(f"{name}: {n} rows for {comm.size} ranks (at least one row each)")
+    classes = 0
+    if kinds[0] in "biu":
+        top = comm.allreduce(max((int(p[1].max()) for p in parts
+                                  if p is not None and p[1].size), default=-1), op=MPI.MAX)
+        classes = n_classes if n_classes is not None else top + 1
+        if top >= classes:
+            problems.append(f"label {top} is outside 0..{classes - 1}")
+    if problems:
+        _fail(lib.NHGD_ERR_DATA, "from_arrays: " + "; ".join(problems))
+    return classes
 
 
 def load(path, comm=None):
