@@ -1,8 +1,8 @@
 # Tests of the Python package (label python): the main job from Python equals the program's
 # output bit for bit, errors reach every rank alike, stop and resume is bit-identical, data
 # from arrays solves as the file it came from (at 1, 2 and 4 ranks); the installed package
-# imports and runs. Without the package (Python, numpy,
-# cffi or mpi4py missing) one test says why and is reported as skipped.
+# imports and runs. Without the package (Python, numpy, cffi or mpi4py missing) one test
+# says why and is reported as skipped.
 if(NHGD_PYTHON_BUILT)
   set(nhgd_py_env "PYTHONPATH=${PROJECT_BINARY_DIR}/python")
   foreach(t errors restart arrays)

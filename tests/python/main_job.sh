@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job from Python (examples/python/main_job.py, which also makes the input file)
-# equals the program's run of the same configuration on the same data bit for bit.
+# equals the program's run of the same configuration on the same data bit for bit, and so does
+# nhgd.hypergradient the program's hypergrad.
 # usage: main_job.sh NHGD MPIRUN NP PYTHON
 set -u
 nhgd=$1 mpirun=$2 np=$3 python=$4
@@ -25,3 +26,15 @@ done
 "$python" "$here/tools/compare_h5.py" cli.h5 run/hyperclean_fmnist_py.h5 0 /theta /v /u \
   /hypergradient "${cols[@]}" || { echo "FAIL the outputs differ"; exit 1; }
 echo "ok   the Python main job equals the program's ($np ranks, $steps outer steps)"
+
+timeout 300 "${launch[@]}" "$nhgd" hypergrad --config "$src/jobs/hyperclean_fmnist.cfg" \
+  --data run/fashion_mnist.h5 --output cli_hg.h5 --log-level 1 >cli.txt 2>&1 ||
+  { echo "FAIL the program's hypergrad"; tail -20 cli.txt; exit 1; }
+timeout 300 "${launch[@]}" "$python" -c "
+import nhgd
+o = nhgd.Options.from_file('$src/jobs/hyperclean_fmnist.cfg')
+nhgd.hypergradient(nhgd.load('run/fashion_mnist.h5'), options=o, output='py_hg.h5', log_level=1)
+" >py.txt 2>&1 || { echo "FAIL nhgd.hypergradient"; tail -20 py.txt; exit 1; }
+"$python" "$here/tools/compare_h5.py" cli_hg.h5 py_hg.h5 0 /theta /v /u /hypergradient ||
+  { echo "FAIL the hypergradients differ"; exit 1; }
+echo "ok   nhgd.hypergradient equals the program's hypergrad ($np ranks)"
