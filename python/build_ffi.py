@@ -75,6 +75,26 @@ typedef struct nhgd_fmnist_options {
 void nhgd_fmnist_options_default(nhgd_fmnist_options *o);
 int nhgd_data_fashion_mnist(const nhgd_fmnist_options *o);
 
+typedef struct nhgd_problem nhgd_problem;
+typedef struct nhgd_problem_ops {
+  int (*init)(const nhgd_problem *pb, double *theta, double *v);
+  int (*inner_grad)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                    const int *rows, double *g, double *loss);
+  int (*sample_grads)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                      const int *rows, double *S, double *c);
+  int (*hess_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                      const int *rows, double *Z);
+  int (*hvp)(const nhgd_problem *pb, const double *theta, const double *v, int nb, const int *rows,
+             const double *V, double *HV);
+  int (*reg)(const nhgd_problem *pb, const double *theta, const double *v, double *value,
+             double *grad, double *hdiag);
+  int (*eval)(const nhgd_problem *pb, const nhgd_split *split, const double *theta,
+              const double *v, double *loss_sum, double *gtheta, int64_t *correct);
+  int (*outer_grad_v)(const nhgd_problem *pb, const double *theta, const double *v, double *gv);
+  int (*cross)(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
+               double *out);
+  ...;
+} nhgd_problem_ops;
 struct nhgd_problem {
   const char *name;
   void *ctx;
@@ -82,9 +102,13 @@ struct nhgd_problem {
   int64_t d;
   int64_t p;
   int v_per_sample;
+  int hess_rank;
+  int is_classifier;
   ...;
 };
-typedef struct nhgd_problem nhgd_problem;
+int nhgd_problem_create_custom(const char *name, const nhgd_data *data,
+                               const nhgd_problem_ops *ops, size_t ops_size, void *ctx,
+                               nhgd_problem **out);
 int nhgd_problem_create_from_options(const nhgd_options *o, const nhgd_data *data,
                                      nhgd_problem **out);
 void nhgd_problem_destroy(nhgd_problem **pb);
@@ -148,6 +172,26 @@ void nhgd_partition(int64_t n_global, int P, int r, int64_t *lo, int64_t *n);
 int pynhgd_error_set(int code, const char *message);
 const char *pynhgd_version(void);
 
+extern "Python" int pynhgd_cb_init(const nhgd_problem *pb, double *theta, double *v);
+extern "Python" int pynhgd_cb_inner_grad(const nhgd_problem *pb, const double *theta,
+                                         const double *v, int nb, const int *rows, double *g,
+                                         double *loss);
+extern "Python" int pynhgd_cb_sample_grads(const nhgd_problem *pb, const double *theta,
+                                           const double *v, int nb, const int *rows, double *S,
+                                           double *c);
+extern "Python" int pynhgd_cb_hess_factors(const nhgd_problem *pb, const double *theta,
+                                           const double *v, int nb, const int *rows, double *Z);
+extern "Python" int pynhgd_cb_hvp(const nhgd_problem *pb, const double *theta, const double *v,
+                                  int nb, const int *rows, const double *V, double *HV);
+extern "Python" int pynhgd_cb_reg(const nhgd_problem *pb, const double *theta, const double *v,
+                                  double *value, double *grad, double *hdiag);
+extern "Python" int pynhgd_cb_eval(const nhgd_problem *pb, const nhgd_split *split,
+                                   const double *theta, const double *v, double *loss_sum,
+                                   double *gtheta, int64_t *correct);
+extern "Python" int pynhgd_cb_outer_grad_v(const nhgd_problem *pb, const double *theta,
+                                           const double *v, double *gv);
+extern "Python" int pynhgd_cb_cross(const nhgd_problem *pb, const double *theta,
+                                    const double *v, const double *u, double *out);
 extern "Python" void pynhgd_on_progress(const nhgd_progress *p, void *arg);
 extern "Python" void pynhgd_on_option(const char *name, const char *value, unsigned flags,
                                       void *arg);

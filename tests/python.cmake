@@ -1,18 +1,23 @@
 # Tests of the Python package (label python): the main job from Python equals the program's
 # output bit for bit, errors reach every rank alike, stop and resume is bit-identical, data
-# from arrays solves as the file it came from (at 1, 2 and 4 ranks); the installed package
-# imports and runs. Without the package (Python, numpy, cffi or mpi4py missing) one test
+# from arrays solves as the file it came from, a numpy problem matches its built-in twin and
+# its failures reach every rank (at 1, 2 and 4 ranks); the installed package imports and runs. Without the package (Python, numpy, cffi or mpi4py missing) one test
 # says why and is reported as skipped.
 if(NHGD_PYTHON_BUILT)
   set(nhgd_py_env "PYTHONPATH=${PROJECT_BINARY_DIR}/python")
-  foreach(t errors restart arrays)
+  foreach(t errors restart arrays problem)
     nhgd_add_mpi_test(python_${t}
       COMMAND ${NHGD_PYTHON_EXECUTABLE} ${NHGD_TEST_DIR}/python/test_${t}.py LABELS "python;fast")
     foreach(np 1 2 4)
       set_property(TEST python_${t}_np${np} APPEND PROPERTY ENVIRONMENT ${nhgd_py_env})
     endforeach()
   endforeach()
+  # The numpy problem's example runs as its usage line says.
+  nhgd_add_mpi_test(python_example_numpy_logreg
+    COMMAND ${NHGD_PYTHON_EXECUTABLE} ${PROJECT_SOURCE_DIR}/examples/python/numpy_logreg.py
+    LABELS "python;fast")
   foreach(np 1 2 4)
+    set_property(TEST python_example_numpy_logreg_np${np} APPEND PROPERTY ENVIRONMENT ${nhgd_py_env})
     nhgd_add_serial_test(python_main_job_np${np}
       COMMAND bash ${NHGD_TEST_DIR}/python/main_job.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE}
               ${np} ${NHGD_PYTHON_EXECUTABLE}

@@ -22,9 +22,11 @@ from mpi4py import MPI  # initialises MPI (and loads libmpi globally) before the
 import numpy as np
 
 from ._nhgd_ffi import ffi, lib
+from . import _problem
+from ._problem import Problem
 
-__all__ = ["Error", "Options", "Data", "Result", "load", "solve", "hypergradient",
-           "request_stop", "HISTORY_COLUMNS"]
+__all__ = ["Error", "Options", "Data", "Problem", "Result", "load", "solve", "hypergradient",
+           "request_stop", "data_fashion_mnist", "HISTORY_COLUMNS"]
 
 #: Status of a run that wrote a checkpoint and stopped on request (not an error).
 STOPPED = lib.NHGD_STOPPED
@@ -602,7 +604,7 @@ def _build_options(options, problem, values):
     if options is not None and not isinstance(options, Options):
         _fail(lib.NHGD_ERR_ARG, f"options: an nhgd.Options is needed, not {type(options)!r}")
     o = options.copy() if options is not None else Options()
-    if problem is not None:
+    if problem is not None and not isinstance(problem, Problem):
         o.set("problem", problem, "argument problem")
     o.update(**values)
     o.validate()
@@ -659,8 +661,15 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
     pb, s = ffi.new("nhgd_problem **"), ffi.new("nhgd_solver **")
     run = _Run(progress)
     handle = ffi.new_handle(run)
+    handle_pb = ffi.new_handle(problem)
     try:
-        _agree(comm, lib.nhgd_problem_create_from_options(o._handle, data._handle, pb))
+        if isinstance(problem, Problem):
+            _agree(comm, 0 if problem.data is data else _local(
+                _fail, lib.NHGD_ERR_ARG, "problem: made for other data than the data given"))
+            rc, pb = _problem.create(problem, data._handle, handle_pb)
+            _agree(comm, rc)
+        else:
+            _agree(comm, lib.nhgd_problem_create_from_options(o._handle, data._handle, pb))
         _agree(comm, lib.nhgd_solver_check_data(o._handle, pb[0]))
         _check(lib.pynhgd_solver_create(address, o._handle, data._handle, pb[0], s))
         lib.nhgd_solver_set_progress(s[0], lib.pynhgd_on_progress, handle)
@@ -700,7 +709,7 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
             resumed=bool(lib.nhgd_solver_resumed(s[0])), stopped=stopped,
             val_loss=lib.nhgd_solver_val_loss(s[0]),
             test_accuracy=lib.nhgd_solver_test_accuracy(s[0]),
-            output=os.fsdecode(out) if out is not None else None, problem=o["problem"],
+            output=os.fsdecode(out) if out is not None else None, problem=o["problem"] if not isinstance(problem, Problem) else problem.name,
             v_per_sample=pb[0].v_per_sample, options=o, _comm=comm)
     finally:
         lib.nhgd_solver_destroy(s)
@@ -714,8 +723,8 @@ def solve(data, problem=None, comm=None, progress=None, output=None, options=Non
 
     - ``data``: a :class:`Data` (:func:`load`); ``comm``: an mpi4py communicator with the
       data's ranks in the same order (default: the one the data was loaded on).
-    - ``problem``: a built-in problem's name (``"hyperclean"``, ``"logreg"``, ...); None
-      keeps the options' ``problem``.
+    - ``problem``: a built-in problem's name (``"hyperclean"``, ``"logreg"``, ...), or a
+      :class:`Problem` made for this data; None keeps the options' ``problem``.
     - ``options``: an :class:`Options` to start from (e.g. ``Options.from_file(cfg)``); the
       keywords ``values`` then set options by name as :class:`Options` does, e.g.
       ``outer_steps=10, checkpoint_dir="ckpt"``. With ``checkpoint_dir`` the run continues

@@ -1,0 +1,240 @@
+"""Problems written in Python: a subclass of nhgd.Problem whose numpy methods the C engine calls
+through cffi callbacks (on every rank, each with its own rows)."""
+import numpy as np
+
+from ._nhgd_ffi import ffi, lib
+
+# The optional callbacks: a subclass that defines the method gets the C callback.
+OPTIONAL = ("sample_grads", "hess_factors", "hvp", "outer_grad_v")
+
+
+class Problem:
+    """A bilevel problem in numpy (include/nhgd/problem.h gives the mathematics):
+
+        inner  g(v, theta) = (1/n) sum_i w_i(v) l_i(theta) + R(v, theta)   (training rows)
+        outer  f(v, theta) = (1/n_val) sum_j f_j(theta) [+ terms in v]    (validation rows)
+
+    Set ``d`` (entries of theta) and ``p`` (of v) in ``__init__`` (``v_per_sample = w > 0``:
+    w entries of v per training row, each rank holding its rows' entries; ``hess_rank`` q for
+    ``hess_factors``; ``is_classifier`` for accuracies). ``self.data`` is the :class:`Data`;
+    ``rows`` are local indices into this rank's ``data.train`` rows. Arrays passed in are
+    read-only views of the engine's memory, valid during the call only.
+
+    Required: ``inner_grad``, ``reg``, ``eval`` and ``cross``; ``init`` defaults to zeros.
+    Optional: ``hvp`` (cg, neumann, exact), ``sample_grads`` and ``hess_factors`` (the nhgd
+    estimator's dense routes), ``outer_grad_v`` (f depends on v directly).
+
+    A method that raises, returns the wrong shape or a value that is not finite makes the run
+    fail with :class:`Error` on every rank, naming the method and the problem.
+    """
+
+    name = "python"
+    v_per_sample = 0
+    hess_rank = 0
+    is_classifier = False
+
+    def __init__(self, data, d, p):
+        self.data, self.d, self.p = data, int(d), int(p)
+
+    def init(self, theta, v):
+        """Fill theta (d) and this rank's v in place (default: zeros)."""
+        theta[:] = 0.0
+        v[:] = 0.0
+
+    def inner_grad(self, theta, v, rows):
+        """(g, loss): sum over the rows of w_i(v) grad l_i(theta) (d) and of w_i(v) l_i."""
+        raise NotImplementedError
+
+    def reg(self, theta, v):
+        """(value, grad, hdiag): R(v, theta), grad_theta R (d), the diagonal of its Hessian (d)."""
+        raise NotImplementedError
+
+    def eval(self, X, y, theta, v, need_grad):
+        """(loss_sum, gtheta, correct) over the rows (X, y) of a split (validation or test,
+        this rank's): the sum of per-row outer losses, the sum of their theta gradients (d;
+        None when not need_grad) and the rows classified right (0 if not a classifier)."""
+        raise NotImplementedError
+
+    def cross(self, theta, v, u):
+        """J^T u with J = d^2 g / (d theta d v): this rank's entries of v's layout."""
+        raise NotImplementedError
+
+
+def _n_v(pb):
+    return pb.data.train.n_local * pb.v_per_sample if pb.v_per_sample else pb.p
+
+
+def _view(ptr, n, shape=None):
+    a = np.frombuffer(ffi.buffer(ptr, max(n, 0) * 8), dtype=np.float64) if n > 0 else \
+        np.zeros(0)
+    return a.reshape(shape) if shape is not None else a
+
+
+def _ro(a):
+    a.flags.writeable = False
+    return a
+
+
+def _put(out, value, name, what, shape):
+    """Copy a callback's array into the engine's memory, checking its shape and values."""
+    value = np.asarray(value, dtype=np.float64)
+    if value.shape != shape:
+        raise _Bad(lib.NHGD_ERR_ARG, f"{name} returned {what} of shape {value.shape}, "
+                   f"expected {shape}")
+    if not np.isfinite(value).all():
+        raise _Bad(lib.NHGD_ERR_NUMERIC, f"{name} returned {what} that is not finite")
+    out[...] = value
+
+
+class _Bad(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+def _call(method, pb, body):
+    """Run body(problem) for the C callback method: 0, or the status of an error recorded
+    with a message naming the method (the engine agrees on it across ranks)."""
+    obj = ffi.from_handle(pb.ctx)
+    try:
+        body(obj)
+        return 0
+    except _Bad as e:
+        status, text = e.status, str(e)
+    except BaseException as e:  # noqa: B036 (nothing may unwind the C stack)
+        status, text = lib.NHGD_ERR_ARG, f"{method} raised {type(e).__name__}: {e}"
+    lib.nhgd_error_clear()
+    lib.pynhgd_error_set(status, f"problem '{obj.name}' (Python): {text}".encode())
+    return status
+
+
+def _rows(nb, rows):
+    return np.frombuffer(ffi.buffer(rows, nb * 4), dtype=np.intc).copy() if nb > 0 else \
+        np.zeros(0, dtype=np.intc)
+
+
+@ffi.def_extern()
+def pynhgd_cb_init(pb, theta, v):
+    def body(obj):
+        obj.init(_view(theta, pb.d), _view(v, _n_v(pb)))
+    return _call("init", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_inner_grad(pb, theta, v, nb, rows, g, loss):
+    def body(obj):
+        grad, value = obj.inner_grad(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))),
+                                     _rows(nb, rows))
+        _put(_view(g, pb.d), grad, "inner_grad", "a gradient", (pb.d,))
+        out = np.zeros(1)
+        _put(out, np.reshape(value, 1), "inner_grad", "a loss", (1,))
+        loss[0] = out[0]
+    return _call("inner_grad", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_sample_grads(pb, theta, v, nb, rows, S, c):
+    def body(obj):
+        grads, weights = obj.sample_grads(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))),
+                                          _rows(nb, rows))
+        _put(_view(S, nb * pb.d, (nb, pb.d)), grads, "sample_grads", "gradients", (nb, pb.d))
+        _put(_view(c, nb), weights, "sample_grads", "weights", (nb,))
+    return _call("sample_grads", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_hess_factors(pb, theta, v, nb, rows, Z):
+    def body(obj):
+        q = pb.hess_rank
+        factors = obj.hess_factors(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))),
+                                   _rows(nb, rows))
+        _put(_view(Z, nb * q * pb.d, (nb * q, pb.d)), factors, "hess_factors", "factors",
+             (nb * q, pb.d))
+    return _call("hess_factors", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_hvp(pb, theta, v, nb, rows, V, HV):
+    def body(obj):
+        hv = obj.hvp(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))), _rows(nb, rows),
+                     _ro(_view(V, pb.d)))
+        _put(_view(HV, pb.d), hv, "hvp", "a product", (pb.d,))
+    return _call("hvp", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_reg(pb, theta, v, value, grad, hdiag):
+    def body(obj):
+        val, gr, hd = obj.reg(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))))
+        if value != ffi.NULL:
+            box = np.zeros(1)
+            _put(box, np.reshape(val, 1), "reg", "a value", (1,))
+            value[0] = box[0]
+        if grad != ffi.NULL:
+            add = np.zeros(pb.d)
+            _put(add, gr, "reg", "a gradient", (pb.d,))
+            _view(grad, pb.d)[:] += add
+        if hdiag != ffi.NULL:
+            _put(_view(hdiag, pb.d), hd, "reg", "a Hessian diagonal", (pb.d,))
+    return _call("reg", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_eval(pb, split, theta, v, loss_sum, gtheta, correct):
+    def body(obj):
+        n, m = split.n_local, split.m
+        X = _ro(_view(split.X, n * m, (n, m))) if n > 0 else np.zeros((0, m))
+        if n > 0 and split.y_class != ffi.NULL:
+            y = np.frombuffer(ffi.buffer(split.y_class, n * 4), dtype=np.int32)
+        elif n > 0:
+            y = _ro(_view(split.y_real, n))
+        else:
+            y = np.zeros(0, dtype=np.int32)
+        need = gtheta != ffi.NULL
+        loss, g, hits = obj.eval(X, y, _ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))), need)
+        box = np.zeros(1)
+        _put(box, np.reshape(loss, 1), "eval", "a loss", (1,))
+        loss_sum[0] = box[0]
+        if need:
+            _put(_view(gtheta, pb.d), g, "eval", "a gradient", (pb.d,))
+        if correct != ffi.NULL:
+            correct[0] = int(hits or 0)
+    return _call("eval", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_outer_grad_v(pb, theta, v, gv):
+    def body(obj):
+        n = _n_v(pb)
+        _put(_view(gv, n), obj.outer_grad_v(_ro(_view(theta, pb.d)), _ro(_view(v, n))),
+             "outer_grad_v", "a gradient", (n,))
+    return _call("outer_grad_v", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_cross(pb, theta, v, u, out):
+    def body(obj):
+        n = _n_v(pb)
+        _put(_view(out, n), obj.cross(_ro(_view(theta, pb.d)), _ro(_view(v, n)),
+                                      _ro(_view(u, pb.d))), "cross", "a cross term", (n,))
+    return _call("cross", pb, body)
+
+
+def create(problem, data, handle):
+    """The C problem of a Problem instance (its callbacks call back into it through handle,
+    which the caller keeps alive as long as the problem). Not collective."""
+    ops = ffi.new("nhgd_problem_ops *")
+    for name in ("init", "inner_grad", "reg", "eval", "cross"):
+        setattr(ops, name, getattr(lib, "pynhgd_cb_" + name))
+    for name in OPTIONAL:
+        if getattr(type(problem), name, None) is not None:
+            setattr(ops, name, getattr(lib, "pynhgd_cb_" + name))
+    out = ffi.new("nhgd_problem **")
+    rc = lib.nhgd_problem_create_custom(str(problem.name).encode(), data, ops,
+                                        ffi.sizeof("nhgd_problem_ops"), handle, out)
+    if rc == 0:
+        pb = out[0]
+        pb.d, pb.p = problem.d, problem.p
+        pb.v_per_sample, pb.hess_rank = int(problem.v_per_sample), int(problem.hess_rank)
+        pb.is_classifier = int(bool(problem.is_classifier))
+    return rc, out

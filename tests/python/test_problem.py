@@ -1,0 +1,99 @@
+"""Problems in Python: the numpy logreg of examples/python/numpy_logreg.py matches the built-in
+logreg's hypergradient to 1e-10 for the exact and cg estimators and for nhgd's dense route
+(same data, same options); its trajectory is the built-in's to 1e-10 over a few outer steps;
+a method that raises, returns the wrong shape or NaN, on one rank only, fails the run with
+one message naming the method on every rank. Run under mpirun at any rank count."""
+import os
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import nhgd
+
+sys.path.insert(0, os.path.join(os.environ.get("NHGD_SOURCE_DIR", "."), "examples", "python"))
+from numpy_logreg import LogReg  # noqa: E402
+
+comm = MPI.COMM_WORLD
+rank = comm.rank
+failures = 0
+
+
+def report(label, ok, detail=""):
+    global failures
+    ok = comm.allreduce(int(not ok)) == 0
+    failures += not ok
+    if rank == 0:
+        print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + detail if detail else ''}", flush=True)
+
+
+rng = np.random.default_rng(3)
+m, C = 6, 3
+if rank == 0:
+    truth = rng.normal(size=(m, C))
+
+    def split(n):
+        X = rng.normal(size=(n, m))
+        return X, (X @ truth + rng.gumbel(size=(n, C))).argmax(axis=1)
+
+    data = nhgd.Data.from_arrays(split(240), split(90), split(60), n_classes=C)
+else:
+    data = nhgd.Data.from_arrays(None, None, None)
+
+common = dict(inner_steps=25, batch=16, inner_lr=0.2, log_level=0, v_init=0.0)
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+for est, extra in (("exact", {}), ("cg", {"hvp_steps": 50}),
+                   ("nhgd", {"efim_route": "dense"})):
+    builtin = nhgd.hypergradient(data, problem="logreg", estimator=est, **common, **extra)
+    mine = nhgd.hypergradient(data, problem=LogReg(data), estimator=est, **common, **extra)
+    err = rel(mine.hypergradient, builtin.hypergradient)
+    report(f"hypergradient, {est}", err <= 1e-10 and np.abs(builtin.hypergradient).max() > 0,
+           f"relative difference {err:.2e}")
+
+builtin = nhgd.solve(data, problem="logreg", estimator="cg", outer_steps=4, outer_lr=0.05,
+                     **common)
+mine = nhgd.solve(data, problem=LogReg(data), estimator="cg", outer_steps=4, outer_lr=0.05,
+                  **common)
+err = max(rel(mine.v, builtin.v), rel(mine.theta, builtin.theta),
+          rel(mine.history["val_loss"], builtin.history["val_loss"]))
+report("4 outer steps of cg", err <= 1e-10, f"relative difference {err:.2e}")
+
+
+class Broken(LogReg):
+    """LogReg with one method broken on the last rank."""
+
+    def __init__(self, data, how):
+        super().__init__(data)
+        self.how = how
+
+    def inner_grad(self, theta, v, rows):
+        g, loss = super().inner_grad(theta, v, rows)
+        if rank == comm.size - 1:
+            if self.how == "raise":
+                raise RuntimeError("broken on purpose")
+            if self.how == "shape":
+                return g[:-1], loss
+            if self.how == "nan":
+                g = g.copy()
+                g[0] = np.nan
+        return g, loss
+
+
+for how, text in (("raise", "inner_grad raised RuntimeError: broken on purpose"),
+                  ("shape", "inner_grad returned a gradient of shape"),
+                  ("nan", "inner_grad returned a gradient that is not finite")):
+    try:
+        nhgd.solve(data, problem=Broken(data, how), outer_steps=2, **common)
+        got = "no error"
+    except nhgd.Error as e:
+        got = e.message
+    everyone = comm.allgather(got)
+    report(f"a callback that fails on the last rank ({how})",
+           text in got and "numpy-logreg" in got and all(g == got for g in everyone), got)
+data.close()
+sys.exit(1 if failures else 0)
