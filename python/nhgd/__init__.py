@@ -23,10 +23,10 @@ import numpy as np
 
 from ._nhgd_ffi import ffi, lib
 from . import _problem
-from ._problem import Problem
+from ._problem import Problem, check_problem
 
 __all__ = ["Error", "Options", "Data", "Problem", "Result", "load", "solve", "hypergradient",
-           "request_stop", "data_fashion_mnist", "HISTORY_COLUMNS"]
+           "request_stop", "data_fashion_mnist", "check_problem", "HISTORY_COLUMNS"]
 
 #: Status of a run that wrote a checkpoint and stopped on request (not an error).
 STOPPED = lib.NHGD_STOPPED

@@ -1,6 +1,7 @@
 """Problems written in Python: a subclass of nhgd.Problem whose numpy methods the C engine calls
 through cffi callbacks (on every rank, each with its own rows)."""
 import numpy as np
+from mpi4py import MPI
 
 from ._nhgd_ffi import ffi, lib
 
@@ -238,3 +239,97 @@ def create(problem, data, handle):
         pb.v_per_sample, pb.hess_rank = int(problem.v_per_sample), int(problem.hess_rank)
         pb.is_classifier = int(bool(problem.is_classifier))
     return rc, out
+
+
+def _rel(a, b):
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(float(np.abs(b).max()) if b.size else 0.0, 1e-300)
+    return float(np.abs(a - b).max() / scale) if a.size else 0.0
+
+
+def check_problem(problem, theta=None, v=None, eps=1e-6, seed=0):
+    """Collective over the problem's data communicator: check a Problem's derivatives by
+    central finite differences, as examples/custom_problem.c does, at theta and v (default:
+    what init gives, theta then moved off zero by a small random step).
+
+    Returns a dict check -> relative error (max |a - b| / max |b|) on every rank alike:
+    ``inner_grad`` (against its loss), ``reg_grad`` and ``reg_hdiag`` (against reg's value
+    and gradient), ``eval_grad`` (against eval's loss on the validation rows), ``cross``
+    (against the total inner gradient moved in v), and when defined ``hvp`` (against
+    inner_grad), ``sample_grads`` (their weighted sum against inner_grad) and
+    ``hess_factors`` (Z Z^T V against hvp). Differences of order eps^2 times the third
+    derivatives are expected (1e-6 or less for smooth problems at eps = 1e-6); the last two
+    are identities, exact to rounding.
+    """
+    data = problem.data
+    comm = data.comm
+    rng = np.random.default_rng(seed)  # the same stream on every rank: replicated directions
+    d = problem.d
+    n_local = data.train[0].shape[0]
+    n_v = n_local * problem.v_per_sample if problem.v_per_sample else problem.p
+    if theta is None or v is None:
+        t0, v0 = np.zeros(d), np.zeros(n_v)
+        problem.init(t0, v0)
+        theta = t0 + 0.1 * rng.standard_normal(d) if theta is None else theta
+        v = v0 if v is None else v
+    theta, v = np.asarray(theta, dtype=np.float64), np.asarray(v, dtype=np.float64)
+    rows = np.arange(n_local, dtype=np.intc)
+    direction = rng.standard_normal(d)
+    out = {}
+
+    def loss(t):
+        return problem.inner_grad(t, v, rows)[1]
+
+    g, _ = problem.inner_grad(theta, v, rows)
+    fd = (loss(theta + eps * direction) - loss(theta - eps * direction)) / (2 * eps)
+    out["inner_grad"] = _rel(np.dot(g, direction), fd)
+
+    value, rgrad, hdiag = problem.reg(theta, v)
+    fd = (problem.reg(theta + eps * direction, v)[0] -
+          problem.reg(theta - eps * direction, v)[0]) / (2 * eps)
+    out["reg_grad"] = _rel(np.dot(rgrad, direction), fd)
+    picks = rng.choice(d, size=min(d, 8), replace=False)
+    fd_diag = []
+    for k in picks:
+        e = np.zeros(d)
+        e[k] = eps
+        fd_diag.append((problem.reg(theta + e, v)[1][k] - problem.reg(theta - e, v)[1][k]) /
+                       (2 * eps))
+    out["reg_hdiag"] = _rel(np.asarray(hdiag)[picks], fd_diag)
+
+    X, y = data.val
+    _, gval, _ = problem.eval(X, y, theta, v, True)
+    fd = (problem.eval(X, y, theta + eps * direction, v, False)[0] -
+          problem.eval(X, y, theta - eps * direction, v, False)[0]) / (2 * eps)
+    out["eval_grad"] = _rel(np.dot(gval, direction), fd)
+
+    # J^T u against d/dv of u . grad_theta g(v, theta), the inner gradient over every rank's
+    # rows (divided by their count) plus grad_theta R.
+    n_global = data.rows("train")[0]
+    u = rng.standard_normal(d)
+    e_v = rng.standard_normal(n_v)
+
+    def u_dot_grad(vv):
+        gi = comm.allreduce(problem.inner_grad(theta, vv, rows)[0]) / n_global
+        return float(np.dot(u, gi + problem.reg(theta, vv)[1]))
+
+    fd = (u_dot_grad(v + eps * e_v) - u_dot_grad(v - eps * e_v)) / (2 * eps)
+    jt = float(np.dot(problem.cross(theta, v, u), e_v))
+    if problem.v_per_sample:
+        jt = comm.allreduce(jt)
+    out["cross"] = _rel(jt, fd)
+
+    cls = type(problem)
+    if getattr(cls, "hvp", None) is not None:
+        hv = problem.hvp(theta, v, rows, direction)
+        fd = (problem.inner_grad(theta + eps * direction, v, rows)[0] -
+              problem.inner_grad(theta - eps * direction, v, rows)[0]) / (2 * eps)
+        out["hvp"] = _rel(hv, fd)
+    if getattr(cls, "sample_grads", None) is not None:
+        S, c = problem.sample_grads(theta, v, rows)
+        out["sample_grads"] = _rel(np.asarray(c) @ np.asarray(S), g)
+    if getattr(cls, "hess_factors", None) is not None and getattr(cls, "hvp", None) is not None:
+        Z = np.asarray(problem.hess_factors(theta, v, rows))
+        out["hess_factors"] = _rel(Z.T @ (Z @ direction), problem.hvp(theta, v, rows, direction))
+    # The same verdict everywhere: the worst rank's error of each check.
+    return {k: comm.allreduce(val, op=MPI.MAX) for k, val in out.items()}

@@ -1,6 +1,7 @@
 """Problems in Python: the numpy logreg of examples/python/numpy_logreg.py matches the built-in
 logreg's hypergradient to 1e-10 for the exact and cg estimators and for nhgd's dense route
 (same data, same options); its trajectory is the built-in's to 1e-10 over a few outer steps;
+nhgd.check_problem passes it and finds a wrong cross term;
 a method that raises, returns the wrong shape or NaN, on one rank only, fails the run with
 one message naming the method on every rank. Run under mpirun at any rank count."""
 import os
@@ -62,6 +63,22 @@ mine = nhgd.solve(data, problem=LogReg(data), estimator="cg", outer_steps=4, out
 err = max(rel(mine.v, builtin.v), rel(mine.theta, builtin.theta),
           rel(mine.history["val_loss"], builtin.history["val_loss"]))
 report("4 outer steps of cg", err <= 1e-10, f"relative difference {err:.2e}")
+
+
+# The finite-difference checker passes the numpy logreg and catches a wrong derivative.
+checks = nhgd.check_problem(LogReg(data))
+report("check_problem on the numpy logreg", max(checks.values()) <= 1e-5,
+       ", ".join(f"{k} {e:.1e}" for k, e in checks.items()))
+
+
+class WrongCross(LogReg):
+    def cross(self, theta, v, u):
+        return 2.0 * super().cross(theta, v, u)
+
+
+checks = nhgd.check_problem(WrongCross(data))
+report("check_problem finds a cross term off by 2", checks["cross"] > 0.1 and
+       max(e for k, e in checks.items() if k != "cross") <= 1e-5, f"cross {checks['cross']:.2f}")
 
 
 class Broken(LogReg):
