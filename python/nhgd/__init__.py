@@ -294,7 +294,7 @@ class Data:
         memory (copies of the given arrays) and has no path.
         """
         comm = MPI.COMM_WORLD if comm is None else comm
-        address = _comm_address(comm)
+        _comm_address(comm)  # an mpi4py communicator, or the same Error on every rank
         lib.nhgd_error_clear()
         names = ("train", "val", "test")
         given = (train, val, test)
@@ -689,9 +689,10 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
         status = 0
         if run.error is not None:
             e = run.error
+            after = "; the run stopped after a checkpoint" if stopped else ""
             status = _local(_fail, lib.NHGD_ERR_ARG,
                             f"the progress callback raised {type(e).__name__}: {e} (at outer step "
-                            f"{run.error_step}{'; the run stopped after a checkpoint' if stopped else ''})")
+                            f"{run.error_step}{after})")
         try:
             _agree(comm, status)
         except Error as agreed:
@@ -709,7 +710,8 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
             resumed=bool(lib.nhgd_solver_resumed(s[0])), stopped=stopped,
             val_loss=lib.nhgd_solver_val_loss(s[0]),
             test_accuracy=lib.nhgd_solver_test_accuracy(s[0]),
-            output=os.fsdecode(out) if out is not None else None, problem=o["problem"] if not isinstance(problem, Problem) else problem.name,
+            output=os.fsdecode(out) if out is not None else None,
+            problem=problem.name if isinstance(problem, Problem) else o["problem"],
             v_per_sample=pb[0].v_per_sample, options=o, _comm=comm)
     finally:
         lib.nhgd_solver_destroy(s)

@@ -87,6 +87,13 @@ def _put(out, value, name, what, shape):
     out[...] = value
 
 
+def _scalar(value, name, what):
+    """A callback's number, checked like an array."""
+    box = np.zeros(1)
+    _put(box, np.reshape(value, 1), name, what, (1,))
+    return box[0]
+
+
 class _Bad(Exception):
     def __init__(self, status, message):
         super().__init__(message)
@@ -109,6 +116,11 @@ def _call(method, pb, body):
     return status
 
 
+def _state(pb, theta, v):
+    """Read-only views of theta and this rank's v."""
+    return _ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb)))
+
+
 def _rows(nb, rows):
     return np.frombuffer(ffi.buffer(rows, nb * 4), dtype=np.intc).copy() if nb > 0 else \
         np.zeros(0, dtype=np.intc)
@@ -124,20 +136,16 @@ def pynhgd_cb_init(pb, theta, v):
 @ffi.def_extern()
 def pynhgd_cb_inner_grad(pb, theta, v, nb, rows, g, loss):
     def body(obj):
-        grad, value = obj.inner_grad(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))),
-                                     _rows(nb, rows))
+        grad, value = obj.inner_grad(*_state(pb, theta, v), _rows(nb, rows))
         _put(_view(g, pb.d), grad, "inner_grad", "a gradient", (pb.d,))
-        out = np.zeros(1)
-        _put(out, np.reshape(value, 1), "inner_grad", "a loss", (1,))
-        loss[0] = out[0]
+        loss[0] = _scalar(value, "inner_grad", "a loss")
     return _call("inner_grad", pb, body)
 
 
 @ffi.def_extern()
 def pynhgd_cb_sample_grads(pb, theta, v, nb, rows, S, c):
     def body(obj):
-        grads, weights = obj.sample_grads(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))),
-                                          _rows(nb, rows))
+        grads, weights = obj.sample_grads(*_state(pb, theta, v), _rows(nb, rows))
         _put(_view(S, nb * pb.d, (nb, pb.d)), grads, "sample_grads", "gradients", (nb, pb.d))
         _put(_view(c, nb), weights, "sample_grads", "weights", (nb,))
     return _call("sample_grads", pb, body)
@@ -147,8 +155,7 @@ def pynhgd_cb_sample_grads(pb, theta, v, nb, rows, S, c):
 def pynhgd_cb_hess_factors(pb, theta, v, nb, rows, Z):
     def body(obj):
         q = pb.hess_rank
-        factors = obj.hess_factors(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))),
-                                   _rows(nb, rows))
+        factors = obj.hess_factors(*_state(pb, theta, v), _rows(nb, rows))
         _put(_view(Z, nb * q * pb.d, (nb * q, pb.d)), factors, "hess_factors", "factors",
              (nb * q, pb.d))
     return _call("hess_factors", pb, body)
@@ -157,8 +164,7 @@ def pynhgd_cb_hess_factors(pb, theta, v, nb, rows, Z):
 @ffi.def_extern()
 def pynhgd_cb_hvp(pb, theta, v, nb, rows, V, HV):
     def body(obj):
-        hv = obj.hvp(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))), _rows(nb, rows),
-                     _ro(_view(V, pb.d)))
+        hv = obj.hvp(*_state(pb, theta, v), _rows(nb, rows), _ro(_view(V, pb.d)))
         _put(_view(HV, pb.d), hv, "hvp", "a product", (pb.d,))
     return _call("hvp", pb, body)
 
@@ -166,11 +172,9 @@ def pynhgd_cb_hvp(pb, theta, v, nb, rows, V, HV):
 @ffi.def_extern()
 def pynhgd_cb_reg(pb, theta, v, value, grad, hdiag):
     def body(obj):
-        val, gr, hd = obj.reg(_ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))))
+        val, gr, hd = obj.reg(*_state(pb, theta, v))
         if value != ffi.NULL:
-            box = np.zeros(1)
-            _put(box, np.reshape(val, 1), "reg", "a value", (1,))
-            value[0] = box[0]
+            value[0] = _scalar(val, "reg", "a value")
         if grad != ffi.NULL:
             add = np.zeros(pb.d)
             _put(add, gr, "reg", "a gradient", (pb.d,))
@@ -192,10 +196,8 @@ def pynhgd_cb_eval(pb, split, theta, v, loss_sum, gtheta, correct):
         else:
             y = np.zeros(0, dtype=np.int32)
         need = gtheta != ffi.NULL
-        loss, g, hits = obj.eval(X, y, _ro(_view(theta, pb.d)), _ro(_view(v, _n_v(pb))), need)
-        box = np.zeros(1)
-        _put(box, np.reshape(loss, 1), "eval", "a loss", (1,))
-        loss_sum[0] = box[0]
+        loss, g, hits = obj.eval(X, y, *_state(pb, theta, v), need)
+        loss_sum[0] = _scalar(loss, "eval", "a loss")
         if need:
             _put(_view(gtheta, pb.d), g, "eval", "a gradient", (pb.d,))
         if correct != ffi.NULL:
@@ -207,8 +209,8 @@ def pynhgd_cb_eval(pb, split, theta, v, loss_sum, gtheta, correct):
 def pynhgd_cb_outer_grad_v(pb, theta, v, gv):
     def body(obj):
         n = _n_v(pb)
-        _put(_view(gv, n), obj.outer_grad_v(_ro(_view(theta, pb.d)), _ro(_view(v, n))),
-             "outer_grad_v", "a gradient", (n,))
+        _put(_view(gv, n), obj.outer_grad_v(*_state(pb, theta, v)), "outer_grad_v",
+             "a gradient", (n,))
     return _call("outer_grad_v", pb, body)
 
 
@@ -216,8 +218,8 @@ def pynhgd_cb_outer_grad_v(pb, theta, v, gv):
 def pynhgd_cb_cross(pb, theta, v, u, out):
     def body(obj):
         n = _n_v(pb)
-        _put(_view(out, n), obj.cross(_ro(_view(theta, pb.d)), _ro(_view(v, n)),
-                                      _ro(_view(u, pb.d))), "cross", "a cross term", (n,))
+        _put(_view(out, n), obj.cross(*_state(pb, theta, v), _ro(_view(u, pb.d))), "cross",
+             "a cross term", (n,))
     return _call("cross", pb, body)
 
 

@@ -2,30 +2,19 @@
 rank 0 all of them) solve bit for bit as the file loaded by nhgd.load does; malformed arrays
 raise nhgd.Error with the same message on every rank. Run under mpirun at any rank count."""
 import os
-import sys
 
 import numpy as np
 from mpi4py import MPI
 
 import nhgd
+from checks import Checks
 
 comm = MPI.COMM_WORLD
 rank = comm.rank
-failures = 0
-work = f"python_arrays_np{comm.size}"
-if rank == 0:
-    os.makedirs(work, exist_ok=True)
-comm.Barrier()
-path = os.path.join(work, "small.h5")
+checks = Checks("arrays")
+report, expect_error = checks.report, checks.expect_error
+path = os.path.join(checks.work, "small.h5")
 nhgd.data_fashion_mnist(path, n_train=500, n_val=150)
-
-
-def report(label, ok, detail=""):
-    global failures
-    ok = comm.allreduce(int(not ok)) == 0
-    failures += not ok
-    if rank == 0:
-        print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + detail if detail else ''}", flush=True)
 
 
 run = dict(outer_steps=3, inner_steps=5, batch=16, log_level=0)
@@ -55,20 +44,6 @@ own.close()
 scattered.close()
 
 
-def expect_error(label, fn, text):
-    global failures
-    try:
-        fn()
-        got = "no error"
-    except nhgd.Error as e:
-        got = e.message
-    everyone = comm.allgather(got)
-    ok = text in got and all(g == got for g in everyone)
-    failures += not ok
-    if rank == 0:
-        print(f"{'ok  ' if ok else 'FAIL'} {label}: {got}", flush=True)
-
-
 X, y = whole[0]
 val = whole[1]
 bad = X.copy()
@@ -84,4 +59,4 @@ if comm.size > 1:  # one rank: any rows are its block
 expect_error("a missing split", lambda: nhgd.Data.from_arrays(
     (X, y) if rank == 0 else None, None), "the val split is required")
 loaded.close()
-sys.exit(1 if failures else 0)
+checks.exit()

@@ -4,33 +4,19 @@ raise nhgd.Error with the library's message and the same status on every rank, a
 hangs (the test runs under a timeout). Run under mpirun at any rank count; exit 0 when every
 case passes."""
 import os
-import sys
 
 from mpi4py import MPI
 
 import nhgd
+from checks import Checks
 
 comm = MPI.COMM_WORLD
 rank = comm.rank
-failures = 0
+checks = Checks("errors")
 
 
 def expect_error(label, fn, status, text):
-    """fn raises nhgd.Error with status and a message containing text, alike on every rank."""
-    global failures
-    try:
-        fn()
-        got = (None, "no error")
-    except nhgd.Error as e:
-        got = (e.status, e.message)
-    everyone = comm.allgather(got)
-    ok = got[0] == status and text in got[1] and all(g == everyone[0] for g in everyone)
-    if rank == 0:
-        print(f"{'ok  ' if ok else 'FAIL'} {label}: {got[1]}", flush=True)
-        if not ok:
-            for r, g in enumerate(everyone):
-                print(f"    rank {r}: status {g[0]}: {g[1]}", flush=True)
-    failures += not ok
+    checks.expect_error(label, fn, text, status)
 
 
 ARG, IO, DATA = 1, 3, 4
@@ -50,11 +36,7 @@ expect_error("missing config file", lambda: nhgd.Options.from_file("no_such.cfg"
              "no_such.cfg")
 
 # Data.
-work = f"python_errors_np{comm.size}"  # the rank counts may run at the same time
-if rank == 0:
-    os.makedirs(work, exist_ok=True)
-comm.Barrier()
-os.chdir(work)
+os.chdir(checks.work)
 path = "small.h5"
 nhgd.data_fashion_mnist(path, n_train=400, n_val=100)
 expect_error("missing data file", lambda: nhgd.load("no_such.h5"), IO, "no_such.h5")
@@ -102,9 +84,6 @@ expect_error("a progress callback that raises on rank 0",
 
 # After all that the package still works.
 result = nhgd.solve(data, **short)
-ok = result.steps == 2 and result.theta.shape == (7840,)
-failures += not ok
-if rank == 0:
-    print(f"{'ok  ' if ok else 'FAIL'} a good run after the errors", flush=True)
+checks.report("a good run after the errors", result.steps == 2 and result.theta.shape == (7840,))
 data.close()
-sys.exit(1 if comm.allreduce(failures) else 0)
+checks.exit()

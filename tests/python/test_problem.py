@@ -11,21 +11,15 @@ import numpy as np
 from mpi4py import MPI
 
 import nhgd
+from checks import Checks
 
 sys.path.insert(0, os.path.join(os.environ.get("NHGD_SOURCE_DIR", "."), "examples", "python"))
 from numpy_logreg import LogReg  # noqa: E402
 
 comm = MPI.COMM_WORLD
 rank = comm.rank
-failures = 0
-
-
-def report(label, ok, detail=""):
-    global failures
-    ok = comm.allreduce(int(not ok)) == 0
-    failures += not ok
-    if rank == 0:
-        print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + detail if detail else ''}", flush=True)
+checks = Checks("problem")
+report, expect_error = checks.report, checks.expect_error
 
 
 rng = np.random.default_rng(3)
@@ -66,9 +60,9 @@ report("4 outer steps of cg", err <= 1e-10, f"relative difference {err:.2e}")
 
 
 # The finite-difference checker passes the numpy logreg and catches a wrong derivative.
-checks = nhgd.check_problem(LogReg(data))
-report("check_problem on the numpy logreg", max(checks.values()) <= 1e-5,
-       ", ".join(f"{k} {e:.1e}" for k, e in checks.items()))
+errors = nhgd.check_problem(LogReg(data))
+report("check_problem on the numpy logreg", max(errors.values()) <= 1e-5,
+       ", ".join(f"{k} {e:.1e}" for k, e in errors.items()))
 
 
 class WrongCross(LogReg):
@@ -76,9 +70,9 @@ class WrongCross(LogReg):
         return 2.0 * super().cross(theta, v, u)
 
 
-checks = nhgd.check_problem(WrongCross(data))
-report("check_problem finds a cross term off by 2", checks["cross"] > 0.1 and
-       max(e for k, e in checks.items() if k != "cross") <= 1e-5, f"cross {checks['cross']:.2f}")
+errors = nhgd.check_problem(WrongCross(data))
+report("check_problem finds a cross term off by 2", errors["cross"] > 0.1 and
+       max(e for k, e in errors.items() if k != "cross") <= 1e-5, f"cross {errors['cross']:.2f}")
 
 
 class Broken(LogReg):
@@ -104,13 +98,8 @@ class Broken(LogReg):
 for how, text in (("raise", "inner_grad raised RuntimeError: broken on purpose"),
                   ("shape", "inner_grad returned a gradient of shape"),
                   ("nan", "inner_grad returned a gradient that is not finite")):
-    try:
-        nhgd.solve(data, problem=Broken(data, how), outer_steps=2, **common)
-        got = "no error"
-    except nhgd.Error as e:
-        got = e.message
-    everyone = comm.allgather(got)
-    report(f"a callback that fails on the last rank ({how})",
-           text in got and "numpy-logreg" in got and all(g == got for g in everyone), got)
+    expect_error(f"a callback that fails on the last rank ({how})",
+                 lambda: nhgd.solve(data, problem=Broken(data, how), outer_steps=2, **common),
+                 f"problem 'numpy-logreg' (Python): {text}")
 data.close()
-sys.exit(1 if failures else 0)
+checks.exit()

@@ -4,36 +4,24 @@ and by a signal whose Python handler calls nhgd.request_stop() (sent by rank 0 t
 Each stopped run returns a Result with stopped set; solve again with the same options
 continues from the checkpoint. Run under mpirun at any rank count; exit 0 when all pass."""
 import os
-import shutil
 import signal
-import sys
 
 import numpy as np
 from mpi4py import MPI
 
 import nhgd
+from checks import Checks
 
 comm = MPI.COMM_WORLD
 rank = comm.rank
-failures = 0
-work = f"python_restart_np{comm.size}"
-if rank == 0:
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
-comm.Barrier()
+checks = Checks("restart")
+report = checks.report
+work = checks.work
 path = os.path.join(work, "small.h5")
 nhgd.data_fashion_mnist(path, n_train=600, n_val=200)
 data = nhgd.load(path)
 base = nhgd.Options(problem="hyperclean", estimator="nhgd", outer_steps=5, inner_steps=6,
                     batch=16, inner_lr=0.5, log_level=0)
-
-
-def report(label, ok, detail=""):
-    global failures
-    ok = comm.allreduce(int(not ok)) == 0
-    failures += not ok
-    if rank == 0:
-        print(f"{'ok  ' if ok else 'FAIL'} {label}{': ' + detail if detail else ''}", flush=True)
 
 
 def same(a, b):
@@ -85,4 +73,4 @@ def signal_after_step2(step):
 resumed("SIGUSR1 to rank 0, handled in Python", signal_after_step2)
 signal.signal(signal.SIGUSR1, previous)
 data.close()
-sys.exit(1 if failures else 0)
+checks.exit()
