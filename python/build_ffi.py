@@ -171,6 +171,7 @@ void pynhgd_data_set_comm(nhgd_data *data, const MPI_Comm *comm);
 void nhgd_partition(int64_t n_global, int P, int r, int64_t *lo, int64_t *n);
 int pynhgd_error_set(int code, const char *message);
 const char *pynhgd_version(void);
+int pynhgd_stop_on_signal(int sig);
 
 extern "Python" int pynhgd_cb_init(const nhgd_problem *pb, double *theta, double *v);
 extern "Python" int pynhgd_cb_inner_grad(const nhgd_problem *pb, const double *theta,

@@ -6,6 +6,8 @@
 #define NHGD_PY_GLUE_H
 
 #include <mpi.h>
+#include <signal.h>
+#include <string.h>
 
 #include "nhgd/nhgd.h"
 
@@ -54,6 +56,24 @@ static void pynhgd_data_set_comm(nhgd_data *data, const MPI_Comm *comm) {
 /* Set an error whose message is given whole (the library's setter takes a format). */
 static int pynhgd_error_set(int code, const char *message) {
   return nhgd_error_set(code, "python", 0, "%s", message);
+}
+
+/* A stop signal asks the solver for a checkpoint and a stop at its next inner step, at once:
+ * a handler in C runs while the engine computes, where a Python handler would wait for the
+ * next call into Python. It only sets the library's flag (async-signal-safe). */
+static void pynhgd_on_stop_signal(int sig) {
+  (void)sig;
+  nhgd_request_stop();
+}
+
+/* Install that handler for sig: 0, or -1 with errno set. */
+static int pynhgd_stop_on_signal(int sig) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = pynhgd_on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  return sigaction(sig, &sa, NULL);
 }
 
 /* The library's version and the commit it was built from. */

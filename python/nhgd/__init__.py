@@ -26,7 +26,8 @@ from . import _problem
 from ._problem import Problem, check_problem
 
 __all__ = ["Error", "Options", "Data", "Problem", "Result", "load", "solve", "hypergradient",
-           "request_stop", "data_fashion_mnist", "check_problem", "HISTORY_COLUMNS"]
+           "request_stop", "stop_on_signals", "data_fashion_mnist", "check_problem",
+           "HISTORY_COLUMNS"]
 
 #: Status of a run that wrote a checkpoint and stopped on request (not an error).
 STOPPED = lib.NHGD_STOPPED
@@ -109,6 +110,23 @@ def request_stop():
     again with the same options continues it bit for bit.
     """
     lib.nhgd_request_stop()
+
+
+def stop_on_signals(*signums):
+    """Not collective: from now on each of these signals (default: SIGUSR1 and SIGTERM) asks
+    the running solver for a checkpoint and a stop at its next inner step, as the ``nhgd``
+    program does (only with ``checkpoint_dir``; a signal on any rank counts).
+
+    The handler is C code, so it acts while the engine computes; a Python handler calling
+    :func:`request_stop` waits until the engine next calls into Python (after an outer step).
+    It replaces the Python handlers of these signals (``signal.signal`` puts one back).
+    """
+    import signal
+
+    for signum in signums or (signal.SIGUSR1, signal.SIGTERM):
+        if lib.pynhgd_stop_on_signal(int(signum)) != 0:
+            _fail(lib.NHGD_ERR_ARG, f"stop_on_signals: cannot handle signal {int(signum)}: "
+                  f"{os.strerror(ffi.errno)}")
 
 
 # ---- options ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Stop and resume from Python equals an uninterrupted run bit for bit: a stop by halt_after
 inside an inner loop, by nhgd.request_stop() from the progress callback between outer steps,
-and by a signal whose Python handler calls nhgd.request_stop() (sent by rank 0 to itself).
+by a signal whose Python handler calls nhgd.request_stop() (sent by rank 0 to itself), and by
+a timer's signal handled in C (nhgd.stop_on_signals).
 Each stopped run returns a Result with stopped set; solve again with the same options
 continues from the checkpoint. Run under mpirun at any rank count; exit 0 when all pass."""
 import os
@@ -72,5 +73,23 @@ def signal_after_step2(step):
 
 resumed("SIGUSR1 to rank 0, handled in Python", signal_after_step2)
 signal.signal(signal.SIGUSR1, previous)
+
+# A signal handled in C (nhgd.stop_on_signals) stops the run while no Python runs: SIGALRM
+# from a timer on rank 0 ends a run given far more outer steps than it can finish; it is
+# continued two outer steps past the stop and compared with an uninterrupted run that long.
+ckpt = os.path.join(work, "alarm")
+nhgd.stop_on_signals(signal.SIGALRM)
+if rank == 0:
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
+a = nhgd.solve(data, options=base, checkpoint_dir=ckpt, outer_steps=10**8, checkpoint_every=0)
+signal.setitimer(signal.ITIMER_REAL, 0)
+signal.signal(signal.SIGALRM, signal.SIG_DFL)
+K = a.steps + 2
+b = nhgd.solve(data, options=base, checkpoint_dir=ckpt, outer_steps=K)
+longer = nhgd.solve(data, options=base, outer_steps=K)
+b.history = {c: np.concatenate([a.history[c], b.history[c]]) for c in a.history}
+report("SIGALRM to rank 0, handled in C", a.stopped and b.resumed and b.steps == K and
+       list(b.history["step"]) == list(range(K)) and same(longer, b),
+       f"stopped after {a.steps} outer steps, resumed to {K}")
 data.close()
 checks.exit()
