@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Check that the C sources follow .clang-format: runs `clang-format --dry-run --Werror` on every
-# .c and .h file under src/, include/, tests/, examples/ and bench/ (the files git knows of,
-# untracked ones included, ignored ones not; every such file outside a git checkout) and lists
-# the files it would change. Exit 0 when all are clean, 1 when some are not, 2 when clang-format
-# is missing. Fix with: clang-format -i FILE...
+# .c and .h file under src/, include/, tests/, examples/, bench/ and python/ (the files git
+# knows of, untracked ones included, ignored ones not; every such file outside a git checkout)
+# and lists the files it would change. Exit 0 when all are clean, 1 when some are not, 2 when
+# clang-format is missing. Fix with: clang-format -i FILE...
 # usage: scripts/check-format.sh   (CLANG_FORMAT=clang-format-14 to choose the binary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ if ! command -v "$cf" >/dev/null; then
   echo "check-format: $cf not found (Debian: apt-get install clang-format)" >&2
   exit 2
 fi
-dirs=(src include tests examples bench)
+dirs=(src include tests examples bench python)
 files=()
 if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   while IFS= read -r -d '' f; do

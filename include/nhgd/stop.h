@@ -13,6 +13,11 @@ extern "C" {
  * counts). A signal handler may call it. */
 NHGD_API void nhgd_request_stop(void);
 
+/* Async-signal-safe, not collective: forget this process's stop request. A request stays
+ * until a run honours it; a program that goes on after a run stopped (to continue it in the
+ * same process) calls this first, or the next run would stop at once. */
+NHGD_API void nhgd_clear_stop_request(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,10 @@ void nhgd_request_stop(void) {
   stop_flag = 1;
 }
 
+void nhgd_clear_stop_request(void) {
+  stop_flag = 0;
+}
+
 int nhgd_stop_requested(void) {
   return stop_flag != 0;
 }

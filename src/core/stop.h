@@ -3,7 +3,8 @@
 #ifndef NHGD_CORE_STOP_H
 #define NHGD_CORE_STOP_H
 
-/* Has a stop been requested since the process started? Not collective. */
+/* Has a stop been requested (since the process started, or the last
+ * nhgd_clear_stop_request)? Not collective. */
 int nhgd_stop_requested(void);
 
 #endif

@@ -1,0 +1,166 @@
+"""Problems in Python: the numpy logreg of examples/python/numpy_logreg.py matches the built-in
+logreg's hypergradient to 1e-10 for the exact and cg estimators and for nhgd's dense route
+(same data, same options); its trajectory is the built-in's to 1e-10 over a few outer steps;
+so does a numpy hyperclean (v per training row, sharded) for exact and cg;
+nhgd.check_problem passes it and finds a wrong cross term;
+a method that raises, returns the wrong shape or NaN, on one rank only, fails the run with
+one message naming the method on every rank. Run under mpirun at any rank count."""
+import os
+import sys
+
+import numpy as np
+from mpi4py import MPI
+
+import nhgd
+from checks import Checks
+
+sys.path.insert(0, os.path.join(os.environ.get("NHGD_SOURCE_DIR", "."), "examples", "python"))
+from numpy_logreg import LogReg  # noqa: E402
+
+comm = MPI.COMM_WORLD
+rank = comm.rank
+checks = Checks("problem")
+report, expect_error = checks.report, checks.expect_error
+
+
+rng = np.random.default_rng(3)
+m, C = 6, 3
+if rank == 0:
+    truth = rng.normal(size=(m, C))
+
+    def split(n):
+        X = rng.normal(size=(n, m))
+        return X, (X @ truth + rng.gumbel(size=(n, C))).argmax(axis=1)
+
+    data = nhgd.Data.from_arrays(split(240), split(90), split(60), n_classes=C)
+else:
+    data = nhgd.Data.from_arrays(None, None, None)
+
+common = dict(inner_steps=25, batch=16, inner_lr=0.2, log_level=0, v_init=0.0)
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
+
+
+for est, extra in (("exact", {}), ("cg", {"hvp_steps": 50}),
+                   ("nhgd", {"efim_route": "dense"})):
+    builtin = nhgd.hypergradient(data, problem="logreg", estimator=est, **common, **extra)
+    mine = nhgd.hypergradient(data, problem=LogReg(data), estimator=est, **common, **extra)
+    err = rel(mine.hypergradient, builtin.hypergradient)
+    report(f"hypergradient, {est}", err <= 1e-10 and np.abs(builtin.hypergradient).max() > 0,
+           f"relative difference {err:.2e}")
+
+builtin = nhgd.solve(data, problem="logreg", estimator="cg", outer_steps=4, outer_lr=0.05,
+                     **common)
+mine = nhgd.solve(data, problem=LogReg(data), estimator="cg", outer_steps=4, outer_lr=0.05,
+                  **common)
+err = max(rel(mine.v, builtin.v), rel(mine.theta, builtin.theta),
+          rel(mine.history["val_loss"], builtin.history["val_loss"]))
+report("4 outer steps of cg", err <= 1e-10, f"relative difference {err:.2e}")
+
+
+class Hyperclean(LogReg):
+    """The built-in hyperclean in numpy: a weight sigmoid(v_i) per training row (v sharded with
+    the rows), R = r ||W||^2."""
+
+    name = "numpy-hyperclean"
+    v_per_sample = 1
+
+    def __init__(self, data, r=1e-3):
+        super().__init__(data)
+        self.p, self.r = data.rows("train")[0], r
+
+    def weights(self, v, rows):
+        return 1.0 / (1.0 + np.exp(-v[rows]))
+
+    def inner_grad(self, theta, v, rows):
+        X, y = self.batch(rows)
+        P, loss, _ = self.forward(theta, X, y)
+        w = self.weights(v, rows)
+        P[np.arange(len(y)), y] -= 1.0
+        return self.flat(X.T @ (w[:, None] * P)), float(np.dot(w, loss))
+
+    def sample_grads(self, theta, v, rows):
+        return super().sample_grads(theta, v, rows)[0], self.weights(v, rows)
+
+    def hess_factors(self, theta, v, rows):
+        Z = super().hess_factors(theta, v, rows).reshape(len(rows), self.C, self.d)
+        return (np.sqrt(self.weights(v, rows))[:, None, None] * Z).reshape(-1, self.d)
+
+    def hvp(self, theta, v, rows, V):
+        X, y = self.batch(rows)
+        P, _, _ = self.forward(theta, X, y)
+        Zv = X @ self.W(V)
+        w = self.weights(v, rows)[:, None]
+        return self.flat(X.T @ (w * (P * Zv - P * (P * Zv).sum(axis=1, keepdims=True))))
+
+    def reg(self, theta, v):
+        return self.r * float(np.dot(theta, theta)), 2.0 * self.r * theta, \
+            np.full(self.d, 2.0 * self.r)
+
+    def cross(self, theta, v, u):
+        X, y = self.data.train
+        P, _, _ = self.forward(theta, X, y)
+        P[np.arange(len(y)), y] -= 1.0
+        sg = 1.0 / (1.0 + np.exp(-v))
+        return sg * (1.0 - sg) * ((X @ self.W(u)) * P).sum(axis=1) / self.p
+
+
+for est in ("exact", "cg"):
+    builtin = nhgd.hypergradient(data, problem="hyperclean", estimator=est, **common)
+    mine = nhgd.hypergradient(data, problem=Hyperclean(data), estimator=est, **common)
+    a, b = mine.gather_v(), builtin.gather_v()
+    ha = np.concatenate(comm.allgather(mine.hypergradient))
+    hb = np.concatenate(comm.allgather(builtin.hypergradient))
+    err = max(rel(ha, hb), rel(a, b))
+    report(f"per-row v (hyperclean), hypergradient, {est}", err <= 1e-10 and np.abs(hb).max() > 0,
+           f"relative difference {err:.2e}")
+errors = nhgd.check_problem(Hyperclean(data))
+report("check_problem on the numpy hyperclean", max(errors.values()) <= 1e-5,
+       ", ".join(f"{k} {e:.1e}" for k, e in errors.items()))
+
+# The finite-difference checker passes the numpy logreg and catches a wrong derivative.
+errors = nhgd.check_problem(LogReg(data))
+report("check_problem on the numpy logreg", max(errors.values()) <= 1e-5,
+       ", ".join(f"{k} {e:.1e}" for k, e in errors.items()))
+
+
+class WrongCross(LogReg):
+    def cross(self, theta, v, u):
+        return 2.0 * super().cross(theta, v, u)
+
+
+errors = nhgd.check_problem(WrongCross(data))
+report("check_problem finds a cross term off by 2", errors["cross"] > 0.1 and
+       max(e for k, e in errors.items() if k != "cross") <= 1e-5, f"cross {errors['cross']:.2f}")
+
+
+class Broken(LogReg):
+    """LogReg with one method broken on the last rank."""
+
+    def __init__(self, data, how):
+        super().__init__(data)
+        self.how = how
+
+    def inner_grad(self, theta, v, rows):
+        g, loss = super().inner_grad(theta, v, rows)
+        if rank == comm.size - 1:
+            if self.how == "raise":
+                raise RuntimeError("broken on purpose")
+            if self.how == "shape":
+                return g[:-1], loss
+            if self.how == "nan":
+                g = g.copy()
+                g[0] = np.nan
+        return g, loss
+
+
+for how, text in (("raise", "inner_grad raised RuntimeError: broken on purpose"),
+                  ("shape", "inner_grad returned a gradient of shape"),
+                  ("nan", "inner_grad returned a gradient that is not finite")):
+    expect_error(f"a callback that fails on the last rank ({how})",
+                 lambda: nhgd.solve(data, problem=Broken(data, how), outer_steps=2, **common),
+                 f"problem 'numpy-logreg' (Python): {text}")
+data.close()
+checks.exit()
