@@ -5,9 +5,9 @@
 # only): relative error ||h - h_exact|| / ||h_exact|| and cosine, with the Hessian-vector
 # products the estimate took (from the work counter: its samples beyond nhgd's, over the rows
 # per product). Methods: nhgd (kfac, 0 products); plain cg (cold start) at Q iterations;
-# cg --precond nhgd (start M^-1 g, Q + 1 products for Q >= 1); nbo --precond nhgd --nbo-newton 0
+# cg --precond nhgd (Q = 0: M^-1 g; Q >= 1: Q + 1 iterations from zero, the first M^-1 g at a line-searched length; Q + 1 products); nbo --precond nhgd --nbo-newton 0
 # with the cg solver (the same algorithm as cg --precond nhgd: a consistency check) and with
-# the gd solver at step 1 (x <- x - M^-1 (H x - b), Q products); and the preconditioner's own
+# the gd solver at step 0.1 (x <- x - 0.1 M^-1 (H x - b), Q products); and the preconditioner's own
 # settings: --efim-damping 0.001 and 0.1 and --kfac-g empirical for cg --precond nhgd.
 # nbo's Newton step moves theta, so its hypergradient is not comparable with exact's at
 # theta_T: it is judged end to end (bench/precond_fmnist.sh); here --nbo-newton 0.
@@ -51,9 +51,9 @@ problem() {
   row "$name,nhgd,$s,0" "$w/nhgd.h5" "$w/exact.h5" "$w/nhgd.h5" "$rows" >>"$csv" || exit 1
   local Q m opts
   for m in "cg|1 2 3 6 10 30|--estimator cg --hvp-batch 0 --hvp-warm 0" \
-    "cg-precond|0 1 2 3 6 10|--estimator cg --hvp-batch 0 --precond nhgd" \
-    "nbo-cg-precond|0 1 2 3 6 10|--estimator nbo --nbo-newton 0 --nbo-solver cg --precond nhgd" \
-    "nbo-gd-precond|1 2 3 6 10|--estimator nbo --nbo-newton 0 --nbo-solver gd --nbo-lr 1 --precond nhgd" \
+    "cg-precond|0 1 2 3 5 6 10|--estimator cg --hvp-batch 0 --precond nhgd" \
+    "nbo-cg-precond|0 1 3 5 10|--estimator nbo --nbo-newton 0 --nbo-solver cg --precond nhgd" \
+    "nbo-gd-precond|1 3 6 10|--estimator nbo --nbo-newton 0 --nbo-solver gd --nbo-lr 0.1 --precond nhgd" \
     "cg-precond-damp0.001|1 3 6|--estimator cg --hvp-batch 0 --precond nhgd --efim-damping 0.001" \
     "cg-precond-damp0.1|1 3 6|--estimator cg --hvp-batch 0 --precond nhgd --efim-damping 0.1" \
     "cg-precond-empirical|1 3 6|--estimator cg --hvp-batch 0 --precond nhgd --kfac-g empirical"; do

@@ -16,8 +16,9 @@
  * inside an inner loop. The initial residual g - H u0 costs one extra product.
  *
  * Preconditioned (--precond nhgd, docs/algorithm.md 5.3): NHGD's M of the same run, kept
- * during the inner loop (observe), gives the start x0 = M^{-1} g (NHGD's own u) and
- * preconditions Q iterations from there, the first residual g - H x0; Q = 0 returns NHGD's u.
+ * during the inner loop (observe), preconditions the iterations. Q = 0 returns NHGD's u,
+ * M^{-1} g; Q >= 1 runs Q + 1 iterations from zero, whose first iterate is NHGD's u rescaled
+ * by an exact line search, alpha M^{-1} g, and Q more from there (Q + 1 products).
  * The iterations are those of the PCG kernel (pcg.h), preconditioned or not. */
 #include <stddef.h>
 #include <stdio.h>
@@ -105,16 +106,16 @@ static int cg_run(void *state, nhgd_est_ctx *c, const double *theta, const doubl
     s->B = nhgd_hvp_draw(&s->hvp, c, k, 0);
     char who[64];
     snprintf(who, sizeof who, "cg at outer step %lld", (long long)k);
-    NHGD_CHECK(nhgd_pcg(d, 1, cg_hessian, s, s->pc ? cg_minv : NULL, s, g, s->x, start, s->Q, 1e-12,
-                        who, s->work, &st));
+    NHGD_CHECK(nhgd_pcg(d, 1, cg_hessian, s, s->pc ? cg_minv : NULL, s, g, s->x, start,
+                        s->Q + (s->pc ? 1 : 0), 1e-12, who, s->work, &st));
   }
   char rel[48] = "not measured (no iteration)";
   if (s->Q > 0) snprintf(rel, sizeof rel, "%.3e", st.rel[0]);
   nhgd_log(NHGD_LOG_DEBUG,
            "cg: outer step %lld: %d iterations, %lld products, %lld applications of M^-1, "
            "|r| / |g| = %s",
-           (long long)k, st.iters, (long long)st.products, (long long)(st.precs + (s->pc ? 1 : 0)),
-           rel);
+           (long long)k, st.iters, (long long)st.products,
+           (long long)(st.precs + (s->pc && s->Q == 0)), rel);
   return NHGD_OK;
 }
 
@@ -122,10 +123,15 @@ static int cg_solve(nhgd_estimator *est, const double *theta, const double *g, d
   cg_state *s = est->state;
   /* The start: NHGD's u, M^{-1} g, its solve timed and charged as the nhgd estimator's own;
    * or the warm start. */
-  if (s->pc)
+  if (s->pc) {
     NHGD_CHECK(nhgd_precond_apply(s->pc, theta, g, s->x));
-  else
+    /* Q >= 1: the kernel from zero, whose first iterate is x_1 = alpha M^{-1} g, NHGD's u at
+     * the length an exact line search in the H-norm gives it (the kernel's first z is the
+     * application above, kept by the preconditioner), then Q more iterations. */
+    if (s->Q > 0) memset(s->x, 0, (size_t)s->d * sizeof(double));
+  } else {
     memcpy(s->x, s->x0, (size_t)s->d * sizeof(double));
+  }
   return nhgd_hvp_solve(&s->hvp, est->ctx, cg_run, s, theta, g, s->x, u);
 }
 

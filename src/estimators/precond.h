@@ -27,7 +27,9 @@ int nhgd_precond_observe(nhgd_precond *p, const double *theta, int nb, const int
 /* Collective, after the inner loop: out = M^{-1} x (d entries, replicated; x and out must not
  * overlap). The first call of an outer step is the nhgd estimator's solve (its timers and
  * traffic; out is bit for bit the u of --estimator nhgd for g = x); later calls of the same
- * step reuse its factors (nhgd_efim_reapply: no timer of their own). */
+ * step reuse its factors (nhgd_efim_reapply: no timer of their own), and a call with a vector
+ * bitwise equal to one of the step's last two returns the stored result without applying M^{-1}
+ * (a solver that starts from M^{-1} b and hands b to the kernel pays once). */
 int nhgd_precond_apply(nhgd_precond *p, const double *theta, const double *x, double *out);
 
 /* Checkpoints: the running state of the current inner loop (in the estimator's section), and
