@@ -137,9 +137,13 @@ test)
   pids=()
   for l in "${lanes[@]}"; do
     (
-      # libFuzzer's runs are bounded in wall time (20 s each): the other lanes give way to it
-      # (nice 5), so that it runs about as many inputs as it would alone.
-      [ "$l" = "fuzz-build fuzz" ] || renice -n 5 -p "$BASHPID" >/dev/null
+      # The lanes with slack give way (nice 5) to the longest one, build and tests, and to
+      # fuzz, whose runs are bounded in wall time (20 s each): it runs about as many inputs as
+      # it would alone.
+      case $l in
+      "build tests" | "fuzz-build fuzz") ;;
+      *) renice -n 5 -p "$BASHPID" >/dev/null ;;
+      esac
       # shellcheck disable=SC2086 # a lane is its stage names, split on blanks
       lane $l
     ) &

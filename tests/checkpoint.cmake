@@ -1,11 +1,8 @@
 # Checkpoint and restart: stop/resume bit-identical, other rank counts, damaged files, kill -9.
-# restart and restart_models take about 210 s at 1 rank (restart: 34 s of CPU, the rest
-# mpirun's pauses after the stops): their limits leave room for CI's stages side by side.
 foreach(np 1 2 4)
   nhgd_add_serial_test(checkpoint_restart_np${np}
     COMMAND bash ${NHGD_TEST_DIR}/system/checkpoint/restart.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;checkpoint")
-  set_tests_properties(checkpoint_restart_np${np} PROPERTIES TIMEOUT 900)
 endforeach()
 foreach(np 1 4)
   nhgd_add_serial_test(checkpoint_kill9_np${np}
@@ -16,7 +13,6 @@ foreach(np 1 2 4)
   nhgd_add_serial_test(checkpoint_restart_models_np${np}
     COMMAND bash ${NHGD_TEST_DIR}/system/checkpoint/restart_models.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} ${np}
     LABELS "mpi;checkpoint")
-  set_tests_properties(checkpoint_restart_models_np${np} PROPERTIES TIMEOUT 900)
 endforeach()
 # Stop and resume with a sampled cross term (--cross-rows), bit-identical.
 foreach(np 1 2 4)
