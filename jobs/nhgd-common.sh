@@ -74,16 +74,25 @@ nhgd_make_launcher() {
   esac
 }
 
-# Signal handler: remember the signal and pass SIGUSR1 on to the launcher (if it runs yet).
+# Signal handler: remember the signal (and when the first came) and pass SIGUSR1 on to the
+# launcher (if it runs yet).
 nhgd_on_signal() {
   nhgd_signalled=$1
   nhgd_interrupted=1
+  [ -n "$nhgd_signal_time" ] || nhgd_signal_time=$(date +%s.%N)
   if [ -n "${nhgd_pid:-}" ]; then
     nhgd_log "received SIG$1: asking the program (launcher pid $nhgd_pid) to checkpoint and stop"
     kill -USR1 "$nhgd_pid" 2>/dev/null
   else
     nhgd_log "received SIG$1 before the program started: it will be passed on at launch"
   fi
+}
+
+# The newest checkpoint of DIR published (its .crc32 renamed into place, the commit) after
+# the epoch time SINCE; empty when there is none.
+nhgd_checkpoint_since() { # nhgd_checkpoint_since DIR SINCE
+  find "$1" -maxdepth 1 -name 'ckpt-*.h5.crc32' -newermt "@$2" -printf '%T@ %f\n' 2>/dev/null |
+    sort -n | tail -n 1 | sed 's/^[^ ]* //; s/\.crc32$//'
 }
 
 # Put this job back in the queue after a checkpoint, unless requeueing is off, the job was
@@ -147,7 +156,7 @@ nhgd_job_main() {
     --output "$run_dir/output.h5" --metrics "$run_dir/metrics.jsonl" "$@")
   nhgd_log "command: ${cmd[*]}"
 
-  nhgd_pid="" nhgd_signalled="" nhgd_interrupted=0
+  nhgd_pid="" nhgd_signalled="" nhgd_signal_time="" nhgd_interrupted=0
   trap 'nhgd_on_signal USR1' USR1
   trap 'nhgd_on_signal TERM' TERM
   trap 'nhgd_on_signal INT' INT
@@ -170,10 +179,24 @@ nhgd_job_main() {
   # a late SIGUSR1 must not kill it before it has requeued the job.
   trap '' USR1
   trap - TERM INT HUP
+  # A signal sent to the whole job (scancel --full, or SLURM ending it) reaches mpirun too,
+  # which answers SIGINT, SIGTERM and SIGHUP by ending the ranks itself and exits 1, even when
+  # they have written their checkpoint (docs/checkpoints.md). A checkpoint published after
+  # the signal is the stop asked for.
+  local ck=""
+  if [ -n "$nhgd_signalled" ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 75 ]; then
+    ck=$(nhgd_checkpoint_since "$run_dir/checkpoints" "$nhgd_signal_time")
+    if [ -n "$ck" ]; then
+      nhgd_log "the launcher exited $rc after SIG$nhgd_signalled, and checkpoint $ck was written" \
+        "after the signal: taken as exit 75"
+      rc=75
+    fi
+  fi
   case $rc in
   0) nhgd_log "the program exited 0: run complete (output $run_dir/output.h5)" ;;
   75)
-    nhgd_log "the program exited 75: checkpoint written${nhgd_signalled:+ after SIG$nhgd_signalled}"
+    [ -n "$ck" ] ||
+      nhgd_log "the program exited 75: checkpoint written${nhgd_signalled:+ after SIG$nhgd_signalled}"
     nhgd_requeue
     ;;
   *) nhgd_log "error: the program exited $rc${nhgd_signalled:+ after SIG$nhgd_signalled}" ;;

@@ -24,4 +24,3 @@ endforeach()
 nhgd_add_serial_test(faults_chaos_np2
   COMMAND bash ${NHGD_TEST_DIR}/system/faults/chaos.sh $<TARGET_FILE:nhgd_cli> ${MPIEXEC_EXECUTABLE} 2
   LABELS "mpi;faults")
-set_tests_properties(faults_chaos_np2 PROPERTIES TIMEOUT 300)

@@ -14,7 +14,7 @@ set_tests_properties(slurm_cluster_stop PROPERTIES FIXTURES_CLEANUP nhgd_slurm T
 
 # name -> labels; each test waits for its jobs with bounds below its timeout. The tests run
 # one at a time (RESOURCE_LOCK) and take both cores: their jobs and direct runs share them.
-foreach(t signal_requeue array chain time_limit)
+foreach(t signal_requeue signal_traps array chain time_limit)
   set(labels slurm)
   set(timeout 900)
   if(t STREQUAL "time_limit")

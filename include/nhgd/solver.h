@@ -29,9 +29,10 @@ NHGD_API int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd
 
 /* Not collective: the options that must fit the problem and its data (--val-batch at most its
  * validation rows, --cross-samples at most its training rows, --cross-rows a problem that has
- * a sampled cross term): NHGD_ERR_ARG, a usage error, naming the values when they do not.
- * nhgd_solver_create checks them too; the program calls this first, to exit with its usage
- * code. */
+ * a sampled cross term, --efim-samples with --batch 0 at most the training rows):
+ * NHGD_ERR_ARG, a usage error, naming the values when they do not. nhgd_solver_create checks
+ * them too (the nhgd estimator --efim-samples); the program calls this first, to exit with
+ * its usage code. */
 NHGD_API int nhgd_solver_check_data(const nhgd_options *o, const nhgd_problem *pb);
 
 /* Collective. Run the remaining outer steps: inner SGD, estimator, hypergradient, outer

@@ -244,10 +244,25 @@ int nhgd_solver_load_image(nhgd_solver *s, const void *image, size_t size) {
   return rc;
 }
 
+/* --efim-samples K takes K of a step's per-sample gradients. With full batches (--batch 0)
+ * a step has one per training row, a number known only with the data: the option's own check
+ * compares K with a --batch it is given. */
+static int check_efim_samples(const nhgd_options *o, const nhgd_solver_opts *so,
+                              const nhgd_data *data) {
+  int64_t k = 0;
+  const int64_t n = data->train.n_global;
+  if (so->inner.batch > 0 || nhgd_options_get_int(o, "efim-samples", &k) || k <= n) return NHGD_OK;
+  NHGD_FAIL(NHGD_ERR_ARG,
+            "option --efim-samples %lld: a step has only %lld per-sample gradients (--batch 0: "
+            "one per training row)",
+            (long long)k, (long long)n);
+}
+
 int nhgd_solver_check_data(const nhgd_options *o, const nhgd_problem *pb) {
   const nhgd_solver_opts *so = nhgd_options_block(o, "solver");
   if (!so || !pb->data) return NHGD_OK; /* nhgd_solver_create says what is missing */
   NHGD_CHECK(nhgd_outer_check_val_batch(so, pb->name, pb->data));
+  NHGD_CHECK(check_efim_samples(o, so, pb->data));
   return nhgd_cross_check(so, pb);
 }
 

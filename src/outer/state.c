@@ -195,7 +195,9 @@ static int load_outer(void *self, nhgd_section *sec) {
     NHGD_FAIL(NHGD_ERR_DATA, "attribute complete %lld is not 0 or 1", (long long)comp);
   if (!isfinite(elapsed) || elapsed < 0)
     NHGD_FAIL(NHGD_ERR_DATA, "attribute elapsed %g is not a time", elapsed);
-  if (version >= 2 && !(s->samples >= 0))
+  /* NaN: a run resumed from a checkpoint that had no counter (format 1), which writes it on
+   * as unknown, as it does the clocks below. */
+  if (!(isnan(s->samples) || (s->samples >= 0 && isfinite(s->samples))))
     NHGD_FAIL(NHGD_ERR_DATA, "attribute samples %g is not a count", s->samples);
   /* NaN: a run resumed from a checkpoint that had no clocks. */
   if (!(isnan(s->solver_time) || (s->solver_time >= 0 && s->solver_time <= elapsed)) ||

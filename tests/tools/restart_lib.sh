@@ -114,9 +114,12 @@ check_chaos_log() {
 # run.log, checkpoints expected in ck); while fewer than KILLS kills have landed, kill it
 # (kill_tree) $at seconds after its start, $at set by calling the function PICK (in this shell,
 # so that $RANDOM advances), else let it end. Returns 0 once a start ends with exit 0, 1 when
-# one fails; $killed counts the kills.
+# one fails; $killed counts the kills. On a machine slower than the instants assume (a loaded
+# one: CI runs its stages side by side) every kill could land before the first checkpoint, and
+# no start would resume: after 3 kills with none on disk, each later instant is stretched 2,
+# 4, 8, ... times until one is.
 chaos_loop() {
-  local kills=$1 pick=$2 pid rc attempt
+  local kills=$1 pick=$2 pid rc attempt stretch=1 n
   shift 2
   killed=0
   for attempt in $(seq 1 60); do
@@ -124,11 +127,14 @@ chaos_loop() {
     pid=$!
     if [ "$killed" -lt "$kills" ]; then
       $pick
+      [ "$stretch" -eq 1 ] || at=$(awk -v a="$at" -v s="$stretch" 'BEGIN { printf "%.3f", a * s }')
       sleep "$at"
       if kill -0 "$pid" 2>/dev/null; then
         kill_tree "$pid"
         killed=$((killed + 1))
-        echo "kill $killed at attempt $attempt, ${at} s after the start; checkpoints: $(ls ck 2>/dev/null | grep -c 'h5$'), leftovers: $(ls ck 2>/dev/null | grep -c 'tmp$')"
+        n=$(ls ck 2>/dev/null | grep -c 'h5$')
+        echo "kill $killed at attempt $attempt, ${at} s after the start; checkpoints: $n, leftovers: $(ls ck 2>/dev/null | grep -c 'tmp$')"
+        [ "$n" -gt 0 ] || [ "$killed" -lt 3 ] || stretch=$((stretch * 2))
         continue
       fi
     fi

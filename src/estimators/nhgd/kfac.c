@@ -349,10 +349,10 @@ static int solve_prepared(nhgd_kfac *k, const double *Dx, const double *g, doubl
       if (!info) dpotrs_("L", &m, &one, L, &m, uc, &m, &info, 1);
       if (info && !bad) {
         /* Damping lifts a system that is merely singular, never one that overflowed. */
-        int finite = isfinite(tau * k->lam[c]);
-        for (size_t e = 0; e < (size_t)m * m && finite; ++e)
-          finite = isfinite(k->Ak[e]);
-        if (finite)
+        int usable = 1;
+        for (size_t e = 0; e < (size_t)m * m && usable; ++e)
+          usable = NHGD_KFAC_USABLE(tau * k->lam[c] * k->Ak[e]);
+        if (usable)
           nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
                          "nhgd kfac: the system of class direction %d is not positive definite "
                          "(minor %d): raise --efim-damping",

@@ -147,9 +147,14 @@ int nhgd_kfac_get_partial(int rank, int size, nhgd_section *sec, const char *nam
 double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_bytes, int refresh,
                        int keep, int P);
 
-/* What a Kronecker factor that is not finite means, and what mends it (damping does not). */
+/* What a Kronecker factor that is not finite, or too large to factorise, means, and what
+ * mends it (damping does not). */
 #define NHGD_KFAC_OVERFLOW                                                                         \
-  "the Kronecker factors are not finite (the per-sample gradients overflowed: theta has grown "    \
-  "too large), which no damping mends: lower --inner-lr"
+  "the Kronecker factors are not finite or too large to factorise (the per-sample gradients "      \
+  "overflowed: theta has grown too large), which no damping mends: lower --inner-lr"
+/* Whether an entry of a damped system (a factor entry times its scale) can be factorised: the
+ * Cholesky and tridiagonal solvers form products of two entries, which overflow from
+ * sqrt(DBL_MAX) on (entries near 1e300 came from an mlp whose weights had grown, finite). */
+#define NHGD_KFAC_USABLE(x) (fabs(x) < 1.3407807929942596e154)
 
 #endif

@@ -459,10 +459,10 @@ static int solve_columns(nhgd_kfac_net *k, int l, double delta, const double *gl
     }
     dptsv_(&in, &one, dd, ee, y, &in, &info);
     if (info) {
-      int finite = isfinite(a);
-      for (int r = 0; r < in && finite; ++r)
-        finite = isfinite(d[r]) && (r + 1 >= in || isfinite(e[r]));
-      if (!finite) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
+      int usable = 1;
+      for (int r = 0; r < in && usable; ++r)
+        usable = NHGD_KFAC_USABLE(a * d[r]) && (r + 1 >= in || NHGD_KFAC_USABLE(a * e[r]));
+      if (!usable) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
       NHGD_FAIL(NHGD_ERR_NUMERIC,
                 "nhgd kfac: layer %d, eigen-direction %d: the system is not positive definite "
                 "(minor %d): raise --efim-damping",
@@ -547,10 +547,10 @@ static int solve_whole(nhgd_kfac_net *k, int l, const double *Dx, const double *
     dpotrf_("L", &in, k->Sys, &in, &info, 1);
     if (!info) dpotrs_("L", &in, &one, k->Sys, &in, y, &in, &info, 1);
     if (info) {
-      int finite = isfinite(a);
-      for (size_t e = 0; e < (size_t)in * in && finite; ++e)
-        finite = isfinite(A[e]);
-      if (!finite) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
+      int usable = 1;
+      for (size_t e = 0; e < (size_t)in * in && usable; ++e)
+        usable = NHGD_KFAC_USABLE(a * A[e]);
+      if (!usable) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
       NHGD_FAIL(NHGD_ERR_NUMERIC,
                 "nhgd kfac: layer %d, direction %d: the system is not positive definite (minor "
                 "%d): raise --efim-damping",

@@ -73,12 +73,25 @@ run run "${common[@]}" --estimator soba --checkpoint-dir ck --halt-after 6 --out
 run run "${common[@]}" --estimator soba --checkpoint-dir ck --output r.h5 || failures=$((failures + 1))
 check "soba stopped and resumed" r.h5 $((base + T * B + nv))
 # A checkpoint of format 1 (no counter, 8 history columns) still resumes: the run ends where
-# an uninterrupted one does, and the counter is unknown (NaN) from there on.
+# an uninterrupted one does, and the counter is unknown (NaN) from there on. The checkpoints
+# the resumed run writes hold it unknown too, and a run continues from them (they used to be
+# skipped as damaged, "attribute samples nan is not a count", back to the format-1 one).
 run run "${common[@]}" --estimator nhgd --checkpoint-dir ck1 --halt-after 8 --output old.h5
 [ $? -eq 75 ] || { echo "FAIL nhgd stop for the format-1 case: exit code"; failures=$((failures + 1)); }
 $python "$here/tools/old_checkpoint.py" ck1/ckpt-000000000008.h5 1 8 samples \
   solver_time eval_time || failures=$((failures + 1))
-run run "${common[@]}" --estimator nhgd --checkpoint-dir ck1 --output old.h5 || failures=$((failures + 1))
+run run "${common[@]}" --estimator nhgd --checkpoint-dir ck1 --halt-after 2 --output old.h5
+[ $? -eq 75 ] || { echo "FAIL nhgd stop after the format-1 resume: exit code"; failures=$((failures + 1)); }
+timeout 300 $mpirun --oversubscribe --allow-run-as-root -n "$np" "$nhgd" run "${common[@]}" \
+  --estimator nhgd --checkpoint-dir ck1 --output old.h5 >resume.log 2>&1 || failures=$((failures + 1))
+if grep -q "restarted from ck1/ckpt-000000000010.h5: outer step 2, inner step 2" resume.log &&
+  ! grep -q "skipping checkpoint" resume.log; then
+  echo "ok   the checkpoint written after the format-1 resume (counter unknown) resumes"
+else
+  echo "FAIL the checkpoint written after the format-1 resume was not resumed from:"
+  grep -E "restarted|skipping" resume.log | sed 's/^/    /'
+  failures=$((failures + 1))
+fi
 if $python - old.h5 nhgd.h5 <<'PY'; then
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")

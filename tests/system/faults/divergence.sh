@@ -190,11 +190,12 @@ done
 "$nhgd" data synth --kind logistic --features 10 --classes 3 --n-train 200 --n-val 100 \
   --n-test 50 --output c.h5 >/dev/null || exit 1
 # advise CODE PHRASE "--NAME VALUE" ARGS...: ARGS fail with CODE and PHRASE once; with --NAME
-# VALUE they succeed.
+# VALUE they succeed. Both run 3 outer steps of ADVISE_INNER (default 10) inner steps.
 advise() {
-  local code=$1 phrase=$2 fix=$3 rc
+  local code=$1 phrase=$2 fix=$3 rc size
   shift 3
-  run "$np" "$@" --outer-steps 3 --inner-steps 10 --batch 16 --log-level 1 --output o.h5
+  size=(--outer-steps 3 --inner-steps "${ADVISE_INNER:-10}" --batch 16 --log-level 1 --output o.h5)
+  run "$np" "$@" "${size[@]}"
   rc=$?
   if [ "$rc" -ne "$code" ] || [ "$(grep -c -F -- "$phrase" log.txt)" -ne 1 ]; then
     echo "FAIL advice for $*: exit $rc (want $code), '$phrase' not said once"
@@ -209,7 +210,7 @@ advise() {
     [ "${args[i]}" = "$name" ] && args[i + 1]=$value && found=1
   done
   [ "$found" = 1 ] || args+=("$name" "$value")
-  run "$np" "${args[@]}" --outer-steps 3 --inner-steps 10 --batch 16 --log-level 1 --output o.h5
+  run "$np" "${args[@]}" "${size[@]}"
   rc=$?
   if [ "$rc" -ne 0 ]; then
     echo "FAIL advice for $*: followed ($fix), the run still fails (exit $rc)"
@@ -234,6 +235,15 @@ advise 1 "lower --neumann-eta (now 1e+12)" "--neumann-eta 0.1" run --data c.h5 \
 # exact without a regulariser: the Hessian is singular (the Cholesky failure named nothing).
 advise 1 "raise --clean-reg (now 0)" "--clean-reg 1e-3" run --data c.h5 --problem hyperclean \
   --estimator exact --clean-reg 0
+# A network whose weights grew under a huge --inner-lr, still finite after 38 inner steps,
+# but the activations' Kronecker factor reaches 1e299: the factorisation's products of its
+# entries overflow, which no damping mends (it said: raise --efim-damping, false at 1e12).
+mlp_kfac=(run --data c.h5 --problem mlp-hyperclean --activation relu --hidden 8 --efim-route kfac)
+kfac_phrase="the Kronecker factors are not finite or too large to factorise (the per-sample \
+gradients overflowed: theta has grown too large), which no damping mends: lower --inner-lr"
+ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4
+ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4 \
+  --efim-damping 1e12
 # Which step size a rollback halves is decided by an experiment (the inner loop run again
 # with v as before the last outer step), not guessed from the inner loss. distill with a huge
 # --inner-lr: every rollback halves --inner-lr and the run recovers (all 30 used to halve

@@ -175,13 +175,37 @@ t_wait_progress() { # t_wait_progress LOG K JOBID TIMEOUT
   done
 }
 
+# The lines of one start of a job: those from the start that logged SLURM_RESTART_COUNT=R
+# to the next start (--open-mode=append keeps every start in one log).
+t_segment() { # t_segment LOG R
+  awk -v m="SLURM_RESTART_COUNT=$2 " 'index($0, "SLURM_RESTART_COUNT=") { on = index($0, m) > 0 }
+    on' "$1" 2>/dev/null
+}
+
+# Wait until start R of the job has logged N progress lines ('outer K/N'): its program runs,
+# past the step it resumed in.
+t_wait_start_progress() { # t_wait_start_progress LOG R N JOBID TIMEOUT
+  local log=$1 r=$2 want=$3 id=$4 end=$((SECONDS + $5)) n
+  while :; do
+    n=$(t_segment "$log" "$r" | grep -cE ' outer [0-9]+/')
+    [ "$n" -ge "$want" ] && return 0
+    [ -z "$(t_final_line "$id")" ] || t_fail "job $id ended before start $r logged $want progress lines (see $log)"
+    [ $SECONDS -lt $end ] || t_fail "job $id: start $r logged $n of $want progress lines in $5 s (see $log)"
+    sleep 0.5
+  done
+}
+
+# The outer step of the first progress line ('outer K/N') of the log lines on standard input.
+t_first_outer() {
+  sed -nE 's/.* outer ([0-9]+)\/.*/\1/p' | head -n 1
+}
+
 # The job log shows a start after a requeue that resumed (its first progress line is past
 # outer step 1) rather than starting over.
 t_check_resumed() { # t_check_resumed LOG RESTART_COUNT
   local log=$1 n=$2 first
   grep -q "SLURM_RESTART_COUNT=$n " "$log" || t_fail "$log has no start with SLURM_RESTART_COUNT=$n"
-  first=$(awk -v m="SLURM_RESTART_COUNT=$n " 'index($0, m) { on = 1 }
-    on && match($0, / outer [0-9]+\//) { print substr($0, RSTART + 7, RLENGTH - 8); exit }' "$log")
+  first=$(t_segment "$log" "$n" | t_first_outer)
   [ -n "$first" ] || t_fail "$log: no progress line ('outer K/N') after restart $n"
   [ "$first" -gt 1 ] || t_fail "$log: restart $n started over at outer step $first instead of resuming"
   t_log "restart $n resumed at outer step $first"
