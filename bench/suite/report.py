@@ -39,7 +39,7 @@ TIME = "solver_time"
 DPI = 110
 
 # Hypergradient estimators in the order every table lists them.
-ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba"]
+ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba", "nbo", "cg-precond"]
 # Readable names of the methods, as the README names them.
 LABELS = {
     "nhgd": "NHGD",
@@ -55,6 +55,8 @@ LABELS = {
     "cg": "CG (AID-CG)",
     "neumann": "Neumann (stocBiO)",
     "soba": "SOBA",
+    "nbo": "NBO (cg, Newton step)",
+    "cg-precond": "CG preconditioned by NHGD's M",
     "noisy": "noisy labels (floor)",
     "clean": "clean labels (ceiling)",
     "grid": "grid search (shared L2)",

@@ -341,17 +341,17 @@ static int nbo_check(const void *block, const nhgd_options *all) {
 
 #define F(field) offsetof(nbo_opts, field), sizeof(((nbo_opts *)0)->field)
 static const nhgd_option_spec nbo_specs[] = {
-    {"nbo-solver", NHGD_OPT_CHOICE, F(solver), "cg", 1, 0, "gd|cg|sgd",
+    {"nbo-solver", NHGD_OPT_CHOICE, F(solver), "gd", 1, 0, "gd|cg|sgd",
      "nbo: how the Newton and hypergradient systems are solved (gd, cg: one minibatch per outer "
-     "step; sgd: a fresh one per step)",
+     "step; sgd: a fresh one per step; the default by bench/precond_fmnist.sh)",
      NHGD_OPT_TRAJECTORY},
     {"nbo-steps", NHGD_OPT_INT, F(steps), "3", 0, 1 << 20, NULL,
      "nbo: steps Q per system per outer step (each costs one Hessian-vector product per system)",
      NHGD_OPT_TRAJECTORY},
-    {"nbo-lr", NHGD_OPT_REAL, F(lr), "0.05", 0, 1e12, NULL,
+    {"nbo-lr", NHGD_OPT_REAL, F(lr), "0.1", 0, 1e12, NULL,
      "nbo: step eta of gd and sgd on the quadratics (needs eta < 2 / lambda_max(H))",
      NHGD_OPT_TRAJECTORY | NHGD_OPT_MIN_OPEN},
-    {"nbo-batch", NHGD_OPT_I64, F(batch), "0", 0, 2147483647, NULL,
+    {"nbo-batch", NHGD_OPT_I64, F(batch), "256", 0, 2147483647, NULL,
      "nbo: training rows of each sampled Hessian and Newton gradient (0: all rows)",
      NHGD_OPT_TRAJECTORY},
     {"nbo-newton", NHGD_OPT_BOOL, F(newton), "1", 1, 0, NULL,

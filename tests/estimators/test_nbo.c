@@ -145,7 +145,7 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   const int64_t d = ex.d;
   char q[16];
   snprintf(q, sizeof q, "%d", (int)(3 * d));
-  const char *kv[] = {"nbo-solver", "cg", "nbo-steps", q, NULL};
+  const char *kv[] = {"nbo-solver", "cg", "nbo-steps", q, "nbo-batch", "0", NULL};
   snprintf(o.estimator, sizeof o.estimator, "nbo");
   if (solve(data, &o, kv, 0, 0, &r)) {
     mc_check(0, "%s nbo cg: %s", problem, nhgd_error_message());
@@ -170,7 +170,8 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
              et);
     ridge_full_free(&R);
   }
-  const char *kv0[] = {"nbo-solver", "cg", "nbo-steps", q, "nbo-newton", "0", NULL};
+  const char *kv0[] = {"nbo-solver", "cg",        "nbo-steps", q,   "nbo-newton",
+                       "0",          "nbo-batch", "0",         NULL};
   if (solve(data, &o, kv0, 0, 0, &r)) {
     mc_check(0, "%s nbo --nbo-newton 0: %s", problem, nhgd_error_message());
     return;
@@ -180,7 +181,8 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
            mc_rel(r.theta, ex.theta, d), mc_rel(r.u, ex.u, d));
 
   /* Many gd steps reach the same u; sgd on minibatches comes close. */
-  const char *kvg[] = {"nbo-solver", "gd", "nbo-steps", "400", "nbo-lr", "0.5", NULL};
+  const char *kvg[] = {"nbo-solver", "gd",        "nbo-steps", "400", "nbo-lr",
+                       "0.5",        "nbo-batch", "0",         NULL};
   if (solve(data, &o, kvg, 0, 0, &r)) {
     mc_check(0, "%s nbo gd: %s", problem, nhgd_error_message());
   } else {
@@ -244,7 +246,8 @@ static void precond_cases(const char *path, const nhgd_data *data) {
   char q[16];
   snprintf(q, sizeof q, "%d", (int)(3 * ex.d));
   snprintf(o.estimator, sizeof o.estimator, "nbo");
-  const char *kvq[] = {"precond", "nhgd", "nbo-steps", q, NULL};
+  const char *kvq[] = {"precond", "nhgd",      "nbo-solver", "cg", "nbo-steps",
+                       q,         "nbo-batch", "0",          NULL};
   if (solve(data, &o, kvq, 0, 0, &r)) {
     mc_check(0, "nbo --precond nhgd cg: %s", nhgd_error_message());
     return;
@@ -279,7 +282,7 @@ static void soba_case(const char *path, const nhgd_data *data) {
   }
   snprintf(o.estimator, sizeof o.estimator, "nbo");
   o.inner_steps = 0;
-  const char *kv[] = {"nbo-solver", "gd", "nbo-steps", "1", "nbo-lr", rs, NULL};
+  const char *kv[] = {"nbo-solver", "gd", "nbo-steps", "1", "nbo-lr", rs, "nbo-batch", "0", NULL};
   if (solve(data, &o, kv, 1, 0, &b)) {
     mc_check(0, "nbo gd as soba: %s", nhgd_error_message());
     return;

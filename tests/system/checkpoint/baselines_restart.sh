@@ -39,9 +39,9 @@ for est in cg neumann soba cg-precond cg-precond-refresh cg-precond-gram nbo nbo
   cg-precond-gram) cfg=("${pre[@]}" --efim-route gram) ;;
   neumann) cfg=(--estimator neumann --hvp-steps 6 --hvp-batch 24 --neumann-eta 0.2) ;;
   soba) cfg=(--estimator soba --soba-rho 0.1) ;;
-  nbo) cfg=(--estimator nbo --nbo-steps 3 --nbo-batch 24) ;;
+  nbo) cfg=(--estimator nbo --nbo-solver cg --nbo-steps 3 --nbo-batch 24) ;;
   nbo-sgd) cfg=(--estimator nbo --nbo-solver sgd --nbo-steps 4 --nbo-lr 0.1 --nbo-batch 24) ;;
-  nbo-precond) cfg=(--estimator nbo --precond nhgd --nbo-steps 2 --nbo-batch 24 --kfac-refresh 2) ;;
+  nbo-precond) cfg=(--estimator nbo --nbo-solver cg --precond nhgd --nbo-steps 2 --nbo-batch 24 --kfac-refresh 2) ;;
   esac
   # The reference also leaves a checkpoint after every outer step (position 5 k).
   rm -rf ck ref_ck
