@@ -52,4 +52,29 @@ static inline nhgd_data *synth_data_small_cls(const char *stem, int features) {
   return cls;
 }
 
+/* The pair of sets the estimator tests share: ridge (12 features, 300 training rows) and
+ * logistic (6 features, 3 classes, 200 training rows), written to <stem>_ridge_np<P>.h5 and
+ * <stem>_cls_np<P>.h5 (their paths in ridge_path and cls_path, 128 bytes each) and loaded on
+ * every rank (abort on failure, printing why). */
+static inline void synth_data_pair(const char *stem, char *ridge_path, char *cls_path,
+                                   nhgd_data **ridge, nhgd_data **cls) {
+  int rank, size;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  snprintf(ridge_path, 128, "%s_ridge_np%d.h5", stem, size);
+  snprintf(cls_path, 128, "%s_cls_np%d.h5", stem, size);
+  const synth_data_sizes ridge_sizes = {
+      .n_train = 300, .n_val = 120, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
+  const synth_data_sizes cls_sizes = {
+      .n_train = 200, .n_val = 60, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
+  int rc = synth_data_write("ridge", ridge_path, 12, &ridge_sizes);
+  if (!rc) rc = synth_data_write("logistic", cls_path, 6, &cls_sizes);
+  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, ridge_path, ridge);
+  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, cls_path, cls);
+  if (rc) {
+    if (rank == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+}
+
 #endif

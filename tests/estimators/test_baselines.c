@@ -20,42 +20,18 @@
 #include "common/ridge_oracle.h"
 #include "common/synth_data.h"
 #include "common/run_opts.h"
+#include "common/small_solve.h"
 #include "nhgd/nhgd.h"
 
 #include "common/mpi_check.h"
 
 static int P, rank_;
 
-typedef struct result {
-  int64_t d, p;
-  double u[64], h[64], theta[64];
-} result;
+typedef small_result result;
 
 /* One hypergrad (full_run 0) or run (1); drop_hvp removes the problem's hvp callback. */
 static int solve(const nhgd_data *data, const test_opts *o, int full_run, int drop_hvp, result *r) {
-  nhgd_problem_params pp;
-  nhgd_problem_params_default(&pp);
-  pp.noise_sigma = o->noise_sigma;
-  pp.v_init = o->v_init;
-  nhgd_problem *pb = NULL;
-  nhgd_solver *s = NULL;
-  int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(o->problem, data, &pp, &pb));
-  if (!rc && drop_hvp) pb->ops.hvp = NULL;
-  if (!rc && (pb->d > 64 || pb->p > 64)) rc = NHGD_ERR_ARG;
-  nhgd_options *oh = test_opts_handle(o);
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
-  if (!rc) rc = full_run ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
-  if (!rc) {
-    r->d = pb->d;
-    r->p = nhgd_solver_v_local(s);
-    memcpy(r->u, nhgd_solver_u(s), sizeof(double) * (size_t)r->d);
-    memcpy(r->h, nhgd_solver_hypergradient(s), sizeof(double) * (size_t)r->p);
-    memcpy(r->theta, nhgd_solver_theta(s), sizeof(double) * (size_t)r->d);
-  }
-  nhgd_solver_destroy(&s);
-  nhgd_options_destroy(&oh);
-  nhgd_problem_destroy(&pb);
-  return rc;
+  return small_solve(data, o, NULL, full_run, drop_hvp, r);
 }
 
 static void ridge_options(test_opts *o, const char *path, const char *estimator) {
@@ -397,22 +373,9 @@ int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  char ridge_path[64], cls_path[64];
-  snprintf(ridge_path, sizeof ridge_path, "baselines_ridge_np%d.h5", P);
-  snprintf(cls_path, sizeof cls_path, "baselines_cls_np%d.h5", P);
+  char ridge_path[128], cls_path[128];
   nhgd_data *ridge = NULL, *cls = NULL;
-  const synth_data_sizes ridge_sizes = {
-      .n_train = 300, .n_val = 120, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
-  const synth_data_sizes cls_sizes = {
-      .n_train = 200, .n_val = 60, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
-  int rc = synth_data_write("ridge", ridge_path, 12, &ridge_sizes);
-  if (!rc) rc = synth_data_write("logistic", cls_path, 6, &cls_sizes);
-  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, ridge_path, &ridge);
-  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, cls_path, &cls);
-  if (rc) {
-    if (rank_ == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
+  synth_data_pair("baselines", ridge_path, cls_path, &ridge, &cls);
   ridge_cases(ridge_path, ridge);
   logreg_cases(cls_path, cls);
   option_cases(ridge_path, ridge);

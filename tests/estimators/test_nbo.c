@@ -33,6 +33,7 @@
 
 #include "common/ridge_oracle.h"
 #include "common/run_opts.h"
+#include "common/small_solve.h"
 #include "common/synth_data.h"
 #include "nhgd/nhgd.h"
 
@@ -40,42 +41,7 @@
 
 static int P, rank_;
 
-typedef struct result {
-  int64_t d, p;
-  double u[64], h[64], theta[64], v[64];
-} result;
-
-/* One hypergrad (full_run 0) or run (1) with o and the extra options kv (name, value pairs,
- * NULL-terminated); drop_hvp removes the problem's hvp callback. */
-static int solve(const nhgd_data *data, const test_opts *o, const char *const *kv, int full_run,
-                 int drop_hvp, result *r) {
-  nhgd_problem_params pp;
-  nhgd_problem_params_default(&pp);
-  pp.noise_sigma = o->noise_sigma;
-  pp.v_init = o->v_init;
-  nhgd_problem *pb = NULL;
-  nhgd_solver *s = NULL;
-  int rc = nhgd_error_agree(MPI_COMM_WORLD, nhgd_problem_create(o->problem, data, &pp, &pb));
-  if (!rc && drop_hvp) pb->ops.hvp = NULL;
-  if (!rc && (pb->d > 64 || pb->p > 64)) rc = NHGD_ERR_ARG;
-  nhgd_options *oh = test_opts_handle(o);
-  for (int i = 0; kv && kv[i] && !rc; i += 2)
-    rc = nhgd_options_set_string(oh, kv[i], kv[i + 1]);
-  if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, oh, data, pb, &s);
-  if (!rc) rc = full_run ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
-  if (!rc) {
-    r->d = pb->d;
-    r->p = nhgd_solver_v_local(s);
-    memcpy(r->u, nhgd_solver_u(s), sizeof(double) * (size_t)r->d);
-    memcpy(r->h, nhgd_solver_hypergradient(s), sizeof(double) * (size_t)r->p);
-    memcpy(r->theta, nhgd_solver_theta(s), sizeof(double) * (size_t)r->d);
-    memcpy(r->v, nhgd_solver_v(s), sizeof(double) * (size_t)r->p);
-  }
-  nhgd_solver_destroy(&s);
-  nhgd_options_destroy(&oh);
-  nhgd_problem_destroy(&pb);
-  return rc;
-}
+typedef small_result result;
 
 static void base_options(test_opts *o, const char *path, const char *problem,
                          const char *estimator) {
@@ -138,7 +104,7 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   base_options(&o, path, problem, "exact");
   o.inner_steps = 4; /* theta_T far enough from the minimiser that grad g is not rounding */
   if (!strcmp(problem, "logreg")) o.inner_lr = 0.5, o.v_init = -1.0;
-  if (solve(data, &o, NULL, 0, 0, &ex)) {
+  if (small_solve(data, &o, NULL, 0, 0, &ex)) {
     mc_check(0, "%s exact: %s", problem, nhgd_error_message());
     return;
   }
@@ -147,7 +113,7 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   snprintf(q, sizeof q, "%d", (int)(3 * d));
   const char *kv[] = {"nbo-solver", "cg", "nbo-steps", q, "nbo-batch", "0", NULL};
   snprintf(o.estimator, sizeof o.estimator, "nbo");
-  if (solve(data, &o, kv, 0, 0, &r)) {
+  if (small_solve(data, &o, kv, 0, 0, &r)) {
     mc_check(0, "%s nbo cg: %s", problem, nhgd_error_message());
     return;
   }
@@ -172,7 +138,7 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   }
   const char *kv0[] = {"nbo-solver", "cg",        "nbo-steps", q,   "nbo-newton",
                        "0",          "nbo-batch", "0",         NULL};
-  if (solve(data, &o, kv0, 0, 0, &r)) {
+  if (small_solve(data, &o, kv0, 0, 0, &r)) {
     mc_check(0, "%s nbo --nbo-newton 0: %s", problem, nhgd_error_message());
     return;
   }
@@ -183,7 +149,7 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   /* Many gd steps reach the same u; sgd on minibatches comes close. */
   const char *kvg[] = {"nbo-solver", "gd",        "nbo-steps", "400", "nbo-lr",
                        "0.5",        "nbo-batch", "0",         NULL};
-  if (solve(data, &o, kvg, 0, 0, &r)) {
+  if (small_solve(data, &o, kvg, 0, 0, &r)) {
     mc_check(0, "%s nbo gd: %s", problem, nhgd_error_message());
   } else {
     mc_check(mc_rel(r.u, ex.u, d) < 1e-8, "%s: nbo gd (400 steps, eta 0.5) vs exact: u %.2e",
@@ -191,7 +157,7 @@ static void exact_cases(const char *problem, const char *path, const nhgd_data *
   }
   const char *kvs[] = {"nbo-solver", "sgd",       "nbo-steps", "8000", "nbo-lr",
                        "0.005",      "nbo-batch", "100",       NULL};
-  if (solve(data, &o, kvs, 0, 0, &r)) {
+  if (small_solve(data, &o, kvs, 0, 0, &r)) {
     mc_check(0, "%s nbo sgd: %s", problem, nhgd_error_message());
   } else {
     mc_check(mc_rel(r.u, ex.u, d) < 0.05,
@@ -211,13 +177,13 @@ static void precond_cases(const char *path, const nhgd_data *data) {
   o.v_init = -1.0;
   o.outer_steps = 3;
   snprintf(o.efim_route, sizeof o.efim_route, "kfac");
-  if (solve(data, &o, NULL, 1, 0, &nh)) {
+  if (small_solve(data, &o, NULL, 1, 0, &nh)) {
     mc_check(0, "logreg nhgd: %s", nhgd_error_message());
     return;
   }
   snprintf(o.estimator, sizeof o.estimator, "nbo");
   const char *kv0[] = {"precond", "nhgd", "nbo-steps", "0", "nbo-newton", "0", NULL};
-  if (solve(data, &o, kv0, 1, 0, &r)) {
+  if (small_solve(data, &o, kv0, 1, 0, &r)) {
     mc_check(0, "nbo --precond nhgd --nbo-steps 0: %s", nhgd_error_message());
   } else {
     const double e = mc_rel(r.u, nh.u, nh.d) + mc_rel(r.h, nh.h, nh.p) +
@@ -229,10 +195,10 @@ static void precond_cases(const char *path, const nhgd_data *data) {
   }
   o.outer_steps = 1;
   snprintf(o.estimator, sizeof o.estimator, "nhgd");
-  if (solve(data, &o, NULL, 0, 0, &nh)) return;
+  if (small_solve(data, &o, NULL, 0, 0, &nh)) return;
   snprintf(o.estimator, sizeof o.estimator, "nbo");
   const char *kv1[] = {"precond", "nhgd", "nbo-steps", "0", NULL};
-  if (solve(data, &o, kv1, 0, 0, &r)) {
+  if (small_solve(data, &o, kv1, 0, 0, &r)) {
     mc_check(0, "nbo --precond nhgd --nbo-steps 0 with Newton: %s", nhgd_error_message());
   } else {
     mc_check(mc_rel(r.u, nh.u, nh.d) == 0.0 && mc_rel(r.theta, nh.theta, nh.d) > 0.0,
@@ -242,13 +208,13 @@ static void precond_cases(const char *path, const nhgd_data *data) {
   }
   o.batch = 0;
   snprintf(o.estimator, sizeof o.estimator, "exact");
-  if (solve(data, &o, NULL, 0, 0, &ex)) return;
+  if (small_solve(data, &o, NULL, 0, 0, &ex)) return;
   char q[16];
   snprintf(q, sizeof q, "%d", (int)(3 * ex.d));
   snprintf(o.estimator, sizeof o.estimator, "nbo");
   const char *kvq[] = {"precond", "nhgd",      "nbo-solver", "cg", "nbo-steps",
                        q,         "nbo-batch", "0",          NULL};
-  if (solve(data, &o, kvq, 0, 0, &r)) {
+  if (small_solve(data, &o, kvq, 0, 0, &r)) {
     mc_check(0, "nbo --precond nhgd cg: %s", nhgd_error_message());
     return;
   }
@@ -276,14 +242,14 @@ static void soba_case(const char *path, const nhgd_data *data) {
   o.inner_steps = 1;
   o.inner_lr = rho;
   o.soba_rho = rho;
-  if (solve(data, &o, NULL, 1, 0, &a)) {
+  if (small_solve(data, &o, NULL, 1, 0, &a)) {
     mc_check(0, "soba: %s", nhgd_error_message());
     return;
   }
   snprintf(o.estimator, sizeof o.estimator, "nbo");
   o.inner_steps = 0;
   const char *kv[] = {"nbo-solver", "gd", "nbo-steps", "1", "nbo-lr", rs, "nbo-batch", "0", NULL};
-  if (solve(data, &o, kv, 1, 0, &b)) {
+  if (small_solve(data, &o, kv, 1, 0, &b)) {
     mc_check(0, "nbo gd as soba: %s", nhgd_error_message());
     return;
   }
@@ -313,7 +279,7 @@ static void create_refused(const nhgd_data *data, const test_opts *o, const char
                            int drop_hvp, const char *phrase, const char *what) {
   result r;
   nhgd_error_clear();
-  int rc = solve(data, o, kv, 0, drop_hvp, &r);
+  int rc = small_solve(data, o, kv, 0, drop_hvp, &r);
   const int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
   mc_check(mc_all(ok), "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
   nhgd_error_clear();
@@ -333,22 +299,9 @@ int main(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &P);
-  char ridge_path[64], cls_path[64];
-  snprintf(ridge_path, sizeof ridge_path, "nbo_ridge_np%d.h5", P);
-  snprintf(cls_path, sizeof cls_path, "nbo_cls_np%d.h5", P);
+  char ridge_path[128], cls_path[128];
   nhgd_data *ridge = NULL, *cls = NULL;
-  const synth_data_sizes ridge_sizes = {
-      .n_train = 300, .n_val = 120, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
-  const synth_data_sizes cls_sizes = {
-      .n_train = 200, .n_val = 60, .n_test = 20, .classes = 3, .noise = 0.7, .seed = 5};
-  int rc = synth_data_write("ridge", ridge_path, 12, &ridge_sizes);
-  if (!rc) rc = synth_data_write("logistic", cls_path, 6, &cls_sizes);
-  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, ridge_path, &ridge);
-  if (!rc) rc = nhgd_data_load(MPI_COMM_WORLD, cls_path, &cls);
-  if (rc) {
-    if (rank_ == 0) fprintf(stderr, "data: %s\n", nhgd_error_message());
-    MPI_Abort(MPI_COMM_WORLD, 1);
-  }
+  synth_data_pair("nbo", ridge_path, cls_path, &ridge, &cls);
   exact_cases("ridge", ridge_path, ridge);
   exact_cases("logreg", cls_path, cls);
   soba_case(ridge_path, ridge);
