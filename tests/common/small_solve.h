@@ -4,8 +4,10 @@
 #define NHGD_TEST_SMALL_SOLVE_H
 
 #include <mpi.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/mpi_check.h"
 #include "common/run_opts.h"
 #include "nhgd/nhgd.h"
 
@@ -45,6 +47,56 @@ static inline int small_solve(const nhgd_data *data, const test_opts *o, const c
   nhgd_options_destroy(&oh);
   nhgd_problem_destroy(&pb);
   return rc;
+}
+
+/* The estimator tests' base options: full batches, T inner steps of step 0.3, one outer step,
+ * sigma 0.7, v = -0.4, seed 11, quiet. */
+static inline void small_options(test_opts *o, const char *path, const char *problem,
+                                 const char *estimator, int64_t T) {
+  test_opts_default(o);
+  snprintf(o->data, sizeof o->data, "%s", path);
+  snprintf(o->problem, sizeof o->problem, "%s", problem);
+  snprintf(o->estimator, sizeof o->estimator, "%s", estimator);
+  o->batch = 0;
+  o->inner_steps = T;
+  o->inner_lr = 0.3;
+  o->noise_sigma = 0.7;
+  o->v_init = -0.4;
+  o->outer_steps = 1;
+  o->eval_every = 0;
+  o->seed = 11;
+  o->log_level = 1;
+}
+
+/* Not collective: "NAME VALUE" refused when parsed, the message naming the option and holding
+ * phrase: a counted check. */
+static inline void small_parse_refused(const char *name, const char *value, const char *phrase) {
+  nhgd_options *o;
+  if (nhgd_options_create_run(&o)) abort();
+  char *argv[] = {(char *)name, (char *)value};
+  nhgd_error_clear();
+  int help = 0, rc = nhgd_options_parse(o, 2, argv, NULL, &help);
+  nhgd_options_destroy(&o);
+  char want[64];
+  snprintf(want, sizeof want, "option %s", name);
+  const char *msg = nhgd_error_message();
+  mc_check(rc == NHGD_ERR_ARG && strstr(msg, want) && strstr(msg, phrase), "%s %s refused: \"%s\"",
+           name, value, msg);
+  nhgd_error_clear();
+}
+
+/* Collective: a hypergrad that creation refuses on every rank alike (NHGD_ERR_ARG, the
+ * message holding phrase): a counted check named what. */
+static inline void small_refused(const nhgd_data *data, const test_opts *o, const char *const *kv,
+                                 int drop_hvp, const char *phrase, const char *what) {
+  small_result r;
+  int P;
+  MPI_Comm_size(MPI_COMM_WORLD, &P);
+  nhgd_error_clear();
+  int rc = small_solve(data, o, kv, 0, drop_hvp, &r);
+  const int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
+  mc_check(mc_all(ok), "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
+  nhgd_error_clear();
 }
 
 #endif

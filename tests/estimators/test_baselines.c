@@ -35,19 +35,7 @@ static int solve(const nhgd_data *data, const test_opts *o, int full_run, int dr
 }
 
 static void ridge_options(test_opts *o, const char *path, const char *estimator) {
-  test_opts_default(o);
-  snprintf(o->data, sizeof o->data, "%s", path);
-  snprintf(o->problem, sizeof o->problem, "ridge");
-  snprintf(o->estimator, sizeof o->estimator, "%s", estimator);
-  o->batch = 0;
-  o->inner_steps = 40;
-  o->inner_lr = 0.3;
-  o->noise_sigma = 0.7;
-  o->v_init = -0.4;
-  o->outer_steps = 1;
-  o->eval_every = 0;
-  o->seed = 11;
-  o->log_level = 1;
+  small_options(o, path, "ridge", estimator, 40);
 }
 
 /* Dense ridge on rank 0: H = X^T X / (n sigma^2) + e^v I, and g = grad_theta f at theta. */
@@ -321,29 +309,13 @@ static void logreg_cases(const char *path, nhgd_data *data) {
 
 /* A bad value is refused when parsed, with a message that names the option. */
 static void parse_refused(const char *name, const char *value) {
-  nhgd_options *o;
-  if (nhgd_options_create_run(&o)) abort();
-  char *argv[] = {(char *)name, (char *)value};
-  nhgd_error_clear();
-  int help = 0, rc = nhgd_options_parse(o, 2, argv, NULL, &help);
-  nhgd_options_destroy(&o);
-  char want[64];
-  snprintf(want, sizeof want, "option %s", name);
-  const char *msg = nhgd_error_message();
-  mc_check(rc == NHGD_ERR_ARG && strstr(msg, want) && strstr(msg, "outside the range"),
-           "%s %s refused: \"%s\"", name, value, msg);
-  nhgd_error_clear();
+  small_parse_refused(name, value, "outside the range");
 }
 
 /* Refused by the estimator on every rank alike, with the message of the lowest failing rank. */
 static void create_refused(const nhgd_data *data, const test_opts *o, int drop_hvp,
                            const char *phrase, const char *what) {
-  result r;
-  nhgd_error_clear();
-  int rc = solve(data, o, 0, drop_hvp, &r);
-  const int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
-  mc_check(mc_all(ok), "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
-  nhgd_error_clear();
+  small_refused(data, o, NULL, drop_hvp, phrase, what);
 }
 
 static void option_cases(const char *path, nhgd_data *data) {

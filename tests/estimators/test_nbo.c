@@ -45,19 +45,7 @@ typedef small_result result;
 
 static void base_options(test_opts *o, const char *path, const char *problem,
                          const char *estimator) {
-  test_opts_default(o);
-  snprintf(o->data, sizeof o->data, "%s", path);
-  snprintf(o->problem, sizeof o->problem, "%s", problem);
-  snprintf(o->estimator, sizeof o->estimator, "%s", estimator);
-  o->batch = 0;
-  o->inner_steps = 25;
-  o->inner_lr = 0.3;
-  o->noise_sigma = 0.7;
-  o->v_init = -0.4;
-  o->outer_steps = 1;
-  o->eval_every = 0;
-  o->seed = 11;
-  o->log_level = 1;
+  small_options(o, path, problem, estimator, 25);
 }
 
 /* Collective: out = H(theta) x and grad = grad g(theta), over every training row, from the
@@ -262,37 +250,14 @@ static void soba_case(const char *path, const nhgd_data *data) {
            rho, rho, P, et, eu, ev, eh);
 }
 
-static void parse_refused(const char *name, const char *value, const char *phrase) {
-  nhgd_options *o;
-  if (nhgd_options_create_run(&o)) abort();
-  char *argv[] = {(char *)name, (char *)value};
-  nhgd_error_clear();
-  int help = 0, rc = nhgd_options_parse(o, 2, argv, NULL, &help);
-  nhgd_options_destroy(&o);
-  const char *msg = nhgd_error_message();
-  mc_check(rc == NHGD_ERR_ARG && strstr(msg, name) && strstr(msg, phrase), "%s %s refused: \"%s\"",
-           name, value, msg);
-  nhgd_error_clear();
-}
-
-static void create_refused(const nhgd_data *data, const test_opts *o, const char *const *kv,
-                           int drop_hvp, const char *phrase, const char *what) {
-  result r;
-  nhgd_error_clear();
-  int rc = small_solve(data, o, kv, 0, drop_hvp, &r);
-  const int ok = rc == NHGD_ERR_ARG && strstr(nhgd_error_message(), phrase) != NULL;
-  mc_check(mc_all(ok), "%s refused on all %d ranks: \"%s\"", what, P, nhgd_error_message());
-  nhgd_error_clear();
-}
-
 static void option_cases(const char *path, const nhgd_data *data) {
-  parse_refused("--nbo-lr", "0", "outside the range");
-  parse_refused("--nbo-batch", "-1", "outside the range");
-  parse_refused("--nbo-steps", "-1", "outside the range");
-  parse_refused("--nbo-solver", "newton", "newton");
+  small_parse_refused("--nbo-lr", "0", "outside the range");
+  small_parse_refused("--nbo-batch", "-1", "outside the range");
+  small_parse_refused("--nbo-steps", "-1", "outside the range");
+  small_parse_refused("--nbo-solver", "newton", "newton");
   test_opts o;
   base_options(&o, path, "ridge", "nbo");
-  create_refused(data, &o, NULL, 1, "has no hvp callback", "nbo on a problem without hvp");
+  small_refused(data, &o, NULL, 1, "has no hvp callback", "nbo on a problem without hvp");
 }
 
 int main(int argc, char **argv) {
