@@ -23,7 +23,7 @@ int nhgd_hvp_init(nhgd_hvp *h, nhgd_est_ctx *c, int64_t batch, const char *who) 
   const int64_t n_local = c->data->train.n_local;
   const int64_t cap = batch > n_local ? batch : n_local;
   NHGD_CHECK(nhgd_calloc(&h->rows, (size_t)(cap > 0 ? cap : 1), sizeof(int), "HVP rows"));
-  NHGD_CHECK(nhgd_calloc(&h->sum, (size_t)h->d + 1, sizeof(double), "HVP sum"));
+  NHGD_CHECK(nhgd_calloc(&h->sum, 2 * (size_t)h->d + 1, sizeof(double), "HVP sum"));
   NHGD_CHECK(nhgd_calloc(&h->hdiag, (size_t)h->d, sizeof(double), "Hessian of R"));
   return NHGD_OK;
 }
@@ -64,28 +64,39 @@ int nhgd_hvp_point(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta) {
   return nhgd_error_agree(c->comm, rc);
 }
 
-int nhgd_hvp_apply(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta, int nb, const int *rows,
-                   double B, const double *x, double *out) {
+int nhgd_hvp_apply_n(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta, int nb, const int *rows,
+                     double B, int n, const double *X, double *OUT) {
   const nhgd_problem *pb = c->pb;
   const int64_t d = h->d;
+  const size_t nd = (size_t)n * (size_t)d;
+  if (n < 1 || n > 2) NHGD_FAIL(NHGD_ERR_INTERNAL, "HVP of %d columns (1 or 2)", n);
   int rc = NHGD_OK;
-  if (nb > 0)
-    rc = pb->ops.hvp(pb, theta, c->v, nb, rows, x, h->sum);
+  if (nb == 0)
+    memset(h->sum, 0, nd * sizeof(double));
+  else if (n > 1 && pb->ops.hvp_multi) /* one pass over the rows for every column */
+    rc = pb->ops.hvp_multi(pb, theta, c->v, nb, rows, n, X, h->sum);
   else
-    memset(h->sum, 0, (size_t)d * sizeof(double));
+    for (int j = 0; j < n && !rc; ++j)
+      rc = pb->ops.hvp(pb, theta, c->v, nb, rows, X + (size_t)j * d, h->sum + (size_t)j * d);
   /* A failure rides on the product's allreduce: no rank is left waiting, and no extra
    * collective per product. */
-  h->sum[d] = rc ? 1.0 : 0.0;
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, h->sum, (int)d + 1, MPI_DOUBLE, MPI_SUM, c->comm));
-  if (h->sum[d] > 0.0) NHGD_CHECK(nhgd_error_agree(c->comm, rc));
-  memcpy(out, h->sum, (size_t)d * sizeof(double));
-  h->bytes += 8.0 * (double)d;
-  ++h->products;
-  *c->samples += B;
+  h->sum[nd] = rc ? 1.0 : 0.0;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, h->sum, (int)nd + 1, MPI_DOUBLE, MPI_SUM, c->comm));
+  if (h->sum[nd] > 0.0) NHGD_CHECK(nhgd_error_agree(c->comm, rc));
+  h->bytes += 8.0 * (double)nd;
+  h->products += n;
+  *c->samples += B * n;
   const double invB = 1.0 / B;
-  for (int64_t j = 0; j < d; ++j)
-    out[j] = out[j] * invB + h->hdiag[j] * x[j];
+  for (int j = 0; j < n; ++j)
+    for (int64_t i = 0; i < d; ++i)
+      OUT[i + (size_t)j * d] =
+          h->sum[i + (size_t)j * d] * invB + h->hdiag[i] * X[i + (size_t)j * d];
   return NHGD_OK;
+}
+
+int nhgd_hvp_apply(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta, int nb, const int *rows,
+                   double B, const double *x, double *out) {
+  return nhgd_hvp_apply_n(h, c, theta, nb, rows, B, 1, x, out);
 }
 
 void nhgd_hvp_account(nhgd_hvp *h, nhgd_est_ctx *c) {

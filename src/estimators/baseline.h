@@ -50,6 +50,10 @@ int nhgd_hvp_point(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta);
  * plus h->hdiag .* x. x and out are replicated and must not overlap. */
 int nhgd_hvp_apply(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta, int nb, const int *rows,
                    double B, const double *x, double *out);
+/* Collective: the same for n (1 or 2) columns of X (d x n) into OUT (d x n), one pass over the
+ * rows where the problem has hvp_multi and one allreduce of n d + 1 doubles. */
+int nhgd_hvp_apply_n(nhgd_hvp *h, nhgd_est_ctx *c, const double *theta, int nb, const int *rows,
+                     double B, int n, const double *X, double *OUT);
 
 /* After a solve of an outer step: charge the products' traffic to the run's counters
  * (spread over the step's inner steps) and reset it. */

@@ -77,10 +77,7 @@ static int cg_observe(nhgd_estimator *est, const double *theta, int nb, const in
 /* The operators of the kernel: H_S (the solve's minibatch) and M^{-1}, column by column. */
 static int cg_hessian(void *arg, int n, const double *X, double *out) {
   cg_state *s = arg;
-  for (int j = 0; j < n; ++j)
-    NHGD_CHECK(nhgd_hvp_apply(&s->hvp, s->c, s->theta, s->hvp.nb, s->hvp.rows, s->B,
-                              X + (size_t)j * s->d, out + (size_t)j * s->d));
-  return NHGD_OK;
+  return nhgd_hvp_apply_n(&s->hvp, s->c, s->theta, s->hvp.nb, s->hvp.rows, s->B, n, X, out);
 }
 
 static int cg_minv(void *arg, int n, const double *X, double *out) {

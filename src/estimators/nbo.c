@@ -60,7 +60,6 @@ typedef struct nbo_state {
   double *X;           /* d x 2: [d, u] */
   double *Bm;          /* d x 2: right-hand sides [grad g, g_f] */
   double *HX, *Z;      /* d x 2 */
-  double *sum;         /* 2 d + 2: local sums, reduced */
   double *work;        /* 6 d x 2: pcg */
   double dnorm;        /* |d| of the last solve */
 } nbo_state;
@@ -69,40 +68,16 @@ static void nbo_release(nhgd_estimator *est) {
   nbo_state *s = est->state;
   nhgd_precond_destroy(&s->pre);
   nhgd_hvp_free(&s->hvp);
-  double **bufs[] = {&s->X, &s->Bm, &s->HX, &s->Z, &s->sum, &s->work};
+  double **bufs[] = {&s->X, &s->Bm, &s->HX, &s->Z, &s->work};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
 }
 
-/* Collective: OUT = H_S X for the n columns of X over the current minibatch, one allreduce
- * of n d + 1 doubles (the last a failure flag). */
+/* Collective: OUT = H_S X for the n columns of X over the current minibatch, both systems in
+ * one pass and one allreduce. */
 static int hvp_op(void *arg, int n, const double *X, double *OUT) {
   nbo_state *s = arg;
-  nhgd_est_ctx *c = s->c;
-  const nhgd_problem *pb = c->pb;
-  const int64_t d = s->d;
-  int rc = NHGD_OK;
-  if (s->hvp.nb == 0)
-    memset(s->sum, 0, (size_t)(n * d) * sizeof(double));
-  else if (n > 1 && pb->ops.hvp_multi) /* one pass over the rows for both systems */
-    rc = pb->ops.hvp_multi(pb, s->theta, c->v, s->hvp.nb, s->hvp.rows, n, X, s->sum);
-  else
-    for (int j = 0; j < n && !rc; ++j)
-      rc = pb->ops.hvp(pb, s->theta, c->v, s->hvp.nb, s->hvp.rows, X + (size_t)j * d,
-                       s->sum + (size_t)j * d);
-  const int len = (int)(n * d) + 1;
-  s->sum[len - 1] = rc ? 1.0 : 0.0;
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->sum, len, MPI_DOUBLE, MPI_SUM, c->comm));
-  if (s->sum[len - 1] > 0.0) NHGD_CHECK(nhgd_error_agree(c->comm, rc));
-  s->hvp.bytes += 8.0 * (double)len;
-  s->hvp.products += n;
-  *c->samples += s->B * n;
-  const double invB = 1.0 / s->B;
-  for (int j = 0; j < n; ++j)
-    for (int64_t i = 0; i < d; ++i)
-      OUT[i + (size_t)j * d] =
-          s->sum[i + (size_t)j * d] * invB + s->hvp.hdiag[i] * X[i + (size_t)j * d];
-  return NHGD_OK;
+  return nhgd_hvp_apply_n(&s->hvp, s->c, s->theta, s->hvp.nb, s->hvp.rows, s->B, n, X, OUT);
 }
 
 /* Collective: OUT = M^{-1} X column by column. */
@@ -124,17 +99,17 @@ static int draw(nbo_state *s, int64_t j) {
   double loss = 0.0;
   int rc = NHGD_OK;
   if (s->hvp.nb > 0)
-    rc = pb->ops.inner_grad(pb, s->theta, c->v, s->hvp.nb, s->hvp.rows, s->sum, &loss);
+    rc = pb->ops.inner_grad(pb, s->theta, c->v, s->hvp.nb, s->hvp.rows, s->hvp.sum, &loss);
   else
-    memset(s->sum, 0, (size_t)d * sizeof(double));
-  s->sum[d] = rc ? 1.0 : 0.0;
-  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->sum, (int)d + 1, MPI_DOUBLE, MPI_SUM, c->comm));
-  if (s->sum[d] > 0.0) NHGD_CHECK(nhgd_error_agree(c->comm, rc));
+    memset(s->hvp.sum, 0, (size_t)d * sizeof(double));
+  s->hvp.sum[d] = rc ? 1.0 : 0.0;
+  NHGD_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, s->hvp.sum, (int)d + 1, MPI_DOUBLE, MPI_SUM, c->comm));
+  if (s->hvp.sum[d] > 0.0) NHGD_CHECK(nhgd_error_agree(c->comm, rc));
   s->hvp.bytes += 8.0 * (double)(d + 1);
   *c->samples += s->B;
   const double invB = 1.0 / s->B;
   for (int64_t i = 0; i < d; ++i)
-    s->Bm[i] = s->sum[i] * invB;
+    s->Bm[i] = s->hvp.sum[i] * invB;
   rc = pb->ops.reg(pb, s->theta, c->v, NULL, s->Bm, NULL);
   return nhgd_error_agree(c->comm, rc);
 }
@@ -307,7 +282,6 @@ static int nbo_init(nhgd_estimator *est, nhgd_est_ctx *c, nhgd_section *resume) 
   NHGD_CHECK(nhgd_calloc(&s->Bm, 2 * d, sizeof(double), "nbo vectors"));
   NHGD_CHECK(nhgd_calloc(&s->HX, 2 * d, sizeof(double), "nbo vectors"));
   NHGD_CHECK(nhgd_calloc(&s->Z, 2 * d, sizeof(double), "nbo vectors"));
-  NHGD_CHECK(nhgd_calloc(&s->sum, 2 * d + 2, sizeof(double), "nbo vectors"));
   NHGD_CHECK(nhgd_calloc(&s->work, 12 * d, sizeof(double), "nbo vectors"));
   NHGD_CHECK(nhgd_precond_create(c, resume, "nbo", &s->pre));
   if (s->pre) est->ops = &nbo_ops_precond;
