@@ -17,14 +17,15 @@ dataset() {
   local name=$1 data=$2 s=$3 K=$4 with_exact=$5 grid=$6 eta=$7
   shift 7
   local m
-  for m in nhgd exact cg neumann soba nbo cg-precond; do
+  for m in nhgd exact cg neumann soba nbo nbo-cg cg-precond; do
     [ "$m" = exact ] && [ "$with_exact" = 0 ] && continue
     local extra="" est=$m
     case $m in
     cg) extra="--hvp-steps 10 --hvp-batch 512" ;;
     neumann) extra="--hvp-steps 20 --hvp-batch 512 --neumann-eta $eta" ;;
     soba) extra="--soba-rho $eta" ;;
-    nbo) extra="--nbo-solver cg --nbo-steps 3 --nbo-batch 512" ;;
+    nbo) extra="" ;;
+    nbo-cg) est=nbo extra="--nbo-solver cg --nbo-steps 3 --nbo-batch 512" ;;
     cg-precond) est=cg extra="--precond nhgd --hvp-steps 3 --hvp-batch 512" ;;
     esac
     # shellcheck disable=SC2086
@@ -75,4 +76,4 @@ for s in $seeds; do
   dataset fmnist "$fm" "$s" "$K_fm" $((s == 0)) "$fm_grid" 0.05 --inner-steps 20 --batch 128 \
     --inner-lr 0.1 --outer-lr 0.1 --v-init -4
 done
-echo "setting.hpo=Problem logreg (mean cross-entropy + (1/2) sum_j exp(v_j) ||W_j||^2, v one log-weight per feature), outer Adam 0.1 from v = -4, 20 inner SGD steps of step 0.1 per outer step, warm start, $P ranks, seeds $seeds. synthetic: nhgd data synth --kind logistic, 200 features, 5 classes (d = 1,000), 1,000 train, 1,000 validation, 5,000 test rows, batch 64, $K_syn outer steps. fmnist: Fashion-MNIST with clean labels, 2,000 train rows, 5,000 validation rows, 10,000 test images (d = 7,840, p = 784), batch 128, $K_fm outer steps, exact on seed 0 only. cg: --hvp-steps 10 --hvp-batch 512; nbo: --nbo-solver cg --nbo-steps 3 --nbo-batch 512 (with its Newton step); cg-precond: --estimator cg --precond nhgd --hvp-steps 3 --hvp-batch 512; neumann: --hvp-steps 20 --hvp-batch 512 --neumann-eta eta; soba: --soba-rho eta, eta = 0.1 (synthetic) and 0.05 (fmnist: 0.1 makes neumann warn that its series grows, i.e. eta > 2 / lambda_max). grid: one shared weight exp(v) for v in {$syn_grid} (synthetic) and {$fm_grid} (fmnist), each point the same outer x inner SGD steps with the outer step size 0; its time and work (inner SGD's per-sample gradients only) are the sums over the points run so far; each point is evaluated on the test split once, at its end, while the estimators' runs evaluate after every outer step (inside their wall time, outside their solver time). Times are solver times: each run's own work, without test evaluations, start-up and output." >>"$out/meta.txt"
+echo "setting.hpo=Problem logreg (mean cross-entropy + (1/2) sum_j exp(v_j) ||W_j||^2, v one log-weight per feature), outer Adam 0.1 from v = -4, 20 inner SGD steps of step 0.1 per outer step, warm start, $P ranks, seeds $seeds. synthetic: nhgd data synth --kind logistic, 200 features, 5 classes (d = 1,000), 1,000 train, 1,000 validation, 5,000 test rows, batch 64, $K_syn outer steps. fmnist: Fashion-MNIST with clean labels, 2,000 train rows, 5,000 validation rows, 10,000 test images (d = 7,840, p = 784), batch 128, $K_fm outer steps, exact on seed 0 only. cg: --hvp-steps 10 --hvp-batch 512; nbo: the library's defaults (--nbo-solver gd --nbo-steps 3 --nbo-lr 0.1 --nbo-batch 256, with its Newton step); nbo-cg: --estimator nbo --nbo-solver cg --nbo-steps 3 --nbo-batch 512 (with its Newton step); cg-precond: --estimator cg --precond nhgd --hvp-steps 3 --hvp-batch 512; neumann: --hvp-steps 20 --hvp-batch 512 --neumann-eta eta; soba: --soba-rho eta, eta = 0.1 (synthetic) and 0.05 (fmnist: 0.1 makes neumann warn that its series grows, i.e. eta > 2 / lambda_max). grid: one shared weight exp(v) for v in {$syn_grid} (synthetic) and {$fm_grid} (fmnist), each point the same outer x inner SGD steps with the outer step size 0; its time and work (inner SGD's per-sample gradients only) are the sums over the points run so far; each point is evaluated on the test split once, at its end, while the estimators' runs evaluate after every outer step (inside their wall time, outside their solver time). Times are solver times: each run's own work, without test evaluations, start-up and output." >>"$out/meta.txt"

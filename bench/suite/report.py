@@ -39,7 +39,7 @@ TIME = "solver_time"
 DPI = 110
 
 # Hypergradient estimators in the order every table lists them.
-ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba", "nbo", "cg-precond"]
+ESTIMATORS = ["nhgd", "exact", "cg", "neumann", "soba", "nbo", "nbo-cg", "cg-precond"]
 # Readable names of the methods, as the README names them.
 LABELS = {
     "nhgd": "NHGD",
@@ -55,7 +55,8 @@ LABELS = {
     "cg": "CG (AID-CG)",
     "neumann": "Neumann (stocBiO)",
     "soba": "SOBA",
-    "nbo": "NBO (cg, Newton step)",
+    "nbo": "NBO (gd, Newton step)",
+    "nbo-cg": "NBO (cg, Newton step)",
     "cg-precond": "CG preconditioned by NHGD's M",
     "noisy": "noisy labels (floor)",
     "clean": "clean labels (ceiling)",
