@@ -36,6 +36,31 @@ h5get() {
   $python -c "import h5py, numpy as np, sys; f = h5py.File(sys.argv[1], 'r'); print($2)" "$1"
 }
 
+# step_seconds FILE STEPS: solver seconds per outer step over outer steps 1 to STEPS of an
+# output (step 0, with its start-up, left out).
+step_seconds() {
+  h5get "$1" "(f['history/solver_time'][$2] - f['history/solver_time'][0]) / $2"
+}
+
+# scale_data N: make (once) the synthetic 784 x 10 hyper-cleaning set with N training rows,
+# 5,000 validation and 10,000 test rows that the scaling benchmarks share.
+scale_data() {
+  [ -f "$work/scale_$1.h5" ] || "$nhgd" data synth --kind logistic --n-train "$1" --n-val 5000 \
+    --n-test 10000 --features 784 --classes 10 --seed 1 --output "$work/scale_$1.h5" >/dev/null
+}
+
+# main_job_step P N STEPS OUT [option ...]: the main job (jobs/hyperclean_fmnist.cfg) with
+# the options on P ranks and scale_data N's set for STEPS + 1 outer steps, evaluation off,
+# output to OUT; prints its solver seconds per outer step (step_seconds).
+main_job_step() {
+  local np=$1 n=$2 k=$3 out=$4
+  shift 4
+  mpirun_n "$np" "$nhgd" run --config "$root/jobs/hyperclean_fmnist.cfg" \
+    --data "$work/scale_$n.h5" "$@" --outer-steps $((k + 1)) --eval-every 0 --log-level 1 \
+    --output "$out" || return 1
+  step_seconds "$out" "$k"
+}
+
 # stage_seconds FILE STAGE: the slowest rank's total seconds in a timing stage of an output.
 stage_seconds() {
   $python - "$1" "$2" <<'PY'

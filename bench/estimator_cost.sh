@@ -13,7 +13,6 @@ source "$(dirname "$0")/common.sh"
 P=${1:-2}
 R=${2:-5}
 sizes=${3:-"20000 400000"}
-cfg=$root/jobs/hyperclean_fmnist.cfg
 steps=10
 o=$work/estimator_cost.h5
 csv=$results/estimator_cost.csv
@@ -32,9 +31,7 @@ methods=(
 )
 
 for n in $sizes; do
-  f=$work/scale_$n.h5
-  [ -f "$f" ] || "$nhgd" data synth --kind logistic --n-train "$n" --n-val 5000 --n-test 10000 \
-    --features 784 --classes 10 --seed 1 --output "$f" >/dev/null || exit 1
+  scale_data "$n" || exit 1
 done
 
 echo "n_train,method,repeat,seconds_per_outer_step" >"$csv"
@@ -46,9 +43,8 @@ for r in $(seq 1 "$R"); do
     n=${run%%:*} i=${run#*:}
     label=${methods[$i]%%|*} opts=${methods[$i]#*|}
     # shellcheck disable=SC2086
-    mpirun_n "$P" "$nhgd" run --config "$cfg" --data "$work/scale_$n.h5" $opts \
-      --outer-steps $((steps + 1)) --eval-every 0 --log-level 1 --output "$o" || exit 1
-    echo "$n,\"$label\",$r,$(h5get "$o" "(f['history/solver_time'][$steps] - f['history/solver_time'][0]) / $steps")" >>"$csv"
+    sec=$(main_job_step "$P" "$n" $steps "$o" $opts) || exit 1
+    echo "$n,\"$label\",$r,$sec" >>"$csv"
   done
 done
 
@@ -63,11 +59,11 @@ done
   echo "the validation gradient, no inverse) at the same size; \"vs smallest\" divides each size's"
   echo "step by the same method's step at the smallest size."
   echo
-  $python - "$csv" <<'PY'
+  $python - "$csv" "${methods[@]%%|*}" <<'PY'
 import csv, statistics as st, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
 sizes = sorted({int(r["n_train"]) for r in rows})
-methods = list(dict.fromkeys(r["method"] for r in rows))
+methods = sys.argv[2:]  # in the order of the script's list
 def med(n, m):
     return st.median(float(r["seconds_per_outer_step"]) for r in rows
                      if int(r["n_train"]) == n and r["method"] == m)

@@ -15,16 +15,13 @@ P=${1:-2}
 R=${2:-5}
 sizes=${3:-"20000 100000 400000"}
 modes=${4:-"all trajectory end"}
-cfg=$root/jobs/hyperclean_fmnist.cfg
 stages="sampling inner_grad allreduce curvature solve hypergrad eval"
 steps=10
 o=$work/scale.h5
 csv=$results/scale.csv
 
 for n in $sizes; do
-  f=$work/scale_$n.h5
-  [ -f "$f" ] || "$nhgd" data synth --kind logistic --n-train "$n" --n-val 5000 --n-test 10000 \
-    --features 784 --classes 10 --seed 1 --output "$f" >/dev/null || exit 1
+  scale_data "$n" || exit 1
 done
 
 echo "n_train,mode,repeat,seconds_per_outer_step,$(echo $stages | tr ' ' ',')" >"$csv"
@@ -34,10 +31,8 @@ for r in $(seq 1 "$R"); do
   for i in "${!runs[@]}"; do
     run=${runs[$(((i + r) % ${#runs[@]}))]}
     n=${run%%:*} m=${run#*:}
-    mpirun_n "$P" "$nhgd" run --config "$cfg" --data "$work/scale_$n.h5" --cross-rows "$m" \
-      --cross-samples 5120 --outer-steps $((steps + 1)) --eval-every 0 --log-level 1 \
-      --output "$o" || exit 1
-    row="$n,$m,$r,$(h5get "$o" "(f['history/solver_time'][$steps] - f['history/solver_time'][0]) / $steps")"
+    sec=$(main_job_step "$P" "$n" $steps "$o" --cross-rows "$m" --cross-samples 5120) || exit 1
+    row="$n,$m,$r,$sec"
     for st in $stages; do row="$row,$(stage_seconds "$o" "$st")"; done
     echo "$row" >>"$csv"
   done

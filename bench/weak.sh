@@ -12,16 +12,13 @@ R=${1:-5}
 ranks=${2:-"1 2 4"}
 modes=${3:-"all trajectory"}
 per=20000
-cfg=$root/jobs/hyperclean_fmnist.cfg
 steps=10
 o=$work/weak.h5
 csv=$results/weak.csv
 cores=$(nproc)
 for P in $ranks; do
   n=$((per * P))
-  f=$work/scale_$n.h5
-  [ -f "$f" ] || "$nhgd" data synth --kind logistic --n-train "$n" --n-val 5000 --n-test 10000 \
-    --features 784 --classes 10 --seed 1 --output "$f" >/dev/null || exit 1
+  scale_data "$n" || exit 1
 done
 echo "ranks,n_train,mode,repeat,seconds_per_outer_step" >"$csv"
 runs=()
@@ -31,9 +28,8 @@ for r in $(seq 1 "$R"); do
     run=${runs[$(((i + r) % ${#runs[@]}))]}
     P=${run%%:*} m=${run#*:}
     n=$((per * P))
-    mpirun_n "$P" "$nhgd" run --config "$cfg" --data "$work/scale_$n.h5" --cross-rows "$m" \
-      --outer-steps $((steps + 1)) --eval-every 0 --log-level 1 --output "$o" || exit 1
-    echo "$P,$n,$m,$r,$(h5get "$o" "(f['history/solver_time'][$steps] - f['history/solver_time'][0]) / $steps")" >>"$csv"
+    sec=$(main_job_step "$P" "$n" $steps "$o" --cross-rows "$m") || exit 1
+    echo "$P,$n,$m,$r,$sec" >>"$csv"
   done
 done
 {
