@@ -35,7 +35,8 @@ main_job() { # variant repeat
   local o=$work/python_overhead_$1.h5 log=$work/python_overhead.log t0 t1
   t0=$(now)
   if [ "$1" = cli ]; then
-    mpirun_n "$P" "$nhgd" run --config "$cfg" --data "$data" --output "$o" --log-level 1 >"$log" 2>&1
+    mpirun_n "$P" "$nhgd" run --config "$cfg" --data "$data" --output "$o" --log-level 1 \
+      >"$log" 2>&1
   else
     mpirun_n "$P" "$python" "$helper" main "$data" "$cfg" "$o" >"$log" 2>&1
   fi || { tail -20 "$log"; exit 1; }

@@ -184,12 +184,10 @@ class TorchProblem(Problem):
         self._store = {"a": [], "g": [], "layer": []}
         try:
             losses = self.inner_loss(self.model(X), y)
-            losses.sum().backward(inputs=self._params)
+            torch.autograd.grad(losses.sum(), self._params, allow_unused=True)
             store = self._store
         finally:
             self._store = None
-        for p in self._params:
-            p.grad = None
         if store["layer"] != self._linears or any(g is None for g in store["g"]):
             raise ValueError("layer_factors: each nn.Linear must run once per forward pass, in "
                              "module order, on the path to the loss")
@@ -240,6 +238,7 @@ class TorchProblem(Problem):
         """Per-row gradients vec(a_l g_l^T) layer by layer, from the factors."""
         a, g, c = self.layer_factors(theta, v, rows, False)
         return np.concatenate([np.einsum("ko,kj->koj", gl, al).reshape(len(rows), -1)
+                               if len(rows) else np.zeros((0, gl.shape[1] * al.shape[1]))
                                for al, gl in zip(a, g)], axis=1), c
 
     def _weighted_grad(self, rows, v, create_graph):

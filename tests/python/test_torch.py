@@ -1,10 +1,11 @@
 """PyTorch problems (nhgd.torch.TorchProblem): a torch MLP equals the built-in mlp-hyperclean of
 the same widths at the same weights and data, callback by callback to 1e-8 (inner gradient,
 Hessian-vector product, J^T u, regulariser, validation loss and gradient, the Kronecker factors
-of its layers and per-sample gradients), and so do the hypergradients of the neumann and nhgd (kfac
-route) estimators and a few outer steps of nhgd; nhgd.check_problem passes it and a model
+of its layers and per-sample gradients), and so do the hypergradients of the neumann and nhgd
+(kfac route) estimators and a few outer steps of nhgd; nhgd.check_problem passes it and a model
 that is not all nn.Linear; a torch callback that raises on one rank fails the run with one
-message on every rank. Run under mpirun at any rank count; exits 77 (skipped) without torch."""
+message on every rank, and so do Kronecker factors that raise; every callback takes an empty
+row list. Run under mpirun at any rank count; exits 77 (skipped) without torch."""
 import sys
 
 import numpy as np
@@ -194,5 +195,29 @@ expect_error("a torch callback that raises on the last rank",
              lambda: nhgd.solve(data, problem=broken, outer_steps=2, **common),
              "problem 'torch' (Python): inner_grad raised RuntimeError: torch loss broken on "
              "purpose")
+
+
+class BrokenFactors(nhgd.torch.TorchProblem):
+    """Kronecker factors that fail on the last rank (the kfac route agrees on it later)."""
+
+    def layer_factors(self, theta, v, rows, after_grad):
+        if rank == comm.size - 1:
+            raise ValueError("factors broken on purpose")
+        return super().layer_factors(theta, v, rows, after_grad)
+
+
+expect_error("torch Kronecker factors that raise on the last rank",
+             lambda: nhgd.solve(data, problem=BrokenFactors(mlp(), data=data), outer_steps=2,
+                                estimator="nhgd", efim_route="kfac", **common),
+             "problem 'torch' (Python): layer_factors raised ValueError: factors broken on "
+             "purpose")
+
+# A rank may draw no row of a minibatch: every callback takes an empty list.
+none = np.zeros(0, dtype=np.intc)
+g0, l0 = mine.inner_grad(theta, v, none)
+a0, g0s, c0 = mine.layer_factors(theta, v, none, False)
+report("an empty row list", not g0.any() and l0 == 0 and not mine.hvp(theta, v, none, V).any()
+       and [x.shape for x in a0] == [(0, i) for i, _ in mine.layers] and c0.shape == (0,)
+       and mine.sample_grads(theta, v, none)[0].shape == (0, mine.d))
 data.close()
 checks.exit()
