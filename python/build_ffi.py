@@ -93,6 +93,9 @@ typedef struct nhgd_problem_ops {
   int (*outer_grad_v)(const nhgd_problem *pb, const double *theta, const double *v, double *gv);
   int (*cross)(const nhgd_problem *pb, const double *theta, const double *v, const double *u,
                double *out);
+  int (*layer_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                       const int *rows, int after_grad, double *const *a, double *const *g,
+                       double *c);
   ...;
 } nhgd_problem_ops;
 struct nhgd_problem {
@@ -104,6 +107,9 @@ struct nhgd_problem {
   int v_per_sample;
   int hess_rank;
   int is_classifier;
+  int n_layers;
+  const int *layer_in, *layer_out;
+  nhgd_problem_ops ops;
   ...;
 };
 int nhgd_problem_create_custom(const char *name, const nhgd_data *data,
@@ -193,6 +199,10 @@ extern "Python" int pynhgd_cb_outer_grad_v(const nhgd_problem *pb, const double 
                                            const double *v, double *gv);
 extern "Python" int pynhgd_cb_cross(const nhgd_problem *pb, const double *theta,
                                     const double *v, const double *u, double *out);
+extern "Python" int pynhgd_cb_layer_factors(const nhgd_problem *pb, const double *theta,
+                                            const double *v, int nb, const int *rows,
+                                            int after_grad, double *const *a, double *const *g,
+                                            double *c);
 extern "Python" void pynhgd_on_progress(const nhgd_progress *p, void *arg);
 extern "Python" void pynhgd_on_option(const char *name, const char *value, unsigned flags,
                                       void *arg);

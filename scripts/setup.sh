@@ -11,6 +11,8 @@ packages=(build-essential cmake pkg-config git openmpi-bin libopenmpi-dev
   libscalapack-openmpi-dev libopenblas-dev libhdf5-openmpi-dev hdf5-tools zlib1g-dev
   librandom123-dev libcmocka-dev dataset-fashion-mnist python3 python3-numpy python3-h5py
   python3-dev python3-cffi python3-mpi4py)
+# The torch problem's tests, example and benchmark (nhgd.torch) need PyTorch (CPU, ~180 MB).
+[[ $mode == test || $mode == bench* ]] && packages+=(python3-torch)
 [[ $mode == bench* ]] && packages+=(python3-matplotlib)
 [[ $mode == test ]] && packages+=(clang clang-format libclang-rt-14-dev slurmctld slurmd slurm-client
   munge)

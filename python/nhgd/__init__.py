@@ -12,6 +12,9 @@ numpy arrays back::
     result = nhgd.solve(data, options=opts, outer_steps=10)
     print(result.test_accuracy)
 
+Problems may be written in numpy (a subclass of :class:`Problem`) or come from a PyTorch model
+(``import nhgd.torch``: :class:`nhgd.torch.TorchProblem`, which needs PyTorch).
+
 Functions that take a communicator are collective over it: call them on every rank with the
 same arguments. Every failure in them, on any rank, raises :class:`Error` on every rank with
 the same message and status.

@@ -5,8 +5,13 @@ from mpi4py import MPI
 
 from ._nhgd_ffi import ffi, lib
 
-# The optional callbacks: a subclass that defines the method gets the C callback.
-OPTIONAL = ("sample_grads", "hess_factors", "hvp", "outer_grad_v")
+# The optional callbacks: a problem that has the method (not None) gets the C callback.
+OPTIONAL = ("sample_grads", "hess_factors", "hvp", "outer_grad_v", "layer_factors")
+
+
+def _has(problem, name):
+    """Whether the problem defines the optional method name (an instance may set it to None)."""
+    return getattr(problem, name, None) is not None
 
 
 class Problem:
@@ -17,13 +22,15 @@ class Problem:
 
     Set ``d`` (entries of theta) and ``p`` (of v) in ``__init__`` (``v_per_sample = w > 0``:
     w entries of v per training row, each rank holding its rows' entries; ``hess_rank`` q for
-    ``hess_factors``; ``is_classifier`` for accuracies). ``self.data`` is the :class:`Data`;
+    ``hess_factors``; ``is_classifier`` for accuracies; ``layers`` for ``layer_factors``).
+    ``self.data`` is the :class:`Data`;
     ``rows`` are local indices into this rank's ``data.train`` rows. Arrays passed in are
     read-only views of the engine's memory, valid during the call only.
 
     Required: ``inner_grad``, ``reg``, ``eval`` and ``cross``; ``init`` defaults to zeros.
     Optional: ``hvp`` (cg, neumann, exact), ``sample_grads`` and ``hess_factors`` (the nhgd
-    estimator's dense routes), ``outer_grad_v`` (f depends on v directly).
+    estimator's dense routes), ``layer_factors`` (its kfac route, for networks of dense
+    layers), ``outer_grad_v`` (f depends on v directly).
 
     A method that raises, returns the wrong shape or a value that is not finite makes the run
     fail with :class:`Error` on every rank, naming the method and the problem.
@@ -33,6 +40,10 @@ class Problem:
     v_per_sample = 0
     hess_rank = 0
     is_classifier = False
+    #: With ``layer_factors``: [(in_0, out_0), ...], theta being the concatenation of the
+    #: layers' in_l x out_l matrices W_l stored column by column (entry j + o in_l of layer l;
+    #: a bias is the last of the in_l rows, its input a constant 1).
+    layers = None
 
     def __init__(self, data, d, p):
         self.data, self.d, self.p = data, int(d), int(p)
@@ -59,6 +70,14 @@ class Problem:
     def cross(self, theta, v, u):
         """J^T u with J = d^2 g / (d theta d v): this rank's entries of v's layout."""
         raise NotImplementedError
+
+    #: Optional (define it in a subclass, with ``layers``): ``layer_factors(theta, v, rows,
+    #: after_grad)`` returns ``(a, g, c)`` for the listed rows: ``a[l]`` (nb x in_l) the inputs
+    #: of layer l (a trailing 1 for a bias), ``g[l]`` (nb x out_l) the gradients of the row's
+    #: unweighted loss l_i in the layer's pre-activations, so that the row's gradient in W_l is
+    #: a_l g_l^T, and ``c`` (nb) the weights w_i(v). ``after_grad`` true says that inner_grad
+    #: has just run at this theta and v on rows that include these (its pass may be reused).
+    layer_factors = None
 
 
 def _n_v(pb):
@@ -162,6 +181,24 @@ def pynhgd_cb_hess_factors(pb, theta, v, nb, rows, Z):
 
 
 @ffi.def_extern()
+def pynhgd_cb_layer_factors(pb, theta, v, nb, rows, after_grad, a, g, c):
+    def body(obj):
+        fa, fg, fc = obj.layer_factors(*_state(pb, theta, v), _rows(nb, rows), bool(after_grad))
+        if len(fa) != pb.n_layers or len(fg) != pb.n_layers:
+            raise _Bad(lib.NHGD_ERR_ARG, f"layer_factors returned {len(fa)} and {len(fg)} "
+                       f"factors, expected {pb.n_layers} of each")
+        for layer in range(pb.n_layers):
+            n_in, n_out = pb.layer_in[layer], pb.layer_out[layer]
+            _put(_view(a[layer], nb * n_in, (nb, n_in)), fa[layer], "layer_factors",
+                 f"inputs of layer {layer}", (nb, n_in))
+            _put(_view(g[layer], nb * n_out, (nb, n_out)), fg[layer], "layer_factors",
+                 f"gradients of layer {layer}", (nb, n_out))
+        if c != ffi.NULL:
+            _put(_view(c, nb), fc, "layer_factors", "weights", (nb,))
+    return _call("layer_factors", pb, body)
+
+
+@ffi.def_extern()
 def pynhgd_cb_hvp(pb, theta, v, nb, rows, V, HV):
     def body(obj):
         hv = obj.hvp(*_state(pb, theta, v), _rows(nb, rows), _ro(_view(V, pb.d)))
@@ -230,9 +267,14 @@ def create(problem, data, handle):
     for name in ("init", "inner_grad", "reg", "eval", "cross"):
         setattr(ops, name, getattr(lib, "pynhgd_cb_" + name))
     for name in OPTIONAL:
-        if getattr(type(problem), name, None) is not None:
+        if _has(problem, name):
             setattr(ops, name, getattr(lib, "pynhgd_cb_" + name))
     out = ffi.new("nhgd_problem **")
+    try:
+        layers = _layer_shapes(problem) if _has(problem, "layer_factors") else []
+    except ValueError as e:
+        lib.nhgd_error_clear()
+        return lib.pynhgd_error_set(lib.NHGD_ERR_ARG, str(e).encode()), out
     rc = lib.nhgd_problem_create_custom(str(problem.name).encode(), data, ops,
                                         ffi.sizeof("nhgd_problem_ops"), handle, out)
     if rc == 0:
@@ -240,7 +282,28 @@ def create(problem, data, handle):
         pb.d, pb.p = problem.d, problem.p
         pb.v_per_sample, pb.hess_rank = int(problem.v_per_sample), int(problem.hess_rank)
         pb.is_classifier = int(bool(problem.is_classifier))
+        if layers:
+            # The shape arrays live as long as the Python problem (the C problem reads them).
+            problem._c_layers = (ffi.new("int[]", [i for i, _ in layers]),
+                                 ffi.new("int[]", [o for _, o in layers]))
+            pb.n_layers = len(layers)
+            pb.layer_in, pb.layer_out = problem._c_layers
     return rc, out
+
+
+def _layer_shapes(problem):
+    """The (in, out) pairs of a problem with layer_factors, checked against d."""
+    try:
+        layers = [(int(i), int(o)) for i, o in problem.layers]
+    except (TypeError, ValueError):
+        layers = []
+    if not layers or min(min(s) for s in layers) < 1:
+        raise ValueError(f"problem '{problem.name}': layer_factors needs layers, a list of "
+                         f"(in, out) pairs of positive sizes, not {problem.layers!r}")
+    if sum(i * o for i, o in layers) != problem.d:
+        raise ValueError(f"problem '{problem.name}': the layers {layers} hold "
+                         f"{sum(i * o for i, o in layers)} entries, d is {problem.d}")
+    return layers
 
 
 def _rel(a, b):
@@ -258,9 +321,10 @@ def check_problem(problem, theta=None, v=None, eps=1e-6, seed=0):
     ``inner_grad`` (against its loss), ``reg_grad`` and ``reg_hdiag`` (against reg's value
     and gradient), ``eval_grad`` (against eval's loss on the validation rows), ``cross``
     (against the total inner gradient moved in v), and when defined ``hvp`` (against
-    inner_grad), ``sample_grads`` (their weighted sum against inner_grad) and
+    inner_grad), ``sample_grads`` (their weighted sum against inner_grad),
+    ``layer_factors`` (sum_k c_k a_k g_k^T per layer against inner_grad) and
     ``hess_factors`` (Z Z^T V against hvp). Differences of order eps^2 times the third
-    derivatives are expected (1e-6 or less for smooth problems at eps = 1e-6); the last two
+    derivatives are expected (1e-6 or less for smooth problems at eps = 1e-6); the last three
     are identities, exact to rounding.
     """
     data = problem.data
@@ -321,17 +385,27 @@ def check_problem(problem, theta=None, v=None, eps=1e-6, seed=0):
         jt = comm.allreduce(jt)
     out["cross"] = _rel(jt, fd)
 
-    cls = type(problem)
-    if getattr(cls, "hvp", None) is not None:
+    if _has(problem, "hvp"):
         hv = problem.hvp(theta, v, rows, direction)
         fd = (problem.inner_grad(theta + eps * direction, v, rows)[0] -
               problem.inner_grad(theta - eps * direction, v, rows)[0]) / (2 * eps)
         out["hvp"] = _rel(hv, fd)
-    if getattr(cls, "sample_grads", None) is not None:
+    if _has(problem, "sample_grads"):
         S, c = problem.sample_grads(theta, v, rows)
         out["sample_grads"] = _rel(np.asarray(c) @ np.asarray(S), g)
-    if getattr(cls, "hess_factors", None) is not None and getattr(cls, "hvp", None) is not None:
+    if _has(problem, "layer_factors"):
+        out["layer_factors"] = _rel(_from_layers(problem, rows, theta, v), g)
+    if _has(problem, "hess_factors") and _has(problem, "hvp"):
         Z = np.asarray(problem.hess_factors(theta, v, rows))
         out["hess_factors"] = _rel(Z.T @ (Z @ direction), problem.hvp(theta, v, rows, direction))
     # The same verdict everywhere: the worst rank's error of each check.
     return {k: comm.allreduce(val, op=MPI.MAX) for k, val in out.items()}
+
+
+def _from_layers(problem, rows, theta, v):
+    """sum_k c_k vec(a_k g_k^T) over the rows, layer by layer in theta's layout (what the
+    inner gradient must be)."""
+    a, g, c = problem.layer_factors(theta, v, rows, False)
+    c = np.asarray(c, dtype=np.float64)
+    return np.concatenate([(np.asarray(al).T @ (c[:, None] * np.asarray(gl))).T.ravel()
+                           for al, gl in zip(a, g)])

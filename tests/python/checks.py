@@ -5,6 +5,7 @@ import os
 import shutil
 import sys
 
+import numpy as np
 from mpi4py import MPI
 
 import nhgd
@@ -50,3 +51,19 @@ class Checks:
     def exit(self):
         """Exit 1 when some check failed on some rank, else 0."""
         sys.exit(1 if comm.allreduce(self.failures) else 0)
+
+
+def softmax_data(seed, m, C, sizes):
+    """Collective: classification rows whose labels follow a linear softmax model with Gumbel
+    noise, made on rank 0 and scattered by nhgd.Data.from_arrays (train, val and test split
+    of sizes rows)."""
+    if comm.rank != 0:
+        return nhgd.Data.from_arrays(None, None, None)
+    rng = np.random.default_rng(seed)
+    truth = rng.normal(size=(m, C))
+
+    def split(n):
+        X = rng.normal(size=(n, m))
+        return X, (X @ truth + rng.gumbel(size=(n, C))).argmax(axis=1)
+
+    return nhgd.Data.from_arrays(*(split(n) for n in sizes), n_classes=C)

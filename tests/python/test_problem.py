@@ -12,7 +12,7 @@ import numpy as np
 from mpi4py import MPI
 
 import nhgd
-from checks import Checks
+from checks import Checks, softmax_data
 
 sys.path.insert(0, os.path.join(os.environ.get("NHGD_SOURCE_DIR", "."), "examples", "python"))
 from numpy_logreg import LogReg  # noqa: E402
@@ -23,18 +23,8 @@ checks = Checks("problem")
 report, expect_error = checks.report, checks.expect_error
 
 
-rng = np.random.default_rng(3)
 m, C = 6, 3
-if rank == 0:
-    truth = rng.normal(size=(m, C))
-
-    def split(n):
-        X = rng.normal(size=(n, m))
-        return X, (X @ truth + rng.gumbel(size=(n, C))).argmax(axis=1)
-
-    data = nhgd.Data.from_arrays(split(240), split(90), split(60), n_classes=C)
-else:
-    data = nhgd.Data.from_arrays(None, None, None)
+data = softmax_data(3, m, C, (240, 90, 60))
 
 common = dict(inner_steps=25, batch=16, inner_lr=0.2, log_level=0, v_init=0.0)
 
