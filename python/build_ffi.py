@@ -151,6 +151,15 @@ int nhgd_solver_timing(nhgd_solver *s, int *n, const char **names, double *mn, d
 int nhgd_solver_resumed(const nhgd_solver *s);
 int64_t nhgd_solver_outer_steps_done(const nhgd_solver *s);
 void nhgd_solver_set_progress(nhgd_solver *s, nhgd_progress_fn fn, void *arg);
+typedef struct nhgd_rollback nhgd_rollback;
+typedef void (*nhgd_rollback_fn)(const nhgd_rollback *r, void *arg);
+void nhgd_solver_set_rollback(nhgd_solver *s, nhgd_rollback_fn fn, void *arg);
+typedef struct nhgd_metrics nhgd_metrics;
+int nhgd_metrics_open(nhgd_solver *s, const char *path, nhgd_metrics **out);
+void nhgd_metrics_progress(const nhgd_progress *p, void *metrics);
+void nhgd_metrics_rollback(const nhgd_rollback *r, void *metrics);
+int nhgd_metrics_timing(nhgd_metrics *m, nhgd_solver *s);
+int nhgd_metrics_close(nhgd_metrics **m, const char *checkpoint_dir);
 const double *nhgd_solver_theta(const nhgd_solver *s);
 const double *nhgd_solver_v(const nhgd_solver *s);
 const double *nhgd_solver_u(const nhgd_solver *s);

@@ -27,6 +27,7 @@ PUBLIC = {
     "data.h": "data",
     "problem.h": "problems",
     "solver.h": "outer",
+    "metrics.h": "outer",
     "nhgd.h": "cli",
 }
 # Folders that must not see HDF5: the estimators write checkpoints through sections.

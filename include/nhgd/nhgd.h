@@ -8,6 +8,7 @@
 #include "nhgd/export.h"
 #include "nhgd/history.h"
 #include "nhgd/log.h"
+#include "nhgd/metrics.h"
 #include "nhgd/options.h"
 #include "nhgd/output.h"
 #include "nhgd/problem.h"

@@ -167,8 +167,8 @@ class Options:
     text the command line would take). An unknown name or a value the option does not take
     raises :class:`Error` with the library's message. Not collective: the same arguments give
     the same result on every rank. ``data``, ``output`` and ``metrics`` are the ``nhgd``
-    program's own options: in Python the data is the argument of :func:`solve` and the output
-    file its ``output`` argument.
+    program's own options: in Python the data is the argument of :func:`solve`, and the output
+    and metrics files are its ``output`` and ``metrics`` arguments.
     """
 
     def __init__(self, **values):
@@ -584,6 +584,7 @@ class _Run:
 
     def __init__(self, progress):
         self.progress = progress
+        self.metrics = None  # the nhgd_metrics handle while a metrics file is written
         self.columns = {c: [] for c in HISTORY_COLUMNS}
         self.error = None
         self.error_step = None
@@ -595,6 +596,8 @@ def pynhgd_on_progress(p, arg):
     record = {c: getattr(p, c) for c in HISTORY_COLUMNS}
     for c in HISTORY_COLUMNS:
         run.columns[c].append(record[c])
+    if run.metrics is not None:
+        lib.nhgd_metrics_progress(p, run.metrics)
     if run.progress is None or run.error is not None:
         return
     try:
@@ -643,7 +646,7 @@ def _check_launch(o, comm, data):
               f"option --grid-rows: {rows} does not divide the number of ranks ({size})")
 
 
-def _check_paths(o, data, output):
+def _check_paths(o, data, output, metrics):
     """No file the run writes is one it reads or another it writes (rank 0 looks)."""
     restart = o["restart"]
     specs = [("--data", data.path, lib.NHGD_PATH_READ),
@@ -651,6 +654,7 @@ def _check_paths(o, data, output):
              ("--restart", restart if restart not in ("auto", "never") else "",
               lib.NHGD_PATH_READ),
              ("output", os.fspath(output) if output else "", lib.NHGD_PATH_WRITE),
+             ("metrics", os.fspath(metrics) if metrics else "", lib.NHGD_PATH_APPEND),
              ("--checkpoint-dir", o["checkpoint_dir"], lib.NHGD_PATH_FOLDER)]
     keep = [(ffi.new("char[]", a.encode()), ffi.new("char[]", os.fsencode(b))) for a, b, _ in specs]
     paths = ffi.new("nhgd_path[]", len(specs))
@@ -659,7 +663,7 @@ def _check_paths(o, data, output):
     _check(lib.nhgd_paths_check(paths, len(specs)))
 
 
-def _solve(mode, data, problem, comm, progress, output, options, values):
+def _solve(mode, data, problem, comm, progress, output, metrics, options, values):
     if not isinstance(data, Data):
         _fail(lib.NHGD_ERR_ARG, f"data: an nhgd.Data is needed (nhgd.load), not {type(data)!r}")
     comm = data.comm if comm is None else comm
@@ -672,7 +676,7 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
     o = box[0]
     _agree(comm, _local(_check_launch, o, comm, data))
     lib.pynhgd_log_init(address, o["log_level"])
-    _agree(comm, _local(_check_paths, o, data, output) if comm.Get_rank() == 0 else 0)
+    _agree(comm, _local(_check_paths, o, data, output, metrics) if comm.Get_rank() == 0 else 0)
     out = os.fsencode(output) if output else None
     if out is not None:
         _check(lib.pynhgd_output_check(address, out))
@@ -680,6 +684,7 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
     if ckpt:
         _check(lib.pynhgd_checkpoint_folder_lock(address, ckpt))
     pb, s = ffi.new("nhgd_problem **"), ffi.new("nhgd_solver **")
+    mf = ffi.new("nhgd_metrics **")
     run = _Run(progress)
     handle = ffi.new_handle(run)
     handle_pb = ffi.new_handle(problem)
@@ -694,6 +699,10 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
         _agree(comm, lib.nhgd_solver_check_data(o._handle, pb[0]))
         _check(lib.pynhgd_solver_create(address, o._handle, data._handle, pb[0], s))
         lib.nhgd_solver_set_progress(s[0], lib.pynhgd_on_progress, handle)
+        if metrics:
+            _check(lib.nhgd_metrics_open(s[0], os.fsencode(metrics), mf))
+            run.metrics = mf[0]
+            lib.nhgd_solver_set_rollback(s[0], ffi.addressof(lib, "nhgd_metrics_rollback"), mf[0])
         rc = lib.nhgd_solver_run(s[0]) if mode == "run" else lib.nhgd_solver_hypergrad(s[0])
         stopped = rc == lib.NHGD_STOPPED
         if stopped:
@@ -706,6 +715,12 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
             _check(lib.nhgd_solver_write(s[0], out))
         _check(lib.nhgd_solver_report(s[0]))
         timings = _timings(s[0])
+        if run.metrics is not None:
+            # The timing line, then the file's verdict: a line that could not be written (a
+            # full disk) is an error naming the file, after the stop it requested.
+            _check(lib.nhgd_metrics_timing(run.metrics, s[0]))
+            run.metrics = None
+            _check(lib.nhgd_metrics_close(mf, ckpt))
         # A progress callback that raised on some rank fails the call on every rank.
         status = 0
         if run.error is not None:
@@ -735,13 +750,16 @@ def _solve(mode, data, problem, comm, progress, output, options, values):
             problem=problem.name if isinstance(problem, Problem) else o["problem"],
             v_per_sample=pb[0].v_per_sample, options=o, _comm=comm)
     finally:
+        if mf[0] != ffi.NULL:  # an error came first: it is the one raised
+            lib.nhgd_metrics_close(mf, ckpt)
         lib.nhgd_solver_destroy(s)
         lib.nhgd_problem_destroy(pb)
         if ckpt:
             lib.pynhgd_checkpoint_folder_unlock(address, ckpt)
 
 
-def solve(data, problem=None, comm=None, progress=None, output=None, options=None, **values):
+def solve(data, problem=None, comm=None, progress=None, output=None, metrics=None, options=None,
+          **values):
     """Collective over comm: solve the bilevel problem on data (what ``nhgd run`` does).
 
     - ``data``: a :class:`Data` (:func:`load`); ``comm``: an mpi4py communicator with the
@@ -758,19 +776,24 @@ def solve(data, problem=None, comm=None, progress=None, output=None, options=Non
       ``checkpoint_dir``: stops after a checkpoint) and the call then raises :class:`Error`
       naming the exception on every rank.
     - ``output``: a path: write the file ``nhgd run --output`` writes.
+    - ``metrics``: a path: write the JSON-lines file ``nhgd run --metrics`` writes (one line per
+      outer step and rollback, then the timing table; a resumed run appends). A line that
+      cannot be written (a full disk) stops the run after a checkpoint, with
+      ``checkpoint_dir``, and raises :class:`Error` naming the file.
 
     Returns a :class:`Result`; one with ``stopped`` set when the run wrote a checkpoint and
     stopped on request (``halt_after``, :func:`request_stop`). Any failure raises
     :class:`Error` on every rank, with the same message and status.
     """
-    return _solve("run", data, problem, comm, progress, output, options, values)
+    return _solve("run", data, problem, comm, progress, output, metrics, options, values)
 
 
-def hypergradient(data, problem=None, comm=None, output=None, options=None, **values):
+def hypergradient(data, problem=None, comm=None, output=None, metrics=None, options=None,
+                  **values):
     """Collective over comm: one inner loop at the initial (or ``v_from``) v, then u and the
     hypergradient, no outer step (what ``nhgd hypergrad`` does). Arguments as :func:`solve`;
     the :class:`Result`'s ``hypergradient`` and ``u`` hold the answer."""
-    return _solve("hypergrad", data, problem, comm, None, output, options, values)
+    return _solve("hypergrad", data, problem, comm, None, output, metrics, options, values)
 
 
 # ---- input files ------------------------------------------------------------------------

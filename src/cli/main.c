@@ -144,103 +144,6 @@ static void log_stop_signal(void) {
              signal_name(stop_signal));
 }
 
-/* The metrics file (rank 0): one JSON object per line, strict JSON (a value that is missing
- * or not finite, such as the test loss of a step without a test evaluation, is null). Every
- * line is written whole or not at all: after a failed write (a full disk) the file is cut
- * back to the lines before it, the failure is kept for the end of the run, and a stop is
- * requested, so that with --checkpoint-dir the state is checkpointed first. */
-typedef struct metrics_file {
-  FILE *f;
-  const char *path;
-  int err; /* errno of the first failed write, 0 while none failed */
-} metrics_file;
-
-/* x with %.17g (or fmt), or null. */
-static const char *json_num(char *buf, size_t len, const char *fmt, double x) {
-  if (!isfinite(x)) return "null";
-  snprintf(buf, len, fmt, x);
-  return buf;
-}
-
-static void metrics_put(metrics_file *m, const char *line) {
-  if (m->err) return;
-  const long start = ftell(m->f);
-  errno = 0;
-  if (fputs(line, m->f) >= 0 && fflush(m->f) == 0) return;
-  m->err = errno ? errno : EIO;
-  clearerr(m->f);
-  /* What reached the file of a partial line goes: the file stays whole JSON lines. */
-  if (start >= 0 && ftruncate(fileno(m->f), (off_t)start) == 0) fseek(m->f, start, SEEK_SET);
-  nhgd_request_stop();
-}
-
-static void write_metrics_line(const nhgd_progress *r, void *arg) {
-  char line[1024], b[11][40];
-  snprintf(line, sizeof line,
-           "{\"outer_step\": %lld, \"val_loss\": %s, \"val_acc\": %s, \"test_loss\": %s, "
-           "\"test_acc\": %s, \"inner_loss\": %s, \"hypergrad_norm\": %s, \"wall_time\": %s, "
-           "\"samples\": %s, \"val_rows\": %lld, \"val_loss_full\": %s, \"solver_time\": %s, "
-           "\"eval_time\": %s}\n",
-           (long long)r->step, json_num(b[0], 40, "%.17g", r->val_loss),
-           json_num(b[1], 40, "%.17g", r->val_acc), json_num(b[2], 40, "%.17g", r->test_loss),
-           json_num(b[3], 40, "%.17g", r->test_acc), json_num(b[4], 40, "%.17g", r->inner_loss),
-           json_num(b[5], 40, "%.17g", r->hypergrad_norm), json_num(b[6], 40, "%.6f", r->wall_time),
-           json_num(b[7], 40, "%.17g", r->samples), (long long)r->val_rows,
-           json_num(b[8], 40, "%.17g", r->val_loss_full),
-           json_num(b[9], 40, "%.6f", r->solver_time), json_num(b[10], 40, "%.6f", r->eval_time));
-  metrics_put(arg, line);
-}
-
-/* A rollback of --on-divergence halve; the outer steps taken again follow with lines of
- * their own. */
-static void write_metrics_rollback(const nhgd_rollback *r, void *arg) {
-  char line[512], b[2][40];
-  snprintf(line, sizeof line,
-           "{\"rollback\": {\"outer_step\": %lld, \"to_outer_step\": %lld, \"lr\": \"%s\", "
-           "\"old\": %s, \"new\": %s}}\n",
-           (long long)r->step, (long long)r->to_step, r->option,
-           json_num(b[0], 40, "%.17g", r->old_value), json_num(b[1], 40, "%.17g", r->new_value));
-  metrics_put(arg, line);
-}
-
-/* Collective (the timing table is reduced over the ranks); rank 0 writes. */
-static int write_metrics_timing(nhgd_solver *s, metrics_file *m) {
-  int n = 0;
-  NHGD_CHECK(nhgd_solver_timing(s, &n, NULL, NULL, NULL, NULL));
-  const char *names[32];
-  double mn[32], avg[32], mx[32];
-  if (n > 32) n = 32;
-  NHGD_CHECK(nhgd_solver_timing(s, &n, names, mn, avg, mx));
-  if (!m->f) return NHGD_OK;
-  char line[4096], b[3][40];
-  size_t used = (size_t)snprintf(line, sizeof line, "{\"timing\": {");
-  for (int i = 0; i < n && used < sizeof line; ++i)
-    used += (size_t)snprintf(line + used, sizeof line - used, "%s\"%s\": [%s, %s, %s]",
-                             i ? ", " : "", names[i], json_num(b[0], 40, "%.6f", mn[i]),
-                             json_num(b[1], 40, "%.6f", avg[i]), json_num(b[2], 40, "%.6f", mx[i]));
-  int P;
-  MPI_Comm_size(MPI_COMM_WORLD, &P);
-  if (used < sizeof line) snprintf(line + used, sizeof line - used, "}, \"ranks\": %d}\n", P);
-  metrics_put(m, line);
-  return NHGD_OK;
-}
-
-/* Collective: the metrics' verdict, agreed (rank 0 holds the file): a failed write is an
- * error naming the file. */
-static int metrics_status(metrics_file *m, const char *ckpt_dir) {
-  int rc = NHGD_OK;
-  if (m->f && fclose(m->f) != 0 && !m->err) m->err = errno ? errno : EIO;
-  m->f = NULL;
-  if (m->err)
-    rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__,
-                        "metrics file %s: cannot write (%s); the lines from there on are missing%s",
-                        m->path, strerror(m->err),
-                        ckpt_dir[0] ? "; the state is checkpointed: free space and continue with "
-                                      "--restart auto"
-                                    : "");
-  return nhgd_error_agree(MPI_COMM_WORLD, rc);
-}
-
 static int world_rank(void) {
   int r;
   MPI_Comm_rank(MPI_COMM_WORLD, &r);
@@ -374,7 +277,7 @@ static int solve(const char *cmd, int argc, char **argv) {
   nhgd_data *data = NULL;
   nhgd_problem *pb = NULL;
   nhgd_solver *s = NULL;
-  metrics_file metrics = {NULL, co->metrics, 0};
+  nhgd_metrics *metrics = NULL;
   rc = nhgd_data_load(MPI_COMM_WORLD, co->data, &data);
   if (!rc) {
     nhgd_log(NHGD_LOG_INFO, "data %s: %lld train, %lld val, %lld test rows, %d features, %s",
@@ -390,19 +293,10 @@ static int solve(const char *cmd, int argc, char **argv) {
     usage = rc != NHGD_OK;
   }
   if (!rc) rc = nhgd_solver_create(MPI_COMM_WORLD, o, data, pb, &s);
-  if (!rc && co->metrics[0] && world_rank() == 0) {
-    /* A resumed run appends to the metrics of the run it continues. */
-    metrics.f = fopen(co->metrics, nhgd_solver_resumed(s) ? "a" : "w");
-    /* At the end, so that a failed line is cut back from where it began. */
-    if (metrics.f) fseek(metrics.f, 0, SEEK_END);
-    if (!metrics.f)
-      rc = nhgd_error_set(NHGD_ERR_IO, __FILE__, __LINE__, "metrics file %s: cannot open (%s)",
-                          co->metrics, strerror(errno));
-  }
-  if (s) rc = nhgd_error_agree(MPI_COMM_WORLD, rc);
-  if (!rc && metrics.f) {
-    nhgd_solver_set_progress(s, write_metrics_line, &metrics);
-    nhgd_solver_set_rollback(s, write_metrics_rollback, &metrics);
+  if (!rc && co->metrics[0]) rc = nhgd_metrics_open(s, co->metrics, &metrics);
+  if (!rc && metrics) {
+    nhgd_solver_set_progress(s, nhgd_metrics_progress, metrics);
+    nhgd_solver_set_rollback(s, nhgd_metrics_rollback, metrics);
   }
   if (!rc) rc = !strcmp(cmd, "run") ? nhgd_solver_run(s) : nhgd_solver_hypergrad(s);
   /* Stopped on request after a checkpoint: still write what has been done so far. */
@@ -421,11 +315,11 @@ static int solve(const char *cmd, int argc, char **argv) {
              co->output, (long long)nhgd_solver_outer_steps_done(s), (long long)K);
   }
   if (!rc) rc = nhgd_solver_report(s);
-  if (!rc) rc = write_metrics_timing(s, &metrics);
+  if (!rc) rc = nhgd_metrics_timing(metrics, s);
   /* A metrics line that could not be written ends the run with an error (after the stop it
    * requested, and its checkpoint). */
-  if (s) {
-    const int mrc = metrics_status(&metrics, ckpt_dir);
+  if (metrics) {
+    const int mrc = nhgd_metrics_close(&metrics, ckpt_dir);
     if (!rc) rc = mrc;
   }
   if (!rc && stopped) {
@@ -440,7 +334,6 @@ static int solve(const char *cmd, int argc, char **argv) {
              nhgd_solver_val_loss(s), co->output);
   }
   if (rc) nhgd_cli_report_error(rc);
-  if (metrics.f) fclose(metrics.f);
   nhgd_solver_destroy(&s);
   nhgd_problem_destroy(&pb);
   nhgd_data_destroy(&data);
