@@ -244,6 +244,16 @@ gradients overflowed: theta has grown too large), which no damping mends: lower 
 ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4
 ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4 \
   --efim-damping 1e12
+# Kronecker systems with entries up to 5e63 (20 inner steps at --inner-lr 1e3): finite and
+# factorisable, but the damping is lost in their rounding; it said "raise --efim-damping",
+# which at 1e100 lets them factorise and the run diverges still. The inner step size is named.
+kfac_grown="theta has grown too large), which damping only hides: lower --inner-lr"
+ADVISE_INNER=20 advise 1 "$kfac_grown" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e3
+run "$np" "${mlp_kfac[@]}" --inner-lr 1e3 --efim-damping 1e100 --outer-steps 3 --inner-steps 20 \
+  --batch 16 --log-level 1 --output o.h5
+rc=$?
+[ "$rc" -eq 1 ] && echo "ok   kfac: --efim-damping 1e100 does not mend it (exit 1)" ||
+  { echo "FAIL kfac: --efim-damping 1e100 ended with exit $rc, want 1"; failures=$((failures + 1)); }
 # Which step size a rollback halves is decided by an experiment (the inner loop run again
 # with v as before the last outer step), not guessed from the inner loss. distill with a huge
 # --inner-lr: every rollback halves --inner-lr and the run recovers (all 30 used to halve
