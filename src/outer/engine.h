@@ -166,6 +166,10 @@ int nhgd_outer_check_divergence(nhgd_solver *s, double loss);
 /* Collective: the error for inner SGD whose theta stopped being finite, naming the step size
  * blamed. */
 int nhgd_outer_inner_diverged(nhgd_solver *s);
+/* Collective: the error for a hypergradient that is not finite while the estimate u is
+ * (largest entry umax): theta or v grew too large, put down to a step size as a divergence
+ * is (and rolled back with halve). */
+int nhgd_outer_hypergrad_diverged(nhgd_solver *s, double umax);
 /* Not collective: keep v and Adam's moments as they are before an outer step updates them. */
 void nhgd_outer_keep_prev(nhgd_solver *s);
 /* Not collective: the state at the start of outer step s->k becomes the rollback state

@@ -212,6 +212,19 @@ int nhgd_outer_inner_diverged(nhgd_solver *s) {
             (long long)s->k, at, s->blame_why, fix);
 }
 
+int nhgd_outer_hypergrad_diverged(nhgd_solver *s, double umax) {
+  double tmax = 0.0;
+  for (int64_t j = 0; j < s->d; ++j)
+    tmax = !(fabs(s->inner.theta[j]) <= tmax) ? fabs(s->inner.theta[j]) : tmax;
+  NHGD_CHECK(find_blame(s));
+  char fix[128];
+  advice(s, fix, sizeof fix);
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "the hypergradient at outer step %lld is not finite (u from estimator %s: largest "
+            "entry %g; theta: largest entry %g); %s: %s; the last checkpoint is kept",
+            (long long)s->k, s->est->name, umax, tmax, s->blame_why, fix);
+}
+
 /* Copy n doubles from src to dst for each pair. */
 static void copy_pairs(double *const *dst, double *const *src, int pairs, int64_t n) {
   for (int i = 0; i < pairs; ++i)

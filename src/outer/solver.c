@@ -72,11 +72,7 @@ static int hypergradient_not_finite(nhgd_solver *s) {
               "%s is %s (largest entry %g): %s",
               (long long)s->k, s->est->name, isfinite(umax) ? "too large" : "not finite", umax,
               advice);
-  NHGD_FAIL(NHGD_ERR_NUMERIC,
-            "the hypergradient at outer step %lld is not finite (u from estimator %s: largest "
-            "entry %g)%s",
-            (long long)s->k, s->est->name, umax,
-            s->k > 0 ? ": v, which the outer steps moved, is out of range: lower --outer-lr" : "");
+  return nhgd_outer_hypergrad_diverged(s, umax);
 }
 
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */

@@ -244,6 +244,14 @@ gradients overflowed: theta has grown too large), which no damping mends: lower 
 ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4
 ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4 \
   --efim-damping 1e12
+# A theta grown so large in the inner loop that the hypergradient overflows, before any outer
+# step: the inner step size is named (it said only: the hypergradient is not finite).
+run "$np" run --data c.h5 --problem logreg --inner-lr 1e12 --outer-steps 3 --inner-steps 20 \
+  --batch 16 --log-level 1 --output o.h5
+grep -q "nhgd: error: the hypergradient at outer step 0 is not finite.*: lower --inner-lr" log.txt ||
+  { echo "FAIL logreg --inner-lr 1e12: not the hypergradient's error naming --inner-lr"; failures=$((failures + 1)); }
+ADVISE_INNER=20 advise 1 "lower --inner-lr (now 1e+12)" "--inner-lr 0.1" run --data c.h5 \
+  --problem logreg --inner-lr 1e12
 # Kronecker systems with entries up to 5e63 (20 inner steps at --inner-lr 1e3): finite and
 # factorisable, but the damping is lost in their rounding; it said "raise --efim-damping",
 # which at 1e100 lets them factorise and the run diverges still. The inner step size is named.
