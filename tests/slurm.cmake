@@ -28,3 +28,12 @@ foreach(t signal_requeue signal_traps array chain time_limit)
   set_tests_properties(slurm_${t} PROPERTIES FIXTURES_REQUIRED nhgd_slurm TIMEOUT ${timeout}
                        RESOURCE_LOCK nhgd_slurm_cluster PROCESSORS 2)
 endforeach()
+
+# Two clusters on one machine: one of its own beside a listener on the default port (no
+# fixture; it stops its cluster itself).
+nhgd_add_serial_test(slurm_port
+  COMMAND bash ${NHGD_TEST_DIR}/system/slurm/port.sh $<TARGET_FILE:nhgd_cli> ${PROJECT_SOURCE_DIR}
+          ${NHGD_TEST_WORK}/slurm-port-cluster
+  LABELS slurm)
+set_tests_properties(slurm_port PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK nhgd_slurm_cluster)
