@@ -66,6 +66,11 @@ nhgd_make_launcher() {
     # Debian's Open MPI works with PMIx only (pmi2 and none fail).
     read -r -a extra <<<"${NHGD_SRUN_ARGS:-}"
     nhgd_launcher=(srun --mpi=pmix -n "$n" "${extra[@]}")
+    # srun answers SIGTERM and SIGHUP by killing its tasks at once (SIGKILL: no checkpoint,
+    # and the job fails with 137). In a session of its own it is out of the batch step's
+    # process group, which scancel --full signals; this script's trap passes SIGUSR1 on,
+    # which srun forwards to the ranks, and a job's end still reaches them through the step.
+    ! command -v setsid >/dev/null || nhgd_launcher=(setsid "${nhgd_launcher[@]}")
     ;;
   *)
     nhgd_log "error: NHGD_LAUNCH must be mpirun or srun, not '${NHGD_LAUNCH}'"

@@ -15,7 +15,9 @@
 # Layout of DIR: slurm.conf, plugstack.conf, env (the export line), munge/ (key, socket, pid,
 # log, seed), state/ (slurmctld state), spool/ (slurmd), run/ (pid files), log/ (daemon logs
 # and jobcomp.txt: one line per finished job with its state and exit code).
-# Environment: SLURM_LOCAL_PORT (slurmctld port, slurmd uses the next one; default 6817),
+# Environment: SLURM_LOCAL_PORT (slurmctld port, slurmd uses the next one; default: the
+# first pair from 6817 on that nothing listens on, so that clusters of two builds or two
+# clones on one machine do not collide; the port chosen is in DIR/slurm.conf),
 # SLURM_LOCAL_CPUS (CPUs of the node; default 2), SLURM_LOCAL_WAIT (seconds to wait for the
 # node to be idle; default 60).
 set -uo pipefail
@@ -35,7 +37,7 @@ cmd=$1
 [ -n "$2" ] || usage
 dir=$(realpath -m -- "$2")
 conf=$dir/slurm.conf
-port=${SLURM_LOCAL_PORT:-6817}
+port=${SLURM_LOCAL_PORT:-}
 cpus=${SLURM_LOCAL_CPUS:-2}
 wait_max=${SLURM_LOCAL_WAIT:-60}
 munge_sock=$dir/munge/munge.socket
@@ -85,7 +87,7 @@ show_logs() {
 # A start that failed: show the logs, stop whatever of this cluster runs, and exit 1.
 start_failed() {
   show_logs
-  if cat "$dir/log/slurmctld.log" "$dir/log/slurmd.log" 2>/dev/null | tail -n 50 | grep -q "Address already in use"; then
+  if [ -n "$port" ] && cat "$dir/log/slurmctld.log" "$dir/log/slurmd.log" 2>/dev/null | tail -n 50 | grep -q "Address already in use"; then
     echo "$prog: hint: ports $port-$((port + 1)) are taken; set SLURM_LOCAL_PORT to use others" >&2
   fi
   stop_daemon slurmd "$dir/run/slurmd.pid" >&2
@@ -114,6 +116,31 @@ install_missing() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" || rc=$?
   [ $own_policy -eq 0 ] || $sudo rm -f "$policy"
   [ $rc -eq 0 ] || die "apt-get install ${missing[*]} failed"
+}
+
+# Whether TCP port P is in use on this machine (a socket listening on it, on any address).
+port_taken() { # port_taken P
+  [ -n "$(ss -Htln "sport = :$1" 2>/dev/null)" ]
+}
+
+# The slurmctld port when SLURM_LOCAL_PORT is not set: the first p from 6817 on (by twos, up to
+# 100 pairs) with p and p + 1 free. A cluster whose configuration is written starts again on
+# its own port, so that a restart keeps the port its jobs were given.
+choose_port() {
+  [ -n "$port" ] && return 0
+  if [ -s "$conf" ]; then
+    port=$(sed -n 's/^SlurmctldPort=\([0-9]*\)$/\1/p' "$conf")
+    [ -n "$port" ] && ! port_taken "$port" && ! port_taken $((port + 1)) && return 0
+  fi
+  command -v ss >/dev/null || die "ss (iproute2) is needed to find free ports; or set SLURM_LOCAL_PORT"
+  local p
+  for ((p = 6817; p < 7017; p += 2)); do
+    if ! port_taken "$p" && ! port_taken $((p + 1)); then
+      port=$p
+      return 0
+    fi
+  done
+  die "no free pair of ports in 6817-7016; set SLURM_LOCAL_PORT"
 }
 
 write_conf() {
@@ -203,6 +230,7 @@ start() {
   if ! slurmctld_pid >/dev/null; then
     # The configuration may change only while slurmctld is down; slurmd follows it.
     [ -z "$(slurmd_pid)" ] || stop_daemon slurmd "$dir/run/slurmd.pid"
+    choose_port
     write_conf
     slurmctld -f "$conf" </dev/null >>"$dir/log/slurmctld.start.log" 2>&1 || {
       cat "$dir/log/slurmctld.start.log" >&2

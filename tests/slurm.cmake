@@ -28,3 +28,21 @@ foreach(t signal_requeue signal_traps array chain time_limit)
   set_tests_properties(slurm_${t} PROPERTIES FIXTURES_REQUIRED nhgd_slurm TIMEOUT ${timeout}
                        RESOURCE_LOCK nhgd_slurm_cluster PROCESSORS 2)
 endforeach()
+
+# The same signals with the srun launcher (NHGD_LAUNCH=srun): srun killed the ranks on the
+# SIGHUP of scancel --full (job FAILED 137, no checkpoint).
+nhgd_add_serial_test(slurm_signal_traps_srun
+  COMMAND bash ${NHGD_TEST_DIR}/system/slurm/signal_traps.sh $<TARGET_FILE:nhgd_cli>
+          ${PROJECT_SOURCE_DIR} ${NHGD_SLURM_CLUSTER}
+  LABELS slurm)
+set_tests_properties(slurm_signal_traps_srun PROPERTIES FIXTURES_REQUIRED nhgd_slurm TIMEOUT 900
+                     RESOURCE_LOCK nhgd_slurm_cluster PROCESSORS 2 ENVIRONMENT NHGD_LAUNCH=srun)
+
+# Two clusters on one machine: one of its own beside a listener on the default port (no
+# fixture; it stops its cluster itself).
+nhgd_add_serial_test(slurm_port
+  COMMAND bash ${NHGD_TEST_DIR}/system/slurm/port.sh $<TARGET_FILE:nhgd_cli> ${PROJECT_SOURCE_DIR}
+          ${NHGD_TEST_WORK}/slurm-port-cluster
+  LABELS slurm)
+set_tests_properties(slurm_port PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+                     RESOURCE_LOCK nhgd_slurm_cluster)

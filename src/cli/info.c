@@ -1,4 +1,5 @@
 /* `nhgd info FILE`: what an input, output or checkpoint file holds. */
+#include <errno.h>
 #include <hdf5.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -70,10 +71,28 @@ static int info(const char *path) {
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   /* Opening a named pipe for reading waits for a writer forever. */
   struct stat st;
-  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT)
+      fprintf(stderr, "nhgd: error: %s: no such file (it does not exist)\n", path);
+    else
+      fprintf(stderr, "nhgd: error: %s: cannot reach it (%s)\n", path, strerror(errno));
+    return NHGD_EXIT_ERROR;
+  }
+  if (S_ISDIR(st.st_mode)) {
+    fprintf(stderr, "nhgd: error: %s: is a folder, not a file\n", path);
+    return NHGD_EXIT_ERROR;
+  }
+  if (!S_ISREG(st.st_mode)) {
     fprintf(stderr, "nhgd: error: %s: not a regular file (a named pipe, socket or device)\n", path);
     return NHGD_EXIT_ERROR;
   }
+  /* What the HDF5 library would only report as a failed open: no permission to read. */
+  FILE *probe = fopen(path, "rb");
+  if (!probe) {
+    fprintf(stderr, "nhgd: error: %s: cannot read it (%s)\n", path, strerror(errno));
+    return NHGD_EXIT_ERROR;
+  }
+  fclose(probe);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) {
     fprintf(stderr, "nhgd: error: %s: not a readable HDF5 file\n", path);

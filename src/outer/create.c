@@ -40,10 +40,9 @@ static int solver_alloc(nhgd_solver *s) {
   NHGD_CHECK(nhgd_calloc(&s->adam_m, pl, sizeof(double), "Adam first moment"));
   NHGD_CHECK(nhgd_calloc(&s->adam_s, pl, sizeof(double), "Adam second moment"));
   NHGD_CHECK(nhgd_outer_val_batch_alloc(s));
-  if (strcmp(s->opt->on_divergence, "halve")) return NHGD_OK;
   rollback_state *b = &s->snap;
   double **rep[] = {&b->theta, &b->u},
-         **sl[] = {&b->v, &b->m, &b->s, &b->h, &b->vp, &b->mp, &b->sp};
+         **sl[] = {&b->v, &b->m, &b->s, &b->h, &b->vp, &b->mp, &b->sp, &b->v0};
   for (size_t i = 0; i < sizeof rep / sizeof rep[0]; ++i)
     NHGD_CHECK(nhgd_calloc(rep[i], d, sizeof(double), "rollback state"));
   for (size_t i = 0; i < sizeof sl / sizeof sl[0]; ++i)
@@ -177,6 +176,7 @@ static int reset_state(nhgd_solver *s) {
   NHGD_CHECK(nhgd_error_agree(s->comm, s->pb->ops.init(s->pb, s->inner.theta, s->v)));
   memcpy(s->inner.theta_init, s->inner.theta, d);
   if (s->opt->v_from[0]) NHGD_CHECK(load_v(s, s->opt->v_from));
+  memcpy(s->snap.v0, s->v, pl);
   return NHGD_OK;
 }
 
@@ -281,6 +281,7 @@ int nhgd_solver_create(MPI_Comm comm, const nhgd_options *o, const nhgd_data *da
   NHGD_TRY(rc, nhgd_error_agree(comm, rc), fail);
   memcpy(s->inner.theta_init, s->inner.theta, (size_t)s->d * sizeof(double));
   if (s->opt->v_from[0]) NHGD_TRY(rc, load_v(s, s->opt->v_from), fail);
+  memcpy(s->snap.v0, s->v, (size_t)s->p_local * sizeof(double));
   NHGD_TRY(rc, resume_or_start(s), fail);
   if (s->est->ops->needs_observe || s->cross.mode == NHGD_CROSS_TRAJECTORY) {
     s->inner.observe = observe_step;
@@ -311,9 +312,9 @@ void nhgd_solver_destroy(nhgd_solver **ps) {
   nhgd_cross_free(&s->cross);
   nhgd_outer_val_batch_free(s);
   rollback_state *b = &s->snap;
-  double **bufs[] = {&s->u,      &s->gval,   &s->buf,   &s->v,  &s->h, &s->jt,
-                     &s->adam_m, &s->adam_s, &b->theta, &b->u,  &b->v, &b->m,
-                     &b->s,      &b->h,      &b->vp,    &b->mp, &b->sp};
+  double **bufs[] = {&s->u,      &s->gval,   &s->buf,   &s->v,  &s->h,  &s->jt,
+                     &s->adam_m, &s->adam_s, &b->theta, &b->u,  &b->v,  &b->m,
+                     &b->s,      &b->h,      &b->vp,    &b->mp, &b->sp, &b->v0};
   for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; ++i)
     nhgd_free(bufs[i]);
   nhgd_history_free(&s->hist);

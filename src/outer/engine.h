@@ -15,16 +15,18 @@
 #include "nhgd/solver.h"
 #include "outer/options.h"
 
-/* --on-divergence halve: the state at the start of outer step k, where a rollback of the
- * inner step size returns to, and (has_prev) v and Adam's moments as they were before outer
- * step k - 1 updated them, from where a rollback of the outer step size redoes that update. */
+/* The state at the start of outer step k, where a rollback of the inner step size returns to
+ * (--on-divergence halve), and (has_prev) v and Adam's moments as they were before outer step
+ * k - 1 updated them, from where a rollback of the outer step size redoes that update; v0 is
+ * the v the run started from. Kept with either --on-divergence: the experiments that decide
+ * which step size a divergence is put down to run from it. */
 typedef struct rollback_state {
   int valid, has_prev;
   int64_t k;
   int have_hypergrad;
   double last_loss;
-  double *theta, *u;                    /* d */
-  double *v, *m, *s, *h, *vp, *mp, *sp; /* p_local */
+  double *theta, *u;                         /* d */
+  double *v, *m, *s, *h, *vp, *mp, *sp, *v0; /* p_local */
 } rollback_state;
 
 /* --cross-rows: the sampled cross term (cross.c). */
@@ -100,6 +102,7 @@ struct nhgd_solver {
   int diverged;              /* the error being returned is a divergence ... */
   nhgd_lr_kind blame;        /* ... put down to this step size */
   int blame_start;           /* ... or to the starting point, which no step size changes */
+  int blame_drift;           /* ... or to outer steps no rollback undoes: start again */
   char blame_why[400];
   rollback_state snap;
   nhgd_cross cross;
@@ -163,6 +166,10 @@ int nhgd_outer_check_divergence(nhgd_solver *s, double loss);
 /* Collective: the error for inner SGD whose theta stopped being finite, naming the step size
  * blamed. */
 int nhgd_outer_inner_diverged(nhgd_solver *s);
+/* Collective: the error for a hypergradient that is not finite while the estimate u is
+ * (largest entry umax): theta or v grew too large, put down to a step size as a divergence
+ * is (and rolled back with halve). */
+int nhgd_outer_hypergrad_diverged(nhgd_solver *s, double umax);
 /* Not collective: keep v and Adam's moments as they are before an outer step updates them. */
 void nhgd_outer_keep_prev(nhgd_solver *s);
 /* Not collective: the state at the start of outer step s->k becomes the rollback state

@@ -94,8 +94,9 @@ static nhgd_option_spec solver_specs[] = {
      0},
     {"on-divergence", NHGD_OPT_CHOICE, F(on_divergence), "stop", NORANGE, "stop|halve",
      "on divergence stop (exit 1), or roll back to the start of the outer step (or before the "
-     "outer step that moved v too far) and halve the step size blamed (--inner-lr if the inner "
-     "loop diverges with the previous v too, else --outer-lr)",
+     "outer step that moved v too far) and halve the step size blamed (--outer-lr if the inner "
+     "loop runs well with the previous v, else --inner-lr; no rollback when older outer steps "
+     "moved v too far)",
      0},
     {"divergence-retries", NHGD_OPT_INT, F(divergence_retries), "3", 0, 1 << 20, NULL,
      "rollbacks allowed in a run with --on-divergence halve; the next divergence stops it", 0},

@@ -41,13 +41,14 @@ static int out_of_bounds(double x, double start, double f) {
   return !isfinite(x) || (f > 0 && isfinite(start) && fabs(x) > f * fabs(start));
 }
 
-/* Collective, with halve: the experiment that tells the two step sizes apart. The inner loop
- * of outer step k is run once more from the rollback state, but with v as it was before
- * outer step k - 1 moved it. If that diverges too, the inner step size is to blame whatever
- * v does; if not, the update of v is. Nothing of it stays: no observer, no checkpoint
- * request, the work counter and step counts put back (the rollback that follows restores
- * theta, v and the rest). *diverges is the verdict, *loss the validation loss reached. */
-static int trial_with_previous_v(nhgd_solver *s, int *diverges, double *loss) {
+/* Collective: the experiment that tells the step sizes apart. The inner loop of outer step k
+ * is run once more from the rollback state, but with v as given (v as it was before outer step
+ * k - 1 moved it, or the v the run started from). If that diverges too, the inner step size
+ * is to blame whatever v does; if not, the updates of v are. Nothing of it stays: no
+ * observer, no checkpoint request, the work counter and step counts put back (a rollback that
+ * follows restores theta, v and the rest; without one the run stops). *diverges is the
+ * verdict, *loss the validation loss reached. */
+static int trial_with_v(nhgd_solver *s, const double *v, int *diverges, double *loss) {
   nhgd_inner *in = &s->inner;
   const rollback_state *b = &s->snap;
   const double samples = s->samples, first = in->first_loss, last = in->last_loss;
@@ -55,7 +56,7 @@ static int trial_with_previous_v(nhgd_solver *s, int *diverges, double *loss) {
   const nhgd_inner_observer observe = in->observe;
   const nhgd_inner_requests none = {0};
   memcpy(in->theta, b->theta, (size_t)s->d * sizeof(double));
-  memcpy(s->v, b->vp, (size_t)s->p_local * sizeof(double));
+  memcpy(s->v, v, (size_t)s->p_local * sizeof(double));
   in->observe = NULL;
   int64_t t = 0;
   nhgd_inner_event ev;
@@ -78,13 +79,65 @@ static int trial_with_previous_v(nhgd_solver *s, int *diverges, double *loss) {
   return rc;
 }
 
+/* Halvings of the inner step size an experiment tries at most: those a rollback has left
+ * with halve (without it, as a user who halves it a few times would), up to a factor 1e6,
+ * below which the inner loop would hardly learn. */
+static int halvings_left(const nhgd_solver *s) {
+  const int left = s->halve ? s->opt->divergence_retries - (int)s->hist.nrb : 10;
+  return left < 1 ? 1 : left > 20 ? 20 : left;
+}
+
+/* Collective: the experiments of find_blame, each a remedy tried from the state at the start
+ * of outer step k. First v as before outer step k - 1 (a rollback of that update with the
+ * outer step size halved tends to it): if the inner loop runs well, the outer step size is to
+ * blame. Else the inner step size as many halvings lower as a rollback could make it: if the
+ * loop then runs well, it is to blame. Else (k > 1) the v the run started from: if the loop
+ * runs well with it, the outer steps before k - 1 moved v too far already, which no rollback
+ * undoes (logreg with sgd and --outer-lr 1e6: v's regularisation weights grew by e^38, and
+ * --inner-lr was halved to 2e-11 in vain): the run must start again with a lower --outer-lr.
+ * Else the inner step size, the one left. */
+static int experiment(nhgd_solver *s) {
+  const int64_t k = s->k;
+  const rollback_state *b = &s->snap;
+  int d_prev = 0, d_small = 1, d_start = 1; /* the verdicts: diverges */
+  double loss = NAN, loss_small = NAN, loss0 = NAN;
+  const double lr = s->inner_opt.lr, lr_small = ldexp(lr, -halvings_left(s));
+  NHGD_CHECK(trial_with_v(s, b->vp, &d_prev, &loss));
+  if (d_prev && k > 1) {
+    s->inner_opt.lr = lr_small;
+    const int rc = trial_with_v(s, b->v, &d_small, &loss_small);
+    s->inner_opt.lr = lr;
+    NHGD_CHECK(rc);
+    if (d_small) NHGD_CHECK(trial_with_v(s, b->v0, &d_start, &loss0));
+  }
+  s->blame_drift = d_prev && d_small && !d_start;
+  s->blame = d_prev && !s->blame_drift ? NHGD_LR_INNER : NHGD_LR_OUTER;
+  if (!d_prev || k == 1)
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "with v as before outer step %lld the inner loop of outer step %lld %s (validation "
+             "loss %g)",
+             (long long)(k - 1), (long long)k, d_prev ? "diverges too" : "runs well", loss);
+  else if (!d_small)
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "with v as before outer step %lld the inner loop of outer step %lld diverges too, "
+             "with --inner-lr %g it runs well (validation loss %g)",
+             (long long)(k - 1), (long long)k, lr_small, loss_small);
+  else
+    snprintf(s->blame_why, sizeof s->blame_why,
+             "the inner loop of outer step %lld diverges with v as before outer step %lld and "
+             "with --inner-lr %g, %s with the v the run started from (validation loss %g)%s",
+             (long long)k, (long long)(k - 1), lr_small, d_start ? "and" : "but runs well", loss0,
+             d_start ? "" : ": the outer steps before moved v too far, which no rollback undoes");
+  return NHGD_OK;
+}
+
 /* Collective: the step size a divergence at outer step k is put down to, and why (in
- * s->blame_why). The outer one when v is no longer finite. With halve and the state from
- * before the last outer step kept, an experiment decides (trial_with_previous_v). Else the
- * outer one when the inner loop of step k - 1 ran well (its loss at the last step at most
- * twice that at the first), so that what changed is v; the inner one otherwise, and whenever
- * no outer step can be undone (k = 0, --outer-lr 0, with halve no state from before the last
- * outer step). */
+ * s->blame_why). The outer one when v is no longer finite. With the state from before the
+ * last outer step kept (either --on-divergence), experiments decide (experiment). Else, after
+ * a restart inside an outer step without --on-divergence halve, the outer one when the inner
+ * loop of step k - 1 ran well (its loss at the last step at most twice that at the first), so
+ * that what changed is v; the inner one otherwise, and whenever no outer step can be undone
+ * (k = 0, --outer-lr 0, with halve no state from before the last outer step). */
 static int find_blame(nhgd_solver *s) {
   int v_bad = 0;
   for (int64_t j = 0; j < s->p_local; ++j)
@@ -98,6 +151,7 @@ static int find_blame(nhgd_solver *s) {
   const int can_outer = k > 0 && s->outer_lr > 0 && (!s->halve || s->snap.has_prev);
   s->blame = can_outer && (v_bad || !grew) ? NHGD_LR_OUTER : NHGD_LR_INNER;
   s->diverged = 1;
+  s->blame_drift = 0;
   /* The very first gradient, at the initial theta and v, not finite: no step has been taken,
    * so no step size is to blame; the data being checked at load, v is. */
   s->blame_start = k == 0 && s->inner.diverged == 1 && s->inner.bad_gradient;
@@ -107,24 +161,20 @@ static int find_blame(nhgd_solver *s) {
     snprintf(s->blame_why, sizeof s->blame_why, "before any outer step");
   else if (v_bad)
     snprintf(s->blame_why, sizeof s->blame_why, "v is not finite");
-  else if (can_outer && s->halve && s->snap.valid && s->snap.has_prev) {
-    int diverges = 0;
-    double loss = NAN;
-    NHGD_CHECK(trial_with_previous_v(s, &diverges, &loss));
-    s->blame = diverges ? NHGD_LR_INNER : NHGD_LR_OUTER;
-    snprintf(s->blame_why, sizeof s->blame_why,
-             "with v as before outer step %lld the inner loop of outer step %lld %s (validation "
-             "loss %g)",
-             (long long)(k - 1), (long long)k, diverges ? "diverges too" : "runs well", loss);
-  } else
+  else if (can_outer && s->snap.valid && s->snap.has_prev && s->snap.k == k)
+    NHGD_CHECK(experiment(s));
+  else
     snprintf(s->blame_why, sizeof s->blame_why,
              "the inner loss of outer step %lld went from %g to %g", (long long)(k - 1), first,
              last);
   return NHGD_OK;
 }
 
-static double lr_in_use(const nhgd_solver *s, nhgd_lr_kind k) {
-  return k == NHGD_LR_OUTER ? s->outer_lr : s->inner_opt.lr;
+/* What to change: the step size blamed, and its value in use. */
+static void advice(const nhgd_solver *s, char *buf, size_t len) {
+  const double lr = s->blame == NHGD_LR_OUTER ? s->outer_lr : s->inner_opt.lr;
+  snprintf(buf, len, "lower --%s (now %g)%s", nhgd_lr_name(s->blame), lr,
+           s->blame_drift ? " and start the run again" : "");
 }
 
 int nhgd_outer_check_divergence(nhgd_solver *s, double loss) {
@@ -132,17 +182,17 @@ int nhgd_outer_check_divergence(nhgd_solver *s, double loss) {
   const double f = s->opt->divergence_factor;
   if (!out_of_bounds(loss, start, f)) return NHGD_OK;
   NHGD_CHECK(find_blame(s));
-  char rows[64] = "";
+  char rows[64] = "", fix[128];
   if (s->opt->val_batch > 0)
     snprintf(rows, sizeof rows, " on the %lld rows drawn (--val-batch)",
              (long long)s->opt->val_batch);
+  advice(s, fix, sizeof fix);
   NHGD_FAIL(NHGD_ERR_NUMERIC,
             "diverged at outer step %lld, inner step %lld: the validation loss%s is %g (%g at the "
-            "start%s, --divergence-factor %g); %s: lower --%s (now %g); the last checkpoint is "
-            "kept",
+            "start%s, --divergence-factor %g); %s: %s; the last checkpoint is kept",
             (long long)s->k, (long long)s->opt->inner.steps, rows, loss, start,
             rows[0] && s->hist.len && start == s->hist.rec[0].val_loss_full ? " on every row" : "",
-            f, s->blame_why, nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
+            f, s->blame_why, fix);
 }
 
 int nhgd_outer_inner_diverged(nhgd_solver *s) {
@@ -154,10 +204,25 @@ int nhgd_outer_inner_diverged(nhgd_solver *s) {
     NHGD_FAIL(NHGD_ERR_NUMERIC,
               "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite): %s",
               (long long)s->k, at, s->blame_why);
+  char fix[128];
+  advice(s, fix, sizeof fix);
   NHGD_FAIL(NHGD_ERR_NUMERIC,
             "inner SGD diverged at outer step %lld, inner step %lld (theta is not finite); "
-            "%s: lower --%s (now %g); the last checkpoint is kept",
-            (long long)s->k, at, s->blame_why, nhgd_lr_name(s->blame), lr_in_use(s, s->blame));
+            "%s: %s; the last checkpoint is kept",
+            (long long)s->k, at, s->blame_why, fix);
+}
+
+int nhgd_outer_hypergrad_diverged(nhgd_solver *s, double umax) {
+  double tmax = 0.0;
+  for (int64_t j = 0; j < s->d; ++j)
+    tmax = !(fabs(s->inner.theta[j]) <= tmax) ? fabs(s->inner.theta[j]) : tmax;
+  NHGD_CHECK(find_blame(s));
+  char fix[128];
+  advice(s, fix, sizeof fix);
+  NHGD_FAIL(NHGD_ERR_NUMERIC,
+            "the hypergradient at outer step %lld is not finite (u from estimator %s: largest "
+            "entry %g; theta: largest entry %g); %s: %s; the last checkpoint is kept",
+            (long long)s->k, s->est->name, umax, tmax, s->blame_why, fix);
 }
 
 /* Copy n doubles from src to dst for each pair. */
@@ -199,8 +264,11 @@ int nhgd_outer_roll_back(nhgd_solver *s, int err, nhgd_record *rec, int *redo) {
   const nhgd_solver_opts *o = s->opt;
   *redo = 0;
   if (!s->halve) return err;
-  if (s->blame_start) {
-    nhgd_log(NHGD_LOG_WARN, "--on-divergence halve: no step size is to blame, no rollback");
+  if (s->blame_start || s->blame_drift) {
+    nhgd_log(NHGD_LOG_WARN, s->blame_start
+                                ? "--on-divergence halve: no step size is to blame, no rollback"
+                                : "--on-divergence halve: no rollback undoes outer steps before "
+                                  "the last, no rollback");
     return err;
   }
   if (!b->valid || s->hist.nrb >= o->divergence_retries) {

@@ -72,11 +72,7 @@ static int hypergradient_not_finite(nhgd_solver *s) {
               "%s is %s (largest entry %g): %s",
               (long long)s->k, s->est->name, isfinite(umax) ? "too large" : "not finite", umax,
               advice);
-  NHGD_FAIL(NHGD_ERR_NUMERIC,
-            "the hypergradient at outer step %lld is not finite (u from estimator %s: largest "
-            "entry %g)%s",
-            (long long)s->k, s->est->name, umax,
-            s->k > 0 ? ": v, which the outer steps moved, is out of range: lower --outer-lr" : "");
+  return nhgd_outer_hypergrad_diverged(s, umax);
 }
 
 /* Inner loop, then u and h = grad_v f - J^T u at the last iterate. Fills rec. */
@@ -204,7 +200,7 @@ static int end_outer_step(nhgd_solver *s, nhgd_record *rec) {
    * first step, the divergence check's reference (docs/algorithm.md 1). */
   if (due || s->k == 0) NHGD_CHECK(full_val_loss(s, rec));
   nhgd_outer_clock_start(s);
-  if (s->halve) nhgd_outer_keep_prev(s);
+  nhgd_outer_keep_prev(s);
   nhgd_outer_step(o, s->outer_lr, s->k, s->p_local, s->adam_m, s->adam_s, s->v, s->h);
   NHGD_CHECK(sync_replicated(s));
   nhgd_outer_clock_stop(s);
@@ -213,7 +209,7 @@ static int end_outer_step(nhgd_solver *s, nhgd_record *rec) {
   NHGD_CHECK(measure(s, rec, due));
   NHGD_CHECK(nhgd_history_push(&s->hist, rec));
   log_progress(s, rec, K);
-  if (s->halve) nhgd_outer_take_snapshot(s, 1);
+  nhgd_outer_take_snapshot(s, 1);
   if (!s->ckpt) return NHGD_OK;
   int stop = 0, timed = 0;
   NHGD_CHECK(boundary_requests(s, &stop, &timed));
@@ -237,7 +233,7 @@ int nhgd_solver_run(nhgd_solver *s) {
   }
   /* A fresh start, or a restart between outer steps from a checkpoint without a rollback
    * state: the rollback state is the state now. */
-  if (s->halve && !s->snap.valid && s->resume_t == 0) nhgd_outer_take_snapshot(s, 0);
+  if (!s->snap.valid && s->resume_t == 0) nhgd_outer_take_snapshot(s, 0);
   while (s->k < K) {
     nhgd_record rec = {.step = s->k, .test_loss = NAN, .test_acc = NAN, .val_loss_full = NAN};
     s->diverged = 0;

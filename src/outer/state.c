@@ -116,7 +116,8 @@ static int save_outer(void *self, nhgd_section *sec) {
   NHGD_CHECK(nhgd_section_put_real(sec, "prev_first_inner_loss", s->prev_first_loss));
   NHGD_CHECK(nhgd_section_put_int(sec, "rollbacks", s->hist.nrb));
   NHGD_CHECK(nhgd_history_put_rollbacks(&s->hist, sec, "rollback_log"));
-  if (s->snap.valid) NHGD_CHECK(put_rollback_state(s, sec));
+  /* Only a run that rolls back needs it after a restart (the blame experiments do without). */
+  if (s->halve && s->snap.valid) NHGD_CHECK(put_rollback_state(s, sec));
   NHGD_CHECK(nhgd_cross_save(s, sec));
   return nhgd_history_put(&s->hist, sec, "history");
 }

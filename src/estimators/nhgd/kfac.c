@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/util.h"
@@ -31,6 +32,22 @@ void nhgd_kfac_unpack_lower(int n, const double *p, double *a) {
     memcpy(a + (size_t)j * n + j, p, (size_t)(n - j) * sizeof(double));
     p += n - j;
   }
+}
+
+void nhgd_kfac_not_pd(double amax, double delta, char *buf, size_t len) {
+  if (!NHGD_KFAC_USABLE(amax))
+    snprintf(buf, len, "%s", NHGD_KFAC_OVERFLOW);
+  else if (amax >= NHGD_KFAC_GROWN)
+    snprintf(buf, len,
+             "the system is not positive definite and its entries reach %.3g (per-sample "
+             "gradients of 1e20 and more: theta has grown too large), which damping only hides: "
+             "lower --inner-lr",
+             amax);
+  else
+    snprintf(buf, len,
+             "the system is not positive definite (entries up to %.3g, damping %g): raise "
+             "--efim-damping",
+             amax, delta);
 }
 
 static int owned_slots(int C, int P) {
@@ -349,16 +366,15 @@ static int solve_prepared(nhgd_kfac *k, const double *Dx, const double *g, doubl
       if (!info) dpotrs_("L", &m, &one, L, &m, uc, &m, &info, 1);
       if (info && !bad) {
         /* Damping lifts a system that is merely singular, never one that overflowed. */
-        int usable = 1;
-        for (size_t e = 0; e < (size_t)m * m && usable; ++e)
-          usable = NHGD_KFAC_USABLE(tau * k->lam[c] * k->Ak[e]);
-        if (usable)
-          nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
-                         "nhgd kfac: the system of class direction %d is not positive definite "
-                         "(minor %d): raise --efim-damping",
-                         c, info);
-        else
-          nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__, "nhgd kfac: %s", NHGD_KFAC_OVERFLOW);
+        double amax = 0.0, dmin = INFINITY;
+        for (size_t e = 0; e < (size_t)m * m; ++e)
+          amax = nhgd_kfac_absmax(amax, tau * k->lam[c] * k->Ak[e]);
+        for (int j = 0; j < m; ++j)
+          dmin = fmin(dmin, Dx[j]);
+        char why[300];
+        nhgd_kfac_not_pd(amax, dmin, why, sizeof why);
+        nhgd_error_set(NHGD_ERR_NUMERIC, __FILE__, __LINE__,
+                       "nhgd kfac: the system of class direction %d (minor %d): %s", c, info, why);
         bad = 1;
       }
       info = 0;

@@ -39,7 +39,9 @@
 #ifndef NHGD_ESTIMATORS_NHGD_KFAC_H
 #define NHGD_ESTIMATORS_NHGD_KFAC_H
 
+#include <math.h>
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "linalg/bcmat.h"
@@ -156,5 +158,20 @@ double nhgd_kfac_bytes(int m, int C, int bmax, int distributed, double matrix_by
  * Cholesky and tridiagonal solvers form products of two entries, which overflow from
  * sqrt(DBL_MAX) on (entries near 1e300 came from an mlp whose weights had grown, finite). */
 #define NHGD_KFAC_USABLE(x) (fabs(x) < 1.3407807929942596e154)
+/* Entries of a damped system from which the factors are put down to theta's growth: outer
+ * products of per-sample gradients of 1e20 and more, which no sane model or data gives (an
+ * mlp-hyperclean at --inner-lr 1e3 reached 5e62 on 2 ranks, 5e63 on 1). */
+#define NHGD_KFAC_GROWN 1e40
+
+/* Not collective: what a damped Kronecker system that failed to factorise means and what
+ * mends it, into buf: amax is its largest entry (a factor entry times its scale), delta the
+ * smallest damping on its diagonal. Factors past NHGD_KFAC_GROWN (an mlp whose weights grew
+ * under a huge --inner-lr: a damping of 1e100 lets them factorise, and the run diverges
+ * still) are the inner step size's doing; below, damping lifts a system merely singular. */
+void nhgd_kfac_not_pd(double amax, double delta, char *buf, size_t len);
+/* The larger of m and |x|, NaN once either is (the largest entry of a system, kept NaN). */
+static inline double nhgd_kfac_absmax(double m, double x) {
+  return !(fabs(x) <= m) ? fabs(x) : m;
+}
 
 #endif

@@ -459,14 +459,13 @@ static int solve_columns(nhgd_kfac_net *k, int l, double delta, const double *gl
     }
     dptsv_(&in, &one, dd, ee, y, &in, &info);
     if (info) {
-      int usable = 1;
-      for (int r = 0; r < in && usable; ++r)
-        usable = NHGD_KFAC_USABLE(a * d[r]) && (r + 1 >= in || NHGD_KFAC_USABLE(a * e[r]));
-      if (!usable) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
-      NHGD_FAIL(NHGD_ERR_NUMERIC,
-                "nhgd kfac: layer %d, eigen-direction %d: the system is not positive definite "
-                "(minor %d): raise --efim-damping",
-                l, c0 + j, info);
+      double amax = 0.0;
+      for (int r = 0; r < in; ++r)
+        amax = nhgd_kfac_absmax(nhgd_kfac_absmax(amax, a * d[r]), r + 1 < in ? a * e[r] : 0.0);
+      char why[300];
+      nhgd_kfac_not_pd(amax, delta, why, sizeof why);
+      NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d, eigen-direction %d (minor %d): %s", l,
+                c0 + j, info, why);
     }
   }
   dormtr_("L", "L", "N", &in, &nc, Aref, &in, tq, k->Y, &in, k->wk, &k->lwork, &info, 1, 1, 1);
@@ -547,14 +546,15 @@ static int solve_whole(nhgd_kfac_net *k, int l, const double *Dx, const double *
     dpotrf_("L", &in, k->Sys, &in, &info, 1);
     if (!info) dpotrs_("L", &in, &one, k->Sys, &in, y, &in, &info, 1);
     if (info) {
-      int usable = 1;
-      for (size_t e = 0; e < (size_t)in * in && usable; ++e)
-        usable = NHGD_KFAC_USABLE(a * A[e]);
-      if (!usable) NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d: %s", l, NHGD_KFAC_OVERFLOW);
-      NHGD_FAIL(NHGD_ERR_NUMERIC,
-                "nhgd kfac: layer %d, direction %d: the system is not positive definite (minor "
-                "%d): raise --efim-damping",
-                l, o, info);
+      double amax = 0.0, dmin = INFINITY;
+      for (size_t e = 0; e < (size_t)in * in; ++e)
+        amax = nhgd_kfac_absmax(amax, a * A[e]);
+      for (int j = 0; j < in; ++j)
+        dmin = fmin(dmin, Dx[j]);
+      char why[300];
+      nhgd_kfac_not_pd(amax, dmin, why, sizeof why);
+      NHGD_FAIL(NHGD_ERR_NUMERIC, "nhgd kfac: layer %d, direction %d (minor %d): %s", l, o, info,
+                why);
     }
   }
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, in, out, out, 1.0, k->Yall, in, QG, out, 0.0,

@@ -128,6 +128,10 @@ expect 1 "pipe.h5: is a named pipe (FIFO), not a regular file" -- data import-id
   --images pipe.h5 --labels pipe.h5 --output imp.h5
 expect 1 "pipe.h5: not a regular file" -- info pipe.h5
 unset limit
+# A file that is not there, or a folder, is named as such (it said: not a readable HDF5 file).
+expect 1 "missing.h5: no such file (it does not exist)" -- info missing.h5
+mkdir -p folder.h5
+expect 1 "folder.h5: is a folder, not a file" -- info folder.h5
 # Issue 22 (1): no output may name an input of the run or another output, compared as files
 # (device and inode), not as text; the inputs stay byte for byte what they were.
 cp cls.h5 in.h5 && cp cls.h5 in_saved.h5 && ln -sf in.h5 in_link.h5

@@ -244,6 +244,24 @@ gradients overflowed: theta has grown too large), which no damping mends: lower 
 ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4
 ADVISE_INNER=38 advise 1 "$kfac_phrase" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e4 \
   --efim-damping 1e12
+# A theta grown so large in the inner loop that the hypergradient overflows, before any outer
+# step: the inner step size is named (it said only: the hypergradient is not finite).
+run "$np" run --data c.h5 --problem logreg --inner-lr 1e12 --outer-steps 3 --inner-steps 20 \
+  --batch 16 --log-level 1 --output o.h5
+grep -q "nhgd: error: the hypergradient at outer step 0 is not finite.*: lower --inner-lr" log.txt ||
+  { echo "FAIL logreg --inner-lr 1e12: not the hypergradient's error naming --inner-lr"; failures=$((failures + 1)); }
+ADVISE_INNER=20 advise 1 "lower --inner-lr (now 1e+12)" "--inner-lr 0.1" run --data c.h5 \
+  --problem logreg --inner-lr 1e12
+# Kronecker systems with entries up to 5e63 (20 inner steps at --inner-lr 1e3): finite and
+# factorisable, but the damping is lost in their rounding; it said "raise --efim-damping",
+# which at 1e100 lets them factorise and the run diverges still. The inner step size is named.
+kfac_grown="theta has grown too large), which damping only hides: lower --inner-lr"
+ADVISE_INNER=20 advise 1 "$kfac_grown" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e3
+run "$np" "${mlp_kfac[@]}" --inner-lr 1e3 --efim-damping 1e100 --outer-steps 3 --inner-steps 20 \
+  --batch 16 --log-level 1 --output o.h5
+rc=$?
+[ "$rc" -eq 1 ] && echo "ok   kfac: --efim-damping 1e100 does not mend it (exit 1)" ||
+  { echo "FAIL kfac: --efim-damping 1e100 ended with exit $rc, want 1"; failures=$((failures + 1)); }
 # Which step size a rollback halves is decided by an experiment (the inner loop run again
 # with v as before the last outer step), not guessed from the inner loss. distill with a huge
 # --inner-lr: every rollback halves --inner-lr and the run recovers (all 30 used to halve
@@ -264,22 +282,35 @@ if [ "$rc" -ne 0 ] || [ "$n_in" -lt 1 ] || [ "$n_out" -ne 0 ]; then
 else
   echo "ok   blame, distill --inner-lr 1e6: $n_in rollbacks, all of --inner-lr; recovered"
 fi
-# logreg with a huge --outer-lr under sgd: the rollbacks start on --outer-lr, and the advice
-# when they run out is to lower --outer-lr (it used to end on --inner-lr, halved to 2e-11),
-# which followed fixes the run.
+# logreg with a huge --outer-lr under sgd: the rollbacks start on --outer-lr; then the outer
+# steps taken with the halved one push v's weights to e^38, which a rollback of the last outer
+# step cannot undo: the run stops at once with the advice to lower --outer-lr and start again,
+# never halving --inner-lr (it halved --inner-lr twice, then --outer-lr 29 times to 4e-6, and
+# stopped when the retries ran out). Followed, with half the value it names, the run ends.
 run "$np" run --data c.h5 --problem logreg --outer-opt sgd --outer-lr 1e6 --on-divergence halve \
   --divergence-retries 40 --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 \
   --output o.h5 --metrics o.jsonl
 rc=$?
 first=$(grep -m1 -o '"lr": "[a-z-]*"' o.jsonl)
-if [ "$rc" -eq 0 ] || [ "$first" != '"lr": "outer-lr"' ] ||
-  [ "$(grep -c "nhgd: error: .*: lower --outer-lr" log.txt)" -ne 1 ]; then
-  echo "FAIL blame, logreg sgd --outer-lr 1e6: exit $rc, first rollback $first, error:"
-  grep "error" log.txt | head -1 | cut -c1-200 | sed 's/^/    /'
+n_in=$(grep -c '"lr": "inner-lr"' o.jsonl)
+now=$(grep -o "nhgd: error: .*: lower --outer-lr (now [0-9.e+]*) and start the run again" log.txt |
+  sed 's/.*(now \([0-9.e+]*\)).*/\1/')
+if [ "$rc" -ne 1 ] || [ "$first" != '"lr": "outer-lr"' ] || [ "$n_in" -ne 0 ] || [ -z "$now" ] ||
+  grep -q "rollbacks (--divergence-retries) used" log.txt; then
+  echo "FAIL blame, logreg sgd --outer-lr 1e6: exit $rc, first rollback $first, $n_in of --inner-lr (want 0), error:"
+  grep "error" log.txt | head -1 | cut -c1-300 | sed 's/^/    /'
   failures=$((failures + 1))
 else
+  half=$($python -c "print(float('$now') / 2)")
+  run "$np" run --data c.h5 --problem logreg --outer-opt sgd --outer-lr "$half" \
+    --on-divergence halve --outer-steps 5 --inner-steps 10 --batch 16 --log-level 1 --output o.h5
+  expect_exit 0 $? "blame, logreg sgd: stopped advising --outer-lr below $now; followed ($half)"
   advise 1 "lower --outer-lr (now 1e+06)" "--outer-lr 0.1" run --data c.h5 --problem logreg \
     --outer-opt sgd --outer-lr 1e6
 fi
+# Without halve the same experiments decide: distill with a huge --inner-lr is put down to
+# --inner-lr (it said: lower --outer-lr, which left the run diverging).
+advise 1 "lower --inner-lr (now 1e+06)" "--inner-lr 1000" run --data c4.h5 --problem distill \
+  --inner-lr 1e6
 echo "$failures failures"
 [ "$failures" -eq 0 ]

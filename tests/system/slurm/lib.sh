@@ -14,7 +14,7 @@ fi
 NHGD=$(realpath -- "$1")
 SRC=$(realpath -- "$2")
 CLUSTER=$(realpath -m -- "$3")
-T_NAME=$(basename "$0" .sh)
+T_NAME=$(basename "$0" .sh)${NHGD_LAUNCH:+-$NHGD_LAUNCH}
 W=$PWD/slurm-$T_NAME
 JOBCOMP=$CLUSTER/log/jobcomp.txt
 export SLURM_CONF=$CLUSTER/slurm.conf

@@ -7,6 +7,7 @@
 # they wrote their checkpoint; the script takes that checkpoint as exit 75. A second job with
 # NHGD_REQUEUE=0 takes --full TERM (what SLURM sends when it ends a job) and must end FAILED
 # with exit code 75, not requeued; submitted again, it resumes. Both end as the direct run.
+# With NHGD_LAUNCH=srun (test slurm_signal_traps_srun) the jobs launch with srun instead.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
