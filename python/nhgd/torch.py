@@ -46,7 +46,7 @@ class TorchProblem(Problem):
     - ``inner_loss``, ``outer_loss``: ``(output, target) -> per-row losses`` (a tensor of n;
       targets are int64 class labels, or float64 targets for regression data).
     - ``data``: the :class:`nhgd.Data` the problem is made for; ``clean_reg``: r;
-      ``v_init``: every logit's initial value; ``weight``: a tensor function of the logits,
+      ``v_init``: every logit's initial value; ``weight``: an elementwise tensor function of the logits,
       ``block``: rows per forward pass in the passes over all rows (cross, eval).
 
     Autograd gives every derivative: the gradient by backward, the Hessian-vector product by
@@ -55,9 +55,12 @@ class TorchProblem(Problem):
     layers' [W | b] blocks (each ``out x (in + 1)`` row by row: the column-major W_l of
     include/nhgd/problem.h) in module order, and forward hooks on the layers (their inputs,
     and a hook on their outputs' gradients in backward) give the Kronecker factors
-    (``layer_factors``) that the nhgd estimator's kfac route needs, and per-sample gradients;
-    otherwise theta is the parameters flattened in ``model.parameters()`` order and the
-    estimators that need no factors (cg, neumann, exact, nhgd's other routes: not) apply.
+    (``layer_factors``) that the nhgd estimator's kfac route needs, per-sample gradients, and
+    the sampled cross term (``cross_keep``, ``cross_apply``: each row's layer inputs after the
+    first layer, whose input must be the row itself, and pre-activation gradients) that
+    ``cross_rows="trajectory"`` and ``"end"`` need; otherwise theta is the parameters
+    flattened in ``model.parameters()`` order, the estimators that need no factors (cg,
+    neumann, exact, nhgd's other routes: not) apply, and ``cross_rows="all"``.
     """
 
     name = "torch"
