@@ -1,11 +1,14 @@
 """PyTorch problems (nhgd.torch.TorchProblem): a torch MLP equals the built-in mlp-hyperclean of
 the same widths at the same weights and data, callback by callback to 1e-8 (inner gradient,
 Hessian-vector product, J^T u, regulariser, validation loss and gradient, the Kronecker factors
-of its layers and per-sample gradients), and so do the hypergradients of the neumann and nhgd
-(kfac route) estimators and a few outer steps of nhgd; nhgd.check_problem passes it and a model
-that is not all nn.Linear; a torch callback that raises on one rank fails the run with one
-message on every rank, and so do Kronecker factors that raise; every callback takes an empty
-row list. Run under mpirun at any rank count; exits 77 (skipped) without torch."""
+of its layers and per-sample gradients; the sampled cross term, cross_keep and cross_apply
+through the C glue, to 1e-10), and so do the hypergradients of the neumann and nhgd (kfac
+route) estimators and a few outer steps of nhgd, with cross rows all, trajectory and end;
+nhgd.check_problem passes it and a model that is not all nn.Linear (which refuses cross rows
+trajectory); a torch callback that raises on one rank fails the run with one message on every
+rank, and so do Kronecker factors that raise and a sampled cross term that raises or returns
+the wrong shape; every callback takes an empty row list. Run under mpirun at any rank count;
+exits 77 (skipped) without torch."""
 import sys
 
 import numpy as np
