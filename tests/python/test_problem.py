@@ -2,7 +2,8 @@
 logreg's hypergradient to 1e-10 for the exact and cg estimators and for nhgd's dense route
 (same data, same options); its trajectory is the built-in's to 1e-10 over a few outer steps;
 so does a numpy hyperclean (v per training row, sharded) for exact and cg, and with its sampled
-cross term (cross_keep, cross_apply) for cross rows trajectory and end; nhgd.check_problem
+cross term (cross_keep, cross_apply) for cross rows trajectory and end, also stopped inside an
+inner loop and resumed (bit for bit); nhgd.check_problem
 passes both and finds a wrong cross term and a wrong sampled one; a sampled cross term
 without its other half, without cross_width or for replicated v is refused;
 a method that raises, returns the wrong shape or NaN, on one rank only, fails the run with
@@ -140,6 +141,19 @@ for rows_from in ("trajectory", "end"):
                if k not in TIMES and np.abs(builtin.history[k]).max() > 0])
     report(f"per-row v (hyperclean), 3 outer steps of cg, cross rows {rows_from}",
            err <= 1e-10 and np.abs(builtin.gather_v()).max() > 0, f"relative difference {err:.2e}")
+# A checkpoint inside an inner loop holds the records kept so far: stopped there and resumed, the
+# run is the uninterrupted one bit for bit.
+run = dict(estimator="cg", hvp_steps=30, outer_steps=3, outer_lr=50.0, cross_rows="trajectory",
+           **common)
+whole = nhgd.solve(data, problem=SampledHyperclean(data), **run)
+ckpt = os.path.join(checks.work, "trajectory")
+a = nhgd.solve(data, problem=SampledHyperclean(data), checkpoint_dir=ckpt, halt_after=35, **run)
+b = nhgd.solve(data, problem=SampledHyperclean(data), checkpoint_dir=ckpt, **run)
+bits = all(x.tobytes() == y.tobytes() for x, y in (
+    (whole.theta, b.theta), (whole.gather_v(), b.gather_v()),
+    (whole.history["val_loss"][-len(b.history["val_loss"]):], b.history["val_loss"])))
+report("per-row v (hyperclean), cross rows trajectory, stopped inside an inner loop and resumed",
+       a.stopped and b.resumed and bits, f"stopped after {a.steps} outer steps")
 errors = nhgd.check_problem(SampledHyperclean(data))
 report("check_problem on the numpy hyperclean with a sampled cross term",
        max(errors.values()) <= 1e-5 and "cross_apply" in errors,
