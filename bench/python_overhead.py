@@ -6,7 +6,8 @@ usage: python_overhead.py main DATA CONFIG OUTPUT
         does), output written like the program's.
   step: OUTER_STEPS outer steps of PROBLEM, test evaluation off: logreg or numpy-logreg (the
         problem of examples/python/numpy_logreg.py) with cg; mlp-hyperclean or torch-mlp (a
-        torch.nn MLP of the same widths, nhgd.torch.TorchProblem) with CONFIG's estimator.
+        torch.nn MLP of the same widths, nhgd.torch.TorchProblem) with CONFIG's estimator and
+        cross rows.
         Prints the seconds per outer step after the first (the first holds one-off set-up) and
         each timing stage's mean seconds per outer step (the slowest rank's).
 """
@@ -27,8 +28,8 @@ def step_options(problem):
     if problem in ("logreg", "numpy-logreg"):
         return dict(problem="logreg", estimator="cg", hvp_steps=10, cross_rows="all",
                     outer_opt="adam", outer_lr=0.1)
-    # Python problems have no sampled cross term: both run the pass over every row.
-    return dict(problem="mlp-hyperclean", hidden=str(HIDDEN), cross_rows="all")
+    # The configuration's sampled cross term (the main job's trajectory) for both.
+    return dict(problem="mlp-hyperclean", hidden=str(HIDDEN))
 
 
 def make_problem(name, data):

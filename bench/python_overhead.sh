@@ -7,8 +7,8 @@
 #   (b) the numpy-defined logreg (examples/python/numpy_logreg.py) against the built-in logreg
 #       per outer step (cg, same data), with the stages where the time goes;
 #   (c) the torch MLP (nhgd.torch.TorchProblem, 784-256-10 tanh) against the built-in
-#       mlp-hyperclean per outer step (the main job's nhgd estimator, --cross-rows all for
-#       both: Python problems have no sampled cross term).
+#       mlp-hyperclean per outer step (the main job's nhgd estimator and --cross-rows
+#       trajectory for both).
 # (b) and (c) both run from Python, so the ratio is the problem's callbacks alone.
 # Writes bench/results/python_overhead.csv and python_overhead.md (NHGD_BENCH_RESULTS elsewhere).
 # usage: bench/python_overhead.sh [ranks] [repeats] [outer steps of (b) and (c)]
@@ -117,9 +117,9 @@ PY
   echo "seconds per outer step are the mean over steps 2..$K (the first holds one-off set-up),"
   echo "stage rows the slowest rank's seconds per outer step in each timing stage (all $K steps)."
   echo "(b): the main job's data with --problem logreg, cg (10 products), Adam 0.1; (c): the"
-  echo "main job's options with --problem mlp-hyperclean --hidden 256 and --cross-rows all, the"
-  echo "torch model the same 784-256-10 tanh network (nhgd.torch.TorchProblem, float64, one"
-  echo "torch thread per rank)."
+  echo "main job's options (--cross-rows trajectory among them) with --problem mlp-hyperclean"
+  echo "--hidden 256, the torch model the same 784-256-10 tanh network (nhgd.torch.TorchProblem,"
+  echo "float64, one torch thread per rank)."
   echo
   cat "$out.body"
 } >"$out"

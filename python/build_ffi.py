@@ -96,6 +96,10 @@ typedef struct nhgd_problem_ops {
   int (*layer_factors)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
                        const int *rows, int after_grad, double *const *a, double *const *g,
                        double *c);
+  int (*cross_keep)(const nhgd_problem *pb, const double *theta, const double *v, int nb,
+                    const int *rows, int after_grad, double *K);
+  int (*cross_apply)(const nhgd_problem *pb, const double *v, const double *u, int nb,
+                     const int *rows, const double *K, const double *scale, double *out);
   ...;
 } nhgd_problem_ops;
 struct nhgd_problem {
@@ -110,6 +114,7 @@ struct nhgd_problem {
   int n_layers;
   const int *layer_in, *layer_out;
   nhgd_problem_ops ops;
+  int cross_width;
   ...;
 };
 int nhgd_problem_create_custom(const char *name, const nhgd_data *data,
@@ -212,6 +217,12 @@ extern "Python" int pynhgd_cb_layer_factors(const nhgd_problem *pb, const double
                                             const double *v, int nb, const int *rows,
                                             int after_grad, double *const *a, double *const *g,
                                             double *c);
+extern "Python" int pynhgd_cb_cross_keep(const nhgd_problem *pb, const double *theta,
+                                         const double *v, int nb, const int *rows, int after_grad,
+                                         double *K);
+extern "Python" int pynhgd_cb_cross_apply(const nhgd_problem *pb, const double *v,
+                                          const double *u, int nb, const int *rows,
+                                          const double *K, const double *scale, double *out);
 extern "Python" void pynhgd_on_progress(const nhgd_progress *p, void *arg);
 extern "Python" void pynhgd_on_option(const char *name, const char *value, unsigned flags,
                                       void *arg);

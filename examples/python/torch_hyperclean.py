@@ -1,7 +1,8 @@
 """Hyper-cleaning of Fashion-MNIST with a small PyTorch network: a 784-32-10 tanh MLP trained on
 training rows with half the labels redrawn, one weight sigmoid(v_i) per row tuned on clean
 validation rows by natural hypergradient descent (the kfac route, from the network's Kronecker
-factors), the derivatives by autograd (nhgd.torch.TorchProblem).
+factors; the cross term from the rows inner SGD drew, as the main job takes it), the derivatives
+by autograd (nhgd.torch.TorchProblem).
 
 usage (from the repository root, after the build; needs PyTorch, Debian: python3-torch):
     mpirun -n 2 python3 examples/python/torch_hyperclean.py [OUTER_STEPS]
@@ -46,7 +47,7 @@ def show(step):
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 12
 result = nhgd.solve(data, problem=problem, estimator="nhgd", outer_steps=steps, inner_steps=20,
                     batch=128, inner_lr=0.1, efim_damping=0.01, efim_samples=64,
-                    progress=show, log_level=1)
+                    cross_rows="trajectory", progress=show, log_level=1)
 problem.load(result.theta)  # the model now holds the trained weights
 if comm.rank == 0:
     print(f"final test accuracy {result.test_accuracy:.4f} after {result.steps} outer steps; "

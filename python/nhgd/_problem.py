@@ -6,7 +6,8 @@ from mpi4py import MPI
 from ._nhgd_ffi import ffi, lib
 
 # The optional callbacks: a problem that has the method (not None) gets the C callback.
-OPTIONAL = ("sample_grads", "hess_factors", "hvp", "outer_grad_v", "layer_factors")
+OPTIONAL = ("sample_grads", "hess_factors", "hvp", "outer_grad_v", "layer_factors", "cross_keep",
+            "cross_apply")
 
 
 def _has(problem, name):
@@ -22,7 +23,8 @@ class Problem:
 
     Set ``d`` (entries of theta) and ``p`` (of v) in ``__init__`` (``v_per_sample = w > 0``:
     w entries of v per training row, each rank holding its rows' entries; ``hess_rank`` q for
-    ``hess_factors``; ``is_classifier`` for accuracies; ``layers`` for ``layer_factors``).
+    ``hess_factors``; ``is_classifier`` for accuracies; ``layers`` for ``layer_factors``;
+    ``cross_width`` for ``cross_keep``).
     ``self.data`` is the :class:`Data`;
     ``rows`` are local indices into this rank's ``data.train`` rows. Arrays passed in are
     read-only views of the engine's memory, valid during the call only.
@@ -30,7 +32,8 @@ class Problem:
     Required: ``inner_grad``, ``reg``, ``eval`` and ``cross``; ``init`` defaults to zeros.
     Optional: ``hvp`` (cg, neumann, exact), ``sample_grads`` and ``hess_factors`` (the nhgd
     estimator's dense routes), ``layer_factors`` (its kfac route, for networks of dense
-    layers), ``outer_grad_v`` (f depends on v directly).
+    layers), ``outer_grad_v`` (f depends on v directly), ``cross_keep`` with ``cross_apply``
+    (per-row v: the sampled cross term of ``cross_rows="trajectory"`` and ``"end"``).
 
     A method that raises, returns the wrong shape or a value that is not finite makes the run
     fail with :class:`Error` on every rank, naming the method and the problem.
@@ -44,6 +47,8 @@ class Problem:
     #: layers' in_l x out_l matrices W_l stored column by column (entry j + o in_l of layer l;
     #: a bias is the last of the in_l rows, its input a constant 1).
     layers = None
+    #: With ``cross_keep``: the numbers it keeps per row (at least 1).
+    cross_width = 0
 
     def __init__(self, data, d, p):
         self.data, self.d, self.p = data, int(d), int(p)
@@ -78,6 +83,19 @@ class Problem:
     #: a_l g_l^T, and ``c`` (nb) the weights w_i(v). ``after_grad`` true says that inner_grad
     #: has just run at this theta and v on rows that include these (its pass may be reused).
     layer_factors = None
+
+    #: Optional, for per-row v whose row i's entries of J^T u depend on row i alone,
+    #: (J^T u)_i = (1/n) q_i(theta, v, u) with q_i linear in u (both or neither, with
+    #: ``cross_width``): ``cross_keep(theta, v, rows, after_grad)`` returns K (nb x cross_width),
+    #: what each listed row's q_i needs of theta (for a softmax model its residuals r_i, so that
+    #: q_i = w_i'(v_i) r_i^T U^T x_i); ``after_grad`` as in ``layer_factors``.
+    #: ``cross_apply(v, u, rows, K)`` returns q (nb numbers; nb x w for ``v_per_sample`` w > 1):
+    #: q_{rows[k]}(u) from row k of a K that cross_keep gave, maybe at another theta. The engine
+    #: adds each, scaled, to its row's entries (rows may repeat). With them
+    #: ``cross_rows="trajectory"`` keeps K along the inner loop and ``"end"`` at its last
+    #: iterate, instead of ``cross``'s pass over every row.
+    cross_keep = None
+    cross_apply = None
 
 
 def _n_v(pb):
@@ -199,6 +217,34 @@ def pynhgd_cb_layer_factors(pb, theta, v, nb, rows, after_grad, a, g, c):
 
 
 @ffi.def_extern()
+def pynhgd_cb_cross_keep(pb, theta, v, nb, rows, after_grad, K):
+    def body(obj):
+        w = pb.cross_width
+        kept = obj.cross_keep(*_state(pb, theta, v), _rows(nb, rows), bool(after_grad))
+        _put(_view(K, nb * w, (nb, w)), kept, "cross_keep", "rows", (nb, w))
+    return _call("cross_keep", pb, body)
+
+
+@ffi.def_extern()
+def pynhgd_cb_cross_apply(pb, v, u, nb, rows, K, scale, out):
+    def body(obj):
+        w, ids = pb.v_per_sample, _rows(nb, rows)
+        q = np.zeros((nb, w))
+        kept = _ro(_view(K, nb * pb.cross_width, (nb, pb.cross_width)))
+        terms = obj.cross_apply(_ro(_view(v, _n_v(pb))), _ro(_view(u, pb.d)), ids, kept)
+        _put(q.reshape(nb) if w == 1 else q, terms, "cross_apply", "terms",
+             (nb,) if w == 1 else (nb, w))
+        _add_rows(_view(out, _n_v(pb)), ids, q, _view(scale, nb), w)
+    return _call("cross_apply", pb, body)
+
+
+def _add_rows(out, rows, q, scale, w):
+    """out's entries of row rows[k] += scale[k] q[k] (q: nb x w), repeated rows in list order."""
+    if len(rows):
+        np.add.at(out.reshape(-1, w), rows, scale[:, None] * q)
+
+
+@ffi.def_extern()
 def pynhgd_cb_hvp(pb, theta, v, nb, rows, V, HV):
     def body(obj):
         hv = obj.hvp(*_state(pb, theta, v), _rows(nb, rows), _ro(_view(V, pb.d)))
@@ -272,6 +318,8 @@ def create(problem, data, handle):
     out = ffi.new("nhgd_problem **")
     try:
         layers = _layer_shapes(problem) if _has(problem, "layer_factors") else []
+        if _has(problem, "cross_keep") or _has(problem, "cross_apply"):
+            _check_cross(problem)
     except ValueError as e:
         lib.nhgd_error_clear()
         return lib.pynhgd_error_set(lib.NHGD_ERR_ARG, str(e).encode()), out
@@ -288,7 +336,25 @@ def create(problem, data, handle):
                                  ffi.new("int[]", [o for _, o in layers]))
             pb.n_layers = len(layers)
             pb.layer_in, pb.layer_out = problem._c_layers
+        if _has(problem, "cross_keep"):
+            pb.cross_width = int(problem.cross_width)
     return rc, out
+
+
+def _check_cross(problem):
+    """cross_keep and cross_apply come together, for per-row v, with a cross_width."""
+    name = problem.name
+    if not (_has(problem, "cross_keep") and _has(problem, "cross_apply")):
+        only = "cross_keep" if _has(problem, "cross_keep") else "cross_apply"
+        raise ValueError(f"problem '{name}': cross_keep and cross_apply come together (it "
+                         f"defines only {only})")
+    if int(problem.v_per_sample) < 1:
+        raise ValueError(f"problem '{name}': cross_keep and cross_apply are for per-row v "
+                         "(v_per_sample > 0)")
+    width = problem.cross_width
+    if not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"problem '{name}': cross_keep needs cross_width, a whole number >= 1, "
+                         f"not {width!r}")
 
 
 def _layer_shapes(problem):
@@ -322,10 +388,12 @@ def check_problem(problem, theta=None, v=None, eps=1e-6, seed=0):
     and gradient), ``eval_grad`` (against eval's loss on the validation rows), ``cross``
     (against the total inner gradient moved in v), and when defined ``hvp`` (against
     inner_grad), ``sample_grads`` (their weighted sum against inner_grad),
-    ``layer_factors`` (sum_k c_k a_k g_k^T per layer against inner_grad) and
-    ``hess_factors`` (Z Z^T V against hvp). Differences of order eps^2 times the third
-    derivatives are expected (1e-6 or less for smooth problems at eps = 1e-6); the last three
-    are identities, exact to rounding.
+    ``layer_factors`` (sum_k c_k a_k g_k^T per layer against inner_grad),
+    ``hess_factors`` (Z Z^T V against hvp), ``cross_apply`` (cross_apply of cross_keep's K
+    over every row, scaled by 1/n, against cross for the same u) and ``cross_keep_after_grad``
+    (K taken after inner_grad against K of a pass of its own, for rows that repeat). Differences
+    of order eps^2 times the third derivatives are expected (1e-6 or less for smooth problems
+    at eps = 1e-6); the last five are identities, exact to rounding.
     """
     data = problem.data
     comm = data.comm
@@ -398,8 +466,25 @@ def check_problem(problem, theta=None, v=None, eps=1e-6, seed=0):
     if _has(problem, "hess_factors") and _has(problem, "hvp"):
         Z = np.asarray(problem.hess_factors(theta, v, rows))
         out["hess_factors"] = _rel(Z.T @ (Z @ direction), problem.hvp(theta, v, rows, direction))
+    if _has(problem, "cross_keep") and _has(problem, "cross_apply"):
+        out.update(_check_cross_terms(problem, theta, v, u, rows, n_global))
     # The same verdict everywhere: the worst rank's error of each check.
     return {k: comm.allreduce(val, op=MPI.MAX) for k, val in out.items()}
+
+
+def _check_cross_terms(problem, theta, v, u, rows, n_global):
+    """The sampled cross term over every row once (scale 1/n) against cross, and K after
+    inner_grad against K of its own pass."""
+    w = int(problem.v_per_sample)
+    K = problem.cross_keep(theta, v, rows, False)
+    q = np.asarray(problem.cross_apply(v, u, rows, K), dtype=np.float64).reshape(len(rows), w)
+    total = np.zeros(v.shape[0])
+    _add_rows(total, rows, q, np.full(len(rows), 1.0 / n_global), w)
+    some = np.concatenate([rows[::-2], rows[:1]])  # a part of the rows, one of them twice
+    problem.inner_grad(theta, v, rows)
+    again = problem.cross_keep(theta, v, some, True)
+    return {"cross_apply": _rel(total, problem.cross(theta, v, u)),
+            "cross_keep_after_grad": _rel(again, problem.cross_keep(theta, v, some, False))}
 
 
 def _from_layers(problem, rows, theta, v):

@@ -46,8 +46,8 @@ class TorchProblem(Problem):
     - ``inner_loss``, ``outer_loss``: ``(output, target) -> per-row losses`` (a tensor of n;
       targets are int64 class labels, or float64 targets for regression data).
     - ``data``: the :class:`nhgd.Data` the problem is made for; ``clean_reg``: r;
-      ``v_init``: every logit's initial value; ``weight``: a tensor function of the logits,
-      ``block``: rows per forward pass in the passes over all rows (cross, eval).
+      ``v_init``: every logit's initial value; ``weight``: an elementwise tensor function of
+      the logits, ``block``: rows per forward pass in the passes over all rows (cross, eval).
 
     Autograd gives every derivative: the gradient by backward, the Hessian-vector product by
     double backward, J^T u by differentiating u . grad_theta g in v. When every parameter
@@ -55,9 +55,12 @@ class TorchProblem(Problem):
     layers' [W | b] blocks (each ``out x (in + 1)`` row by row: the column-major W_l of
     include/nhgd/problem.h) in module order, and forward hooks on the layers (their inputs,
     and a hook on their outputs' gradients in backward) give the Kronecker factors
-    (``layer_factors``) that the nhgd estimator's kfac route needs, and per-sample gradients;
-    otherwise theta is the parameters flattened in ``model.parameters()`` order and the
-    estimators that need no factors (cg, neumann, exact, nhgd's other routes: not) apply.
+    (``layer_factors``) that the nhgd estimator's kfac route needs, per-sample gradients, and
+    the sampled cross term (``cross_keep``, ``cross_apply``: each row's layer inputs after the
+    first layer, whose input must be the row itself, and pre-activation gradients) that
+    ``cross_rows="trajectory"`` and ``"end"`` need; otherwise theta is the parameters
+    flattened in ``model.parameters()`` order, the estimators that need no factors (cg,
+    neumann, exact, nhgd's other routes: not) apply, and ``cross_rows="all"``.
     """
 
     name = "torch"
@@ -76,12 +79,13 @@ class TorchProblem(Problem):
         self._params = [p for p in model.parameters()]
         self._linears = self._dense_layers()
         if self._linears is None:
-            self.layer_factors = None
-            self.sample_grads = None
+            self.layer_factors = self.sample_grads = self.cross_keep = self.cross_apply = None
             self._shapes = [(p.numel(),) for p in self._params]
         else:
             self.layers = [(lin.in_features + (lin.bias is not None), lin.out_features)
                            for lin in self._linears]
+            # mlp-hyperclean's record: the inputs of layers 1.. and every layer's gradients.
+            self.cross_width = sum(i for i, _ in self.layers[1:]) + sum(o for _, o in self.layers)
             self._shapes = list(self.layers)
             self._store = None  # the factors a capturing pass collects
             self._kept = None  # inner_grad's last factors, for layer_factors(after_grad)
@@ -175,7 +179,7 @@ class TorchProblem(Problem):
         if output.requires_grad:
             output.register_hook(keep)
 
-    def _factor_pass(self, theta, rows):
+    def _factor_pass(self, theta, rows, who="layer_factors"):
         """Forward with the hooks on, backward of the unweighted sum of the rows' losses (the
         rows are independent, so each row's pre-activation gradients are those of its own
         loss): (a, g, losses) with a[l], g[l] per layer in the layers' order."""
@@ -189,8 +193,8 @@ class TorchProblem(Problem):
         finally:
             self._store = None
         if store["layer"] != self._linears or any(g is None for g in store["g"]):
-            raise ValueError("layer_factors: each nn.Linear must run once per forward pass, in "
-                             "module order, on the path to the loss")
+            raise ValueError(f"{who}: each nn.Linear must run once per forward pass, in module "
+                             "order, on the path to the loss")
         return store["a"], store["g"], losses.detach()
 
     def _layer_grads(self, a, g, w):
@@ -220,19 +224,58 @@ class TorchProblem(Problem):
         return self._numpy(torch.autograd.grad(loss, self._params, allow_unused=True)), \
             float(loss)
 
-    def layer_factors(self, theta, v, rows, after_grad):
-        """(a, g, c): each layer's inputs and unweighted pre-activation gradients per row, and
-        the rows' weights; after_grad reuses inner_grad's pass when it holds these rows."""
+    def _factors(self, theta, v, rows, after_grad, who):
+        """(a, g, c) as tensors for the rows, from inner_grad's pass when after_grad and it holds
+        them, else from a pass of their own."""
         kept = self._kept if after_grad else None
+        if kept is not None and np.array_equal(kept[0], rows):  # the engine's usual call
+            return kept[1], kept[2], kept[3]
         if kept is not None:
             where = {int(r): k for k, r in enumerate(kept[0])}
             if all(int(r) in where for r in rows):
                 cols = torch.tensor([where[int(r)] for r in rows], dtype=torch.int64)
-                return ([al[cols].numpy() for al in kept[1]], [gl[cols].numpy() for gl in kept[2]],
-                        kept[3][cols].numpy())
-        a, g, _ = self._factor_pass(theta, rows)
-        return ([al.numpy() for al in a], [gl.numpy() for gl in g],
-                self._weights(v, rows).detach().numpy())
+                return [al[cols] for al in kept[1]], [gl[cols] for gl in kept[2]], kept[3][cols]
+        a, g, _ = self._factor_pass(theta, rows, who)
+        return a, g, self._weights(v, rows).detach()
+
+    def layer_factors(self, theta, v, rows, after_grad):
+        """(a, g, c): each layer's inputs and unweighted pre-activation gradients per row, and
+        the rows' weights; after_grad reuses inner_grad's pass when it holds these rows."""
+        a, g, c = self._factors(theta, v, rows, after_grad, "layer_factors")
+        return [al.numpy() for al in a], [gl.numpy() for gl in g], c.numpy()
+
+    def cross_keep(self, theta, v, rows, after_grad):
+        """Per row, as mlp-hyperclean keeps it: the inputs of layers 1.. (a trailing 1 for a
+        bias), then every layer's unweighted pre-activation gradients; layer 0's input is the
+        row itself, which cross_apply reads again from the data."""
+        a, g, _ = self._factors(theta, v, rows, after_grad, "cross_keep")
+        X = self._batch(rows)[0]
+        if not torch.equal(a[0][:, :X.shape[1]], X):
+            raise ValueError("cross_keep: the first nn.Linear must take the model's input rows "
+                             "as they are (use cross_rows='all' for this model)")
+        return torch.cat(a[1:] + g, 1).numpy()
+
+    def cross_apply(self, v, u, rows, K):
+        """q_i = w'(v_i) <s_i, u> = w'(v_i) sum_l g_l^T U_l a_l per row, U_l being u's block of
+        layer l (out_l x in_l) and a_l, g_l what cross_keep kept."""
+        idx = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        K, U = _tensor(K), _tensor(u)
+        a = self._X[idx]
+        if self._linears[0].bias is not None:
+            a = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], 1)
+        q = torch.zeros(len(rows), dtype=torch.float64)
+        at_u, at_a = 0, 0
+        at_g = sum(i for i, _ in self.layers[1:])
+        for layer, (n_in, n_out) in enumerate(self.layers):
+            if layer > 0:
+                a = K[:, at_a:at_a + n_in]
+                at_a += n_in
+            block = U[at_u:at_u + n_in * n_out].view(n_out, n_in)
+            q += ((a @ block.T) * K[:, at_g:at_g + n_out]).sum(1)
+            at_u, at_g = at_u + n_in * n_out, at_g + n_out
+        logits = _tensor(v)[idx].clone().requires_grad_(True)
+        slope = torch.autograd.grad(self.weight(logits).sum(), logits)[0]  # w'(v_i), elementwise
+        return (slope * q).numpy()
 
     def sample_grads(self, theta, v, rows):
         """Per-row gradients vec(a_l g_l^T) layer by layer, from the factors."""

@@ -1,11 +1,14 @@
 """PyTorch problems (nhgd.torch.TorchProblem): a torch MLP equals the built-in mlp-hyperclean of
 the same widths at the same weights and data, callback by callback to 1e-8 (inner gradient,
 Hessian-vector product, J^T u, regulariser, validation loss and gradient, the Kronecker factors
-of its layers and per-sample gradients), and so do the hypergradients of the neumann and nhgd
-(kfac route) estimators and a few outer steps of nhgd; nhgd.check_problem passes it and a model
-that is not all nn.Linear; a torch callback that raises on one rank fails the run with one
-message on every rank, and so do Kronecker factors that raise; every callback takes an empty
-row list. Run under mpirun at any rank count; exits 77 (skipped) without torch."""
+of its layers and per-sample gradients; the sampled cross term, cross_keep and cross_apply
+through the C glue, to 1e-10), and so do the hypergradients of the neumann and nhgd (kfac
+route) estimators and a few outer steps of nhgd, with cross rows all, trajectory and end;
+nhgd.check_problem passes it and a model that is not all nn.Linear (which refuses cross rows
+trajectory); a torch callback that raises on one rank fails the run with one message on every
+rank, and so do Kronecker factors that raise and a sampled cross term that raises or returns
+the wrong shape; every callback takes an empty row list. Run under mpirun at any rank count;
+exits 77 (skipped) without torch."""
 import sys
 
 import numpy as np
@@ -119,6 +122,37 @@ err = worst(rel(mine.cross(theta, v, u), jt))
 report("J^T u (differentiated in v)", err <= 1e-8 and np.abs(jt).max() > 0,
        f"relative difference {err:.1e}")
 
+# The sampled cross term through the C glue of the torch problem: its records and their terms
+# are the built-in's, after inner_grad (from its pass) and from a pass of their own.
+handle = ffi.new_handle(mine)
+rc, tbox = nhgd._problem.create(mine, data._handle, handle)
+assert rc == 0
+tp = tbox[0]
+w = bp.cross_width
+report("the sampled cross term's width is the built-in's", tp.cross_width == w,
+       f"{tp.cross_width} and {w}")
+scale = rng.uniform(0.5, 2.0, nb)
+base = rng.standard_normal(n_local)  # cross_apply adds to what out holds
+for after in (1, 0):
+    Ks = []
+    for q in (bp, tp):
+        assert q.ops.inner_grad(q, c_theta, c_v, nb, c_rows, ffi.from_buffer("double[]", g),
+                                loss) == 0
+        Ks.append(np.zeros((nb, w)))
+        assert q.ops.cross_keep(q, c_theta, c_v, nb, c_rows, after,
+                                ffi.from_buffer("double[]", Ks[-1])) == 0
+    outs = []
+    for q, K in zip((bp, tp), Ks):
+        outs.append(base.copy())
+        assert q.ops.cross_apply(q, c_v, ffi.from_buffer("double[]", u), nb, c_rows,
+                                 ffi.from_buffer("double[]", K), ffi.from_buffer("double[]", scale),
+                                 ffi.from_buffer("double[]", outs[-1])) == 0
+    err = worst(max(rel(Ks[1], Ks[0]), rel(outs[1] - base, outs[0] - base)))
+    report(f"cross_keep and cross_apply (after_grad {after})",
+           err <= 1e-10 and worst(np.abs(outs[0] - base).max()) > 0,
+           f"relative difference {err:.1e}")
+lib.nhgd_problem_destroy(tbox)
+
 value, rg, hd = ffi.new("double *"), theta * 0.0, np.zeros(bp.d)
 assert bp.ops.reg(bp, c_theta, c_v, value, ffi.from_buffer("double[]", rg),
                   ffi.from_buffer("double[]", hd)) == 0
@@ -182,6 +216,17 @@ ours = nhgd.solve(data, problem=mine, **run)
 err = worst(max(rel(ours.theta, builtin.theta), rel(ours.v, builtin.v),
                 rel(ours.history["val_loss"], builtin.history["val_loss"])))
 report("3 outer steps of nhgd (kfac)", err <= 1e-8, f"relative difference {err:.1e}")
+TIMES = ("wall_time", "solver_time", "eval_time")
+for rows_from in ("trajectory", "end"):
+    builtin = nhgd.solve(data, problem="mlp-hyperclean", cross_rows=rows_from, cross_samples=30,
+                         **run)
+    ours = nhgd.solve(data, problem=mine, cross_rows=rows_from, cross_samples=30, **run)
+    err = worst(max([rel(ours.theta, builtin.theta), rel(ours.v, builtin.v)] +
+                    [rel(ours.history[k], builtin.history[k]) for k in nhgd.HISTORY_COLUMNS
+                     if k not in TIMES and np.abs(builtin.history[k]).max() > 0]))
+    moved = worst(np.abs(builtin.v - ours.options["v_init"]).max()) > 0
+    report(f"3 outer steps of nhgd (kfac), cross rows {rows_from}", err <= 1e-8 and moved,
+           f"relative difference {err:.1e}")
 
 
 def failing_loss(output, target):
@@ -212,12 +257,44 @@ expect_error("torch Kronecker factors that raise on the last rank",
              "problem 'torch' (Python): layer_factors raised ValueError: factors broken on "
              "purpose")
 
+
+
+class BrokenCross(nhgd.torch.TorchProblem):
+    """A sampled cross term that fails on the last rank: cross_keep raises, or cross_apply
+    gives one term too few."""
+
+    def __init__(self, how):
+        super().__init__(mlp(), data=data)
+        self.how = how
+
+    def cross_keep(self, theta, v, rows, after_grad):
+        if self.how == "raise" and rank == comm.size - 1:
+            raise ValueError("records broken on purpose")
+        return super().cross_keep(theta, v, rows, after_grad)
+
+    def cross_apply(self, v, u, rows, K):
+        q = super().cross_apply(v, u, rows, K)
+        return q[1:] if self.how == "shape" and rank == comm.size - 1 else q
+
+
+for how, text in (("raise", "cross_keep raised ValueError: records broken on purpose"),
+                  ("shape", "cross_apply returned terms of shape")):
+    expect_error(f"a sampled cross term that fails on the last rank ({how})",
+                 lambda: nhgd.solve(data, problem=BrokenCross(how), outer_steps=2,
+                                    cross_rows="trajectory", **common),
+                 f"problem 'torch' (Python): {text}")
+expect_error("a model that is not all nn.Linear refuses cross rows trajectory",
+             lambda: nhgd.solve(data, problem=other, outer_steps=1, cross_rows="trajectory",
+                                **common), "has per-row v but no sampled cross term")
+
 # A rank may draw no row of a minibatch: every callback takes an empty list.
 none = np.zeros(0, dtype=np.intc)
 g0, l0 = mine.inner_grad(theta, v, none)
 a0, g0s, c0 = mine.layer_factors(theta, v, none, False)
 report("an empty row list", not g0.any() and l0 == 0 and not mine.hvp(theta, v, none, V).any()
        and [x.shape for x in a0] == [(0, i) for i, _ in mine.layers] and c0.shape == (0,)
-       and mine.sample_grads(theta, v, none)[0].shape == (0, mine.d))
+       and mine.sample_grads(theta, v, none)[0].shape == (0, mine.d)
+       and mine.cross_keep(theta, v, none, False).shape == (0, mine.cross_width)
+       and mine.cross_apply(v, u, none, np.zeros((0, mine.cross_width))).shape == (0,))
 data.close()
 checks.exit()
