@@ -254,8 +254,11 @@ ADVISE_INNER=20 advise 1 "lower --inner-lr (now 1e+12)" "--inner-lr 0.1" run --d
   --problem logreg --inner-lr 1e12
 # Kronecker systems with entries up to 5e63 (20 inner steps at --inner-lr 1e3): finite and
 # factorisable, but the damping is lost in their rounding; it said "raise --efim-damping",
-# which at 1e100 lets them factorise and the run diverges still. The inner step size is named.
+# which at 1e100 lets them factorise and the run diverges still. The inner step size is named:
+# by the kfac message at 1 and 2 ranks; at 4 the rows fall otherwise, the factors stay
+# factorisable and the divergence guard names it.
 kfac_grown="theta has grown too large), which damping only hides: lower --inner-lr"
+[ "$np" -ge 4 ] && kfac_grown="lower --inner-lr (now 1000)"
 ADVISE_INNER=20 advise 1 "$kfac_grown" "--inner-lr 0.1" "${mlp_kfac[@]}" --inner-lr 1e3
 run "$np" "${mlp_kfac[@]}" --inner-lr 1e3 --efim-damping 1e100 --outer-steps 3 --inner-steps 20 \
   --batch 16 --log-level 1 --output o.h5
