@@ -9,6 +9,7 @@ trajectory); a torch callback that raises on one rank fails the run with one mes
 rank, and so do Kronecker factors that raise and a sampled cross term that raises or returns
 the wrong shape; every callback takes an empty row list. Run under mpirun at any rank count;
 exits 77 (skipped) without torch."""
+import os
 import sys
 
 import numpy as np
@@ -228,6 +229,25 @@ for rows_from in ("trajectory", "end"):
     report(f"3 outer steps of nhgd (kfac), cross rows {rows_from}", err <= 1e-8 and moved,
            f"relative difference {err:.1e}")
 
+
+# Stopped inside an inner loop (the checkpoint holds the sampled cross records and the Kronecker
+# factors) and resumed with a new problem object: the uninterrupted run bit for bit.
+def fresh():
+    pb = nhgd.torch.TorchProblem(mlp(), data=data, clean_reg=net["clean_reg"])
+    pb.initial_theta = theta0
+    return pb
+
+
+traj = dict(run, cross_rows="trajectory")
+whole = nhgd.solve(data, problem=fresh(), **traj)
+ckpt = os.path.join(checks.work, "trajectory")
+a = nhgd.solve(data, problem=fresh(), checkpoint_dir=ckpt, halt_after=20, **traj)
+b = nhgd.solve(data, problem=fresh(), checkpoint_dir=ckpt, **traj)
+bits = all(x.tobytes() == y.tobytes() for x, y in (
+    (whole.theta, b.theta), (whole.v, b.v),
+    (whole.history["val_loss"][-len(b.history["val_loss"]):], b.history["val_loss"])))
+report("torch MLP, nhgd kfac, cross rows trajectory, stopped inside an inner loop and resumed",
+       a.stopped and a.steps < 3 and b.resumed and bits, f"stopped after {a.steps} outer steps")
 
 def failing_loss(output, target):
     if rank == comm.size - 1:
