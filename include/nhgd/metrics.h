@@ -30,7 +30,8 @@ NHGD_API int nhgd_metrics_open(nhgd_solver *s, const char *path, nhgd_metrics **
 NHGD_API void nhgd_metrics_progress(const nhgd_progress *p, void *metrics);
 NHGD_API void nhgd_metrics_rollback(const nhgd_rollback *r, void *metrics);
 
-/* Collective (the timing table is reduced over the ranks): the timing line. */
+/* Collective (the timing table is reduced over the ranks): the timing line. m NULL (on every
+ * rank): nothing to do. */
 NHGD_API int nhgd_metrics_timing(nhgd_metrics *m, nhgd_solver *s);
 
 /* Collective: close the file and free the handle (NULL or a freed handle: nothing to do). A
